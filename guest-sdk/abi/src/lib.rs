@@ -1,0 +1,205 @@
+//! The constants and memory layout of Weft's guest ABI, version 1.
+//!
+//! `guest-sdk/ABI.md` is the normative description; this crate is the same contract in code, used by
+//! the host (`weft-host`) and the Rust guest SDK (`weft-guest`), so the two sides cannot drift apart.
+//! It has no dependencies and is `no_std`, so any Rust-side tool can use it.
+//!
+//! # Brief overview
+//! A guest is a core wasm module. It exports its `memory`, [`ABI_VERSION_EXPORT`], [`ALLOC_EXPORT`],
+//! [`FREE_EXPORT`] and one function per UDF, named `weft_<kind>_<name>` (see [`UdfKind`]). The host
+//! calls a UDF with a pointer to a [`Frame`] of [`FRAME_SIZE`] bytes in guest memory: the input batch
+//! (Arrow variable-size binary layout for keys and values) is described by the frame's `in_*` fields,
+//! and the guest describes its output in the `out_*` fields and returns a status ([`STATUS_OK`] or
+//! [`STATUS_ERROR`] with a message).
+
+#![no_std]
+
+/// Version of the guest ABI this crate describes. Bump it on any change a compiled guest could notice:
+/// the frame layout, an export's signature, or the meaning of a field.
+pub const ABI_VERSION: u32 = 1;
+
+/// `() -> i32`: returns the ABI version the guest was built for.
+pub const ABI_VERSION_EXPORT: &str = "weft_abi_version";
+/// `(size: i32, align: i32) -> i32`: returns a block of guest memory, or 0 when out of memory.
+pub const ALLOC_EXPORT: &str = "weft_alloc";
+/// `(ptr: i32, size: i32, align: i32) -> ()`: releases a block obtained from [`ALLOC_EXPORT`].
+pub const FREE_EXPORT: &str = "weft_free";
+/// The linear memory every guest exports.
+pub const MEMORY_EXPORT: &str = "memory";
+/// WASI reactor initialiser, called once after instantiation when exported.
+pub const INITIALIZE_EXPORT: &str = "_initialize";
+/// Prefix of every export that belongs to the ABI; an unrecognised `weft_` export is refused.
+pub const EXPORT_PREFIX: &str = "weft_";
+/// The only import module the sandbox provides (WASI preview 1, without ambient capabilities).
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// A UDF returned normally; its output is described in the frame.
+pub const STATUS_OK: u32 = 0;
+/// A UDF failed; `error_ptr`/`error_len` in the frame hold a UTF-8 message for the user.
+pub const STATUS_ERROR: u32 = 1;
+
+/// The kinds of user-defined function, and the export-name prefix of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UdfKind {
+    /// One record in, exactly one record out.
+    Map,
+    /// One record in, kept or dropped.
+    Filter,
+    /// One record in, zero or more records out.
+    FlatMap,
+    /// Associative, commutative combine of the values of one key into one value.
+    Reduce,
+    /// One key with all its values in, zero or more records out.
+    GroupReduce,
+}
+
+impl UdfKind {
+    /// Every kind, in the order the ABI document lists them.
+    pub const ALL: [UdfKind; 5] = [
+        UdfKind::Map,
+        UdfKind::Filter,
+        UdfKind::FlatMap,
+        UdfKind::Reduce,
+        UdfKind::GroupReduce,
+    ];
+
+    /// The kind's name as written in export names, job files and the CLI.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UdfKind::Map => "map",
+            UdfKind::Filter => "filter",
+            UdfKind::FlatMap => "flat_map",
+            UdfKind::Reduce => "reduce",
+            UdfKind::GroupReduce => "group_reduce",
+        }
+    }
+
+    /// Parses a kind name (`"flat_map"`, ...).
+    pub fn parse(name: &str) -> Option<UdfKind> {
+        UdfKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the input is grouped by key (`in_groups` is set) rather than a flat list of records.
+    pub const fn is_grouped(self) -> bool {
+        matches!(self, UdfKind::Reduce | UdfKind::GroupReduce)
+    }
+
+    /// Splits an export name `weft_<kind>_<name>` into its kind and UDF name. Returns `None` for a name
+    /// that is not a UDF export (the reserved exports included). No kind name is a prefix of another
+    /// at the start of the remainder, so the split is unambiguous.
+    pub fn split_export(export: &str) -> Option<(UdfKind, &str)> {
+        let rest = export.strip_prefix(EXPORT_PREFIX)?;
+        UdfKind::ALL.into_iter().find_map(|kind| {
+            let name = rest.strip_prefix(kind.as_str())?.strip_prefix('_')?;
+            is_valid_udf_name(name).then_some((kind, name))
+        })
+    }
+}
+
+impl core::fmt::Display for UdfKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A UDF name is non-empty ASCII letters, digits and `_`: it must be a legal identifier in every guest
+/// language and needs no quoting in job files.
+pub fn is_valid_udf_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The call frame: fourteen little-endian `u32` fields at the address passed to a UDF export.
+///
+/// The host writes the `in_*` fields and zeroes the rest before each call; the guest writes the
+/// `out_*` (and, on failure, `error_*`) fields. All pointers are offsets into the guest's memory.
+/// The struct is `#[repr(C)]` so a Rust guest can use it in place; its layout equals [`offsets`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Records in the input (map, filter, flat_map) or groups (reduce, group_reduce).
+    pub in_count: u32,
+    /// `in_count + 1` offsets into `in_keys_data`.
+    pub in_keys_offsets: u32,
+    pub in_keys_data: u32,
+    /// One offset more than there are input values (`in_count`, or `groups[in_count]` when grouped).
+    pub in_values_offsets: u32,
+    pub in_values_data: u32,
+    /// Grouped kinds only: `in_count + 1` value indexes; group `i` has values `groups[i]..groups[i+1]`.
+    pub in_groups: u32,
+    /// Records (or, for reduce, values) in the output.
+    pub out_count: u32,
+    pub out_keys_offsets: u32,
+    pub out_keys_data: u32,
+    pub out_values_offsets: u32,
+    pub out_values_data: u32,
+    /// Filter only: `in_count` bytes, non-zero to keep the record at that index.
+    pub out_keep: u32,
+    /// On [`STATUS_ERROR`]: a UTF-8 message for the user.
+    pub error_ptr: u32,
+    pub error_len: u32,
+}
+
+/// Size of [`Frame`] in bytes.
+pub const FRAME_SIZE: u32 = 56;
+/// Alignment the host requests for the frame and for offset arrays.
+pub const FRAME_ALIGN: u32 = 4;
+
+/// Byte offsets of each [`Frame`] field, for hosts and SDKs that read the frame as raw memory.
+pub mod offsets {
+    pub const IN_COUNT: u32 = 0;
+    pub const IN_KEYS_OFFSETS: u32 = 4;
+    pub const IN_KEYS_DATA: u32 = 8;
+    pub const IN_VALUES_OFFSETS: u32 = 12;
+    pub const IN_VALUES_DATA: u32 = 16;
+    pub const IN_GROUPS: u32 = 20;
+    pub const OUT_COUNT: u32 = 24;
+    pub const OUT_KEYS_OFFSETS: u32 = 28;
+    pub const OUT_KEYS_DATA: u32 = 32;
+    pub const OUT_VALUES_OFFSETS: u32 = 36;
+    pub const OUT_VALUES_DATA: u32 = 40;
+    pub const OUT_KEEP: u32 = 44;
+    pub const ERROR_PTR: u32 = 48;
+    pub const ERROR_LEN: u32 = 52;
+}
+
+// The layout is part of the contract: fail the build if the struct and the table disagree.
+const _: () = {
+    assert!(size_of::<Frame>() == FRAME_SIZE as usize);
+    assert!(align_of::<Frame>() == FRAME_ALIGN as usize);
+    assert!(core::mem::offset_of!(Frame, in_groups) == offsets::IN_GROUPS as usize);
+    assert!(core::mem::offset_of!(Frame, out_count) == offsets::OUT_COUNT as usize);
+    assert!(core::mem::offset_of!(Frame, out_keep) == offsets::OUT_KEEP as usize);
+    assert!(core::mem::offset_of!(Frame, error_len) == offsets::ERROR_LEN as usize);
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_names_split_into_kind_and_name() {
+        assert_eq!(
+            UdfKind::split_export("weft_flat_map_split_words"),
+            Some((UdfKind::FlatMap, "split_words"))
+        );
+        assert_eq!(UdfKind::split_export("weft_map_map"), Some((UdfKind::Map, "map")));
+        assert_eq!(
+            UdfKind::split_export("weft_group_reduce_index"),
+            Some((UdfKind::GroupReduce, "index"))
+        );
+        assert_eq!(UdfKind::split_export("weft_reduce_sum"), Some((UdfKind::Reduce, "sum")));
+        assert_eq!(UdfKind::split_export("weft_alloc"), None);
+        assert_eq!(UdfKind::split_export("weft_abi_version"), None);
+        assert_eq!(UdfKind::split_export("weft_map_"), None);
+        assert_eq!(UdfKind::split_export("weft_map_bad-name"), None);
+        assert_eq!(UdfKind::split_export("map_x"), None);
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in UdfKind::ALL {
+            assert_eq!(UdfKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(UdfKind::parse("fold"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! The wasmtime engine Weft runs guests on, the sandbox each instance lives in, and its limits.
+//!
+//! One [`Engine`] per process: it owns the compiler configuration, the linker that defines the only
+//! imports a guest may have (WASI preview 1 without ambient capabilities), and a ticker thread that
+//! drives epoch-based interruption, which is how a runaway UDF is stopped (cheaper than fuel: a load
+//! and compare per loop back-edge instead of a counter update per basic block).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Linker, ResourceLimiter, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::validate::Signature;
+
+/// How often the engine's epoch advances; the granularity of the time limit.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits every guest instance runs under.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Largest linear memory a guest may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Longest a single call into the guest may run before it is interrupted.
+    pub max_call_time: Duration,
+    /// Bytes of stdout and of stderr kept per instance; writes past it are dropped by WASI.
+    pub max_captured_output: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            max_memory_bytes: 1 << 30,
+            max_call_time: Duration::from_secs(300),
+            max_captured_output: 1 << 20,
+        }
+    }
+}
+
+/// The host engine: compiler, linker and epoch ticker. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    wasm: wasmtime::Engine,
+    linker: Linker<Sandbox>,
+    /// What the linker provides, by import name, so validation can name a missing or mistyped
+    /// import precisely instead of relaying wasmtime's generic link error.
+    wasi_functions: HashMap<String, Signature>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine and starts its epoch ticker (the thread ends when the engine is dropped).
+    pub fn new() -> Result<Engine, wasmtime::Error> {
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            // Guests are single-threaded core modules with 32-bit memories (ABI §1); threads are
+            // not compiled into this wasmtime at all.
+            .wasm_memory64(false)
+            .wasm_component_model(false);
+        let wasm = wasmtime::Engine::new(&config)?;
+
+        let mut linker: Linker<Sandbox> = Linker::new(&wasm);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut Sandbox| &mut s.wasi)?;
+
+        let mut probe = Store::new(&wasm, Sandbox::new(&SandboxLimits::default()));
+        let defined: Vec<(String, String, wasmtime::Extern)> = linker
+            .iter(&mut probe)
+            .map(|(module, name, ext)| (module.to_owned(), name.to_owned(), ext))
+            .collect();
+        let wasi_functions = defined
+            .into_iter()
+            .filter(|(module, _, _)| module == weft_abi::WASI_MODULE)
+            .filter_map(|(_, name, ext)| {
+                let ty = ext.ty(&probe).func()?.clone();
+                Some((name, Signature::of_wasmtime(&ty)))
+            })
+            .collect();
+        drop(probe);
+
+        let weak = wasm.weak();
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(wasmtime::Error::from)?;
+
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                wasm,
+                linker,
+                wasi_functions,
+            }),
+        })
+    }
+
+    pub(crate) fn wasm(&self) -> &wasmtime::Engine {
+        &self.inner.wasm
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<Sandbox> {
+        &self.inner.linker
+    }
+
+    pub(crate) fn wasi_function(&self, name: &str) -> Option<&Signature> {
+        self.inner.wasi_functions.get(name)
+    }
+
+    /// Epoch ticks that make up `limit` (at least one).
+    pub(crate) fn ticks(limit: Duration) -> u64 {
+        (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+/// The state of one guest instance's store: its WASI context (no preopens, no environment, no
+/// arguments, no network; stdout and stderr go to in-memory pipes) and its resource limits.
+pub(crate) struct Sandbox {
+    wasi: WasiP1Ctx,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+    max_memory_bytes: usize,
+    /// Set when the guest asked for more memory than allowed, so the trap that usually follows
+    /// (an allocator abort) is reported as the limit it really is.
+    pub(crate) memory_limit_hit: bool,
+}
+
+impl Sandbox {
+    pub(crate) fn new(limits: &SandboxLimits) -> Sandbox {
+        let stdout = MemoryOutputPipe::new(limits.max_captured_output);
+        let stderr = MemoryOutputPipe::new(limits.max_captured_output);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build_p1();
+        Sandbox {
+            wasi,
+            stdout,
+            stderr,
+            max_memory_bytes: limits.max_memory_bytes,
+            memory_limit_hit: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Sandbox {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, wasmtime::Error> {
+        if desired > self.max_memory_bytes {
+            self.memory_limit_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, wasmtime::Error> {
+        // Tables hold function references; a million is far beyond any real guest.
+        Ok(desired <= 1_000_000)
+    }
+}

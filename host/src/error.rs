@@ -1,0 +1,132 @@
+//! Typed errors of the host: why a module was refused, and why a UDF call failed.
+//!
+//! The split matters downstream: a [`ValidationError`] is the user's to fix before anything runs; a
+//! [`CallError`] says whether the user's code failed ([`CallError::is_guest_fault`]: a trap, an error
+//! status, a broken ABI promise, a limit) or the infrastructure did, because only the latter is worth
+//! a retry.
+
+use std::fmt;
+
+use weft_abi::UdfKind;
+
+/// Why a module cannot be registered or loaded. Every variant names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    #[error("module is {size} bytes, over the size limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a WebAssembly module: {0}")]
+    NotWasm(String),
+    #[error("invalid WebAssembly: {0}")]
+    Invalid(String),
+    #[error("the module does not export `{name}` ({what}), which ABI v{abi} requires", abi = weft_abi::ABI_VERSION)]
+    MissingExport { name: &'static str, what: &'static str },
+    #[error("export `{name}` has type {found}, but the ABI requires {expected}")]
+    WrongExportType {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "export `{0}` starts with `weft_` but is not an ABI export: UDFs are named \
+         weft_<map|filter|flat_map|reduce|group_reduce>_<name>, name in [A-Za-z0-9_]"
+    )]
+    UnknownWeftExport(String),
+    #[error("UDF name `{name}` is exported twice (as {first} and as {second}); names must be unique")]
+    DuplicateUdf {
+        name: String,
+        first: UdfKind,
+        second: UdfKind,
+    },
+    #[error("the module exports no UDF (no export named weft_<kind>_<name>)")]
+    NoUdfs,
+    #[error(
+        "the module imports {kind} `{module}::{name}`, which the sandbox does not provide \
+         (only functions of `wasi_snapshot_preview1` are available)"
+    )]
+    ForbiddenImport {
+        module: String,
+        name: String,
+        kind: &'static str,
+    },
+    #[error("the module imports `{module}::{name}` with type {found}, but the sandbox provides {expected}")]
+    ImportTypeMismatch {
+        module: String,
+        name: String,
+        expected: String,
+        found: String,
+    },
+    #[error("unsupported memory: {0}")]
+    UnsupportedMemory(String),
+    #[error("the module was built for guest ABI version {found}; this host implements version {expected}")]
+    AbiVersion { found: u32, expected: u32 },
+    #[error("the module failed to start: {0}")]
+    Startup(String),
+    #[error("compiling the module failed: {0}")]
+    Compile(String),
+}
+
+/// Why one call of a UDF (or the instantiation before it) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The module has no UDF of that name.
+    #[error("no UDF named `{0}` in the module")]
+    NoSuchUdf(String),
+    /// The UDF exists but the caller asked for another kind (a reduce step naming a map function).
+    #[error("UDF `{name}` is a {actual}, not a {requested}")]
+    KindMismatch {
+        name: String,
+        actual: UdfKind,
+        requested: UdfKind,
+    },
+    /// The guest returned the error status with a message of its own.
+    #[error("UDF `{udf}` failed: {message}")]
+    Guest { udf: String, message: String },
+    /// The guest trapped (a Rust panic, `unreachable`, an out-of-bounds access...).
+    #[error("UDF `{udf}` trapped: {trap}{}", StderrTail(stderr))]
+    Trap {
+        udf: String,
+        trap: String,
+        stderr: String,
+    },
+    /// The guest broke a promise of the ABI (bad pointer, wrong output count...).
+    #[error("UDF `{udf}` broke the guest ABI: {detail}")]
+    Abi { udf: String, detail: String },
+    /// The guest tried to grow its memory past the sandbox limit.
+    #[error("UDF `{udf}` exceeded the sandbox memory limit of {limit} bytes{}", StderrTail(stderr))]
+    MemoryLimit {
+        udf: String,
+        limit: usize,
+        stderr: String,
+    },
+    /// The call ran longer than the sandbox time limit and was interrupted.
+    #[error("UDF `{udf}` exceeded the sandbox time limit of {limit_ms} ms")]
+    TimeLimit { udf: String, limit_ms: u128 },
+    /// A batch that cannot cross the ABI (over 4 GiB, or keys and values of different lengths).
+    #[error("batch cannot be passed to the guest: {0}")]
+    BadBatch(String),
+    /// Instantiating the module failed (it passed validation, so this is a startup trap or a limit).
+    #[error("instantiating the module failed: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// Whether the failure is the user's code (deterministic: retrying will not help) rather than
+    /// the host's.
+    pub fn is_guest_fault(&self) -> bool {
+        !matches!(self, CallError::Instantiate(_))
+    }
+}
+
+/// Formats captured stderr after an error message, if there is any.
+struct StderrTail<'a>(&'a str);
+
+impl fmt::Display for StderrTail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.trim_end();
+        if text.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "; guest stderr: {text}")
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! Compiled guests and their instances: the host half of the batched call protocol (ABI §4–§6).
+//!
+//! A [`GuestModule`] is compiled once and pre-linked (`InstancePre`), so a task only pays for a cheap
+//! instantiation. A [`GuestInstance`] owns one sandboxed store; it keeps its call frame and input
+//! buffer in guest memory across calls, so a steady stream of batches costs one copy in, one call
+//! and one copy out per batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, BinaryArray, BooleanArray};
+use arrow_buffer::ToByteSlice;
+use wasmtime::{InstancePre, Memory, Store, Trap, TypedFunc};
+use weft_abi::{Frame, UdfKind};
+
+use crate::batch::{Groups, Records, binary_array};
+use crate::engine::{Engine, Sandbox, SandboxLimits};
+use crate::error::{CallError, ValidationError};
+use crate::validate::UdfInfo;
+
+#[cfg(target_endian = "big")]
+compile_error!("weft-host copies Arrow buffers into little-endian wasm memory as they are");
+
+/// A module compiled for this engine, ready to instantiate.
+#[derive(Clone)]
+pub struct GuestModule {
+    pre: InstancePre<Sandbox>,
+    udfs: Arc<[UdfInfo]>,
+}
+
+impl std::fmt::Debug for GuestModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestModule").field("udfs", &self.udfs).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Checks and compiles a module. The checks are the static ones of registration (the caller is
+    /// expected to have verified the bytes' hash); the ABI version is checked at instantiation.
+    pub fn load(&self, bytes: &[u8]) -> Result<GuestModule, ValidationError> {
+        let inspected = self.inspect(bytes)?;
+        let module = wasmtime::Module::new(self.wasm(), bytes)
+            .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+        let pre = self
+            .linker()
+            .instantiate_pre(&module)
+            .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+        Ok(GuestModule {
+            pre,
+            udfs: inspected.udfs.into(),
+        })
+    }
+}
+
+/// Instantiates `module` in a throwaway sandbox, runs `_initialize` and returns `weft_abi_version()`.
+pub(crate) fn probe_abi_version(
+    engine: &Engine,
+    module: &wasmtime::Module,
+    limits: &SandboxLimits,
+) -> Result<u32, ValidationError> {
+    let pre = engine
+        .linker()
+        .instantiate_pre(module)
+        .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+    let (mut store, instance) = start(engine.wasm(), &pre, limits).map_err(ValidationError::Startup)?;
+    let version = instance
+        .get_typed_func::<(), u32>(&mut store, weft_abi::ABI_VERSION_EXPORT)
+        .and_then(|f| f.call(&mut store, ()))
+        .map_err(|e| ValidationError::Startup(describe_failure(&store, &e)))?;
+    Ok(version)
+}
+
+/// Creates a sandboxed store, instantiates and runs `_initialize` if the guest has one.
+fn start(
+    engine: &wasmtime::Engine,
+    pre: &InstancePre<Sandbox>,
+    limits: &SandboxLimits,
+) -> Result<(Store<Sandbox>, wasmtime::Instance), String> {
+    let mut store = Store::new(engine, Sandbox::new(limits));
+    store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+    store.set_epoch_deadline(Engine::ticks(limits.max_call_time));
+    let instance = pre
+        .instantiate(&mut store)
+        .map_err(|e| describe_failure(&store, &e))?;
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, weft_abi::INITIALIZE_EXPORT) {
+        init.call(&mut store, ())
+            .map_err(|e| format!("`_initialize` failed: {}", describe_failure(&store, &e)))?;
+    }
+    Ok((store, instance))
+}
+
+/// A readable account of a failed call: the trap or error, and the tail of the guest's stderr.
+fn describe_failure(store: &Store<Sandbox>, error: &wasmtime::Error) -> String {
+    let mut text = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    let stderr = stderr_tail(store);
+    if !stderr.is_empty() {
+        text.push_str("; guest stderr: ");
+        text.push_str(&stderr);
+    }
+    text
+}
+
+/// The last few KiB of what the guest wrote to stderr, for error messages.
+fn stderr_tail(store: &Store<Sandbox>) -> String {
+    const TAIL: usize = 4096;
+    let bytes = store.data().stderr.contents();
+    let start = bytes.len().saturating_sub(TAIL);
+    String::from_utf8_lossy(&bytes[start..]).trim_end().to_owned()
+}
+
+impl GuestModule {
+    /// The module's UDFs, sorted by name.
+    pub fn udfs(&self) -> &[UdfInfo] {
+        &self.udfs
+    }
+
+    /// Instantiates the module in a fresh sandbox under `limits`.
+    pub fn instantiate(&self, limits: &SandboxLimits) -> Result<GuestInstance, CallError> {
+        let (mut store, instance) = start(self.pre.module().engine(), &self.pre, limits)
+            .map_err(CallError::Instantiate)?;
+        let fail = |store: &Store<Sandbox>, e: wasmtime::Error| {
+            CallError::Instantiate(describe_failure(store, &e))
+        };
+        let version = instance
+            .get_typed_func::<(), u32>(&mut store, weft_abi::ABI_VERSION_EXPORT)
+            .and_then(|f| f.call(&mut store, ()))
+            .map_err(|e| fail(&store, e))?;
+        if version != weft_abi::ABI_VERSION {
+            return Err(CallError::Instantiate(format!(
+                "the guest reports ABI version {version}; this host implements {}",
+                weft_abi::ABI_VERSION
+            )));
+        }
+        let memory = instance
+            .get_memory(&mut store, weft_abi::MEMORY_EXPORT)
+            .ok_or_else(|| CallError::Instantiate("the guest exports no memory".into()))?;
+        let alloc = instance
+            .get_typed_func::<(u32, u32), u32>(&mut store, weft_abi::ALLOC_EXPORT)
+            .map_err(|e| fail(&store, e))?;
+        let free = instance
+            .get_typed_func::<(u32, u32, u32), ()>(&mut store, weft_abi::FREE_EXPORT)
+            .map_err(|e| fail(&store, e))?;
+        let mut funcs = HashMap::with_capacity(self.udfs.len());
+        for udf in self.udfs.iter() {
+            let export = format!("weft_{}_{}", udf.kind, udf.name);
+            let func = instance
+                .get_typed_func::<u32, u32>(&mut store, &export)
+                .map_err(|e| fail(&store, e))?;
+            funcs.insert(udf.name.clone(), (udf.kind, func));
+        }
+        let mut guest = GuestInstance {
+            store,
+            memory,
+            alloc,
+            free,
+            funcs,
+            frame: 0,
+            region: Region::default(),
+            call_ticks: Engine::ticks(limits.max_call_time),
+            max_memory_bytes: limits.max_memory_bytes,
+        };
+        guest.frame = guest
+            .allocate("(setup)", weft_abi::FRAME_SIZE, weft_abi::FRAME_ALIGN)
+            .map_err(|e| CallError::Instantiate(e.to_string()))?;
+        Ok(guest)
+    }
+}
+
+/// The host's input buffer inside guest memory, reused across calls and grown as needed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Region {
+    ptr: u32,
+    cap: u32,
+}
+
+/// One live guest: a sandboxed store with the module instantiated. Not shareable across threads at
+/// once; a worker runs one per task.
+pub struct GuestInstance {
+    store: Store<Sandbox>,
+    memory: Memory,
+    alloc: TypedFunc<(u32, u32), u32>,
+    free: TypedFunc<(u32, u32, u32), ()>,
+    funcs: HashMap<String, (UdfKind, TypedFunc<u32, u32>)>,
+    frame: u32,
+    region: Region,
+    call_ticks: u64,
+    max_memory_bytes: usize,
+}
+
+impl std::fmt::Debug for GuestInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestInstance")
+            .field("udfs", &self.funcs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a call passes in: a batch of records, or of groups.
+enum Input<'a> {
+    Records(&'a Records),
+    Groups(&'a Groups),
+}
+
+impl Input<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Input::Records(r) => r.len(),
+            Input::Groups(g) => g.len(),
+        }
+    }
+}
+
+impl GuestInstance {
+    /// Runs a `map` UDF: one output record per input record.
+    pub fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
+        let frame = self.call(udf, UdfKind::Map, Input::Records(input))?;
+        if frame.out_count as usize != input.len() {
+            return Err(abi(udf, format!(
+                "a map must return one record per input: {} in, {} out",
+                input.len(),
+                frame.out_count
+            )));
+        }
+        self.read_records(udf, &frame)
+    }
+
+    /// Runs a `filter` UDF: which input records to keep.
+    pub fn filter(&mut self, udf: &str, input: &Records) -> Result<BooleanArray, CallError> {
+        let frame = self.call(udf, UdfKind::Filter, Input::Records(input))?;
+        let mem = self.memory.data(&self.store);
+        let keep = slice(mem, frame.out_keep, input.len() as u64)
+            .ok_or_else(|| abi(udf, "out_keep points outside guest memory".into()))?;
+        Ok(keep.iter().map(|&b| Some(b != 0)).collect())
+    }
+
+    /// Runs a `flat_map` UDF: any number of records out.
+    pub fn flat_map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
+        let frame = self.call(udf, UdfKind::FlatMap, Input::Records(input))?;
+        self.read_records(udf, &frame)
+    }
+
+    /// Runs a `reduce` UDF: one combined value per group, in group order.
+    pub fn reduce(&mut self, udf: &str, input: &Groups) -> Result<BinaryArray, CallError> {
+        let frame = self.call(udf, UdfKind::Reduce, Input::Groups(input))?;
+        if frame.out_count as usize != input.len() {
+            return Err(abi(udf, format!(
+                "a reduce must return one value per group: {} groups, {} values",
+                input.len(),
+                frame.out_count
+            )));
+        }
+        let mem = self.memory.data(&self.store);
+        read_binary(mem, frame.out_count, frame.out_values_offsets, frame.out_values_data)
+            .map_err(|e| abi(udf, format!("output values: {e}")))
+    }
+
+    /// Runs a `group_reduce` UDF: any number of records out.
+    pub fn group_reduce(&mut self, udf: &str, input: &Groups) -> Result<Records, CallError> {
+        let frame = self.call(udf, UdfKind::GroupReduce, Input::Groups(input))?;
+        self.read_records(udf, &frame)
+    }
+
+    /// Everything the guest has written to stdout so far (up to the capture limit).
+    pub fn stdout(&self) -> Vec<u8> {
+        self.store.data().stdout.contents().to_vec()
+    }
+
+    /// Everything the guest has written to stderr so far (up to the capture limit).
+    pub fn stderr(&self) -> Vec<u8> {
+        self.store.data().stderr.contents().to_vec()
+    }
+
+    /// Copies the input in, calls the UDF, and returns the frame the guest filled in.
+    fn call(&mut self, udf: &str, kind: UdfKind, input: Input<'_>) -> Result<Frame, CallError> {
+        let (actual, func) = self
+            .funcs
+            .get(udf)
+            .cloned()
+            .ok_or_else(|| CallError::NoSuchUdf(udf.to_owned()))?;
+        if actual != kind {
+            return Err(CallError::KindMismatch {
+                name: udf.to_owned(),
+                actual,
+                requested: kind,
+            });
+        }
+
+        // Layout of the input region: the offset arrays (4-aligned), then the data.
+        let (keys, values, groups) = match &input {
+            Input::Records(r) => (r.keys(), r.values(), None),
+            Input::Groups(g) => (g.keys(), g.values(), Some(g.group_offsets())),
+        };
+        let count = input.count();
+        let keys_offsets_len = (keys.len() as u64 + 1) * 4;
+        let values_offsets_len = (values.len() as u64 + 1) * 4;
+        let groups_len = groups.map_or(0, |g| g.len() as u64 * 4);
+        let keys_data = data_range(keys);
+        let values_data = data_range(values);
+        let total = keys_offsets_len
+            + values_offsets_len
+            + groups_len
+            + keys_data.len() as u64
+            + values_data.len() as u64;
+        let total = u32::try_from(total).map_err(|_| {
+            CallError::BadBatch(format!("{total} bytes do not fit a 32-bit guest memory"))
+        })?;
+        self.reserve(udf, total)?;
+
+        let base = self.region.ptr;
+        let mut frame = Frame {
+            in_count: count as u32,
+            ..Frame::default()
+        };
+        let mut cursor = base;
+        let mut place = |len: u64| {
+            let at = cursor;
+            cursor += len as u32;
+            at
+        };
+        frame.in_keys_offsets = place(keys_offsets_len);
+        frame.in_values_offsets = place(values_offsets_len);
+        frame.in_groups = if groups.is_some() { place(groups_len) } else { 0 };
+        frame.in_keys_data = place(keys_data.len() as u64);
+        frame.in_values_data = place(values_data.len() as u64);
+
+        let mem = self.memory.data_mut(&mut self.store);
+        let region = slice_mut(mem, base, u64::from(total))
+            .ok_or_else(|| abi(udf, "weft_alloc returned memory outside the guest's memory".into()))?;
+        let (dst, rest) = region.split_at_mut(keys_offsets_len as usize);
+        write_offsets(dst, keys);
+        let (dst, rest) = rest.split_at_mut(values_offsets_len as usize);
+        write_offsets(dst, values);
+        let (dst, rest) = rest.split_at_mut(groups_len as usize);
+        if let Some(groups) = groups {
+            let groups: &[u32] = groups;
+            dst.copy_from_slice(groups.to_byte_slice());
+        }
+        let (dst, rest) = rest.split_at_mut(keys_data.len());
+        dst.copy_from_slice(keys_data);
+        rest.copy_from_slice(values_data);
+
+        let frame_bytes = slice_mut(mem, self.frame, u64::from(weft_abi::FRAME_SIZE))
+            .ok_or_else(|| abi(udf, "the call frame lies outside guest memory".into()))?;
+        frame_bytes.copy_from_slice(&frame_to_bytes(&frame));
+
+        self.store.set_epoch_deadline(self.call_ticks);
+        let status = func
+            .call(&mut self.store, self.frame)
+            .map_err(|e| self.call_failure(udf, e))?;
+
+        let mem = self.memory.data(&self.store);
+        let frame = slice(mem, self.frame, u64::from(weft_abi::FRAME_SIZE))
+            .map(frame_from_bytes)
+            .ok_or_else(|| abi(udf, "the call frame lies outside guest memory".into()))?;
+        match status {
+            weft_abi::STATUS_OK => Ok(frame),
+            weft_abi::STATUS_ERROR => {
+                let message = slice(mem, frame.error_ptr, u64::from(frame.error_len))
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .ok_or_else(|| abi(udf, "error message lies outside guest memory".into()))?;
+                Err(CallError::Guest {
+                    udf: udf.to_owned(),
+                    message,
+                })
+            }
+            other => Err(abi(udf, format!("unknown status {other} (0 = ok, 1 = error)"))),
+        }
+    }
+
+    fn read_records(&self, udf: &str, frame: &Frame) -> Result<Records, CallError> {
+        let mem = self.memory.data(&self.store);
+        let keys = read_binary(mem, frame.out_count, frame.out_keys_offsets, frame.out_keys_data)
+            .map_err(|e| abi(udf, format!("output keys: {e}")))?;
+        let values = read_binary(mem, frame.out_count, frame.out_values_offsets, frame.out_values_data)
+            .map_err(|e| abi(udf, format!("output values: {e}")))?;
+        Records::new(keys, values)
+    }
+
+    /// Makes the input region at least `size` bytes, growing geometrically to amortise reallocation.
+    fn reserve(&mut self, udf: &str, size: u32) -> Result<(), CallError> {
+        if size <= self.region.cap && self.region.ptr != 0 {
+            return Ok(());
+        }
+        if self.region.ptr != 0 {
+            let Region { ptr, cap } = self.region;
+            self.region = Region::default();
+            self.store.set_epoch_deadline(self.call_ticks);
+            self.free
+                .call(&mut self.store, (ptr, cap, 8))
+                .map_err(|e| self.call_failure(udf, e))?;
+        }
+        let cap = size.max(self.region.cap.saturating_mul(3) / 2).max(64 << 10);
+        let cap = if u64::from(cap) > self.max_memory_bytes as u64 { size } else { cap };
+        let ptr = self.allocate(udf, cap, 8)?;
+        self.region = Region { ptr, cap };
+        Ok(())
+    }
+
+    fn allocate(&mut self, udf: &str, size: u32, align: u32) -> Result<u32, CallError> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        let ptr = self
+            .alloc
+            .call(&mut self.store, (size, align))
+            .map_err(|e| self.call_failure(udf, e))?;
+        if ptr == 0 {
+            return Err(if self.store.data().memory_limit_hit {
+                CallError::MemoryLimit {
+                    udf: udf.to_owned(),
+                    limit: self.max_memory_bytes,
+                    stderr: stderr_tail(&self.store),
+                }
+            } else {
+                abi(udf, format!("weft_alloc({size}, {align}) returned 0"))
+            });
+        }
+        if ptr % align != 0 {
+            return Err(abi(udf, format!("weft_alloc({size}, {align}) returned unaligned {ptr}")));
+        }
+        Ok(ptr)
+    }
+
+    fn call_failure(&self, udf: &str, error: wasmtime::Error) -> CallError {
+        let udf = udf.to_owned();
+        let stderr = stderr_tail(&self.store);
+        if self.store.data().memory_limit_hit {
+            return CallError::MemoryLimit {
+                udf,
+                limit: self.max_memory_bytes,
+                stderr,
+            };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::TimeLimit {
+                udf,
+                limit_ms: u128::from(self.call_ticks) * 10,
+            },
+            Some(trap) => CallError::Trap {
+                udf,
+                trap: trap.to_string(),
+                stderr,
+            },
+            None => CallError::Trap {
+                udf,
+                trap: format!("{error:#}"),
+                stderr,
+            },
+        }
+    }
+}
+
+fn abi(udf: &str, detail: String) -> CallError {
+    CallError::Abi {
+        udf: udf.to_owned(),
+        detail,
+    }
+}
+
+/// The bytes an array's items span (arrays may be slices of larger buffers).
+fn data_range(array: &BinaryArray) -> &[u8] {
+    let offsets = array.value_offsets();
+    let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+    &array.value_data()[start..end]
+}
+
+/// Writes an array's offsets rebased to start at 0, as the ABI promises for inputs.
+fn write_offsets(dst: &mut [u8], array: &BinaryArray) {
+    let offsets = array.value_offsets();
+    let base = offsets[0];
+    if base == 0 {
+        dst.copy_from_slice(offsets.to_byte_slice());
+    } else {
+        for (chunk, &o) in dst.chunks_exact_mut(4).zip(offsets) {
+            chunk.copy_from_slice(&((o - base) as u32).to_le_bytes());
+        }
+    }
+}
+
+/// Reads `count` binary items a guest described by an offsets pointer and a data pointer, checking
+/// every bound (the guest is untrusted) and rebasing the offsets to 0.
+fn read_binary(mem: &[u8], count: u32, offsets_ptr: u32, data_ptr: u32) -> Result<BinaryArray, String> {
+    if count == 0 {
+        return Ok(binary_array(vec![0], Vec::new()));
+    }
+    let raw = slice(mem, offsets_ptr, (u64::from(count) + 1) * 4)
+        .ok_or("the offsets array lies outside guest memory")?;
+    let mut offsets = Vec::with_capacity(count as usize + 1);
+    let mut previous = 0u32;
+    let mut first = 0u32;
+    for (i, chunk) in raw.chunks_exact(4).enumerate() {
+        let o = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        if i == 0 {
+            first = o;
+        } else if o < previous {
+            return Err(format!("offset {i} ({o}) is less than offset {} ({previous})", i - 1));
+        }
+        previous = o;
+        offsets.push((o - first) as i32);
+    }
+    let len = previous - first;
+    if len > i32::MAX as u32 {
+        return Err(format!("{len} bytes of data is over the 2 GiB limit of a batch"));
+    }
+    let start = u64::from(data_ptr) + u64::from(first);
+    let data = u32::try_from(start)
+        .ok()
+        .and_then(|start| slice(mem, start, u64::from(len)))
+        .ok_or("the data lies outside guest memory")?;
+    Ok(binary_array(offsets, data.to_vec()))
+}
+
+fn slice(mem: &[u8], ptr: u32, len: u64) -> Option<&[u8]> {
+    let start = ptr as usize;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    mem.get(start..end)
+}
+
+fn slice_mut(mem: &mut [u8], ptr: u32, len: u64) -> Option<&mut [u8]> {
+    let start = ptr as usize;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    mem.get_mut(start..end)
+}
+
+fn frame_to_bytes(frame: &Frame) -> [u8; weft_abi::FRAME_SIZE as usize] {
+    let fields = [
+        frame.in_count,
+        frame.in_keys_offsets,
+        frame.in_keys_data,
+        frame.in_values_offsets,
+        frame.in_values_data,
+        frame.in_groups,
+        frame.out_count,
+        frame.out_keys_offsets,
+        frame.out_keys_data,
+        frame.out_values_offsets,
+        frame.out_values_data,
+        frame.out_keep,
+        frame.error_ptr,
+        frame.error_len,
+    ];
+    let mut bytes = [0u8; weft_abi::FRAME_SIZE as usize];
+    for (chunk, field) in bytes.chunks_exact_mut(4).zip(fields) {
+        chunk.copy_from_slice(&field.to_le_bytes());
+    }
+    bytes
+}
+
+fn frame_from_bytes(bytes: &[u8]) -> Frame {
+    let field = |i: usize| u32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
+    Frame {
+        in_count: field(0),
+        in_keys_offsets: field(1),
+        in_keys_data: field(2),
+        in_values_offsets: field(3),
+        in_values_data: field(4),
+        in_groups: field(5),
+        out_count: field(6),
+        out_keys_offsets: field(7),
+        out_keys_data: field(8),
+        out_values_offsets: field(9),
+        out_values_data: field(10),
+        out_keep: field(11),
+        error_ptr: field(12),
+        error_len: field(13),
+    }
+}

@@ -1,0 +1,121 @@
+//! The sandbox: limits, capture of output, no ambient capabilities, and a hostile guest's broken
+//! ABI promises turned into errors instead of host crashes.
+
+use std::time::Duration;
+
+use weft_host::{CallError, Records, SandboxLimits};
+
+use crate::fixtures::{IDENTITY_MAP, guest};
+use crate::{instantiate, instantiate_with};
+
+fn one() -> Records {
+    Records::from_pairs([("k", "v")])
+}
+
+#[test]
+fn an_endless_udf_hits_the_time_limit() {
+    let bytes = guest("", r#"(func (export "weft_map_spin") (param i32) (result i32) (loop br 0) i32.const 0)"#);
+    let limits = SandboxLimits { max_call_time: Duration::from_millis(200), ..Default::default() };
+    let mut g = instantiate_with(&bytes, &limits);
+    let started = std::time::Instant::now();
+    let e = g.map("spin", &one()).unwrap_err();
+    assert!(matches!(e, CallError::TimeLimit { .. }), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn growing_memory_past_the_limit_fails_the_call() {
+    // Grows by 1 GiB and traps if refused (as an allocator would abort).
+    let bytes = guest(
+        "",
+        r#"(func (export "weft_map_hog") (param i32) (result i32)
+             (if (i32.eq (memory.grow (i32.const 16384)) (i32.const -1)) (then unreachable))
+             i32.const 0)"#,
+    );
+    let limits = SandboxLimits { max_memory_bytes: 64 << 20, ..Default::default() };
+    let mut g = instantiate_with(&bytes, &limits);
+    let e = g.map("hog", &one()).unwrap_err();
+    assert!(matches!(e, CallError::MemoryLimit { limit, .. } if limit == 64 << 20), "{e}");
+}
+
+#[test]
+fn a_batch_too_big_for_the_memory_limit_is_refused_cleanly() {
+    let limits = SandboxLimits { max_memory_bytes: 1 << 20, ..Default::default() };
+    let mut g = instantiate_with(&guest("", IDENTITY_MAP), &limits);
+    let input = Records::from_pairs([("k", vec![1u8; 2 << 20])]);
+    let e = g.map("identity", &input).unwrap_err();
+    assert!(matches!(e, CallError::MemoryLimit { .. }), "{e}");
+}
+
+#[test]
+fn broken_abi_promises_are_errors() {
+    // Output offsets pointing past the end of memory.
+    let bytes = guest(
+        "",
+        r#"(func (export "weft_flat_map_wild") (param $f i32) (result i32)
+             (i32.store offset=24 (local.get $f) (i32.const 1))
+             (i32.store offset=28 (local.get $f) (i32.const 0xfffffff0))
+             (i32.const 0))
+           (func (export "weft_map_short") (param $f i32) (result i32)
+             (i32.const 0))
+           (func (export "weft_map_status") (param $f i32) (result i32)
+             (i32.const 7))
+           (func (export "weft_map_badoffsets") (param $f i32) (result i32)
+             ;; offsets [5, 2] at address 64: decreasing
+             (i32.store (i32.const 64) (i32.const 5))
+             (i32.store (i32.const 68) (i32.const 2))
+             (i32.store offset=24 (local.get $f) (i32.const 1))
+             (i32.store offset=28 (local.get $f) (i32.const 64))
+             (i32.store offset=36 (local.get $f) (i32.const 64))
+             (i32.const 0))"#,
+    );
+    let mut g = instantiate(&bytes);
+    let e = g.flat_map("wild", &one()).unwrap_err();
+    assert!(matches!(e, CallError::Abi { .. }), "{e}");
+    assert!(e.to_string().contains("outside guest memory"), "{e}");
+    let e = g.map("short", &one()).unwrap_err();
+    assert!(e.to_string().contains("one record per input"), "{e}");
+    let e = g.map("status", &one()).unwrap_err();
+    assert!(e.to_string().contains("unknown status 7"), "{e}");
+    let e = g.map("badoffsets", &one()).unwrap_err();
+    assert!(e.to_string().contains("less than"), "{e}");
+    // After all that the instance still answers correctly.
+    assert!(matches!(g.map("short", &Records::empty()), Ok(r) if r.is_empty()));
+}
+
+#[test]
+fn the_guest_has_no_ambient_capabilities_and_its_output_is_captured() {
+    // Writes "hello\n" to stdout, then reports (in the value) the errno of fd_prestat_get(3) — there
+    // are no preopened directories — and the number of environment variables (none).
+    let bytes = guest(
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+           (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+           (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env (param i32 i32) (result i32)))"#,
+        r#"(data (i32.const 200) "hello\n")
+           (func (export "weft_map_probe") (param $f i32) (result i32)
+             ;; iovec at 300: {ptr 200, len 6}; written count at 308
+             (i32.store (i32.const 300) (i32.const 200))
+             (i32.store (i32.const 304) (i32.const 6))
+             (drop (call $fd_write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 308)))
+             ;; value bytes at 400: [errno of prestat(3), environ count]
+             (i32.store8 (i32.const 400) (call $prestat (i32.const 3) (i32.const 320)))
+             (drop (call $env (i32.const 328) (i32.const 332)))
+             (i32.store8 (i32.const 401) (i32.load (i32.const 328)))
+             ;; one record: key = input key, value = the two bytes
+             (i32.store (i32.const 500) (i32.const 0))
+             (i32.store (i32.const 504) (i32.const 2))
+             (i32.store offset=24 (local.get $f) (i32.const 1))
+             (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+             (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+             (i32.store offset=36 (local.get $f) (i32.const 500))
+             (i32.store offset=40 (local.get $f) (i32.const 400))
+             (i32.const 0))"#,
+    );
+    let mut g = instantiate(&bytes);
+    let out = g.map("probe", &one()).unwrap();
+    let (_, value) = out.get(0);
+    const EBADF: u8 = 8;
+    assert_eq!(value, [EBADF, 0], "no preopened fd 3, no environment");
+    assert_eq!(g.stdout(), b"hello\n");
+    assert!(g.stderr().is_empty());
+}

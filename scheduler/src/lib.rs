@@ -1,0 +1,17 @@
+//! Weft's scheduler side.
+//!
+//! # Layout
+//! - [`registry`] — the content-addressed module registry: blobs stored once by blake3 hash, the
+//!   index (names, versions, tags, UDF kinds, sizes, registration times) in sled. The cluster
+//!   scheduler serves it over gRPC; embedded mode (`weft run`, the CLI without `--scheduler`) opens
+//!   the same registry in the local data directory.
+//! - [`job`] — job files (TOML): parsing with located errors, resolution of every step against the
+//!   registry, and planning into stages cut at every shuffle, with the input cut into splits.
+//! - [`Tenant`] — who owns a module (and, later, a job). There is one tenant today, `default`, but
+//!   every key already carries it, so tenancy does not need a data migration.
+
+pub mod registry;
+mod tenant;
+
+pub use registry::{ModuleId, Registry, RegistryError};
+pub use tenant::Tenant;

@@ -1,0 +1,78 @@
+//! `weft`: the command line of Weft, a WebAssembly-sandboxed compute fabric for user-defined
+//! functions.
+//!
+//! One file per subcommand under `commands/`. Global options: `--data-dir` (or `WEFT_HOME`) picks the
+//! local data directory, `--json` switches every command to machine-readable output on stdout.
+//! Errors go to stderr (or, with `--json`, as `{"error": "..."}` on stdout) with a non-zero exit.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Weft runs map, filter, flat_map, reduce and group_reduce functions compiled to WebAssembly,
+/// sandboxed, over your data.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, propagate_version = true)]
+struct Cli {
+    /// Local data directory (module registry, job state). Default: a per-user directory such as
+    /// ~/.local/share/weft.
+    #[arg(long, global = true, env = "WEFT_HOME", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register, list, show and remove WebAssembly modules.
+    #[command(subcommand)]
+    Module(commands::module::ModuleCommand),
+}
+
+/// What every command needs: where the data lives and how to print.
+#[derive(Debug)]
+pub struct Globals {
+    pub data_dir: PathBuf,
+    pub json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": format!("{error:#}") }));
+            } else {
+                eprintln!("error: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = match cli.data_dir {
+        Some(dir) => dir,
+        None => dirs::data_dir()
+            .map(|d| d.join("weft"))
+            .context("no per-user data directory is known here; pass --data-dir or set WEFT_HOME")?,
+    };
+    let ctx = Globals {
+        data_dir,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Module(cmd) => commands::module::run(&ctx, cmd),
+    }
+}
