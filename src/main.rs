@@ -64,9 +64,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
-        None => dirs::data_dir()
-            .map(|d| d.join("weft"))
-            .context("no per-user data directory is known here; pass --data-dir or set WEFT_HOME")?,
+        None => dirs::data_dir().map(|d| d.join("weft")).context(
+            "no per-user data directory is known here; pass --data-dir or set WEFT_HOME",
+        )?,
     };
     let ctx = Globals {
         data_dir,

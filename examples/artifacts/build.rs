@@ -10,14 +10,31 @@ use std::process::Command;
 
 /// The Rust example crates and the module file each produces.
 const RUST_EXAMPLES: &[(&str, &str, &str)] = &[
-    ("WORDCOUNT_RUST", "weft-example-wordcount", "weft_example_wordcount.wasm"),
-    ("STOCKS_RUST", "weft-example-stocks", "weft_example_stocks.wasm"),
-    ("TEXTKIT_RUST", "weft-example-textkit", "weft_example_textkit.wasm"),
+    (
+        "WORDCOUNT_RUST",
+        "weft-example-wordcount",
+        "weft_example_wordcount.wasm",
+    ),
+    (
+        "STOCKS_RUST",
+        "weft-example-stocks",
+        "weft_example_stocks.wasm",
+    ),
+    (
+        "TEXTKIT_RUST",
+        "weft-example-textkit",
+        "weft_example_textkit.wasm",
+    ),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().unwrap().parent().unwrap().to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
     for dir in [
@@ -42,13 +59,22 @@ fn main() {
     for (constant, _, file) in RUST_EXAMPLES {
         consts.push((*constant, wasm_dir.join(file)));
     }
-    consts.push(("WORDCOUNT_C", build_c(&root.join("examples/c/wordcount.c"), &out_dir)));
-    consts.push(("WORDCOUNT_WAT", build_wat(&root.join("examples/wat/wordcount.wat"), &out_dir)));
+    consts.push((
+        "WORDCOUNT_C",
+        build_c(&root.join("examples/c/wordcount.c"), &out_dir),
+    ));
+    consts.push((
+        "WORDCOUNT_WAT",
+        build_wat(&root.join("examples/wat/wordcount.wat"), &out_dir),
+    ));
 
     let mut code = String::new();
     for (constant, path) in &consts {
         assert!(path.exists(), "guest build produced no {}", path.display());
-        code.push_str(&format!("/// Path of a guest module built from source.\npub const {constant}: &str = {:?};\n", path.display().to_string()));
+        code.push_str(&format!(
+            "/// Path of a guest module built from source.\npub const {constant}: &str = {:?};\n",
+            path.display().to_string()
+        ));
     }
     code.push_str(
         "/// Invokes `$mac!(name, PATH)` once per word-count implementation (Rust, C, WAT).\n\
@@ -67,7 +93,13 @@ fn build_rust(root: &Path) -> PathBuf {
     let target_dir = root.join("target").join("wasm-guests");
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root)
-        .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (_, package, _) in RUST_EXAMPLES {
         cmd.args(["-p", package]);
@@ -86,7 +118,9 @@ fn build_rust(root: &Path) -> PathBuf {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("could not run cargo to build the wasm examples");
+    let status = cmd
+        .status()
+        .expect("could not run cargo to build the wasm examples");
     assert!(
         status.success(),
         "building the Rust wasm examples failed (is the wasm32-wasip1 target installed? \
@@ -100,7 +134,12 @@ fn build_c(source: &Path, out_dir: &Path) -> PathBuf {
     let clang = env::var("WEFT_CLANG").unwrap_or_else(|_| {
         ["clang-14", "clang"]
             .into_iter()
-            .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+            .find(|c| {
+                Command::new(c)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
             .unwrap_or("clang-14")
             .to_owned()
     });

@@ -117,8 +117,9 @@ impl<'a, V: Decode<'a>> Iterator for Values<'a, V> {
             Source::Slices(slices) => Ok(slices[index]),
             Source::Strs(strs) => Ok(strs[index].as_bytes()),
         };
-        let decoded = bytes
-            .and_then(|bytes| V::decode(bytes).map_err(|error| Failure::group_value(index, bytes, error)));
+        let decoded = bytes.and_then(|bytes| {
+            V::decode(bytes).map_err(|error| Failure::group_value(index, bytes, error))
+        });
         match decoded {
             Ok(value) => Some(value),
             Err(failure) => {
@@ -176,6 +177,9 @@ mod tests {
         let values: Values<'_, Decimal<u8>> = Values::in_batch(array, 1, 3, &slot);
         assert_eq!(values.map(|d| d.0).collect::<Vec<_>>(), [2]);
         let failure = slot.check().unwrap_err();
-        assert_eq!(failure.describe_value(), "value 1 (\"x\") is not a decimal integer");
+        assert_eq!(
+            failure.describe_value(),
+            "value 1 (\"x\") is not a decimal integer"
+        );
     }
 }

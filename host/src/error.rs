@@ -19,7 +19,10 @@ pub enum ValidationError {
     #[error("invalid WebAssembly: {0}")]
     Invalid(String),
     #[error("the module does not export `{name}` ({what}), which ABI v{abi} requires", abi = weft_abi::ABI_VERSION)]
-    MissingExport { name: &'static str, what: &'static str },
+    MissingExport {
+        name: &'static str,
+        what: &'static str,
+    },
     #[error("export `{name}` has type {found}, but the ABI requires {expected}")]
     WrongExportType {
         name: String,
@@ -31,7 +34,9 @@ pub enum ValidationError {
          weft_<map|filter|flat_map|reduce|group_reduce>_<name>, name in [A-Za-z0-9_]"
     )]
     UnknownWeftExport(String),
-    #[error("UDF name `{name}` is exported twice (as {first} and as {second}); names must be unique")]
+    #[error(
+        "UDF name `{name}` is exported twice (as {first} and as {second}); names must be unique"
+    )]
     DuplicateUdf {
         name: String,
         first: UdfKind,
@@ -48,7 +53,9 @@ pub enum ValidationError {
         name: String,
         kind: &'static str,
     },
-    #[error("the module imports `{module}::{name}` with type {found}, but the sandbox provides {expected}")]
+    #[error(
+        "the module imports `{module}::{name}` with type {found}, but the sandbox provides {expected}"
+    )]
     ImportTypeMismatch {
         module: String,
         name: String,
@@ -57,7 +64,9 @@ pub enum ValidationError {
     },
     #[error("unsupported memory: {0}")]
     UnsupportedMemory(String),
-    #[error("the module was built for guest ABI version {found}; this host implements version {expected}")]
+    #[error(
+        "the module was built for guest ABI version {found}; this host implements version {expected}"
+    )]
     AbiVersion { found: u32, expected: u32 },
     #[error("the module failed to start: {0}")]
     Startup(String),
@@ -92,7 +101,10 @@ pub enum CallError {
     #[error("UDF `{udf}` broke the guest ABI: {detail}")]
     Abi { udf: String, detail: String },
     /// The guest tried to grow its memory past the sandbox limit.
-    #[error("UDF `{udf}` exceeded the sandbox memory limit of {limit} bytes{}", StderrTail(stderr))]
+    #[error(
+        "UDF `{udf}` exceeded the sandbox memory limit of {limit} bytes{}",
+        StderrTail(stderr)
+    )]
     MemoryLimit {
         udf: String,
         limit: usize,

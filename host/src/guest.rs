@@ -30,7 +30,9 @@ pub struct GuestModule {
 
 impl std::fmt::Debug for GuestModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestModule").field("udfs", &self.udfs).finish_non_exhaustive()
+        f.debug_struct("GuestModule")
+            .field("udfs", &self.udfs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +64,8 @@ pub(crate) fn probe_abi_version(
         .linker()
         .instantiate_pre(module)
         .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
-    let (mut store, instance) = start(engine.wasm(), &pre, limits).map_err(ValidationError::Startup)?;
+    let (mut store, instance) =
+        start(engine.wasm(), &pre, limits).map_err(ValidationError::Startup)?;
     let version = instance
         .get_typed_func::<(), u32>(&mut store, weft_abi::ABI_VERSION_EXPORT)
         .and_then(|f| f.call(&mut store, ()))
@@ -108,7 +111,9 @@ fn stderr_tail(store: &Store<Sandbox>) -> String {
     const TAIL: usize = 4096;
     let bytes = store.data().stderr.contents();
     let start = bytes.len().saturating_sub(TAIL);
-    String::from_utf8_lossy(&bytes[start..]).trim_end().to_owned()
+    String::from_utf8_lossy(&bytes[start..])
+        .trim_end()
+        .to_owned()
 }
 
 impl GuestModule {
@@ -119,8 +124,8 @@ impl GuestModule {
 
     /// Instantiates the module in a fresh sandbox under `limits`.
     pub fn instantiate(&self, limits: &SandboxLimits) -> Result<GuestInstance, CallError> {
-        let (mut store, instance) = start(self.pre.module().engine(), &self.pre, limits)
-            .map_err(CallError::Instantiate)?;
+        let (mut store, instance) =
+            start(self.pre.module().engine(), &self.pre, limits).map_err(CallError::Instantiate)?;
         let fail = |store: &Store<Sandbox>, e: wasmtime::Error| {
             CallError::Instantiate(describe_failure(store, &e))
         };
@@ -218,11 +223,14 @@ impl GuestInstance {
     pub fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
         let frame = self.call(udf, UdfKind::Map, Input::Records(input))?;
         if frame.out_count as usize != input.len() {
-            return Err(abi(udf, format!(
-                "a map must return one record per input: {} in, {} out",
-                input.len(),
-                frame.out_count
-            )));
+            return Err(abi(
+                udf,
+                format!(
+                    "a map must return one record per input: {} in, {} out",
+                    input.len(),
+                    frame.out_count
+                ),
+            ));
         }
         self.read_records(udf, &frame)
     }
@@ -246,15 +254,23 @@ impl GuestInstance {
     pub fn reduce(&mut self, udf: &str, input: &Groups) -> Result<BinaryArray, CallError> {
         let frame = self.call(udf, UdfKind::Reduce, Input::Groups(input))?;
         if frame.out_count as usize != input.len() {
-            return Err(abi(udf, format!(
-                "a reduce must return one value per group: {} groups, {} values",
-                input.len(),
-                frame.out_count
-            )));
+            return Err(abi(
+                udf,
+                format!(
+                    "a reduce must return one value per group: {} groups, {} values",
+                    input.len(),
+                    frame.out_count
+                ),
+            ));
         }
         let mem = self.memory.data(&self.store);
-        read_binary(mem, frame.out_count, frame.out_values_offsets, frame.out_values_data)
-            .map_err(|e| abi(udf, format!("output values: {e}")))
+        read_binary(
+            mem,
+            frame.out_count,
+            frame.out_values_offsets,
+            frame.out_values_data,
+        )
+        .map_err(|e| abi(udf, format!("output values: {e}")))
     }
 
     /// Runs a `group_reduce` UDF: any number of records out.
@@ -322,13 +338,21 @@ impl GuestInstance {
         };
         frame.in_keys_offsets = place(keys_offsets_len);
         frame.in_values_offsets = place(values_offsets_len);
-        frame.in_groups = if groups.is_some() { place(groups_len) } else { 0 };
+        frame.in_groups = if groups.is_some() {
+            place(groups_len)
+        } else {
+            0
+        };
         frame.in_keys_data = place(keys_data.len() as u64);
         frame.in_values_data = place(values_data.len() as u64);
 
         let mem = self.memory.data_mut(&mut self.store);
-        let region = slice_mut(mem, base, u64::from(total))
-            .ok_or_else(|| abi(udf, "weft_alloc returned memory outside the guest's memory".into()))?;
+        let region = slice_mut(mem, base, u64::from(total)).ok_or_else(|| {
+            abi(
+                udf,
+                "weft_alloc returned memory outside the guest's memory".into(),
+            )
+        })?;
         let (dst, rest) = region.split_at_mut(keys_offsets_len as usize);
         write_offsets(dst, keys);
         let (dst, rest) = rest.split_at_mut(values_offsets_len as usize);
@@ -366,16 +390,29 @@ impl GuestInstance {
                     message,
                 })
             }
-            other => Err(abi(udf, format!("unknown status {other} (0 = ok, 1 = error)"))),
+            other => Err(abi(
+                udf,
+                format!("unknown status {other} (0 = ok, 1 = error)"),
+            )),
         }
     }
 
     fn read_records(&self, udf: &str, frame: &Frame) -> Result<Records, CallError> {
         let mem = self.memory.data(&self.store);
-        let keys = read_binary(mem, frame.out_count, frame.out_keys_offsets, frame.out_keys_data)
-            .map_err(|e| abi(udf, format!("output keys: {e}")))?;
-        let values = read_binary(mem, frame.out_count, frame.out_values_offsets, frame.out_values_data)
-            .map_err(|e| abi(udf, format!("output values: {e}")))?;
+        let keys = read_binary(
+            mem,
+            frame.out_count,
+            frame.out_keys_offsets,
+            frame.out_keys_data,
+        )
+        .map_err(|e| abi(udf, format!("output keys: {e}")))?;
+        let values = read_binary(
+            mem,
+            frame.out_count,
+            frame.out_values_offsets,
+            frame.out_values_data,
+        )
+        .map_err(|e| abi(udf, format!("output values: {e}")))?;
         Records::new(keys, values)
     }
 
@@ -392,8 +429,14 @@ impl GuestInstance {
                 .call(&mut self.store, (ptr, cap, 8))
                 .map_err(|e| self.call_failure(udf, e))?;
         }
-        let cap = size.max(self.region.cap.saturating_mul(3) / 2).max(64 << 10);
-        let cap = if u64::from(cap) > self.max_memory_bytes as u64 { size } else { cap };
+        let cap = size
+            .max(self.region.cap.saturating_mul(3) / 2)
+            .max(64 << 10);
+        let cap = if u64::from(cap) > self.max_memory_bytes as u64 {
+            size
+        } else {
+            cap
+        };
         let ptr = self.allocate(udf, cap, 8)?;
         self.region = Region { ptr, cap };
         Ok(())
@@ -417,7 +460,10 @@ impl GuestInstance {
             });
         }
         if ptr % align != 0 {
-            return Err(abi(udf, format!("weft_alloc({size}, {align}) returned unaligned {ptr}")));
+            return Err(abi(
+                udf,
+                format!("weft_alloc({size}, {align}) returned unaligned {ptr}"),
+            ));
         }
         Ok(ptr)
     }
@@ -480,7 +526,12 @@ fn write_offsets(dst: &mut [u8], array: &BinaryArray) {
 
 /// Reads `count` binary items a guest described by an offsets pointer and a data pointer, checking
 /// every bound (the guest is untrusted) and rebasing the offsets to 0.
-fn read_binary(mem: &[u8], count: u32, offsets_ptr: u32, data_ptr: u32) -> Result<BinaryArray, String> {
+fn read_binary(
+    mem: &[u8],
+    count: u32,
+    offsets_ptr: u32,
+    data_ptr: u32,
+) -> Result<BinaryArray, String> {
     if count == 0 {
         return Ok(binary_array(vec![0], Vec::new()));
     }
@@ -494,14 +545,19 @@ fn read_binary(mem: &[u8], count: u32, offsets_ptr: u32, data_ptr: u32) -> Resul
         if i == 0 {
             first = o;
         } else if o < previous {
-            return Err(format!("offset {i} ({o}) is less than offset {} ({previous})", i - 1));
+            return Err(format!(
+                "offset {i} ({o}) is less than offset {} ({previous})",
+                i - 1
+            ));
         }
         previous = o;
         offsets.push((o - first) as i32);
     }
     let len = previous - first;
     if len > i32::MAX as u32 {
-        return Err(format!("{len} bytes of data is over the 2 GiB limit of a batch"));
+        return Err(format!(
+            "{len} bytes of data is over the 2 GiB limit of a batch"
+        ));
     }
     let start = u64::from(data_ptr) + u64::from(first);
     let data = u32::try_from(start)
@@ -548,7 +604,14 @@ fn frame_to_bytes(frame: &Frame) -> [u8; weft_abi::FRAME_SIZE as usize] {
 }
 
 fn frame_from_bytes(bytes: &[u8]) -> Frame {
-    let field = |i: usize| u32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
+    let field = |i: usize| {
+        u32::from_le_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ])
+    };
     Frame {
         in_count: field(0),
         in_keys_offsets: field(1),

@@ -99,7 +99,10 @@ impl Signature {
             wasmtime::ValType::V128 => "v128",
             wasmtime::ValType::Ref(_) => "ref",
         };
-        Signature::new(ty.params().map(name).collect(), ty.results().map(name).collect())
+        Signature::new(
+            ty.params().map(name).collect(),
+            ty.results().map(name).collect(),
+        )
     }
 
     fn of_parser(ty: &wasmparser::FuncType) -> Signature {
@@ -111,13 +114,21 @@ impl Signature {
             wasmparser::ValType::V128 => "v128",
             wasmparser::ValType::Ref(_) => "ref",
         };
-        Signature::new(ty.params().iter().map(name).collect(), ty.results().iter().map(name).collect())
+        Signature::new(
+            ty.params().iter().map(name).collect(),
+            ty.results().iter().map(name).collect(),
+        )
     }
 }
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}] -> [{}]", self.params.join(", "), self.results.join(", "))
+        write!(
+            f,
+            "[{}] -> [{}]",
+            self.params.join(", "),
+            self.results.join(", ")
+        )
     }
 }
 
@@ -280,9 +291,21 @@ impl Engine {
         }
 
         let required: [(&'static str, &'static str, Signature); 3] = [
-            (weft_abi::ABI_VERSION_EXPORT, "a function returning the ABI version", sig(&[], &["i32"])),
-            (weft_abi::ALLOC_EXPORT, "the allocator the host uses for input buffers", sig(&["i32", "i32"], &["i32"])),
-            (weft_abi::FREE_EXPORT, "the deallocator matching weft_alloc", sig(&["i32", "i32", "i32"], &[])),
+            (
+                weft_abi::ABI_VERSION_EXPORT,
+                "a function returning the ABI version",
+                sig(&[], &["i32"]),
+            ),
+            (
+                weft_abi::ALLOC_EXPORT,
+                "the allocator the host uses for input buffers",
+                sig(&["i32", "i32"], &["i32"]),
+            ),
+            (
+                weft_abi::FREE_EXPORT,
+                "the deallocator matching weft_alloc",
+                sig(&["i32", "i32", "i32"], &[]),
+            ),
         ];
         for (name, what, expected) in required {
             let Some((_, kind, index)) = find(name) else {
@@ -298,8 +321,12 @@ impl Engine {
         let mut udfs: BTreeMap<String, UdfKind> = BTreeMap::new();
         for (name, kind, index) in &exports {
             if !name.starts_with(weft_abi::EXPORT_PREFIX)
-                || [weft_abi::ABI_VERSION_EXPORT, weft_abi::ALLOC_EXPORT, weft_abi::FREE_EXPORT]
-                    .contains(&name.as_str())
+                || [
+                    weft_abi::ABI_VERSION_EXPORT,
+                    weft_abi::ALLOC_EXPORT,
+                    weft_abi::FREE_EXPORT,
+                ]
+                .contains(&name.as_str())
             {
                 continue;
             }

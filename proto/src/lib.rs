@@ -13,7 +13,13 @@
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Generated code of package `weft.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications, rust_2018_idioms)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    unused_qualifications,
+    rust_2018_idioms
+)]
 pub mod v1 {
     tonic::include_proto!("weft.v1");
 }

@@ -44,7 +44,8 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
     let tenant = Tenant::default();
     match command {
         ModuleCommand::Register { file, name, tags } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             // Validate before opening the registry, so a refused module leaves no trace at all.
             let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
             let module = engine
@@ -61,7 +62,10 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
                     (true, true) => "stored".to_owned(),
                     (true, false) => "bytes already stored; new version recorded".to_owned(),
                 };
-                eprintln!("{} version {}: {what}", registration.name, registration.version);
+                eprintln!(
+                    "{} version {}: {what}",
+                    registration.name, registration.version
+                );
             }
         }
         ModuleCommand::List => {
@@ -71,14 +75,22 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
             } else if entries.is_empty() {
                 eprintln!("no modules registered in {}", globals.data_dir.display());
             } else {
-                println!("{:<24} {:>4}  {:<20} {:>9}  {:<20}  UDFS", "NAME", "VER", "ID", "SIZE", "REGISTERED");
+                println!(
+                    "{:<24} {:>4}  {:<20} {:>9}  {:<20}  UDFS",
+                    "NAME", "VER", "ID", "SIZE", "REGISTERED"
+                );
                 for e in &entries {
                     let v = &e.version;
                     let mut name = v.name.clone();
                     if !v.tags.is_empty() {
                         name = format!("{name} [{}]", v.tags.join(","));
                     }
-                    let udfs: Vec<String> = e.module.udfs.iter().map(|u| format!("{}:{}", u.kind, u.name)).collect();
+                    let udfs: Vec<String> = e
+                        .module
+                        .udfs
+                        .iter()
+                        .map(|u| format!("{}:{}", u.kind, u.name))
+                        .collect();
                     println!(
                         "{:<24} {:>4}  {:<20} {:>9}  {:<20}  {}",
                         name,
@@ -139,7 +151,11 @@ fn show(entry: &ModuleEntry, versions: &[weft_scheduler::registry::VersionRecord
     println!("size:        {} bytes", m.size);
     println!("abi version: {}", m.abi_version);
     println!("registered:  {}", time(v.registered_ms));
-    let imports = if m.wasi_imports.is_empty() { "none".to_owned() } else { m.wasi_imports.join(", ") };
+    let imports = if m.wasi_imports.is_empty() {
+        "none".to_owned()
+    } else {
+        m.wasi_imports.join(", ")
+    };
     println!("wasi:        {imports}");
     println!("udfs:");
     for u in &m.udfs {
@@ -149,7 +165,12 @@ fn show(entry: &ModuleEntry, versions: &[weft_scheduler::registry::VersionRecord
         println!("versions:");
         for other in versions {
             let marker = if other.version == v.version { "*" } else { " " };
-            println!("  {marker}{:>3}  {}  {}", other.version, other.id, time(other.registered_ms));
+            println!(
+                "  {marker}{:>3}  {}  {}",
+                other.version,
+                other.id,
+                time(other.registered_ms)
+            );
         }
     }
 }

@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A fresh data directory and a way to run `weft` against it.
+#[derive(Debug)]
 pub struct Weft {
     home: tempfile::TempDir,
+}
+
+impl Default for Weft {
+    fn default() -> Self {
+        Weft::new()
+    }
 }
 
 impl Weft {
@@ -29,7 +36,9 @@ impl Weft {
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-        cmd.arg("--data-dir").arg(self.data_dir()).env_remove("WEFT_HOME");
+        cmd.arg("--data-dir")
+            .arg(self.data_dir())
+            .env_remove("WEFT_HOME");
         cmd
     }
 
@@ -41,11 +50,16 @@ impl Weft {
     /// Runs `weft ARGS` and expects success.
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.run(args);
-        assert!(run.0.status.success(), "weft {args:?} failed:\n{}", run.stderr());
+        assert!(
+            run.0.status.success(),
+            "weft {args:?} failed:\n{}",
+            run.stderr()
+        );
         run
     }
 }
 
+#[derive(Debug)]
 pub struct Run(pub Output);
 
 impl Run {

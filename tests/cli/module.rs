@@ -3,7 +3,10 @@
 use crate::{Weft, path};
 
 fn expected_id(file: &str) -> String {
-    format!("blake3:{}", blake3::hash(&std::fs::read(file).unwrap()).to_hex())
+    format!(
+        "blake3:{}",
+        blake3::hash(&std::fs::read(file).unwrap()).to_hex()
+    )
 }
 
 #[test]
@@ -15,9 +18,15 @@ fn register_prints_the_blake3_id_and_is_idempotent() {
 
     let again = weft.ok(&["module", "register", wasm, "--name", "wordcount"]);
     assert_eq!(again.stdout().trim(), expected_id(wasm));
-    assert!(again.stderr().contains("nothing changed"), "{}", again.stderr());
+    assert!(
+        again.stderr().contains("nothing changed"),
+        "{}",
+        again.stderr()
+    );
 
-    let blobs = std::fs::read_dir(weft.data_dir().join("registry/blobs")).unwrap().count();
+    let blobs = std::fs::read_dir(weft.data_dir().join("registry/blobs"))
+        .unwrap()
+        .count();
     assert_eq!(blobs, 1, "the same bytes are stored once");
     let list = weft.ok(&["--json", "module", "list"]).json();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -28,7 +37,13 @@ fn register_prints_the_blake3_id_and_is_idempotent() {
 fn show_lists_udfs_and_kinds() {
     let weft = Weft::new();
     let id = weft
-        .ok(&["module", "register", weft_examples::WORDCOUNT_RUST, "--name", "wordcount"])
+        .ok(&[
+            "module",
+            "register",
+            weft_examples::WORDCOUNT_RUST,
+            "--name",
+            "wordcount",
+        ])
         .stdout();
     let show = weft.ok(&["module", "show", "wordcount"]).stdout();
     assert!(show.contains(id.trim()), "{show}");
@@ -39,7 +54,11 @@ fn show_lists_udfs_and_kinds() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(udf_lines, [vec!["flat_map", "split_words"], vec!["reduce", "sum"]], "{show}");
+    assert_eq!(
+        udf_lines,
+        [vec!["flat_map", "split_words"], vec!["reduce", "sum"]],
+        "{show}"
+    );
 
     // By id, and as JSON.
     let json = weft.ok(&["--json", "module", "show", id.trim()]).json();
@@ -53,25 +72,72 @@ fn show_lists_udfs_and_kinds() {
 #[test]
 fn new_bytes_under_a_name_make_a_version_and_rm_removes() {
     let weft = Weft::new();
-    let v1 = weft.ok(&["module", "register", weft_examples::WORDCOUNT_RUST, "--name", "wc"]).stdout();
+    let v1 = weft
+        .ok(&[
+            "module",
+            "register",
+            weft_examples::WORDCOUNT_RUST,
+            "--name",
+            "wc",
+        ])
+        .stdout();
     let v2 = weft
-        .ok(&["module", "register", weft_examples::WORDCOUNT_C, "--name", "wc", "--tag", "c"])
+        .ok(&[
+            "module",
+            "register",
+            weft_examples::WORDCOUNT_C,
+            "--name",
+            "wc",
+            "--tag",
+            "c",
+        ])
         .stdout();
     assert_ne!(v1, v2);
-    assert_eq!(weft.ok(&["--json", "module", "show", "wc"]).json()["module"]["version"], 2);
-    assert_eq!(weft.ok(&["--json", "module", "show", "wc@1"]).json()["module"]["id"], v1.trim());
-    assert_eq!(weft.ok(&["--json", "module", "show", "wc@c"]).json()["module"]["id"], v2.trim());
-    assert_eq!(weft.ok(&["--json", "module", "list"]).json().as_array().unwrap().len(), 2);
+    assert_eq!(
+        weft.ok(&["--json", "module", "show", "wc"]).json()["module"]["version"],
+        2
+    );
+    assert_eq!(
+        weft.ok(&["--json", "module", "show", "wc@1"]).json()["module"]["id"],
+        v1.trim()
+    );
+    assert_eq!(
+        weft.ok(&["--json", "module", "show", "wc@c"]).json()["module"]["id"],
+        v2.trim()
+    );
+    assert_eq!(
+        weft.ok(&["--json", "module", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let rm = weft.ok(&["module", "rm", "wc@1"]).stdout();
     assert!(rm.contains("removed wc@1"), "{rm}");
     let missing = weft.run(&["module", "show", v1.trim()]);
     assert_ne!(missing.code(), Some(0));
-    assert!(missing.stderr().contains("no module"), "{}", missing.stderr());
+    assert!(
+        missing.stderr().contains("no module"),
+        "{}",
+        missing.stderr()
+    );
 
     weft.ok(&["module", "rm", "wc"]);
-    assert!(weft.ok(&["--json", "module", "list"]).json().as_array().unwrap().is_empty());
-    assert_eq!(std::fs::read_dir(weft.data_dir().join("registry/blobs")).unwrap().count(), 0);
+    assert!(
+        weft.ok(&["--json", "module", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        std::fs::read_dir(weft.data_dir().join("registry/blobs"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 /// Registers `bytes` and expects a refusal whose message contains every `needle`, with nothing
@@ -90,7 +156,10 @@ fn refused(bytes: &[u8], needles: &[&str]) {
         assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!weft.data_dir().exists(), "a refused module must leave no trace");
+    assert!(
+        !weft.data_dir().exists(),
+        "a refused module must leave no trace"
+    );
 }
 
 const MEMORY_AND_FUNCS: &str = r#"
@@ -101,7 +170,10 @@ const MEMORY_AND_FUNCS: &str = r#"
 
 #[test]
 fn a_non_wasm_file_is_refused() {
-    refused(b"hello, I am a text file\n", &["not a WebAssembly module", "magic"]);
+    refused(
+        b"hello, I am a text file\n",
+        &["not a WebAssembly module", "magic"],
+    );
 }
 
 #[test]
@@ -163,10 +235,18 @@ fn bad_arguments_are_usage_errors() {
     assert!(run.stderr().contains("--name"), "{}", run.stderr());
     let run = weft.run(&["module", "register", "/no/such/file.wasm", "--name", "x"]);
     assert_eq!(run.code(), Some(1));
-    assert!(run.stderr().contains("/no/such/file.wasm"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("/no/such/file.wasm"),
+        "{}",
+        run.stderr()
+    );
     let run = weft.run(&["module", "show", "bad/name"]);
     assert_eq!(run.code(), Some(1));
-    assert!(run.stderr().contains("invalid module reference"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("invalid module reference"),
+        "{}",
+        run.stderr()
+    );
     let run = weft.run(&["--json", "module", "show", "nothing"]);
     assert_eq!(run.code(), Some(1));
     assert!(run.json()["error"].as_str().unwrap().contains("nothing"));
@@ -176,10 +256,20 @@ fn bad_arguments_are_usage_errors() {
 fn weft_home_selects_the_data_directory() {
     let home = tempfile::tempdir().unwrap();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["module", "register", weft_examples::STOCKS_RUST, "--name", "stocks"])
+        .args([
+            "module",
+            "register",
+            weft_examples::STOCKS_RUST,
+            "--name",
+            "stocks",
+        ])
         .env("WEFT_HOME", home.path())
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(home.path().join("registry/blobs").is_dir());
 }

@@ -182,12 +182,18 @@ mod tests {
             UdfKind::split_export("weft_flat_map_split_words"),
             Some((UdfKind::FlatMap, "split_words"))
         );
-        assert_eq!(UdfKind::split_export("weft_map_map"), Some((UdfKind::Map, "map")));
+        assert_eq!(
+            UdfKind::split_export("weft_map_map"),
+            Some((UdfKind::Map, "map"))
+        );
         assert_eq!(
             UdfKind::split_export("weft_group_reduce_index"),
             Some((UdfKind::GroupReduce, "index"))
         );
-        assert_eq!(UdfKind::split_export("weft_reduce_sum"), Some((UdfKind::Reduce, "sum")));
+        assert_eq!(
+            UdfKind::split_export("weft_reduce_sum"),
+            Some((UdfKind::Reduce, "sum"))
+        );
         assert_eq!(UdfKind::split_export("weft_alloc"), None);
         assert_eq!(UdfKind::split_export("weft_abi_version"), None);
         assert_eq!(UdfKind::split_export("weft_map_"), None);

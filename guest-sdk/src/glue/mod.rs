@@ -116,7 +116,10 @@ impl Preview {
         let quoted = match std::str::from_utf8(head) {
             Ok(text) => format!("{text:?}"),
             Err(e) if cut && e.error_len().is_none() => {
-                format!("{:?}", std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default())
+                format!(
+                    "{:?}",
+                    std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+                )
             }
             Err(_) => format!("\"{}\"", head.escape_ascii()),
         };

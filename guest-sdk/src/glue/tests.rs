@@ -193,7 +193,10 @@ fn keyed_reduce_decodes_the_key_even_for_one_value() {
         group.fold(|a: String, b: String| reduce_output(format!("{key}{a}{b}")))
     })
     .unwrap_err();
-    assert_eq!(message(&error, "r"), "r: key of group 0 (\"\\xff\") is not valid UTF-8");
+    assert_eq!(
+        message(&error, "r"),
+        "r: key of group 0 (\"\\xff\") is not valid UTF-8"
+    );
 }
 
 #[test]

@@ -12,7 +12,12 @@ fn textkit() -> weft_host::GuestInstance {
 #[test]
 fn map_uppercases_values_and_keeps_keys() {
     let mut g = textkit();
-    let input = Records::from_pairs([("k1", "hello"), ("", "MiXeD 123"), ("k3", ""), ("k4", "naïve")]);
+    let input = Records::from_pairs([
+        ("k1", "hello"),
+        ("", "MiXeD 123"),
+        ("k3", ""),
+        ("k4", "naïve"),
+    ]);
     let out = g.map("upper", &input).unwrap();
     assert_eq!(
         out.to_pairs(),
@@ -42,8 +47,15 @@ fn flat_map_and_group_reduce_build_an_inverted_index() {
     let postings = g.flat_map("words_with_line", &lines).unwrap();
     assert_eq!(
         postings.to_pairs(),
-        [("b", "l1"), ("a", "l1"), ("b", "l1"), ("a", "l2"), ("c", "l2"), ("c", "l10")]
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        [
+            ("b", "l1"),
+            ("a", "l1"),
+            ("b", "l1"),
+            ("a", "l2"),
+            ("c", "l2"),
+            ("c", "l10")
+        ]
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
     );
     let groups = Groups::from_groups([
         ("a", vec!["l2", "l1"]),
@@ -70,14 +82,18 @@ fn a_guest_error_carries_the_guests_message() {
         other => panic!("expected a guest error, got {other:?}"),
     }
     // The instance survives a reported error.
-    let ok = g.map("fail_on_boom", &Records::from_pairs([("1", "fine")])).unwrap();
+    let ok = g
+        .map("fail_on_boom", &Records::from_pairs([("1", "fine")]))
+        .unwrap();
     assert_eq!(ok.to_pairs(), [(b"1".to_vec(), b"fine".to_vec())]);
 }
 
 #[test]
 fn a_panic_is_a_trap_with_the_panic_message() {
     let mut g = textkit();
-    let err = g.map("panic_on_boom", &Records::from_pairs([("1", "boom")])).unwrap_err();
+    let err = g
+        .map("panic_on_boom", &Records::from_pairs([("1", "boom")]))
+        .unwrap_err();
     match &err {
         CallError::Trap { udf, stderr, .. } => {
             assert_eq!(udf, "panic_on_boom");
@@ -108,8 +124,15 @@ fn kind_mismatch_and_unknown_udf_are_refused() {
     let mut g = textkit();
     let input = Records::from_pairs([("a", "b")]);
     match g.flat_map("upper", &input) {
-        Err(CallError::KindMismatch { name, actual, requested }) => {
-            assert_eq!((name.as_str(), actual, requested), ("upper", UdfKind::Map, UdfKind::FlatMap));
+        Err(CallError::KindMismatch {
+            name,
+            actual,
+            requested,
+        }) => {
+            assert_eq!(
+                (name.as_str(), actual, requested),
+                ("upper", UdfKind::Map, UdfKind::FlatMap)
+            );
         }
         other => panic!("expected a kind mismatch, got {other:?}"),
     }
@@ -119,15 +142,25 @@ fn kind_mismatch_and_unknown_udf_are_refused() {
 #[test]
 fn the_module_lists_its_udfs_and_kinds() {
     let bytes = read(weft_examples::TEXTKIT_RUST);
-    let module = crate::engine().validate(&bytes, &Default::default()).unwrap();
-    let udfs: Vec<(String, UdfKind)> = module.info().udfs.iter().map(|u| (u.name.clone(), u.kind)).collect();
+    let module = crate::engine()
+        .validate(&bytes, &Default::default())
+        .unwrap();
+    let udfs: Vec<(String, UdfKind)> = module
+        .info()
+        .udfs
+        .iter()
+        .map(|u| (u.name.clone(), u.kind))
+        .collect();
     for expected in [
         ("upper", UdfKind::Map),
         ("non_empty", UdfKind::Filter),
         ("words_with_line", UdfKind::FlatMap),
         ("distinct_sorted", UdfKind::GroupReduce),
     ] {
-        assert!(udfs.contains(&(expected.0.to_owned(), expected.1)), "{udfs:?}");
+        assert!(
+            udfs.contains(&(expected.0.to_owned(), expected.1)),
+            "{udfs:?}"
+        );
     }
     assert_eq!(module.info().abi_version, 1);
 }

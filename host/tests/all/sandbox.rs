@@ -14,8 +14,14 @@ fn one() -> Records {
 
 #[test]
 fn an_endless_udf_hits_the_time_limit() {
-    let bytes = guest("", r#"(func (export "weft_map_spin") (param i32) (result i32) (loop br 0) i32.const 0)"#);
-    let limits = SandboxLimits { max_call_time: Duration::from_millis(200), ..Default::default() };
+    let bytes = guest(
+        "",
+        r#"(func (export "weft_map_spin") (param i32) (result i32) (loop br 0) i32.const 0)"#,
+    );
+    let limits = SandboxLimits {
+        max_call_time: Duration::from_millis(200),
+        ..Default::default()
+    };
     let mut g = instantiate_with(&bytes, &limits);
     let started = std::time::Instant::now();
     let e = g.map("spin", &one()).unwrap_err();
@@ -32,15 +38,24 @@ fn growing_memory_past_the_limit_fails_the_call() {
              (if (i32.eq (memory.grow (i32.const 16384)) (i32.const -1)) (then unreachable))
              i32.const 0)"#,
     );
-    let limits = SandboxLimits { max_memory_bytes: 64 << 20, ..Default::default() };
+    let limits = SandboxLimits {
+        max_memory_bytes: 64 << 20,
+        ..Default::default()
+    };
     let mut g = instantiate_with(&bytes, &limits);
     let e = g.map("hog", &one()).unwrap_err();
-    assert!(matches!(e, CallError::MemoryLimit { limit, .. } if limit == 64 << 20), "{e}");
+    assert!(
+        matches!(e, CallError::MemoryLimit { limit, .. } if limit == 64 << 20),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_batch_too_big_for_the_memory_limit_is_refused_cleanly() {
-    let limits = SandboxLimits { max_memory_bytes: 1 << 20, ..Default::default() };
+    let limits = SandboxLimits {
+        max_memory_bytes: 1 << 20,
+        ..Default::default()
+    };
     let mut g = instantiate_with(&guest("", IDENTITY_MAP), &limits);
     let input = Records::from_pairs([("k", vec![1u8; 2 << 20])]);
     let e = g.map("identity", &input).unwrap_err();

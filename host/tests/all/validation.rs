@@ -15,7 +15,9 @@ fn refuse(bytes: &[u8]) -> ValidationError {
 #[test]
 fn a_minimal_wat_guest_is_accepted() {
     let bytes = guest("", IDENTITY_MAP);
-    let module = engine().validate(&bytes, &ValidationLimits::default()).unwrap();
+    let module = engine()
+        .validate(&bytes, &ValidationLimits::default())
+        .unwrap();
     assert_eq!(module.info().udfs.len(), 1);
     assert_eq!(module.info().udfs[0].name, "identity");
     assert_eq!(module.info().udfs[0].kind, UdfKind::Map);
@@ -35,7 +37,10 @@ fn truncated_wasm() {
     let full = std::fs::read(weft_examples::WORDCOUNT_RUST).unwrap();
     for cut in [9, full.len() / 2, full.len() - 1] {
         let e = refuse(&full[..cut]);
-        assert!(matches!(e, ValidationError::Invalid(_)), "cut at {cut}: {e}");
+        assert!(
+            matches!(e, ValidationError::Invalid(_)),
+            "cut at {cut}: {e}"
+        );
     }
 }
 
@@ -49,7 +54,13 @@ fn a_component_is_not_a_core_module() {
 fn missing_abi_version_export() {
     let e = refuse(&module(&[MEMORY, ALLOC, FREE, IDENTITY_MAP]));
     assert!(
-        matches!(e, ValidationError::MissingExport { name: "weft_abi_version", .. }),
+        matches!(
+            e,
+            ValidationError::MissingExport {
+                name: "weft_abi_version",
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("weft_abi_version"), "{e}");
@@ -57,12 +68,39 @@ fn missing_abi_version_export() {
 
 #[test]
 fn missing_memory_alloc_or_free() {
-    let e = refuse(&module(&[r#"(memory 1)"#, ABI_V1, ALLOC, FREE, IDENTITY_MAP]));
-    assert!(matches!(e, ValidationError::MissingExport { name: "memory", .. }), "{e}");
+    let e = refuse(&module(&[
+        r#"(memory 1)"#,
+        ABI_V1,
+        ALLOC,
+        FREE,
+        IDENTITY_MAP,
+    ]));
+    assert!(
+        matches!(e, ValidationError::MissingExport { name: "memory", .. }),
+        "{e}"
+    );
     let e = refuse(&module(&[MEMORY, ABI_V1, FREE, IDENTITY_MAP]));
-    assert!(matches!(e, ValidationError::MissingExport { name: "weft_alloc", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ValidationError::MissingExport {
+                name: "weft_alloc",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = refuse(&module(&[MEMORY, ABI_V1, ALLOC, IDENTITY_MAP]));
-    assert!(matches!(e, ValidationError::MissingExport { name: "weft_free", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ValidationError::MissingExport {
+                name: "weft_free",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -74,58 +112,111 @@ fn wrong_abi_version() {
         FREE,
         IDENTITY_MAP,
     ]));
-    assert!(matches!(e, ValidationError::AbiVersion { found: 2, expected: 1 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ValidationError::AbiVersion {
+                found: 2,
+                expected: 1
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn imports_the_sandbox_does_not_provide() {
-    let e = refuse(&guest(r#"(import "env" "open_socket" (func (param i32) (result i32)))"#, IDENTITY_MAP));
+    let e = refuse(&guest(
+        r#"(import "env" "open_socket" (func (param i32) (result i32)))"#,
+        IDENTITY_MAP,
+    ));
     match &e {
         ValidationError::ForbiddenImport { module, name, kind } => {
-            assert_eq!((module.as_str(), name.as_str(), *kind), ("env", "open_socket", "function"));
+            assert_eq!(
+                (module.as_str(), name.as_str(), *kind),
+                ("env", "open_socket", "function")
+            );
         }
         other => panic!("{other}"),
     }
     assert!(e.to_string().contains("env::open_socket"), "{e}");
 
-    let e = refuse(&guest(r#"(import "wasi_snapshot_preview1" "no_such_call" (func))"#, IDENTITY_MAP));
+    let e = refuse(&guest(
+        r#"(import "wasi_snapshot_preview1" "no_such_call" (func))"#,
+        IDENTITY_MAP,
+    ));
     assert!(matches!(e, ValidationError::ForbiddenImport { .. }), "{e}");
 
     // A real WASI function with the wrong signature.
-    let e = refuse(&guest(r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32) (result i32)))"#, IDENTITY_MAP));
-    assert!(matches!(e, ValidationError::ImportTypeMismatch { .. }), "{e}");
+    let e = refuse(&guest(
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32) (result i32)))"#,
+        IDENTITY_MAP,
+    ));
+    assert!(
+        matches!(e, ValidationError::ImportTypeMismatch { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("fd_write"), "{e}");
 
     // Imported memory, globals and tables are not provided either.
-    let e = refuse(&module(&[r#"(import "env" "memory" (memory 1))"#, ABI_V1, ALLOC, FREE, IDENTITY_MAP]));
-    assert!(matches!(e, ValidationError::ForbiddenImport { kind: "memory", .. }), "{e}");
+    let e = refuse(&module(&[
+        r#"(import "env" "memory" (memory 1))"#,
+        ABI_V1,
+        ALLOC,
+        FREE,
+        IDENTITY_MAP,
+    ]));
+    assert!(
+        matches!(e, ValidationError::ForbiddenImport { kind: "memory", .. }),
+        "{e}"
+    );
     let e = refuse(&guest(r#"(import "env" "g" (global i32))"#, IDENTITY_MAP));
-    assert!(matches!(e, ValidationError::ForbiddenImport { kind: "global", .. }), "{e}");
+    assert!(
+        matches!(e, ValidationError::ForbiddenImport { kind: "global", .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn over_the_size_limit() {
     let bytes = guest("", IDENTITY_MAP);
-    let limits = ValidationLimits { max_module_bytes: bytes.len() - 1 };
+    let limits = ValidationLimits {
+        max_module_bytes: bytes.len() - 1,
+    };
     match engine().validate(&bytes, &limits) {
-        Err(ValidationError::TooLarge { size, limit }) => assert_eq!((size, limit), (bytes.len(), bytes.len() - 1)),
+        Err(ValidationError::TooLarge { size, limit }) => {
+            assert_eq!((size, limit), (bytes.len(), bytes.len() - 1))
+        }
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn udf_exports_must_be_well_formed() {
-    let e = refuse(&guest("", r#"(func (export "weft_map_bad") (param i32 i32) (result i32) i32.const 0)"#));
+    let e = refuse(&guest(
+        "",
+        r#"(func (export "weft_map_bad") (param i32 i32) (result i32) i32.const 0)"#,
+    ));
     match &e {
-        ValidationError::WrongExportType { name, expected, found } => {
+        ValidationError::WrongExportType {
+            name,
+            expected,
+            found,
+        } => {
             assert_eq!(name, "weft_map_bad");
             assert_eq!(expected, "[i32] -> [i32]");
             assert_eq!(found, "[i32, i32] -> [i32]");
         }
         other => panic!("{other}"),
     }
-    let e = refuse(&guest("", r#"(func (export "weft_mapp_x") (param i32) (result i32) i32.const 0)"#));
-    assert!(matches!(e, ValidationError::UnknownWeftExport(ref n) if n == "weft_mapp_x"), "{e}");
+    let e = refuse(&guest(
+        "",
+        r#"(func (export "weft_mapp_x") (param i32) (result i32) i32.const 0)"#,
+    ));
+    assert!(
+        matches!(e, ValidationError::UnknownWeftExport(ref n) if n == "weft_mapp_x"),
+        "{e}"
+    );
     let e = refuse(&guest(
         "",
         r#"(func (export "weft_map_x") (param i32) (result i32) i32.const 0)
@@ -134,20 +225,29 @@ fn udf_exports_must_be_well_formed() {
     assert!(matches!(e, ValidationError::DuplicateUdf { .. }), "{e}");
     let e = refuse(&guest("", ""));
     assert!(matches!(e, ValidationError::NoUdfs), "{e}");
-    let e = refuse(&guest("", r#"(global (export "weft_map_g") i32 (i32.const 0))"#));
+    let e = refuse(&guest(
+        "",
+        r#"(global (export "weft_map_g") i32 (i32.const 0))"#,
+    ));
     assert!(matches!(e, ValidationError::WrongExportType { .. }), "{e}");
 }
 
 #[test]
 fn a_trapping_initializer_is_refused() {
-    let e = refuse(&guest("", &format!(r#"{IDENTITY_MAP} (func (export "_initialize") unreachable)"#)));
+    let e = refuse(&guest(
+        "",
+        &format!(r#"{IDENTITY_MAP} (func (export "_initialize") unreachable)"#),
+    ));
     assert!(matches!(e, ValidationError::Startup(_)), "{e}");
     assert!(e.to_string().contains("_initialize"), "{e}");
 }
 
 #[test]
 fn an_endless_initializer_is_stopped() {
-    let e = refuse(&guest("", &format!(r#"{IDENTITY_MAP} (func (export "_initialize") (loop br 0))"#)));
+    let e = refuse(&guest(
+        "",
+        &format!(r#"{IDENTITY_MAP} (func (export "_initialize") (loop br 0))"#),
+    ));
     assert!(matches!(e, ValidationError::Startup(_)), "{e}");
 }
 

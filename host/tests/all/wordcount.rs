@@ -21,8 +21,22 @@ fn reference_words(text: &[u8]) -> Vec<&[u8]> {
 /// whitespace, so the tests need no data files.
 fn corpus(lines: usize, seed: u64) -> Vec<Vec<u8>> {
     const WORDS: &[&str] = &[
-        "the", "The", "THE", "weft", "warp", "naïve", "日本語", "😀", "x", "a-b", "don't", "Ωmega",
-        "\u{a0}nbsp", "tab\u{2003}em", "zürich", "1234",
+        "the",
+        "The",
+        "THE",
+        "weft",
+        "warp",
+        "naïve",
+        "日本語",
+        "😀",
+        "x",
+        "a-b",
+        "don't",
+        "Ωmega",
+        "\u{a0}nbsp",
+        "tab\u{2003}em",
+        "zürich",
+        "1234",
     ];
     const SPACES: &[&str] = &[" ", "  ", "\t", "\x0b", "\x0c", "\r", " \t "];
     let mut state = seed;
@@ -38,7 +52,9 @@ fn corpus(lines: usize, seed: u64) -> Vec<Vec<u8>> {
             let n = next() % 12;
             for i in 0..n {
                 if i > 0 || next() % 3 == 0 {
-                    line.extend_from_slice(SPACES[(next() % SPACES.len() as u64) as usize].as_bytes());
+                    line.extend_from_slice(
+                        SPACES[(next() % SPACES.len() as u64) as usize].as_bytes(),
+                    );
                 }
                 // Zipf-like: low indexes far more often.
                 let r = next() % 1000;
@@ -56,7 +72,10 @@ fn corpus(lines: usize, seed: u64) -> Vec<Vec<u8>> {
 fn split(path: &str, values: &[Vec<u8>]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut guest = instantiate(&read(path));
     let input = Records::from_pairs(values.iter().enumerate().map(|(i, v)| (i.to_string(), v)));
-    guest.flat_map("split_words", &input).expect("split_words").to_pairs()
+    guest
+        .flat_map("split_words", &input)
+        .expect("split_words")
+        .to_pairs()
 }
 
 fn check_split(path: &str) {
@@ -83,7 +102,12 @@ fn check_empty_batch(path: &str) {
     let mut guest = instantiate(&read(path));
     let out = guest.flat_map("split_words", &Records::empty()).unwrap();
     assert!(out.is_empty());
-    let out = guest.reduce("sum", &Groups::from_groups(Vec::<(&[u8], Vec<&[u8]>)>::new())).unwrap();
+    let out = guest
+        .reduce(
+            "sum",
+            &Groups::from_groups(Vec::<(&[u8], Vec<&[u8]>)>::new()),
+        )
+        .unwrap();
     assert_eq!(out.len(), 0);
 }
 
@@ -97,7 +121,10 @@ fn check_large_values(path: &str) {
     }
     let huge_word = vec![b'z'; 3 << 19];
     let mut guest = instantiate(&read(path));
-    let input = Records::from_pairs([(b"".to_vec(), many.clone()), (b"k".to_vec(), huge_word.clone())]);
+    let input = Records::from_pairs([
+        (b"".to_vec(), many.clone()),
+        (b"k".to_vec(), huge_word.clone()),
+    ]);
     let out = guest.flat_map("split_words", &input).unwrap();
     let mut expected: Vec<&[u8]> = reference_words(&many);
     expected.push(&huge_word);
@@ -112,7 +139,10 @@ fn check_sum(path: &str) {
     let mut guest = instantiate(&read(path));
     let groups = Groups::from_groups([
         (b"one".to_vec(), vec![b"7".to_vec()]),
-        (b"".to_vec(), vec![b"1".to_vec(), b"1".to_vec(), b"1".to_vec()]),
+        (
+            b"".to_vec(),
+            vec![b"1".to_vec(), b"1".to_vec(), b"1".to_vec()],
+        ),
         (
             "日本".as_bytes().to_vec(),
             vec![b"18446744073709551000".to_vec(), b"615".to_vec()],
@@ -128,12 +158,21 @@ fn check_sum(path: &str) {
     match guest.reduce("sum", &bad) {
         Err(CallError::Guest { udf, message }) => {
             assert_eq!(udf, "sum");
-            assert!(message.contains("abc"), "message should quote the bad value: {message}");
+            assert!(
+                message.contains("abc"),
+                "message should quote the bad value: {message}"
+            );
         }
         other => panic!("expected a guest error, got {other:?}"),
     }
-    let overflow = Groups::from_groups([(b"w".to_vec(), vec![b"18446744073709551615".to_vec(), b"1".to_vec()])]);
-    assert!(matches!(guest.reduce("sum", &overflow), Err(CallError::Guest { .. })));
+    let overflow = Groups::from_groups([(
+        b"w".to_vec(),
+        vec![b"18446744073709551615".to_vec(), b"1".to_vec()],
+    )]);
+    assert!(matches!(
+        guest.reduce("sum", &overflow),
+        Err(CallError::Guest { .. })
+    ));
     let out = guest.reduce("sum", &groups).unwrap();
     assert_eq!(out.value(1), b"3");
 }
@@ -153,7 +192,10 @@ fn check_corpus(path: &str) {
     let mut partials: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
     for chunk in lines.chunks(700) {
         let words = guest
-            .flat_map("split_words", &Records::from_pairs(chunk.iter().map(|l| (b"", l))))
+            .flat_map(
+                "split_words",
+                &Records::from_pairs(chunk.iter().map(|l| (b"", l))),
+            )
             .unwrap();
         // Map-side combine of this batch, then keep the partial sums.
         let mut grouped: BTreeMap<&[u8], Vec<&[u8]>> = BTreeMap::new();

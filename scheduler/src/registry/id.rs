@@ -55,8 +55,14 @@ impl FromStr for ModuleId {
         let hex = s
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| format!("module id {s:?} does not start with {:?}", Self::PREFIX))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("module id {s:?} must be blake3: followed by 64 lowercase hex digits"));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!(
+                "module id {s:?} must be blake3: followed by 64 lowercase hex digits"
+            ));
         }
         blake3::Hash::from_hex(hex)
             .map(|h| ModuleId(*h.as_bytes()))
@@ -92,6 +98,11 @@ mod tests {
         assert!(!id.matches(b"hellO"));
         assert!("sha256:00".parse::<ModuleId>().is_err());
         assert!("blake3:abc".parse::<ModuleId>().is_err());
-        assert!(text.to_uppercase().replace("BLAKE3", "blake3").parse::<ModuleId>().is_err());
+        assert!(
+            text.to_uppercase()
+                .replace("BLAKE3", "blake3")
+                .parse::<ModuleId>()
+                .is_err()
+        );
     }
 }

@@ -43,7 +43,9 @@ pub enum RegistryError {
     CorruptIndex { key: String, detail: String },
     #[error("invalid module name {0:?}: use 1-128 characters of A-Z, a-z, 0-9, '_', '-' and '.'")]
     InvalidName(String),
-    #[error("invalid tag {0:?}: use 1-64 characters of A-Z, a-z, 0-9, '_', '-' and '.', not only digits")]
+    #[error(
+        "invalid tag {0:?}: use 1-64 characters of A-Z, a-z, 0-9, '_', '-' and '.', not only digits"
+    )]
     InvalidTag(String),
     #[error("invalid module reference {reference:?}: {detail}")]
     InvalidReference { reference: String, detail: String },
@@ -150,11 +152,15 @@ impl ModuleRef {
         Ok(match at {
             None => ModuleRef::Latest(name.to_owned()),
             Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                let n = v.parse().map_err(|_| invalid(format!("version {v} is too large")))?;
+                let n = v
+                    .parse()
+                    .map_err(|_| invalid(format!("version {v} is too large")))?;
                 ModuleRef::Version(name.to_owned(), n)
             }
             Some(tag) => {
-                check_tag(tag).map_err(|_| invalid(format!("{tag:?} is neither a version nor a valid tag")))?;
+                check_tag(tag).map_err(|_| {
+                    invalid(format!("{tag:?} is neither a version nor a valid tag"))
+                })?;
                 ModuleRef::Tag(name.to_owned(), tag.to_owned())
             }
         })
@@ -165,16 +171,28 @@ fn check_name(name: &str) -> Result<(), RegistryError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with(ModuleId::PREFIX)
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    if ok { Ok(()) } else { Err(RegistryError::InvalidName(name.to_owned())) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidName(name.to_owned()))
+    }
 }
 
 fn check_tag(tag: &str) -> Result<(), RegistryError> {
     let ok = !tag.is_empty()
         && tag.len() <= 64
         && !tag.bytes().all(|b| b.is_ascii_digit())
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    if ok { Ok(()) } else { Err(RegistryError::InvalidTag(tag.to_owned())) }
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidTag(tag.to_owned()))
+    }
 }
 
 /// The registry: a blob directory and a sled index under one directory.
@@ -281,16 +299,25 @@ impl Registry {
 
     /// Writes `record`, and removes its tags from every other version of the name (a tag names one
     /// version at a time).
-    fn move_tags(&self, existing: &mut [VersionRecord], record: &VersionRecord) -> Result<(), RegistryError> {
+    fn move_tags(
+        &self,
+        existing: &mut [VersionRecord],
+        record: &VersionRecord,
+    ) -> Result<(), RegistryError> {
         for other in existing.iter_mut().filter(|v| v.version != record.version) {
             let before = other.tags.len();
             other.tags.retain(|t| !record.tags.contains(t));
             if other.tags.len() != before {
-                self.versions.insert(version_key(&other.tenant, &other.name, other.version), to_json(other))?;
+                self.versions.insert(
+                    version_key(&other.tenant, &other.name, other.version),
+                    to_json(other),
+                )?;
             }
         }
-        self.versions
-            .insert(version_key(&record.tenant, &record.name, record.version), to_json(record))?;
+        self.versions.insert(
+            version_key(&record.tenant, &record.name, record.version),
+            to_json(record),
+        )?;
         Ok(())
     }
 
@@ -328,9 +355,11 @@ impl Registry {
             let module = match cache.get(&version.id) {
                 Some(m) => m.clone(),
                 None => {
-                    let m = self.module_record(&version.id)?.ok_or_else(|| RegistryError::CorruptIndex {
-                        key: version.id.to_string(),
-                        detail: "a version refers to a module that is not in the index".into(),
+                    let m = self.module_record(&version.id)?.ok_or_else(|| {
+                        RegistryError::CorruptIndex {
+                            key: version.id.to_string(),
+                            detail: "a version refers to a module that is not in the index".into(),
+                        }
                     })?;
                     cache.insert(version.id, m.clone());
                     m
@@ -342,7 +371,11 @@ impl Registry {
     }
 
     /// All versions of `tenant`'s module `name`, oldest first.
-    pub fn versions_of(&self, tenant: &Tenant, name: &str) -> Result<Vec<VersionRecord>, RegistryError> {
+    pub fn versions_of(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<Vec<VersionRecord>, RegistryError> {
         let mut prefix = tenant_prefix(tenant);
         prefix.extend_from_slice(name.as_bytes());
         prefix.push(0);
@@ -406,7 +439,8 @@ impl Registry {
             return Err(RegistryError::NotFound(reference.to_owned()));
         }
         for v in &doomed {
-            self.versions.remove(version_key(&v.tenant, &v.name, v.version))?;
+            self.versions
+                .remove(version_key(&v.tenant, &v.name, v.version))?;
         }
         // Blobs still referenced by any tenant's version stay.
         let mut deleted_blobs = Vec::new();
@@ -511,9 +545,18 @@ mod tests {
 
     #[test]
     fn references_parse() {
-        assert_eq!(ModuleRef::parse("wc").unwrap(), ModuleRef::Latest("wc".into()));
-        assert_eq!(ModuleRef::parse("wc@3").unwrap(), ModuleRef::Version("wc".into(), 3));
-        assert_eq!(ModuleRef::parse("wc@stable").unwrap(), ModuleRef::Tag("wc".into(), "stable".into()));
+        assert_eq!(
+            ModuleRef::parse("wc").unwrap(),
+            ModuleRef::Latest("wc".into())
+        );
+        assert_eq!(
+            ModuleRef::parse("wc@3").unwrap(),
+            ModuleRef::Version("wc".into(), 3)
+        );
+        assert_eq!(
+            ModuleRef::parse("wc@stable").unwrap(),
+            ModuleRef::Tag("wc".into(), "stable".into())
+        );
         assert!(ModuleRef::parse("w/c").is_err());
         assert!(ModuleRef::parse("wc@").is_err());
         assert!(ModuleRef::parse("blake3:xyz").is_err());
