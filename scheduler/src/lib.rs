@@ -10,6 +10,7 @@
 //! - [`Tenant`] — who owns a module (and, later, a job). There is one tenant today, `default`, but
 //!   every key already carries it, so tenancy does not need a data migration.
 
+pub mod job;
 pub mod registry;
 mod tenant;
 

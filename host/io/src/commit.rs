@@ -1,0 +1,219 @@
+//! Atomic commit of a job's output directory: parts are written into a hidden staging directory
+//! beside the final one, and only a job that finishes renames it into place, so readers of the
+//! final path see either nothing (or the previous output) or a complete output with `_SUCCESS`.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The marker a committed output directory holds (Hadoop's name, which downstream tools check).
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// Stages one job's output and publishes it atomically.
+///
+/// ```no_run
+/// # fn main() -> weft_io::Result<()> {
+/// use weft_io::{OutputCommitter, OutputFormat, PartWriter};
+/// let committer = OutputCommitter::begin("out/wordcount".as_ref(), false)?;
+/// let part = PartWriter::create(committer.staging_dir(), 0, OutputFormat::Text)?;
+/// part.finish()?;
+/// committer.commit()?; // out/wordcount now holds part-00000 and _SUCCESS
+/// # Ok(())
+/// # }
+/// ```
+///
+/// If neither [`commit`](Self::commit) nor [`abort`](Self::abort) is called, dropping the committer
+/// removes the staging directory, so a failed job leaves nothing behind.
+#[derive(Debug)]
+pub struct OutputCommitter {
+    final_dir: PathBuf,
+    staging_dir: PathBuf,
+    overwrite: bool,
+    /// Set once commit or abort has run (successfully or not), so `Drop` does not clean up twice
+    /// or remove a directory that is now the committed output.
+    settled: bool,
+}
+
+impl OutputCommitter {
+    /// Creates the staging directory `.{name}.weft-staging-{unique}` next to `final_dir` (creating
+    /// `final_dir`'s parent if needed).
+    ///
+    /// Fails with [`Error::OutputExists`] if `final_dir` exists and `overwrite` is false, and with
+    /// [`Error::OutputNotDirectory`] if it exists and is not a directory: only a directory is ever
+    /// replaced.
+    pub fn begin(final_dir: &Path, overwrite: bool) -> Result<OutputCommitter> {
+        check_replaceable(final_dir, overwrite)?;
+        let (parent, name) = split_output_path(final_dir)?;
+        if !parent.as_os_str().is_empty() {
+            fs::create_dir_all(&parent).map_err(|source| Error::CreateDir {
+                path: parent.clone(),
+                source,
+            })?;
+        }
+        let staging_dir = parent.join(hidden_sibling(&name, "weft-staging"));
+        fs::create_dir(&staging_dir).map_err(|source| Error::CreateDir {
+            path: staging_dir.clone(),
+            source,
+        })?;
+        Ok(OutputCommitter {
+            final_dir: final_dir.to_owned(),
+            staging_dir,
+            overwrite,
+            settled: false,
+        })
+    }
+
+    /// Where the job writes its parts until commit.
+    pub fn staging_dir(&self) -> &Path {
+        &self.staging_dir
+    }
+
+    pub fn final_dir(&self) -> &Path {
+        &self.final_dir
+    }
+
+    /// Writes `_SUCCESS`, makes the staging directory durable and renames it to the final path.
+    ///
+    /// With `overwrite`, an existing output is first renamed aside, then the new one moved in, then
+    /// the old one deleted; if moving the new one in fails, the old one is put back. A failure to
+    /// delete the old one is reported as [`Error::RemoveReplaced`], with the new output already
+    /// committed.
+    pub fn commit(mut self) -> Result<()> {
+        self.settled = true;
+        let result = self.publish();
+        if result.is_err() && self.staging_dir.exists() {
+            // Nothing was published: do not leave the staging directory behind.
+            let _ = fs::remove_dir_all(&self.staging_dir);
+        }
+        result
+    }
+
+    fn publish(&self) -> Result<()> {
+        let marker = self.staging_dir.join(SUCCESS_MARKER);
+        let file = File::create(&marker).map_err(|source| Error::Write {
+            path: marker.clone(),
+            source,
+        })?;
+        file.sync_all().map_err(|source| Error::Write {
+            path: marker.clone(),
+            source,
+        })?;
+        // The parts were fsynced by their writers; fsyncing the directory makes their names (and
+        // the marker's) durable before the rename publishes them.
+        sync_dir(&self.staging_dir)?;
+
+        // Checked again: the final path may have appeared since `begin`, and `rename` would
+        // silently replace an empty directory.
+        check_replaceable(&self.final_dir, self.overwrite)?;
+        let (parent, name) = split_output_path(&self.final_dir)?;
+        let replaced = match fs::symlink_metadata(&self.final_dir) {
+            Ok(_) => {
+                let aside = parent.join(hidden_sibling(&name, "weft-replaced"));
+                rename(&self.final_dir, &aside)?;
+                Some(aside)
+            }
+            Err(_) => None,
+        };
+        if let Err(e) = rename(&self.staging_dir, &self.final_dir) {
+            if let Some(aside) = &replaced {
+                // Best effort: put the previous output back where it was.
+                let _ = fs::rename(aside, &self.final_dir);
+            }
+            return Err(e);
+        }
+        // The new output is in place whatever happens next, so the replaced one is deleted even
+        // if making the rename durable fails.
+        let synced = sync_dir(&parent);
+        if let Some(aside) = replaced {
+            fs::remove_dir_all(&aside).map_err(|source| Error::RemoveReplaced {
+                path: aside,
+                source,
+            })?;
+        }
+        synced
+    }
+
+    /// Removes the staging directory and everything written to it.
+    pub fn abort(mut self) -> Result<()> {
+        self.settled = true;
+        match fs::remove_dir_all(&self.staging_dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Remove {
+                path: self.staging_dir.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for OutputCommitter {
+    fn drop(&mut self) {
+        if !self.settled {
+            // An implicit abort (an error path returned early): errors have nowhere to go.
+            let _ = fs::remove_dir_all(&self.staging_dir);
+        }
+    }
+}
+
+fn check_replaceable(final_dir: &Path, overwrite: bool) -> Result<()> {
+    match fs::symlink_metadata(final_dir) {
+        Ok(meta) if !meta.is_dir() => Err(Error::OutputNotDirectory {
+            path: final_dir.to_owned(),
+        }),
+        Ok(_) if !overwrite => Err(Error::OutputExists {
+            path: final_dir.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The directory holding `final_dir` ("" for a bare relative name) and `final_dir`'s own name.
+fn split_output_path(final_dir: &Path) -> Result<(PathBuf, OsString)> {
+    match (final_dir.parent(), final_dir.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent.to_owned(), name.to_owned())),
+        _ => Err(Error::BadOutputPath {
+            path: final_dir.to_owned(),
+        }),
+    }
+}
+
+/// `.{name}.{role}-{unique}`: hidden, so input resolution skips it, and unique per attempt.
+fn hidden_sibling(name: &OsString, role: &str) -> OsString {
+    let mut sibling = OsString::from(".");
+    sibling.push(name);
+    sibling.push(format!(".{role}-{}", crate::unique_suffix()));
+    sibling
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|source| Error::Rename {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        source,
+    })
+}
+
+/// Makes a directory's entries durable. Only Unix can open a directory to fsync it; elsewhere the
+/// rename's own durability is all there is.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| Error::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The one error type of weft-io: every variant names the file or pattern it is about, and a
+//! reader's errors also give the byte offset, so a message alone locates the problem.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A failure to find, read, write or commit job data.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("input {pattern:?} does not exist")]
+    InputNotFound { pattern: String },
+
+    #[error("input {pattern:?} matches no input files")]
+    NoInputFiles { pattern: String },
+
+    #[error("input {pattern:?} is not a valid glob pattern")]
+    BadPattern {
+        pattern: String,
+        #[source]
+        source: glob::PatternError,
+    },
+
+    /// A directory or file named by (or found through) an input pattern could not be inspected.
+    #[error("input {pattern:?}: cannot read {}", path.display())]
+    Inspect {
+        pattern: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("split size must be at least 1 byte")]
+    ZeroSplitSize,
+
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot read {} at byte {offset}", path.display())]
+    Read {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A line is too long to be one value of an Arrow `Binary` array (2 GiB).
+    #[error("{}: the line at byte {offset} is longer than {limit} bytes", path.display())]
+    LineTooLong {
+        path: PathBuf,
+        offset: u64,
+        limit: usize,
+    },
+
+    #[error("{}: the line at byte {offset} is not valid JSON", path.display())]
+    InvalidJson {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Assembling a batch broke an invariant of the reader or writer: a bug in weft-io.
+    #[error("{}: internal error while building a batch at byte {offset}: {message}", path.display())]
+    Batch {
+        path: PathBuf,
+        offset: u64,
+        message: String,
+    },
+
+    #[error("output {} already exists; pass --overwrite to replace it", path.display())]
+    OutputExists { path: PathBuf },
+
+    #[error("output {} exists and is not a directory; refusing to replace it", path.display())]
+    OutputNotDirectory { path: PathBuf },
+
+    #[error("output path {} has no directory name", path.display())]
+    BadOutputPath { path: PathBuf },
+
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot create directory {}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot rename {} to {}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot remove {}", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The commit itself succeeded (the new output is at its final path), but the output it
+    /// replaced could not be deleted and is still at `path`.
+    #[error(
+        "output committed, but the replaced output at {} could not be removed",
+        path.display()
+    )]
+    RemoveReplaced {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,468 @@
+//! Reading one input split as batches of records: the map side's hot path.
+//!
+//! The reader keeps its own window over the file (read in chunks of megabytes, grown only for a
+//! line longer than the window) and finds line ends with `memchr`. Each batch's keys and values are
+//! appended straight into one data buffer and one offset vector per column, which become the Arrow
+//! arrays without another copy, so there is no allocation per record.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::iter::FusedIterator;
+use std::path::{Path, PathBuf};
+
+use arrow_array::BinaryArray;
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use weft_host::Records;
+
+use crate::error::{Error, Result};
+use crate::input::{InputFormat, InputSplit};
+
+/// Default value bytes per batch.
+pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
+/// Default size of one read from the file.
+pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+
+/// Arrow `Binary` arrays address their data with `i32` offsets, so no batch column (and hence no
+/// line) can hold more than this.
+const MAX_COLUMN_BYTES: usize = i32::MAX as usize;
+/// Batches close once they pass `batch_bytes`, so the cap keeps a full batch well below
+/// [`MAX_COLUMN_BYTES`] and leaves room for the line that pushes it over.
+const MAX_BATCH_BYTES: usize = 1 << 30;
+const MAX_CHUNK_BYTES: usize = 256 << 20;
+/// A split's window is sized for its length plus this much of the line it finishes past its end.
+const WINDOW_SLACK: u64 = 4 << 10;
+
+/// Tuning for a [`SplitReader`]; out-of-range values are clamped (batch: 1 byte..1 GiB; chunk:
+/// 1 byte..256 MiB). Chunks under a few hundred KiB cost throughput; tiny ones exist for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// A batch is closed as soon as its values reach this many bytes, so it holds about this much
+    /// value data, plus at most one line. It also closes when its keys reach this many bytes,
+    /// which bounds batches of many empty or tiny lines, whose keys outweigh their values.
+    pub batch_bytes: usize,
+    /// How much is read from the file at a time.
+    pub chunk_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing read yet: a split that starts mid-file must first skip the line it starts inside.
+    Start,
+    Reading,
+    /// The split's lines are all out, or reading failed (the reader is fused after an error).
+    Done,
+}
+
+/// Reads the records of one [`InputSplit`] as batches of [`Records`].
+///
+/// # Records
+/// - A record is one line without its ending: `\n`, or `\r\n` (a single `\r` before the `\n` is
+///   dropped, and so is a `\r` ending a last line). A last line without a newline is a record; a
+///   file ending in `\n` has no empty record after it; an empty line inside a file is a record
+///   with an empty value. Lines may be of any length up to 2 GiB.
+/// - A line belongs to the split that holds its first byte (Hadoop's rule). A split starting
+///   mid-file looks at the byte before its start: if it is `\n` the line at `start` is its first;
+///   otherwise it skips to just after the next `\n`. The split reads past its end to finish its
+///   last line. So the splits of a file, read one by one, give each line exactly once.
+/// - The key is the file path (as given in the split, lossily converted to UTF-8) and the byte
+///   offset of the line's first byte, as UTF-8 text: `"{path}:{offset}"`, e.g.
+///   `data/a.txt:1042`. (Hadoop's `TextInputFormat` keys by offset alone; with the path too, keys
+///   from different files of one job never collide.)
+/// - The value is the line's raw bytes (no UTF-8 check for text and CSV).
+/// - [`InputFormat::Csv`] with `header`: the line at offset 0 is the header and never a record;
+///   only the split starting at 0 sees it.
+/// - [`InputFormat::Jsonl`]: lines of only spaces, tabs and `\r` are skipped; any other line must
+///   be one JSON value, else [`Error::InvalidJson`] names the path and the line's offset.
+pub struct SplitReader {
+    path: PathBuf,
+    /// `"{path}:"`, the part of every key that does not change.
+    key_prefix: Vec<u8>,
+    format: InputFormat,
+    file: File,
+    start: u64,
+    end: u64,
+    options: ReadOptions,
+    /// The window over the file: `buf[pos..filled]` is read but not yet consumed.
+    buf: Vec<u8>,
+    /// The file offset of `buf[0]`.
+    buf_offset: u64,
+    pos: usize,
+    /// `buf[pos..scanned]` is known to hold no `\n`, so a long line is scanned once, not once
+    /// per refill.
+    scanned: usize,
+    filled: usize,
+    eof: bool,
+    state: State,
+}
+
+impl fmt::Debug for SplitReader {
+    // The buffer is megabytes of file data; show where the reader is instead.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitReader")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("position", &(self.buf_offset + self.pos as u64))
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SplitReader {
+    /// Opens a split with the default [`ReadOptions`].
+    pub fn open(split: &InputSplit, format: InputFormat) -> Result<SplitReader> {
+        SplitReader::open_with(split, format, ReadOptions::default())
+    }
+
+    pub fn open_with(
+        split: &InputSplit,
+        format: InputFormat,
+        options: ReadOptions,
+    ) -> Result<SplitReader> {
+        let options = ReadOptions {
+            batch_bytes: options.batch_bytes.clamp(1, MAX_BATCH_BYTES),
+            chunk_bytes: options.chunk_bytes.clamp(1, MAX_CHUNK_BYTES),
+        };
+        let path = split.path.clone();
+        let mut file = File::open(&path).map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // A split starting mid-file reads from the byte before its start, to tell whether that
+        // start is also the start of a line (see `skip_partial_line`).
+        let read_from = split.start.saturating_sub(1);
+        if read_from > 0 {
+            file.seek(SeekFrom::Start(read_from))
+                .map_err(|source| Error::Read {
+                    path: path.clone(),
+                    offset: read_from,
+                    source,
+                })?;
+        }
+        // A small split needs no multi-megabyte window; one that is too small grows on demand.
+        let window = usize::try_from(split.length.saturating_add(WINDOW_SLACK))
+            .unwrap_or(usize::MAX)
+            .min(options.chunk_bytes);
+        let mut key_prefix = path.to_string_lossy().into_owned().into_bytes();
+        key_prefix.push(b':');
+        Ok(SplitReader {
+            path,
+            key_prefix,
+            format,
+            file,
+            start: split.start,
+            end: split.end(),
+            options,
+            buf: vec![0; window],
+            buf_offset: read_from,
+            pos: 0,
+            scanned: 0,
+            filled: 0,
+            eof: false,
+            state: State::Start,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next batch of records, or `None` once the split is exhausted. Batches are never empty.
+    /// After an error the reader is exhausted.
+    pub fn next_batch(&mut self) -> Result<Option<Records>> {
+        let result = self.read_batch();
+        if result.is_err() {
+            self.state = State::Done;
+        }
+        result
+    }
+
+    fn read_batch(&mut self) -> Result<Option<Records>> {
+        match self.state {
+            State::Done => return Ok(None),
+            State::Start => {
+                if self.start > 0 {
+                    self.skip_partial_line()?;
+                }
+                self.state = State::Reading;
+            }
+            State::Reading => {}
+        }
+
+        let batch_bytes = self.options.batch_bytes;
+        let remaining = self.end.saturating_sub(self.cursor());
+        // The slack holds the line that takes a batch past `batch_bytes`, so a full batch does
+        // not reallocate (and copy) its values at the last moment.
+        let expected = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(batch_bytes)
+            .saturating_add(64 << 10);
+        let mut values = ColumnBuilder::with_capacity(expected);
+        let mut keys = ColumnBuilder::with_capacity(expected / 2);
+
+        loop {
+            if self.cursor() >= self.end {
+                self.state = State::Done;
+                break;
+            }
+            let Some((content_end, next)) = self.next_line()? else {
+                self.state = State::Done;
+                break;
+            };
+            // Read after `next_line`, which may have moved the window.
+            let offset = self.cursor();
+            let mut line = &self.buf[self.pos..content_end];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            match self.format {
+                InputFormat::Csv { header: true } if offset == 0 => {
+                    self.consume(next);
+                    continue;
+                }
+                InputFormat::Jsonl => {
+                    if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+                        self.consume(next);
+                        continue;
+                    }
+                    if let Err(source) = validate_json(line) {
+                        return Err(Error::InvalidJson {
+                            path: self.path.clone(),
+                            offset,
+                            source,
+                        });
+                    }
+                }
+                InputFormat::Text | InputFormat::Csv { .. } => {}
+            }
+            if !values.fits(line.len()) {
+                if values.len() > 0 {
+                    // Leave the line unconsumed: it opens the next batch.
+                    break;
+                }
+                return Err(Error::LineTooLong {
+                    path: self.path.clone(),
+                    offset,
+                    limit: MAX_COLUMN_BYTES,
+                });
+            }
+            values.push(line);
+            keys.push_key(&self.key_prefix, offset);
+            self.consume(next);
+            if values.data.len() >= batch_bytes || keys.data.len() >= batch_bytes {
+                break;
+            }
+        }
+
+        if values.len() == 0 {
+            return Ok(None);
+        }
+        let offset = self.cursor();
+        let batch_error = |message: String| Error::Batch {
+            path: self.path.clone(),
+            offset,
+            message,
+        };
+        let keys = keys.finish().map_err(|e| batch_error(e.to_string()))?;
+        let values = values.finish().map_err(|e| batch_error(e.to_string()))?;
+        Records::new(keys, values)
+            .map(Some)
+            .map_err(|e| batch_error(e.to_string()))
+    }
+
+    /// The file offset of the first unconsumed byte.
+    fn cursor(&self) -> u64 {
+        self.buf_offset + self.pos as u64
+    }
+
+    fn consume(&mut self, next: usize) {
+        self.pos = next;
+        self.scanned = next;
+    }
+
+    /// Finds the line starting at `pos`: `Some((content_end, next))` with the line's bytes (with a
+    /// possible `\r`) in `buf[pos..content_end]` and the next line at `buf[next]`; `None` at the
+    /// end of the file.
+    fn next_line(&mut self) -> Result<Option<(usize, usize)>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..self.filled]) {
+                let newline = self.scanned + i;
+                return Ok(Some((newline, newline + 1)));
+            }
+            self.scanned = self.filled;
+            if !self.fill()? {
+                return Ok((self.pos < self.filled).then_some((self.filled, self.filled)));
+            }
+        }
+    }
+
+    /// Consumes everything up to and including the next `\n`. The reader starts one byte before
+    /// the split, so if that byte is `\n` only it is consumed and the split's first line starts at
+    /// `start`; otherwise `start` is inside a line that belongs to the previous split.
+    fn skip_partial_line(&mut self) -> Result<()> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.pos..self.filled]) {
+                self.consume(self.pos + i + 1);
+                return Ok(());
+            }
+            // Drop what was scanned, so skipping a long line needs no long window.
+            self.consume(self.filled);
+            if !self.fill()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads more of the file after `buf[..filled]`, first making room by dropping consumed bytes
+    /// or, when the window holds one unfinished line, by growing it. `false` at the end of file.
+    fn fill(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos == self.filled {
+            self.buf_offset += self.pos as u64;
+            self.pos = 0;
+            self.scanned = 0;
+            self.filled = 0;
+        } else if self.filled == self.buf.len() {
+            if self.pos > 0 {
+                self.buf.copy_within(self.pos..self.filled, 0);
+                self.buf_offset += self.pos as u64;
+                self.filled -= self.pos;
+                self.scanned -= self.pos;
+                self.pos = 0;
+            } else {
+                // `buf` holds one unfinished line. Refuse to buffer more than a batch could hold
+                // rather than take all memory on a file without newlines.
+                if self.filled > MAX_COLUMN_BYTES {
+                    return Err(Error::LineTooLong {
+                        path: self.path.clone(),
+                        offset: self.buf_offset,
+                        limit: MAX_COLUMN_BYTES,
+                    });
+                }
+                let grown = self
+                    .buf
+                    .len()
+                    .saturating_mul(2)
+                    .max(self.options.chunk_bytes);
+                self.buf.resize(grown, 0);
+            }
+        }
+        loop {
+            match self.file.read(&mut self.buf[self.filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Read {
+                        path: self.path.clone(),
+                        offset: self.buf_offset + self.filled as u64,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for SplitReader {
+    type Item = Result<Records>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+/// Once exhausted or failed, the reader stays in its `Done` state.
+impl FusedIterator for SplitReader {}
+
+/// Checks that `line` is one JSON value. JSON text is UTF-8 (RFC 8259), and serde_json does not
+/// check the bytes of strings it only skips, so UTF-8 is checked first.
+fn validate_json(line: &[u8]) -> std::result::Result<(), serde_json::Error> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format_args!(
+            "invalid UTF-8 at column {}",
+            e.valid_up_to() + 1
+        ))
+    })?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ())
+}
+
+/// One binary column of a batch under construction, in Arrow's layout.
+struct ColumnBuilder {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+}
+
+impl ColumnBuilder {
+    fn with_capacity(bytes: usize) -> ColumnBuilder {
+        let mut offsets = Vec::with_capacity(bytes / 32 + 1);
+        offsets.push(0);
+        ColumnBuilder {
+            offsets,
+            data: Vec::with_capacity(bytes),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn fits(&self, extra: usize) -> bool {
+        extra <= MAX_COLUMN_BYTES - self.data.len()
+    }
+
+    /// Callers check [`fits`](Self::fits) first; batches close far below the `i32` limit.
+    fn push(&mut self, item: &[u8]) {
+        self.data.extend_from_slice(item);
+        self.close_item();
+    }
+
+    /// Appends `{prefix}{offset}` as one item, formatting the offset without going through
+    /// `fmt` (this runs once per record).
+    fn push_key(&mut self, prefix: &[u8], offset: u64) {
+        self.data.extend_from_slice(prefix);
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = offset;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.data.extend_from_slice(&digits[i..]);
+        self.close_item();
+    }
+
+    fn close_item(&mut self) {
+        // Lossless: every batch column stays below `MAX_COLUMN_BYTES` (see `fits` and the batch
+        // cap), which is `i32::MAX`.
+        self.offsets.push(self.data.len() as i32);
+    }
+
+    fn finish(self) -> std::result::Result<BinaryArray, arrow_schema::ArrowError> {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        BinaryArray::try_new(offsets, Buffer::from_vec(self.data), None)
+    }
+}

@@ -1,0 +1,159 @@
+//! The output committer: nothing at the final path until commit, nothing left after abort or drop,
+//! existing outputs refused unless overwriting, and overwrite replaces.
+
+use std::fs;
+use std::path::Path;
+
+use weft_host::Records;
+use weft_io::{Error, OutputCommitter, OutputFormat, PartWriter, SUCCESS_MARKER};
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn write_part(committer: &OutputCommitter, partition: u32, value: &str) {
+    let mut part =
+        PartWriter::create(committer.staging_dir(), partition, OutputFormat::Text).unwrap();
+    part.write(&Records::from_pairs([("k", value)])).unwrap();
+    part.finish().unwrap();
+}
+
+#[test]
+fn output_appears_only_on_commit() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+
+    let staging = committer.staging_dir().to_owned();
+    assert_eq!(
+        staging.parent(),
+        Some(parent.path()),
+        "staged next to the final directory"
+    );
+    let staging_name = staging.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        staging_name.starts_with(".out.weft-staging-"),
+        "{staging_name}"
+    );
+
+    write_part(&committer, 0, "a");
+    write_part(&committer, 1, "b");
+    assert!(!final_dir.exists(), "invisible until commit");
+    assert_eq!(dir_names(&staging), ["part-00000", "part-00001"]);
+
+    committer.commit().unwrap();
+    assert_eq!(dir_names(parent.path()), ["out"], "staging is gone");
+    assert_eq!(
+        dir_names(&final_dir),
+        [SUCCESS_MARKER, "part-00000", "part-00001"]
+    );
+    assert_eq!(fs::read(final_dir.join("part-00001")).unwrap(), b"k\tb\n");
+    assert_eq!(fs::read(final_dir.join(SUCCESS_MARKER)).unwrap(), b"");
+}
+
+#[test]
+fn abort_and_drop_remove_the_staging_directory() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    write_part(&committer, 0, "a");
+    committer.abort().unwrap();
+    assert!(dir_names(parent.path()).is_empty());
+
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    write_part(&committer, 0, "a");
+    drop(committer);
+    assert!(dir_names(parent.path()).is_empty());
+}
+
+#[test]
+fn an_existing_output_is_refused_without_overwrite() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    fs::create_dir(&final_dir).unwrap();
+    fs::write(final_dir.join("keep"), "precious").unwrap();
+
+    let err = OutputCommitter::begin(&final_dir, false).unwrap_err();
+    assert!(
+        matches!(&err, Error::OutputExists { path } if *path == final_dir),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&final_dir.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("--overwrite"), "{message}");
+    assert_eq!(
+        dir_names(parent.path()),
+        ["out"],
+        "no staging directory was made"
+    );
+    assert_eq!(fs::read(final_dir.join("keep")).unwrap(), b"precious");
+}
+
+#[test]
+fn overwrite_replaces_the_old_output_at_commit() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    fs::create_dir(&final_dir).unwrap();
+    fs::write(final_dir.join("old.txt"), "old").unwrap();
+
+    let committer = OutputCommitter::begin(&final_dir, true).unwrap();
+    write_part(&committer, 0, "new");
+    assert_eq!(
+        dir_names(&final_dir),
+        ["old.txt"],
+        "the old output stays until commit"
+    );
+    committer.commit().unwrap();
+
+    assert_eq!(dir_names(parent.path()), ["out"], "nothing left aside");
+    assert_eq!(dir_names(&final_dir), [SUCCESS_MARKER, "part-00000"]);
+    assert_eq!(fs::read(final_dir.join("part-00000")).unwrap(), b"k\tnew\n");
+}
+
+#[test]
+fn an_output_created_during_the_job_is_not_clobbered() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    write_part(&committer, 0, "a");
+    // Someone else publishes the same path while the job runs.
+    fs::create_dir(&final_dir).unwrap();
+
+    let err = committer.commit().unwrap_err();
+    assert!(matches!(err, Error::OutputExists { .. }), "{err:?}");
+    assert_eq!(dir_names(parent.path()), ["out"], "staging cleaned up");
+    assert!(
+        dir_names(&final_dir).is_empty(),
+        "the other output is untouched"
+    );
+}
+
+#[test]
+fn a_file_at_the_output_path_is_never_replaced() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_path = parent.path().join("out");
+    fs::write(&final_path, "a file").unwrap();
+    let err = OutputCommitter::begin(&final_path, true).unwrap_err();
+    assert!(matches!(err, Error::OutputNotDirectory { .. }), "{err:?}");
+    assert_eq!(fs::read(&final_path).unwrap(), b"a file");
+}
+
+#[test]
+fn missing_parent_directories_are_created() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("a/b/out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    write_part(&committer, 0, "x");
+    committer.commit().unwrap();
+    assert_eq!(dir_names(&final_dir), [SUCCESS_MARKER, "part-00000"]);
+    assert_eq!(dir_names(&parent.path().join("a/b")), ["out"]);
+}

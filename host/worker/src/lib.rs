@@ -1,0 +1,27 @@
+//! Weft's task executor: what a worker does with one task, independent of how the task reached it.
+//!
+//! # Brief overview
+//! - [`Pipeline`] — the fused narrow steps of a stage (`map`, `filter`, `flat_map`), run in one
+//!   pass over each batch: one guest call per step per batch, no materialisation between steps.
+//! - [`ShuffleWriter`] — the map side of a shuffle: hash-partitions records by key (xxh3, stable
+//!   across processes), combines values of equal keys with the consumer's `reduce` when there is
+//!   one, and writes one Arrow IPC file per reduce partition.
+//! - [`Grouper`] — the reduce side: merges shuffle blocks and runs the stage's `reduce` or
+//!   `group_reduce` over whole groups, batched.
+//!
+//! Errors are [`TaskError`]s naming the step, module and function; the caller adds job, stage and
+//! partition.
+
+mod error;
+mod group;
+mod pipeline;
+mod shuffle;
+
+pub use error::TaskError;
+pub use group::Grouper;
+pub use pipeline::{Pipeline, StepRef};
+pub use shuffle::{ShuffleBlock, ShuffleWriter, partition_of, read_block};
+
+/// Target size of the batches executors hand to a guest: big enough that the per-call cost vanishes,
+/// small enough to keep a task's memory modest.
+pub const BATCH_BYTES: usize = 4 << 20;

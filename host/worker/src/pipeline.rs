@@ -1,0 +1,131 @@
+//! The live guests of a task, and the fused narrow steps (`map`, `filter`, `flat_map`) applied to
+//! each batch in one pass.
+
+use std::collections::HashMap;
+
+use arrow_array::{Array, BinaryArray};
+use weft_host::{CallError, Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind};
+
+use crate::TaskError;
+
+/// A step as the executor sees it: a kind, the id of the module that holds the function, and the
+/// function's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRef {
+    pub kind: UdfKind,
+    pub module: String,
+    pub function: String,
+}
+
+impl StepRef {
+    fn failed(&self, source: CallError) -> TaskError {
+        TaskError::Step {
+            kind: self.kind,
+            module: self.module.clone(),
+            function: self.function.clone(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The instances a task needs, one per distinct module however many steps use it.
+#[derive(Debug)]
+pub struct Pipeline {
+    instances: HashMap<String, GuestInstance>,
+}
+
+impl Pipeline {
+    /// Instantiates every module `steps` use. `modules` maps module ids to compiled modules.
+    pub fn new(
+        modules: &HashMap<String, GuestModule>,
+        steps: &[&StepRef],
+        limits: &SandboxLimits,
+    ) -> Result<Pipeline, TaskError> {
+        let mut instances = HashMap::new();
+        for step in steps {
+            if instances.contains_key(&step.module) {
+                continue;
+            }
+            let module = modules
+                .get(&step.module)
+                .ok_or_else(|| TaskError::MissingModule(step.module.clone()))?;
+            let instance = module
+                .instantiate(limits)
+                .map_err(|source| TaskError::Instantiate {
+                    module: step.module.clone(),
+                    source: Box::new(source),
+                })?;
+            instances.insert(step.module.clone(), instance);
+        }
+        Ok(Pipeline { instances })
+    }
+
+    fn guest(&mut self, step: &StepRef) -> Result<&mut GuestInstance, TaskError> {
+        self.instances
+            .get_mut(&step.module)
+            .ok_or_else(|| TaskError::MissingModule(step.module.clone()))
+    }
+
+    /// Runs narrow steps over one batch, in order, each over the previous one's output.
+    pub fn run(&mut self, steps: &[StepRef], mut batch: Records) -> Result<Records, TaskError> {
+        for step in steps {
+            if batch.is_empty() {
+                break;
+            }
+            let guest = self.guest(step)?;
+            batch = match step.kind {
+                UdfKind::Map => guest.map(&step.function, &batch),
+                UdfKind::FlatMap => guest.flat_map(&step.function, &batch),
+                UdfKind::Filter => guest
+                    .filter(&step.function, &batch)
+                    .map(|keep| apply_mask(batch, &keep)),
+                UdfKind::Reduce | UdfKind::GroupReduce => {
+                    return Err(TaskError::NotNarrow(step.kind));
+                }
+            }
+            .map_err(|e| step.failed(e))?;
+        }
+        Ok(batch)
+    }
+
+    /// Runs a `reduce` step over groups: one value per group.
+    pub fn reduce(&mut self, step: &StepRef, groups: &Groups) -> Result<BinaryArray, TaskError> {
+        self.guest(step)?
+            .reduce(&step.function, groups)
+            .map_err(|e| step.failed(e))
+    }
+
+    /// Runs a `group_reduce` step over groups.
+    pub fn group_reduce(&mut self, step: &StepRef, groups: &Groups) -> Result<Records, TaskError> {
+        self.guest(step)?
+            .group_reduce(&step.function, groups)
+            .map_err(|e| step.failed(e))
+    }
+
+    /// Everything the task's guests wrote to stdout and to stderr.
+    pub fn output(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut out = (Vec::new(), Vec::new());
+        for g in self.instances.values() {
+            out.0.extend_from_slice(&g.stdout());
+            out.1.extend_from_slice(&g.stderr());
+        }
+        out
+    }
+}
+
+/// Keeps the records whose mask entry is true.
+fn apply_mask(batch: Records, keep: &arrow_array::BooleanArray) -> Records {
+    if keep.true_count() == batch.len() {
+        return batch;
+    }
+    // The host returns exactly one mask entry per record, so the kernel cannot fail here.
+    let pick = |a: &BinaryArray| -> BinaryArray {
+        let picked = arrow_select::filter::filter(a, keep).expect("one mask entry per record");
+        picked
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .expect("filtering a binary array gives a binary array")
+            .clone()
+    };
+    Records::new(pick(batch.keys()), pick(batch.values())).expect("both filtered by one mask")
+}

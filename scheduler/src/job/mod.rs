@@ -1,0 +1,118 @@
+//! Jobs: the job file a user writes, its resolution against the module registry, and the plan of
+//! stages the scheduler runs.
+//!
+//! # Brief overview
+//! 1. [`JobSpec::parse`] / [`JobSpec::from_file`] read a job file (TOML, format below) and check
+//!    everything that can be checked without the registry. Errors ([`JobFileError`]) start with
+//!    `FILE:LINE:COLUMN:` and name the field, e.g. `job.toml:7:1: step 2: a step needs exactly
+//!    one of map, filter, flat_map, reduce, group_reduce (found: map, reduce)`.
+//! 2. [`JobSpec::resolve`] turns every step's module reference into a content id
+//!    ([`ModuleId`](crate::ModuleId)) and checks that the function exists and has the step's
+//!    kind → [`ResolvedJob`]. Every mistake in a job file is reported here at the latest, before
+//!    any task runs.
+//! 3. [`ResolvedJob::plan`] cuts the steps into stages at every shuffle (Spark's rule) and the
+//!    input files into byte-range splits → [`Plan`], whose `Display` is what `weft plan` prints.
+//!
+//! # The job file
+//!
+//! ```toml
+//! name = "wordcount"
+//!
+//! [input]
+//! path = "data/*.txt"
+//! format = "text"
+//! split_size = "64MiB"
+//!
+//! [[step]]
+//! flat_map = "wordcount/split_words"
+//!
+//! [[step]]
+//! reduce = "wordcount/sum"
+//! partitions = 8
+//!
+//! [output]
+//! path = "out/wordcount"
+//! format = "text"
+//! partitions = 4
+//! ```
+//!
+//! Unknown keys anywhere are errors, and so is a value of the wrong type.
+//!
+//! **Top level**
+//! - `name` (string, required): the job's name, shown in plans and job status. 1–128 characters of
+//!   `A-Z a-z 0-9 _ - .`.
+//!
+//! **`[input]`** (required): what the job reads.
+//! - `path` (string, required): a file, a directory (every file in it) or a glob (`data/*.txt`).
+//!   A relative path is relative to the directory of the job file, not to the working directory.
+//!   `weft run --input` replaces it ([`JobSpec::with_input`]).
+//! - `format` (string, default `"text"`): how files are cut into records. `"text"`: one record per
+//!   line; `"csv"`: one record per row; `"jsonl"`: one record per line, each line a JSON value.
+//!   The reader (weft-io) defines each format's exact key and value encoding.
+//! - `header` (boolean, default `true`; `csv` only): whether the first row of each file is a
+//!   header rather than a record.
+//! - `delimiter` (string of one ASCII character other than a quote, CR or LF, default `","`;
+//!   `csv` only): the field separator.
+//! - `split_size` (default 64 MiB): the size of the byte range one task reads; each file is cut
+//!   into `ceil(size / split_size)` splits (an empty file into none). Either an integer number of
+//!   bytes or a string: a whole number with an optional unit `B`, `KiB`, `MiB` or `GiB` (powers of
+//!   1024, spelled exactly so; a space between number and unit is allowed), e.g. `"64MiB"`,
+//!   `"512 KiB"`, `"1000"`. At least 1 byte. The input may make at most [`MAX_TASKS_PER_STAGE`]
+//!   splits.
+//!
+//! **`[[step]]`** (one or more, in order): each step applies one function to every record (or, for
+//! `reduce` and `group_reduce`, to every key with its values) of the previous step's output. A step
+//! has exactly one of these keys, whose value names the function as `MODULE/FUNCTION`:
+//! - `map`, `filter`, `flat_map`: narrow steps (each record on its own).
+//! - `reduce`: combines the values of each key pairwise; it must be associative and commutative,
+//!   because Weft also applies it map-side before the shuffle (a combiner).
+//! - `group_reduce`: receives each key with all its values.
+//!
+//! `MODULE` is a registry reference — `NAME` (latest version), `NAME@VERSION`, `NAME@TAG` or
+//! `blake3:HEX` — and `FUNCTION` a UDF the module exports (letters, digits, `_`), whose kind must
+//! be the step's key. Steps naming the same `MODULE` run the same version, even if a new one is
+//! registered while the job is resolved. A `reduce` or `group_reduce` step may also have
+//! - `partitions` (integer from 1 to [`MAX_TASKS_PER_STAGE`], default: `output.partitions`): how
+//!   many partitions (and so tasks) the shuffle before this step has. On the last such step it is
+//!   also the number of output parts.
+//!
+//! **`[output]`** (required): where the result goes.
+//! - `path` (string, required): the output directory, which receives one part file per partition.
+//!   Relative to the job file's directory like `input.path`; `weft run --output` replaces it
+//!   ([`JobSpec::with_output`]).
+//! - `format` (string, default `"text"`): `"text"` (one line per record) or `"jsonl"` (one JSON
+//!   object per line).
+//! - `partitions` (integer from 1 to [`MAX_TASKS_PER_STAGE`], default 1): the number of partitions
+//!   of every shuffle whose step does not set its own, and so of the output parts of a job whose
+//!   last shuffle step does not set it. The default, 1, gives a single output file, which is what a
+//!   small job wants; raise it to run the last reduce in parallel. A job without any `reduce` or
+//!   `group_reduce` step writes one part per input split instead (none for an empty input), and
+//!   setting `partitions` there is an error, since it could have no effect.
+//!
+//! # Plans
+//! A plan is a chain of stages cut at every `reduce`/`group_reduce` step. Stage 0 reads the input
+//! splits (one task per split) and runs the narrow steps before the first wide step, fused into one
+//! pass. Each wide step starts a stage that reads its parent's shuffle (one task per partition),
+//! applies the wide step, then the narrow steps up to the next wide step. A stage that feeds a
+//! `reduce` combines map-side with that reduce. The last stage writes the output. Stages name their
+//! parents as a list, so a join can later give a stage two.
+//!
+//! # Layout
+//! - `spec` — [`JobSpec`] and the parsing and checks of a job file;
+//! - `resolve` — [`ResolvedJob`]: module references turned into module ids;
+//! - `plan` — [`Plan`] and its stages and splits;
+//! - `error` — [`JobFileError`] (with its [`JobFileErrorKind`]), [`PlanError`] and source
+//!   [`Location`]s.
+
+mod error;
+mod plan;
+mod resolve;
+mod spec;
+
+pub use error::{JobFileError, JobFileErrorKind, Location, PlanError};
+pub use plan::{InputFile, Plan, SplitDesc, Stage, StageInput, StageOutput, compute_splits};
+pub use resolve::{ResolvedJob, ResolvedStep};
+pub use spec::{
+    DEFAULT_SPLIT_SIZE, InputFormat, InputSpec, JobSpec, MAX_TASKS_PER_STAGE, OutputFormat,
+    OutputSpec, StepSpec,
+};

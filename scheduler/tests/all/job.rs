@@ -1,0 +1,752 @@
+//! Job files: parsing and its located errors, resolution against a registry holding the example
+//! modules (built from source), and planning into stages and splits.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use weft_host::{Engine, UdfKind, ValidationLimits};
+use weft_scheduler::job::{
+    InputFile, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location, OutputFormat, Plan,
+    PlanError, SplitDesc, StageInput, StageOutput, compute_splits,
+};
+use weft_scheduler::{ModuleId, Registry, Tenant};
+
+/// A registry with `wordcount` (flat_map split_words, reduce sum) and `textkit` (one UDF of every
+/// kind), shared by the tests: registering compiles the modules, which is the slow part.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    registry: Registry,
+    wordcount: ModuleId,
+    textkit: ModuleId,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let engine = Engine::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let register = |name: &str, path: &str| {
+            let bytes = std::fs::read(path).unwrap();
+            let module = engine
+                .validate(&bytes, &ValidationLimits::default())
+                .unwrap();
+            registry
+                .register(&Tenant::default(), name, &module, &[])
+                .unwrap()
+                .id
+        };
+        let wordcount = register("wordcount", weft_examples::WORDCOUNT_RUST);
+        let textkit = register("textkit", weft_examples::TEXTKIT_RUST);
+        Fixture {
+            _dir: dir,
+            registry,
+            wordcount,
+            textkit,
+        }
+    })
+}
+
+fn parse(text: &str) -> JobSpec {
+    JobSpec::parse(text, Path::new("job.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse_error(text: &str) -> String {
+    match JobSpec::parse(text, Path::new("job.toml")) {
+        Ok(spec) => panic!("parsed, but should not have: {spec:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn resolve_error(text: &str) -> JobFileError {
+    let f = fixture();
+    match parse(text).resolve(&f.registry, &Tenant::default()) {
+        Ok(job) => panic!("resolved, but should not have: {job:?}"),
+        Err(e) => e,
+    }
+}
+
+fn plan(text: &str, files: &[(&str, u64)]) -> Plan {
+    let f = fixture();
+    let job = parse(text)
+        .resolve(&f.registry, &Tenant::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let files: Vec<InputFile> = files
+        .iter()
+        .map(|(p, s)| InputFile::from((PathBuf::from(p), *s)))
+        .collect();
+    job.plan(&files).unwrap()
+}
+
+const MIB: u64 = 1024 * 1024;
+
+const WORDCOUNT: &str = r#"name = "wordcount"
+
+[input]
+path = "data/*.txt"
+format = "text"
+split_size = "64MiB"
+
+[[step]]
+flat_map = "wordcount/split_words"
+
+[[step]]
+reduce = "wordcount/sum"
+
+[output]
+path = "out/wordcount"
+format = "text"
+partitions = 4
+"#;
+
+#[test]
+fn the_wordcount_job_plans_to_two_stages_with_a_combiner() {
+    let spec = parse(WORDCOUNT);
+    assert_eq!(spec.name, "wordcount");
+    assert_eq!(spec.input.path, Path::new("data/*.txt"));
+    assert_eq!(spec.input.format, InputFormat::Text);
+    assert_eq!(spec.input.split_size, 64 * MIB);
+    assert_eq!(spec.output.path, Path::new("out/wordcount"));
+    assert_eq!(
+        (spec.output.format, spec.output.partitions),
+        (OutputFormat::Text, 4)
+    );
+    let steps: Vec<_> = spec
+        .steps
+        .iter()
+        .map(|s| (s.number, s.kind, s.reference()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (1, UdfKind::FlatMap, "wordcount/split_words".to_owned()),
+            (2, UdfKind::Reduce, "wordcount/sum".to_owned())
+        ]
+    );
+    assert_eq!(
+        spec.steps[1].at,
+        Location {
+            line: 11,
+            column: 1
+        }
+    );
+
+    // 100 MiB → 2 splits, 10 MiB → 1, an empty file → none.
+    let plan = plan(
+        WORDCOUNT,
+        &[
+            ("data/a.txt", 100 * MIB),
+            ("data/b.txt", 10 * MIB),
+            ("data/c.txt", 0),
+        ],
+    );
+    assert_eq!(
+        plan.to_string(),
+        "job wordcount: 2 stages\n\
+         stage 0: 3 tasks  input: 3 splits of data/*.txt (text, 64 MiB)\n\
+         \x20 flat_map wordcount@1/split_words\n\
+         \x20 → shuffle: 4 partitions, combine with reduce wordcount@1/sum\n\
+         stage 1: 4 tasks  input: shuffle of stage 0\n\
+         \x20 reduce wordcount@1/sum\n\
+         \x20 → output: out/wordcount (text, 4 parts)"
+    );
+
+    let [s0, s1] = &plan.stages[..] else {
+        panic!("{plan:?}")
+    };
+    assert_eq!((s0.id, s0.tasks, s0.parents.as_slice()), (0, 3, &[][..]));
+    let StageInput::Splits { format, splits } = &s0.input else {
+        panic!("{s0:?}")
+    };
+    assert_eq!(*format, InputFormat::Text);
+    assert_eq!(
+        splits
+            .iter()
+            .map(|s| (s.path.to_str().unwrap(), s.start, s.length))
+            .collect::<Vec<_>>(),
+        [
+            ("data/a.txt", 0, 64 * MIB),
+            ("data/a.txt", 64 * MIB, 36 * MIB),
+            ("data/b.txt", 0, 10 * MIB)
+        ]
+    );
+    assert_eq!(s0.steps.len(), 1);
+    assert_eq!(s0.steps[0].module, fixture().wordcount);
+    let StageOutput::Shuffle {
+        partitions: 4,
+        combiner: Some(combiner),
+    } = &s0.output
+    else {
+        panic!("{s0:?}")
+    };
+    assert_eq!(
+        (combiner.kind, combiner.function.as_str()),
+        (UdfKind::Reduce, "sum")
+    );
+
+    assert_eq!((s1.id, s1.tasks, s1.parents.as_slice()), (1, 4, &[0][..]));
+    let StageInput::Shuffle {
+        parent: 0,
+        partitions: 4,
+        wide_step,
+    } = &s1.input
+    else {
+        panic!("{s1:?}")
+    };
+    assert_eq!(wide_step, combiner);
+    assert!(s1.steps.is_empty());
+    assert_eq!(
+        s1.output,
+        StageOutput::Output {
+            path: "out/wordcount".into(),
+            format: OutputFormat::Text,
+            partitions: 4
+        }
+    );
+}
+
+#[test]
+fn two_shuffles_make_three_stages_with_their_own_partitions() {
+    let text = r#"
+name = "two-shuffles"
+input = { path = "in.txt", format = "csv", header = false, delimiter = ";", split_size = 1000 }
+
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+partitions = 8
+[[step]]
+map = "textkit/upper"
+[[step]]
+filter = "textkit/non_empty"
+[[step]]
+group_reduce = "textkit/distinct_sorted"
+
+[output]
+path = "out"
+format = "jsonl"
+partitions = 3
+"#;
+    let plan = plan(text, &[("in.txt", 2500)]);
+    assert_eq!(
+        plan.to_string(),
+        "job two-shuffles: 3 stages\n\
+         stage 0: 3 tasks  input: 3 splits of in.txt (csv without header delimited by ';', 1000 B)\n\
+         \x20 flat_map wordcount@1/split_words\n\
+         \x20 → shuffle: 8 partitions, combine with reduce wordcount@1/sum\n\
+         stage 1: 8 tasks  input: shuffle of stage 0\n\
+         \x20 reduce wordcount@1/sum\n\
+         \x20 map textkit@1/upper\n\
+         \x20 filter textkit@1/non_empty\n\
+         \x20 → shuffle: 3 partitions\n\
+         stage 2: 3 tasks  input: shuffle of stage 1\n\
+         \x20 group_reduce textkit@1/distinct_sorted\n\
+         \x20 → output: out (jsonl, 3 parts)"
+    );
+    let [s0, s1, s2] = &plan.stages[..] else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(
+        s0.input,
+        StageInput::Splits {
+            format: InputFormat::Csv {
+                header: false,
+                delimiter: b';'
+            },
+            splits: vec![
+                SplitDesc {
+                    path: "in.txt".into(),
+                    start: 0,
+                    length: 1000
+                },
+                SplitDesc {
+                    path: "in.txt".into(),
+                    start: 1000,
+                    length: 1000
+                },
+                SplitDesc {
+                    path: "in.txt".into(),
+                    start: 2000,
+                    length: 500
+                },
+            ]
+        }
+    );
+    assert_eq!(s1.parents, [0]);
+    assert_eq!(s2.parents, [1]);
+    assert_eq!((s0.tasks, s1.tasks, s2.tasks), (3, 8, 3));
+    let kinds = |steps: &[weft_scheduler::job::ResolvedStep]| {
+        steps.iter().map(|s| s.kind).collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(&s0.steps), [UdfKind::FlatMap]);
+    assert_eq!(kinds(&s1.steps), [UdfKind::Map, UdfKind::Filter]);
+    assert!(s2.steps.is_empty());
+    assert!(s1.steps.iter().all(|s| s.module == fixture().textkit));
+    // A group_reduce sees every value of a key at once: no combiner before it.
+    assert_eq!(
+        s1.output,
+        StageOutput::Shuffle {
+            partitions: 3,
+            combiner: None
+        }
+    );
+    let StageInput::Shuffle {
+        parent: 1,
+        partitions: 3,
+        wide_step,
+    } = &s2.input
+    else {
+        panic!("{s2:?}")
+    };
+    assert_eq!(
+        (wide_step.number, wide_step.kind),
+        (5, UdfKind::GroupReduce)
+    );
+    assert!(matches!(
+        s2.output,
+        StageOutput::Output { partitions: 3, .. }
+    ));
+}
+
+#[test]
+fn narrow_steps_before_a_reduce_fuse_into_one_stage() {
+    let text = r#"
+name = "fused"
+[input]
+path = "in"
+[[step]]
+map = "textkit/upper"
+[[step]]
+filter = "textkit/non_empty"
+[[step]]
+flat_map = "textkit/words_with_line"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = "out"
+"#;
+    let plan = plan(text, &[("in/a", 5), ("in/b", 64 * MIB + 1)]);
+    let [s0, s1] = &plan.stages[..] else {
+        panic!("{plan:?}")
+    };
+    let steps: Vec<String> = s0.steps.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        steps,
+        [
+            "map textkit@1/upper",
+            "filter textkit@1/non_empty",
+            "flat_map textkit@1/words_with_line"
+        ]
+    );
+    assert_eq!(s0.tasks, 3);
+    // output.partitions defaults to 1: one reduce task, one output file.
+    assert!(
+        matches!(&s0.output, StageOutput::Shuffle { partitions: 1, combiner: Some(c) } if c.function == "sum")
+    );
+    assert_eq!((s1.tasks, s1.steps.len()), (1, 0));
+    assert!(matches!(
+        s1.output,
+        StageOutput::Output {
+            partitions: 1,
+            format: OutputFormat::Text,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_job_starting_with_a_reduce_shuffles_its_input_unchanged() {
+    let text = r#"
+name = "just-sum"
+input.path = "in"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = "out"
+partitions = 2
+"#;
+    assert_eq!(
+        plan(text, &[("in", 10)]).to_string(),
+        "job just-sum: 2 stages\n\
+         stage 0: 1 task  input: 1 split of in (text, 64 MiB)\n\
+         \x20 → shuffle: 2 partitions, combine with reduce wordcount@1/sum\n\
+         stage 1: 2 tasks  input: shuffle of stage 0\n\
+         \x20 reduce wordcount@1/sum\n\
+         \x20 → output: out (text, 2 parts)"
+    );
+}
+
+#[test]
+fn a_map_only_job_has_one_stage_and_one_output_part_per_split() {
+    let text = r#"
+name = "shout"
+[input]
+path = "in"
+format = "jsonl"
+split_size = "1 KiB"
+[[step]]
+map = "textkit@1/upper"
+[output]
+path = "out"
+"#;
+    let plan = plan(text, &[("in/a", 2048), ("in/b", 1)]);
+    assert_eq!(
+        plan.to_string(),
+        "job shout: 1 stage\n\
+         stage 0: 3 tasks  input: 3 splits of in (jsonl, 1 KiB)\n\
+         \x20 map textkit@1/upper\n\
+         \x20 → output: out (text, 3 parts)"
+    );
+    assert!(plan.stages[0].parents.is_empty());
+    assert!(matches!(
+        plan.stages[0].output,
+        StageOutput::Output { partitions: 3, .. }
+    ));
+
+    // No input at all: no task, and no part.
+    let empty = self::plan(text, &[("in/empty", 0)]);
+    assert_eq!((empty.stages[0].tasks, empty.stages.len()), (0, 1));
+}
+
+#[test]
+fn splits_are_exact_byte_ranges() {
+    let files: Vec<InputFile> = [
+        ("zero", 0),
+        ("one", 1),
+        ("exact", 10),
+        ("over", 11),
+        ("three", 30),
+    ]
+    .into_iter()
+    .map(|(p, s)| InputFile {
+        path: p.into(),
+        size: s,
+    })
+    .collect();
+    let splits: Vec<(String, u64, u64)> = compute_splits(&files, 10)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.path.display().to_string(), s.start, s.length))
+        .collect();
+    let expected: Vec<(String, u64, u64)> = [
+        ("one", 0, 1),
+        ("exact", 0, 10),
+        ("over", 0, 10),
+        ("over", 10, 1),
+        ("three", 0, 10),
+        ("three", 10, 10),
+        ("three", 20, 10),
+    ]
+    .into_iter()
+    .map(|(p, a, b)| (p.to_owned(), a, b))
+    .collect();
+    assert_eq!(splits, expected);
+    assert!(compute_splits(&[], 10).unwrap().is_empty());
+    // A split size of 0 cannot come from a job file; called directly, it means 1.
+    assert_eq!(compute_splits(&files[1..2], 0).unwrap().len(), 1);
+}
+
+#[test]
+fn too_many_splits_are_refused_before_allocating_them() {
+    let files = [InputFile {
+        path: "huge".into(),
+        size: u64::MAX,
+    }];
+    let err = compute_splits(&files, 1).unwrap_err();
+    assert!(
+        matches!(err, PlanError::TooManySplits { limit: 100_000, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("raise input.split_size"), "{err}");
+}
+
+#[test]
+fn paths_are_relative_to_the_job_file_and_overrides_replace_them() {
+    let text = "name = \"j\"\n[input]\npath = \"data\"\n[[step]]\nmap = \"m/f\"\n[output]\npath = \"/abs/out\"\n";
+    let spec = JobSpec::parse(text, Path::new("jobs/nightly/job.toml")).unwrap();
+    assert_eq!(spec.input.path, Path::new("jobs/nightly/data"));
+    assert_eq!(spec.output.path, Path::new("/abs/out"));
+    let spec = spec.with_input("cli/in").with_output("cli/out");
+    assert_eq!(
+        (spec.input.path.as_path(), spec.output.path.as_path()),
+        (Path::new("cli/in"), Path::new("cli/out"))
+    );
+}
+
+#[test]
+fn job_files_are_read_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wc.toml");
+    std::fs::write(&path, WORDCOUNT).unwrap();
+    let spec = JobSpec::from_file(&path).unwrap();
+    assert_eq!(spec.input.path, dir.path().join("data/*.txt"));
+    assert_eq!(spec.origin, path);
+
+    let missing = dir.path().join("missing.toml");
+    let err = JobSpec::from_file(&missing).unwrap_err();
+    assert!(
+        matches!(err.kind(), JobFileErrorKind::Read { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("missing.toml"), "{err}");
+}
+
+#[test]
+fn every_reference_form_resolves_to_the_module_id() {
+    let f = fixture();
+    let id = f.wordcount.to_string();
+    for reference in ["wordcount", "wordcount@1", &id] {
+        let text = format!(
+            "name = \"j\"\ninput.path = \"in\"\noutput.path = \"out\"\n[[step]]\nflat_map = \"{reference}/split_words\"\n"
+        );
+        let job = parse(&text)
+            .resolve(&f.registry, &Tenant::default())
+            .unwrap();
+        assert_eq!(job.steps[0].module, f.wordcount, "{reference}");
+        assert_eq!(
+            (
+                job.steps[0].module_name.as_str(),
+                job.steps[0].module_version
+            ),
+            ("wordcount", 1)
+        );
+    }
+}
+
+// --- Errors: each names the file, the line and column, and the field. ---
+
+/// A valid job with `body` in place of its single step's body.
+fn with_step(body: &str) -> String {
+    format!(
+        "name = \"j\"\n[input]\npath = \"in\"\n\n[[step]]\n{body}\n\n[output]\npath = \"out\"\n"
+    )
+}
+
+#[test]
+fn malformed_toml_is_reported_at_its_line_with_a_snippet() {
+    let err = parse_error("name = \"j\"\n[input]\npath = \"in\n");
+    assert!(err.starts_with("job.toml:3:"), "{err}");
+    assert!(err.contains("3 | path = \"in"), "{err}");
+    assert!(err.contains('^'), "{err}");
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let err = parse_error(&with_step("map = \"m/f\"\nparallelism = 3"));
+    assert!(
+        err.starts_with("job.toml:7:1: unknown field `parallelism`"),
+        "{err}"
+    );
+    assert!(err.contains("7 | parallelism = 3"), "{err}");
+
+    let err = parse_error("name = \"j\"\ncolour = 1\n");
+    assert!(
+        err.starts_with("job.toml:2:1: unknown field `colour`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_types_and_missing_sections_are_refused() {
+    let err = parse_error(&with_step("map = 3"));
+    assert!(
+        err.starts_with("job.toml:6:7: invalid type: integer `3`, expected a string"),
+        "{err}"
+    );
+    let err = parse_error("name = \"j\"\n[[step]]\nmap = \"m/f\"\n[output]\npath = \"o\"\n");
+    assert!(err.contains("missing field `input`"), "{err}");
+}
+
+#[test]
+fn a_step_needs_exactly_one_kind() {
+    let two = format!(
+        "{}\n[[step]]\nmap = \"m/f\"\nreduce = \"m/g\"\n",
+        with_step("map = \"m/f\"")
+    );
+    let err = parse_error(&two);
+    assert_eq!(
+        err,
+        "job.toml:11:1: step 2: a step needs exactly one of map, filter, flat_map, reduce, group_reduce \
+         (found: map, reduce)"
+    );
+    let err = parse_error(&with_step(""));
+    assert_eq!(
+        err,
+        "job.toml:5:1: step 1: a step needs exactly one of map, filter, flat_map, reduce, group_reduce (found none)"
+    );
+}
+
+#[test]
+fn a_job_needs_steps() {
+    let err = parse_error("name = \"j\"\ninput.path = \"in\"\noutput.path = \"out\"\n");
+    assert_eq!(err, "job.toml: step: a job needs at least one [[step]]");
+    let err = parse_error("name = \"j\"\ninput.path = \"in\"\noutput.path = \"out\"\nstep = []\n");
+    assert_eq!(err, "job.toml:4:8: step: a job needs at least one [[step]]");
+}
+
+#[test]
+fn partitions_must_be_positive_and_only_on_wide_steps() {
+    let err = parse_error(&with_step("reduce = \"m/f\"\npartitions = 0"));
+    assert_eq!(
+        err,
+        "job.toml:7:14: step 1.partitions: must be from 1 to 100000 (got 0)"
+    );
+    let err = parse_error(&with_step("group_reduce = \"m/f\"\npartitions = -2"));
+    assert!(
+        err.starts_with("job.toml:7:14: step 1.partitions: must be from 1"),
+        "{err}"
+    );
+    let err = parse_error(&with_step("map = \"m/f\"\npartitions = 2"));
+    assert_eq!(
+        err,
+        "job.toml:7:14: step 1.partitions: only a reduce or group_reduce step has partitions (this is a map step)"
+    );
+    let err = parse_error(&format!(
+        "{}partitions = 0\n",
+        with_step("reduce = \"m/f\"")
+    ));
+    assert_eq!(
+        err,
+        "job.toml:10:14: output.partitions: must be from 1 to 100000 (got 0)"
+    );
+    let err = parse_error(&format!("{}partitions = 2\n", with_step("map = \"m/f\"")));
+    assert!(
+        err.starts_with(
+            "job.toml:10:14: output.partitions: has no effect in a job without a reduce"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_references_are_refused_when_parsing() {
+    let err = parse_error(&with_step("map = \"upper\""));
+    assert!(
+        err.starts_with("job.toml:6:7: step 1.map: \"upper\" is not MODULE/FUNCTION"),
+        "{err}"
+    );
+    let err = parse_error(&with_step("map = \"text kit/upper\""));
+    assert!(
+        err.starts_with("job.toml:6:7: step 1.map: invalid module reference \"text kit\""),
+        "{err}"
+    );
+    let err = parse_error(&with_step("map = \"textkit/up-per\""));
+    assert!(
+        err.starts_with(
+            "job.toml:6:7: step 1.map: \"up-per\" in \"textkit/up-per\" is not a function name"
+        ),
+        "{err}"
+    );
+    let err = parse_error(&with_step("map = \"textkit@/upper\""));
+    assert!(
+        err.starts_with("job.toml:6:7: step 1.map: invalid module reference"),
+        "{err}"
+    );
+}
+
+#[test]
+fn formats_and_split_sizes_are_checked() {
+    let job = |input: &str| {
+        format!(
+            "name = \"j\"\n[input]\npath = \"in\"\n{input}\n[[step]]\nmap = \"m/f\"\n[output]\npath = \"o\"\n"
+        )
+    };
+    let err = parse_error(&job("format = \"xml\""));
+    assert_eq!(
+        err,
+        "job.toml:4:10: input.format: unknown input format \"xml\" (expected text, csv or jsonl)"
+    );
+    let err = parse_error(&job("split_size = \"64MB\""));
+    assert!(
+        err.starts_with("job.toml:4:14: input.split_size: \"64MB\" is not a size"),
+        "{err}"
+    );
+    let err = parse_error(&job("split_size = 0"));
+    assert!(
+        err.starts_with("job.toml:4:14: input.split_size: 0 is not a size"),
+        "{err}"
+    );
+    let err = parse_error(&job("split_size = 1.5"));
+    assert!(
+        err.starts_with("job.toml:4:14: input.split_size: a float is not a size"),
+        "{err}"
+    );
+    let err = parse_error(&job("header = false"));
+    assert!(
+        err.starts_with("job.toml:4:10: input.header: applies only to format = \"csv\""),
+        "{err}"
+    );
+    let err = parse_error(&job("format = \"csv\"\ndelimiter = \"::\""));
+    assert!(
+        err.starts_with("job.toml:5:13: input.delimiter: \"::\" is not one ASCII character"),
+        "{err}"
+    );
+    let err = parse_error(&job("split_size = 1\nsplit_size = 2"));
+    assert!(err.starts_with("job.toml:5:1: duplicate key"), "{err}");
+
+    let err = parse_error(
+        "name = \"j\"\ninput.path = \"in\"\n[[step]]\nmap = \"m/f\"\n[output]\npath = \"o\"\nformat = \"csv\"\n",
+    );
+    assert_eq!(
+        err,
+        "job.toml:7:10: output.format: unknown output format \"csv\" (expected text or jsonl)"
+    );
+    let err = parse_error(
+        "name = \"my job\"\ninput.path = \"in\"\noutput.path = \"o\"\n[[step]]\nmap = \"m/f\"\n",
+    );
+    assert!(
+        err.starts_with("job.toml:1:8: name: \"my job\" is not a valid job name"),
+        "{err}"
+    );
+    let err = parse_error(
+        "name = \"j\"\ninput.path = \"\"\noutput.path = \"o\"\n[[step]]\nmap = \"m/f\"\n",
+    );
+    assert_eq!(err, "job.toml:2:14: input.path: must not be empty");
+}
+
+#[test]
+fn unknown_modules_are_reported_at_the_step() {
+    let err = resolve_error(&with_step("map = \"nope/upper\""));
+    assert!(
+        matches!(err.kind(), JobFileErrorKind::UnknownModule { step: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "job.toml:6:7: step 1: map \"nope/upper\": no module nope in the registry"
+    );
+    let err = resolve_error(&with_step("map = \"textkit@7/upper\""));
+    assert!(
+        err.to_string()
+            .contains("no module textkit@7 in the registry"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_functions_list_the_module_s_functions() {
+    let err = resolve_error(&with_step("flat_map = \"wordcount/split\""));
+    assert_eq!(
+        err.to_string(),
+        "job.toml:6:12: step 1: flat_map \"wordcount/split\": module wordcount@1 has no function \"split\" \
+         (its functions: flat_map split_words, reduce sum)"
+    );
+}
+
+#[test]
+fn a_function_of_another_kind_is_refused() {
+    let text = format!(
+        "{}\n[[step]]\nreduce = \"wordcount/split_words\"\n",
+        with_step("map = \"textkit/upper\"")
+    );
+    let err = resolve_error(&text);
+    assert!(
+        matches!(err.kind(), JobFileErrorKind::KindMismatch { step: 2, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "job.toml:12:10: step 2: reduce \"wordcount/split_words\" names a flat_map function"
+    );
+}
