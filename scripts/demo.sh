@@ -8,10 +8,10 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "[demo] building weft and the example modules (release)" >&2
 cargo build --release --locked -p weft
-cargo build --release --locked --target wasm32-wasip1 \
+cargo build --profile guest --locked --target wasm32-wasip1 \
   -p weft-example-wordcount -p weft-example-stocks -p weft-example-textkit
 weft=target/release/weft
-wasm=target/wasm32-wasip1/release
+wasm=target/wasm32-wasip1/guest
 
 for example in wordcount stocks textkit; do
   printf '[demo] %-10s ' "$example" >&2

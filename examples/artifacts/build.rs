@@ -87,7 +87,7 @@ fn main() {
     std::fs::write(out_dir.join("artifacts.rs"), code).unwrap();
 }
 
-/// Builds the Rust examples in release mode for wasm32-wasip1, in a target directory of their own
+/// Builds the Rust examples with the `guest` profile for wasm32-wasip1, in a target directory of their own
 /// (the outer cargo holds the lock of the main one).
 fn build_rust(root: &Path) -> PathBuf {
     let target_dir = root.join("target").join("wasm-guests");
@@ -95,7 +95,8 @@ fn build_rust(root: &Path) -> PathBuf {
     cmd.current_dir(root)
         .args([
             "build",
-            "--release",
+            "--profile",
+            "guest",
             "--target",
             "wasm32-wasip1",
             "--target-dir",
@@ -126,7 +127,7 @@ fn build_rust(root: &Path) -> PathBuf {
         "building the Rust wasm examples failed (is the wasm32-wasip1 target installed? \
          rust-toolchain.toml lists it; `rustup target add wasm32-wasip1`)"
     );
-    target_dir.join("wasm32-wasip1").join("release")
+    target_dir.join("wasm32-wasip1").join("guest")
 }
 
 /// Compiles the C example as a WASI reactor with clang and wasi-libc.
