@@ -36,6 +36,10 @@ enum Command {
     /// Register, list, show and remove WebAssembly modules.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
+    /// Show the stages a job file would run, without running it.
+    Plan(commands::plan::PlanArgs),
+    /// Run a job file on this machine (a scheduler and N sandboxed workers in one process).
+    Run(commands::run::RunArgs),
 }
 
 /// What every command needs: where the data lives and how to print.
@@ -74,5 +78,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Module(cmd) => commands::module::run(&ctx, cmd),
+        Command::Plan(args) => commands::plan::run(&ctx, args),
+        Command::Run(args) => commands::run::run(&ctx, args),
     }
 }

@@ -183,3 +183,17 @@ impl ResourceLimiter for Sandbox {
         Ok(desired <= 1_000_000)
     }
 }
+
+impl Engine {
+    /// A fingerprint of the compiler configuration: workers with equal fingerprints can share
+    /// precompiled artifacts, and a scheduler can tell them apart from workers that cannot.
+    pub fn compatibility_hash(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.inner
+            .wasm
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+}

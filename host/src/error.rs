@@ -75,51 +75,91 @@ pub enum ValidationError {
 }
 
 /// Why one call of a UDF (or the instantiation before it) failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum CallError {
     /// The module has no UDF of that name.
-    #[error("no UDF named `{0}` in the module")]
     NoSuchUdf(String),
     /// The UDF exists but the caller asked for another kind (a reduce step naming a map function).
-    #[error("UDF `{name}` is a {actual}, not a {requested}")]
     KindMismatch {
         name: String,
         actual: UdfKind,
         requested: UdfKind,
     },
     /// The guest returned the error status with a message of its own.
-    #[error("UDF `{udf}` failed: {message}")]
     Guest { udf: String, message: String },
     /// The guest trapped (a Rust panic, `unreachable`, an out-of-bounds access...).
-    #[error("UDF `{udf}` trapped: {trap}{}", StderrTail(stderr))]
     Trap {
         udf: String,
         trap: String,
         stderr: String,
     },
     /// The guest broke a promise of the ABI (bad pointer, wrong output count...).
-    #[error("UDF `{udf}` broke the guest ABI: {detail}")]
     Abi { udf: String, detail: String },
     /// The guest tried to grow its memory past the sandbox limit.
-    #[error(
-        "UDF `{udf}` exceeded the sandbox memory limit of {limit} bytes{}",
-        StderrTail(stderr)
-    )]
     MemoryLimit {
         udf: String,
         limit: usize,
         stderr: String,
     },
     /// The call ran longer than the sandbox time limit and was interrupted.
-    #[error("UDF `{udf}` exceeded the sandbox time limit of {limit_ms} ms")]
     TimeLimit { udf: String, limit_ms: u128 },
     /// A batch that cannot cross the ABI (over 4 GiB, or keys and values of different lengths).
-    #[error("batch cannot be passed to the guest: {0}")]
     BadBatch(String),
     /// Instantiating the module failed (it passed validation, so this is a startup trap or a limit).
-    #[error("instantiating the module failed: {0}")]
     Instantiate(String),
 }
+
+impl CallError {
+    /// The UDF a failed call was to, if the failure is about one.
+    pub fn udf(&self) -> Option<&str> {
+        match self {
+            CallError::Guest { udf, .. }
+            | CallError::Trap { udf, .. }
+            | CallError::Abi { udf, .. }
+            | CallError::MemoryLimit { udf, .. }
+            | CallError::TimeLimit { udf, .. } => Some(udf),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, without naming the UDF: for messages that name it already
+    /// (`map textkit@1/upper: trapped: ...`). `Display` is `UDF `name` ` followed by this.
+    pub fn reason(&self) -> String {
+        match self {
+            CallError::NoSuchUdf(name) => format!("no UDF named `{name}` in the module"),
+            CallError::KindMismatch {
+                name,
+                actual,
+                requested,
+            } => format!("UDF `{name}` is a {actual}, not a {requested}"),
+            CallError::Guest { message, .. } => format!("failed: {message}"),
+            CallError::Trap { trap, stderr, .. } => {
+                format!("trapped: {trap}{}", StderrTail(stderr))
+            }
+            CallError::Abi { detail, .. } => format!("broke the guest ABI: {detail}"),
+            CallError::MemoryLimit { limit, stderr, .. } => format!(
+                "exceeded the sandbox memory limit of {limit} bytes{}",
+                StderrTail(stderr)
+            ),
+            CallError::TimeLimit { limit_ms, .. } => {
+                format!("exceeded the sandbox time limit of {limit_ms} ms")
+            }
+            CallError::BadBatch(why) => format!("batch cannot be passed to the guest: {why}"),
+            CallError::Instantiate(why) => format!("instantiating the module failed: {why}"),
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.udf() {
+            Some(udf) => write!(f, "UDF `{udf}` {}", self.reason()),
+            None => f.write_str(&self.reason()),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
 
 impl CallError {
     /// Whether the failure is the user's code (deterministic: retrying will not help) rather than

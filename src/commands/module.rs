@@ -6,9 +6,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use weft_host::{Engine, ValidationLimits};
+use weft_scheduler::Tenant;
 use weft_scheduler::registry::{ModuleEntry, ModuleRef};
-use weft_scheduler::{Registry, Tenant};
 
+use super::{open_registry, print_json};
 use crate::Globals;
 
 #[derive(Debug, Subcommand)]
@@ -51,7 +52,7 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
             let module = engine
                 .validate(&bytes, &ValidationLimits::default())
                 .with_context(|| format!("{} was refused", file.display()))?;
-            let registry = open(globals)?;
+            let registry = open_registry(globals)?;
             let registration = registry.register(&tenant, &name, &module, &tags)?;
             if globals.json {
                 print_json(&registration)?;
@@ -69,7 +70,7 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
             }
         }
         ModuleCommand::List => {
-            let entries = open(globals)?.list(&tenant)?;
+            let entries = open_registry(globals)?.list(&tenant)?;
             if globals.json {
                 print_json(&entries)?;
             } else if entries.is_empty() {
@@ -104,7 +105,7 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
             }
         }
         ModuleCommand::Show { module } => {
-            let registry = open(globals)?;
+            let registry = open_registry(globals)?;
             let entry = registry.resolve(&tenant, &module)?;
             let versions = registry.versions_of(&tenant, &entry.version.name)?;
             if globals.json {
@@ -119,7 +120,7 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
         ModuleCommand::Rm { module } => {
             // Parse first so a malformed reference is named as such, not as "not found".
             ModuleRef::parse(&module)?;
-            let removal = open(globals)?.remove(&tenant, &module)?;
+            let removal = open_registry(globals)?.remove(&tenant, &module)?;
             if globals.json {
                 print_json(&removal)?;
             } else {
@@ -133,11 +134,6 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn open(globals: &Globals) -> Result<Registry> {
-    let dir = globals.data_dir.join("registry");
-    Registry::open(&dir).with_context(|| format!("cannot open the registry in {}", dir.display()))
 }
 
 fn show(entry: &ModuleEntry, versions: &[weft_scheduler::registry::VersionRecord]) {
@@ -181,9 +177,4 @@ fn short_id(id: &str) -> String {
 
 fn time(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }

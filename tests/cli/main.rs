@@ -2,6 +2,7 @@
 //! directory.
 
 mod module;
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -8,7 +8,7 @@ use weft_host::{CallError, UdfKind};
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// A step's UDF failed (trap, guest error, limit): the user's code.
-    #[error("{kind} {module}/{function}: {source}")]
+    #[error("{kind} {module}/{function}: {}", source.reason())]
     Step {
         kind: UdfKind,
         module: String,
@@ -32,6 +32,18 @@ pub enum TaskError {
     /// A step names a module the pipeline was not given.
     #[error("no compiled module {0} was provided for the task")]
     MissingModule(String),
+    /// A module could not be fetched, verified or compiled.
+    #[error("module {id}: {detail}")]
+    Module { id: String, detail: String },
+    /// Reading input or writing output failed.
+    #[error(transparent)]
+    Io(#[from] weft_io::Error),
+    /// A shuffle block could not be fetched from another worker.
+    #[error("fetching a shuffle block from {from}: {detail}")]
+    Fetch { from: String, detail: String },
+    /// The task was killed.
+    #[error("the task was cancelled")]
+    Cancelled,
     /// Reading or writing shuffle data failed.
     #[error("shuffle file {path}: {detail}")]
     Shuffle { path: PathBuf, detail: String },

@@ -13,14 +13,18 @@
 //! partition.
 
 mod error;
+mod executor;
 mod group;
 mod pipeline;
+pub mod service;
 mod shuffle;
+pub mod task;
 
 pub use error::TaskError;
+pub use executor::{Executor, ModuleSource, RemoteFetch};
 pub use group::Grouper;
 pub use pipeline::{Pipeline, StepRef};
-pub use shuffle::{ShuffleBlock, ShuffleWriter, partition_of, read_block};
+pub use shuffle::{ShuffleBlock, ShuffleWriter, partition_of, read_block, read_block_bytes};
 
 /// Target size of the batches executors hand to a guest: big enough that the per-call cost vanishes,
 /// small enough to keep a task's memory modest.

@@ -13,15 +13,18 @@ use crate::TaskError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRef {
     pub kind: UdfKind,
+    /// The module's content id: what the worker loads.
     pub module: String,
     pub function: String,
+    /// The module as the user named it (`wordcount@1`), for messages.
+    pub label: String,
 }
 
 impl StepRef {
     fn failed(&self, source: CallError) -> TaskError {
         TaskError::Step {
             kind: self.kind,
-            module: self.module.clone(),
+            module: self.label.clone(),
             function: self.function.clone(),
             source: Box::new(source),
         }

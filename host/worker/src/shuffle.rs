@@ -202,3 +202,23 @@ pub fn read_block(path: &Path) -> Result<Vec<Records>, TaskError> {
     }
     Ok(out)
 }
+
+/// Reads a shuffle file received over the network.
+pub fn read_block_bytes(bytes: Vec<u8>) -> Result<Vec<Records>, String> {
+    let reader =
+        FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let column = |i: usize| -> Result<BinaryArray, String> {
+            batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .cloned()
+                .ok_or_else(|| format!("column {i} is not binary"))
+        };
+        out.push(Records::new(column(0)?, column(1)?).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}

@@ -83,7 +83,7 @@ impl From<JobFileErrorKind> for JobFileError {
 /// [`Registry`]: JobFileErrorKind::Registry
 #[derive(Debug, thiserror::Error)]
 pub enum JobFileErrorKind {
-    #[error("cannot read job file {}: {source}", path.display())]
+    #[error("cannot read job file {}", path.display())]
     Read {
         path: PathBuf,
         #[source]

@@ -1,5 +1,8 @@
-//! Integration tests of the scheduler crate: the registry on a real sled index and blob store, and
-//! job files resolved and planned against it, with modules built from source.
+//! Integration tests of the scheduler crate: the registry on a real sled index and blob store, job
+//! files resolved and planned against it, and whole jobs run by the in-process cluster, with
+//! modules built from source.
 
+mod cluster;
 mod job;
+mod local;
 mod registry;

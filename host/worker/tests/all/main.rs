@@ -33,5 +33,6 @@ pub fn step(kind: UdfKind, module: &str, function: &str) -> StepRef {
         kind,
         module: module.to_owned(),
         function: function.to_owned(),
+        label: module.to_owned(),
     }
 }

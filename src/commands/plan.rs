@@ -1,0 +1,288 @@
+//! `weft plan JOB.toml`: reads a job file, resolves its steps against the local registry and its
+//! input against the file system, and prints the stages it would run — without running anything.
+//!
+//! [`prepare`] is the checking half of `weft run` too: whatever `weft plan` accepts, `weft run`
+//! starts, and whatever it refuses, `weft run` refuses before a task is launched.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use serde::Serialize;
+use weft_scheduler::job::{
+    InputFile, InputFormat, JobSpec, Plan, ResolvedStep, Stage, StageInput, StageOutput,
+};
+use weft_scheduler::{Registry, Tenant};
+
+use super::{open_registry, print_json};
+use crate::Globals;
+
+/// The job file and the command-line overrides of its paths, shared by `weft plan` and `weft run`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The job file (TOML): a name, an [input], [[step]]s and an [output]. Relative paths in it are
+    /// relative to its directory.
+    #[arg(value_name = "JOB.toml")]
+    pub job: PathBuf,
+
+    /// Read this file, directory or glob instead of the job file's input.path (relative to the
+    /// working directory).
+    #[arg(long, value_name = "PATH")]
+    pub input: Option<PathBuf>,
+
+    /// Write the output directory here instead of at the job file's output.path (relative to the
+    /// working directory).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+/// Shows the stages a job would run: their fused steps, tasks and partitions.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// A job checked in every way that does not need a worker: ready to run.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The registry the steps were resolved in; the workers load the modules from it.
+    pub registry: Registry,
+    pub tenant: Tenant,
+    pub plan: Plan,
+}
+
+pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
+    let prepared = prepare(globals, &args.job)?;
+    if globals.json {
+        print_json(&PlanJson::from(&prepared.plan))
+    } else {
+        println!("{}", prepared.plan);
+        Ok(())
+    }
+}
+
+/// Parses the job file, applies `--input`/`--output`, resolves every step in the registry and the
+/// input pattern into files, and plans. Each failure names the file and line, or the field, at
+/// fault.
+pub fn prepare(globals: &Globals, args: &JobArgs) -> Result<Prepared> {
+    let mut spec = JobSpec::from_file(&args.job)?;
+    if let Some(input) = &args.input {
+        spec = spec.with_input(input);
+    }
+    if let Some(output) = &args.output {
+        spec = spec.with_output(output);
+    }
+    let registry = open_registry(globals)?;
+    let tenant = Tenant::default();
+    let job = spec.resolve(&registry, &tenant)?;
+    // Where the input pattern came from, so a missing input points at what to fix.
+    let input_field = match args.input {
+        Some(_) => "--input".to_owned(),
+        None => format!("{}: input.path", args.job.display()),
+    };
+    let files = input_files(&job.spec.input.path).with_context(|| input_field.clone())?;
+    let plan = job
+        .plan(&files)
+        .with_context(|| format!("{}: cannot plan the job", args.job.display()))?;
+    Ok(Prepared {
+        registry,
+        tenant,
+        plan,
+    })
+}
+
+/// The files an input pattern (a file, a directory or a glob) names, with their sizes.
+fn input_files(pattern: &Path) -> Result<Vec<InputFile>> {
+    let text = pattern
+        .to_str()
+        .ok_or_else(|| anyhow!("input path {} is not UTF-8", pattern.display()))?;
+    Ok(weft_io::resolve_inputs(text)?
+        .into_iter()
+        .map(|f| InputFile::from((f.path, f.size)))
+        .collect())
+}
+
+// `weft --json plan`: the plan as data. Stages are listed parents first; `input` and `output`
+// carry a `type` saying which kind they are.
+
+#[derive(Debug, Serialize)]
+struct PlanJson<'a> {
+    job: &'a str,
+    input: InputJson<'a>,
+    stages: Vec<StageJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct InputJson<'a> {
+    path: &'a Path,
+    #[serde(flatten)]
+    format: FormatJson,
+    split_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct FormatJson {
+    format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delimiter: Option<String>,
+}
+
+impl From<InputFormat> for FormatJson {
+    fn from(format: InputFormat) -> FormatJson {
+        let (header, delimiter) = match format {
+            InputFormat::Csv { header, delimiter } => {
+                (Some(header), Some(char::from(delimiter).to_string()))
+            }
+            InputFormat::Text | InputFormat::Jsonl => (None, None),
+        };
+        FormatJson {
+            format: format.name(),
+            header,
+            delimiter,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StageJson<'a> {
+    id: u32,
+    parents: &'a [u32],
+    tasks: u32,
+    input: StageInputJson<'a>,
+    /// The fused narrow steps, in the order they run (after the input's wide step, if any).
+    steps: Vec<StepJson<'a>>,
+    output: StageOutputJson<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StageInputJson<'a> {
+    /// One task per split of the input files.
+    Splits {
+        #[serde(flatten)]
+        format: FormatJson,
+        splits: Vec<SplitJson<'a>>,
+    },
+    /// One task per partition of the parent's shuffle, each starting with `wide_step`.
+    Shuffle {
+        parent: u32,
+        partitions: u32,
+        wide_step: StepJson<'a>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct SplitJson<'a> {
+    path: &'a Path,
+    start: u64,
+    length: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StageOutputJson<'a> {
+    Shuffle {
+        partitions: u32,
+        combiner: Option<StepJson<'a>>,
+    },
+    Output {
+        path: &'a Path,
+        format: &'static str,
+        partitions: u32,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct StepJson<'a> {
+    /// 1-based position in the job file.
+    step: usize,
+    kind: &'static str,
+    module: &'a str,
+    version: u32,
+    /// The content id the step is pinned to.
+    id: String,
+    function: &'a str,
+}
+
+impl<'a> From<&'a ResolvedStep> for StepJson<'a> {
+    fn from(step: &'a ResolvedStep) -> StepJson<'a> {
+        StepJson {
+            step: step.number,
+            kind: step.kind.as_str(),
+            module: &step.module_name,
+            version: step.module_version,
+            id: step.module.to_string(),
+            function: &step.function,
+        }
+    }
+}
+
+impl<'a> From<&'a Plan> for PlanJson<'a> {
+    fn from(plan: &'a Plan) -> PlanJson<'a> {
+        PlanJson {
+            job: &plan.job_name,
+            input: InputJson {
+                path: &plan.input.path,
+                format: plan.input.format.into(),
+                split_size: plan.input.split_size,
+            },
+            stages: plan.stages.iter().map(StageJson::from).collect(),
+        }
+    }
+}
+
+impl<'a> From<&'a Stage> for StageJson<'a> {
+    fn from(stage: &'a Stage) -> StageJson<'a> {
+        let input = match &stage.input {
+            StageInput::Splits { format, splits } => StageInputJson::Splits {
+                format: (*format).into(),
+                splits: splits
+                    .iter()
+                    .map(|s| SplitJson {
+                        path: &s.path,
+                        start: s.start,
+                        length: s.length,
+                    })
+                    .collect(),
+            },
+            StageInput::Shuffle {
+                parent,
+                partitions,
+                wide_step,
+            } => StageInputJson::Shuffle {
+                parent: *parent,
+                partitions: *partitions,
+                wide_step: wide_step.into(),
+            },
+        };
+        let output = match &stage.output {
+            StageOutput::Shuffle {
+                partitions,
+                combiner,
+            } => StageOutputJson::Shuffle {
+                partitions: *partitions,
+                combiner: combiner.as_ref().map(StepJson::from),
+            },
+            StageOutput::Output {
+                path,
+                format,
+                partitions,
+            } => StageOutputJson::Output {
+                path,
+                format: format.name(),
+                partitions: *partitions,
+            },
+        };
+        StageJson {
+            id: stage.id,
+            parents: &stage.parents,
+            tasks: stage.tasks,
+            input,
+            steps: stage.steps.iter().map(StepJson::from).collect(),
+            output,
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! `weft run JOB.toml`: runs a job in embedded mode — a scheduler and N workers in this process,
+//! talking the same gRPC protocol a cluster uses, over loopback.
+//!
+//! Everything that can be checked without running a task is checked first, with `weft plan`'s
+//! [`prepare`]: the job file, every step's module and function and kind, the input, and whether the
+//! output may be written. Only then do the workers start. The output directory appears complete
+//! (part files and `_SUCCESS`) or not at all.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Serialize;
+use weft_scheduler::job::{Plan, StageOutput};
+use weft_scheduler::{JobReport, LocalCluster, LocalClusterConfig};
+
+use super::plan::{JobArgs, Prepared, prepare};
+use super::print_json;
+use crate::Globals;
+
+/// Runs a job on this machine: a scheduler and N sandboxed workers in one process.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    /// Worker count (each runs one task at a time). Default: the number of CPUs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
+
+    /// Replace the output directory if it exists (only once the job has succeeded).
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
+    let Prepared {
+        registry,
+        tenant,
+        plan,
+    } = prepare(globals, &args.job)?;
+    let output = output_path(&plan);
+    check_output(output, &args)?;
+
+    let workers = match args.workers {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let config = LocalClusterConfig {
+        workers,
+        ..LocalClusterConfig::default()
+    };
+    let work_dir = globals.data_dir.join("work");
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let cluster = LocalCluster::start(Arc::new(registry), &work_dir, config)
+            .await
+            .context("cannot start the local scheduler and workers")?;
+        let result = cluster.run(&tenant, &plan, args.overwrite).await;
+        // Shut down whatever the outcome, so workers delete their shuffle files.
+        cluster.shutdown().await;
+        anyhow::Ok(result?)
+    })?;
+
+    if globals.json {
+        print_json(&ReportJson::new(&plan, &report))
+    } else {
+        print_summary(&plan, &report);
+        Ok(())
+    }
+}
+
+/// The output directory of the plan's last stage.
+fn output_path(plan: &Plan) -> &Path {
+    plan.stages
+        .iter()
+        .find_map(|stage| match &stage.output {
+            StageOutput::Output { path, .. } => Some(path.as_path()),
+            StageOutput::Shuffle { .. } => None,
+        })
+        .unwrap_or(Path::new(""))
+}
+
+/// Refuses, before anything runs, an output that exists (unless `--overwrite`) or that is not a
+/// directory (always: only a directory is ever replaced).
+fn check_output(output: &Path, args: &RunArgs) -> Result<()> {
+    let field = match args.job.output {
+        Some(_) => "--output".to_owned(),
+        None => format!("{}: output.path", args.job.job.display()),
+    };
+    match std::fs::symlink_metadata(output) {
+        Ok(meta) if !meta.is_dir() => bail!(
+            "{field}: output {} exists and is not a directory; refusing to replace it",
+            output.display()
+        ),
+        Ok(_) if !args.overwrite => bail!(
+            "{field}: output {} already exists; pass --overwrite to replace it",
+            output.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn print_summary(plan: &Plan, report: &JobReport) {
+    let parts = part_files(&report.output);
+    println!(
+        "job {} ({}) finished in {}",
+        plan.job_name,
+        report.job_id,
+        seconds(report.elapsed)
+    );
+    println!(
+        "output: {} ({parts} part file{})",
+        report.output.display(),
+        if parts == 1 { "" } else { "s" }
+    );
+    println!(
+        "{:<6} {:>6} {:>12} {:>12} {:>11} {:>11} {:>8}",
+        "STAGE", "TASKS", "RECORDS IN", "RECORDS OUT", "BYTES IN", "BYTES OUT", "REMOTE"
+    );
+    for s in &report.stages {
+        println!(
+            "{:<6} {:>6} {:>12} {:>12} {:>11} {:>11} {:>8}",
+            s.stage,
+            s.tasks,
+            s.records_in,
+            s.records_out,
+            bytes(s.bytes_in),
+            bytes(s.bytes_out),
+            s.remote_fetches
+        );
+    }
+}
+
+/// The `part-NNNNN` files of a committed output (0 if it cannot be listed).
+fn part_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .count()
+    })
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+/// `812 B`, `20.0 MB`: decimal units, one decimal, for a table people read.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+// `weft --json run`: the report as data.
+
+#[derive(Debug, Serialize)]
+struct ReportJson<'a> {
+    job: &'a str,
+    job_id: &'a str,
+    output: &'a PathBuf,
+    elapsed_ms: u64,
+    stages: Vec<StageJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct StageJson {
+    stage: u32,
+    tasks: u32,
+    records_in: u64,
+    records_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Shuffle blocks this stage fetched from another worker (the rest were read locally).
+    remote_fetches: u64,
+}
+
+impl<'a> ReportJson<'a> {
+    fn new(plan: &'a Plan, report: &'a JobReport) -> ReportJson<'a> {
+        ReportJson {
+            job: &plan.job_name,
+            job_id: &report.job_id,
+            output: &report.output,
+            elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+            stages: report
+                .stages
+                .iter()
+                .map(|s| StageJson {
+                    stage: s.stage,
+                    tasks: s.tasks,
+                    records_in: s.records_in,
+                    records_out: s.records_out,
+                    bytes_in: s.bytes_in,
+                    bytes_out: s.bytes_out,
+                    remote_fetches: s.remote_fetches,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes;
+
+    #[test]
+    fn byte_counts_for_people() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1000), "1.0 kB");
+        assert_eq!(bytes(20_000_000), "20.0 MB");
+        assert_eq!(bytes(1_500_000_000), "1.5 GB");
+    }
+}

@@ -1,0 +1,516 @@
+//! `weft plan` and `weft run`: the example jobs end to end against references computed here, a
+//! trapping UDF that fails the job without leaving output, and every refusal before anything runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::{Run, Weft, path};
+
+/// A data directory with the example modules `wordcount`, `stocks` and `textkit` registered.
+///
+/// Registering validates (and so compiles) each module, the slow part, so it happens once, into a
+/// template that each test copies: a test gets its own data directory, because the registry admits
+/// one process at a time.
+fn weft_with_examples() -> Weft {
+    static TEMPLATE: OnceLock<Weft> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let weft = Weft::new();
+        for (name, wasm) in [
+            ("wordcount", weft_examples::WORDCOUNT_RUST),
+            ("stocks", weft_examples::STOCKS_RUST),
+            ("textkit", weft_examples::TEXTKIT_RUST),
+        ] {
+            weft.ok(&["module", "register", wasm, "--name", name]);
+        }
+        weft
+    });
+    let weft = Weft::new();
+    copy_dir(&template.data_dir(), &weft.data_dir());
+    weft
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// An example's job file in this repository.
+fn example_job(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("job.toml")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Writes a job file into the test's scratch space and returns its path.
+fn job_file(weft: &Weft, name: &str, text: &str) -> PathBuf {
+    let file = weft.scratch(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The six ASCII whitespace bytes that separate words in the word-count example.
+fn is_separator(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+/// The reference word count: split on the separators, count.
+fn word_counts(text: &[u8]) -> HashMap<Vec<u8>, u64> {
+    let mut counts = HashMap::new();
+    for word in text.split(|&b| is_separator(b)).filter(|w| !w.is_empty()) {
+        *counts.entry(word.to_vec()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Every `key<TAB>value` line of every part file of a text output, refusing a key seen twice (two
+/// partitions must never hold the same key).
+fn read_output(dir: &Path) -> HashMap<Vec<u8>, Vec<u8>> {
+    assert!(
+        dir.join("_SUCCESS").is_file(),
+        "{} has no _SUCCESS",
+        dir.display()
+    );
+    let mut records = HashMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().starts_with("part-") {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let tab = line.iter().position(|&b| b == b'\t').expect("a TAB");
+            let (key, value) = (line[..tab].to_vec(), line[tab + 1..].to_vec());
+            let shown = String::from_utf8_lossy(&key).into_owned();
+            assert!(records.insert(key, value).is_none(), "key {shown:?} twice");
+        }
+    }
+    records
+}
+
+/// An output of decimal counts as numbers.
+fn counts_of(output: HashMap<Vec<u8>, Vec<u8>>) -> HashMap<Vec<u8>, u64> {
+    output
+        .into_iter()
+        .map(|(k, v)| {
+            let n = std::str::from_utf8(&v).unwrap().parse().unwrap();
+            (k, n)
+        })
+        .collect()
+}
+
+/// Compares without printing two maps of thousands of entries: the first few differences.
+fn assert_same_counts(got: &HashMap<Vec<u8>, u64>, want: &HashMap<Vec<u8>, u64>) {
+    if got == want {
+        return;
+    }
+    let mut diffs: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .map(|(k, v)| {
+            format!(
+                "{:?}: want {v}, got {:?}",
+                String::from_utf8_lossy(k),
+                got.get(k)
+            )
+        })
+        .chain(
+            got.keys()
+                .filter(|k| !want.contains_key(*k))
+                .map(|k| format!("{:?}: not in the input", String::from_utf8_lossy(k))),
+        )
+        .collect();
+    diffs.sort();
+    diffs.truncate(10);
+    panic!(
+        "{} words wanted, {} got; first differences:\n{}",
+        want.len(),
+        got.len(),
+        diffs.join("\n")
+    );
+}
+
+fn assert_failed(run: &Run, needles: &[&str]) {
+    assert_eq!(
+        run.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        run.stdout(),
+        run.stderr()
+    );
+    let stderr = run.stderr();
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    }
+}
+
+#[test]
+fn plan_of_a_job_with_two_shuffles_shows_three_stages_and_runs() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("input.txt");
+    std::fs::write(
+        &input,
+        "to be or not to be\nthat is the question\n\nto be\n",
+    )
+    .unwrap();
+    // Word count, then a map and a group_reduce over the counts: two wide steps, three stages.
+    let job = job_file(
+        &weft,
+        "job.toml",
+        &format!(
+            r#"name = "two-shuffles"
+[input]
+path = {input:?}
+split_size = 16
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+partitions = 3
+[[step]]
+map = "textkit/upper"
+[[step]]
+group_reduce = "textkit/distinct_sorted"
+[output]
+path = "out"
+partitions = 2
+"#,
+            input = path(&input)
+        ),
+    );
+    let plan = weft.ok(&["plan", path(&job)]).stdout();
+    let stages: Vec<&str> = plan.lines().filter(|l| l.starts_with("stage ")).collect();
+    assert_eq!(stages.len(), 3, "{plan}");
+    assert!(plan.starts_with("job two-shuffles: 3 stages"), "{plan}");
+    // 47 bytes in splits of 16: three map tasks; then the step's 3 partitions, then the output's 2.
+    assert!(stages[0].starts_with("stage 0: 3 tasks"), "{plan}");
+    assert!(stages[1].starts_with("stage 1: 3 tasks"), "{plan}");
+    assert!(stages[2].starts_with("stage 2: 2 tasks"), "{plan}");
+    for step in [
+        "flat_map wordcount@1/split_words",
+        "reduce wordcount@1/sum",
+        "map textkit@1/upper",
+        "group_reduce textkit@1/distinct_sorted",
+        "combine with reduce wordcount@1/sum",
+    ] {
+        assert!(plan.contains(step), "{step:?} not in:\n{plan}");
+    }
+
+    let json = weft.ok(&["--json", "plan", path(&job)]).json();
+    let stages = json["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3, "{json:#}");
+    assert_eq!(json["job"], "two-shuffles");
+    assert_eq!(stages[0]["parents"], serde_json::json!([]));
+    assert_eq!(stages[0]["input"]["type"], "splits");
+    assert_eq!(stages[0]["input"]["splits"].as_array().unwrap().len(), 3);
+    assert_eq!(stages[0]["steps"][0]["function"], "split_words");
+    assert_eq!(stages[0]["output"]["type"], "shuffle");
+    assert_eq!(stages[0]["output"]["combiner"]["function"], "sum");
+    assert_eq!(stages[1]["parents"], serde_json::json!([0]));
+    assert_eq!(stages[1]["input"]["type"], "shuffle");
+    assert_eq!(stages[1]["input"]["wide_step"]["kind"], "reduce");
+    assert_eq!(stages[1]["steps"][0]["kind"], "map");
+    assert_eq!(stages[1]["output"]["combiner"], serde_json::Value::Null);
+    assert_eq!(stages[2]["parents"], serde_json::json!([1]));
+    assert_eq!(stages[2]["tasks"], 2);
+    assert_eq!(
+        stages[2]["input"]["wide_step"]["function"],
+        "distinct_sorted"
+    );
+    assert_eq!(stages[2]["output"]["type"], "output");
+    assert_eq!(stages[2]["output"]["partitions"], 2);
+    assert!(
+        stages[2]["input"]["wide_step"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("blake3:")
+    );
+
+    // Upper-casing decimal counts changes nothing, and each word has one count: the result is
+    // the word count.
+    let out = weft.scratch("out");
+    weft.ok(&["run", path(&job), "--output", path(&out), "--workers", "2"]);
+    let want = word_counts(&std::fs::read(&input).unwrap());
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+}
+
+#[test]
+fn wordcount_example_equals_the_reference() {
+    let weft = weft_with_examples();
+    let corpus = weft_datagen::wordcount_corpus(3 << 20, 11);
+    let input = weft.scratch("corpus.txt");
+    std::fs::write(&input, &corpus).unwrap();
+    let out = weft.scratch("result");
+    let run = weft.ok(&[
+        "--json",
+        "run",
+        &example_job("wordcount"),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--workers",
+        "2",
+    ]);
+    let report = run.json();
+    assert_eq!(report["job"], "wordcount");
+    assert_eq!(report["output"], path(&out));
+    let stages = report["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2, "{report:#}");
+    let want = word_counts(&corpus);
+    assert_eq!(stages[1]["records_out"], want.len() as u64, "{report:#}");
+
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+    // The example's output.partitions.
+    let parts = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .count();
+    assert_eq!(parts, 4);
+}
+
+#[test]
+fn stocks_example_equals_the_reference() {
+    let weft = weft_with_examples();
+    let csv = weft_datagen::stocks_csv(20_000, 3);
+    let input = weft.scratch("quotes.csv");
+    std::fs::write(&input, &csv).unwrap();
+
+    let mut want: HashMap<Vec<u8>, u64> = HashMap::new();
+    for line in std::str::from_utf8(&csv).unwrap().lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let volume: u64 = fields[6].parse().unwrap();
+        let max = want.entry(fields[0].as_bytes().to_vec()).or_insert(0);
+        *max = (*max).max(volume);
+    }
+    assert_eq!(want.len(), weft_datagen::SYMBOLS);
+
+    let out = weft.scratch("max-volume");
+    let run = weft.ok(&[
+        "run",
+        &example_job("stocks"),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--workers",
+        "2",
+    ]);
+    // The summary names the output directory.
+    assert!(run.stdout().contains(path(&out)), "{}", run.stdout());
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+}
+
+#[test]
+fn a_failing_udf_fails_the_job_with_its_message_and_leaves_no_output() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("input.txt");
+    std::fs::write(&input, "fine\nalso fine\nboom\nnever reached\n").unwrap();
+    // A trap (panic_on_boom: the guest panics) and a guest error (fail_on_boom: it returns Err).
+    for (function, message) in [
+        ("panic_on_boom", "boom panic"),
+        ("fail_on_boom", "boom: found a bad record with key"),
+    ] {
+        let job = job_file(
+            &weft,
+            "job.toml",
+            &format!(
+                r#"name = "boom"
+[input]
+path = {input:?}
+[[step]]
+map = "textkit/{function}"
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = "results/out"
+"#,
+                input = path(&input)
+            ),
+        );
+        let run = weft.run(&["run", path(&job), "--workers", "2"]);
+        assert_failed(
+            &run,
+            &[
+                "job boom",
+                "stage 0",
+                "partition 0",
+                "textkit",
+                function,
+                message,
+            ],
+        );
+        // No output, and no staging directory beside where it would have been.
+        let results = weft.scratch("results");
+        let left: Vec<_> = std::fs::read_dir(&results)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{function}: left behind {left:?}");
+    }
+}
+
+/// A job file that is fine but for `step`, the text of its only step (at line 5).
+fn job_with_step(weft: &Weft, step: &str) -> PathBuf {
+    let input = weft.scratch("input.txt");
+    std::fs::write(&input, "a b c\n").unwrap();
+    job_file(
+        weft,
+        "job.toml",
+        &format!(
+            "name = \"bad\"\n[input]\npath = {:?}\n[[step]]\n{step}\n[output]\npath = \"out\"\n",
+            path(&input)
+        ),
+    )
+}
+
+/// Runs a job that must be refused before anything runs: exit status 1, the message contains
+/// every needle, and neither the work directory nor an output was created.
+fn refused(weft: &Weft, args: &[&str], needles: &[&str]) {
+    for command in ["plan", "run"] {
+        let mut full = vec![command];
+        full.extend_from_slice(args);
+        let run = weft.run(&full);
+        assert_failed(&run, needles);
+    }
+    assert!(!weft.data_dir().join("work").exists(), "something ran");
+    assert!(!weft.scratch("out").exists(), "an output was written");
+}
+
+#[test]
+fn bad_jobs_are_refused_before_anything_runs() {
+    let weft = weft_with_examples();
+    let job = |step: &str| job_with_step(&weft, step);
+
+    // Malformed TOML: the unterminated string on line 5.
+    let file = job("flat_map = \"wordcount/split_words");
+    refused(&weft, &[path(&file)], &["job.toml:5:"]);
+
+    // A key no step has.
+    let file = job("flatmap = \"wordcount/split_words\"");
+    refused(&weft, &[path(&file)], &["job.toml:5:", "flatmap"]);
+
+    let file = job("flat_map = \"nosuch/split_words\"");
+    refused(&weft, &[path(&file)], &["job.toml:5:", "step 1", "nosuch"]);
+
+    let file = job("flat_map = \"wordcount/nosuch\"");
+    refused(
+        &weft,
+        &[path(&file)],
+        &[
+            "job.toml:5:",
+            "step 1",
+            "no function \"nosuch\"",
+            "split_words",
+        ],
+    );
+
+    // A reduce step naming a flat_map function.
+    let file = job("reduce = \"wordcount/split_words\"");
+    refused(
+        &weft,
+        &[path(&file)],
+        &["job.toml:5:", "step 1", "names a flat_map function"],
+    );
+
+    // The job file's input is missing: the message names the field; --input's: the option.
+    let file = job_file(
+        &weft,
+        "job.toml",
+        "name = \"bad\"\n[input]\npath = \"missing/*.txt\"\n[[step]]\nmap = \"textkit/upper\"\n\
+         [output]\npath = \"out\"\n",
+    );
+    refused(&weft, &[path(&file)], &["input.path", "missing/*.txt"]);
+    let missing = weft.scratch("nowhere.txt");
+    refused(
+        &weft,
+        &[path(&file), "--input", path(&missing)],
+        &["--input", "nowhere.txt", "does not exist"],
+    );
+
+    let run = weft.run(&["run", path(&weft.scratch("no-such-job.toml"))]);
+    assert_failed(&run, &["no-such-job.toml"]);
+
+    // Bad arguments are usage errors.
+    assert_eq!(weft.run(&["run"]).code(), Some(2));
+    assert_eq!(
+        weft.run(&["run", path(&file), "--workers", "0"]).code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn an_existing_output_is_replaced_only_with_overwrite() {
+    let weft = weft_with_examples();
+    let first = weft.scratch("first.txt");
+    let second = weft.scratch("second.txt");
+    std::fs::write(&first, "one two two\n").unwrap();
+    std::fs::write(&second, "three\n").unwrap();
+    let out = weft.scratch("out");
+    let wordcount = example_job("wordcount");
+    let run = |input: &Path, overwrite: bool| {
+        let mut args = vec![
+            "run",
+            &wordcount,
+            "--input",
+            path(input),
+            "--output",
+            path(&out),
+            "--workers",
+            "1",
+        ];
+        if overwrite {
+            args.push("--overwrite");
+        }
+        weft.run(&args)
+    };
+    let counts = |pairs: &[(&str, u64)]| {
+        pairs
+            .iter()
+            .map(|(w, n)| (w.as_bytes().to_vec(), *n))
+            .collect::<HashMap<_, _>>()
+    };
+
+    assert_eq!(run(&first, false).code(), Some(0));
+    assert_eq!(
+        counts_of(read_output(&out)),
+        counts(&[("one", 1), ("two", 2)])
+    );
+
+    let refused = run(&second, false);
+    assert_failed(&refused, &["--output", "already exists", "--overwrite"]);
+    assert_eq!(
+        counts_of(read_output(&out)),
+        counts(&[("one", 1), ("two", 2)])
+    );
+
+    let replaced = run(&second, true);
+    assert_eq!(replaced.code(), Some(0), "{}", replaced.stderr());
+    assert_eq!(counts_of(read_output(&out)), counts(&[("three", 1)]));
+    // Nothing left beside it: no staging directory, no renamed-aside old output.
+    let siblings: Vec<String> = std::fs::read_dir(weft.scratch(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(siblings.is_empty(), "{siblings:?}");
+}
