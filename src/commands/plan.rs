@@ -97,10 +97,7 @@ fn input_files(pattern: &Path) -> Result<Vec<InputFile>> {
     let text = pattern
         .to_str()
         .ok_or_else(|| anyhow!("input path {} is not UTF-8", pattern.display()))?;
-    Ok(weft_io::resolve_inputs(text)?
-        .into_iter()
-        .map(|f| InputFile::from((f.path, f.size)))
-        .collect())
+    Ok(weft_io::resolve_inputs(text)?)
 }
 
 // `weft --json plan`: the plan as data. Stages are listed parents first; `input` and `output`

@@ -176,6 +176,12 @@ fn expand_glob(pattern: &str) -> Result<Vec<InputFile>> {
     Ok(files)
 }
 
+impl From<(PathBuf, u64)> for InputFile {
+    fn from((path, size): (PathBuf, u64)) -> InputFile {
+        InputFile { path, size }
+    }
+}
+
 /// A byte range of one input file: the unit of work of one map task.
 ///
 /// A split owns the records whose line *starts* in `start..start + length`; see

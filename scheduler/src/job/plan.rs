@@ -15,28 +15,10 @@ use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
 use super::spec::{InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, format_size};
 
-/// One input file and its size in bytes, as the I/O layer found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputFile {
-    pub path: PathBuf,
-    pub size: u64,
-}
-
-impl From<(PathBuf, u64)> for InputFile {
-    fn from((path, size): (PathBuf, u64)) -> InputFile {
-        InputFile { path, size }
-    }
-}
-
-/// A byte range of an input file: the unit of work of a task that reads input. The reader takes
-/// every record that starts in `[start, start + length)`, including one that runs past the end, so
-/// a record cut by a split boundary is read exactly once.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SplitDesc {
-    pub path: PathBuf,
-    pub start: u64,
-    pub length: u64,
-}
+pub use weft_io::InputFile;
+/// A byte range of an input file: the unit of work of a task that reads input (weft-io's reader
+/// takes every record that starts in it, so a record cut by a split boundary is read exactly once).
+pub use weft_io::InputSplit as SplitDesc;
 
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
 /// one shorter; an empty file gives none. Files keep their order. A `split_size` of 0 is taken as 1
@@ -56,20 +38,8 @@ pub fn compute_splits(files: &[InputFile], split_size: u64) -> Result<Vec<SplitD
             limit: MAX_TASKS_PER_STAGE,
         });
     }
-    let mut splits = Vec::with_capacity(count as usize);
-    for file in files {
-        let mut start = 0;
-        while start < file.size {
-            let length = split_size.min(file.size - start);
-            splits.push(SplitDesc {
-                path: file.path.clone(),
-                start,
-                length,
-            });
-            start += length;
-        }
-    }
-    Ok(splits)
+    // `split_size` is at least 1 here, the one case weft-io refuses.
+    weft_io::plan_splits(files, split_size).map_err(|e| PlanError::Io(e.to_string()))
 }
 
 /// What a stage's tasks read.
