@@ -21,7 +21,7 @@ pub struct StepRef {
 }
 
 impl StepRef {
-    fn failed(&self, source: CallError) -> TaskError {
+    pub(crate) fn failed(&self, source: CallError) -> TaskError {
         TaskError::Step {
             kind: self.kind,
             module: self.label.clone(),
