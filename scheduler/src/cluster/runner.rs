@@ -229,20 +229,23 @@ async fn run_tasks(
                 break;
             };
             let spec = pending.pop_front().expect("front exists");
-            let reply = workers[w]
+            let reply = match workers[w]
                 .client
                 .clone()
                 .launch_task(pb::TaskDefinition::from(&spec))
                 .await
-                .map_err(|s| {
-                    JobError::Cluster(format!(
+            {
+                Ok(reply) => reply.into_inner(),
+                Err(status) => {
+                    stop_running(workers, &mut running, outcomes).await;
+                    return Err(JobError::Cluster(format!(
                         "launching {} on {}: {}",
                         spec.id,
                         workers[w].id,
-                        s.message()
-                    ))
-                })?
-                .into_inner();
+                        status.message()
+                    )));
+                }
+            };
             if reply.accepted {
                 free[w] -= 1;
                 running.insert(spec.id.clone(), w);
@@ -267,24 +270,7 @@ async fn run_tasks(
                 done += 1;
             }
             Err(failure) => {
-                for (id, w) in &running {
-                    let _ = workers[*w]
-                        .client
-                        .clone()
-                        .kill_task(pb::TaskAttemptId::from(id))
-                        .await;
-                }
-                // Wait for the killed tasks to stop (they check between batches), so that nothing
-                // of this job still writes once the caller cleans up.
-                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-                while !running.is_empty() {
-                    match tokio::time::timeout_at(deadline, outcomes.recv()).await {
-                        Ok(Some(o)) => {
-                            running.remove(&o.id);
-                        }
-                        _ => break,
-                    }
-                }
+                stop_running(workers, &mut running, outcomes).await;
                 return Err(JobError::Task {
                     job: plan.job_name.clone(),
                     stage: outcome.id.stage,
@@ -296,6 +282,31 @@ async fn run_tasks(
         }
     }
     Ok(results.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// Kills every running attempt and waits for them to stop (they check between batches), so that
+/// nothing of the job still writes once the caller cleans up.
+async fn stop_running(
+    workers: &[WorkerEntry],
+    running: &mut HashMap<TaskId, usize>,
+    outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<weft_worker::service::convert::TaskOutcome>,
+) {
+    for (id, w) in running.iter() {
+        let _ = workers[*w]
+            .client
+            .clone()
+            .kill_task(pb::TaskAttemptId::from(id))
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !running.is_empty() {
+        match tokio::time::timeout_at(deadline, outcomes.recv()).await {
+            Ok(Some(o)) => {
+                running.remove(&o.id);
+            }
+            _ => break,
+        }
+    }
 }
 
 /// A worker with a free slot for `spec`: for a shuffle read, the one holding most of its bytes if
