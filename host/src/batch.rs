@@ -34,6 +34,9 @@ impl Records {
     }
 
     /// Builds a batch from (key, value) pairs.
+    ///
+    /// # Panics
+    /// If the keys or the values add up to more than 2 GiB (Arrow's `Binary` offsets are `i32`).
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Records {
@@ -129,6 +132,9 @@ impl Groups {
     }
 
     /// Builds a batch of groups from (key, values) pairs.
+    ///
+    /// # Panics
+    /// If the keys or the values add up to more than 2 GiB (Arrow's `Binary` offsets are `i32`).
     pub fn from_groups<K, V, I>(groups: impl IntoIterator<Item = (K, I)>) -> Groups
     where
         K: AsRef<[u8]>,

@@ -252,20 +252,37 @@ fn an_endless_initializer_is_stopped() {
 }
 
 #[test]
-fn every_example_module_is_accepted() {
-    for path in [
-        weft_examples::WORDCOUNT_RUST,
-        weft_examples::WORDCOUNT_C,
-        weft_examples::WORDCOUNT_WAT,
-        weft_examples::STOCKS_RUST,
-        weft_examples::TEXTKIT_RUST,
+fn every_example_module_is_accepted_with_its_udf_table() {
+    use UdfKind::*;
+    let wordcount = [("split_words", FlatMap), ("sum", Reduce)];
+    let stocks = [("max", Reduce), ("parse", FlatMap)];
+    let textkit = [
+        ("distinct_sorted", GroupReduce),
+        ("echo", Map),
+        ("fail_on_boom", Map),
+        ("non_empty", Filter),
+        ("panic_on_boom", Map),
+        ("upper", Map),
+        ("words_with_line", FlatMap),
+    ];
+    for (path, expected) in [
+        (weft_examples::WORDCOUNT_RUST, &wordcount[..]),
+        (weft_examples::WORDCOUNT_C, &wordcount[..]),
+        (weft_examples::WORDCOUNT_WAT, &wordcount[..]),
+        (weft_examples::STOCKS_RUST, &stocks[..]),
+        (weft_examples::TEXTKIT_RUST, &textkit[..]),
     ] {
         let bytes = std::fs::read(path).unwrap();
         let m = engine()
             .validate(&bytes, &ValidationLimits::default())
             .unwrap_or_else(|e| panic!("{path}: {e}"));
-        for import in &m.info().wasi_imports {
-            assert!(!import.is_empty());
-        }
+        let got: Vec<(&str, UdfKind)> = m
+            .info()
+            .udfs
+            .iter()
+            .map(|u| (u.name.as_str(), u.kind))
+            .collect();
+        assert_eq!(got, expected, "{path}");
+        assert_eq!(m.info().abi_version, 1, "{path}");
     }
 }

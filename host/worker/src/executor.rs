@@ -71,16 +71,6 @@ impl Executor {
         }
     }
 
-    /// Ids of the modules compiled on this worker.
-    pub fn compiled_modules(&self) -> Vec<String> {
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-
     fn module(&self, tenant: &str, id: &str) -> Result<GuestModule, TaskError> {
         if let Some(m) = self
             .compiled

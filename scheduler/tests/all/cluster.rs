@@ -27,6 +27,12 @@ fn registry(dir: &Path) -> Arc<Registry> {
     Arc::new(registry)
 }
 
+async fn start(registry: Arc<Registry>, dir: &Path) -> LocalCluster {
+    LocalCluster::start(registry, &dir.join("work"), LocalClusterConfig::default())
+        .await
+        .unwrap()
+}
+
 fn plan(dir: &Path, job: &str, registry: &Registry) -> weft_scheduler::job::Plan {
     let path = dir.join("job.toml");
     std::fs::write(&path, job).unwrap();
@@ -90,13 +96,7 @@ path = "out"
 partitions = 3
 "#;
     let plan = plan(dir.path(), job, &registry);
-    let cluster = LocalCluster::start(
-        registry,
-        &dir.path().join("work"),
-        LocalClusterConfig::default(),
-    )
-    .await
-    .unwrap();
+    let cluster = start(registry, dir.path()).await;
     let report = cluster.run(&Tenant::default(), &plan, false).await.unwrap();
     cluster.shutdown().await;
 
@@ -135,13 +135,7 @@ group_reduce = "textkit/distinct_sorted"
 path = "out"
 "#;
     let plan = plan(dir.path(), job, &registry);
-    let cluster = LocalCluster::start(
-        registry,
-        &dir.path().join("work"),
-        LocalClusterConfig::default(),
-    )
-    .await
-    .unwrap();
+    let cluster = start(registry, dir.path()).await;
     let err = cluster
         .run(&Tenant::default(), &plan, false)
         .await
