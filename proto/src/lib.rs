@@ -10,7 +10,7 @@
 
 /// Version of the scheduler ↔ worker protocol. Bump it on any change of `worker.proto` or
 /// `common.proto` that an older peer could misread; registration refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Generated code of package `weft.v1`.
 #[allow(

@@ -6,7 +6,7 @@ pub mod convert;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -324,5 +324,34 @@ impl pb::worker_server::Worker for Service {
             .release_job(&id.job)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ReleaseJobReply {}))
+    }
+
+    async fn check_paths(
+        &self,
+        request: Request<pb::CheckPathsRequest>,
+    ) -> Result<Response<pb::CheckPathsReply>, Status> {
+        let paths = request.into_inner().paths;
+        let errors = tokio::task::spawn_blocking(move || {
+            paths.iter().map(|p| check_path(Path::new(p))).collect()
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::CheckPathsReply { errors }))
+    }
+}
+
+/// Empty when this process can see `path` (a readable file, or a directory it can list), else why
+/// not, as the operating system says it.
+fn check_path(path: &Path) -> String {
+    let result = std::fs::metadata(path).and_then(|meta| {
+        if meta.is_dir() {
+            std::fs::read_dir(path).map(drop)
+        } else {
+            std::fs::File::open(path).map(drop)
+        }
+    });
+    match result {
+        Ok(()) => String::new(),
+        Err(e) => e.to_string(),
     }
 }
