@@ -23,6 +23,11 @@ struct Cli {
     #[arg(long, global = true, env = "WEFT_HOME", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Talk to the cluster scheduler at this URL (e.g. http://10.0.0.5:7070) instead of using the
+    /// local data directory.
+    #[arg(long, global = true, env = "WEFT_SCHEDULER", value_name = "URL")]
+    scheduler: Option<String>,
+
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -46,6 +51,8 @@ enum Command {
 #[derive(Debug)]
 pub struct Globals {
     pub data_dir: PathBuf,
+    /// `--scheduler URL`: module and job commands go to this cluster instead of the data dir.
+    pub scheduler: Option<String>,
     pub json: bool,
 }
 
@@ -74,6 +81,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let ctx = Globals {
         data_dir,
+        scheduler: cli.scheduler,
         json: cli.json,
     };
     match cli.command {

@@ -13,9 +13,11 @@
 //! - [`Tenant`] — who owns a module (and, later, a job). There is one tenant today, `default`, but
 //!   every key already carries it, so tenancy does not need a data migration.
 
+pub mod client;
 pub mod cluster;
 pub mod job;
 pub mod registry;
+pub mod service;
 mod tenant;
 
 pub use cluster::{JobError, JobReport, LocalCluster, LocalClusterConfig, StageReport};

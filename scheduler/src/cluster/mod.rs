@@ -158,6 +158,7 @@ impl LocalCluster {
                     scheduler: scheduler.clone(),
                     slots: config.slots_per_worker.max(1) as u32,
                     work_dir: work_dir.join(format!("worker-{i}")),
+                    ..WorkerConfig::default()
                 },
                 engine.clone(),
                 source.clone(),

@@ -26,7 +26,7 @@ use crate::{Executor, ModuleSource, TaskError, read_block_bytes};
 use convert::{TaskFailure, TaskOutcome};
 
 /// How a worker is set up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkerConfig {
     /// The scheduler's control service, e.g. `http://127.0.0.1:7070`.
     pub scheduler: String,
