@@ -45,6 +45,16 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Run a job file on this machine (a scheduler and N sandboxed workers in one process).
     Run(commands::run::RunArgs),
+    /// Submit jobs and follow them: submit, status, watch, list, cancel, logs.
+    #[command(subcommand)]
+    Job(commands::job::JobCommand),
+    /// Serve a cluster's scheduler (registry, jobs, workers' control).
+    Scheduler(commands::scheduler::SchedulerArgs),
+    /// Run a cluster worker: register with --scheduler and run its tasks.
+    Worker(commands::worker::WorkerArgs),
+    /// Ask a cluster about itself.
+    #[command(subcommand)]
+    Cluster(commands::cluster::ClusterCommand),
 }
 
 /// What every command needs: where the data lives and how to print.
@@ -88,5 +98,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Module(cmd) => commands::module::run(&ctx, cmd),
         Command::Plan(args) => commands::plan::run(&ctx, args),
         Command::Run(args) => commands::run::run(&ctx, args),
+        Command::Job(cmd) => commands::job::run(&ctx, cmd),
+        Command::Scheduler(args) => commands::scheduler::run(&ctx, args),
+        Command::Worker(args) => commands::worker::run(&ctx, args),
+        Command::Cluster(cmd) => commands::cluster::run(&ctx, cmd),
     }
 }

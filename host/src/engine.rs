@@ -185,15 +185,39 @@ impl ResourceLimiter for Sandbox {
 }
 
 impl Engine {
-    /// A fingerprint of the compiler configuration: workers with equal fingerprints can share
-    /// precompiled artifacts, and a scheduler can tell them apart from workers that cannot.
+    /// A fingerprint of the compiler configuration (target, CPU features, compiler flags, wasm
+    /// features, tunables and wasmtime's version), as 32 hex digits: workers with equal fingerprints
+    /// can share precompiled artifacts, and a scheduler can tell them apart from workers that
+    /// cannot. A worker also keys its on-disk artifacts by it.
+    ///
+    /// Stable across processes of the same build on the same kind of machine: it is a blake3 digest
+    /// of what wasmtime feeds to [`Hash`](std::hash::Hash), which writes integers in native byte
+    /// order, unlike `DefaultHasher`, whose algorithm may change between Rust releases.
     pub fn compatibility_hash(&self) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        use std::hash::Hash;
+        let mut hasher = Blake3Hasher(blake3::Hasher::new());
         self.inner
             .wasm
             .precompile_compatibility_hash()
             .hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+        let digest = hasher.0.finalize();
+        digest.to_hex()[..32].to_owned()
+    }
+}
+
+/// Lets a [`Hash`](std::hash::Hash) implementation feed blake3: `Hasher::finish` is only 64 bits,
+/// so callers take the full digest from the inner hasher instead.
+struct Blake3Hasher(blake3::Hasher);
+
+impl std::hash::Hasher for Blake3Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.as_bytes()[..8]);
+        u64::from_le_bytes(first)
     }
 }

@@ -3,7 +3,7 @@
 //! The split matters downstream: a [`ValidationError`] is the user's to fix before anything runs; a
 //! [`CallError`] says whether the user's code failed ([`CallError::is_guest_fault`]: a trap, an error
 //! status, a broken ABI promise, a limit) or the infrastructure did, because only the latter is worth
-//! a retry.
+//! a retry. An [`ArtifactError`] only ever costs a compilation.
 
 use std::fmt;
 
@@ -72,6 +72,20 @@ pub enum ValidationError {
     Startup(String),
     #[error("compiling the module failed: {0}")]
     Compile(String),
+}
+
+/// Why a compiled artifact could not be made or loaded. A reader that gets one compiles the module
+/// from its wasm bytes instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("serializing the compiled module failed: {0}")]
+    Serialize(String),
+    /// Not an artifact of ours, truncated, or damaged: its digest does not match.
+    #[error("the artifact is damaged: {0}")]
+    Corrupt(String),
+    /// wasmtime refused it, e.g. because another engine configuration or version built it.
+    #[error("wasmtime refused the artifact: {0}")]
+    Load(String),
 }
 
 /// Why one call of a UDF (or the instantiation before it) failed.

@@ -24,7 +24,7 @@ compile_error!("weft-host copies Arrow buffers into little-endian wasm memory as
 /// A module compiled for this engine, ready to instantiate.
 #[derive(Clone)]
 pub struct GuestModule {
-    pre: InstancePre<Sandbox>,
+    pub(crate) pre: InstancePre<Sandbox>,
     udfs: Arc<[UdfInfo]>,
 }
 
@@ -47,10 +47,7 @@ impl Engine {
             .linker()
             .instantiate_pre(&module)
             .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
-        Ok(GuestModule {
-            pre,
-            udfs: inspected.udfs.into(),
-        })
+        Ok(GuestModule::from_parts(pre, inspected.udfs))
     }
 }
 
@@ -117,6 +114,13 @@ fn stderr_tail(store: &Store<Sandbox>) -> String {
 }
 
 impl GuestModule {
+    pub(crate) fn from_parts(pre: InstancePre<Sandbox>, udfs: Vec<UdfInfo>) -> GuestModule {
+        GuestModule {
+            pre,
+            udfs: udfs.into(),
+        }
+    }
+
     /// The module's UDFs, sorted by name.
     pub fn udfs(&self) -> &[UdfInfo] {
         &self.udfs

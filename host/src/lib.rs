@@ -9,10 +9,14 @@
 //! - [`Engine::load`] → [`GuestModule`] (compiled, pre-linked) → [`GuestModule::instantiate`] →
 //!   [`GuestInstance`], whose `map`/`filter`/`flat_map`/`reduce`/`group_reduce` methods pass a whole
 //!   Arrow batch ([`Records`] or [`Groups`]) per call through the ABI of `guest-sdk/ABI.md`.
+//! - [`GuestModule::to_artifact`] / [`Engine::load_artifact`] — a compiled module as bytes, so a
+//!   worker that restarts loads it instead of compiling it again; [`Engine::compatibility_hash`]
+//!   says which engines can share them.
 //!
 //! Failures of a call are [`CallError`]s that keep the user's fault (a trap, a guest error message,
 //! a broken ABI promise, a limit) apart from the host's.
 
+mod artifact;
 mod batch;
 mod engine;
 mod error;
@@ -21,7 +25,7 @@ mod validate;
 
 pub use batch::{Groups, Records};
 pub use engine::{Engine, SandboxLimits};
-pub use error::{CallError, ValidationError};
+pub use error::{ArtifactError, CallError, ValidationError};
 pub use guest::{GuestInstance, GuestModule};
 pub use validate::{
     DEFAULT_MAX_MODULE_BYTES, ModuleInfo, UdfInfo, ValidatedModule, ValidationLimits,

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod cluster;
 pub mod job;
+pub mod jobs;
 pub mod registry;
 pub mod service;
 mod tenant;

@@ -1,9 +1,13 @@
-//! The subcommands, one file each, and the little they share: opening the local registry and
-//! printing JSON.
+//! The subcommands, one file each, and the little they share: opening the local registry, printing
+//! JSON, the async runtime, logging and the shutdown signal of the serving commands.
 
+pub mod cluster;
+pub mod job;
 pub mod module;
 pub mod plan;
 pub mod run;
+pub mod scheduler;
+pub mod worker;
 
 use anyhow::{Context, Result};
 use weft_scheduler::Registry;
@@ -20,4 +24,52 @@ pub fn open_registry(globals: &Globals) -> Result<Registry> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// The async runtime a command runs its gRPC work on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Logs of the serving commands (`weft scheduler`, `weft worker`): to stderr, `info` and above
+/// (`WEFT_LOG=debug` for more).
+pub fn init_logging() {
+    let level = match std::env::var("WEFT_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("error") => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .try_init();
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

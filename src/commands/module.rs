@@ -1,4 +1,5 @@
-//! `weft module …`: register, list, show and remove modules in the local registry.
+//! `weft module …`: register, list, show and remove modules, in the local registry or, with
+//! `--scheduler URL`, in a cluster scheduler's. Both give the same domain types, printed alike.
 
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
@@ -7,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use weft_host::{Engine, ValidationLimits};
 use weft_scheduler::Tenant;
-use weft_scheduler::registry::{ModuleEntry, ModuleRef};
+use weft_scheduler::client::RegistryClient;
+use weft_scheduler::registry::{ModuleEntry, ModuleRef, Registration, Removal, VersionRecord};
 
 use super::{open_registry, print_json};
 use crate::Globals;
@@ -41,9 +43,29 @@ pub enum ModuleCommand {
     },
 }
 
+/// What a module command did, whichever registry did it: printing depends on nothing else.
+enum Outcome {
+    Registered(Registration),
+    Listed(Vec<ModuleEntry>),
+    Shown(ModuleEntry, Vec<VersionRecord>),
+    Removed(Removal),
+}
+
 pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
     let tenant = Tenant::default();
-    match command {
+    let (outcome, location) = match &globals.scheduler {
+        Some(url) => (remote(url, &tenant, command)?, format!("at {url}")),
+        None => (
+            local(globals, &tenant, command)?,
+            format!("in {}", globals.data_dir.display()),
+        ),
+    };
+    print(globals, &outcome, &location)
+}
+
+/// The command on the registry in the local data directory.
+fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome> {
+    Ok(match command {
         ModuleCommand::Register { file, name, tags } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -53,9 +75,71 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
                 .validate(&bytes, &ValidationLimits::default())
                 .with_context(|| format!("{} was refused", file.display()))?;
             let registry = open_registry(globals)?;
-            let registration = registry.register(&tenant, &name, &module, &tags)?;
+            Outcome::Registered(registry.register(tenant, &name, &module, &tags)?)
+        }
+        ModuleCommand::List => Outcome::Listed(open_registry(globals)?.list(tenant)?),
+        ModuleCommand::Show { module } => {
+            let registry = open_registry(globals)?;
+            let entry = registry.resolve(tenant, &module)?;
+            let versions = registry.versions_of(tenant, &entry.version.name)?;
+            Outcome::Shown(entry, versions)
+        }
+        ModuleCommand::Rm { module } => {
+            // Parse first so a malformed reference is named as such, not as "not found".
+            ModuleRef::parse(&module)?;
+            Outcome::Removed(open_registry(globals)?.remove(tenant, &module)?)
+        }
+    })
+}
+
+/// The command on the registry of the scheduler at `url`; the scheduler validates uploads.
+fn remote(url: &str, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome> {
+    // Read the file before connecting: a typo in the path is reported as such.
+    let upload = match &command {
+        ModuleCommand::Register { file, .. } => {
+            Some(std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?)
+        }
+        ModuleCommand::Rm { module } => {
+            ModuleRef::parse(module)?;
+            None
+        }
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = RegistryClient::connect(url).await?;
+        Ok(match command {
+            ModuleCommand::Register { file, name, tags } => {
+                let bytes = upload.unwrap_or_default();
+                match client.register(tenant, &name, &tags, &bytes).await {
+                    Ok(registration) => Outcome::Registered(registration),
+                    // The scheduler's validator refused the module: say which file, as locally.
+                    Err(e) if e.is_invalid_request() => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("{} was refused", file.display())));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            ModuleCommand::List => Outcome::Listed(client.list(tenant).await?),
+            ModuleCommand::Show { module } => {
+                let (entry, versions) = client.show(tenant, &module).await?;
+                Outcome::Shown(entry, versions)
+            }
+            ModuleCommand::Rm { module } => Outcome::Removed(client.remove(tenant, &module).await?),
+        })
+    })
+}
+
+/// Prints what a command did; `location` says where the registry is, for "nothing there" notes.
+fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
+    match outcome {
+        Outcome::Registered(registration) => {
             if globals.json {
-                print_json(&registration)?;
+                print_json(registration)?;
             } else {
                 println!("{}", registration.id);
                 let what = match (registration.new_version, registration.stored_blob) {
@@ -69,18 +153,17 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
                 );
             }
         }
-        ModuleCommand::List => {
-            let entries = open_registry(globals)?.list(&tenant)?;
+        Outcome::Listed(entries) => {
             if globals.json {
-                print_json(&entries)?;
+                print_json(entries)?;
             } else if entries.is_empty() {
-                eprintln!("no modules registered in {}", globals.data_dir.display());
+                eprintln!("no modules registered {location}");
             } else {
                 println!(
                     "{:<24} {:>4}  {:<20} {:>9}  {:<20}  UDFS",
                     "NAME", "VER", "ID", "SIZE", "REGISTERED"
                 );
-                for e in &entries {
+                for e in entries {
                     let v = &e.version;
                     let mut name = v.name.clone();
                     if !v.tags.is_empty() {
@@ -104,25 +187,19 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
                 }
             }
         }
-        ModuleCommand::Show { module } => {
-            let registry = open_registry(globals)?;
-            let entry = registry.resolve(&tenant, &module)?;
-            let versions = registry.versions_of(&tenant, &entry.version.name)?;
+        Outcome::Shown(entry, versions) => {
             if globals.json {
                 print_json(&serde_json::json!({
                     "module": entry,
                     "versions": versions,
                 }))?;
             } else {
-                show(&entry, &versions);
+                show(entry, versions);
             }
         }
-        ModuleCommand::Rm { module } => {
-            // Parse first so a malformed reference is named as such, not as "not found".
-            ModuleRef::parse(&module)?;
-            let removal = open_registry(globals)?.remove(&tenant, &module)?;
+        Outcome::Removed(removal) => {
             if globals.json {
-                print_json(&removal)?;
+                print_json(removal)?;
             } else {
                 for v in &removal.versions {
                     println!("removed {}@{} ({})", v.name, v.version, v.id);
@@ -136,7 +213,7 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
     Ok(())
 }
 
-fn show(entry: &ModuleEntry, versions: &[weft_scheduler::registry::VersionRecord]) {
+fn show(entry: &ModuleEntry, versions: &[VersionRecord]) {
     let (v, m) = (&entry.version, &entry.module);
     println!("name:        {}", v.name);
     println!("version:     {}", v.version);

@@ -48,8 +48,10 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    // Jobs run here are recorded in the data directory, where `weft job list|status|logs` see them.
     let config = LocalClusterConfig {
         workers,
+        jobs_dir: Some(globals.data_dir.join("jobs")),
         ..LocalClusterConfig::default()
     };
     let work_dir = globals.data_dir.join("work");
@@ -155,7 +157,7 @@ fn seconds(d: Duration) -> String {
 }
 
 /// `812 B`, `20.0 MB`: decimal units, one decimal, for a table people read.
-fn bytes(n: u64) -> String {
+pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
     if n < 1000 {
         return format!("{n} B");

@@ -1,15 +1,16 @@
 //! Small text UDFs of every kind, for demos and for the host's tests: they exercise each kind of
-//! UDF, the error path (`fail_on_boom`), a trap (`panic_on_boom`) and large values (`echo`).
+//! UDF, the error path (`fail_on_boom`), a trap (`panic_on_boom`), large values (`echo`) and long
+//! tasks (`burn`).
 //!
 //! Build the module with `cargo build --release --target wasm32-wasip1 -p weft-example-textkit`; it
 //! is `target/wasm32-wasip1/release/weft_example_textkit.wasm` and exports `weft_map_upper`,
 //! `weft_filter_non_empty`, `weft_flat_map_words_with_line`, `weft_group_reduce_distinct_sorted`,
-//! `weft_map_fail_on_boom`, `weft_map_panic_on_boom` and `weft_map_echo`. Run the unit tests
-//! natively with `cargo test -p weft-example-textkit`.
+//! `weft_map_fail_on_boom`, `weft_map_panic_on_boom`, `weft_map_echo` and `weft_map_burn`. Run the
+//! unit tests natively with `cargo test -p weft-example-textkit`.
 //!
 //! Keys and values are bytes throughout; none of these UDFs needs UTF-8.
 
-use weft_guest::{Emitter, Encode, Values, filter, flat_map, group_reduce, map};
+use weft_guest::{Decimal, Decode, Emitter, Encode, Values, filter, flat_map, group_reduce, map};
 
 /// The whitespace of these UDFs: space, `\t`, `\n`, `\v` (0x0B), `\f`, `\r`, as C's `isspace` has
 /// it (`u8::is_ascii_whitespace` leaves out `\v`), the same set as the word count example.
@@ -90,6 +91,32 @@ pub fn echo<'a>(key: &'a [u8], value: &'a [u8]) -> (&'a [u8], &'a [u8]) {
     (key, value)
 }
 
+/// Passes each record through unchanged after `N` rounds of integer mixing, `N` being the value
+/// read as a decimal `u64` (a value that is not one fails the call): a task as long as its input
+/// says, so a test can make a job that runs for seconds on a few bytes and cancel it. Guests have
+/// no clock, so the work is counted in rounds, not time.
+#[map]
+pub fn burn<'a>(key: &'a [u8], value: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), String> {
+    let Decimal(rounds) = Decimal::<u64>::decode(value)
+        .map_err(|e| format!("burn: the value {:?} {e}", String::from_utf8_lossy(value)))?;
+    std::hint::black_box(mix_rounds(rounds));
+    Ok((key, value))
+}
+
+/// `rounds` steps of a multiply-xorshift mixer (splitmix64's finaliser). Each step depends on the
+/// one before and has no closed form, so the optimiser can neither skip nor shorten the loop once
+/// the result is used (`burn` passes it to `black_box`).
+fn mix_rounds(rounds: u64) -> u64 {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..rounds {
+        state = state.wrapping_add(i);
+        state = (state ^ (state >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        state = (state ^ (state >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        state ^= state >> 31;
+    }
+    state
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +195,24 @@ mod tests {
     #[test]
     fn panic_on_boom_passes_other_records() {
         assert_eq!(panic_on_boom(b"k", b"v"), (&b"k"[..], &b"v"[..]));
+    }
+
+    #[test]
+    fn burn_passes_the_record_through() {
+        assert_eq!(burn(b"k", b"1000"), Ok((&b"k"[..], &b"1000"[..])));
+        assert_eq!(burn(b"k", b"0"), Ok((&b"k"[..], &b"0"[..])));
+    }
+
+    #[test]
+    fn burn_refuses_a_value_that_is_not_a_count() {
+        let error = burn(b"k", b"ten").unwrap_err();
+        assert!(error.starts_with(r#"burn: the value "ten" "#), "{error}");
+    }
+
+    #[test]
+    fn mixing_depends_on_the_number_of_rounds() {
+        assert_ne!(mix_rounds(1), mix_rounds(2));
+        assert_eq!(mix_rounds(1000), mix_rounds(1000));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Integration tests of the host: real guests built from source (Rust, C, WAT) called through the
 //! batched ABI, and every way a module or a call can be refused.
 
+mod artifact;
 mod fixtures;
 mod kinds;
 mod sandbox;

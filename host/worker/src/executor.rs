@@ -1,15 +1,25 @@
-//! Runs one task: fetch and compile its modules (cached by id), read its input, run the fused steps,
-//! write its output. Blocking code: a worker calls it on a thread of its own per task.
+//! Runs one task: get its modules compiled, read its input, run the fused steps, write its output,
+//! and collect what its guests printed. Blocking code: a worker calls it on a thread of its own per
+//! task.
+//!
+//! Compiling is the expensive part of starting a task, so compiled modules are kept in memory for
+//! the life of the executor and, with a cache directory, on disk as artifacts
+//! (`CACHE_DIR/compiled/<engine hash>/<module hex>.cwasm`), so a restarted worker loads them instead
+//! of compiling again. The engine's compatibility hash in the path keeps a worker of another build or
+//! machine kind from even trying another's artifacts; a damaged artifact is refused by its digest,
+//! deleted and compiled again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use weft_host::{Engine, GuestModule, Records};
 use weft_io::{PartWriter, SplitReader};
 
-use crate::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec};
+use crate::task::{
+    BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
+};
 use crate::{Grouper, Pipeline, ShuffleWriter, TaskError, read_block};
 
 /// Where a worker gets module bytes from: the local registry in embedded mode, the scheduler's
@@ -25,28 +35,101 @@ pub type RemoteFetch<'a> = &'a dyn Fn(&BlockLocation) -> Result<Vec<Records>, St
 pub struct Executor {
     engine: Engine,
     source: Arc<dyn ModuleSource>,
-    /// Compiled modules by id: compiling is the expensive part of starting a task, done once per
-    /// module per worker.
+    /// Compiled modules by id, for the life of the executor.
     compiled: Mutex<HashMap<String, GuestModule>>,
+    /// A gate per module being loaded: tasks that need the same module at once (a stage starting on
+    /// every slot) wait for the first one to compile it instead of each compiling it.
+    loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     work_dir: PathBuf,
+    /// `CACHE_DIR/compiled/<engine hash>`; `None` keeps compiled modules in memory only.
+    artifact_dir: Option<PathBuf>,
+    counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    compiles: AtomicU64,
+    disk_hits: AtomicU64,
+    memory_hits: AtomicU64,
+}
+
+/// Where the executor's modules came from since it started: what a restarted worker saved, and what
+/// a metrics endpoint can report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutorStats {
+    /// Modules compiled from their wasm bytes.
+    pub compiles: u64,
+    /// Modules loaded from an artifact in the cache directory.
+    pub disk_hits: u64,
+    /// Module look-ups served by a module already in memory.
+    pub memory_hits: u64,
+}
+
+/// How a task run ended, and what its guests wrote meanwhile (empty when the task failed before
+/// its guests were instantiated, e.g. because a module could not be fetched).
+#[derive(Debug)]
+pub struct TaskRun {
+    pub result: Result<TaskResult, TaskError>,
+    pub output: GuestOutput,
 }
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor")
             .field("work_dir", &self.work_dir)
+            .field("artifact_dir", &self.artifact_dir)
             .finish_non_exhaustive()
     }
 }
 
+/// Makes temporary artifact names unique between the threads of a process; the process id does
+/// between processes sharing a cache directory.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts and removes).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Executor {
+    /// An executor with shuffle files under `work_dir` and compiled modules in memory only.
     pub fn new(engine: Engine, source: Arc<dyn ModuleSource>, work_dir: &Path) -> Executor {
         Executor {
             engine,
             source,
             compiled: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
             work_dir: work_dir.to_owned(),
+            artifact_dir: None,
+            counters: Counters::default(),
         }
+    }
+
+    /// Keeps compiled modules on disk too, under `cache_dir/compiled/<engine hash>/` (created when
+    /// the first artifact is written), and loads them from there before compiling.
+    pub fn with_cache_dir(mut self, cache_dir: &Path) -> Executor {
+        self.artifact_dir = Some(
+            cache_dir
+                .join("compiled")
+                .join(self.engine.compatibility_hash()),
+        );
+        self
+    }
+
+    /// Where modules came from so far.
+    pub fn stats(&self) -> ExecutorStats {
+        ExecutorStats {
+            compiles: self.counters.compiles.load(Ordering::Relaxed),
+            disk_hits: self.counters.disk_hits.load(Ordering::Relaxed),
+            memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ids of the modules held compiled in memory, sorted.
+    pub fn compiled_modules(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.compiled).keys().cloned().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The directory of one map task attempt's shuffle files.
@@ -71,43 +154,130 @@ impl Executor {
         }
     }
 
+    fn in_memory(&self, id: &str) -> Option<GuestModule> {
+        let module = lock(&self.compiled).get(id).cloned()?;
+        self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+        Some(module)
+    }
+
+    /// The compiled module `id`: from memory, else from disk, else fetched and compiled.
     fn module(&self, tenant: &str, id: &str) -> Result<GuestModule, TaskError> {
-        if let Some(m) = self
-            .compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
-            return Ok(m.clone());
+        if let Some(m) = self.in_memory(id) {
+            return Ok(m);
         }
+        let gate = lock(&self.loading)
+            .entry(id.to_owned())
+            .or_default()
+            .clone();
+        let _turn = lock(&gate);
+        // Whoever held the gate before us may have loaded it.
+        if let Some(m) = self.in_memory(id) {
+            return Ok(m);
+        }
+        let loaded = self.load(tenant, id);
+        if let Ok(m) = &loaded {
+            lock(&self.compiled).insert(id.to_owned(), m.clone());
+        }
+        lock(&self.loading).remove(id);
+        loaded
+    }
+
+    fn load(&self, tenant: &str, id: &str) -> Result<GuestModule, TaskError> {
         let fail = |detail: String| TaskError::Module {
             id: id.to_owned(),
             detail,
         };
-        let bytes = self.source.fetch(tenant, id).map_err(fail)?;
+        // Checked before anything else: the id comes from a peer and names a file on disk, and the
+        // canonical hex of a parsed hash cannot climb out of the cache directory.
         let expected = id
             .strip_prefix("blake3:")
             .and_then(|hex| blake3::Hash::from_hex(hex).ok())
             .ok_or_else(|| fail("not a blake3 module id".into()))?;
+        let artifact = self
+            .artifact_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.cwasm", expected.to_hex())));
+        if let Some(module) = artifact.as_deref().and_then(|p| self.read_artifact(id, p)) {
+            self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(module);
+        }
+        let bytes = self.source.fetch(tenant, id).map_err(fail)?;
         if blake3::hash(&bytes) != expected {
             return Err(fail("the fetched bytes do not match the module id".into()));
         }
         let module = self.engine.load(&bytes).map_err(|e| fail(e.to_string()))?;
-        self.compiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned(), module.clone());
+        self.counters.compiles.fetch_add(1, Ordering::Relaxed);
+        if let Some(path) = &artifact
+            && let Err(e) = write_artifact(&module, path)
+        {
+            // The task does not need the artifact; the next start of this worker will compile again.
+            tracing::warn!(module = id, path = %path.display(), error = %e,
+                "cannot store the compiled module on disk");
+        }
         Ok(module)
     }
 
+    /// The artifact at `path`, if there is a sound one. A damaged or incompatible one is deleted so
+    /// the compilation that follows can replace it.
+    fn read_artifact(&self, id: &str, path: &Path) -> Option<GuestModule> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(module = id, path = %path.display(), error = %e,
+                    "cannot read the compiled module; compiling it again");
+                return None;
+            }
+        };
+        // SAFETY: files in this directory are only ever written by `write_artifact` from
+        // `GuestModule::to_artifact` — whole, under a temporary name then renamed into place — by
+        // workers whose engines have the compatibility hash the directory is named after. Damage
+        // since (disk errors, a crash) is caught by the artifact's digest before wasmtime reads it.
+        match unsafe { self.engine.load_artifact(&bytes) } {
+            Ok(module) => Some(module),
+            Err(e) => {
+                tracing::warn!(module = id, path = %path.display(), error = %e,
+                    "refusing the compiled module on disk; compiling it again");
+                if let Err(e) = std::fs::remove_file(path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %path.display(), error = %e,
+                        "cannot delete the refused artifact");
+                }
+                None
+            }
+        }
+    }
+
     /// Runs a task to completion. `own_worker` is this worker's id (blocks it holds are read from
-    /// disk; others through `remote`); `cancelled` is checked between batches.
+    /// disk; others through `remote`); `cancelled` is checked between batches. The guests' output
+    /// comes back whether the task succeeded or not.
     pub fn run(
         &self,
         spec: &TaskSpec,
         own_worker: &str,
         remote: RemoteFetch<'_>,
         cancelled: &AtomicBool,
+    ) -> TaskRun {
+        let mut pipeline = None;
+        let result = self.run_with(spec, own_worker, remote, cancelled, &mut pipeline);
+        let output = pipeline
+            .map(|p| {
+                let (stdout, stderr) = p.output();
+                GuestOutput::capped(stdout, stderr, false)
+            })
+            .unwrap_or_default();
+        TaskRun { result, output }
+    }
+
+    /// The task itself; the pipeline it builds is left in `slot` so its output survives a failure.
+    fn run_with(
+        &self,
+        spec: &TaskSpec,
+        own_worker: &str,
+        remote: RemoteFetch<'_>,
+        cancelled: &AtomicBool,
+        slot: &mut Option<Pipeline>,
     ) -> Result<TaskResult, TaskError> {
         let steps = spec.all_steps();
         let mut modules = HashMap::new();
@@ -119,7 +289,7 @@ impl Executor {
                 );
             }
         }
-        let mut pipeline = Pipeline::new(&modules, &steps, &spec.limits)?;
+        let pipeline = slot.insert(Pipeline::new(&modules, &steps, &spec.limits)?);
         let mut result = TaskResult::default();
         let mut sink = match &spec.output {
             TaskOutput::Shuffle {
@@ -155,7 +325,7 @@ impl Executor {
                     let batch = batch?;
                     result.records_in += batch.len() as u64;
                     let out = pipeline.run(&spec.steps, batch)?;
-                    sink.write(&mut pipeline, &out)?;
+                    sink.write(pipeline, &out)?;
                 }
             }
             TaskInput::Shuffle { wide, blocks } => {
@@ -174,19 +344,19 @@ impl Executor {
                     result.bytes_in += block.bytes;
                     for batch in batches {
                         result.records_in += batch.len() as u64;
-                        grouper.absorb(&mut pipeline, &batch)?;
+                        grouper.absorb(pipeline, &batch)?;
                     }
                 }
                 check()?;
                 // The grouper's output goes through the narrow steps after the wide one.
                 let mut emitted: Vec<Records> = Vec::new();
-                grouper.finish(&mut pipeline, |records| {
+                grouper.finish(pipeline, |records| {
                     emitted.push(records);
                     Ok(())
                 })?;
                 for records in emitted {
                     let out = pipeline.run(&spec.steps, records)?;
-                    sink.write(&mut pipeline, &out)?;
+                    sink.write(pipeline, &out)?;
                 }
             }
         }
@@ -194,7 +364,7 @@ impl Executor {
         match sink {
             Sink::Shuffle(writer) => {
                 // What crosses the shuffle, after the map-side combine.
-                for block in writer.finish(&mut pipeline)? {
+                for block in writer.finish(pipeline)? {
                     result.records_out += block.records;
                     result.bytes_out += block.bytes;
                     result.blocks.push(BlockLocation {
@@ -229,4 +399,24 @@ impl Sink {
             Sink::Part(w) => Ok(w.write(records)?),
         }
     }
+}
+
+/// Writes an artifact under a temporary name in the same directory, then renames it into place, so
+/// a reader never sees a partial file under the real name. No fsync: a file a crash damages fails its
+/// digest and is compiled again.
+fn write_artifact(module: &GuestModule, path: &Path) -> Result<(), String> {
+    let dir = path.parent().ok_or("the artifact path has no directory")?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let artifact = module.to_artifact().map_err(|e| e.to_string())?;
+    let tmp = path.with_extension(format!(
+        "cwasm.tmp-{}-{}",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::write(&tmp, &artifact).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.to_string());
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@
 //!   one, and writes one Arrow IPC file per reduce partition.
 //! - [`Grouper`] — the reduce side: merges shuffle blocks and runs the stage's `reduce` or
 //!   `group_reduce` over whole groups, batched.
+//! - [`RegistryModuleSource`] — a cluster worker's modules: fetched from the scheduler's registry,
+//!   cached on disk by hash.
 //!
 //! Errors are [`TaskError`]s naming the step, module and function; the caller adds job, stage and
 //! partition.
@@ -18,13 +20,15 @@ mod group;
 mod pipeline;
 pub mod service;
 mod shuffle;
+mod source;
 pub mod task;
 
 pub use error::TaskError;
-pub use executor::{Executor, ModuleSource, RemoteFetch};
+pub use executor::{Executor, ExecutorStats, ModuleSource, RemoteFetch, TaskRun};
 pub use group::Grouper;
 pub use pipeline::{Pipeline, StepRef};
 pub use shuffle::{ShuffleBlock, ShuffleWriter, partition_of, read_block, read_block_bytes};
+pub use source::RegistryModuleSource;
 
 /// Target size of the batches executors hand to a guest: big enough that the per-call cost vanishes,
 /// small enough to keep a task's memory modest.

@@ -105,10 +105,13 @@ impl Pipeline {
             .map_err(|e| step.failed(e))
     }
 
-    /// Everything the task's guests wrote to stdout and to stderr.
+    /// Everything the task's guests wrote to stdout and to stderr, one module after another in
+    /// the order of their ids (so a report does not depend on hash map order).
     pub fn output(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut modules: Vec<_> = self.instances.iter().collect();
+        modules.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = (Vec::new(), Vec::new());
-        for g in self.instances.values() {
+        for (_, g) in modules {
             out.0.extend_from_slice(&g.stdout());
             out.1.extend_from_slice(&g.stderr());
         }

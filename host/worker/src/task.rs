@@ -118,3 +118,36 @@ pub struct TaskResult {
     /// Shuffle input: blocks fetched from other workers.
     pub remote_fetches: u64,
 }
+
+/// Bytes of guest stdout, and of guest stderr, a task reports: enough for a panic message and a
+/// page of logging, small enough that a chatty guest cannot bloat every task report.
+pub const MAX_TASK_OUTPUT: usize = 64 << 10;
+
+/// What a task's guests wrote to stdout and stderr, for `weft job logs`. Each stream keeps its first
+/// [`MAX_TASK_OUTPUT`] bytes (the head, as the sandbox's own capture does: what is kept is always a
+/// prefix of what the guest wrote); `truncated` says that something was cut.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub truncated: bool,
+}
+
+impl GuestOutput {
+    /// Both streams, each cut to [`MAX_TASK_OUTPUT`] bytes. `truncated` is set if either was cut, or
+    /// if the caller already knows something was (e.g. a peer said so).
+    pub fn capped(mut stdout: Vec<u8>, mut stderr: Vec<u8>, truncated: bool) -> GuestOutput {
+        let cut = stdout.len() > MAX_TASK_OUTPUT || stderr.len() > MAX_TASK_OUTPUT;
+        stdout.truncate(MAX_TASK_OUTPUT);
+        stderr.truncate(MAX_TASK_OUTPUT);
+        GuestOutput {
+            stdout,
+            stderr,
+            truncated: truncated || cut,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty()
+    }
+}

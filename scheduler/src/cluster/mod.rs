@@ -7,23 +7,24 @@
 
 mod control;
 mod runner;
+mod scheduler;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
-use weft_host::{Engine, SandboxLimits};
-use weft_proto::v1 as pb;
+use weft_host::{Engine, SandboxLimits, ValidationLimits};
 use weft_worker::ModuleSource;
 use weft_worker::service::{WorkerConfig, WorkerHandle};
 
-pub use control::{ControlService, ControlState};
+pub use control::{ControlService, ControlState, WorkerEntry, WorkerInfo};
+pub use scheduler::{LookupError, Scheduler, SchedulerConfig, SubmitError};
+pub use server::{SchedulerHandle, start};
 
 use crate::job::Plan;
+use crate::jobs::JobStore;
 use crate::{ModuleId, Registry, Tenant};
 
 /// Why a job failed.
@@ -42,6 +43,12 @@ pub enum JobError {
     /// The output directory could not be prepared or committed.
     #[error("output: {0}")]
     Output(weft_io::Error),
+    /// No worker can read the job's input.
+    #[error("input: {0}")]
+    Input(String),
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
     /// The cluster could not run the job.
     #[error("cluster: {0}")]
     Cluster(String),
@@ -75,6 +82,8 @@ pub struct LocalClusterConfig {
     pub workers: usize,
     pub slots_per_worker: usize,
     pub limits: SandboxLimits,
+    /// Where the scheduler keeps job state (sled); `None` keeps it in memory.
+    pub jobs_dir: Option<PathBuf>,
 }
 
 impl Default for LocalClusterConfig {
@@ -83,6 +92,7 @@ impl Default for LocalClusterConfig {
             workers: 2,
             slots_per_worker: 1,
             limits: SandboxLimits::default(),
+            jobs_dir: None,
         }
     }
 }
@@ -96,6 +106,8 @@ pub enum ClusterError {
     Engine(String),
     #[error("starting a worker: {0}")]
     Worker(#[from] weft_worker::service::WorkerError),
+    #[error(transparent)]
+    Store(#[from] crate::jobs::StoreError),
 }
 
 /// Gives workers module bytes from the registry, for the tenant that runs the job only.
@@ -114,50 +126,49 @@ impl ModuleSource for RegistrySource {
 /// A scheduler and its workers in this process.
 #[derive(Debug)]
 pub struct LocalCluster {
-    control: Arc<ControlState>,
+    server: SchedulerHandle,
     workers: Vec<WorkerHandle>,
-    shutdown: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-    limits: SandboxLimits,
 }
 
-static JOBS: AtomicU64 = AtomicU64::new(0);
-
 impl LocalCluster {
-    /// Starts the scheduler and `config.workers` workers, which keep their shuffle files under
-    /// `work_dir`.
+    /// Starts the scheduler (keeping job state in `config.jobs_dir`, or in memory) and
+    /// `config.workers` workers, which keep their shuffle files under `work_dir`.
     pub async fn start(
         registry: Arc<Registry>,
         work_dir: &Path,
         config: LocalClusterConfig,
     ) -> Result<LocalCluster, ClusterError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let scheduler = format!("http://{}", listener.local_addr()?);
-        let control = Arc::new(ControlState::default());
-        let (tx, rx) = oneshot::channel::<()>();
-        let service = pb::scheduler_control_server::SchedulerControlServer::new(ControlService(
-            control.clone(),
-        ));
-        let server = tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-
+        let store = match &config.jobs_dir {
+            Some(dir) => JobStore::open(dir)?,
+            None => JobStore::temporary()?,
+        };
+        let scheduler = Scheduler::new(
+            registry.clone(),
+            store,
+            SchedulerConfig {
+                limits: config.limits.clone(),
+                ..SchedulerConfig::default()
+            },
+        )?;
         let engine = Engine::new().map_err(|e| ClusterError::Engine(format!("{e:#}")))?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let server = start(
+            listener,
+            scheduler,
+            engine.clone(),
+            ValidationLimits::default(),
+        )?;
         let source: Arc<dyn ModuleSource> = Arc::new(RegistrySource(registry));
         let mut workers = Vec::new();
-        for i in 0..config.workers.max(1) {
+        for i in 0..config.workers {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let dir = work_dir.join(format!("worker-{i}"));
             let worker = weft_worker::service::start(
                 listener,
                 WorkerConfig {
-                    scheduler: scheduler.clone(),
+                    scheduler: server.url(),
                     slots: config.slots_per_worker.max(1) as u32,
-                    work_dir: work_dir.join(format!("worker-{i}")),
+                    work_dir: dir,
                     ..WorkerConfig::default()
                 },
                 engine.clone(),
@@ -166,13 +177,22 @@ impl LocalCluster {
             .await?;
             workers.push(worker);
         }
-        Ok(LocalCluster {
-            control,
-            workers,
-            shutdown: tx,
-            server,
-            limits: config.limits,
-        })
+        Ok(LocalCluster { server, workers })
+    }
+
+    /// The scheduler, to submit jobs and ask about them.
+    pub fn scheduler(&self) -> &Arc<Scheduler> {
+        self.server.scheduler()
+    }
+
+    /// `http://ADDRESS` of the scheduler's gRPC server.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The in-process workers.
+    pub fn workers(&self) -> &[WorkerHandle] {
+        &self.workers
     }
 
     /// Runs a planned job to completion: its output is committed, or nothing is left behind.
@@ -182,28 +202,18 @@ impl LocalCluster {
         plan: &Plan,
         overwrite: bool,
     ) -> Result<JobReport, JobError> {
-        let n = JOBS.fetch_add(1, Ordering::Relaxed);
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let job_id = format!("{}-{millis}-{n}", plan.job_name);
-        runner::run(
-            &self.control,
-            tenant,
-            plan,
-            &job_id,
-            overwrite,
-            &self.limits,
-        )
-        .await
+        let scheduler = self.scheduler();
+        let id = scheduler
+            .submit_plan(tenant, plan.clone(), overwrite)
+            .map_err(|e| JobError::Cluster(e.to_string()))?;
+        scheduler.join(&id).await
     }
 
-    /// Stops the workers and the scheduler.
+    /// Stops the scheduler (cancelling what still runs) and the workers.
     pub async fn shutdown(self) {
+        self.server.shutdown().await;
         for w in self.workers {
             w.shutdown().await;
         }
-        let _ = self.shutdown.send(());
-        let _ = self.server.await;
     }
 }

@@ -1,23 +1,32 @@
-//! Runs a [`Plan`] on the registered workers: stage by stage, each task on a free slot (a reduce
-//! task preferably on the worker that holds most of its input), the job's output staged and
-//! committed at the end, its shuffle files released either way.
+//! Runs one job's [`Plan`] on the registered workers: it waits (queued) until a worker is there,
+//! checks which workers can read the input, then runs stage after stage — each task on a free slot
+//! taken from the cluster-wide pool, preferring the worker that holds most of a reduce task's input
+//! and workers that already hold the step's modules compiled — and commits the output at the end.
+//! Progress goes to the job's status (watched by clients) and, at every task end, to the job store.
+//! The first failed task, a lost worker or a cancel stops the job: running tasks are killed and
+//! waited for, the output is aborted, and the job's shuffle files are released either way.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tokio::sync::{mpsc, watch};
 use weft_host::SandboxLimits;
 use weft_io::OutputCommitter;
 use weft_proto::v1 as pb;
 use weft_worker::StepRef;
+use weft_worker::service::convert::TaskOutcome;
 use weft_worker::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec};
 
 use super::control::{ControlState, WorkerEntry};
 use super::{JobError, JobReport, StageReport};
 use crate::Tenant;
 use crate::job::{InputFormat, OutputFormat, Plan, ResolvedStep, StageInput, StageOutput};
+use crate::jobs::store::{JobRecord, TaskRecord};
+use crate::jobs::{JobState, JobStatus, JobStore, StageStatus, TaskLog, now_ms};
 
-fn step_ref(step: &ResolvedStep) -> StepRef {
+pub(crate) fn step_ref(step: &ResolvedStep) -> StepRef {
     StepRef {
         kind: step.kind,
         module: step.module.to_string(),
@@ -41,59 +50,180 @@ fn output_format(format: OutputFormat) -> weft_io::OutputFormat {
     }
 }
 
-/// Runs `plan` as job `job_id`.
-pub(crate) async fn run(
-    control: &ControlState,
-    tenant: &Tenant,
-    plan: &Plan,
-    job_id: &str,
-    overwrite: bool,
-    limits: &SandboxLimits,
-) -> Result<JobReport, JobError> {
-    let started = Instant::now();
-    let output_dir = plan
-        .stages
-        .iter()
-        .find_map(|s| match &s.output {
-            StageOutput::Output { path, .. } => Some(path.clone()),
-            StageOutput::Shuffle { .. } => None,
-        })
-        .ok_or_else(|| JobError::Cluster("the plan has no output stage".into()))?;
-    let workers = control.workers();
-    if workers.is_empty() {
-        return Err(JobError::Cluster("no worker is registered".into()));
+/// The output directory of a plan (its last stage's).
+pub(crate) fn output_dir(plan: &Plan) -> Option<PathBuf> {
+    plan.stages.iter().find_map(|s| match &s.output {
+        StageOutput::Output { path, .. } => Some(path.clone()),
+        StageOutput::Shuffle { .. } => None,
+    })
+}
+
+/// The input files a plan reads (each once).
+pub(crate) fn input_paths(plan: &Plan) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut paths = Vec::new();
+    for stage in &plan.stages {
+        if let StageInput::Splits { splits, .. } = &stage.input {
+            for s in splits {
+                let p = s.path.to_string_lossy().into_owned();
+                if seen.insert(p.clone()) {
+                    paths.push(p);
+                }
+            }
+        }
     }
-    let committer = OutputCommitter::begin(&output_dir, overwrite).map_err(JobError::Output)?;
-    let mut outcomes = control.subscribe(job_id);
+    paths
+}
+
+/// The fresh status of a planned job.
+pub(crate) fn initial_status(job_id: &str, tenant: &Tenant, plan: &Plan) -> JobStatus {
+    JobStatus {
+        job_id: job_id.to_owned(),
+        tenant: tenant.to_string(),
+        name: plan.job_name.clone(),
+        state: JobState::Queued,
+        error: None,
+        output: output_dir(plan)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        submitted_ms: now_ms(),
+        started_ms: None,
+        finished_ms: None,
+        stages: plan
+            .stages
+            .iter()
+            .map(|s| {
+                let mut steps = Vec::new();
+                if let StageInput::Shuffle { wide_step, .. } = &s.input {
+                    steps.push(step_name(wide_step));
+                }
+                steps.extend(s.steps.iter().map(step_name));
+                StageStatus {
+                    stage: s.id,
+                    parents: s.parents.clone(),
+                    steps,
+                    tasks_total: s.tasks,
+                    ..StageStatus::default()
+                }
+            })
+            .collect(),
+    }
+}
+
+fn step_name(s: &ResolvedStep) -> String {
+    format!("{}@{}/{}", s.module_name, s.module_version, s.function)
+}
+
+/// Everything one job's run needs.
+pub(crate) struct JobRun {
+    pub control: Arc<ControlState>,
+    pub store: JobStore,
+    pub record: JobRecord,
+    pub status: watch::Sender<JobStatus>,
+    pub cancel: watch::Receiver<bool>,
+    pub tenant: Tenant,
+    pub plan: Plan,
+    pub overwrite: bool,
+    pub limits: SandboxLimits,
+}
+
+impl JobRun {
+    /// Applies `change` to the status, and persists it when `persist`.
+    fn update(&mut self, persist: bool, change: impl FnOnce(&mut JobStatus)) {
+        self.status.send_modify(change);
+        if persist {
+            self.record.status = self.status.borrow().clone();
+            // A store failure must not fail a job that is otherwise fine; it shows in the
+            // scheduler's log, and the in-memory status stays right.
+            if let Err(e) = self.store.put(&self.record) {
+                tracing::warn!(job = %self.record.status.job_id, "{e}");
+            }
+        }
+    }
+
+    fn job_id(&self) -> String {
+        self.record.status.job_id.clone()
+    }
+
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+
+/// Runs the job to its end and records how it ended.
+pub(crate) async fn run(mut job: JobRun) -> Result<JobReport, JobError> {
+    let started = Instant::now();
+    let result = run_inner(&mut job).await;
+    let (state, error) = match &result {
+        Ok(_) => (JobState::Succeeded, None),
+        Err(JobError::Cancelled) => (JobState::Cancelled, Some("cancelled".to_owned())),
+        Err(e) => (JobState::Failed, Some(e.to_string())),
+    };
+    job.update(true, |s| {
+        s.state = state;
+        s.error = error;
+        s.finished_ms = Some(now_ms());
+        for stage in &mut s.stages {
+            stage.tasks_running = 0;
+        }
+    });
+    let _ = job.store.flush();
+    result.map(|stages| JobReport {
+        job_id: job.job_id(),
+        output: output_dir(&job.plan).unwrap_or_default(),
+        stages,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
+    let output_dir = output_dir(&job.plan)
+        .ok_or_else(|| JobError::Cluster("the plan has no output stage".into()))?;
+    // Queued until some worker is there.
+    loop {
+        if job.cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let changed = job.control.changed().notified();
+        if job.control.worker_count() > 0 {
+            break;
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = job.cancel.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    job.update(true, |s| {
+        s.state = JobState::Running;
+        s.started_ms = Some(now_ms());
+    });
+    let readers = input_readers(&job.control, &input_paths(&job.plan)).await?;
+    let committer = OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
+    let job_id = job.job_id();
+    let mut outcomes = job.control.subscribe(&job_id);
     let result = run_stages(
-        &workers,
-        tenant,
-        plan,
-        job_id,
+        job,
+        &readers,
         committer.staging_dir().to_owned(),
-        limits,
         &mut outcomes,
     )
     .await;
-    control.unsubscribe(job_id);
-    for w in &workers {
+    job.control.unsubscribe(&job_id);
+    // Shuffle files are released on every worker, whatever happened.
+    for w in job.control.workers() {
         let _ = w
             .client
             .clone()
             .release_job(pb::ReleaseJobRequest {
-                job_id: job_id.to_owned(),
+                job_id: job_id.clone(),
             })
             .await;
     }
     match result {
         Ok(stages) => {
             committer.commit().map_err(JobError::Output)?;
-            Ok(JobReport {
-                job_id: job_id.to_owned(),
-                output: output_dir,
-                stages,
-                elapsed: started.elapsed(),
-            })
+            Ok(stages)
         }
         Err(e) => {
             let _ = committer.abort();
@@ -102,18 +232,59 @@ pub(crate) async fn run(
     }
 }
 
+/// The workers that can read every input path; an error naming what each worker said when none can.
+pub(crate) async fn input_readers(
+    control: &ControlState,
+    paths: &[String],
+) -> Result<HashSet<String>, JobError> {
+    let mut readers = HashSet::new();
+    let mut refusals = Vec::new();
+    for w in control.workers() {
+        let reply = w
+            .client
+            .clone()
+            .check_paths(pb::CheckPathsRequest {
+                paths: paths.to_vec(),
+            })
+            .await;
+        match reply {
+            Ok(reply) => {
+                let errors = reply.into_inner().errors;
+                match paths.iter().zip(&errors).find(|(_, e)| !e.is_empty()) {
+                    None if errors.len() == paths.len() => {
+                        readers.insert(w.id.clone());
+                    }
+                    None => refusals.push(format!("{}: malformed reply", w.id)),
+                    Some((path, e)) => refusals.push(format!("{} cannot read {path}: {e}", w.id)),
+                }
+            }
+            Err(status) => refusals.push(format!("{}: {}", w.id, status.message())),
+        }
+    }
+    if readers.is_empty() {
+        return Err(JobError::Input(format!(
+            "no worker can read the job's input ({}); inputs must be on a file system every \
+             worker can read, at the same path",
+            if refusals.is_empty() {
+                "no worker is registered".to_owned()
+            } else {
+                refusals.join("; ")
+            }
+        )));
+    }
+    Ok(readers)
+}
+
 async fn run_stages(
-    workers: &[WorkerEntry],
-    tenant: &Tenant,
-    plan: &Plan,
-    job_id: &str,
+    job: &mut JobRun,
+    readers: &HashSet<String>,
     staging: PathBuf,
-    limits: &SandboxLimits,
-    outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<weft_worker::service::convert::TaskOutcome>,
+    outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) -> Result<Vec<StageReport>, JobError> {
     let mut finished: HashMap<u32, Vec<TaskResult>> = HashMap::new();
     let mut reports = Vec::new();
-    for stage in &plan.stages {
+    let plan = job.plan.clone();
+    for (index, stage) in plan.stages.iter().enumerate() {
         let steps: Vec<StepRef> = stage.steps.iter().map(step_ref).collect();
         let output = match &stage.output {
             StageOutput::Shuffle {
@@ -137,21 +308,23 @@ async fn run_stages(
             }
             TaskSpec {
                 id: TaskId {
-                    job: job_id.to_owned(),
+                    job: job.record.status.job_id.clone(),
                     stage: stage.id,
                     partition,
                     attempt: 0,
                 },
-                tenant: tenant.to_string(),
+                tenant: job.tenant.to_string(),
                 job_name: plan.job_name.clone(),
                 steps: steps.clone(),
                 input,
                 output,
-                limits: limits.clone(),
+                limits: job.limits.clone(),
             }
         };
+        let mut eligible = None;
         match &stage.input {
             StageInput::Splits { format, splits } => {
+                eligible = Some(readers);
                 for (i, s) in splits.iter().enumerate() {
                     specs.push(make(
                         i as u32,
@@ -192,7 +365,7 @@ async fn run_stages(
             }
         }
 
-        let results = run_tasks(workers, plan, specs, outcomes).await?;
+        let results = run_tasks(job, index, specs, eligible, outcomes).await?;
         reports.push(StageReport {
             stage: stage.id,
             tasks: results.len() as u32,
@@ -207,72 +380,132 @@ async fn run_stages(
     Ok(reports)
 }
 
-/// Runs one stage's tasks to completion, or fails on the first failed task after killing the rest.
+/// How much `worker` suits `spec`: `None` when it cannot run it (it cannot read the input);
+/// otherwise higher for the worker holding most of a shuffle read's bytes (a local read), and for
+/// one that has the task's modules compiled already.
+fn score(worker: &WorkerEntry, spec: &TaskSpec, eligible: Option<&HashSet<String>>) -> Option<i64> {
+    if let Some(eligible) = eligible
+        && !eligible.contains(&worker.id)
+    {
+        return None;
+    }
+    let mut score = 0i64;
+    if let TaskInput::Shuffle { blocks, .. } = &spec.input {
+        let total: u64 = blocks.iter().map(|b| b.bytes).sum();
+        let local: u64 = blocks
+            .iter()
+            .filter(|b| b.worker_id == worker.id)
+            .map(|b| b.bytes)
+            .sum();
+        // Local bytes dominate: moving data costs more than compiling once.
+        if let Some(share) = (local * 1000).checked_div(total) {
+            score += i64::try_from(share).unwrap_or(0) * 10;
+        }
+    }
+    let modules = spec.all_steps();
+    if modules.iter().all(|s| worker.has_compiled(&s.module)) {
+        score += 1000;
+    }
+    Some(score)
+}
+
+/// Runs one stage's tasks to completion, or fails on the first failed task after stopping the
+/// rest.
 async fn run_tasks(
-    workers: &[WorkerEntry],
-    plan: &Plan,
+    job: &mut JobRun,
+    stage_index: usize,
     specs: Vec<TaskSpec>,
-    outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<weft_worker::service::convert::TaskOutcome>,
+    eligible: Option<&HashSet<String>>,
+    outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) -> Result<Vec<TaskResult>, JobError> {
     let total = specs.len();
     let mut results: Vec<Option<TaskResult>> = vec![None; total];
     let mut pending: VecDeque<TaskSpec> = specs.into();
-    let mut free: Vec<u32> = workers.iter().map(|w| w.slots).collect();
-    let mut running: HashMap<TaskId, usize> = HashMap::new();
+    let mut running: HashMap<TaskId, String> = HashMap::new();
     let mut done = 0;
-    let mut next = 0usize;
+    let control = job.control.clone();
 
     while done < total {
-        // Launch while there are tasks and free slots.
+        if job.cancelled() {
+            stop_running(&control, &mut running, outcomes).await;
+            return Err(JobError::Cancelled);
+        }
+        // Armed before trying, so a slot freed while we launch is not missed.
+        let changed = control.changed().notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+
         while let Some(spec) = pending.front() {
-            let Some(w) = pick_worker(workers, &free, spec, &mut next) else {
+            let Some((worker, client)) = control.acquire(&spec.id, |w| score(w, spec, eligible))
+            else {
                 break;
             };
             let spec = pending.pop_front().expect("front exists");
-            let reply = match workers[w]
-                .client
+            let reply = client
                 .clone()
                 .launch_task(pb::TaskDefinition::from(&spec))
-                .await
-            {
-                Ok(reply) => reply.into_inner(),
+                .await;
+            match reply {
+                Ok(reply) if reply.get_ref().accepted => {
+                    running.insert(spec.id.clone(), worker);
+                    job.update(false, |s| s.stages[stage_index].tasks_running += 1);
+                }
+                Ok(_) => {
+                    // The worker is busier than the scheduler thought (e.g. it still finishes a
+                    // killed attempt): try again when something changes.
+                    control.release(&worker, &spec.id);
+                    pending.push_front(spec);
+                    break;
+                }
                 Err(status) => {
-                    stop_running(workers, &mut running, outcomes).await;
+                    control.release(&worker, &spec.id);
+                    stop_running(&control, &mut running, outcomes).await;
                     return Err(JobError::Cluster(format!(
-                        "launching {} on {}: {}",
+                        "launching {} on {worker}: {}",
                         spec.id,
-                        workers[w].id,
                         status.message()
                     )));
                 }
-            };
-            if reply.accepted {
-                free[w] -= 1;
-                running.insert(spec.id.clone(), w);
-            } else {
-                // The worker is busier than we thought: treat it as full until a task ends there.
-                free[w] = 0;
-                pending.push_front(spec);
             }
         }
 
-        let outcome = outcomes
-            .recv()
-            .await
-            .ok_or_else(|| JobError::Cluster("the scheduler stopped".into()))?;
-        let Some(w) = running.remove(&outcome.id) else {
-            continue; // not ours (a superseded attempt)
+        let outcome = tokio::select! {
+            outcome = outcomes.recv() => {
+                outcome.ok_or_else(|| JobError::Cluster("the scheduler stopped".into()))?
+            }
+            _ = &mut changed => continue,
+            _ = job.cancel.changed() => continue,
+            // A launch refused for a busy worker is retried at least this often.
+            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
         };
-        free[w] += 1;
+        if running.remove(&outcome.id).is_none() {
+            continue; // not ours (a superseded attempt)
+        }
+        record_task(job, &outcome);
         match outcome.result {
             Ok(result) => {
+                job.update(true, |s| {
+                    let st = &mut s.stages[stage_index];
+                    st.tasks_running -= 1;
+                    st.tasks_done += 1;
+                    st.records_in += result.records_in;
+                    st.records_out += result.records_out;
+                    st.bytes_in += result.bytes_in;
+                    st.bytes_out += result.bytes_out;
+                    st.remote_fetches += result.remote_fetches;
+                });
                 results[outcome.id.partition as usize] = Some(result);
                 done += 1;
             }
             Err(failure) => {
-                stop_running(workers, &mut running, outcomes).await;
+                job.update(true, |s| {
+                    let st = &mut s.stages[stage_index];
+                    st.tasks_running -= 1;
+                    st.tasks_failed += 1;
+                });
+                stop_running(&control, &mut running, outcomes).await;
                 return Err(JobError::Task {
-                    job: plan.job_name.clone(),
+                    job: job.plan.job_name.clone(),
                     stage: outcome.id.stage,
                     partition: outcome.id.partition,
                     message: failure.message,
@@ -284,21 +517,58 @@ async fn run_tasks(
     Ok(results.into_iter().map(Option::unwrap_or_default).collect())
 }
 
-/// Kills every running attempt and waits for them to stop (they check between batches), so that
-/// nothing of the job still writes once the caller cleans up.
-async fn stop_running(
-    workers: &[WorkerEntry],
-    running: &mut HashMap<TaskId, usize>,
-    outcomes: &mut tokio::sync::mpsc::UnboundedReceiver<weft_worker::service::convert::TaskOutcome>,
-) {
-    for (id, w) in running.iter() {
-        let _ = workers[*w]
-            .client
-            .clone()
-            .kill_task(pb::TaskAttemptId::from(id))
-            .await;
+/// Keeps what a task attempt did, and what its guest printed, in the job store.
+fn record_task(job: &JobRun, outcome: &TaskOutcome) {
+    let id = &outcome.id;
+    let record = match &outcome.result {
+        Ok(r) => TaskRecord {
+            worker_id: outcome.worker_id.clone(),
+            succeeded: true,
+            error: None,
+            records_in: r.records_in,
+            records_out: r.records_out,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            blocks: r.blocks.iter().map(|b| (b.partition, b.bytes)).collect(),
+        },
+        Err(f) => TaskRecord {
+            worker_id: outcome.worker_id.clone(),
+            error: Some(f.message.clone()),
+            ..TaskRecord::default()
+        },
+    };
+    let output = outcome.output.clone();
+    let log = TaskLog {
+        stage: id.stage,
+        partition: id.partition,
+        attempt: id.attempt,
+        stdout: output.stdout,
+        stderr: output.stderr,
+        truncated: output.truncated,
+    };
+    let stored = job
+        .store
+        .put_task(&id.job, id.stage, id.partition, id.attempt, &record)
+        .and_then(|()| job.store.put_log(&id.job, &log));
+    if let Err(e) = stored {
+        tracing::warn!(job = %id.job, "{e}");
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+}
+
+/// Kills every running attempt and waits for them to stop (they check between batches), so that
+/// nothing of the job still writes once the caller cleans up. An attempt that does not answer in
+/// time gets its slot back anyway; the worker's next heartbeat kills it.
+async fn stop_running(
+    control: &ControlState,
+    running: &mut HashMap<TaskId, String>,
+    outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
+) {
+    for (id, worker) in running.iter() {
+        if let Some(mut client) = control.client(worker) {
+            let _ = client.kill_task(pb::TaskAttemptId::from(id)).await;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !running.is_empty() {
         match tokio::time::timeout_at(deadline, outcomes.recv()).await {
             Ok(Some(o)) => {
@@ -307,34 +577,7 @@ async fn stop_running(
             _ => break,
         }
     }
-}
-
-/// A worker with a free slot for `spec`: for a shuffle read, the one holding most of its bytes if
-/// it is free; otherwise the next free one in turn.
-fn pick_worker(
-    workers: &[WorkerEntry],
-    free: &[u32],
-    spec: &TaskSpec,
-    next: &mut usize,
-) -> Option<usize> {
-    if let TaskInput::Shuffle { blocks, .. } = &spec.input {
-        let mut bytes: HashMap<&str, u64> = HashMap::new();
-        for b in blocks {
-            *bytes.entry(b.worker_id.as_str()).or_default() += b.bytes;
-        }
-        if let Some((best, _)) = bytes.iter().max_by_key(|(_, b)| **b)
-            && let Some(w) = workers.iter().position(|w| w.id == *best)
-            && free[w] > 0
-        {
-            return Some(w);
-        }
+    for (id, worker) in running.drain() {
+        control.release(&worker, &id);
     }
-    for i in 0..workers.len() {
-        let w = (*next + i) % workers.len();
-        if free[w] > 0 {
-            *next = w + 1;
-            return Some(w);
-        }
-    }
-    None
 }

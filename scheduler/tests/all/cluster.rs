@@ -9,7 +9,7 @@ use weft_host::{Engine, ValidationLimits};
 use weft_scheduler::job::{InputFile, JobSpec};
 use weft_scheduler::{JobError, LocalCluster, LocalClusterConfig, Registry, Tenant};
 
-fn registry(dir: &Path) -> Arc<Registry> {
+pub fn registry(dir: &Path) -> Arc<Registry> {
     let engine = Engine::new().unwrap();
     let registry = Registry::open(&dir.join("registry")).unwrap();
     for (name, path) in [

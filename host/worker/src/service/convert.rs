@@ -9,7 +9,9 @@ use weft_io::{InputFormat, InputSplit, OutputFormat};
 use weft_proto::v1 as pb;
 
 use crate::StepRef;
-use crate::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec};
+use crate::task::{
+    BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
+};
 
 /// A message that cannot be turned into a domain value.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +286,8 @@ pub struct TaskOutcome {
     pub id: TaskId,
     pub worker_id: String,
     pub result: Result<TaskResult, TaskFailure>,
+    /// What the task's guests wrote, whether it succeeded or failed (for `weft job logs`).
+    pub output: GuestOutput,
 }
 
 /// A failed task: the message (naming the step, module and function) and whose fault it was.
@@ -299,6 +303,9 @@ impl From<&TaskOutcome> for pb::TaskStatus {
         let mut status = pb::TaskStatus {
             id: Some((&o.id).into()),
             worker_id: o.worker_id.clone(),
+            stdout: o.output.stdout.clone(),
+            stderr: o.output.stderr.clone(),
+            output_truncated: o.output.truncated,
             ..Default::default()
         };
         match &o.result {
@@ -354,6 +361,8 @@ impl TryFrom<pb::TaskStatus> for TaskOutcome {
             id,
             worker_id: s.worker_id,
             result,
+            // Capped again on receipt: the sender is a peer, and the receiver stores what it gets.
+            output: GuestOutput::capped(s.stdout, s.stderr, s.output_truncated),
         })
     }
 }

@@ -1,6 +1,8 @@
-//! The worker as a gRPC service: it registers with the scheduler, runs launched tasks on its
-//! slots (one thread each: guests are blocking code), reports their outcome, kills on request and
-//! serves its shuffle blocks to other workers.
+//! The worker as a gRPC service: it registers with the scheduler, heartbeats (free slots, running
+//! attempts, compiled modules; killing what the scheduler says and registering again when it has
+//! forgotten the worker), runs launched tasks on its slots (one thread each: guests are blocking
+//! code), reports their outcome with what the guests printed, kills on request and serves its
+//! shuffle blocks to other workers.
 
 pub mod convert;
 
@@ -8,11 +10,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -22,18 +25,34 @@ use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
 
 use crate::task::{BlockLocation, TaskId, TaskSpec};
-use crate::{Executor, ModuleSource, TaskError, read_block_bytes};
+use crate::{Executor, ExecutorStats, ModuleSource, TaskError, read_block_bytes};
 use convert::{TaskFailure, TaskOutcome};
 
-/// How a worker is set up.
+/// The heartbeat interval when the scheduler's registration reply leaves it at 0.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+/// The shortest interval honoured: a scheduler asking for less would have workers spin.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+/// How long a heartbeat or a registration may take before it counts as failed: a scheduler that
+/// accepts connections but does not answer must not stall the heartbeat loop.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a worker is set up. Every field has a usable default except `scheduler`.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerConfig {
     /// The scheduler's control service, e.g. `http://127.0.0.1:7070`.
     pub scheduler: String,
-    /// Tasks run at once.
+    /// Tasks run at once (at least 1).
     pub slots: u32,
     /// Shuffle files live under `work_dir/shuffle`.
     pub work_dir: PathBuf,
+    /// The memory budget the scheduler may plan with, in bytes; 0 when unknown.
+    pub memory_bytes: u64,
+    /// The machine's name, for the scheduler's listings; empty: the system's hostname, read at
+    /// start-up.
+    pub hostname: String,
+    /// Where compiled modules are kept across restarts (`cache_dir/compiled/<engine hash>/`);
+    /// `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Why a worker could not start.
@@ -47,28 +66,51 @@ pub enum WorkerError {
     Io(#[from] std::io::Error),
 }
 
-/// A running worker. Dropping it does not stop it: call [`WorkerHandle::shutdown`].
-#[derive(Debug)]
+/// A running worker. Dropping it stops serving and heartbeating without waiting (tasks already
+/// running finish on their threads); [`WorkerHandle::shutdown`] also waits.
 pub struct WorkerHandle {
-    pub id: String,
     pub address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    state: Arc<State>,
+    /// Set to true (or dropped) to stop the server and the heartbeat loop.
+    stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("id", &self.id())
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerHandle {
-    /// Stops serving and waits for the server to end.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = (&mut self.server).await;
+    /// The id the scheduler gave this worker. It changes when the scheduler asks the worker to
+    /// register again (after a scheduler restart, say).
+    pub fn id(&self) -> String {
+        self.state.worker_id()
+    }
+
+    /// Where the executor's compiled modules came from so far.
+    pub fn executor_stats(&self) -> ExecutorStats {
+        self.state.executor.stats()
+    }
+
+    /// Stops serving and heartbeating, and waits for both to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.heartbeat.await;
     }
 }
 
 struct State {
     executor: Executor,
-    id: OnceLock<String>,
+    /// The id the scheduler gave this worker: replaced when the scheduler asks for a new
+    /// registration, read by every report and heartbeat.
+    id: RwLock<String>,
     slots: u32,
     /// Running attempts and their cancel flags.
     running: Mutex<HashMap<TaskId, Arc<AtomicBool>>>,
@@ -78,9 +120,16 @@ struct State {
     runtime: tokio::runtime::Handle,
     /// This worker's address as other workers reach it (`http://host:port`).
     address: String,
+    /// What registration sends, kept so that registering again says exactly the same.
+    registration: pb::RegisterWorkerRequest,
 }
 
-/// Serves a worker on `listener` and registers it with the scheduler.
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts and removes).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves a worker on `listener`, registers it with the scheduler and starts heartbeating.
 pub async fn start(
     listener: TcpListener,
     config: WorkerConfig,
@@ -89,7 +138,22 @@ pub async fn start(
 ) -> Result<WorkerHandle, WorkerError> {
     let address = listener.local_addr()?;
     std::fs::create_dir_all(&config.work_dir)?;
-    let engine_hash = engine.compatibility_hash();
+    let registration = pb::RegisterWorkerRequest {
+        protocol_version: weft_proto::PROTOCOL_VERSION,
+        engine_hash: engine.compatibility_hash(),
+        address: format!("http://{address}"),
+        slots: config.slots.max(1),
+        memory_bytes: config.memory_bytes,
+        hostname: if config.hostname.is_empty() {
+            system_hostname()
+        } else {
+            config.hostname.clone()
+        },
+    };
+    let mut executor = Executor::new(engine, source, &config.work_dir);
+    if let Some(dir) = &config.cache_dir {
+        executor = executor.with_cache_dir(dir);
+    }
     let scheduler = SchedulerControlClient::connect(config.scheduler.clone())
         .await
         .map_err(|e| WorkerError::Connect {
@@ -97,56 +161,171 @@ pub async fn start(
             detail: e.to_string(),
         })?;
     let state = Arc::new(State {
-        executor: Executor::new(engine, source, &config.work_dir),
-        id: OnceLock::new(),
-        slots: config.slots.max(1),
+        executor,
+        id: RwLock::new(String::new()),
+        slots: registration.slots,
         running: Mutex::new(HashMap::new()),
         scheduler,
         peers: Mutex::new(HashMap::new()),
         runtime: tokio::runtime::Handle::current(),
-        address: format!("http://{address}"),
+        address: registration.address.clone(),
+        registration,
     });
 
-    let (tx, rx) = oneshot::channel::<()>();
+    let (stop, stopped) = watch::channel(false);
     let service = pb::worker_server::WorkerServer::new(Service(state.clone()))
         .max_decoding_message_size(64 << 20);
+    let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = rx.await;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                // A dropped sender stops the server as well.
+                let _ = server_stop.wait_for(|stop| *stop).await;
             })
             .await;
     });
 
-    let reply = state
-        .scheduler
-        .clone()
-        .register_worker(pb::RegisterWorkerRequest {
-            protocol_version: weft_proto::PROTOCOL_VERSION,
-            engine_hash,
-            address: state.address.clone(),
-            slots: state.slots,
-            memory_bytes: 0,
-            hostname: String::new(),
-        })
-        .await
-        .map_err(|s| WorkerError::Refused(s.message().to_owned()))?
-        .into_inner();
-    let _ = state.id.set(reply.worker_id.clone());
+    // The server is up first: a scheduler may call the worker back while registering it.
+    let reply = match state.register().await {
+        Ok(reply) => reply,
+        Err(refused) => {
+            let _ = stop.send(true);
+            let _ = server.await;
+            return Err(WorkerError::Refused(refused));
+        }
+    };
+    state.set_id(reply.worker_id);
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        state.clone(),
+        heartbeat_interval(reply.heartbeat_interval_ms),
+        stopped,
+    ));
     Ok(WorkerHandle {
-        id: reply.worker_id,
         address,
-        shutdown: Some(tx),
+        state,
+        stop,
         server,
+        heartbeat,
     })
+}
+
+/// The machine's hostname as the kernel has it, else `$HOSTNAME`, else empty.
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The interval a registration reply asks for, bounded below; 0 means the default.
+fn heartbeat_interval(millis: u64) -> Duration {
+    match millis {
+        0 => DEFAULT_HEARTBEAT,
+        ms => Duration::from_millis(ms).max(MIN_HEARTBEAT),
+    }
+}
+
+/// Heartbeats every `every` until `stop` says so (or its sender is dropped). An unreachable
+/// scheduler is retried at the same pace, with one warning per outage.
+async fn heartbeat_loop(state: Arc<State>, mut every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let problem = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            problem = state.beat(&mut every) => problem,
+        };
+        match problem {
+            Some(problem) if !failing => {
+                failing = true;
+                tracing::warn!(worker = %state.address, %problem,
+                    "heartbeat failed; retrying every {every:?}");
+            }
+            None if failing => {
+                failing = false;
+                tracing::info!("heartbeats reach the scheduler again");
+            }
+            _ => {}
+        }
+    }
 }
 
 struct Service(Arc<State>);
 
 impl State {
-    fn worker_id(&self) -> &str {
-        self.id.get().map_or("", String::as_str)
+    fn worker_id(&self) -> String {
+        self.id.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_id(&self, id: String) {
+        *self.id.write().unwrap_or_else(|p| p.into_inner()) = id;
+    }
+
+    /// Registers (again) with the same request as at start-up; an error is the scheduler's reason.
+    async fn register(&self) -> Result<pb::RegisterWorkerReply, String> {
+        let mut client = self.scheduler.clone();
+        let call = client.register_worker(self.registration.clone());
+        match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => Err(status.message().to_owned()),
+            Err(_) => Err(format!("no answer within {CONTROL_TIMEOUT:?}")),
+        }
+    }
+
+    /// One heartbeat and what its reply asks for; `None` when all went well, else what failed.
+    /// A new registration may change the interval.
+    async fn beat(&self, every: &mut Duration) -> Option<String> {
+        let request = {
+            let running = lock(&self.running);
+            pb::HeartbeatRequest {
+                worker_id: self.worker_id(),
+                free_slots: self.slots.saturating_sub(running.len() as u32),
+                running: running.keys().map(Into::into).collect(),
+                compiled_modules: self.executor.compiled_modules(),
+            }
+        };
+        let mut client = self.scheduler.clone();
+        let call = client.heartbeat(request);
+        let reply = match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) => return Some(status.message().to_owned()),
+            Err(_) => return Some(format!("no answer within {CONTROL_TIMEOUT:?}")),
+        };
+        for attempt in reply.kill {
+            match TaskId::try_from(attempt) {
+                Ok(id) => {
+                    self.kill(&id);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the scheduler asked to kill a malformed attempt")
+                }
+            }
+        }
+        if reply.reregister {
+            match self.register().await {
+                Ok(reply) => {
+                    tracing::info!(old = %self.worker_id(), new = %reply.worker_id,
+                        "registered again at the scheduler's request");
+                    self.set_id(reply.worker_id);
+                    *every = heartbeat_interval(reply.heartbeat_interval_ms);
+                }
+                Err(refused) => return Some(format!("registering again failed: {refused}")),
+            }
+        }
+        None
+    }
+
+    /// Asks a running attempt to stop (it does between batches); false if it is not running here.
+    fn kill(&self, id: &TaskId) -> bool {
+        lock(&self.running)
+            .get(id)
+            .map(|flag| flag.store(true, Ordering::Relaxed))
+            .is_some()
     }
 
     /// Runs a task on this thread and reports its outcome.
@@ -154,9 +333,11 @@ impl State {
         let remote = |block: &BlockLocation| -> Result<Vec<Records>, String> {
             self.runtime.block_on(self.fetch(block))
         };
-        let result = self
+        let run = self
             .executor
-            .run(&spec, self.worker_id(), &remote, &cancelled)
+            .run(&spec, &self.worker_id(), &remote, &cancelled);
+        let result = run
+            .result
             .map(|mut r| {
                 for b in &mut r.blocks {
                     b.worker_address = self.address.clone();
@@ -168,19 +349,17 @@ impl State {
                 guest_fault: e.is_guest_fault(),
                 cancelled: matches!(e, TaskError::Cancelled),
             });
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&spec.id);
+        lock(&self.running).remove(&spec.id);
         let outcome = TaskOutcome {
             id: spec.id,
-            worker_id: self.worker_id().to_owned(),
+            worker_id: self.worker_id(),
             result,
+            output: run.output,
         };
         let status = pb::TaskStatus::from(&outcome);
         let mut scheduler = self.scheduler.clone();
-        // A lost report is recovered by the scheduler's heartbeat bookkeeping (cluster issue); here
-        // there is nobody else to tell.
+        // A lost report is recovered by the scheduler's heartbeat bookkeeping: the attempt is no
+        // longer among the heartbeat's running ones.
         let _ = self
             .runtime
             .block_on(async move { scheduler.report_task(status).await });
@@ -231,7 +410,7 @@ impl pb::worker_server::Worker for Service {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let flag = Arc::new(AtomicBool::new(false));
         {
-            let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = lock(&self.0.running);
             if running.len() >= self.0.slots as usize {
                 return Ok(Response::new(pb::LaunchTaskReply {
                     accepted: false,
@@ -257,12 +436,9 @@ impl pb::worker_server::Worker for Service {
     ) -> Result<Response<pb::KillTaskReply>, Status> {
         let id = TaskId::try_from(request.into_inner())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
-        let killed = running
-            .get(&id)
-            .map(|flag| flag.store(true, Ordering::Relaxed))
-            .is_some();
-        Ok(Response::new(pb::KillTaskReply { killed }))
+        Ok(Response::new(pb::KillTaskReply {
+            killed: self.0.kill(&id),
+        }))
     }
 
     type FetchShuffleBlockStream = ReceiverStream<Result<pb::ShuffleFrame, Status>>;

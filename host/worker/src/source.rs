@@ -1,0 +1,186 @@
+//! [`RegistryModuleSource`]: module bytes for a cluster worker, downloaded from the scheduler's
+//! registry service (`weft.v1.Registry/Fetch`) and kept in a disk cache, so a module crosses the
+//! network once per worker, not once per task, and survives a worker restart.
+//!
+//! The cache is `CACHE_DIR/modules/<hex>.wasm`, keyed by content hash: a file is written to a
+//! temporary name and renamed into place (a crash never leaves a partial module under a valid name),
+//! and is verified against its id on every read; a file that does not match (disk damage, tampering)
+//! is deleted and downloaded again.
+//!
+//! The cache is shared by every tenant on the worker. That leaks nothing: a task only names a module
+//! id the scheduler resolved in the task's own tenant, and a cached file holds exactly the bytes of
+//! its id.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use weft_proto::v1 as pb;
+use weft_proto::v1::registry_client::RegistryClient;
+
+use crate::ModuleSource;
+
+/// How long to wait for a TCP connection to the scheduler.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest module accepted from the scheduler: a bound on what a misbehaving peer can make the
+/// worker buffer. The registry refuses bigger modules at registration anyway.
+const MAX_MODULE_BYTES: usize = weft_host::DEFAULT_MAX_MODULE_BYTES;
+
+/// Fetches modules from the scheduler's registry, through a local disk cache.
+#[derive(Debug)]
+pub struct RegistryModuleSource {
+    scheduler: String,
+    /// `CACHE_DIR/modules`.
+    dir: PathBuf,
+    /// The worker's runtime: `fetch` is called on blocking task threads, which drive the download on
+    /// it with `block_on`.
+    runtime: tokio::runtime::Handle,
+    /// Connected on first use, so a worker can be set up before the scheduler is reachable; shared by
+    /// every task afterwards (a tonic channel multiplexes concurrent calls).
+    client: Mutex<Option<RegistryClient<Channel>>>,
+}
+
+/// Makes each temporary file name unique among the tasks of this process that download the same
+/// module at once.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl RegistryModuleSource {
+    /// A source fetching from the scheduler at `scheduler_url` (e.g. `http://10.0.0.5:7070`) and
+    /// caching under `cache_dir/modules`. Nothing is connected or created until the first fetch.
+    pub fn new(
+        scheduler_url: String,
+        cache_dir: PathBuf,
+        runtime: tokio::runtime::Handle,
+    ) -> RegistryModuleSource {
+        RegistryModuleSource {
+            scheduler: scheduler_url,
+            dir: cache_dir.join("modules"),
+            runtime,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// Where the cached copy of the module with hash `hex` lives.
+    pub fn cache_path(&self, hex: &str) -> PathBuf {
+        self.dir.join(format!("{hex}.wasm"))
+    }
+
+    /// The cached bytes, if there is an intact copy. A copy that does not match its hash is deleted.
+    fn cached(&self, path: &Path, hash: &blake3::Hash) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(path).ok()?;
+        if blake3::hash(&bytes) == *hash {
+            return Some(bytes);
+        }
+        // A damaged copy: drop it and download again. Failing to delete is harmless, since the
+        // download below replaces it by rename.
+        let _ = std::fs::remove_file(path);
+        None
+    }
+
+    /// Stores downloaded bytes in the cache: a temporary file renamed into place.
+    fn store(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = path.with_extension(format!(
+            "tmp-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    async fn client(&self) -> Result<RegistryClient<Channel>, String> {
+        if let Some(client) = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(client);
+        }
+        let endpoint = Endpoint::from_shared(self.scheduler.clone())
+            .map_err(|e| format!("not a valid URL ({e})"))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = endpoint.connect().await.map_err(|e| with_sources(&e))?;
+        let client = RegistryClient::new(channel);
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn download(&self, tenant: &str, id: &str) -> Result<Vec<u8>, String> {
+        let mut client = self.client().await?;
+        let mut stream = client
+            .fetch(pb::FetchModuleRequest {
+                tenant: tenant.to_owned(),
+                id: id.to_owned(),
+            })
+            .await
+            .map_err(|s| s.message().to_owned())?
+            .into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(|s| s.message().to_owned())? {
+            if bytes.len() + chunk.data.len() > MAX_MODULE_BYTES {
+                return Err(format!(
+                    "the module is over the size limit of {MAX_MODULE_BYTES} bytes"
+                ));
+            }
+            bytes.extend_from_slice(&chunk.data);
+        }
+        Ok(bytes)
+    }
+}
+
+impl ModuleSource for RegistryModuleSource {
+    fn fetch(&self, tenant: &str, id: &str) -> Result<Vec<u8>, String> {
+        let hex = id
+            .strip_prefix("blake3:")
+            .filter(|hex| hex.len() == 64 && !hex.bytes().any(|b| b.is_ascii_uppercase()))
+            .ok_or_else(|| format!("{id:?} is not a module id (blake3:<64 hex digits>)"))?;
+        let hash = blake3::Hash::from_hex(hex)
+            .map_err(|e| format!("{id:?} is not a module id (blake3:<64 hex digits>): {e}"))?;
+        let path = self.cache_path(hex);
+        if let Some(bytes) = self.cached(&path, &hash) {
+            return Ok(bytes);
+        }
+        let bytes = self
+            .runtime
+            .block_on(self.download(tenant, id))
+            .map_err(|e| {
+                format!(
+                    "cannot fetch module {id} from the scheduler at {}: {e}",
+                    self.scheduler
+                )
+            })?;
+        if blake3::hash(&bytes) != hash {
+            return Err(format!(
+                "module {id} from the scheduler at {} does not match its id; it will not be used",
+                self.scheduler
+            ));
+        }
+        // The cache only saves later downloads: a task must not fail because it could not be written
+        // (a full disk shows up soon enough in the task's own output).
+        let _ = self.store(&path, &bytes);
+        Ok(bytes)
+    }
+}
+
+/// A transport error with its sources (the useful part, such as "Connection refused", is in them).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.ends_with(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

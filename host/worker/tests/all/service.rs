@@ -1,0 +1,392 @@
+//! The worker's side of the scheduler protocol, observed from a scheduler stand-in that records
+//! every call and answers as the test tells it: registration, heartbeats (ids, free slots, running
+//! attempts, compiled modules), registering again on request, kills carried by heartbeat replies,
+//! and the worker's `CheckPaths`.
+//!
+//! The stand-in is the tests' observation point, not a replacement for the real scheduler
+//! (`weft-scheduler` depends on this crate, so it cannot be a dev-dependency here).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use weft_host::UdfKind;
+use weft_proto::v1 as pb;
+use weft_proto::v1::worker_client::WorkerClient;
+use weft_worker::service::{WorkerConfig, WorkerError, WorkerHandle};
+use weft_worker::task::TaskSpec;
+
+use crate::{Modules, engine, text_task, textkit};
+
+/// The heartbeat interval the stand-in asks for: short, so the tests take well under a second.
+const INTERVAL_MS: u64 = 30;
+
+/// What the stand-in scheduler saw, and what it will answer.
+#[derive(Debug, Default)]
+struct Recorder {
+    registrations: Mutex<Vec<pb::RegisterWorkerRequest>>,
+    heartbeats: Mutex<Vec<pb::HeartbeatRequest>>,
+    reports: Mutex<Vec<pb::TaskStatus>>,
+    /// Refuse registrations with this message.
+    refuse: Mutex<Option<String>>,
+    /// Answer the next heartbeat with `reregister`.
+    reregister: AtomicBool,
+    /// Attempts every heartbeat reply asks the worker to kill.
+    kill: Mutex<Vec<pb::TaskAttemptId>>,
+    next_id: AtomicU32,
+}
+
+#[derive(Debug, Clone)]
+struct StandIn(Arc<Recorder>);
+
+#[tonic::async_trait]
+impl pb::scheduler_control_server::SchedulerControl for StandIn {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerReply>, Status> {
+        if let Some(why) = self.0.refuse.lock().unwrap().clone() {
+            return Err(Status::failed_precondition(why));
+        }
+        self.0
+            .registrations
+            .lock()
+            .unwrap()
+            .push(request.into_inner());
+        Ok(Response::new(pb::RegisterWorkerReply {
+            worker_id: format!("w{}", self.0.next_id.fetch_add(1, Ordering::SeqCst)),
+            heartbeat_interval_ms: INTERVAL_MS,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        self.0.heartbeats.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(pb::HeartbeatReply {
+            reregister: self.0.reregister.swap(false, Ordering::SeqCst),
+            kill: self.0.kill.lock().unwrap().clone(),
+        }))
+    }
+
+    async fn report_task(
+        &self,
+        request: Request<pb::TaskStatus>,
+    ) -> Result<Response<pb::ReportTaskReply>, Status> {
+        self.0.reports.lock().unwrap().push(request.into_inner());
+        Ok(Response::new(pb::ReportTaskReply {}))
+    }
+}
+
+/// A stand-in scheduler on a port of its own, stopped when dropped.
+struct Scheduler {
+    url: String,
+    seen: Arc<Recorder>,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn scheduler() -> Scheduler {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Recorder::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let service = pb::scheduler_control_server::SchedulerControlServer::new(StandIn(seen.clone()));
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Scheduler {
+        url,
+        seen,
+        _stop: stop,
+    }
+}
+
+async fn worker(scheduler: &Scheduler, dir: &Path, config: WorkerConfig) -> WorkerHandle {
+    let (bytes, _) = textkit();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    weft_worker::service::start(
+        listener,
+        WorkerConfig {
+            scheduler: scheduler.url.clone(),
+            work_dir: dir.join("work"),
+            ..config
+        },
+        engine().clone(),
+        Modules::of(&[&bytes]),
+    )
+    .await
+    .unwrap()
+}
+
+async fn client(worker: &WorkerHandle) -> WorkerClient<tonic::transport::Channel> {
+    WorkerClient::connect(format!("http://{}", worker.address))
+        .await
+        .unwrap()
+}
+
+/// Waits (up to 10 s) until `check` holds for the recorder's state.
+async fn until(seen: &Recorder, what: &str, check: impl Fn(&Recorder) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check(seen) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn last_heartbeat(seen: &Recorder) -> Option<pb::HeartbeatRequest> {
+    seen.heartbeats.lock().unwrap().last().cloned()
+}
+
+async fn launch(worker: &WorkerHandle, spec: &TaskSpec) {
+    let reply = client(worker)
+        .await
+        .launch_task(pb::TaskDefinition::from(spec))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.accepted, "{}", reply.reason);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_says_who_the_worker_is() {
+    let scheduler = scheduler().await;
+    let dir = tempfile::tempdir().unwrap();
+    let named = worker(
+        &scheduler,
+        dir.path(),
+        WorkerConfig {
+            slots: 3,
+            memory_bytes: 3 << 30,
+            hostname: "node-7".into(),
+            ..WorkerConfig::default()
+        },
+    )
+    .await;
+    let defaulted = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    let registrations = scheduler.seen.registrations.lock().unwrap().clone();
+    let [first, second] = &registrations[..] else {
+        panic!("{registrations:?}")
+    };
+    assert_eq!(first.protocol_version, weft_proto::PROTOCOL_VERSION);
+    assert_eq!(first.engine_hash, engine().compatibility_hash());
+    assert_eq!(first.address, format!("http://{}", named.address));
+    assert_eq!(
+        (first.slots, first.memory_bytes, first.hostname.as_str()),
+        (3, 3 << 30, "node-7")
+    );
+    // Defaults: one slot, memory unknown, the system's hostname.
+    let system = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    assert_eq!(
+        (second.slots, second.memory_bytes, second.hostname.as_str()),
+        (1, 0, system.trim())
+    );
+    assert_eq!((named.id(), defaulted.id()), ("w0".into(), "w1".into()));
+    named.shutdown().await;
+    defaulted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_worker_does_not_start() {
+    let scheduler = scheduler().await;
+    *scheduler.seen.refuse.lock().unwrap() = Some("protocol version 1, expected 2".into());
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let started = weft_worker::service::start(
+        listener,
+        WorkerConfig {
+            scheduler: scheduler.url.clone(),
+            work_dir: dir.path().to_owned(),
+            ..WorkerConfig::default()
+        },
+        engine().clone(),
+        Modules::of(&[]),
+    )
+    .await;
+    match started {
+        Err(WorkerError::Refused(why)) => assert!(why.contains("protocol version 1"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Its server is gone with it.
+    assert!(
+        WorkerClient::connect(format!("http://{address}"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_carry_the_id_free_slots_running_attempts_and_compiled_modules() {
+    let scheduler = scheduler().await;
+    let seen = &scheduler.seen;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker(
+        &scheduler,
+        dir.path(),
+        WorkerConfig {
+            slots: 2,
+            ..WorkerConfig::default()
+        },
+    )
+    .await;
+    until(seen, "a heartbeat arrives", |s| last_heartbeat(s).is_some()).await;
+    let idle = last_heartbeat(seen).unwrap();
+    assert_eq!(idle.worker_id, worker.id());
+    assert_eq!(idle.free_slots, 2);
+    assert!(idle.running.is_empty() && idle.compiled_modules.is_empty());
+
+    // A long task occupies a slot and is listed while it runs.
+    let (_, textkit) = textkit();
+    let long = burn_task(dir.path(), "long", &textkit);
+    launch(&worker, &long).await;
+    let attempt = pb::TaskAttemptId::from(&long.id);
+    until(seen, "a heartbeat lists the running task", |s| {
+        last_heartbeat(s).is_some_and(|h| h.running == [attempt.clone()] && h.free_slots == 1)
+    })
+    .await;
+    *seen.kill.lock().unwrap() = vec![attempt];
+    until(seen, "the long task is reported", |s| {
+        !s.reports.lock().unwrap().is_empty()
+    })
+    .await;
+
+    // Once done, the slot is free again and the module is held compiled.
+    until(seen, "a heartbeat shows the compiled module", |s| {
+        last_heartbeat(s).is_some_and(|h| {
+            h.free_slots == 2 && h.running.is_empty() && h.compiled_modules == [textkit.clone()]
+        })
+    })
+    .await;
+
+    // After shutdown, no more heartbeats.
+    worker.shutdown().await;
+    let count = seen.heartbeats.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(5 * INTERVAL_MS)).await;
+    assert_eq!(seen.heartbeats.lock().unwrap().len(), count);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reregister_reply_makes_the_worker_register_again_under_a_new_id() {
+    let scheduler = scheduler().await;
+    let seen = &scheduler.seen;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    assert_eq!(worker.id(), "w0");
+    until(seen, "a heartbeat arrives", |s| last_heartbeat(s).is_some()).await;
+
+    seen.reregister.store(true, Ordering::SeqCst);
+    until(seen, "the worker registers again", |s| {
+        s.registrations.lock().unwrap().len() == 2
+    })
+    .await;
+    until(seen, "a heartbeat carries the new id", |s| {
+        last_heartbeat(s).is_some_and(|h| h.worker_id == "w1")
+    })
+    .await;
+    assert_eq!(worker.id(), "w1");
+    let registrations = seen.registrations.lock().unwrap().clone();
+    assert_eq!(registrations[0], registrations[1], "the same request again");
+
+    // Reports name the new id too.
+    let (_, textkit) = textkit();
+    let spec = text_task(
+        dir.path(),
+        "after",
+        b"x\n",
+        &[(UdfKind::Map, &textkit, "upper")],
+    );
+    launch(&worker, &spec).await;
+    until(seen, "the task is reported", |s| {
+        !s.reports.lock().unwrap().is_empty()
+    })
+    .await;
+    let report = seen.reports.lock().unwrap()[0].clone();
+    assert_eq!(report.worker_id, "w1");
+    assert_eq!(report.state, pb::TaskState::Succeeded as i32);
+    worker.shutdown().await;
+}
+
+/// A task that would run for many seconds: lines of textkit's `burn`, padded so that a batch holds
+/// few of them and the worker checks for a kill often.
+fn burn_task(dir: &Path, job: &str, textkit: &str) -> TaskSpec {
+    // 64 KiB lines (leading zeros are fine for a decimal), 64 per 4 MiB batch, 2 M rounds each.
+    let line = format!("{:0>65535}\n", 2_000_000);
+    let input = line.repeat(512);
+    text_task(
+        dir,
+        job,
+        input.as_bytes(),
+        &[(UdfKind::Map, textkit, "burn")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_in_a_heartbeat_reply_cancels_the_running_task() {
+    let scheduler = scheduler().await;
+    let seen = &scheduler.seen;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    let (_, textkit) = textkit();
+    let spec = burn_task(dir.path(), "long", &textkit);
+    let started = Instant::now();
+    launch(&worker, &spec).await;
+    let attempt = pb::TaskAttemptId::from(&spec.id);
+    until(seen, "a heartbeat lists the task", |s| {
+        last_heartbeat(s).is_some_and(|h| h.running == [attempt.clone()])
+    })
+    .await;
+    *seen.kill.lock().unwrap() = vec![attempt];
+    until(seen, "the task is reported", |s| {
+        !s.reports.lock().unwrap().is_empty()
+    })
+    .await;
+    let report = seen.reports.lock().unwrap()[0].clone();
+    assert_eq!(report.state, pb::TaskState::Killed as i32, "{report:?}");
+    assert!(!report.guest_fault);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_paths_says_which_paths_the_worker_can_read() {
+    let scheduler = scheduler().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.txt");
+    std::fs::write(&file, "x").unwrap();
+    let worker = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    let paths = [
+        file.display().to_string(),
+        dir.path().display().to_string(),
+        dir.path().join("missing").display().to_string(),
+    ];
+    let errors = client(&worker)
+        .await
+        .check_paths(pb::CheckPathsRequest {
+            paths: paths.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .errors;
+    assert_eq!(errors.len(), 3);
+    assert_eq!(errors[..2], ["", ""]);
+    assert!(errors[2].contains("No such file"), "{}", errors[2]);
+    worker.shutdown().await;
+}

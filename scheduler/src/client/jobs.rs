@@ -1,0 +1,200 @@
+//! [`JobsClient`]: jobs and the cluster's workers on a remote scheduler, as domain types.
+
+use std::path::Path;
+
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use weft_proto::v1 as pb;
+use weft_proto::v1::cluster_client::ClusterClient;
+use weft_proto::v1::jobs_client::JobsClient as RpcClient;
+
+use super::ClientError;
+use crate::Tenant;
+use crate::cluster::WorkerInfo;
+use crate::jobs::{JobStatus, TaskLog, TaskRef};
+use crate::service::jobs::logs_from_chunks;
+
+/// A job to submit: the job file (its text is read by the client, its absolute path tells the
+/// scheduler where relative paths in it start) and the command line's overrides.
+#[derive(Debug, Clone, Default)]
+pub struct JobSubmission {
+    pub job_toml: String,
+    /// Absolute.
+    pub job_file: String,
+    /// Absolute, or empty.
+    pub input: String,
+    /// Absolute, or empty.
+    pub output: String,
+    pub overwrite: bool,
+}
+
+impl JobSubmission {
+    /// Reads `job_file` and makes every path absolute against the working directory.
+    pub fn from_file(
+        job_file: &Path,
+        input: Option<&Path>,
+        output: Option<&Path>,
+        overwrite: bool,
+    ) -> std::io::Result<JobSubmission> {
+        let absolute = |p: &Path| std::path::absolute(p).map(|p| p.to_string_lossy().into_owned());
+        Ok(JobSubmission {
+            job_toml: std::fs::read_to_string(job_file)?,
+            job_file: absolute(job_file)?,
+            input: input.map(absolute).transpose()?.unwrap_or_default(),
+            output: output.map(absolute).transpose()?.unwrap_or_default(),
+            overwrite,
+        })
+    }
+}
+
+/// Jobs and workers of the scheduler at one URL.
+#[derive(Debug, Clone)]
+pub struct JobsClient {
+    jobs: RpcClient<Channel>,
+    cluster: ClusterClient<Channel>,
+    url: String,
+    tenant: Tenant,
+}
+
+impl JobsClient {
+    /// Connects to the scheduler at `url`, acting for `tenant`.
+    pub async fn connect(url: &str, tenant: Tenant) -> Result<JobsClient, ClientError> {
+        let channel = super::channel(url).await?;
+        Ok(JobsClient {
+            jobs: RpcClient::new(channel.clone()),
+            cluster: ClusterClient::new(channel),
+            url: url.to_owned(),
+            tenant,
+        })
+    }
+
+    fn error(&self, status: tonic::Status) -> ClientError {
+        ClientError::from_status(&self.url, status)
+    }
+
+    fn job_ref(&self, job: &str) -> pb::JobRef {
+        pb::JobRef {
+            tenant: self.tenant.to_string(),
+            job_id: job.to_owned(),
+        }
+    }
+
+    /// Submits a job; returns its id once the scheduler accepted it (checked, resolved, planned).
+    pub async fn submit(&mut self, job: JobSubmission) -> Result<String, ClientError> {
+        let request = pb::SubmitJobRequest {
+            tenant: self.tenant.to_string(),
+            job_toml: job.job_toml,
+            input: job.input,
+            output: job.output,
+            overwrite: job.overwrite,
+            job_file: job.job_file,
+        };
+        let reply = self.jobs.submit(request).await.map_err(|s| self.error(s))?;
+        Ok(reply.into_inner().job_id)
+    }
+
+    pub async fn status(&mut self, job: &str) -> Result<JobStatus, ClientError> {
+        let reply = self
+            .jobs
+            .status(self.job_ref(job))
+            .await
+            .map_err(|s| self.error(s))?;
+        JobStatus::try_from(reply.into_inner()).map_err(ClientError::Invalid)
+    }
+
+    /// Calls `each` with every status snapshot until the job is over; returns the final status.
+    pub async fn watch(
+        &mut self,
+        job: &str,
+        mut each: impl FnMut(&JobStatus),
+    ) -> Result<JobStatus, ClientError> {
+        let mut stream = self
+            .jobs
+            .watch(self.job_ref(job))
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            let status = JobStatus::try_from(item.map_err(|s| self.error(s))?)
+                .map_err(ClientError::Invalid)?;
+            each(&status);
+            last = Some(status);
+        }
+        match last {
+            Some(status) if status.state.is_final() => Ok(status),
+            _ => Err(ClientError::Invalid(format!(
+                "the scheduler stopped sending the status of job {job} before it ended"
+            ))),
+        }
+    }
+
+    pub async fn list(&mut self) -> Result<Vec<JobStatus>, ClientError> {
+        let reply = self
+            .jobs
+            .list(pb::ListJobsRequest {
+                tenant: self.tenant.to_string(),
+            })
+            .await
+            .map_err(|s| self.error(s))?;
+        reply
+            .into_inner()
+            .jobs
+            .into_iter()
+            .map(|j| JobStatus::try_from(j).map_err(ClientError::Invalid))
+            .collect()
+    }
+
+    /// Cancels a job and returns its final status.
+    pub async fn cancel(&mut self, job: &str) -> Result<JobStatus, ClientError> {
+        let reply = self
+            .jobs
+            .cancel(self.job_ref(job))
+            .await
+            .map_err(|s| self.error(s))?;
+        JobStatus::try_from(reply.into_inner()).map_err(ClientError::Invalid)
+    }
+
+    /// The captured guest output of the job's tasks (of one task with `task`).
+    pub async fn logs(
+        &mut self,
+        job: &str,
+        task: Option<TaskRef>,
+    ) -> Result<Vec<TaskLog>, ClientError> {
+        let request = pb::LogsRequest {
+            job: Some(self.job_ref(job)),
+            task: task.map(|t| pb::TaskAttemptId {
+                job_id: job.to_owned(),
+                stage_id: t.stage,
+                partition: t.partition,
+                attempt: 0,
+            }),
+        };
+        let mut stream = self
+            .jobs
+            .logs(request)
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            chunks.push(chunk.map_err(|s| self.error(s))?);
+        }
+        logs_from_chunks(chunks).map_err(ClientError::Invalid)
+    }
+
+    /// The workers registered with the scheduler.
+    pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>, ClientError> {
+        let reply = self
+            .cluster
+            .workers(pb::WorkersRequest {})
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(reply
+            .into_inner()
+            .workers
+            .into_iter()
+            .map(WorkerInfo::from)
+            .collect())
+    }
+}

@@ -1,0 +1,394 @@
+//! [`Scheduler`]: the job side of the scheduler process. It accepts jobs (a job file to resolve and
+//! plan, or a ready plan), runs each in a task of its own on the shared worker pool, and answers
+//! status, watch, list, cancel and logs. Every job and task attempt is kept in the [`JobStore`]; a
+//! scheduler that starts on a store holding jobs that never ended marks them failed, since their
+//! tasks died with the previous process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weft_host::SandboxLimits;
+
+use super::control::{ControlState, WorkerInfo};
+use super::runner::{self, JobRun};
+use super::{JobError, JobReport};
+use crate::job::{JobSpec, Plan};
+use crate::jobs::store::JobRecord;
+use crate::jobs::{
+    JobState, JobStatus, JobStore, StoreError, Submission, TaskLog, TaskRef, now_ms,
+};
+use crate::{Registry, Tenant};
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often workers heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a worker is considered dead and its tasks failed.
+    pub worker_timeout: Duration,
+    /// Sandbox limits of every task.
+    pub limits: SandboxLimits,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            worker_timeout: Duration::from_secs(10),
+            limits: SandboxLimits::default(),
+        }
+    }
+}
+
+/// Why a submission was refused. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    JobFile(#[from] crate::job::JobFileError),
+    #[error("{field}: {detail}")]
+    Input { field: String, detail: String },
+    #[error("{0}")]
+    Plan(String),
+    #[error("{field}: output {path} already exists; pass --overwrite to replace it")]
+    OutputExists { field: String, path: PathBuf },
+    #[error("{field}: output {path} exists and is not a directory; refusing to replace it")]
+    OutputNotDirectory { field: String, path: PathBuf },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a job could not be looked up or acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("no job {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A job this scheduler process runs (or ran).
+#[derive(Debug)]
+struct LiveJob {
+    tenant: String,
+    status: watch::Receiver<JobStatus>,
+    cancel: watch::Sender<bool>,
+    /// The runner; taken by the one caller that wants the full [`JobReport`] or [`JobError`].
+    outcome: Mutex<Option<JoinHandle<Result<JobReport, JobError>>>>,
+}
+
+/// The job side of a scheduler.
+#[derive(Debug)]
+pub struct Scheduler {
+    registry: Arc<Registry>,
+    store: JobStore,
+    control: Arc<ControlState>,
+    config: SchedulerConfig,
+    live: Mutex<HashMap<String, Arc<LiveJob>>>,
+}
+
+impl Scheduler {
+    /// A scheduler over `registry` and `store`. Jobs the store has as queued or running are marked
+    /// failed: whatever ran them is gone.
+    pub fn new(
+        registry: Arc<Registry>,
+        store: JobStore,
+        config: SchedulerConfig,
+    ) -> Result<Arc<Scheduler>, StoreError> {
+        for mut record in store.all()? {
+            if !record.status.state.is_final() {
+                record.status.state = JobState::Failed;
+                record.status.error = Some(
+                    "interrupted: the scheduler stopped while the job ran; submit it again".into(),
+                );
+                record.status.finished_ms = Some(now_ms());
+                for stage in &mut record.status.stages {
+                    stage.tasks_running = 0;
+                }
+                store.put(&record)?;
+            }
+        }
+        let control = Arc::new(ControlState::new(
+            config.heartbeat_interval,
+            config.worker_timeout,
+        ));
+        Ok(Arc::new(Scheduler {
+            registry,
+            store,
+            control,
+            config,
+            live: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn control(&self) -> &Arc<ControlState> {
+        &self.control
+    }
+
+    /// Parses, resolves and plans a submitted job file, and starts it. Returns the job id.
+    pub async fn submit(
+        self: &Arc<Self>,
+        tenant: &Tenant,
+        submission: Submission,
+    ) -> Result<String, SubmitError> {
+        let origin = Path::new(&submission.job_file);
+        if !origin.is_absolute() {
+            return Err(SubmitError::Invalid(format!(
+                "the job file path {:?} must be absolute (the client resolves it)",
+                submission.job_file
+            )));
+        }
+        for (what, path) in [
+            ("--input", &submission.input),
+            ("--output", &submission.output),
+        ] {
+            if !path.is_empty() && !Path::new(path).is_absolute() {
+                return Err(SubmitError::Invalid(format!(
+                    "{what} {path:?} must be absolute (the client resolves it)"
+                )));
+            }
+        }
+        let mut spec = JobSpec::parse(&submission.job_toml, origin)?;
+        if !submission.input.is_empty() {
+            spec = spec.with_input(&submission.input);
+        }
+        if !submission.output.is_empty() {
+            spec = spec.with_output(&submission.output);
+        }
+        let resolved = spec.resolve(&self.registry, tenant)?;
+        let input_field = if submission.input.is_empty() {
+            format!("{}: input.path", origin.display())
+        } else {
+            "--input".to_owned()
+        };
+        let pattern = resolved.spec.input.path.to_string_lossy().into_owned();
+        let files = weft_io::resolve_inputs(&pattern).map_err(|e| SubmitError::Input {
+            field: input_field.clone(),
+            detail: format!(
+                "{e} (the scheduler resolves inputs on its own file system: inputs must be on one \
+                 the scheduler and every worker can read, at the same path)"
+            ),
+        })?;
+        let plan = resolved.plan(&files).map_err(|e| {
+            SubmitError::Plan(format!("{}: cannot plan the job: {e}", origin.display()))
+        })?;
+        let output_field = if submission.output.is_empty() {
+            format!("{}: output.path", origin.display())
+        } else {
+            "--output".to_owned()
+        };
+        check_output(&plan, &output_field, submission.overwrite)?;
+        // Refuse now, rather than at run time, an input that no registered worker can read.
+        if self.control.worker_count() > 0 {
+            runner::input_readers(&self.control, &runner::input_paths(&plan))
+                .await
+                .map_err(|e| SubmitError::Input {
+                    field: input_field,
+                    detail: match e {
+                        JobError::Input(detail) => detail,
+                        other => other.to_string(),
+                    },
+                })?;
+        }
+        self.start(tenant, plan, submission)
+    }
+
+    /// Starts a job already planned (embedded mode plans in the CLI). Returns the job id.
+    pub fn submit_plan(
+        self: &Arc<Self>,
+        tenant: &Tenant,
+        plan: Plan,
+        overwrite: bool,
+    ) -> Result<String, SubmitError> {
+        self.start(
+            tenant,
+            plan,
+            Submission {
+                overwrite,
+                ..Submission::default()
+            },
+        )
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        tenant: &Tenant,
+        plan: Plan,
+        submission: Submission,
+    ) -> Result<String, SubmitError> {
+        let job_id = self.store.new_job_id(&plan.job_name)?;
+        let status = runner::initial_status(&job_id, tenant, &plan);
+        let record = JobRecord {
+            status: status.clone(),
+            submission,
+        };
+        self.store.put(&record)?;
+        let (status_tx, status_rx) = watch::channel(status);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let run = JobRun {
+            control: self.control.clone(),
+            store: self.store.clone(),
+            overwrite: record.submission.overwrite,
+            record,
+            status: status_tx,
+            cancel: cancel_rx,
+            tenant: tenant.clone(),
+            plan,
+            limits: self.config.limits.clone(),
+        };
+        let handle = tokio::spawn(runner::run(run));
+        self.live_jobs().insert(
+            job_id.clone(),
+            Arc::new(LiveJob {
+                tenant: tenant.to_string(),
+                status: status_rx,
+                cancel: cancel_tx,
+                outcome: Mutex::new(Some(handle)),
+            }),
+        );
+        Ok(job_id)
+    }
+
+    fn live_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveJob>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn live(&self, tenant: &Tenant, job: &str) -> Option<Arc<LiveJob>> {
+        self.live_jobs()
+            .get(job)
+            .filter(|j| j.tenant == tenant.as_str())
+            .cloned()
+    }
+
+    /// A job's current status. Tenants only see their own jobs.
+    pub fn status(&self, tenant: &Tenant, job: &str) -> Result<JobStatus, LookupError> {
+        if let Some(live) = self.live(tenant, job) {
+            return Ok(live.status.borrow().clone());
+        }
+        match self.store.get(job)? {
+            Some(r) if r.status.tenant == tenant.as_str() => Ok(r.status),
+            _ => Err(LookupError::NotFound(job.to_owned())),
+        }
+    }
+
+    /// A receiver of the job's status as it changes (already final for a job of a previous run).
+    pub fn watch(
+        &self,
+        tenant: &Tenant,
+        job: &str,
+    ) -> Result<watch::Receiver<JobStatus>, LookupError> {
+        if let Some(live) = self.live(tenant, job) {
+            return Ok(live.status.clone());
+        }
+        let status = self.status(tenant, job)?;
+        // A job that is over never changes: a receiver whose sender is gone says so.
+        let (_tx, rx) = watch::channel(status);
+        Ok(rx)
+    }
+
+    /// Every job of `tenant`, oldest first.
+    pub fn list(&self, tenant: &Tenant) -> Result<Vec<JobStatus>, LookupError> {
+        let live = self.live_jobs().clone();
+        Ok(self
+            .store
+            .all()?
+            .into_iter()
+            .filter(|r| r.status.tenant == tenant.as_str())
+            .map(|r| match live.get(&r.status.job_id) {
+                Some(j) => j.status.borrow().clone(),
+                None => r.status,
+            })
+            .collect())
+    }
+
+    /// Cancels a job: its running tasks are killed and waited for, its output is not written.
+    /// Returns the job's final status (that of a job already over is unchanged).
+    pub async fn cancel(&self, tenant: &Tenant, job: &str) -> Result<JobStatus, LookupError> {
+        let Some(live) = self.live(tenant, job) else {
+            return self.status(tenant, job);
+        };
+        let _ = live.cancel.send(true);
+        let mut rx = live.status.clone();
+        let _ = rx.wait_for(|s| s.state.is_final()).await;
+        let status = rx.borrow().clone();
+        Ok(status)
+    }
+
+    /// Waits for a job this process started and returns how it ended, with the typed error of a
+    /// failure. Only one caller gets it; others get [`JobError::Cluster`].
+    pub async fn join(&self, job: &str) -> Result<JobReport, JobError> {
+        let handle = self
+            .live_jobs()
+            .get(job)
+            .and_then(|j| j.outcome.lock().unwrap_or_else(|p| p.into_inner()).take());
+        match handle {
+            Some(handle) => handle
+                .await
+                .map_err(|e| JobError::Cluster(format!("the job's runner stopped: {e}")))?,
+            None => Err(JobError::Cluster(format!("job {job} is not joinable"))),
+        }
+    }
+
+    /// The captured guest output of a job's tasks (of one task with `task`).
+    pub fn logs(
+        &self,
+        tenant: &Tenant,
+        job: &str,
+        task: Option<TaskRef>,
+    ) -> Result<Vec<TaskLog>, LookupError> {
+        self.status(tenant, job)?;
+        Ok(self
+            .store
+            .logs(job)?
+            .into_iter()
+            .filter(|l| task.is_none_or(|t| t.stage == l.stage && t.partition == l.partition))
+            .collect())
+    }
+
+    /// The registered workers.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.control.worker_infos()
+    }
+
+    /// Cancels every job still running and waits for each to end (bounded), for a clean stop.
+    pub async fn stop_jobs(&self) {
+        let live: Vec<Arc<LiveJob>> = self.live_jobs().values().cloned().collect();
+        for job in &live {
+            let _ = job.cancel.send(true);
+        }
+        for job in live {
+            let mut rx = job.status.clone();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(40), rx.wait_for(|s| s.state.is_final()))
+                    .await;
+        }
+        let _ = self.store.flush();
+    }
+}
+
+/// Refuses an output that exists (unless overwriting) or is not a directory.
+fn check_output(plan: &Plan, field: &str, overwrite: bool) -> Result<(), SubmitError> {
+    let Some(path) = runner::output_dir(plan) else {
+        return Err(SubmitError::Plan("the plan has no output stage".into()));
+    };
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.is_dir() => Err(SubmitError::OutputNotDirectory {
+            field: field.to_owned(),
+            path,
+        }),
+        Ok(_) if !overwrite => Err(SubmitError::OutputExists {
+            field: field.to_owned(),
+            path,
+        }),
+        _ => Ok(()),
+    }
+}

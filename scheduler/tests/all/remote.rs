@@ -1,0 +1,537 @@
+//! The scheduler server with workers that only know its URL, as a cluster runs: jobs submitted as
+//! job files through the `Jobs` service, modules fetched by workers through the `Registry`
+//! service, outcomes, watch, cancel, logs and the workers' list, plus the control protocol's
+//! refusals and a lost worker. Everything on `127.0.0.1:0`, shut down through handles.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_host::{Engine, ValidationLimits};
+use weft_proto::v1 as pb;
+use weft_scheduler::Tenant;
+use weft_scheduler::client::jobs::JobSubmission;
+use weft_scheduler::client::{ClientError, JobsClient};
+use weft_scheduler::cluster::{Scheduler, SchedulerConfig, SchedulerHandle};
+use weft_scheduler::jobs::{JobState, JobStatus, JobStore};
+use weft_worker::RegistryModuleSource;
+use weft_worker::service::{WorkerConfig, WorkerHandle};
+
+use crate::cluster::registry;
+
+struct Harness {
+    dir: tempfile::TempDir,
+    server: SchedulerHandle,
+    workers: Vec<WorkerHandle>,
+    engine: Engine,
+}
+
+impl Harness {
+    async fn start(workers: usize, config: SchedulerConfig) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = registry(dir.path());
+        let store = JobStore::open(&dir.path().join("jobs")).unwrap();
+        let scheduler = Scheduler::new(registry, store, config).unwrap();
+        let engine = Engine::new().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = weft_scheduler::cluster::start(
+            listener,
+            scheduler,
+            engine.clone(),
+            ValidationLimits::default(),
+        )
+        .unwrap();
+        let mut harness = Harness {
+            dir,
+            server,
+            workers: Vec::new(),
+            engine,
+        };
+        for _ in 0..workers {
+            harness.add_worker().await;
+        }
+        harness
+    }
+
+    async fn add_worker(&mut self) {
+        let i = self.workers.len();
+        let root = self.dir.path().join(format!("worker-{i}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let source = Arc::new(RegistryModuleSource::new(
+            self.server.url(),
+            root.join("cache"),
+            tokio::runtime::Handle::current(),
+        ));
+        let worker = weft_worker::service::start(
+            listener,
+            WorkerConfig {
+                scheduler: self.server.url(),
+                slots: 1,
+                work_dir: root.join("work"),
+                cache_dir: Some(root.join("cache")),
+                ..WorkerConfig::default()
+            },
+            self.engine.clone(),
+            source,
+        )
+        .await
+        .unwrap();
+        self.workers.push(worker);
+    }
+
+    async fn client(&self) -> JobsClient {
+        JobsClient::connect(&self.server.url(), Tenant::default())
+            .await
+            .unwrap()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A job file `name.toml` in the test's directory.
+    fn job(&self, name: &str, text: &str, overwrite: bool) -> JobSubmission {
+        let file = self.path(&format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        JobSubmission::from_file(&file, None, None, overwrite).unwrap()
+    }
+
+    async fn shutdown(self) {
+        self.server.shutdown().await;
+        for w in self.workers {
+            w.shutdown().await;
+        }
+    }
+}
+
+fn wordcount_job(input: &Path, output: &Path) -> String {
+    format!(
+        r#"
+name = "wc"
+[input]
+path = "{}"
+split_size = "16KiB"
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = "{}"
+partitions = 3
+"#,
+        input.display(),
+        output.display()
+    )
+}
+
+/// `lines` lines of words, and how often each word occurs, counted here.
+fn corpus(path: &Path, lines: usize, salt: usize) -> BTreeMap<String, u64> {
+    let mut text = String::new();
+    let mut counts = BTreeMap::new();
+    for i in 0..lines {
+        let words = [
+            format!("w{}", (i * 7 + salt) % 101),
+            format!("v{}", i % 13),
+            "común".to_owned(),
+        ];
+        text.push_str(&words.join(" "));
+        text.push('\n');
+        for w in words {
+            *counts.entry(w).or_insert(0) += 1;
+        }
+    }
+    std::fs::write(path, text).unwrap();
+    counts
+}
+
+fn read_counts(dir: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("part-")
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let (k, v) = line.split_once('\t').unwrap();
+            assert!(
+                out.insert(k.to_owned(), v.parse().unwrap()).is_none(),
+                "{k} twice"
+            );
+        }
+    }
+    out
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_submitted_job_file_runs_on_remote_workers_exactly_and_is_recorded() {
+    let h = Harness::start(3, SchedulerConfig::default()).await;
+    let input = h.path("in.txt");
+    let want = corpus(&input, 30_000, 0);
+    let output = h.path("out");
+    let mut client = h.client().await;
+    let id = client
+        .submit(h.job("wc", &wordcount_job(&input, &output), false))
+        .await
+        .unwrap();
+    let mut snapshots = 0;
+    let status = client.watch(&id, |_| snapshots += 1).await.unwrap();
+    assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+    assert!(snapshots >= 1);
+    assert_eq!(read_counts(&output), want);
+    assert!(output.join("_SUCCESS").exists());
+
+    // Status: two stages, every task done, blocks really fetched from other workers.
+    assert_eq!(status.stages.len(), 2);
+    let (map, reduce) = (&status.stages[0], &status.stages[1]);
+    assert!(map.tasks_total >= 3, "{map:?}");
+    assert_eq!(map.tasks_done, map.tasks_total);
+    assert_eq!((reduce.tasks_total, reduce.tasks_done), (3, 3));
+    assert_eq!(reduce.parents, vec![0]);
+    assert_eq!(reduce.steps, vec!["wordcount@1/sum".to_owned()]);
+    assert_eq!(map.records_in, 30_000);
+    assert_eq!(reduce.records_out, want.len() as u64);
+    assert!(reduce.remote_fetches > 0, "{reduce:?}");
+    assert!(status.started_ms.is_some() && status.finished_ms.is_some());
+
+    // The store has it, and a list shows it.
+    assert_eq!(client.status(&id).await.unwrap(), status);
+    let listed: Vec<String> = client
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job_id)
+        .collect();
+    assert_eq!(listed, vec![id.clone()]);
+
+    // Every worker fetched the module through the registry service and reports it compiled.
+    let workers = client.workers().await.unwrap();
+    assert_eq!(workers.len(), 3);
+    let wordcount =
+        weft_scheduler::ModuleId::of(&std::fs::read(weft_examples::WORDCOUNT_RUST).unwrap())
+            .to_string();
+    wait_until("every worker reports the module compiled", async || {
+        let workers = client.workers().await.unwrap();
+        workers
+            .iter()
+            .all(|w| w.compiled_modules.contains(&wordcount) && w.running.is_empty())
+    })
+    .await;
+
+    // Another tenant does not see the job.
+    let mut other = JobsClient::connect(&h.server.url(), Tenant::new("other").unwrap())
+        .await
+        .unwrap();
+    let err = other.status(&id).await.unwrap_err();
+    assert!(err.to_string().contains(&format!("no job {id}")), "{err}");
+    assert!(other.list().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_jobs_at_once_share_the_workers_and_both_finish_exactly() {
+    let h = Harness::start(2, SchedulerConfig::default()).await;
+    let mut client = h.client().await;
+    let mut jobs = Vec::new();
+    for n in 0..2 {
+        let input = h.path(&format!("in-{n}.txt"));
+        let want = corpus(&input, 20_000, n * 31);
+        let output = h.path(&format!("out-{n}"));
+        let id = client
+            .submit(h.job(&format!("wc{n}"), &wordcount_job(&input, &output), false))
+            .await
+            .unwrap();
+        jobs.push((id, output, want));
+    }
+    assert_ne!(jobs[0].0, jobs[1].0);
+    for (id, output, want) in &jobs {
+        let status = client.watch(id, |_| {}).await.unwrap();
+        assert_eq!(status.state, JobState::Succeeded, "{status:?}");
+        assert_eq!(&read_counts(output), want);
+    }
+    h.shutdown().await;
+}
+
+/// A job of `tasks` map tasks that each burn CPU for a long time.
+fn burn_job(h: &Harness, tasks: usize, output: &Path) -> JobSubmission {
+    let input = h.path("burn.txt");
+    // One record per split, each worth many seconds of work.
+    let line = format!("{:031}\n", 40_000_000_000u64);
+    std::fs::write(&input, line.repeat(tasks)).unwrap();
+    h.job(
+        "burn",
+        &format!(
+            r#"
+name = "burn"
+[input]
+path = "{}"
+split_size = "32"
+[[step]]
+map = "textkit/burn"
+[output]
+path = "{}"
+"#,
+            input.display(),
+            output.display()
+        ),
+        false,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_kills_the_running_tasks_and_leaves_no_output() {
+    let h = Harness::start(2, SchedulerConfig::default()).await;
+    let mut client = h.client().await;
+    let output = h.path("burnt");
+    let id = client.submit(burn_job(&h, 4, &output)).await.unwrap();
+    wait_until("two tasks run", async || {
+        client.status(&id).await.unwrap().stages[0].tasks_running == 2
+    })
+    .await;
+    let status = client.cancel(&id).await.unwrap();
+    assert_eq!(status.state, JobState::Cancelled, "{status:?}");
+    assert_eq!(status.stages[0].tasks_running, 0);
+    assert_eq!(status.stages[0].tasks_done, 0);
+    // Nothing of the output, not even a staging directory.
+    let left: Vec<_> = std::fs::read_dir(h.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("burnt"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Every slot is free again, on the scheduler's books and the workers' own.
+    let workers = client.workers().await.unwrap();
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.running.is_empty() && w.free_slots == w.slots),
+        "{workers:?}"
+    );
+    // A cancel of a job that is over changes nothing.
+    assert_eq!(client.cancel(&id).await.unwrap(), status);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_worker_fails_its_job_with_a_message_naming_it() {
+    let config = SchedulerConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        worker_timeout: Duration::from_millis(1500),
+        ..SchedulerConfig::default()
+    };
+    let mut h = Harness::start(1, config).await;
+    let mut client = h.client().await;
+    let id = client
+        .submit(burn_job(&h, 1, &h.path("lost")))
+        .await
+        .unwrap();
+    wait_until("the task runs", async || {
+        client.status(&id).await.unwrap().stages[0].tasks_running == 1
+    })
+    .await;
+    let worker = h.workers.pop().unwrap();
+    let worker_id = worker.id();
+    worker.shutdown().await;
+    let status = client.watch(&id, |_| {}).await.unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.unwrap();
+    assert!(
+        error.contains(&format!("worker {worker_id}")) && error.contains("was lost"),
+        "{error}"
+    );
+    assert!(client.workers().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trapping_job_fails_and_its_guest_stderr_is_in_the_logs() {
+    let h = Harness::start(2, SchedulerConfig::default()).await;
+    let input = h.path("boom.txt");
+    std::fs::write(&input, "fine\nboom\nfine\n").unwrap();
+    let job = format!(
+        "name = \"trap\"\n[input]\npath = \"{}\"\n[[step]]\nmap = \"textkit/panic_on_boom\"\n[output]\npath = \"{}\"\n",
+        input.display(),
+        h.path("trapped").display()
+    );
+    let mut client = h.client().await;
+    let id = client.submit(h.job("trap", &job, false)).await.unwrap();
+    let status = client.watch(&id, |_| {}).await.unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.clone().unwrap();
+    assert!(error.contains("textkit@1/panic_on_boom"), "{error}");
+    assert_eq!(status.stages[0].tasks_failed, 1);
+    let logs = client.logs(&id, None).await.unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let stderr = String::from_utf8_lossy(&logs[0].stderr);
+    assert!(stderr.contains("boom"), "{stderr}");
+    assert!(!h.path("trapped").exists());
+    // --task filters; a task that wrote nothing has no log.
+    assert_eq!(
+        client
+            .logs(&id, Some("0.0".parse().unwrap()))
+            .await
+            .unwrap(),
+        logs
+    );
+    assert!(
+        client
+            .logs(&id, Some("0.7".parse().unwrap()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_submissions_are_refused_with_what_to_fix() {
+    let h = Harness::start(1, SchedulerConfig::default()).await;
+    let mut client = h.client().await;
+    let refused = async |client: &mut JobsClient, job: JobSubmission| -> String {
+        match client.submit(job).await {
+            Err(e @ ClientError::Status { .. }) => e.to_string(),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+    // Malformed TOML: the file and line.
+    let msg = refused(&mut client, h.job("bad", "name = \"x\"\n[input\n", false)).await;
+    assert!(msg.contains("bad.toml:2"), "{msg}");
+    // An input that does not exist.
+    let missing = h.path("nope/*.txt");
+    let msg = refused(
+        &mut client,
+        h.job("missing", &wordcount_job(&missing, &h.path("o")), false),
+    )
+    .await;
+    assert!(
+        msg.contains("input.path") && msg.contains("every worker"),
+        "{msg}"
+    );
+    // An unknown module.
+    let input = h.path("in.txt");
+    corpus(&input, 10, 0);
+    let text = wordcount_job(&input, &h.path("o")).replace("wordcount/sum", "nosuch/sum");
+    let msg = refused(&mut client, h.job("unknown", &text, false)).await;
+    assert!(msg.contains("nosuch"), "{msg}");
+    // An output that exists, without overwrite.
+    std::fs::create_dir(h.path("exists")).unwrap();
+    let msg = refused(
+        &mut client,
+        h.job("exists", &wordcount_job(&input, &h.path("exists")), false),
+    )
+    .await;
+    assert!(
+        msg.contains("already exists") && msg.contains("--overwrite"),
+        "{msg}"
+    );
+    // A relative job file path is the client's bug, named as such.
+    let mut job = h.job("rel", &wordcount_job(&input, &h.path("o")), false);
+    job.job_file = "rel.toml".into();
+    let msg = refused(&mut client, job).await;
+    assert!(msg.contains("must be absolute"), "{msg}");
+    assert!(
+        client.list().await.unwrap().is_empty(),
+        "refused jobs are not recorded"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_of_another_protocol_version_is_refused_clearly() {
+    let h = Harness::start(0, SchedulerConfig::default()).await;
+    let mut control = pb::scheduler_control_client::SchedulerControlClient::connect(h.server.url())
+        .await
+        .unwrap();
+    let status = control
+        .register_worker(pb::RegisterWorkerRequest {
+            protocol_version: weft_proto::PROTOCOL_VERSION + 1,
+            address: "http://127.0.0.1:9".into(),
+            slots: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let msg = status.message();
+    assert!(
+        msg.contains(&format!(
+            "protocol version {}",
+            weft_proto::PROTOCOL_VERSION + 1
+        )) && msg.contains(&format!(
+            "this scheduler version {}",
+            weft_proto::PROTOCOL_VERSION
+        )),
+        "{msg}"
+    );
+    // A heartbeat from a worker the scheduler does not know asks it to register again.
+    let reply = control
+        .heartbeat(pb::HeartbeatRequest {
+            worker_id: "w999".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.reregister);
+    assert!(h.client().await.workers().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    let registry = registry(dir.path());
+    let running_id;
+    {
+        let store = JobStore::open(&jobs).unwrap();
+        running_id = store.new_job_id("wc").unwrap();
+        let status = JobStatus {
+            job_id: running_id.clone(),
+            tenant: "default".into(),
+            name: "wc".into(),
+            state: JobState::Running,
+            error: None,
+            output: "/nowhere".into(),
+            submitted_ms: 1,
+            started_ms: Some(2),
+            finished_ms: None,
+            stages: vec![],
+        };
+        store
+            .put(&weft_scheduler::jobs::JobRecord {
+                status,
+                submission: Default::default(),
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let scheduler = Scheduler::new(
+        registry,
+        JobStore::open(&jobs).unwrap(),
+        SchedulerConfig::default(),
+    )
+    .unwrap();
+    let status = scheduler.status(&Tenant::default(), &running_id).unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    assert!(status.error.unwrap().contains("interrupted"));
+    assert!(status.finished_ms.is_some());
+}

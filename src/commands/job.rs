@@ -1,0 +1,393 @@
+//! `weft job …`: submit, status, watch, list, cancel and logs.
+//!
+//! With `--scheduler URL` (or `WEFT_SCHEDULER`) each talks to that cluster. Without, it starts a
+//! scheduler in this process over the local data directory (the same one `weft run` records its
+//! jobs in): `submit` then runs the job here with one worker per CPU and waits for it, and the other
+//! verbs see the jobs run so far. Either way it is the same gRPC client; only the server differs.
+//!
+//! `--json job status` prints [`JobStatus`] as documented in the README ("Job status as JSON").
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use weft_scheduler::client::JobsClient;
+use weft_scheduler::client::jobs::JobSubmission;
+use weft_scheduler::jobs::{JobState, JobStatus, TaskRef};
+use weft_scheduler::{LocalCluster, LocalClusterConfig, Tenant};
+
+use super::plan::JobArgs;
+use super::{open_registry, print_json, runtime};
+use crate::Globals;
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a job file; prints the job id (with --wait, waits and prints how it ended).
+    Submit {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Replace the output directory if it exists (only once the job has succeeded).
+        #[arg(long)]
+        overwrite: bool,
+        /// Wait for the job to end; exit non-zero unless it succeeded.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a job's state and its stages' progress.
+    Status { job_id: String },
+    /// Follow a job's progress until it ends; exit 0 if it succeeded, 1 otherwise.
+    Watch { job_id: String },
+    /// List jobs, oldest first.
+    List,
+    /// Cancel a job: its tasks are killed and its output is not written.
+    Cancel { job_id: String },
+    /// Print what the job's guest code wrote to stdout and stderr.
+    Logs {
+        job_id: String,
+        /// Only this task: STAGE.PARTITION, e.g. 0.3.
+        #[arg(long, value_name = "STAGE.PARTITION")]
+        task: Option<TaskRef>,
+    },
+}
+
+pub fn run(globals: &Globals, command: JobCommand) -> Result<()> {
+    runtime()?.block_on(async {
+        let local_workers = match &command {
+            JobCommand::Submit { .. } => {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+            _ => 0,
+        };
+        let (mut client, local) = connect(globals, local_workers).await?;
+        let result = dispatch(globals, &mut client, local.is_some(), command).await;
+        if let Some(cluster) = local {
+            cluster.shutdown().await;
+        }
+        result
+    })
+}
+
+/// A client of the scheduler at `--scheduler`, or of one started here on the data directory with
+/// `workers` workers.
+async fn connect(globals: &Globals, workers: usize) -> Result<(JobsClient, Option<LocalCluster>)> {
+    let tenant = Tenant::default();
+    if let Some(url) = &globals.scheduler {
+        return Ok((JobsClient::connect(url, tenant).await?, None));
+    }
+    let registry = Arc::new(open_registry(globals)?);
+    let work_dir = globals.data_dir.join("work");
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
+    let config = LocalClusterConfig {
+        workers,
+        jobs_dir: Some(globals.data_dir.join("jobs")),
+        ..LocalClusterConfig::default()
+    };
+    let cluster = LocalCluster::start(registry, &work_dir, config)
+        .await
+        .context("cannot start the local scheduler")?;
+    let client = JobsClient::connect(&cluster.url(), tenant).await?;
+    Ok((client, Some(cluster)))
+}
+
+async fn dispatch(
+    globals: &Globals,
+    client: &mut JobsClient,
+    local: bool,
+    command: JobCommand,
+) -> Result<()> {
+    match command {
+        JobCommand::Submit {
+            job,
+            overwrite,
+            wait,
+        } => {
+            let submission = JobSubmission::from_file(
+                &job.job,
+                job.input.as_deref(),
+                job.output.as_deref(),
+                overwrite,
+            )
+            .with_context(|| format!("cannot read {}", job.job.display()))?;
+            let id = client.submit(submission).await?;
+            if !wait && !local {
+                if globals.json {
+                    print_json(&serde_json::json!({ "job_id": id }))?;
+                } else {
+                    println!("{id}");
+                }
+                return Ok(());
+            }
+            if !wait {
+                eprintln!("no --scheduler: job {id} runs in this process; waiting for it");
+            }
+            let status = client.watch(&id, |_| {}).await?;
+            print_status(globals, &status)?;
+            outcome(&status)
+        }
+        JobCommand::Status { job_id } => {
+            let status = client.status(&job_id).await?;
+            print_status(globals, &status)
+        }
+        JobCommand::Watch { job_id } => {
+            let status = if globals.json {
+                client.watch(&job_id, |_| {}).await?
+            } else {
+                let mut progress = Progress::new();
+                let status = client.watch(&job_id, |s| progress.show(s)).await?;
+                progress.finish();
+                status
+            };
+            if globals.json {
+                print_json(&status)?;
+            } else {
+                println!("{}", outcome_line(&status));
+            }
+            outcome(&status)
+        }
+        JobCommand::List => {
+            let jobs = client.list().await?;
+            if globals.json {
+                return print_json(&jobs);
+            }
+            if jobs.is_empty() {
+                eprintln!("no jobs");
+                return Ok(());
+            }
+            println!(
+                "{:<28} {:<10} {:<20} {:>9}  OUTPUT",
+                "JOB", "STATE", "SUBMITTED", "ELAPSED"
+            );
+            for j in &jobs {
+                println!(
+                    "{:<28} {:<10} {:<20} {:>9}  {}",
+                    j.job_id,
+                    j.state,
+                    time(j.submitted_ms),
+                    elapsed(j).map_or("-".into(), seconds),
+                    j.output
+                );
+            }
+            Ok(())
+        }
+        JobCommand::Cancel { job_id } => {
+            let status = client.cancel(&job_id).await?;
+            if status.state != JobState::Cancelled && !globals.json {
+                eprintln!("job {job_id} had already ended ({})", status.state);
+            }
+            print_status(globals, &status)
+        }
+        JobCommand::Logs { job_id, task } => {
+            let logs = client.logs(&job_id, task).await?;
+            if globals.json {
+                let logs: Vec<_> = logs
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "stage": l.stage,
+                            "partition": l.partition,
+                            "attempt": l.attempt,
+                            "stdout": String::from_utf8_lossy(&l.stdout),
+                            "stderr": String::from_utf8_lossy(&l.stderr),
+                            "truncated": l.truncated,
+                        })
+                    })
+                    .collect();
+                return print_json(&logs);
+            }
+            if logs.is_empty() {
+                eprintln!("job {job_id}: no task wrote to stdout or stderr");
+            }
+            for l in &logs {
+                for (name, data) in [("stdout", &l.stdout), ("stderr", &l.stderr)] {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    println!(
+                        "== stage {} partition {} attempt {} {name}{} ==",
+                        l.stage,
+                        l.partition,
+                        l.attempt,
+                        if l.truncated { " (truncated)" } else { "" }
+                    );
+                    let text = String::from_utf8_lossy(data);
+                    print!("{text}");
+                    if !text.ends_with('\n') {
+                        println!();
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Ok for a job that succeeded; an error saying how it ended otherwise (non-zero exit).
+fn outcome(status: &JobStatus) -> Result<()> {
+    match status.state {
+        JobState::Succeeded => Ok(()),
+        JobState::Cancelled => bail!("job {} was cancelled", status.job_id),
+        state => bail!(
+            "job {} {state}: {}",
+            status.job_id,
+            status.error.as_deref().unwrap_or("no reason given")
+        ),
+    }
+}
+
+fn outcome_line(s: &JobStatus) -> String {
+    let took = elapsed(s).map_or(String::new(), |d| format!(" in {}", seconds(d)));
+    match s.state {
+        JobState::Succeeded => format!("job {} succeeded{took}; output {}", s.job_id, s.output),
+        state => format!(
+            "job {} {state}{took}: {}",
+            s.job_id,
+            s.error.as_deref().unwrap_or("-")
+        ),
+    }
+}
+
+fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
+    if globals.json {
+        return print_json(s);
+    }
+    println!("job:     {} ({})", s.job_id, s.name);
+    println!("state:   {}", s.state);
+    if let Some(error) = &s.error {
+        println!("error:   {error}");
+    }
+    println!("output:  {}", s.output);
+    println!(
+        "submitted {}{}",
+        time(s.submitted_ms),
+        elapsed(s).map_or(String::new(), |d| format!(", ran {}", seconds(d)))
+    );
+    println!(
+        "{:<6} {:>5} {:>5} {:>5} {:>6} {:>12} {:>12} {:>10} {:>10} {:>7}  STEPS",
+        "STAGE",
+        "DONE",
+        "RUN",
+        "FAIL",
+        "TOTAL",
+        "RECORDS IN",
+        "RECORDS OUT",
+        "BYTES IN",
+        "BYTES OUT",
+        "REMOTE"
+    );
+    for st in &s.stages {
+        println!(
+            "{:<6} {:>5} {:>5} {:>5} {:>6} {:>12} {:>12} {:>10} {:>10} {:>7}  {}",
+            st.stage,
+            st.tasks_done,
+            st.tasks_running,
+            st.tasks_failed,
+            st.tasks_total,
+            st.records_in,
+            st.records_out,
+            super::run::bytes(st.bytes_in),
+            super::run::bytes(st.bytes_out),
+            st.remote_fetches,
+            st.steps.join(" -> ")
+        );
+    }
+    Ok(())
+}
+
+/// Live progress of `weft job watch`: a bar per stage on a terminal, a line per change otherwise.
+struct Progress {
+    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
+    last: Vec<String>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            bars: std::io::stderr()
+                .is_terminal()
+                .then(|| (MultiProgress::new(), Vec::new())),
+            last: Vec::new(),
+        }
+    }
+
+    fn show(&mut self, s: &JobStatus) {
+        let lines: Vec<String> = s
+            .stages
+            .iter()
+            .map(|st| {
+                format!(
+                    "stage {}: {}/{} tasks done, {} running, {} failed; {} records in, {} in, {} out",
+                    st.stage,
+                    st.tasks_done,
+                    st.tasks_total,
+                    st.tasks_running,
+                    st.tasks_failed,
+                    st.records_in,
+                    super::run::bytes(st.bytes_in),
+                    super::run::bytes(st.bytes_out)
+                )
+            })
+            .collect();
+        match &mut self.bars {
+            Some((multi, bars)) => {
+                let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                for (i, st) in s.stages.iter().enumerate() {
+                    if bars.len() <= i {
+                        let bar = multi.add(ProgressBar::new(u64::from(st.tasks_total)));
+                        bar.set_style(style.clone());
+                        bar.set_prefix(format!("stage {}", st.stage));
+                        bars.push(bar);
+                    }
+                    let bar = &bars[i];
+                    bar.set_position(u64::from(st.tasks_done));
+                    bar.set_message(format!(
+                        "{} running, {} failed, {} records, {} in",
+                        st.tasks_running,
+                        st.tasks_failed,
+                        st.records_in,
+                        super::run::bytes(st.bytes_in)
+                    ));
+                }
+            }
+            None => {
+                for (i, line) in lines.iter().enumerate() {
+                    if self.last.get(i) != Some(line) {
+                        println!("{line}");
+                    }
+                }
+            }
+        }
+        self.last = lines;
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, bars)) = &self.bars {
+            for bar in bars {
+                bar.finish();
+            }
+        }
+    }
+}
+
+fn elapsed(s: &JobStatus) -> Option<Duration> {
+    let start = s.started_ms?;
+    let end = s.finished_ms.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(start, |d| d.as_millis() as u64)
+    });
+    Some(Duration::from_millis(end.saturating_sub(start)))
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}

@@ -1,0 +1,51 @@
+//! `weft scheduler`: serves the registry, jobs, cluster and worker-control services of a cluster
+//! from the data directory (`registry/`, `jobs/`), until SIGINT or SIGTERM.
+//!
+//! Once serving it prints one line on stdout, `weft scheduler listening on http://ADDRESS`, so that
+//! scripts (and tests) started with port 0 learn the address. Logs go to stderr.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use weft_host::{Engine, ValidationLimits};
+use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
+use weft_scheduler::jobs::JobStore;
+
+use super::{init_logging, open_registry, runtime, shutdown_signal};
+use crate::Globals;
+
+/// Serves a cluster's scheduler.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+}
+
+pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
+    init_logging();
+    let registry = Arc::new(open_registry(globals)?);
+    let jobs_dir = globals.data_dir.join("jobs");
+    let store = JobStore::open(&jobs_dir)
+        .with_context(|| format!("cannot open the job store in {}", jobs_dir.display()))?;
+    let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    runtime()?.block_on(async {
+        let scheduler = Scheduler::new(registry, store, SchedulerConfig::default())?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
+        let handle = weft_scheduler::cluster::start(
+            listener,
+            scheduler,
+            engine,
+            ValidationLimits::default(),
+        )?;
+        println!("weft scheduler listening on {}", handle.url());
+        tracing::info!(data_dir = %globals.data_dir.display(), "scheduler serving on {}", handle.url());
+        shutdown_signal().await;
+        tracing::info!("shutting down: cancelling running jobs");
+        handle.shutdown().await;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,82 @@
+//! `weft worker`: registers with a scheduler and runs its tasks, sandboxed, until SIGINT or SIGTERM.
+//!
+//! Modules are fetched from the scheduler's registry by id (verified by hash) and cached in the data
+//! directory with their compiled artifacts, so a restarted worker neither downloads nor compiles
+//! them again. Shuffle files live under the data directory's `work/`. Once registered it prints
+//! one line on stdout, `weft worker ID listening on http://ADDRESS`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use weft_host::Engine;
+use weft_worker::RegistryModuleSource;
+use weft_worker::service::WorkerConfig;
+
+use super::{init_logging, runtime, shutdown_signal};
+use crate::Globals;
+
+/// Runs a worker of a cluster.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Address to listen on for the scheduler and other workers; it must be reachable from them
+    /// (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+
+    /// Tasks run at once. Default: the number of CPUs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub slots: Option<u32>,
+
+    /// Memory this worker offers to tasks, in bytes (reported to the scheduler). Default: unknown.
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<u64>,
+}
+
+pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
+    let scheduler = globals.scheduler.clone().ok_or_else(|| {
+        anyhow!("weft worker needs the scheduler's URL: pass --scheduler URL or set WEFT_SCHEDULER")
+    })?;
+    init_logging();
+    let slots = match args.slots {
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    };
+    let work_dir = globals.data_dir.join("work");
+    let cache_dir = globals.data_dir.join("cache");
+    for dir in [&work_dir, &cache_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let engine = Engine::new().map_err(|e| anyhow!("{e:#}"))?;
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
+        let source = Arc::new(RegistryModuleSource::new(
+            scheduler.clone(),
+            cache_dir.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        let config = WorkerConfig {
+            scheduler: scheduler.clone(),
+            slots,
+            work_dir,
+            memory_bytes: args.memory.unwrap_or(0),
+            cache_dir: Some(cache_dir),
+            ..WorkerConfig::default()
+        };
+        let handle = weft_worker::service::start(listener, config, engine, source)
+            .await
+            .context("cannot start the worker")?;
+        println!(
+            "weft worker {} listening on http://{}",
+            handle.id(),
+            handle.address
+        );
+        tracing::info!(%scheduler, slots, "worker {} serving on {}", handle.id(), handle.address);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        handle.shutdown().await;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,1058 @@
+//! Cluster mode with real processes: a `weft scheduler` and `weft worker`s started from the built
+//! binary on port 0, driven by `weft --scheduler URL` client commands as a user would drive them,
+//! with the answers checked against references computed here.
+//!
+//! Each process writes stdout and stderr to its own file under the test's `logs/`; addresses are
+//! read from the "listening on" line there, and every log is printed when a test fails. Dropping a
+//! [`Cluster`] stops and reaps every process, panicking test or not.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{Run, assert_same_counts, counts_of, max_volumes, path, read_output, word_counts};
+
+/// How long a process may take to say it is listening. Generous: a debug build on a loaded
+/// two-core machine, with other tests' clusters starting beside it, can take seconds.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a process gets to exit after SIGTERM before it is killed outright.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest any client command may run (`job watch` and `job submit --wait` of a whole job
+/// included). A hung client would otherwise hang the whole test binary, with no log printed.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// How long what a worker reports in its heartbeats (free slots, running tasks, compiled modules)
+/// may take to show in `cluster workers`.
+const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Task slots per worker: more than one, so a worker runs tasks side by side.
+const SLOTS: usize = 2;
+
+/// One child process and the file its stdout and stderr go to.
+#[derive(Debug)]
+struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    /// Set once the child has been waited for, so it is reaped exactly once.
+    exit: Option<ExitStatus>,
+}
+
+/// A worker as it announced itself on stdout.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub id: String,
+    pub url: String,
+}
+
+/// A scheduler and its workers, each a `weft` process with its own data directory, all under one
+/// temporary directory that also holds the test's inputs, outputs and logs.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    scheduler: String,
+    workers: Vec<Worker>,
+    /// The scheduler first, then the workers in start order.
+    processes: Vec<Process>,
+    /// Numbers the client commands' output files.
+    clients: AtomicUsize,
+}
+
+impl Cluster {
+    /// Starts a scheduler and `workers` workers with [`SLOTS`] slots each, and returns once every
+    /// one has said it is listening.
+    pub fn start(workers: usize) -> Cluster {
+        let mut cluster = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            scheduler: String::new(),
+            workers: Vec::new(),
+            processes: Vec::new(),
+            clients: AtomicUsize::new(0),
+        };
+        std::fs::create_dir_all(cluster.path("logs")).unwrap();
+        std::fs::create_dir_all(cluster.path("clients")).unwrap();
+
+        // `cluster` already owns each child as it is spawned, so a start that panics half-way
+        // still stops the ones that did start.
+        let data = cluster.path("scheduler");
+        cluster.spawn(
+            "scheduler",
+            &[
+                "scheduler",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                path(&data),
+            ],
+        );
+        let line = cluster.wait_for_line(0, |line| {
+            line.strip_prefix("weft scheduler listening on ")
+                .map(str::to_owned)
+        });
+        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        cluster.scheduler = line;
+
+        // Spawned together, then awaited, so their start-up overlaps.
+        let slots = SLOTS.to_string();
+        for i in 0..workers {
+            let data = cluster.path(&format!("worker-{i}"));
+            let scheduler = cluster.scheduler.clone();
+            cluster.spawn(
+                &format!("worker-{i}"),
+                &[
+                    "worker",
+                    "--scheduler",
+                    &scheduler,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--slots",
+                    &slots,
+                    "--data-dir",
+                    path(&data),
+                ],
+            );
+        }
+        for i in 0..workers {
+            let worker = cluster.wait_for_line(i + 1, |line| {
+                let rest = line.strip_prefix("weft worker ")?;
+                let (id, url) = rest.split_once(" listening on ")?;
+                Some(Worker {
+                    id: id.to_owned(),
+                    url: url.to_owned(),
+                })
+            });
+            assert!(worker.url.starts_with("http://127.0.0.1:"), "{worker:?}");
+            cluster.workers.push(worker);
+        }
+        let ids: BTreeSet<&str> = cluster.workers.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(
+            ids.len(),
+            workers,
+            "worker ids repeat: {:?}",
+            cluster.workers
+        );
+        cluster
+    }
+
+    /// A path in the test's directory (inputs, outputs, job files).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file into the test's directory and returns its path.
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let file = self.path(name);
+        std::fs::write(&file, bytes).unwrap();
+        file
+    }
+
+    fn spawn(&mut self, name: &str, args: &[&str]) {
+        let log = self.path(&format!("logs/{name}.log"));
+        let file = File::create(&log).unwrap();
+        // Both streams share one open file (and so one offset): lines interleave in the order
+        // they were written, none overwrites another.
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .env_remove("WEFT_HOME")
+            .env_remove("WEFT_SCHEDULER")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        self.processes.push(Process {
+            name: name.to_owned(),
+            child,
+            log,
+            exit: None,
+        });
+    }
+
+    /// Polls process `index`'s log until `parse` accepts one of its complete lines, and returns
+    /// what it made of it. Panics, with the log, if the process exits first or the deadline passes.
+    fn wait_for_line<T>(&mut self, index: usize, parse: impl Fn(&str) -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            let process = &mut self.processes[index];
+            let log = std::fs::read(&process.log).unwrap_or_default();
+            // Only lines already ended: a line being written may be cut short.
+            let complete = match log.iter().rposition(|&b| b == b'\n') {
+                Some(end) => &log[..end],
+                None => &[][..],
+            };
+            let text = String::from_utf8_lossy(complete);
+            if let Some(found) = text.lines().find_map(|line| parse(line.trim_end())) {
+                return found;
+            }
+            if let Some(status) = process.child.try_wait().unwrap() {
+                process.exit = Some(status);
+                panic!(
+                    "{} exited ({status}) before saying it was listening; its log:\n{}",
+                    process.name,
+                    String::from_utf8_lossy(&log)
+                );
+            }
+            if started.elapsed() > START_DEADLINE {
+                panic!(
+                    "{} did not say it was listening within {START_DEADLINE:?}; its log:\n{}",
+                    process.name,
+                    String::from_utf8_lossy(&log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
+    }
+
+    /// Runs `weft --scheduler URL ARGS` in the test's directory (so relative paths are relative to
+    /// it) and returns its output, whatever the exit status.
+    pub fn client(&self, args: &[&str]) -> Run {
+        let n = self.clients.fetch_add(1, Ordering::Relaxed);
+        let stdout_path = self.path(&format!("clients/{n}.stdout"));
+        let stderr_path = self.path(&format!("clients/{n}.stderr"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("--scheduler")
+            .arg(&self.scheduler)
+            .args(args)
+            .current_dir(self.dir.path())
+            // Somewhere harmless should a client command wrongly reach for a local data directory,
+            // rather than the user's own.
+            .env("WEFT_HOME", self.path("client-home"))
+            .env_remove("WEFT_SCHEDULER")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).unwrap())
+            .stderr(File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        // Output goes to files rather than pipes so that waiting can time out without a reader
+        // thread per stream.
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > CLIENT_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "weft {args:?} did not finish within {CLIENT_DEADLINE:?}; it printed:\n{}\n{}",
+                    String::from_utf8_lossy(&std::fs::read(&stdout_path).unwrap_or_default()),
+                    String::from_utf8_lossy(&std::fs::read(&stderr_path).unwrap_or_default()),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Run(std::process::Output {
+            status,
+            stdout: std::fs::read(&stdout_path).unwrap(),
+            stderr: std::fs::read(&stderr_path).unwrap(),
+        })
+    }
+
+    /// Runs a client command and expects success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.client(args);
+        assert!(
+            run.0.status.success(),
+            "weft --scheduler {} {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            self.scheduler,
+            run.0.status,
+            run.stdout(),
+            run.stderr()
+        );
+        run
+    }
+
+    /// Runs `weft --scheduler URL --json ARGS`, expects success, and returns the parsed stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        self.ok(&full).json()
+    }
+
+    /// Registers a module through the scheduler and returns its id.
+    pub fn register(&self, name: &str, wasm: &str) -> String {
+        let id = self
+            .ok(&["module", "register", wasm, "--name", name])
+            .stdout()
+            .trim()
+            .to_owned();
+        assert!(id.starts_with("blake3:"), "{id:?}");
+        id
+    }
+
+    /// Registers the example modules, as `weft_with_examples` does locally.
+    pub fn register_examples(&self) {
+        for (name, wasm) in [
+            ("wordcount", weft_examples::WORDCOUNT_RUST),
+            ("stocks", weft_examples::STOCKS_RUST),
+            ("textkit", weft_examples::TEXTKIT_RUST),
+        ] {
+            self.register(name, wasm);
+        }
+    }
+
+    /// `job submit` without waiting: the new job's id.
+    pub fn submit(&self, job: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["job", "submit", path(job)];
+        args.extend_from_slice(extra);
+        let id = self.ok(&args).stdout().trim().to_owned();
+        assert!(
+            !id.is_empty() && !id.contains(char::is_whitespace),
+            "{id:?}"
+        );
+        id
+    }
+
+    /// `--json job status`, checked against the status contract.
+    pub fn status(&self, job_id: &str) -> Value {
+        let status = self.json(&["job", "status", job_id]);
+        assert_status_shape(&status);
+        assert_eq!(status["job_id"], job_id, "{status:#}");
+        status
+    }
+
+    /// `--json cluster workers`, checked against its contract.
+    pub fn cluster_workers(&self) -> Vec<Value> {
+        let workers = self.json(&["cluster", "workers"]);
+        let workers = workers
+            .as_array()
+            .unwrap_or_else(|| panic!("not an array: {workers:#}"))
+            .clone();
+        for worker in &workers {
+            assert_worker_shape(worker);
+        }
+        workers
+    }
+
+    /// Sends SIGTERM to every process still running, waits up to [`STOP_GRACE`] for each, kills
+    /// those still running, and returns how each ended (`None`: it had to be killed).
+    fn stop_all(&mut self) -> Vec<(String, Option<ExitStatus>)> {
+        for process in self.processes.iter_mut().filter(|p| p.exit.is_none()) {
+            // SIGTERM, not `Child::kill`'s SIGKILL: the way an operator stops the processes, and
+            // it lets them clean up. `kill` is the command, as the test has no libc binding.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(process.child.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        let mut ended = Vec::new();
+        for process in &mut self.processes {
+            if let Some(status) = process.exit {
+                ended.push((process.name.clone(), Some(status)));
+                continue;
+            }
+            let status = loop {
+                match process.child.try_wait() {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = process.child.kill();
+                        process.exit = process.child.wait().ok();
+                        break None;
+                    }
+                }
+            };
+            if let Some(status) = status {
+                process.exit = Some(status);
+            }
+            ended.push((process.name.clone(), status));
+        }
+        ended
+    }
+
+    /// Stops every process with SIGTERM and expects each to exit with status 0 within
+    /// [`STOP_GRACE`], as `weft scheduler` and `weft worker` promise.
+    pub fn stop_expecting_clean_exits(&mut self) {
+        let ended = self.stop_all();
+        let unclean: Vec<String> = ended
+            .iter()
+            .filter(|(_, status)| !status.is_some_and(|s| s.success()))
+            .map(|(name, status)| match status {
+                Some(status) => format!("{name} exited with {status}"),
+                None => format!("{name} was still running {STOP_GRACE:?} after SIGTERM"),
+            })
+            .collect();
+        assert!(unclean.is_empty(), "{}", unclean.join("; "));
+    }
+
+    fn print_logs(&self) {
+        for process in &self.processes {
+            let log = std::fs::read(&process.log).unwrap_or_default();
+            eprintln!(
+                "===== {} ({}) =====\n{}",
+                process.name,
+                process.log.display(),
+                String::from_utf8_lossy(&log)
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all();
+        // After stopping, so the logs are complete. Only on failure: passing tests stay quiet.
+        if std::thread::panicking() {
+            eprintln!("cluster at {}", self.scheduler);
+            self.print_logs();
+        }
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Ok`, and panics with `what` and the last `Err`
+/// (what was seen instead) if `deadline` passes first.
+fn wait_until<T>(
+    what: &str,
+    deadline: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        match probe() {
+            Ok(found) => return found,
+            Err(seen) if started.elapsed() > deadline => {
+                panic!("{what} did not happen within {deadline:?}; last seen:\n{seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn is_uint(value: &Value) -> bool {
+    value.as_u64().is_some()
+}
+
+fn is_uint_or_null(value: &Value) -> bool {
+    value.is_null() || is_uint(value)
+}
+
+/// Checks every field of the `job status --json` contract, with its type.
+fn assert_status_shape(status: &Value) {
+    let ok = status["job_id"].is_string()
+        && status["tenant"].is_string()
+        && status["name"].is_string()
+        && ["queued", "running", "succeeded", "failed", "cancelled"]
+            .contains(&status["state"].as_str().unwrap_or(""))
+        && (status["error"].is_null() || status["error"].is_string())
+        && status["output"].is_string()
+        && is_uint(&status["submitted_ms"])
+        && is_uint_or_null(&status["started_ms"])
+        && is_uint_or_null(&status["finished_ms"])
+        && status["stages"].is_array();
+    assert!(ok, "not a job status: {status:#}");
+    for stage in status["stages"].as_array().unwrap() {
+        let ok = is_uint(&stage["stage"])
+            && stage["parents"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(is_uint))
+            && stage["steps"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(Value::is_string))
+            && [
+                "tasks_total",
+                "tasks_done",
+                "tasks_running",
+                "tasks_failed",
+                "records_in",
+                "records_out",
+                "bytes_in",
+                "bytes_out",
+                "remote_fetches",
+            ]
+            .iter()
+            .all(|field| is_uint(&stage[field]));
+        assert!(ok, "not a stage status: {stage:#}\nin {status:#}");
+    }
+    // A finished job has an end, and only a failed one an error.
+    let state = status["state"].as_str().unwrap();
+    if ["succeeded", "failed", "cancelled"].contains(&state) {
+        assert!(is_uint(&status["finished_ms"]), "{status:#}");
+    }
+    // A failed job says why and a succeeded one has nothing to say; the contract leaves a
+    // cancelled job's error open.
+    if state == "failed" {
+        assert!(status["error"].is_string(), "{status:#}");
+    }
+    if state == "succeeded" {
+        assert!(status["error"].is_null(), "{status:#}");
+    }
+    if let (Some(submitted), Some(started)) = (
+        status["submitted_ms"].as_u64(),
+        status["started_ms"].as_u64(),
+    ) {
+        assert!(submitted <= started, "{status:#}");
+        if let Some(finished) = status["finished_ms"].as_u64() {
+            assert!(started <= finished, "{status:#}");
+        }
+    }
+}
+
+/// Checks every field of the `cluster workers --json` contract, with its type.
+fn assert_worker_shape(worker: &Value) {
+    let ok = worker["worker_id"].is_string()
+        && worker["address"].is_string()
+        && worker["hostname"].is_string()
+        && is_uint(&worker["slots"])
+        && is_uint(&worker["free_slots"])
+        && worker["running"].is_array()
+        && is_uint(&worker["memory_bytes"])
+        && worker["engine_hash"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+        && worker["compiled_modules"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(Value::is_string))
+        && is_uint(&worker["last_seen_ms_ago"])
+        && is_uint(&worker["registered_ms"]);
+    assert!(ok, "not a worker: {worker:#}");
+    assert!(
+        worker["free_slots"].as_u64() <= worker["slots"].as_u64(),
+        "{worker:#}"
+    );
+}
+
+/// Whether every worker is idle: nothing running, every slot free.
+fn all_idle(workers: &[Value]) -> Result<(), String> {
+    let idle = workers.iter().all(|w| {
+        w["running"].as_array().is_some_and(Vec::is_empty) && w["free_slots"] == w["slots"]
+    });
+    if idle {
+        Ok(())
+    } else {
+        Err(format!("{workers:#?}"))
+    }
+}
+
+/// The stage statuses of a job status, by stage number.
+fn stages(status: &Value) -> &[Value] {
+    status["stages"].as_array().unwrap()
+}
+
+/// The same job file as `examples/wordcount/job.toml`, with splits small enough that a few MB make
+/// several map tasks, and `partitions` output parts (and reduce tasks).
+fn wordcount_job(split_size: u64, partitions: u32) -> String {
+    format!(
+        r#"name = "wordcount"
+[input]
+path = "data/*.txt"
+format = "text"
+split_size = {split_size}
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = "out"
+format = "text"
+partitions = {partitions}
+"#
+    )
+}
+
+/// A map-then-word-count job over `input` whose map step is `textkit/FUNCTION`.
+fn textkit_job(name: &str, input: &Path, function: &str, output: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+[input]
+path = {input:?}
+[[step]]
+map = "textkit/{function}"
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = {output:?}
+"#,
+        input = path(input),
+        output = path(output),
+    )
+}
+
+/// How many splits of `split_size` bytes a file of `len` bytes is cut into.
+fn splits(len: usize, split_size: u64) -> u64 {
+    (len as u64).div_ceil(split_size)
+}
+
+/// The `part-` files of an output directory.
+fn part_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .count()
+}
+
+/// Asserts a finished job's stage counts: every task done, none running or failed, and
+/// `tasks` tasks per stage.
+fn assert_all_done(status: &Value, tasks: &[u64]) {
+    let stages = stages(status);
+    assert_eq!(stages.len(), tasks.len(), "{status:#}");
+    for (i, (stage, &total)) in stages.iter().zip(tasks).enumerate() {
+        assert_eq!(stage["stage"], i as u64, "{status:#}");
+        assert_eq!(stage["tasks_total"], total, "stage {i}: {status:#}");
+        assert_eq!(stage["tasks_done"], total, "stage {i}: {status:#}");
+        assert_eq!(stage["tasks_running"], 0, "stage {i}: {status:#}");
+        assert_eq!(stage["tasks_failed"], 0, "stage {i}: {status:#}");
+    }
+}
+
+/// Asserts the two stages of a map/reduce job: the reduce stage reads the map stage, each shows
+/// its function, what the map stage wrote is what the reduce stage read, and the reduce stage
+/// wrote `records_out` records.
+fn assert_map_reduce_stages(status: &Value, map: &str, reduce: &str, records_out: usize) {
+    let stages = stages(status);
+    assert_eq!(stages[0]["parents"], serde_json::json!([]), "{status:#}");
+    assert_eq!(stages[1]["parents"], serde_json::json!([0]), "{status:#}");
+    let shows = |stage: &Value, function: &str| {
+        stage["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains(function))
+    };
+    assert!(shows(&stages[0], map), "{map} not in stage 0: {status:#}");
+    assert!(
+        shows(&stages[1], reduce),
+        "{reduce} not in stage 1: {status:#}"
+    );
+    assert!(stages[0]["records_in"].as_u64() > Some(0), "{status:#}");
+    assert!(stages[0]["bytes_in"].as_u64() > Some(0), "{status:#}");
+    assert_eq!(
+        stages[0]["records_out"], stages[1]["records_in"],
+        "the shuffle lost or made records: {status:#}"
+    );
+    assert_eq!(stages[1]["records_out"], records_out as u64, "{status:#}");
+}
+
+/// Whether two paths name the same existing file or directory (the product may spell an absolute
+/// path differently, e.g. through a symlink).
+fn same_path(a: &Path, b: &Path) -> bool {
+    a.canonicalize().unwrap() == b.canonicalize().unwrap()
+}
+
+/// Every entry of a directory (empty if it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `job watch`'s output ends with the outcome: `word` on a line after the last progress
+/// line (`stage N: ...`). Not simply the last line: a failure's message may go on over several
+/// lines, with what the guest wrote to stderr.
+fn ends_with_outcome(text: &str, word: &str) -> bool {
+    let lines: Vec<&str> = text.lines().collect();
+    let after = lines
+        .iter()
+        .rposition(|l| l.starts_with("stage "))
+        .map_or(0, |i| i + 1);
+    lines[after..].iter().any(|l| l.contains(word))
+}
+
+#[test]
+fn a_scheduler_and_three_worker_processes_run_wordcount_and_stocks_exactly() {
+    let mut cluster = Cluster::start(3);
+    cluster.register_examples();
+
+    // Word count: 3 MiB in 512 KiB splits, six map tasks for six slots on three processes, and
+    // four reduce tasks reading every map task's blocks.
+    let corpus = weft_datagen::wordcount_corpus(3 << 20, 17);
+    let input = cluster.write("corpus.txt", &corpus);
+    let split_size = 512 << 10;
+    let job = cluster.write("wordcount.toml", wordcount_job(split_size, 4));
+    let out = cluster.path("wordcount-out");
+    let run = cluster.client(&[
+        "--json",
+        "job",
+        "submit",
+        path(&job),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--wait",
+    ]);
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout(), run.stderr());
+    // --wait prints the final status.
+    let waited = run.json();
+    assert_status_shape(&waited);
+    assert_eq!(waited["state"], "succeeded", "{waited:#}");
+    assert_eq!(waited["name"], "wordcount", "{waited:#}");
+    assert!(
+        same_path(Path::new(waited["output"].as_str().unwrap()), &out),
+        "{waited:#}"
+    );
+    let wordcount_id = waited["job_id"].as_str().unwrap().to_owned();
+
+    let want = word_counts(&corpus);
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+    assert_eq!(part_files(&out), 4);
+
+    let status = cluster.status(&wordcount_id);
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    assert_all_done(&status, &[splits(corpus.len(), split_size), 4]);
+    assert!(stages(&status)[0]["tasks_total"].as_u64() >= Some(6));
+    assert_map_reduce_stages(&status, "split_words", "sum", want.len());
+    // Six map tasks for six slots on three processes: unless one process ran them all, every
+    // reduce task needs blocks that another process wrote, and fetches them from it.
+    assert!(
+        stages(&status)[1]["remote_fetches"].as_u64() > Some(0),
+        "no shuffle block crossed between worker processes: {status:#}"
+    );
+
+    // Stocks: a CSV with a header, in four splits, two output parts.
+    let csv = weft_datagen::stocks_csv(20_000, 5);
+    let quotes = cluster.write("quotes.csv", &csv);
+    let stocks_split = (csv.len() as u64).div_ceil(4);
+    let job = cluster.write(
+        "stocks.toml",
+        format!(
+            "name = \"stocks\"\n[input]\npath = {:?}\nformat = \"csv\"\nheader = true\n\
+             split_size = {stocks_split}\n[[step]]\nflat_map = \"stocks/parse\"\n\
+             [[step]]\nreduce = \"stocks/max\"\n[output]\npath = \"max-volume\"\n\
+             partitions = 3\n",
+            path(&quotes)
+        ),
+    );
+    let out = cluster.path("max-volume");
+    let run = cluster.client(&["--json", "job", "submit", path(&job), "--wait"]);
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout(), run.stderr());
+    let stocks_id = run.json()["job_id"].as_str().unwrap().to_owned();
+    let want = max_volumes(&csv);
+    assert_eq!(want.len(), weft_datagen::SYMBOLS);
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+    assert_eq!(part_files(&out), 3);
+    let status = cluster.status(&stocks_id);
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    assert_all_done(&status, &[4, 3]);
+    assert_map_reduce_stages(&status, "parse", "max", want.len());
+
+    // Both jobs are listed, finished.
+    let list = cluster.json(&["job", "list"]);
+    let list = list.as_array().unwrap_or_else(|| panic!("{list:#}"));
+    for id in [&wordcount_id, &stocks_id] {
+        let listed = list
+            .iter()
+            .find(|s| s["job_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("job {id} not in {list:#?}"));
+        assert_status_shape(listed);
+        assert_eq!(listed["state"], "succeeded", "{listed:#}");
+    }
+
+    // Every worker process registered, took part (so compiled a module) and is idle again. Free
+    // slots and compiled modules arrive with heartbeats, hence the polling.
+    let announced: BTreeSet<(String, String)> = cluster
+        .workers()
+        .iter()
+        .map(|w| (w.id.clone(), w.url.clone()))
+        .collect();
+    let workers = wait_until(
+        "3 idle workers with compiled modules",
+        HEARTBEAT_DEADLINE,
+        || {
+            let workers = cluster.cluster_workers();
+            all_idle(&workers)?;
+            let compiled = workers.iter().all(|w| {
+                w["compiled_modules"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty())
+            });
+            if workers.len() == 3 && compiled {
+                Ok(workers)
+            } else {
+                Err(format!("{workers:#?}"))
+            }
+        },
+    );
+    let listed: BTreeSet<(String, String)> = workers
+        .iter()
+        .map(|w| {
+            let field = |name: &str| w[name].as_str().unwrap().to_owned();
+            (field("worker_id"), field("address"))
+        })
+        .collect();
+    assert_eq!(listed, announced, "{workers:#?}");
+    for worker in &workers {
+        assert_eq!(worker["slots"], SLOTS as u64, "{worker:#}");
+    }
+    // One binary on one machine: one engine.
+    let hashes: BTreeSet<&str> = workers
+        .iter()
+        .map(|w| w["engine_hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(hashes.len(), 1, "{workers:#?}");
+
+    // SIGTERM stops every process cleanly.
+    cluster.stop_expecting_clean_exits();
+}
+
+#[test]
+fn two_jobs_submitted_at_once_both_finish_exactly() {
+    let cluster = Cluster::start(2);
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    // Two inputs with different words under the same module, steps and stage numbers: a block
+    // of one job read by the other would show in the counts.
+    let first = weft_datagen::wordcount_corpus(1 << 20, 3);
+    let second = weft_datagen::wordcount_corpus(1 << 20, 4);
+    cluster.write("first.txt", &first);
+    cluster.write("second.txt", &second);
+    let job = cluster.write("wordcount.toml", wordcount_job(256 << 10, 3));
+
+    // Relative paths: relative to the client's working directory (the test's directory).
+    let first_id = cluster.submit(&job, &["--input", "first.txt", "--output", "first-out"]);
+    let second_id = cluster.json(&[
+        "job",
+        "submit",
+        path(&job),
+        "--input",
+        "second.txt",
+        "--output",
+        "second-out",
+    ])["job_id"]
+        .as_str()
+        .expect("{\"job_id\": ...}")
+        .to_owned();
+    assert_ne!(first_id, second_id);
+
+    for id in [&first_id, &second_id] {
+        let watch = cluster.client(&["job", "watch", id]);
+        assert_eq!(
+            watch.code(),
+            Some(0),
+            "job {id}:\n{}\n{}",
+            watch.stdout(),
+            watch.stderr()
+        );
+    }
+    for (id, input, out) in [
+        (&first_id, &first, "first-out"),
+        (&second_id, &second, "second-out"),
+    ] {
+        let status = cluster.status(id);
+        assert_eq!(status["state"], "succeeded", "{status:#}");
+        assert_all_done(&status, &[splits(input.len(), 256 << 10), 3]);
+        // The client made the relative --output absolute.
+        let output = Path::new(status["output"].as_str().unwrap());
+        assert!(output.is_absolute(), "{status:#}");
+        assert!(same_path(output, &cluster.path(out)), "{status:#}");
+        assert_same_counts(
+            &counts_of(read_output(&cluster.path(out))),
+            &word_counts(input),
+        );
+    }
+}
+
+#[test]
+fn cancel_leaves_no_running_tasks_and_no_output() {
+    let cluster = Cluster::start(2);
+    cluster.register("textkit", weft_examples::TEXTKIT_RUST);
+    // Forty records of BURN_ROUNDS rounds each, one per map task (a split per line): ten
+    // seconds or more on four slots if not cancelled, while a task that is running when the
+    // cancel arrives ends within one record.
+    let line = format!("{BURN_ROUNDS:012}\n");
+    let input = cluster.write("burn.txt", line.repeat(40));
+    let out = cluster.path("results/out");
+    let job = cluster.write(
+        "burn.toml",
+        format!(
+            "name = \"burn\"\n[input]\npath = {:?}\nsplit_size = {}\n[[step]]\n\
+             map = \"textkit/burn\"\n[output]\npath = {:?}\n",
+            path(&input),
+            line.len(),
+            path(&out)
+        ),
+    );
+    let id = cluster.submit(&job, &[]);
+
+    let running = wait_until("the burn job running tasks", START_DEADLINE, || {
+        let status = cluster.status(&id);
+        let running: u64 = stages(&status)
+            .iter()
+            .map(|s| s["tasks_running"].as_u64().unwrap())
+            .sum();
+        match status["state"].as_str().unwrap() {
+            "running" if running > 0 => Ok(status),
+            "queued" | "running" => Err(format!("{status:#}")),
+            _ => panic!("the burn job ended before it was cancelled: {status:#}"),
+        }
+    });
+    assert_eq!(stages(&running)[0]["tasks_total"], 40, "{running:#}");
+
+    cluster.ok(&["job", "cancel", &id]);
+    let status = cluster.status(&id);
+    assert_eq!(
+        status["state"], "cancelled",
+        "right after cancel: {status:#}"
+    );
+    assert!(
+        stages(&status)[0]["tasks_done"].as_u64() < Some(40),
+        "every task ran: {status:#}"
+    );
+
+    // The workers stop the tasks they were running and free their slots...
+    wait_until(
+        "every worker idle after the cancel",
+        HEARTBEAT_DEADLINE,
+        || all_idle(&cluster.cluster_workers()),
+    );
+    // ...and the job stays cancelled, with nothing running and nothing left on disk: neither the
+    // output nor a staging directory beside it.
+    let status = cluster.status(&id);
+    assert_eq!(status["state"], "cancelled", "{status:#}");
+    for stage in stages(&status) {
+        assert_eq!(stage["tasks_running"], 0, "{status:#}");
+    }
+    assert!(!out.exists(), "{} exists", out.display());
+    let left = entries(&cluster.path("results"));
+    assert!(left.is_empty(), "left beside the output: {left:?}");
+
+    let listed = cluster.json(&["job", "list"]);
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["job_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("job {id} not listed: {listed:#}"));
+    assert_eq!(listed["state"], "cancelled", "{listed:#}");
+    // Watching a cancelled job reports it and fails.
+    let watch = cluster.client(&["job", "watch", &id]);
+    assert_eq!(
+        watch.code(),
+        Some(1),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    assert!(
+        ends_with_outcome(&watch.stdout(), "cancelled")
+            || ends_with_outcome(&watch.stderr(), "cancelled"),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+}
+
+/// Rounds of `textkit/burn` per record: 1.5 s of one core in wasmtime (about 4 ns a round,
+/// measured on the two-core development machine).
+const BURN_ROUNDS: u64 = 400_000_000;
+
+#[test]
+fn watch_shows_progress_and_exits_with_the_outcome() {
+    let cluster = Cluster::start(2);
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    cluster.register("textkit", weft_examples::TEXTKIT_RUST);
+
+    let corpus = weft_datagen::wordcount_corpus(256 << 10, 8);
+    cluster.write("corpus.txt", &corpus);
+    let job = cluster.write("wordcount.toml", wordcount_job(64 << 10, 2));
+    let id = cluster.submit(&job, &["--input", "corpus.txt", "--output", "out"]);
+    let watch = cluster.client(&["job", "watch", &id]);
+    let (stdout, stderr) = (watch.stdout(), watch.stderr());
+    assert_eq!(watch.code(), Some(0), "{stdout}\n{stderr}");
+    for stage in ["stage 0", "stage 1"] {
+        assert!(stdout.contains(stage), "{stage:?} not in:\n{stdout}");
+    }
+    assert!(ends_with_outcome(&stdout, "succeeded"), "{stdout}");
+    assert_same_counts(
+        &counts_of(read_output(&cluster.path("out"))),
+        &word_counts(&corpus),
+    );
+
+    // The guest panics on the third line: the job fails, and the watch says where and why.
+    let input = cluster.write("boom.txt", "fine\nalso fine\nboom\nnever reached\n");
+    let job = cluster.write(
+        "boom.toml",
+        textkit_job("boom", &input, "panic_on_boom", &cluster.path("boom-out")),
+    );
+    let id = cluster.submit(&job, &[]);
+    let watch = cluster.client(&["job", "watch", &id]);
+    let (stdout, stderr) = (watch.stdout(), watch.stderr());
+    assert_eq!(watch.code(), Some(1), "{stdout}\n{stderr}");
+    let both = format!("{stdout}\n{stderr}");
+    for needle in ["textkit", "panic_on_boom", "boom panic"] {
+        assert!(both.contains(needle), "{needle:?} not in:\n{both}");
+    }
+    assert!(
+        ends_with_outcome(&stdout, "failed") || ends_with_outcome(&stderr, "failed"),
+        "{both}"
+    );
+    assert!(!cluster.path("boom-out").exists());
+}
+
+#[test]
+fn logs_show_guest_stderr_of_a_failed_task() {
+    let cluster = Cluster::start(2);
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    cluster.register("textkit", weft_examples::TEXTKIT_RUST);
+    let input = cluster.write("boom.txt", "fine\nalso fine\nboom\nnever reached\n");
+    let out = cluster.path("boom-out");
+    let job = cluster.write(
+        "boom.toml",
+        textkit_job("boom", &input, "panic_on_boom", &out),
+    );
+
+    let run = cluster.client(&["--json", "job", "submit", path(&job), "--wait"]);
+    assert_eq!(run.code(), Some(1), "{}\n{}", run.stdout(), run.stderr());
+    // The first JSON document here; that it is the only one is checked last, so that the logs
+    // are checked whatever follows it.
+    let status: Value = serde_json::Deserializer::from_slice(&run.0.stdout)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no JSON in: {}", run.stdout()))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout()));
+    assert_status_shape(&status);
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let error = status["error"].as_str().unwrap();
+    for needle in [
+        "stage 0",
+        "partition 0",
+        "textkit",
+        "panic_on_boom",
+        "boom panic",
+    ] {
+        assert!(error.contains(needle), "{needle:?} not in {error:?}");
+    }
+    assert!(
+        stages(&status)[0]["tasks_failed"].as_u64() > Some(0),
+        "{status:#}"
+    );
+    assert!(!out.exists());
+    let id = status["job_id"].as_str().unwrap();
+
+    // The guest's panic message is what it wrote to stderr; the logs keep it, for the whole job
+    // and for its one map task.
+    let logs = cluster.ok(&["job", "logs", id]).stdout();
+    assert!(logs.contains("boom panic"), "{logs}");
+    let task = cluster.ok(&["job", "logs", id, "--task", "0.0"]).stdout();
+    assert!(task.contains("boom panic"), "{task}");
+
+    // `--wait --json` prints the final status, and only that: one JSON document, even for a job
+    // that failed.
+    let _ = run.json();
+}
