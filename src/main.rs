@@ -66,11 +66,25 @@ pub struct Globals {
     pub json: bool,
 }
 
+/// An error whose story a command has already printed (e.g. a job's final status): it only makes
+/// the exit status non-zero.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported")
+    }
+}
+
+impl std::error::Error for Reported {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<Reported>() => ExitCode::FAILURE,
         Err(error) => {
             if json {
                 println!("{}", serde_json::json!({ "error": format!("{error:#}") }));

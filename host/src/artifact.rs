@@ -5,6 +5,11 @@
 //! digest of everything before it. wasmtime checks that an artifact was built by a compatible
 //! engine, but not that its machine code is intact; the digest is what lets a reader refuse a file
 //! damaged on disk or cut short by a crash instead of running it.
+//!
+//! Loading takes the artifact's bytes (`Module::deserialize`) rather than a path
+//! (`Module::deserialize_file`, which maps the file): the digest has to be checked over exactly the
+//! bytes wasmtime will run, and a file mapped after the check need not be the file checked. The cost
+//! is one read of the file, small next to the compilation it saves.
 
 use wasmtime::ExternType;
 use weft_abi::UdfKind;

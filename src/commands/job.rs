@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use weft_scheduler::client::JobsClient;
@@ -225,16 +225,12 @@ async fn dispatch(
     }
 }
 
-/// Ok for a job that succeeded; an error saying how it ended otherwise (non-zero exit).
+/// Ok for a job that succeeded; otherwise an error that only sets the exit status, since how the
+/// job ended has just been printed (and `--json` output must stay one document).
 fn outcome(status: &JobStatus) -> Result<()> {
     match status.state {
         JobState::Succeeded => Ok(()),
-        JobState::Cancelled => bail!("job {} was cancelled", status.job_id),
-        state => bail!(
-            "job {} {state}: {}",
-            status.job_id,
-            status.error.as_deref().unwrap_or("no reason given")
-        ),
+        _ => Err(crate::Reported.into()),
     }
 }
 

@@ -872,9 +872,10 @@ fn two_jobs_submitted_at_once_both_finish_exactly() {
 fn cancel_leaves_no_running_tasks_and_no_output() {
     let cluster = Cluster::start(2);
     cluster.register("textkit", weft_examples::TEXTKIT_RUST);
-    // Forty records of BURN_ROUNDS rounds each, one per map task (a split per line): ten
-    // seconds or more on four slots if not cancelled, while a task that is running when the
-    // cancel arrives ends within one record.
+    // Forty records of BURN_ROUNDS rounds each, one per map task (a split per line): fifteen
+    // seconds or more on four slots if not cancelled, while a task running when the cancel
+    // arrives has one record (1.5 s) to go, well within the polling below even if the worker
+    // only stops it between guest calls.
     let line = format!("{BURN_ROUNDS:012}\n");
     let input = cluster.write("burn.txt", line.repeat(40));
     let out = cluster.path("results/out");

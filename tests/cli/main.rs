@@ -42,7 +42,8 @@ impl Weft {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
         cmd.arg("--data-dir")
             .arg(self.data_dir())
-            .env_remove("WEFT_HOME");
+            .env_remove("WEFT_HOME")
+            .env_remove("WEFT_SCHEDULER");
         cmd
     }
 

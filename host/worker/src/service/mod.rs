@@ -227,8 +227,8 @@ fn heartbeat_interval(millis: u64) -> Duration {
     }
 }
 
-/// Heartbeats every `every` until `stop` says so (or its sender is dropped). An unreachable
-/// scheduler is retried at the same pace, with one warning per outage.
+/// Heartbeats until `stop` says so (or its sender is dropped), waiting `every` after each one. An
+/// unreachable scheduler is retried at the same pace, with one warning per outage.
 async fn heartbeat_loop(state: Arc<State>, mut every: Duration, mut stop: watch::Receiver<bool>) {
     let mut failing = false;
     loop {
@@ -280,14 +280,12 @@ impl State {
     /// One heartbeat and what its reply asks for; `None` when all went well, else what failed.
     /// A new registration may change the interval.
     async fn beat(&self, every: &mut Duration) -> Option<String> {
-        let request = {
-            let running = lock(&self.running);
-            pb::HeartbeatRequest {
-                worker_id: self.worker_id(),
-                free_slots: self.slots.saturating_sub(running.len() as u32),
-                running: running.keys().map(Into::into).collect(),
-                compiled_modules: self.executor.compiled_modules(),
-            }
+        let running: Vec<pb::TaskAttemptId> = lock(&self.running).keys().map(Into::into).collect();
+        let request = pb::HeartbeatRequest {
+            worker_id: self.worker_id(),
+            free_slots: self.slots.saturating_sub(running.len() as u32),
+            running,
+            compiled_modules: self.executor.compiled_modules(),
         };
         let mut client = self.scheduler.clone();
         let call = client.heartbeat(request);
