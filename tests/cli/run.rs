@@ -429,3 +429,47 @@ fn an_existing_output_is_replaced_only_with_overwrite() {
         .collect();
     assert!(siblings.is_empty(), "{siblings:?}");
 }
+
+#[test]
+fn without_a_scheduler_job_commands_use_the_data_directory() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("in.txt");
+    std::fs::write(&input, "b a b\nc b\n").unwrap();
+    let out = weft.scratch("out");
+    let job = PathBuf::from(example_job("wordcount"));
+    // `job submit` with no scheduler runs the job here and waits.
+    let run = weft.ok(&[
+        "--json", "job", "submit", path(&job), "--input", path(&input), "--output", path(&out),
+    ]);
+    let status = run.json();
+    assert_eq!(status["state"], "succeeded", "{status}");
+    let id = status["job_id"].as_str().unwrap().to_owned();
+    let counts = counts_of(read_output(&out));
+    assert_same_counts(&counts, &word_counts(b"b a b\nc b\n"));
+    // `weft run` records its job in the same place.
+    let out2 = weft.scratch("out2");
+    weft.ok(&["run", path(&job), "--input", path(&input), "--output", path(&out2)]);
+    let list = weft.ok(&["--json", "job", "list"]).json();
+    let states: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["name"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, vec![("wordcount", "succeeded"); 2]);
+    let again = weft.ok(&["--json", "job", "status", &id]).json();
+    assert_eq!(again, status);
+    // Word count writes nothing to stdout or stderr.
+    let logs = weft.ok(&["--json", "job", "logs", &id]).json();
+    assert_eq!(logs, serde_json::json!([]));
+    // Unknown jobs and commands that need a cluster say so.
+    let err = weft.run(&["job", "status", "nope-1"]);
+    assert_eq!(err.code(), Some(1));
+    assert!(err.stderr().contains("no job nope-1"), "{}", err.stderr());
+    let err = weft.run(&["cluster", "workers"]);
+    assert!(err.stderr().contains("--scheduler"), "{}", err.stderr());
+    let err = weft.run(&["worker", "--slots", "1"]);
+    assert!(err.stderr().contains("--scheduler URL"), "{}", err.stderr());
+    let err = weft.run(&["job", "logs", &id, "--task", "zero"]);
+    assert!(err.stderr().contains("STAGE.PARTITION"), "{}", err.stderr());
+}
