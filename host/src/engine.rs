@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::{Linker, ResourceLimiter, Store};
@@ -139,6 +140,12 @@ pub(crate) struct Sandbox {
     /// Set when the guest asked for more memory than allowed, so the trap that usually follows
     /// (an allocator abort) is reported as the limit it really is.
     pub(crate) memory_limit_hit: bool,
+    /// Raised by whoever runs the instance to stop it, even inside a long call (a killed task).
+    pub(crate) interrupt: Option<Arc<AtomicBool>>,
+    /// Set when a call was stopped because `interrupt` was raised, not by the time limit.
+    pub(crate) interrupted: bool,
+    /// Epoch ticks the current call may still run.
+    pub(crate) ticks_left: u64,
 }
 
 impl Sandbox {
@@ -155,7 +162,29 @@ impl Sandbox {
             stderr,
             max_memory_bytes: limits.max_memory_bytes,
             memory_limit_hit: false,
+            interrupt: None,
+            interrupted: false,
+            ticks_left: Engine::ticks(limits.max_call_time),
         }
+    }
+
+    /// Called by wasmtime at every epoch tick while the guest runs: stops the call when its
+    /// instance is interrupted or its time is up, lets it go on for one more tick otherwise. Checking
+    /// every tick (10 ms) is what lets a kill stop a guest in the middle of one long call.
+    pub(crate) fn on_tick(&mut self) -> Result<wasmtime::UpdateDeadline, wasmtime::Error> {
+        if self
+            .interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            self.interrupted = true;
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        if self.ticks_left <= 1 {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        self.ticks_left -= 1;
+        Ok(wasmtime::UpdateDeadline::Continue(1))
     }
 }
 

@@ -117,6 +117,8 @@ pub enum CallError {
     },
     /// The call ran longer than the sandbox time limit and was interrupted.
     TimeLimit { udf: String, limit_ms: u128 },
+    /// The instance was interrupted by its owner (the task was killed) during the call.
+    Cancelled { udf: String },
     /// A batch that cannot cross the ABI (over 4 GiB, or keys and values of different lengths).
     BadBatch(String),
     /// Instantiating the module failed (it passed validation, so this is a startup trap or a limit).
@@ -131,7 +133,8 @@ impl CallError {
             | CallError::Trap { udf, .. }
             | CallError::Abi { udf, .. }
             | CallError::MemoryLimit { udf, .. }
-            | CallError::TimeLimit { udf, .. } => Some(udf),
+            | CallError::TimeLimit { udf, .. }
+            | CallError::Cancelled { udf } => Some(udf),
             _ => None,
         }
     }
@@ -158,6 +161,7 @@ impl CallError {
             CallError::TimeLimit { limit_ms, .. } => {
                 format!("exceeded the sandbox time limit of {limit_ms} ms")
             }
+            CallError::Cancelled { .. } => "was interrupted: the task was cancelled".to_owned(),
             CallError::BadBatch(why) => format!("batch cannot be passed to the guest: {why}"),
             CallError::Instantiate(why) => format!("instantiating the module failed: {why}"),
         }
@@ -179,7 +183,10 @@ impl CallError {
     /// Whether the failure is the user's code (deterministic: retrying will not help) rather than
     /// the host's.
     pub fn is_guest_fault(&self) -> bool {
-        !matches!(self, CallError::Instantiate(_))
+        !matches!(
+            self,
+            CallError::Instantiate(_) | CallError::Cancelled { .. }
+        )
     }
 }
 

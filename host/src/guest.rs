@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow_array::{Array, BinaryArray, BooleanArray};
 use arrow_buffer::ToByteSlice;
@@ -78,7 +79,10 @@ fn start(
 ) -> Result<(Store<Sandbox>, wasmtime::Instance), String> {
     let mut store = Store::new(engine, Sandbox::new(limits));
     store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-    store.set_epoch_deadline(Engine::ticks(limits.max_call_time));
+    // The deadline is one tick away and renewed by `Sandbox::on_tick` until the call's time is up,
+    // so an interrupt is noticed within a tick.
+    store.epoch_deadline_callback(|mut ctx| ctx.data_mut().on_tick());
+    store.set_epoch_deadline(1);
     let instance = pre
         .instantiate(&mut store)
         .map_err(|e| describe_failure(&store, &e))?;
@@ -374,7 +378,7 @@ impl GuestInstance {
             .ok_or_else(|| abi(udf, "the call frame lies outside guest memory".into()))?;
         frame_bytes.copy_from_slice(&frame_to_bytes(&frame));
 
-        self.store.set_epoch_deadline(self.call_ticks);
+        self.arm();
         let status = func
             .call(&mut self.store, self.frame)
             .map_err(|e| self.call_failure(udf, e))?;
@@ -428,7 +432,7 @@ impl GuestInstance {
         if self.region.ptr != 0 {
             let Region { ptr, cap } = self.region;
             self.region = Region::default();
-            self.store.set_epoch_deadline(self.call_ticks);
+            self.arm();
             self.free
                 .call(&mut self.store, (ptr, cap, 8))
                 .map_err(|e| self.call_failure(udf, e))?;
@@ -447,7 +451,7 @@ impl GuestInstance {
     }
 
     fn allocate(&mut self, udf: &str, size: u32, align: u32) -> Result<u32, CallError> {
-        self.store.set_epoch_deadline(self.call_ticks);
+        self.arm();
         let ptr = self
             .alloc
             .call(&mut self.store, (size, align))
@@ -472,8 +476,23 @@ impl GuestInstance {
         Ok(ptr)
     }
 
+    /// Gives the next call its full time limit.
+    fn arm(&mut self) {
+        self.store.data_mut().ticks_left = self.call_ticks;
+        self.store.set_epoch_deadline(1);
+    }
+
+    /// Lets `flag` stop this instance: once it is raised, the running call (or the next) fails with
+    /// [`CallError::Cancelled`] within an epoch tick.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.store.data_mut().interrupt = Some(flag);
+    }
+
     fn call_failure(&self, udf: &str, error: wasmtime::Error) -> CallError {
         let udf = udf.to_owned();
+        if self.store.data().interrupted {
+            return CallError::Cancelled { udf };
+        }
         let stderr = stderr_tail(&self.store);
         if self.store.data().memory_limit_hit {
             return CallError::MemoryLimit {

@@ -5,6 +5,7 @@
 //! scripts (and tests) started with port 0 learn the address. Logs go to stderr.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -21,6 +22,14 @@ pub struct SchedulerArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     pub listen: String,
+
+    /// How often workers heartbeat (e.g. 1s, 200ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Silence after which a worker is dropped as dead and the tasks it ran fail.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub worker_timeout: Duration,
 }
 
 pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
@@ -31,7 +40,19 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
         .with_context(|| format!("cannot open the job store in {}", jobs_dir.display()))?;
     let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     runtime()?.block_on(async {
-        let scheduler = Scheduler::new(registry, store, SchedulerConfig::default())?;
+        if args.worker_timeout <= args.heartbeat_interval {
+            anyhow::bail!(
+                "--worker-timeout ({}) must be longer than --heartbeat-interval ({})",
+                humantime::format_duration(args.worker_timeout),
+                humantime::format_duration(args.heartbeat_interval)
+            );
+        }
+        let config = SchedulerConfig {
+            heartbeat_interval: args.heartbeat_interval,
+            worker_timeout: args.worker_timeout,
+            ..SchedulerConfig::default()
+        };
+        let scheduler = Scheduler::new(registry, store, config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;

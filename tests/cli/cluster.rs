@@ -88,6 +88,10 @@ impl Cluster {
                 "scheduler",
                 "--listen",
                 "127.0.0.1:0",
+                "--heartbeat-interval",
+                "200ms",
+                "--worker-timeout",
+                "2s",
                 "--data-dir",
                 path(&data),
             ],
@@ -390,6 +394,14 @@ impl Cluster {
             })
             .collect();
         assert!(unclean.is_empty(), "{}", unclean.join("; "));
+    }
+
+    /// Kills worker `i` with SIGKILL, as a machine dies: no goodbye, no reports.
+    pub fn kill_worker(&mut self, i: usize) -> Worker {
+        let process = &mut self.processes[i + 1];
+        let _ = process.child.kill();
+        process.exit = process.child.wait().ok();
+        self.workers[i].clone()
     }
 
     fn print_logs(&self) {
@@ -872,11 +884,10 @@ fn two_jobs_submitted_at_once_both_finish_exactly() {
 fn cancel_leaves_no_running_tasks_and_no_output() {
     let cluster = Cluster::start(2);
     cluster.register("textkit", weft_examples::TEXTKIT_RUST);
-    // Forty records of BURN_ROUNDS rounds each, one per map task (a split per line): fifteen
-    // seconds or more on four slots if not cancelled, while a task running when the cancel
-    // arrives has one record (1.5 s) to go, well within the polling below even if the worker
-    // only stops it between guest calls.
-    let line = format!("{BURN_ROUNDS:012}\n");
+    // Forty records of BURN_ROUNDS rounds each, one per map task (a split per line), each an
+    // hour of work in one guest call: the running tasks end only because the kill interrupts the
+    // call itself.
+    let line = format!("{BURN_ROUNDS:013}\n");
     let input = cluster.write("burn.txt", line.repeat(40));
     let out = cluster.path("results/out");
     let job = cluster.write(
@@ -959,9 +970,9 @@ fn cancel_leaves_no_running_tasks_and_no_output() {
     );
 }
 
-/// Rounds of `textkit/burn` per record: 1.5 s of one core in wasmtime (about 4 ns a round,
-/// measured on the two-core development machine).
-const BURN_ROUNDS: u64 = 400_000_000;
+/// Rounds of `textkit/burn` per record: about an hour of one core in wasmtime (about 4 ns a
+/// round, measured on the two-core development machine).
+const BURN_ROUNDS: u64 = 1_000_000_000_000;
 
 #[test]
 fn watch_shows_progress_and_exits_with_the_outcome() {
@@ -1056,4 +1067,65 @@ fn logs_show_guest_stderr_of_a_failed_task() {
     // `--wait --json` prints the final status, and only that: one JSON document, even for a job
     // that failed.
     let _ = run.json();
+}
+
+#[test]
+fn a_worker_killed_mid_job_fails_the_job_naming_it_and_leaves_the_cluster() {
+    let mut cluster = Cluster::start(2);
+    cluster.register("textkit", weft_examples::TEXTKIT_RUST);
+    // Four tasks of an hour each (one guest call per task): they are running when the worker dies.
+    let line = format!("{:013}\n", 1_000_000_000_000u64);
+    let input = cluster.write("burn.txt", line.repeat(4));
+    let out = cluster.path("results/out");
+    let job = cluster.write(
+        "burn.toml",
+        format!(
+            "name = \"burn\"\n[input]\npath = {:?}\nsplit_size = {}\n[[step]]\n\
+             map = \"textkit/burn\"\n[output]\npath = {:?}\n",
+            path(&input),
+            line.len(),
+            path(&out)
+        ),
+    );
+    let id = cluster.submit(&job, &[]);
+    wait_until("four tasks running", START_DEADLINE, || {
+        let status = cluster.status(&id);
+        match stages(&status)[0]["tasks_running"].as_u64() {
+            Some(4) => Ok(()),
+            _ => Err(format!("{status:#}")),
+        }
+    });
+    let dead = cluster.kill_worker(0);
+    let watch = cluster.client(&["job", "watch", &id]);
+    assert_eq!(
+        watch.code(),
+        Some(1),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    let status = cluster.status(&id);
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("worker {} at {} was lost", dead.id, dead.url)),
+        "{error}"
+    );
+    assert!(!out.exists());
+    // The dead worker is gone from the cluster; the live one is idle again (its tasks killed).
+    wait_until(
+        "the live worker idle, the dead one gone",
+        HEARTBEAT_DEADLINE,
+        || {
+            let workers = cluster.cluster_workers();
+            let ids: Vec<&str> = workers
+                .iter()
+                .map(|w| w["worker_id"].as_str().unwrap())
+                .collect();
+            if ids != [cluster.workers()[1].id.as_str()] {
+                return Err(format!("{workers:#?}"));
+            }
+            all_idle(&workers)
+        },
+    );
 }

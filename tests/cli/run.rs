@@ -439,7 +439,14 @@ fn without_a_scheduler_job_commands_use_the_data_directory() {
     let job = PathBuf::from(example_job("wordcount"));
     // `job submit` with no scheduler runs the job here and waits.
     let run = weft.ok(&[
-        "--json", "job", "submit", path(&job), "--input", path(&input), "--output", path(&out),
+        "--json",
+        "job",
+        "submit",
+        path(&job),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
     ]);
     let status = run.json();
     assert_eq!(status["state"], "succeeded", "{status}");
@@ -448,7 +455,14 @@ fn without_a_scheduler_job_commands_use_the_data_directory() {
     assert_same_counts(&counts, &word_counts(b"b a b\nc b\n"));
     // `weft run` records its job in the same place.
     let out2 = weft.scratch("out2");
-    weft.ok(&["run", path(&job), "--input", path(&input), "--output", path(&out2)]);
+    weft.ok(&[
+        "run",
+        path(&job),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out2),
+    ]);
     let list = weft.ok(&["--json", "job", "list"]).json();
     let states: Vec<(&str, &str)> = list
         .as_array()

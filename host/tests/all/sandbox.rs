@@ -1,6 +1,8 @@
 //! The sandbox: limits, capture of output, no ambient capabilities, and a hostile guest's broken
 //! ABI promises turned into errors instead of host crashes.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weft_host::{CallError, Records, SandboxLimits};
@@ -27,6 +29,30 @@ fn an_endless_udf_hits_the_time_limit() {
     let e = g.map("spin", &one()).unwrap_err();
     assert!(matches!(e, CallError::TimeLimit { .. }), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_interrupt_stops_a_call_in_the_middle_and_says_it_was_cancelled() {
+    let bytes = guest(
+        "",
+        r#"(func (export "weft_map_spin") (param i32) (result i32) (loop br 0) i32.const 0)"#,
+    );
+    // The time limit is far away: only the interrupt can end the call.
+    let mut g = instantiate(&bytes);
+    let flag = Arc::new(AtomicBool::new(false));
+    g.set_interrupt(flag.clone());
+    let raise = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        flag.store(true, Ordering::Relaxed);
+    });
+    let e = g.map("spin", &one()).unwrap_err();
+    raise.join().unwrap();
+    assert!(matches!(e, CallError::Cancelled { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "UDF `spin` was interrupted: the task was cancelled"
+    );
+    assert!(!e.is_guest_fault(), "a kill is not the guest's fault");
 }
 
 #[test]

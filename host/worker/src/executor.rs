@@ -257,10 +257,14 @@ impl Executor {
         spec: &TaskSpec,
         own_worker: &str,
         remote: RemoteFetch<'_>,
-        cancelled: &AtomicBool,
+        cancelled: &Arc<AtomicBool>,
     ) -> TaskRun {
         let mut pipeline = None;
-        let result = self.run_with(spec, own_worker, remote, cancelled, &mut pipeline);
+        let mut result = self.run_with(spec, own_worker, remote, cancelled, &mut pipeline);
+        // Whatever a killed task failed with (an interrupted call, a half-read block), it was killed.
+        if result.is_err() && cancelled.load(Ordering::Relaxed) {
+            result = Err(TaskError::Cancelled);
+        }
         let output = pipeline
             .map(|p| {
                 let (stdout, stderr) = p.output();
@@ -276,7 +280,7 @@ impl Executor {
         spec: &TaskSpec,
         own_worker: &str,
         remote: RemoteFetch<'_>,
-        cancelled: &AtomicBool,
+        cancelled: &Arc<AtomicBool>,
         slot: &mut Option<Pipeline>,
     ) -> Result<TaskResult, TaskError> {
         let steps = spec.all_steps();
@@ -290,6 +294,7 @@ impl Executor {
             }
         }
         let pipeline = slot.insert(Pipeline::new(&modules, &steps, &spec.limits)?);
+        pipeline.set_interrupt(cancelled);
         let mut result = TaskResult::default();
         let mut sink = match &spec.output {
             TaskOutput::Shuffle {

@@ -2,6 +2,8 @@
 //! each batch in one pass.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow_array::{Array, BinaryArray};
 use weft_host::{CallError, Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind};
@@ -61,6 +63,13 @@ impl Pipeline {
             instances.insert(step.module.clone(), instance);
         }
         Ok(Pipeline { instances })
+    }
+
+    /// Lets `flag` stop every instance of the pipeline, even in the middle of a guest call.
+    pub fn set_interrupt(&mut self, flag: &Arc<AtomicBool>) {
+        for instance in self.instances.values_mut() {
+            instance.set_interrupt(flag.clone());
+        }
     }
 
     fn guest(&mut self, step: &StepRef) -> Result<&mut GuestInstance, TaskError> {

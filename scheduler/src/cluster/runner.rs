@@ -504,11 +504,21 @@ async fn run_tasks(
                     st.tasks_failed += 1;
                 });
                 stop_running(&control, &mut running, outcomes).await;
+                // A kill this job did not ask for: the worker stopped (or another scheduler told
+                // it to); say where, since the task's own message only says it was cancelled.
+                let message = if failure.cancelled {
+                    format!(
+                        "killed on worker {}: {} (the worker is shutting down?)",
+                        outcome.worker_id, failure.message
+                    )
+                } else {
+                    failure.message
+                };
                 return Err(JobError::Task {
                     job: job.plan.job_name.clone(),
                     stage: outcome.id.stage,
                     partition: outcome.id.partition,
-                    message: failure.message,
+                    message,
                     guest_fault: failure.guest_fault,
                 });
             }

@@ -6,5 +6,5 @@ mod cluster;
 mod job;
 mod local;
 mod registry;
-mod remote;
 mod registry_service;
+mod remote;

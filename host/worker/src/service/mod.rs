@@ -100,6 +100,16 @@ impl WorkerHandle {
 
     /// Stops serving and heartbeating, and waits for both to end.
     pub async fn shutdown(self) {
+        // Tasks still running are killed: nobody will take their results any more.
+        for flag in self
+            .state
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.heartbeat.await;

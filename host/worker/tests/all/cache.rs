@@ -28,7 +28,7 @@ fn executor(work: &Path, cache: Option<&Path>, modules: &Arc<Modules>) -> Execut
 /// Runs textkit's `upper` over [`INPUT`] and checks the answer.
 fn run_upper(executor: &Executor, dir: &Path, job: &str, module: &str) -> TaskRun {
     let spec = text_task(dir, job, INPUT, &[(UdfKind::Map, module, "upper")]);
-    let run = executor.run(&spec, "w0", &no_remote, &AtomicBool::new(false));
+    let run = executor.run(&spec, "w0", &no_remote, &Arc::new(AtomicBool::new(false)));
     let result = run.result.as_ref().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(result.records_out, 2);
     assert_eq!(output_values(dir, job), ["HELLO", "WORLD 42"]);
@@ -198,7 +198,7 @@ fn a_module_id_that_is_not_a_hash_never_becomes_a_path() {
         INPUT,
         &[(UdfKind::Map, "blake3:../../etc/passwd", "upper")],
     );
-    let run = executor.run(&spec, "w0", &no_remote, &AtomicBool::new(false));
+    let run = executor.run(&spec, "w0", &no_remote, &Arc::new(AtomicBool::new(false)));
     let error = run.result.unwrap_err().to_string();
     assert!(error.contains("not a blake3 module id"), "{error}");
     assert_eq!(modules.fetches(), 0);

@@ -1,6 +1,7 @@
 //! What guests write to stdout and stderr reaches the task's outcome, on success and on failure,
 //! capped per task, and crosses the wire both ways.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use weft_host::UdfKind;
@@ -65,7 +66,7 @@ fn run(executor: &Executor, spec: &weft_worker::task::TaskSpec) -> TaskRun {
     let no_remote = |_: &BlockLocation| -> Result<Vec<weft_host::Records>, String> {
         Err("no remote blocks".into())
     };
-    executor.run(spec, "w0", &no_remote, &AtomicBool::new(false))
+    executor.run(spec, "w0", &no_remote, &Arc::new(AtomicBool::new(false)))
 }
 
 #[test]

@@ -319,16 +319,13 @@ async fn a_reregister_reply_makes_the_worker_register_again_under_a_new_id() {
     worker.shutdown().await;
 }
 
-/// A task that would run for many seconds: lines of textkit's `burn`, padded so that a batch holds
-/// few of them and the worker checks for a kill often.
+/// A task that would run for about an hour: one record of textkit's `burn` worth 10^12 rounds, so
+/// one guest call. Only a kill that interrupts the call itself ends it in time.
 fn burn_task(dir: &Path, job: &str, textkit: &str) -> TaskSpec {
-    // 64 KiB lines (leading zeros are fine for a decimal), 64 per 4 MiB batch, 2 M rounds each.
-    let line = format!("{:0>65535}\n", 2_000_000);
-    let input = line.repeat(512);
     text_task(
         dir,
         job,
-        input.as_bytes(),
+        b"1000000000000\n",
         &[(UdfKind::Map, textkit, "burn")],
     )
 }
