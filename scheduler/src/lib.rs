@@ -7,10 +7,16 @@
 //!   the same registry in the local data directory.
 //! - [`job`] — job files (TOML): parsing with located errors, resolution of every step against the
 //!   registry, and planning into stages cut at every shuffle, with the input cut into splits.
-//! - [`cluster`] — the scheduler's control service (workers register and report there), the job
-//!   runner that executes a plan on the workers, and [`LocalCluster`]: scheduler and workers in one
-//!   process, on loopback gRPC, for `weft run` and tests.
-//! - [`Tenant`] — who owns a module (and, later, a job). There is one tenant today, `default`, but
+//! - [`jobs`] — jobs as the scheduler keeps them: status (and its JSON contract), submissions,
+//!   guest logs, persisted in sled by [`jobs::JobStore`].
+//! - [`cluster`] — the [`cluster::Scheduler`] (accepts jobs, runs each on the shared worker pool,
+//!   answers status/watch/list/cancel/logs), its control state (workers register, heartbeat and
+//!   report there; slots are accounted there), the server that serves every service on one
+//!   listener ([`cluster::start`]), and [`LocalCluster`]: scheduler and workers in one process, on
+//!   loopback gRPC, for `weft run` and tests.
+//! - [`service`] — the gRPC edges: registry, jobs and cluster services over the domain types.
+//! - [`client`] — typed clients of a remote scheduler, returning the same domain types.
+//! - [`Tenant`] — who owns a module and a job. There is one tenant today, `default`, but
 //!   every key already carries it, so tenancy does not need a data migration.
 
 pub mod client;

@@ -1,6 +1,8 @@
 //! The scheduler as a service, and the in-process cluster `weft run` uses.
 //!
-//! [`LocalCluster`] starts the scheduler's control service and N workers in one process, each on
+//! [`Scheduler`] holds the jobs and the worker pool; [`start`] serves it (registry, jobs, cluster
+//! and worker-control services) on a listener, as `weft scheduler` does.
+//! [`LocalCluster`] starts that server and N workers in one process, each on
 //! its own `127.0.0.1:0` listener, talking the same gRPC protocol a multi-process cluster does:
 //! tasks are launched, reported and killed over `worker.proto`, and shuffle blocks cross between
 //! workers through `FetchShuffleBlock`. Only the processes differ.
