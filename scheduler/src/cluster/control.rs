@@ -230,6 +230,11 @@ impl ControlState {
         dead
     }
 
+    /// Silence after which a worker is dropped.
+    pub fn worker_timeout(&self) -> Duration {
+        self.worker_timeout
+    }
+
     /// How often workers are told to heartbeat; the reaper runs at the same pace.
     pub fn heartbeat_interval(&self) -> Duration {
         self.heartbeat_interval

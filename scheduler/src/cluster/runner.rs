@@ -424,6 +424,8 @@ async fn run_tasks(
     let mut running: HashMap<TaskId, String> = HashMap::new();
     let mut done = 0;
     let control = job.control.clone();
+    // Since when tasks have waited with none running and no worker able to take them.
+    let mut stranded: Option<Instant> = None;
 
     while done < total {
         if job.cancelled() {
@@ -464,6 +466,29 @@ async fn run_tasks(
                         "launching {} on {worker}: {}",
                         spec.id,
                         status.message()
+                    )));
+                }
+            }
+        }
+
+        // Tasks that no worker can take, with nothing running, wait for a worker to (re)join, but
+        // not forever: a job must end rather than hang on a cluster that lost its workers.
+        if running.is_empty() && !pending.is_empty() {
+            let able = control
+                .workers()
+                .iter()
+                .any(|w| score(w, &pending[0], eligible).is_some());
+            if able {
+                stranded = None;
+            } else {
+                let since = *stranded.get_or_insert_with(Instant::now);
+                if since.elapsed() > control.worker_timeout() {
+                    return Err(JobError::Cluster(format!(
+                        "no registered worker could take stage {}'s tasks for {} s ({} worker(s) \
+                         registered; a map task needs one that can read the input)",
+                        pending[0].id.stage,
+                        control.worker_timeout().as_secs(),
+                        control.worker_count()
                     )));
                 }
             }
