@@ -361,11 +361,14 @@ async fn a_worker_that_stops_fails_its_jobs_task_with_a_message_naming_it() {
     let status = client.watch(&id, |_| {}).await.unwrap();
     assert_eq!(status.state, JobState::Failed);
     let error = status.error.unwrap();
-    assert!(
-        error.contains(&format!("worker {worker_id}")) && error.contains("was lost"),
-        "{error}"
-    );
-    assert!(client.workers().await.unwrap().is_empty());
+    // A worker shut down kills its tasks and reports them; one that dies silently is dropped
+    // after the timeout (the process test kills one). Either way the job fails, naming it.
+    assert!(error.contains(&format!("worker {worker_id}")), "{error}");
+    // Stopped, it no longer heartbeats: the scheduler drops it.
+    wait_until("the stopped worker is dropped", async || {
+        client.workers().await.unwrap().is_empty()
+    })
+    .await;
     h.shutdown().await;
 }
 
