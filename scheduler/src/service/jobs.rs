@@ -280,10 +280,10 @@ impl pb::jobs_server::Jobs for JobsService {
                 if tx.send(Ok((&status).into())).await.is_err() || last {
                     break;
                 }
+                // `changed` only fails once the runner is gone and its last status has been seen,
+                // and every status seen was sent above: nothing is left to send. (A runner never
+                // goes without a final status; if one did, the client says the stream ended early.)
                 if rx.changed().await.is_err() {
-                    // The runner is gone: its last status is final; send it unless already sent.
-                    let status = rx.borrow().clone();
-                    let _ = tx.send(Ok((&status).into())).await;
                     break;
                 }
                 // Coalesce bursts of task ends into one snapshot every so often.
