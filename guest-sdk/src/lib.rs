@@ -93,12 +93,36 @@
 //! but keep their memory, so in steady state a batch allocates nothing for its output. A module
 //! instance serves many batches in a row; do not rely on state kept between calls.
 //!
+//! # Native builds
+//! Built for any target but wasm32, each attribute also makes a hidden public constant next to the
+//! function, `__WEFT_NATIVE_<function>` (a [`NativeUdf`](abi::native::NativeUdf)), that runs the
+//! UDF on a batch with the same glue and the same error messages as the wasm export. The host can
+//! load such constants as a module (`weft_host::GuestModule::native`) and run a job with the UDFs
+//! compiled into its own process: that is how Weft measures what the sandbox costs, and tests
+//! that both builds agree. List them with [`native_udfs!`]:
+//!
+//! ```
+//! # mod wordcount {
+//! #     use weft_guest::{flat_map, Emitter};
+//! #     #[flat_map]
+//! #     pub fn split_words(_key: (), line: &[u8], out: &mut Emitter) {
+//! #         line.split(|&b| b == b' ').for_each(|w| out.emit(w, "1"));
+//! #     }
+//! # }
+//! let udfs = weft_guest::native_udfs![wordcount::split_words];
+//! assert_eq!((udfs[0].name, udfs[0].kind), ("split_words", weft_guest::abi::UdfKind::FlatMap));
+//! ```
+//!
+//! Native UDFs are trusted code: no sandbox, no memory or time limit, a panic is the host's. They
+//! are for measurement and testing; the wasm module is the product.
+//!
 //! # Layout
 //! - [`codec`]: [`Decode`], [`Encode`] and the provided formats.
 //! - [`Emitter`] and [`Values`]: the output and the grouped input of the UDFs that need them.
 //! - [`outcome`]: the traits that accept `T` or `Result<T, E>` as a return type.
 //! - [`compile_errors`]: what the attributes refuse, as tests.
-//! - Hidden: the runtime glue the attributes call, and the module-wide exports (wasm32 only).
+//! - Hidden: the runtime glue the attributes call (wasm exports, or native entry points), and the
+//!   module-wide exports (wasm32 only).
 
 // The attributes generate `::weft_guest::...` paths; this lets this crate's own tests use them.
 #[cfg(test)]
@@ -238,6 +262,13 @@ pub use weft_guest_macros::reduce;
 /// assert_eq!(out.to_records(), [(b"k".to_vec(), b"-2,9".to_vec())]);
 /// ```
 pub use weft_guest_macros::group_reduce;
+
+/// The native constants of the named UDFs, as an array `[NativeUdf; N]`:
+/// `native_udfs![my_crate::split_words, my_crate::sum]` is
+/// `[my_crate::__WEFT_NATIVE_split_words, my_crate::__WEFT_NATIVE_sum]`. Name each UDF by the path
+/// of its function (not its `name = "..."`). Native builds only: wasm32 builds have no such
+/// constants. See [Native builds](crate#native-builds).
+pub use weft_guest_macros::native_udfs;
 
 #[doc(hidden)]
 pub mod __private {

@@ -26,8 +26,10 @@ const TRAILER: usize = MAGIC.len() + blake3::OUT_LEN;
 impl GuestModule {
     /// The module as an artifact for [`Engine::load_artifact`].
     pub fn to_artifact(&self) -> Result<Vec<u8>, ArtifactError> {
-        let mut bytes = self
-            .pre
+        let pre = self
+            .wasm()
+            .ok_or_else(|| ArtifactError::Serialize("a native module has no artifact".into()))?;
+        let mut bytes = pre
             .module()
             .serialize()
             .map_err(|e| ArtifactError::Serialize(format!("{e:#}")))?;

@@ -17,16 +17,25 @@ use weft_abi::{Frame, UdfKind};
 use crate::batch::{Groups, Records, binary_array};
 use crate::engine::{Engine, Sandbox, SandboxLimits};
 use crate::error::{CallError, ValidationError};
+use crate::native::{NativeInstance, NativeModule};
 use crate::validate::UdfInfo;
 
 #[cfg(target_endian = "big")]
 compile_error!("weft-host copies Arrow buffers into little-endian wasm memory as they are");
 
-/// A module compiled for this engine, ready to instantiate.
+/// A module compiled for this engine, ready to instantiate. (Or, from [`GuestModule::native`], UDFs
+/// compiled into this process, behind the same API: see the `native` module.)
 #[derive(Clone)]
 pub struct GuestModule {
-    pub(crate) pre: InstancePre<Sandbox>,
+    code: Code,
     udfs: Arc<[UdfInfo]>,
+}
+
+/// What a module's instances run.
+#[derive(Clone)]
+enum Code {
+    Wasm(InstancePre<Sandbox>),
+    Native(NativeModule),
 }
 
 impl std::fmt::Debug for GuestModule {
@@ -120,9 +129,29 @@ fn stderr_tail(store: &Store<Sandbox>) -> String {
 impl GuestModule {
     pub(crate) fn from_parts(pre: InstancePre<Sandbox>, udfs: Vec<UdfInfo>) -> GuestModule {
         GuestModule {
-            pre,
+            code: Code::Wasm(pre),
             udfs: udfs.into(),
         }
+    }
+
+    pub(crate) fn from_native(native: NativeModule, udfs: Vec<UdfInfo>) -> GuestModule {
+        GuestModule {
+            code: Code::Native(native),
+            udfs: udfs.into(),
+        }
+    }
+
+    /// The compiled wasm module, or `None` for a native one.
+    pub(crate) fn wasm(&self) -> Option<&InstancePre<Sandbox>> {
+        match &self.code {
+            Code::Wasm(pre) => Some(pre),
+            Code::Native(_) => None,
+        }
+    }
+
+    /// Whether the module runs natively (built with [`GuestModule::native`]) rather than in wasm.
+    pub fn is_native(&self) -> bool {
+        matches!(self.code, Code::Native(_))
     }
 
     /// The module's UDFs, sorted by name.
@@ -130,10 +159,16 @@ impl GuestModule {
         &self.udfs
     }
 
-    /// Instantiates the module in a fresh sandbox under `limits`.
+    /// Instantiates the module in a fresh sandbox under `limits` (a native module has neither).
     pub fn instantiate(&self, limits: &SandboxLimits) -> Result<GuestInstance, CallError> {
+        let pre = match &self.code {
+            Code::Wasm(pre) => pre,
+            Code::Native(native) => {
+                return Ok(GuestInstance(Instance::Native(native.instantiate())));
+            }
+        };
         let (mut store, instance) =
-            start(self.pre.module().engine(), &self.pre, limits).map_err(CallError::Instantiate)?;
+            start(pre.module().engine(), pre, limits).map_err(CallError::Instantiate)?;
         let fail = |store: &Store<Sandbox>, e: wasmtime::Error| {
             CallError::Instantiate(describe_failure(store, &e))
         };
@@ -164,7 +199,7 @@ impl GuestModule {
                 .map_err(|e| fail(&store, e))?;
             funcs.insert(udf.name.clone(), (udf.kind, func));
         }
-        let mut guest = GuestInstance {
+        let mut guest = WasmInstance {
             store,
             memory,
             alloc,
@@ -178,7 +213,7 @@ impl GuestModule {
         guest.frame = guest
             .allocate("(setup)", weft_abi::FRAME_SIZE, weft_abi::FRAME_ALIGN)
             .map_err(|e| CallError::Instantiate(e.to_string()))?;
-        Ok(guest)
+        Ok(GuestInstance(Instance::Wasm(guest)))
     }
 }
 
@@ -189,9 +224,81 @@ struct Region {
     cap: u32,
 }
 
-/// One live guest: a sandboxed store with the module instantiated. Not shareable across threads at
-/// once; a worker runs one per task.
-pub struct GuestInstance {
+/// One live guest: a sandboxed store with the module instantiated (or a native module's UDFs). Not
+/// shareable across threads at once; a worker runs one per task.
+#[derive(Debug)]
+pub struct GuestInstance(Instance);
+
+#[derive(Debug)]
+enum Instance {
+    Wasm(WasmInstance),
+    Native(NativeInstance),
+}
+
+/// Calls `$method` on the wasm or the native instance.
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match &mut $self.0 {
+            Instance::Wasm(guest) => guest.$method($($arg),*),
+            Instance::Native(guest) => guest.$method($($arg),*),
+        }
+    };
+}
+
+impl GuestInstance {
+    /// Runs a `map` UDF: one output record per input record.
+    pub fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
+        dispatch!(self.map(udf, input))
+    }
+
+    /// Runs a `filter` UDF: which input records to keep.
+    pub fn filter(&mut self, udf: &str, input: &Records) -> Result<BooleanArray, CallError> {
+        dispatch!(self.filter(udf, input))
+    }
+
+    /// Runs a `flat_map` UDF: any number of records out.
+    pub fn flat_map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
+        dispatch!(self.flat_map(udf, input))
+    }
+
+    /// Runs a `reduce` UDF: one combined value per group, in group order.
+    pub fn reduce(&mut self, udf: &str, input: &Groups) -> Result<BinaryArray, CallError> {
+        dispatch!(self.reduce(udf, input))
+    }
+
+    /// Runs a `group_reduce` UDF: any number of records out.
+    pub fn group_reduce(&mut self, udf: &str, input: &Groups) -> Result<Records, CallError> {
+        dispatch!(self.group_reduce(udf, input))
+    }
+
+    /// Everything the guest has written to stdout so far (up to the capture limit); always empty
+    /// for a native module, whose output is the process's own.
+    pub fn stdout(&self) -> Vec<u8> {
+        match &self.0 {
+            Instance::Wasm(guest) => guest.stdout(),
+            Instance::Native(_) => Vec::new(),
+        }
+    }
+
+    /// Everything the guest has written to stderr so far (up to the capture limit); always empty
+    /// for a native module.
+    pub fn stderr(&self) -> Vec<u8> {
+        match &self.0 {
+            Instance::Wasm(guest) => guest.stderr(),
+            Instance::Native(_) => Vec::new(),
+        }
+    }
+
+    /// Lets `flag` stop this instance: once it is raised, the running call (or the next) fails with
+    /// [`CallError::Cancelled`] within an epoch tick. A native call cannot be stopped while it
+    /// runs: the flag fails the next call.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        dispatch!(self.set_interrupt(flag))
+    }
+}
+
+/// A wasm guest: a sandboxed store with the module instantiated.
+struct WasmInstance {
     store: Store<Sandbox>,
     memory: Memory,
     alloc: TypedFunc<(u32, u32), u32>,
@@ -203,9 +310,9 @@ pub struct GuestInstance {
     max_memory_bytes: usize,
 }
 
-impl std::fmt::Debug for GuestInstance {
+impl std::fmt::Debug for WasmInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestInstance")
+        f.debug_struct("WasmInstance")
             .field("udfs", &self.funcs.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -226,7 +333,7 @@ impl Input<'_> {
     }
 }
 
-impl GuestInstance {
+impl WasmInstance {
     /// Runs a `map` UDF: one output record per input record.
     pub fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
         let frame = self.call(udf, UdfKind::Map, Input::Records(input))?;

@@ -13,6 +13,10 @@
 //!   worker that restarts loads it instead of compiling it again; [`Engine::compatibility_hash`]
 //!   says which engines can share them.
 //!
+//! - [`GuestModule::native`] — the same API over UDFs compiled into the host process (the Rust SDK's
+//!   native build), without the sandbox: to measure what the sandbox costs, and to test that both
+//!   builds agree.
+//!
 //! Failures of a call are [`CallError`]s that keep the user's fault (a trap, a guest error message,
 //! a broken ABI promise, a limit) apart from the host's.
 
@@ -21,6 +25,7 @@ mod batch;
 mod engine;
 mod error;
 mod guest;
+mod native;
 mod validate;
 
 pub use batch::{Groups, Records};
@@ -30,4 +35,5 @@ pub use guest::{GuestInstance, GuestModule};
 pub use validate::{
     DEFAULT_MAX_MODULE_BYTES, ModuleInfo, UdfInfo, ValidatedModule, ValidationLimits,
 };
+pub use weft_abi::native::NativeUdf;
 pub use weft_abi::{ABI_VERSION, UdfKind};

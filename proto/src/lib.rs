@@ -10,7 +10,10 @@
 
 /// Version of the scheduler ↔ worker protocol. Bump it on any change of `worker.proto` or
 /// `common.proto` that an older peer could misread; registration refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: shuffle files may be LZ4- or ZSTD-compressed (`ShuffleWrite.compression`), which a worker of
+/// version 2 could not decode.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Generated code of package `weft.v1`.
 #[allow(

@@ -84,6 +84,7 @@ async fn connect(globals: &Globals, workers: usize) -> Result<(JobsClient, Optio
     let config = LocalClusterConfig {
         workers,
         jobs_dir: Some(globals.data_dir.join("jobs")),
+        cache_dir: Some(globals.data_dir.join("cache")),
         ..LocalClusterConfig::default()
     };
     let cluster = LocalCluster::start(registry, &work_dir, config)

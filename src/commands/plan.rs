@@ -184,6 +184,8 @@ enum StageOutputJson<'a> {
     Shuffle {
         partitions: u32,
         combiner: Option<StepJson<'a>>,
+        /// `none`, `lz4` or `zstd`.
+        compression: &'static str,
     },
     Output {
         path: &'a Path,
@@ -259,9 +261,11 @@ impl<'a> From<&'a Stage> for StageJson<'a> {
             StageOutput::Shuffle {
                 partitions,
                 combiner,
+                compression,
             } => StageOutputJson::Shuffle {
                 partitions: *partitions,
                 combiner: combiner.as_ref().map(StepJson::from),
+                compression: compression.name(),
             },
             StageOutput::Output {
                 path,

@@ -52,6 +52,7 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
     let config = LocalClusterConfig {
         workers,
         jobs_dir: Some(globals.data_dir.join("jobs")),
+        cache_dir: Some(globals.data_dir.join("cache")),
         ..LocalClusterConfig::default()
     };
     let work_dir = globals.data_dir.join("work");

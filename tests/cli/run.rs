@@ -107,6 +107,8 @@ group_reduce = "textkit/distinct_sorted"
 [output]
 path = "out"
 partitions = 2
+[shuffle]
+compression = "zstd"
 "#,
             input = path(&input)
         ),
@@ -125,6 +127,7 @@ partitions = 2
         "map textkit@1/upper",
         "group_reduce textkit@1/distinct_sorted",
         "combine with reduce wordcount@1/sum",
+        "→ shuffle: 2 partitions, compression zstd",
     ] {
         assert!(plan.contains(step), "{step:?} not in:\n{plan}");
     }
@@ -139,6 +142,7 @@ partitions = 2
     assert_eq!(stages[0]["steps"][0]["function"], "split_words");
     assert_eq!(stages[0]["output"]["type"], "shuffle");
     assert_eq!(stages[0]["output"]["combiner"]["function"], "sum");
+    assert_eq!(stages[0]["output"]["compression"], "zstd");
     assert_eq!(stages[1]["parents"], serde_json::json!([0]));
     assert_eq!(stages[1]["input"]["type"], "shuffle");
     assert_eq!(stages[1]["input"]["wide_step"]["kind"], "reduce");

@@ -8,6 +8,9 @@
 //!   lines, and no newline at the end.
 //! - [`stocks_csv`] — daily quotes for `examples/stocks`: a header, then
 //!   `symbol,date,open,high,low,close,volume` rows for about 500 symbols.
+//! - [`zipf_words`] — the benchmark corpus: plain lowercase words with Zipf frequencies over a
+//!   100 000-word vocabulary, one space apart, shaped like the Spark peer's `gen.py words`, so every
+//!   word count (Weft, Spark, native) agrees on it; written as a stream, so it can be gigabytes.
 //! - [`parse_size`] — the `20MB` / `64MiB` sizes the `weft-datagen` command line takes.
 //!
 //! Randomness comes from a seeded xorshift generator and all arithmetic on it is in integers (no
@@ -20,9 +23,11 @@
 
 mod corpus;
 mod stocks;
+mod zipf;
 
 pub use corpus::wordcount_corpus;
 pub use stocks::{SYMBOLS, stocks_csv};
+pub use zipf::{ZIPF_VOCABULARY, zipf_words};
 
 /// Parses a size: a whole number with an optional unit, `B`, decimal `KB`, `MB`, `GB` (powers of
 /// 1000) or binary `KiB`, `MiB`, `GiB` (powers of 1024), any case, with an optional space between

@@ -11,6 +11,9 @@
 //! (Arrow variable-size binary layout for keys and values) is described by the frame's `in_*` fields,
 //! and the guest describes its output in the `out_*` fields and returns a status ([`STATUS_OK`] or
 //! [`STATUS_ERROR`] with a message).
+//!
+//! [`native`] describes the same call for UDFs compiled into the host process instead (for
+//! measuring what the sandbox costs, and for tests; not part of the contract a module follows).
 
 #![no_std]
 
@@ -171,6 +174,72 @@ const _: () = {
     assert!(core::mem::offset_of!(Frame, out_keep) == offsets::OUT_KEEP as usize);
     assert!(core::mem::offset_of!(Frame, error_len) == offsets::ERROR_LEN as usize);
 };
+
+/// The same call without wasm: a UDF built into the host process, for measuring what the sandbox
+/// costs and for testing. The views have exactly the layout of the frame's buffers (Arrow binary
+/// arrays with `u32` offsets starting at 0), but they are plain slices of the caller's memory.
+///
+/// A native UDF is trusted code running in the host: it has none of the sandbox's isolation or
+/// limits. The sandboxed module is the product; this exists so that the two can be compared.
+pub mod native {
+    use crate::UdfKind;
+
+    /// A variable-size binary array: item `i` is `data[offsets[i]..offsets[i + 1]]`. `offsets` has
+    /// one entry more than there are items, starting at 0; it may be empty when there are none.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Binary<'a> {
+        pub offsets: &'a [u32],
+        pub data: &'a [u8],
+    }
+
+    impl Binary<'_> {
+        /// The number of items the offsets describe.
+        pub fn count(&self) -> usize {
+            self.offsets.len().saturating_sub(1)
+        }
+    }
+
+    /// What the frame's `in_*` fields describe.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Input<'a> {
+        /// Records (map, filter, flat_map) or groups (reduce, group_reduce).
+        pub count: usize,
+        /// `count` keys.
+        pub keys: Binary<'a>,
+        /// `count` values, or `groups[count]` when grouped.
+        pub values: Binary<'a>,
+        /// Grouped kinds only: `count + 1` value indexes; group `i` has values
+        /// `groups[i]..groups[i + 1]`. Empty for the other kinds.
+        pub groups: &'a [u32],
+    }
+
+    /// What the frame's `out_*` fields describe after a successful call.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Output<'a> {
+        /// Records out (map, flat_map, group_reduce) or values out (reduce); 0 for filter.
+        pub count: usize,
+        /// `count` keys; empty for reduce and filter.
+        pub keys: Binary<'a>,
+        /// `count` values; empty for filter.
+        pub values: Binary<'a>,
+        /// Filter only: one byte per input record, non-zero to keep it.
+        pub keep: &'a [u8],
+    }
+
+    /// One call of a native UDF. The result goes to the callback rather than being returned: the
+    /// output (or the error message) lives in buffers the UDF keeps for the next call, and is valid
+    /// only while the callback runs, so a steady stream of batches allocates nothing for output,
+    /// as with wasm. The callback is called exactly once.
+    pub type NativeCall = fn(&Input<'_>, &mut dyn FnMut(Result<&Output<'_>, &str>));
+
+    /// A UDF compiled into the host process: what the export `weft_<kind>_<name>` is to a module.
+    #[derive(Debug, Clone, Copy)]
+    pub struct NativeUdf {
+        pub kind: UdfKind,
+        pub name: &'static str,
+        pub call: NativeCall,
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,10 @@
 //! - on `wasm32`, an exported function `weft_<kind>_<name>` of type `(frame: i32) -> i32` that
 //!   calls the SDK's entry point with a small closure: decode the parameters, call the function,
 //!   convert what it returned (the per-batch work is ordinary generic code in `weft_guest`);
-//! - elsewhere, the same closure passed to a stand-in with the same trait bounds, never called, so
-//!   a native `cargo check` reports unsupported types just as a wasm build would.
+//! - elsewhere, a hidden public constant `__WEFT_NATIVE_<function>` (a `weft_abi::native::NativeUdf`)
+//!   whose function passes the same closure to the SDK's native entry point, so that a host can run
+//!   the crate's UDFs in-process to measure what the sandbox costs, and a native `cargo check`
+//!   reports unsupported types just as a wasm build would. [`native_udfs!`] lists such constants.
 //!
 //! The macros only check the shape of the function (number of parameters, no `self`, no `async`,
 //! no type parameters) and the attribute arguments. Types are left to the compiler through the
@@ -19,8 +21,10 @@
 //! # Layout
 //! - `args`: the attribute arguments (`name = "..."`).
 //! - `udf`: the kinds, the signature checks and the generated code.
+//! - `native`: [`native_udfs!`].
 
 mod args;
+mod native;
 mod udf;
 
 use proc_macro::TokenStream;
@@ -60,4 +64,11 @@ pub fn reduce(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn group_reduce(attr: TokenStream, item: TokenStream) -> TokenStream {
     udf::expand(Kind::GroupReduce, attr.into(), item.into()).into()
+}
+
+/// `native_udfs![path::to::f, g]`: the native constants of the UDFs `f` and `g` (their
+/// `__WEFT_NATIVE_<function>`), as an array `[NativeUdf; N]`. Native builds only; see `weft_guest`.
+#[proc_macro]
+pub fn native_udfs(input: TokenStream) -> TokenStream {
+    native::expand(input.into()).into()
 }

@@ -6,19 +6,23 @@
 //! function and converts its return value through the traits of [`crate::outcome`]. Everything
 //! else (walking the batch, collecting output, turning failures into the message the host shows)
 //! is ordinary generic code here, so it is unit-tested natively; only the frame access in `wasm.rs`
-//! needs a wasm target.
+//! needs a wasm target. In a native build the same closure goes to the same-named entry point of
+//! `native.rs` instead, behind a `NativeUdf` constant the host can call in-process.
 //!
 //! Failures carry where they happened (key or value, value index in a group) and the drivers add
 //! the record or group index, so a message reads `split_words: value of record 17 is not valid
 //! UTF-8`.
 
 mod input;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
 use std::cell::Cell;
 use std::fmt::{self, Display};
 
+pub use weft_abi::native::{Input as NativeInput, NativeUdf, Output as NativeOutput};
 pub use weft_abi::{Frame, UdfKind};
 
 pub use self::input::{BinaryArray, Group, Groups, Records};
@@ -286,56 +290,9 @@ pub const fn check_export_name(kind: UdfKind, name: &str, export: &str) {
     assert!(at == export.len(), "export name does not match weft-abi");
 }
 
-/// Native stand-ins for the wasm entry points: the same bounds, and nothing to run.
-///
-/// The macros pass the closure they generate to these in a native build, so that `cargo check` and
-/// `cargo test` reject an unsupported parameter or return type exactly as a wasm build would,
-/// instead of the mistake surfacing only when the module is built.
-#[cfg(not(target_arch = "wasm32"))]
-pub mod check {
-    use super::{Emitter, Encode, Failure, Group};
-
-    /// Checks a `map` glue closure.
-    pub fn map<'a, F>(_udf: &str, _f: F)
-    where
-        F: FnMut(&'a [u8], &'a [u8], &mut Emitter) -> Result<(), Failure>,
-    {
-    }
-
-    /// Checks a `flat_map` glue closure.
-    pub fn flat_map<'a, F>(_udf: &str, _f: F)
-    where
-        F: FnMut(&'a [u8], &'a [u8], &mut Emitter) -> Result<(), Failure>,
-    {
-    }
-
-    /// Checks a `filter` glue closure.
-    pub fn filter<'a, F>(_udf: &str, _f: F)
-    where
-        F: FnMut(&'a [u8], &'a [u8]) -> Result<bool, Failure>,
-    {
-    }
-
-    /// Checks a `reduce` glue closure.
-    pub fn reduce<'a, V, F>(_udf: &str, _f: F)
-    where
-        V: Encode,
-        F: FnMut(Group<'a>) -> Result<V, Failure>,
-    {
-    }
-
-    /// Checks a `group_reduce` glue closure.
-    pub fn group_reduce<'a, F>(_udf: &str, _f: F)
-    where
-        F: FnMut(Group<'a>, &mut Emitter) -> Result<(), Failure>,
-    {
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Drivers: one batch in, output buffers filled. `f` is the generated per-record (or per-group)
-// closure. Public (in this hidden module) only so that native builds, which never call them outside
-// tests, do not flag them as dead code.
+// closure. Both `wasm.rs` and `native.rs` call them.
 
 /// `map` and `flat_map`: calls `f` for every record; `f` emits into `out`.
 pub fn run_records<'a, F>(input: &Records<'a>, out: &mut Emitter, mut f: F) -> Result<(), CallError>

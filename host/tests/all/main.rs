@@ -4,6 +4,7 @@
 mod artifact;
 mod fixtures;
 mod kinds;
+mod native;
 mod sandbox;
 mod validation;
 mod wordcount;

@@ -47,6 +47,9 @@ pub enum TaskError {
     /// Reading or writing shuffle data failed.
     #[error("shuffle file {path}: {detail}")]
     Shuffle { path: PathBuf, detail: String },
+    /// Writing or reading a sorted run spilled by a grouper over its memory budget failed.
+    #[error("spilled run {path}: {detail}")]
+    Spill { path: PathBuf, detail: String },
 }
 
 impl TaskError {

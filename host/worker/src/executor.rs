@@ -20,7 +20,7 @@ use weft_io::{PartWriter, SplitReader};
 use crate::task::{
     BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
 };
-use crate::{Grouper, Pipeline, ShuffleWriter, TaskError, read_block};
+use crate::{DEFAULT_GROUP_BUDGET, Grouper, Pipeline, ShuffleWriter, TaskError, read_block_with};
 
 /// Where a worker gets module bytes from: the local registry in embedded mode, the scheduler's
 /// registry service in a cluster. The executor verifies the bytes against the id either way.
@@ -28,8 +28,13 @@ pub trait ModuleSource: Send + Sync + 'static {
     fn fetch(&self, tenant: &str, id: &str) -> Result<Vec<u8>, String>;
 }
 
-/// Fetches one remote shuffle block (the worker service provides it, over gRPC).
-pub type RemoteFetch<'a> = &'a dyn Fn(&BlockLocation) -> Result<Vec<Records>, String>;
+/// Fetches one remote shuffle block (the worker service provides it, over gRPC), handing its
+/// batches to the callback as they are decoded. A fetch failure is a [`TaskError::Fetch`]; an error
+/// of the callback is returned as is.
+pub type RemoteFetch<'a> = &'a dyn Fn(
+    &BlockLocation,
+    &mut dyn FnMut(Records) -> Result<(), TaskError>,
+) -> Result<(), TaskError>;
 
 /// The task runner of one worker.
 pub struct Executor {
@@ -43,6 +48,9 @@ pub struct Executor {
     work_dir: PathBuf,
     /// `CACHE_DIR/compiled/<engine hash>`; `None` keeps compiled modules in memory only.
     artifact_dir: Option<PathBuf>,
+    /// Bytes a task's grouping (map-side combiner, reduce-side tables) may hold before it hands
+    /// partial results on or spills sorted runs to disk.
+    task_memory: usize,
     counters: Counters,
 }
 
@@ -51,6 +59,8 @@ struct Counters {
     compiles: AtomicU64,
     disk_hits: AtomicU64,
     memory_hits: AtomicU64,
+    spills: AtomicU64,
+    spilled_bytes: AtomicU64,
 }
 
 /// Where the executor's modules came from since it started: what a restarted worker saved, and what
@@ -63,6 +73,10 @@ pub struct ExecutorStats {
     pub disk_hits: u64,
     /// Module look-ups served by a module already in memory.
     pub memory_hits: u64,
+    /// Sorted runs reduce tasks wrote to disk because their groups outgrew the task memory.
+    pub spills: u64,
+    /// Bytes of those runs.
+    pub spilled_bytes: u64,
 }
 
 /// How a task run ended, and what its guests wrote meanwhile (empty when the task failed before
@@ -101,6 +115,7 @@ impl Executor {
             loading: Mutex::new(HashMap::new()),
             work_dir: work_dir.to_owned(),
             artifact_dir: None,
+            task_memory: DEFAULT_GROUP_BUDGET,
             counters: Counters::default(),
         }
     }
@@ -116,12 +131,29 @@ impl Executor {
         self
     }
 
-    /// Where modules came from so far.
+    /// Installs `module` under `id`, as if it had been compiled from the registry's bytes: every
+    /// task that names `id` runs it, and the registry is not asked for it. This is how a job runs
+    /// with UDFs compiled natively ([`GuestModule::native`]) in place of the wasm module `id`, to
+    /// measure what the sandbox costs; the caller answers for the module doing what `id` does.
+    pub fn preload(&self, id: &str, module: GuestModule) {
+        lock(&self.compiled).insert(id.to_owned(), module);
+    }
+
+    /// Gives each task `bytes` of memory for grouping (default [`DEFAULT_GROUP_BUDGET`]): a
+    /// worker's memory divided by its slots.
+    pub fn with_task_memory(mut self, bytes: u64) -> Executor {
+        self.task_memory = usize::try_from(bytes).unwrap_or(usize::MAX).max(1);
+        self
+    }
+
+    /// Where modules came from so far, and what tasks spilled.
     pub fn stats(&self) -> ExecutorStats {
         ExecutorStats {
             compiles: self.counters.compiles.load(Ordering::Relaxed),
             disk_hits: self.counters.disk_hits.load(Ordering::Relaxed),
             memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
+            spills: self.counters.spills.load(Ordering::Relaxed),
+            spilled_bytes: self.counters.spilled_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -140,18 +172,30 @@ impl Executor {
         ))
     }
 
+    /// The directory of one reduce task attempt's spilled runs (deleted when the task ends).
+    pub fn spill_dir(&self, task: &TaskId) -> PathBuf {
+        self.work_dir.join("spill").join(&task.job).join(format!(
+            "s{}-p{}-a{}",
+            task.stage, task.partition, task.attempt
+        ))
+    }
+
     /// The file of one shuffle block.
     pub fn block_path(&self, task: &TaskId, partition: u32) -> PathBuf {
         self.shuffle_dir(task)
             .join(format!("part-{partition:05}.arrow"))
     }
 
-    /// Deletes every shuffle file of a job.
+    /// Deletes every shuffle file of a job (and the job's spill directory, whose tasks have
+    /// already deleted their runs).
     pub fn release_job(&self, job: &str) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(self.work_dir.join("shuffle").join(job)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        for area in ["shuffle", "spill"] {
+            match std::fs::remove_dir_all(self.work_dir.join(area).join(job)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     fn in_memory(&self, id: &str) -> Option<GuestModule> {
@@ -300,13 +344,18 @@ impl Executor {
             TaskOutput::Shuffle {
                 partitions,
                 combiner,
+                compression,
             } => {
                 let dir = self.shuffle_dir(&spec.id);
                 std::fs::create_dir_all(&dir).map_err(|e| TaskError::Shuffle {
                     path: dir.clone(),
                     detail: e.to_string(),
                 })?;
-                Sink::Shuffle(ShuffleWriter::new(&dir, *partitions, combiner.clone())?)
+                Sink::Shuffle(
+                    ShuffleWriter::new(&dir, *partitions, combiner.clone())?
+                        .with_compression(*compression)
+                        .with_combine_budget(self.task_memory),
+                )
             }
             TaskOutput::Part {
                 staging_dir,
@@ -334,35 +383,47 @@ impl Executor {
                 }
             }
             TaskInput::Shuffle { wide, blocks } => {
-                let mut grouper = Grouper::new(wide.clone())?;
+                // Blocks stream in batch by batch; the grouper keeps within the task's memory by
+                // spilling sorted runs, deleted when it is dropped (whether the task succeeds or not).
+                let mut grouper = Grouper::new(wide.clone())?
+                    .with_budget(self.task_memory)
+                    .spill_to(&self.spill_dir(&spec.id));
                 for block in blocks {
                     check()?;
-                    let batches = if block.worker_id == own_worker {
-                        read_block(&self.block_path(&block.map_task, block.partition))?
-                    } else {
+                    let local = block.worker_id == own_worker;
+                    if !local {
                         result.remote_fetches += 1;
-                        remote(block).map_err(|detail| TaskError::Fetch {
-                            from: block.worker_address.clone(),
-                            detail,
-                        })?
-                    };
-                    result.bytes_in += block.bytes;
-                    for batch in batches {
-                        result.records_in += batch.len() as u64;
-                        grouper.absorb(pipeline, &batch)?;
                     }
+                    let mut absorb = |batch: Records| -> Result<(), TaskError> {
+                        check()?;
+                        result.records_in += batch.len() as u64;
+                        grouper.absorb(pipeline, &batch)
+                    };
+                    if local {
+                        read_block_with(
+                            &self.block_path(&block.map_task, block.partition),
+                            &mut absorb,
+                        )?;
+                    } else {
+                        remote(block, &mut absorb)?;
+                    }
+                    result.bytes_in += block.bytes;
                 }
                 check()?;
-                // The grouper's output goes through the narrow steps after the wide one.
-                let mut emitted: Vec<Records> = Vec::new();
-                grouper.finish(pipeline, |records| {
-                    emitted.push(records);
-                    Ok(())
-                })?;
-                for records in emitted {
+                // The grouper's output goes through the narrow steps after the wide one as it comes.
+                let finished = grouper.finish_with(pipeline, |pipeline, records| {
                     let out = pipeline.run(&spec.steps, records)?;
-                    sink.write(pipeline, &out)?;
-                }
+                    sink.write(pipeline, &out)
+                });
+                // Counted whether or not the task got through: the disk traffic happened.
+                let spilled = grouper.spill_stats();
+                self.counters
+                    .spills
+                    .fetch_add(spilled.runs, Ordering::Relaxed);
+                self.counters
+                    .spilled_bytes
+                    .fetch_add(spilled.bytes, Ordering::Relaxed);
+                finished?;
             }
         }
         check()?;

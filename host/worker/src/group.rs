@@ -1,50 +1,354 @@
 //! Grouping by key: the reduce side of a shuffle, and the map-side combiner.
 //!
 //! A `reduce` keeps one value per key and folds every new batch into it with one guest call (the
-//! batch's values of a key and the key's running value form one group). A `group_reduce` must see
-//! all values of a key at once, so it collects them and calls the guest at the end, batched.
-//! Both hold their state in memory; spilling sorted runs to disk when over budget is the next step
-//! (the bounded-memory target of the speed issue). Maps use foldhash: keys are short and hashed
-//! once per record, where SipHash cost a tenth of a word count's time; its per-process seed keeps
-//! crafted keys from degrading one task's map predictably.
+//! key's running value followed by the batch's values of that key, in arrival order, form one
+//! group). A `group_reduce` must see all values of a key at once, so it collects them and calls
+//! the guest at the end, batched.
+//!
+//! # Layout
+//! This is the hottest host code of a word count, so the state is flat: key bytes in one arena,
+//! one [`Entry`] per key (its hash, where its key and running value are), a hashbrown
+//! [`HashTable`] of entry indexes, and running values (or, for `group_reduce`, every value) in a
+//! second arena. A record costs one hash and one probe; a table slot holds the key's length and
+//! first 8 bytes (so short keys, most words, are compared without leaving the table) and the
+//! key's group in the current call (so a record never reads its entry, a cache miss on a large
+//! table). Nothing is
+//! allocated per key, nothing is rebuilt per batch: the group arrays handed to the guest are
+//! built in buffers reused from call to call (wrapped as Arrow buffers without copying, and taken
+//! back once the call is over). Hashing is foldhash with a per-process seed: fast on short keys,
+//! and crafted keys cannot degrade a task's table predictably.
+//!
+//! # Memory budget
+//! A grouper accounts for what its tables and arenas hold (their capacities: what the allocator
+//! really gave) against a budget in bytes, checked before each new key (and, for `group_reduce`,
+//! each value) is added:
+//! - with a spill directory ([`Grouper::spill_to`], the reduce side), it then sorts what it holds
+//!   by key, writes it as a sorted run ([`crate::spill`]) and starts afresh; [`Grouper::finish`]
+//!   merges the runs;
+//! - as a map-side combiner ([`Grouper::absorb_partial`]), it hands its partial results on
+//!   instead: the reduce side combines again, so a partial combine is still exact;
+//! - with neither ([`Grouper::absorb`] without a spill directory), it holds everything.
+//!
+//! Outside the budget, a constant: the batch being absorbed, and the group arrays built for one
+//! guest call (about twice the batch's bytes plus 12 bytes a record).
 
-use foldhash::{HashMap, HashMapExt};
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
 
 use arrow_array::BinaryArray;
-use weft_host::{Groups, Records, UdfKind};
+use arrow_buffer::ScalarBuffer;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
+use weft_host::{CallError, Groups, Records, UdfKind};
 
+use crate::spill::{Column, FAN_IN, Merge, SpillDir, SpillStats, binary_array};
 use crate::{BATCH_BYTES, Pipeline, StepRef, TaskError};
+
+/// The memory budget of a grouper not given one, in bytes.
+pub const DEFAULT_GROUP_BUDGET: usize = 256 << 20;
+
+/// One distinct key.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u64,
+    /// The key's bytes: `keys[key_at..key_at + key_len]`.
+    key_at: usize,
+    /// `reduce`: the running value, `values[val_at..val_at + val_len]`, in a slot of `val_cap`
+    /// bytes (0: no value yet), so a value that grows a little is rewritten in place.
+    val_at: usize,
+    key_len: u32,
+    val_len: u32,
+    val_cap: u32,
+}
+
+/// A key's place in the hash table: enough to settle most probes without leaving the table's
+/// memory (the arena and the entries are cold on a large table; a probe that reads them costs
+/// a cache miss or two), and the per-call bookkeeping a record needs.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// The key's first 8 bytes (zero-padded): with `len`, the whole key if it is that short.
+    prefix: u64,
+    len: u32,
+    entry: u32,
+    /// The guest call this key last joined (`Grouper::epoch`), and its group number in that call.
+    stamp: u32,
+    group: u32,
+}
+
+fn prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_le_bytes(bytes)
+}
+
+/// Keys, their entries, and the hash table over them.
+#[derive(Debug, Default)]
+struct Keys {
+    hasher: foldhash::fast::RandomState,
+    table: HashTable<Place>,
+    entries: Vec<Entry>,
+    bytes: Vec<u8>,
+}
+
+impl Keys {
+    fn key(&self, e: usize) -> &[u8] {
+        let entry = &self.entries[e];
+        &self.bytes[entry.key_at..entry.key_at + entry.key_len as usize]
+    }
+
+    fn footprint(&self) -> usize {
+        self.table.allocation_size()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.bytes.capacity()
+    }
+
+    /// The sizes the budget check needs, taken before a probe (which borrows the table).
+    fn sizes(&self) -> Sizes {
+        Sizes {
+            table_len: self.table.len(),
+            table_cap: self.table.capacity(),
+            table_bytes: self.table.allocation_size(),
+            entries_len: self.entries.len(),
+            entries_cap: self.entries.capacity(),
+            bytes_len: self.bytes.len(),
+            bytes_cap: self.bytes.capacity(),
+        }
+    }
+
+    /// Finds `key`, or adds it if `admit` agrees (`admit` is only asked about new keys), with one
+    /// hash and one probe: its place, and whether it is new; `None` if it is new and refused.
+    #[inline]
+    fn probe(
+        &mut self,
+        key: &[u8],
+        admit: impl FnOnce(Sizes) -> bool,
+    ) -> Option<(&mut Place, bool)> {
+        let hash = self.hasher.hash_one(key);
+        let head = prefix(key);
+        let sizes = self.sizes();
+        let Keys {
+            table,
+            entries,
+            bytes,
+            ..
+        } = self;
+        let slot = {
+            let (entries, bytes) = (&*entries, &*bytes);
+            table.entry(
+                hash,
+                |p| {
+                    p.len as usize == key.len()
+                        && p.prefix == head
+                        && (key.len() <= 8 || {
+                            let at = entries[p.entry as usize].key_at;
+                            bytes[at + 8..at + key.len()] == key[8..]
+                        })
+                },
+                |p| entries[p.entry as usize].hash,
+            )
+        };
+        match slot {
+            Slot::Occupied(o) => Some((o.into_mut(), false)),
+            Slot::Vacant(v) => {
+                if !admit(sizes) {
+                    return None;
+                }
+                let e = entries.len() as u32;
+                entries.push(Entry {
+                    hash,
+                    key_at: bytes.len(),
+                    val_at: 0,
+                    key_len: key.len() as u32,
+                    val_len: 0,
+                    val_cap: 0,
+                });
+                bytes.extend_from_slice(key);
+                let place = Place {
+                    prefix: head,
+                    len: key.len() as u32,
+                    entry: e,
+                    stamp: 0,
+                    group: 0,
+                };
+                Some((v.insert(place).into_mut(), true))
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.entries.clear();
+        self.bytes.clear();
+    }
+
+    /// Entry indexes in ascending key order.
+    fn sorted(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.key(a as usize).cmp(self.key(b as usize)));
+        order
+    }
+}
+
+/// What a key table holds, as the budget check needs it.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    table_len: usize,
+    table_cap: usize,
+    table_bytes: usize,
+    entries_len: usize,
+    entries_cap: usize,
+    bytes_len: usize,
+    bytes_cap: usize,
+}
+
+impl Sizes {
+    /// What the key table's footprint becomes if one more key of `len` bytes is added.
+    fn footprint_with(&self, len: usize) -> usize {
+        let table = if self.table_len < self.table_cap {
+            self.table_bytes
+        } else {
+            (self.table_bytes * 2).max(1 << 10)
+        };
+        table
+            + grown(self.entries_len, self.entries_cap, 1) * size_of::<Entry>()
+            + grown(self.bytes_len, self.bytes_cap, len)
+    }
+}
+
+/// The capacity a `Vec` of `len`/`cap` has after `extra` more items are pushed (its growth rule:
+/// double, or exactly what is needed if that is more).
+fn grown(len: usize, cap: usize, extra: usize) -> usize {
+    if len + extra <= cap {
+        cap
+    } else {
+        (cap * 2).max(len + extra).max(8)
+    }
+}
+
+/// The values side of the state.
+#[derive(Debug)]
+enum Values {
+    /// `reduce`: each entry's running value, at the place its entry says. `pending` is room the
+    /// keys added since the last guest call will take once their values come back.
+    Running { arena: Vec<u8>, pending: usize },
+    /// `group_reduce`: every value in arrival order (`ends[i]` is where value `i` ends), and the
+    /// entry each belongs to.
+    Lists {
+        arena: Vec<u8>,
+        ends: Vec<usize>,
+        owner: Vec<u32>,
+    },
+}
+
+impl Values {
+    fn footprint(&self) -> usize {
+        match self {
+            Values::Running { arena, pending } => grown(arena.len(), arena.capacity(), *pending),
+            Values::Lists { arena, ends, owner } => {
+                arena.capacity() + ends.capacity() * 8 + owner.capacity() * 4
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Values::Running { arena, pending } => {
+                arena.clear();
+                *pending = 0;
+            }
+            Values::Lists { arena, ends, owner } => {
+                arena.clear();
+                ends.clear();
+                owner.clear();
+            }
+        }
+    }
+}
+
+/// Buffers of one `reduce` call, kept from call to call.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The group of each record of the call.
+    record_group: Vec<u32>,
+    /// The entry of each group.
+    group_entry: Vec<u32>,
+    /// Per group: values, then (turned into cursors) where its next value goes.
+    counts: Vec<u32>,
+    /// Per group: bytes of values, then where its next value's bytes go.
+    sizes: Vec<usize>,
+    key_offsets: Vec<i32>,
+    key_data: Vec<u8>,
+    value_offsets: Vec<i32>,
+    value_data: Vec<u8>,
+    group_offsets: Vec<u32>,
+}
+
+/// A room for a running value of `len` bytes: a multiple of 8, so a count that gains a digit is
+/// still rewritten in place.
+fn value_room(len: usize) -> usize {
+    (len.max(1) + 7) & !7
+}
 
 /// Groups records by key and runs a wide step over them.
 #[derive(Debug)]
 pub struct Grouper {
     step: StepRef,
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    /// Key → the running reduced value.
-    Reduce(HashMap<Vec<u8>, Vec<u8>>),
-    /// Key → every value seen, in arrival order; `order` keeps keys in first-seen order.
-    GroupReduce {
-        values: HashMap<Vec<u8>, Vec<Vec<u8>>>,
-        order: Vec<Vec<u8>>,
-    },
+    // Boxed: a map task's shuffle writer holds a grouper as its combiner, and is itself held by
+    // value; these are touched once per call, never per record.
+    keys: Box<Keys>,
+    values: Box<Values>,
+    scratch: Box<Scratch>,
+    /// Numbers the guest calls, so an entry knows whether it has a group in the current one.
+    epoch: u32,
+    budget: usize,
+    /// Where sorted runs go when the budget is passed; `None`: never to disk.
+    spill: Option<Box<SpillDir>>,
+    /// Runs written so far, oldest first.
+    runs: Vec<PathBuf>,
 }
 
 impl Grouper {
-    /// A grouper for a `reduce` or `group_reduce` step.
+    /// A grouper for a `reduce` or `group_reduce` step, holding everything in memory (see
+    /// [`Grouper::spill_to`] and [`Grouper::absorb_partial`] for the bounded ways).
     pub fn new(step: StepRef) -> Result<Grouper, TaskError> {
-        let state = match step.kind {
-            UdfKind::Reduce => State::Reduce(HashMap::new()),
-            UdfKind::GroupReduce => State::GroupReduce {
-                values: HashMap::new(),
-                order: Vec::new(),
+        let values = match step.kind {
+            UdfKind::Reduce => Values::Running {
+                arena: Vec::new(),
+                pending: 0,
+            },
+            UdfKind::GroupReduce => Values::Lists {
+                arena: Vec::new(),
+                ends: Vec::new(),
+                owner: Vec::new(),
             },
             other => return Err(TaskError::NotWide(other)),
         };
-        Ok(Grouper { step, state })
+        Ok(Grouper {
+            step,
+            keys: Box::default(),
+            values: Box::new(values),
+            scratch: Box::default(),
+            epoch: 0,
+            budget: DEFAULT_GROUP_BUDGET,
+            spill: None,
+            runs: Vec::new(),
+        })
+    }
+
+    /// Sets the memory budget, in bytes.
+    pub fn with_budget(mut self, bytes: usize) -> Grouper {
+        self.budget = bytes;
+        self
+    }
+
+    /// Spills sorted runs into `dir` whenever the budget is passed. `dir` is created at the first
+    /// spill and deleted, with the runs, when the grouper is dropped or finished.
+    pub fn spill_to(mut self, dir: &Path) -> Grouper {
+        // A merge holds one batch per run, FAN_IN runs at once: together a quarter of the budget.
+        let batch = (self.budget / (4 * FAN_IN)).clamp(1 << 10, BATCH_BYTES);
+        self.spill = Some(Box::new(SpillDir::new(dir, batch)));
+        self
     }
 
     /// The wide step this grouper runs.
@@ -52,143 +356,570 @@ impl Grouper {
         &self.step
     }
 
-    /// Number of distinct keys held.
+    /// Number of distinct keys held in memory.
     pub fn keys(&self) -> usize {
-        match &self.state {
-            State::Reduce(m) => m.len(),
-            State::GroupReduce { values, .. } => values.len(),
-        }
+        self.keys.entries.len()
     }
 
-    /// Takes in a batch of records.
+    /// Bytes the grouper's tables and arenas hold, as accounted against the budget.
+    pub fn footprint(&self) -> usize {
+        self.keys.footprint() + self.values.footprint()
+    }
+
+    /// Runs spilled so far.
+    pub fn spill_stats(&self) -> SpillStats {
+        self.spill.as_ref().map(|s| s.stats).unwrap_or_default()
+    }
+
+    /// Takes in a batch of records. With a spill directory, spills whenever the budget is passed;
+    /// without, holds everything.
     pub fn absorb(&mut self, pipeline: &mut Pipeline, batch: &Records) -> Result<(), TaskError> {
-        if batch.is_empty() {
+        let bounded = self.spill.is_some();
+        self.absorb_with(
+            pipeline,
+            batch,
+            bounded,
+            &mut |g: &mut Grouper, _: &mut Pipeline| g.spill_now(),
+        )
+    }
+
+    /// Takes in a batch of records as a map-side combiner: whenever the budget is passed, hands
+    /// the combined records held so far to `emit` and starts afresh. Only for `reduce`, whose
+    /// partial results the reduce side combines again.
+    pub fn absorb_partial(
+        &mut self,
+        pipeline: &mut Pipeline,
+        batch: &Records,
+        mut emit: impl FnMut(Records) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        if matches!(*self.values, Values::Lists { .. }) {
+            // A group_reduce must see every value of a key at once: it cannot be combined partially.
+            return self.absorb(pipeline, batch);
+        }
+        self.absorb_with(
+            pipeline,
+            batch,
+            true,
+            &mut |g: &mut Grouper, _: &mut Pipeline| {
+                g.emit_running(&mut emit)?;
+                g.clear();
+                Ok(())
+            },
+        )
+    }
+
+    fn absorb_with(
+        &mut self,
+        pipeline: &mut Pipeline,
+        batch: &Records,
+        bounded: bool,
+        overflow: &mut dyn FnMut(&mut Grouper, &mut Pipeline) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let mut start = 0;
+        while start < batch.len() {
+            let end = match *self.values {
+                Values::Running { .. } => self.reduce_prefix(pipeline, batch, start, bounded)?,
+                Values::Lists { .. } => self.collect_prefix(batch, start, bounded),
+            };
+            if end < batch.len() {
+                overflow(self, pipeline)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// `reduce`: folds records `start..` into the running values with one guest call, stopping
+    /// before the first new key the budget has no room for. Returns where it stopped.
+    fn reduce_prefix(
+        &mut self,
+        pipeline: &mut Pipeline,
+        batch: &Records,
+        start: usize,
+        bounded: bool,
+    ) -> Result<usize, TaskError> {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // After 2^32 calls stamps could collide with the current epoch: reset them.
+            for place in self.keys.table.iter_mut() {
+                place.stamp = 0;
+            }
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
+        let budget = self.budget;
+        let keys = batch.keys();
+        let values = batch.values();
+        let s = &mut self.scratch;
+        s.record_group.clear();
+        s.group_entry.clear();
+        s.counts.clear();
+        s.sizes.clear();
+        s.key_offsets.clear();
+        s.key_offsets.push(0);
+        s.key_data.clear();
+        let Values::Running { arena, pending } = &mut *self.values else {
+            return Ok(start);
+        };
+        let mut end = start;
+        while end < batch.len() {
+            let key = keys.value(end);
+            let value = values.value(end);
+            let probe = self.keys.probe(key, |k| {
+                !bounded
+                    || k.entries_len == 0
+                    || k.footprint_with(key.len())
+                        + grown(
+                            arena.len(),
+                            arena.capacity(),
+                            *pending + value_room(value.len()),
+                        )
+                        <= budget
+            });
+            let Some((place, new)) = probe else {
+                break;
+            };
+            if new {
+                *pending += value_room(value.len());
+            }
+            // A record never reads its key's entry: on a large table that is a cache miss, paid
+            // once per group in `call_reduce`'s loop, where the misses overlap.
+            let g = if place.stamp == epoch {
+                place.group as usize
+            } else {
+                place.stamp = epoch;
+                place.group = s.group_entry.len() as u32;
+                s.group_entry.push(place.entry);
+                s.counts.push(0);
+                s.sizes.push(0);
+                // The group's key, from the batch (in cache) rather than from the arena. Its
+                // offset fits: the batch's keys fit Arrow's i32 offsets, and these are some of them.
+                s.key_data.extend_from_slice(key);
+                s.key_offsets.push(s.key_data.len() as i32);
+                s.group_entry.len() - 1
+            };
+            s.record_group.push(g as u32);
+            s.counts[g] += 1;
+            s.sizes[g] += value.len();
+            end += 1;
+        }
+        if end > start {
+            self.call_reduce(pipeline, batch, start, end)?;
+        }
+        Ok(end)
+    }
+
+    /// Lays out the groups gathered by `reduce_prefix`, calls the guest and stores the results.
+    fn call_reduce(
+        &mut self,
+        pipeline: &mut Pipeline,
+        batch: &Records,
+        start: usize,
+        end: usize,
+    ) -> Result<(), TaskError> {
+        let too_big = |what: &str| {
+            self.step.failed(CallError::BadBatch(format!(
+                "the {what} of one reduce call add up to more than 2 GiB"
+            )))
+        };
+        let Values::Running { arena, pending } = &mut *self.values else {
+            return Ok(());
+        };
+        let s = &mut self.scratch;
+        let groups = s.group_entry.len();
+
+        // Running values lead their groups.
+        for (g, &e) in s.group_entry.iter().enumerate() {
+            let entry = &self.keys.entries[e as usize];
+            if entry.val_cap > 0 {
+                s.counts[g] += 1;
+                s.sizes[g] += entry.val_len as usize;
+            }
+        }
+
+        // Group offsets, and each group's first value slot and first byte.
+        s.group_offsets.clear();
+        s.group_offsets.push(0);
+        let (mut slots, mut bytes) = (0u32, 0usize);
+        for g in 0..groups {
+            let (count, size) = (s.counts[g], s.sizes[g]);
+            s.counts[g] = slots;
+            s.sizes[g] = bytes;
+            slots += count;
+            bytes += size;
+            s.group_offsets.push(slots);
+        }
+        if i32::try_from(bytes).is_err() {
+            return Err(too_big("values"));
+        }
+        s.value_offsets.clear();
+        s.value_offsets.resize(slots as usize + 1, 0);
+        s.value_data.clear();
+        s.value_data.resize(bytes, 0);
+
+        // Each group: its running value, then the batch's values in arrival order.
+        for g in 0..groups {
+            let entry = self.keys.entries[s.group_entry[g] as usize];
+            if entry.val_cap > 0 {
+                let value = &arena[entry.val_at..entry.val_at + entry.val_len as usize];
+                let (slot, at) = (s.counts[g] as usize, s.sizes[g]);
+                s.value_data[at..at + value.len()].copy_from_slice(value);
+                s.value_offsets[slot + 1] = (at + value.len()) as i32;
+                s.counts[g] += 1;
+                s.sizes[g] += value.len();
+            }
+        }
+        let values = batch.values();
+        for (i, &g) in (start..end).zip(&s.record_group) {
+            let g = g as usize;
+            let value = values.value(i);
+            let (slot, at) = (s.counts[g] as usize, s.sizes[g]);
+            s.value_data[at..at + value.len()].copy_from_slice(value);
+            s.value_offsets[slot + 1] = (at + value.len()) as i32;
+            s.counts[g] += 1;
+            s.sizes[g] += value.len();
+        }
+
+        // Lend the buffers to Arrow for the call (no copy), and take them back after.
+        let keys = binary_array(
+            std::mem::take(&mut s.key_offsets),
+            std::mem::take(&mut s.key_data),
+        );
+        let vals = binary_array(
+            std::mem::take(&mut s.value_offsets),
+            std::mem::take(&mut s.value_data),
+        );
+        let offsets = ScalarBuffer::from(std::mem::take(&mut s.group_offsets));
+        let call = Groups::new(keys.clone(), offsets.clone(), vals.clone())
+            .map_err(|e| self.step.failed(e))
+            .and_then(|groups| pipeline.reduce(&self.step, &groups));
+        reclaim(keys, &mut s.key_offsets, &mut s.key_data);
+        reclaim(vals, &mut s.value_offsets, &mut s.value_data);
+        if let Ok(v) = offsets.into_inner().into_vec::<u32>() {
+            s.group_offsets = v;
+        }
+        let reduced = call?;
+
+        // Store each group's result as its key's running value.
+        for (g, &e) in s.group_entry.iter().enumerate() {
+            let value = reduced.value(g);
+            let entry = &mut self.keys.entries[e as usize];
+            if value.len() > entry.val_cap as usize {
+                // Outgrown (or first value): a new slot at the end, at least twice the old one so
+                // a steadily growing value moves only a logarithmic number of times.
+                let room = value_room(value.len()).max(2 * entry.val_cap as usize);
+                entry.val_at = arena.len();
+                entry.val_cap = u32::try_from(room).map_err(|_| too_big("values"))?;
+                arena.resize(arena.len() + room, 0);
+            }
+            arena[entry.val_at..entry.val_at + value.len()].copy_from_slice(value);
+            entry.val_len = value.len() as u32;
+        }
+        *pending = 0;
+        Ok(())
+    }
+
+    /// `group_reduce`: collects records `start..`, stopping before the first one the budget has
+    /// no room for. Returns where it stopped.
+    fn collect_prefix(&mut self, batch: &Records, start: usize, bounded: bool) -> usize {
+        let Values::Lists { arena, ends, owner } = &mut *self.values else {
+            return start;
+        };
+        let keys = batch.keys();
+        let values = batch.values();
+        let mut end = start;
+        while end < batch.len() {
+            let key = keys.value(end);
+            let value = values.value(end);
+            if bounded && !ends.is_empty() {
+                // Counted as if the key were new: one key's worth of slack, one check per record.
+                let after = self.keys.sizes().footprint_with(key.len())
+                    + grown(arena.len(), arena.capacity(), value.len())
+                    + grown(ends.len(), ends.capacity(), 1) * 8
+                    + grown(owner.len(), owner.capacity(), 1) * 4;
+                if after > self.budget {
+                    break;
+                }
+            }
+            let Some((place, _)) = self.keys.probe(key, |_| true) else {
+                break;
+            };
+            let e = place.entry;
+            arena.extend_from_slice(value);
+            ends.push(arena.len());
+            owner.push(e);
+            end += 1;
+        }
+        end
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+    }
+
+    /// Sorts what is held by key, writes it as a run and starts afresh.
+    fn spill_now(&mut self) -> Result<(), TaskError> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        if self.keys.entries.is_empty() {
             return Ok(());
         }
-        match &mut self.state {
-            State::Reduce(current) => {
-                // One group per distinct key of the batch, in first-seen order, led by the key's
-                // running value. Groups are laid out by a counting sort over the records' group
-                // numbers: no allocation per key, one guest call per batch.
-                let mut index: HashMap<&[u8], u32> =
-                    HashMap::with_capacity(batch.len().min(1 << 16));
-                let mut order: Vec<&[u8]> = Vec::new();
-                let mut group_of: Vec<u32> = Vec::with_capacity(batch.len());
-                for k in batch.keys().iter() {
-                    let k = k.unwrap_or_default();
-                    let next = order.len() as u32;
-                    let g = *index.entry(k).or_insert_with(|| {
-                        order.push(k);
-                        next
-                    });
-                    group_of.push(g);
+        let mut run = spill.create_run()?;
+        let order = self.keys.sorted();
+        match &*self.values {
+            Values::Running { arena, .. } => {
+                for &e in &order {
+                    let entry = &self.keys.entries[e as usize];
+                    run.push(
+                        self.keys.key(e as usize),
+                        &arena[entry.val_at..entry.val_at + entry.val_len as usize],
+                    )?;
                 }
-                let running: Vec<Option<&[u8]>> = order
-                    .iter()
-                    .map(|k| current.get(*k).map(Vec::as_slice))
-                    .collect();
-                let mut offsets = vec![0u32; order.len() + 1];
-                for (g, r) in running.iter().enumerate() {
-                    offsets[g + 1] += u32::from(r.is_some());
-                }
-                for &g in &group_of {
-                    offsets[g as usize + 1] += 1;
-                }
-                for g in 0..order.len() {
-                    offsets[g + 1] += offsets[g];
-                }
-                let mut cursor = offsets[..order.len()].to_vec();
-                let mut slots: Vec<&[u8]> = vec![&[]; offsets[order.len()] as usize];
-                for (g, r) in running.iter().enumerate() {
-                    if let Some(v) = r {
-                        slots[cursor[g] as usize] = v;
-                        cursor[g] += 1;
+            }
+            Values::Lists { arena, ends, owner } => {
+                let (first, by_entry) = values_by_entry(ends, owner, self.keys.entries.len());
+                for &e in &order {
+                    let e = e as usize;
+                    for &i in &by_entry[first[e] as usize..first[e + 1] as usize] {
+                        run.push(self.keys.key(e), value_at(arena, ends, i as usize))?;
                     }
                 }
-                for (v, &g) in batch.values().iter().zip(&group_of) {
-                    slots[cursor[g as usize] as usize] = v.unwrap_or_default();
-                    cursor[g as usize] += 1;
-                }
-                let groups = Groups::new(
-                    BinaryArray::from_iter_values(order.iter()),
-                    offsets.into(),
-                    BinaryArray::from_iter_values(slots.iter()),
-                )
+            }
+        }
+        let path = spill.finish_run(run)?;
+        self.runs.push(path);
+        self.clear();
+        Ok(())
+    }
+
+    fn records(&self, keys: &mut Column, values: &mut Column) -> Result<Records, TaskError> {
+        Records::new(keys.finish(), values.finish()).map_err(|e| self.step.failed(e))
+    }
+
+    /// `reduce`: hands the running values held to `emit`, as records, first-seen key first.
+    fn emit_running(
+        &self,
+        emit: &mut dyn FnMut(Records) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let Values::Running { arena, .. } = &*self.values else {
+            return Ok(());
+        };
+        let mut keys = Column::default();
+        let mut values = Column::default();
+        for (e, entry) in self.keys.entries.iter().enumerate() {
+            let value = &arena[entry.val_at..entry.val_at + entry.val_len as usize];
+            push_pair(&mut keys, &mut values, self.keys.key(e), value)
                 .map_err(|e| self.step.failed(e))?;
-                drop(running);
-                let reduced = pipeline.reduce(&self.step, &groups)?;
-                for (k, v) in order.into_iter().zip(reduced.iter()) {
-                    let v = v.unwrap_or_default();
-                    match current.get_mut(k) {
-                        Some(slot) => {
-                            slot.clear();
-                            slot.extend_from_slice(v);
-                        }
-                        None => {
-                            current.insert(k.to_vec(), v.to_vec());
-                        }
-                    }
-                }
+            if keys.bytes() + values.bytes() >= BATCH_BYTES {
+                emit(self.records(&mut keys, &mut values)?)?;
             }
-            State::GroupReduce { values, order } => {
-                for (k, v) in batch.iter() {
-                    match values.get_mut(k) {
-                        Some(list) => list.push(v.to_vec()),
-                        None => {
-                            order.push(k.to_vec());
-                            values.insert(k.to_vec(), vec![v.to_vec()]);
-                        }
-                    }
-                }
-            }
+        }
+        if !keys.is_empty() {
+            emit(self.records(&mut keys, &mut values)?)?;
         }
         Ok(())
     }
 
     /// Runs what is left and hands the resulting records to `emit`, in batches of about
-    /// [`BATCH_BYTES`].
+    /// [`BATCH_BYTES`]. Returns the runs spilled on the way (which are deleted by now).
     pub fn finish(
-        self,
+        mut self,
         pipeline: &mut Pipeline,
         mut emit: impl FnMut(Records) -> Result<(), TaskError>,
+    ) -> Result<SpillStats, TaskError> {
+        self.finish_with(pipeline, |_, records| emit(records))
+    }
+
+    /// [`Grouper::finish`], with the pipeline lent back to `emit` (for running the narrow steps
+    /// that follow the wide one as the results come), and the grouper left to its owner, empty,
+    /// so that [`Grouper::spill_stats`] can still be read when finishing failed.
+    pub fn finish_with(
+        &mut self,
+        pipeline: &mut Pipeline,
+        mut emit: impl FnMut(&mut Pipeline, Records) -> Result<(), TaskError>,
+    ) -> Result<SpillStats, TaskError> {
+        if !self.runs.is_empty() {
+            self.spill_now()?;
+            return self.merge_runs(pipeline, &mut emit);
+        }
+        let finished = self.emit_all(pipeline, &mut emit);
+        self.clear();
+        finished?;
+        Ok(self.spill_stats())
+    }
+
+    /// Without runs: hands on every key's result, first-seen key first.
+    fn emit_all(
+        &self,
+        pipeline: &mut Pipeline,
+        emit: &mut dyn FnMut(&mut Pipeline, Records) -> Result<(), TaskError>,
     ) -> Result<(), TaskError> {
-        match self.state {
-            State::Reduce(current) => {
-                let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-                let mut bytes = 0;
-                for (k, v) in current {
-                    bytes += k.len() + v.len();
-                    chunk.push((k, v));
-                    if bytes >= BATCH_BYTES {
-                        emit(Records::from_pairs(chunk.drain(..)))?;
-                        bytes = 0;
-                    }
-                }
-                if !chunk.is_empty() {
-                    emit(Records::from_pairs(chunk))?;
-                }
+        match &*self.values {
+            Values::Running { .. } => {
+                // Running values are final results: no guest call, so `emit` has the pipeline.
+                self.emit_running(&mut |records| emit(pipeline, records))?;
             }
-            State::GroupReduce { mut values, order } => {
-                let mut keys: Vec<Vec<u8>> = Vec::new();
-                let mut lists: Vec<Vec<Vec<u8>>> = Vec::new();
-                let mut bytes = 0;
-                for key in order {
-                    let list = values.remove(&key).unwrap_or_default();
-                    bytes += key.len() + list.iter().map(Vec::len).sum::<usize>();
-                    keys.push(key);
-                    lists.push(list);
-                    if bytes >= BATCH_BYTES {
-                        let groups = Groups::from_groups(keys.drain(..).zip(lists.drain(..)));
-                        emit(pipeline.group_reduce(&self.step, &groups)?)?;
-                        bytes = 0;
+            Values::Lists { arena, ends, owner } => {
+                let (first, by_entry) = values_by_entry(ends, owner, self.keys.entries.len());
+                let mut batch = GroupBatch::default();
+                for e in 0..self.keys.entries.len() {
+                    batch
+                        .start_group(self.keys.key(e))
+                        .map_err(|e| self.step.failed(e))?;
+                    for &i in &by_entry[first[e] as usize..first[e + 1] as usize] {
+                        batch
+                            .push_value(value_at(arena, ends, i as usize))
+                            .map_err(|e| self.step.failed(e))?;
+                    }
+                    if batch.bytes() >= BATCH_BYTES {
+                        batch.call(&self.step, pipeline, emit)?;
                     }
                 }
-                if !keys.is_empty() {
-                    let groups = Groups::from_groups(keys.into_iter().zip(lists));
-                    emit(pipeline.group_reduce(&self.step, &groups)?)?;
-                }
+                batch.call(&self.step, pipeline, emit)?;
             }
         }
         Ok(())
+    }
+
+    /// Merges the runs (all of the grouper's data is in them by now) and runs the step over each
+    /// key's values from every run.
+    ///
+    /// Memory: one batch per run (a quarter of the budget), plus the groups of one guest call,
+    /// flushed at key boundaries once they pass a quarter of the budget — so a single key whose
+    /// values exceed that is held whole: the ABI hands a group to the guest in one call, so the
+    /// bound is the budget plus the largest group.
+    fn merge_runs(
+        &mut self,
+        pipeline: &mut Pipeline,
+        emit: &mut dyn FnMut(&mut Pipeline, Records) -> Result<(), TaskError>,
+    ) -> Result<SpillStats, TaskError> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(SpillStats::default());
+        };
+        let runs = spill.reduce_fan_in(std::mem::take(&mut self.runs))?;
+        let flush_at = (self.budget / 4).clamp(1 << 10, BATCH_BYTES);
+        let mut merge = Merge::open(&runs)?;
+        let mut batch = GroupBatch::default();
+        let step = self.step.clone();
+        loop {
+            let more = merge.next(|key, value| -> Result<(), TaskError> {
+                if batch.last_key() != Some(key) {
+                    if batch.bytes() >= flush_at {
+                        batch.call(&step, pipeline, emit)?;
+                    }
+                    batch.start_group(key).map_err(|e| step.failed(e))?;
+                }
+                batch.push_value(value).map_err(|e| step.failed(e))
+            })?;
+            if more.is_none() {
+                break;
+            }
+        }
+        batch.call(&step, pipeline, emit)?;
+        drop(merge);
+        Ok(self.spill_stats())
+    }
+}
+
+/// Groups being gathered for one guest call.
+#[derive(Debug, Default)]
+struct GroupBatch {
+    keys: Column,
+    values: Column,
+    /// Group `g` owns values `offsets[g]..offsets[g + 1]`; the open group's end is the values'
+    /// count.
+    offsets: Vec<u32>,
+}
+
+impl GroupBatch {
+    fn last_key(&self) -> Option<&[u8]> {
+        self.keys.last()
+    }
+
+    fn bytes(&self) -> usize {
+        self.keys.bytes() + self.values.bytes()
+    }
+
+    fn start_group(&mut self, key: &[u8]) -> Result<(), CallError> {
+        self.keys.push(key).map_err(CallError::BadBatch)?;
+        self.offsets.push(self.values.len() as u32);
+        Ok(())
+    }
+
+    fn push_value(&mut self, value: &[u8]) -> Result<(), CallError> {
+        self.values.push(value).map_err(CallError::BadBatch)
+    }
+
+    /// Calls the step over the gathered groups, hands what comes out to `emit`, and empties.
+    fn call(
+        &mut self,
+        step: &StepRef,
+        pipeline: &mut Pipeline,
+        emit: &mut dyn FnMut(&mut Pipeline, Records) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let mut offsets = std::mem::take(&mut self.offsets);
+        offsets.push(self.values.len() as u32);
+        let keys = self.keys.finish();
+        let groups = Groups::new(keys.clone(), offsets.into(), self.values.finish())
+            .map_err(|e| step.failed(e))?;
+        let out = match step.kind {
+            UdfKind::Reduce => {
+                let reduced: BinaryArray = pipeline.reduce(step, &groups)?;
+                Records::new(keys, reduced).map_err(|e| step.failed(e))?
+            }
+            _ => pipeline.group_reduce(step, &groups)?,
+        };
+        drop(groups);
+        emit(pipeline, out)
+    }
+}
+
+fn push_pair(
+    keys: &mut Column,
+    values: &mut Column,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), CallError> {
+    keys.push(key).map_err(CallError::BadBatch)?;
+    values.push(value).map_err(CallError::BadBatch)
+}
+
+/// `group_reduce`: the values' indexes ordered by entry, arrival order kept (a counting sort), and
+/// where each entry's run of them starts (`first[e]..first[e + 1]`).
+fn values_by_entry(ends: &[usize], owner: &[u32], entries: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut first = vec![0u32; entries + 1];
+    for &e in owner {
+        first[e as usize + 1] += 1;
+    }
+    for e in 0..entries {
+        first[e + 1] += first[e];
+    }
+    let mut cursor = first[..entries].to_vec();
+    let mut by_entry = vec![0u32; ends.len()];
+    for (i, &e) in owner.iter().enumerate() {
+        by_entry[cursor[e as usize] as usize] = i as u32;
+        cursor[e as usize] += 1;
+    }
+    (first, by_entry)
+}
+
+fn value_at<'a>(arena: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &arena[start..ends[i]]
+}
+
+/// Takes back the buffers of an array lent to Arrow, if nothing else holds them any more.
+fn reclaim(array: BinaryArray, offsets: &mut Vec<i32>, data: &mut Vec<u8>) {
+    let (o, d, _) = array.into_parts();
+    if let Ok(v) = o.into_inner().into_inner().into_vec::<i32>() {
+        *offsets = v;
+    }
+    if let Ok(v) = d.into_vec::<u8>() {
+        *data = v;
     }
 }

@@ -7,7 +7,8 @@
 //!   across processes), combines values of equal keys with the consumer's `reduce` when there is
 //!   one, and writes one Arrow IPC file per reduce partition.
 //! - [`Grouper`] — the reduce side: merges shuffle blocks and runs the stage's `reduce` or
-//!   `group_reduce` over whole groups, batched.
+//!   `group_reduce` over whole groups, batched, within a memory budget: over it, it spills sorted
+//!   runs to disk and merges them at the end (`spill`).
 //! - [`RegistryModuleSource`] — a cluster worker's modules: fetched from the scheduler's registry,
 //!   cached on disk by hash.
 //!
@@ -21,14 +22,19 @@ mod pipeline;
 pub mod service;
 mod shuffle;
 mod source;
+mod spill;
 pub mod task;
 
 pub use error::TaskError;
 pub use executor::{Executor, ExecutorStats, ModuleSource, RemoteFetch, TaskRun};
-pub use group::Grouper;
+pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
 pub use pipeline::{Pipeline, StepRef};
-pub use shuffle::{ShuffleBlock, ShuffleWriter, partition_of, read_block, read_block_bytes};
+pub use shuffle::{
+    BlockDecoder, ShuffleBlock, ShuffleWriter, partition_of, read_block, read_block_bytes,
+    read_block_with,
+};
 pub use source::RegistryModuleSource;
+pub use spill::SpillStats;
 
 /// Target size of the batches executors hand to a guest: big enough that the per-call cost vanishes,
 /// small enough to keep a task's memory modest.

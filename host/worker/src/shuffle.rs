@@ -12,11 +12,14 @@ use std::sync::Arc;
 
 use arrow_array::builder::BinaryBuilder;
 use arrow_array::{Array, BinaryArray, RecordBatch};
-use arrow_ipc::reader::FileReader;
-use arrow_ipc::writer::FileWriter;
+use arrow_buffer::Buffer;
+use arrow_ipc::CompressionType;
+use arrow_ipc::reader::{FileReader, StreamDecoder};
+use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use weft_host::Records;
 
+use crate::task::ShuffleCompression;
 use crate::{BATCH_BYTES, Grouper, Pipeline, StepRef, TaskError};
 
 /// The reduce partition of a key.
@@ -66,6 +69,8 @@ pub struct ShuffleWriter {
     /// Map-side combine: values of equal keys are reduced before anything is written, so a word
     /// seen a million times crosses the shuffle once per map task.
     combiner: Option<Grouper>,
+    /// The codec of every file this writer creates; readers learn it from each batch's metadata.
+    compression: ShuffleCompression,
 }
 
 impl ShuffleWriter {
@@ -90,15 +95,44 @@ impl ShuffleWriter {
             schema: schema(),
             parts,
             combiner: combiner.map(Grouper::new).transpose()?,
+            compression: ShuffleCompression::None,
         })
+    }
+
+    /// Compresses the files with `compression` (the default of a new writer is
+    /// [`ShuffleCompression::None`]). Call it before the first [`write`](ShuffleWriter::write).
+    pub fn with_compression(mut self, compression: ShuffleCompression) -> ShuffleWriter {
+        self.compression = compression;
+        self
+    }
+
+    /// Arrow IPC options for `compression`: the codec is applied to each buffer of each batch.
+    fn ipc_options(compression: ShuffleCompression) -> Result<IpcWriteOptions, String> {
+        let codec = match compression {
+            ShuffleCompression::None => None,
+            ShuffleCompression::Lz4 => Some(CompressionType::LZ4_FRAME),
+            ShuffleCompression::Zstd => Some(CompressionType::ZSTD),
+        };
+        IpcWriteOptions::default()
+            .try_with_compression(codec)
+            .map_err(|e| e.to_string())
     }
 
     /// Takes in one batch of the task's output.
     pub fn write(&mut self, pipeline: &mut Pipeline, batch: &Records) -> Result<(), TaskError> {
-        match &mut self.combiner {
-            Some(grouper) => grouper.absorb(pipeline, batch),
-            None => self.route(batch),
-        }
+        let Some(mut grouper) = self.combiner.take() else {
+            return self.route(batch);
+        };
+        // Over its budget the combiner hands its partial sums on: the reduce side combines again.
+        let absorbed = grouper.absorb_partial(pipeline, batch, |records| self.route(&records));
+        self.combiner = Some(grouper);
+        absorbed
+    }
+
+    /// Bounds the map-side combiner's memory to `bytes` (default [`crate::DEFAULT_GROUP_BUDGET`]).
+    pub fn with_combine_budget(mut self, bytes: usize) -> ShuffleWriter {
+        self.combiner = self.combiner.map(|g| g.with_budget(bytes));
+        self
     }
 
     fn route(&mut self, batch: &Records) -> Result<(), TaskError> {
@@ -134,9 +168,14 @@ impl ShuffleWriter {
             RecordBatch::try_new(self.schema.clone(), vec![Arc::new(keys), Arc::new(values)])
                 .map_err(|e| fail(e.to_string()))?;
         if part.writer.is_none() {
+            let options = Self::ipc_options(self.compression).map_err(fail)?;
             let file = File::create(&path).map_err(|e| fail(e.to_string()))?;
-            let writer = FileWriter::try_new(BufWriter::with_capacity(1 << 20, file), &self.schema)
-                .map_err(|e| fail(e.to_string()))?;
+            let writer = FileWriter::try_new_with_options(
+                BufWriter::with_capacity(1 << 20, file),
+                &self.schema,
+                options,
+            )
+            .map_err(|e| fail(e.to_string()))?;
             part.writer = Some(writer);
         }
         if let Some(w) = part.writer.as_mut() {
@@ -177,8 +216,23 @@ impl ShuffleWriter {
     }
 }
 
-/// Reads a shuffle file back as batches of records.
+/// Reads a shuffle file back as batches of records (all of them at once: for tests and small
+/// blocks; a task streams with [`read_block_with`]).
 pub fn read_block(path: &Path) -> Result<Vec<Records>, TaskError> {
+    let mut out = Vec::new();
+    read_block_with(path, |records| {
+        out.push(records);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Reads a shuffle file batch by batch, handing each to `each` as it is read: one batch of the
+/// file is in memory at a time. An error of `each` stops the reading and is returned as is.
+pub fn read_block_with(
+    path: &Path,
+    mut each: impl FnMut(Records) -> Result<(), TaskError>,
+) -> Result<(), TaskError> {
     let fail = |detail: String| TaskError::Shuffle {
         path: path.to_owned(),
         detail,
@@ -186,39 +240,159 @@ pub fn read_block(path: &Path) -> Result<Vec<Records>, TaskError> {
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     let reader =
         FileReader::try_new(BufReader::new(file), None).map_err(|e| fail(e.to_string()))?;
-    let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| fail(e.to_string()))?;
-        let column = |i: usize| -> Result<BinaryArray, TaskError> {
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<BinaryArray>()
-                .cloned()
-                .ok_or_else(|| fail(format!("column {i} is not binary")))
-        };
-        let records = Records::new(column(0)?, column(1)?).map_err(|e| fail(e.to_string()))?;
-        out.push(records);
+        each(batch_records(&batch).map_err(fail)?)?;
     }
+    Ok(())
+}
+
+/// The records of one batch of a shuffle file.
+fn batch_records(batch: &RecordBatch) -> Result<Records, String> {
+    let column = |i: usize| -> Result<BinaryArray, String> {
+        batch
+            .columns()
+            .get(i)
+            .and_then(|c| c.as_any().downcast_ref::<BinaryArray>())
+            .cloned()
+            .ok_or_else(|| format!("column {i} is missing or not binary"))
+    };
+    Records::new(column(0)?, column(1)?).map_err(|e| e.to_string())
+}
+
+/// Reads a shuffle file received over the network, all at once.
+pub fn read_block_bytes(bytes: Vec<u8>) -> Result<Vec<Records>, String> {
+    let mut decoder = BlockDecoder::default();
+    let out = decoder.push(bytes)?;
+    decoder.finish()?;
     Ok(out)
 }
 
-/// Reads a shuffle file received over the network.
-pub fn read_block_bytes(bytes: Vec<u8>) -> Result<Vec<Records>, String> {
-    let reader =
-        FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
-        let column = |i: usize| -> Result<BinaryArray, String> {
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<BinaryArray>()
-                .cloned()
-                .ok_or_else(|| format!("column {i} is not binary"))
-        };
-        out.push(Records::new(column(0)?, column(1)?).map_err(|e| e.to_string())?);
+/// The magic every Arrow IPC file starts with. Zero bytes pad it to the writer's alignment (8 or
+/// 64 bytes), then the first message follows.
+const MAGIC: &[u8] = b"ARROW1";
+/// More padding than any alignment a writer uses: a file with more is not one of ours.
+const MAX_HEAD: usize = 4096;
+
+/// Decodes a shuffle file as its bytes arrive (a peer streams it in frames), batch by batch, so a
+/// reduce task never holds a whole block.
+///
+/// An Arrow IPC file is its magic, then the IPC stream format (schema, batches, an end-of-stream
+/// marker), then a footer that only indexes what came before. Each message of the stream part is
+/// gathered whole here — its length prefix, its flatbuffer header (which gives its body's length)
+/// and its body — and handed to arrow's decoder in one piece; the footer is skipped. Gathering
+/// whole messages keeps the decoder on its plain path whatever the frame boundaries, and makes the
+/// end of the stream ours to see. At most one message and one frame are held at a time.
+#[derive(Debug, Default)]
+pub struct BlockDecoder {
+    decoder: StreamDecoder,
+    /// Bytes received and not yet decoded (the file's head first, then a partial message).
+    pending: Vec<u8>,
+    /// The file's head was checked.
+    started: bool,
+    /// The end-of-stream marker was read: the rest is the footer.
+    ended: bool,
+}
+
+/// The stream format's continuation marker, before each message's length.
+const CONTINUATION: [u8; 4] = [0xFF; 4];
+
+impl BlockDecoder {
+    /// Takes the next bytes of the file, and returns the batches they complete.
+    pub fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<Records>, String> {
+        let mut out = Vec::new();
+        if self.ended {
+            return Ok(out);
+        }
+        if self.pending.is_empty() {
+            self.pending = chunk;
+        } else {
+            self.pending.extend_from_slice(&chunk);
+        }
+        let mut at = 0;
+        if !self.started {
+            if !self
+                .pending
+                .starts_with(&MAGIC[..self.pending.len().min(MAGIC.len())])
+            {
+                return Err("not an Arrow IPC file".into());
+            }
+            let first = self
+                .pending
+                .get(MAGIC.len()..)
+                .and_then(|rest| rest.iter().position(|&b| b != 0).map(|i| MAGIC.len() + i));
+            match first {
+                Some(i) => at = i,
+                None if self.pending.len() > MAX_HEAD => {
+                    return Err("no message after the file's magic".into());
+                }
+                None => return Ok(out),
+            }
+            self.started = true;
+        }
+        while let Some(length) = self.next_message(at)? {
+            if length == 0 {
+                self.ended = true;
+                self.pending = Vec::new();
+                return Ok(out);
+            }
+            let mut message = Buffer::from(&self.pending[at..at + length]);
+            at += length;
+            while !message.is_empty() {
+                if let Some(batch) = self
+                    .decoder
+                    .decode(&mut message)
+                    .map_err(|e| e.to_string())?
+                {
+                    out.push(batch_records(&batch)?);
+                }
+            }
+        }
+        self.pending.drain(..at);
+        Ok(out)
     }
-    Ok(out)
+
+    /// The length of the whole message starting at `at` (prefix, header, body) if it is all
+    /// there; `Some(0)` for the end-of-stream marker.
+    fn next_message(&self, at: usize) -> Result<Option<usize>, String> {
+        let bytes = &self.pending[at..];
+        let word = |i: usize| -> Option<u32> {
+            bytes
+                .get(i..i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        // Each message: the continuation marker, its header's length, its header, its body. (The
+        // pre-1.0 format without the marker is refused: no worker writes it.)
+        let Some(marker) = bytes.get(..4) else {
+            return Ok(None);
+        };
+        if marker != CONTINUATION {
+            return Err("a message without its continuation marker".into());
+        }
+        let Some(meta) = word(4) else {
+            return Ok(None);
+        };
+        let (prefix, meta) = (8, meta as usize);
+        if meta == 0 {
+            return Ok(Some(0));
+        }
+        let Some(header) = bytes.get(prefix..prefix + meta) else {
+            return Ok(None);
+        };
+        let message = arrow_ipc::root_as_message(header)
+            .map_err(|e| format!("a malformed message header: {e}"))?;
+        let body = usize::try_from(message.bodyLength())
+            .map_err(|_| "a message with a negative body length".to_owned())?;
+        let total = prefix + meta + body;
+        Ok((bytes.len() >= total).then_some(total))
+    }
+
+    /// Checks that the file was whole: its stream part ended with its end-of-stream marker.
+    pub fn finish(self) -> Result<(), String> {
+        if self.ended {
+            Ok(())
+        } else {
+            Err("the block ends before its end-of-stream marker (truncated)".into())
+        }
+    }
 }

@@ -290,9 +290,11 @@ async fn run_stages(
             StageOutput::Shuffle {
                 partitions,
                 combiner,
+                compression,
             } => TaskOutput::Shuffle {
                 partitions: *partitions,
                 combiner: combiner.as_ref().map(step_ref),
+                compression: *compression,
             },
             StageOutput::Output { format, .. } => TaskOutput::Part {
                 staging_dir: staging.clone(),

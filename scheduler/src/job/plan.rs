@@ -13,7 +13,9 @@ use weft_abi::UdfKind;
 
 use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
-use super::spec::{InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, format_size};
+use super::spec::{
+    InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, ShuffleCompression, format_size,
+};
 
 pub use weft_io::InputFile;
 /// A byte range of an input file: the unit of work of a task that reads input (weft-io's reader
@@ -65,10 +67,12 @@ pub enum StageOutput {
     /// Hash-partitioned by key for the next stage. `combiner`, set when that stage starts with a
     /// `reduce`, is applied to each task's output before writing: the reduce is associative and
     /// commutative, so reducing early is correct and shrinks the shuffle. A `group_reduce` sees all
-    /// values of a key at once, so it has no combiner.
+    /// values of a key at once, so it has no combiner. `compression` is the job's
+    /// `shuffle.compression`.
     Shuffle {
         partitions: u32,
         combiner: Option<ResolvedStep>,
+        compression: ShuffleCompression,
     },
     /// The job's output: one part file per task.
     Output {
@@ -161,6 +165,7 @@ impl ResolvedJob {
                 Some((next_step, partitions)) => StageOutput::Shuffle {
                     partitions: *partitions,
                     combiner: (next_step.kind == UdfKind::Reduce).then(|| next_step.clone()),
+                    compression: spec.shuffle.compression,
                 },
                 None => StageOutput::Output {
                     path: spec.output.path.clone(),
@@ -237,8 +242,13 @@ impl fmt::Display for Plan {
                 StageOutput::Shuffle {
                     partitions,
                     combiner,
+                    compression,
                 } => {
-                    write!(f, "\n  → shuffle: {}", count(*partitions, "partition"))?;
+                    write!(
+                        f,
+                        "\n  → shuffle: {}, compression {compression}",
+                        count(*partitions, "partition")
+                    )?;
                     if let Some(combiner) = combiner {
                         write!(f, ", combine with {combiner}")?;
                     }

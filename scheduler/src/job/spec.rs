@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 use weft_abi::UdfKind;
+pub use weft_worker::task::ShuffleCompression;
 
 use super::error::{JobFileError, JobFileErrorKind, Location};
 use crate::registry::ModuleRef;
@@ -41,6 +42,7 @@ pub struct JobSpec {
     /// In the order of the file; never empty.
     pub steps: Vec<StepSpec>,
     pub output: OutputSpec,
+    pub shuffle: ShuffleSpec,
     /// The file name given to [`JobSpec::parse`]; every later error about the job starts with it.
     pub origin: PathBuf,
 }
@@ -120,6 +122,13 @@ pub struct OutputSpec {
     pub format: OutputFormat,
     /// Partitions of every shuffle whose step sets none (so, usually, the number of output parts).
     pub partitions: u32,
+}
+
+/// `[shuffle]`: how the job's shuffles are written. The table is optional, and every key in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShuffleSpec {
+    /// The codec of every shuffle file of the job.
+    pub compression: ShuffleCompression,
 }
 
 /// One `[[step]]`, before its module is looked up.
@@ -202,6 +211,7 @@ struct RawJob {
     #[serde(default)]
     step: Option<Spanned<Vec<Spanned<RawStep>>>>,
     output: RawOutput,
+    shuffle: Option<RawShuffle>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +243,12 @@ struct RawOutput {
     path: Spanned<String>,
     format: Option<Spanned<String>>,
     partitions: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShuffle {
+    compression: Option<Spanned<String>>,
 }
 
 /// The text being parsed and its name, for turning spans into located errors.
@@ -278,11 +294,13 @@ impl Parser<'_> {
         let steps = self.steps(raw.step)?;
         let has_wide_step = steps.iter().any(StepSpec::is_wide);
         let output = self.output(raw.output, has_wide_step)?;
+        let shuffle = self.shuffle(raw.shuffle, has_wide_step)?;
         Ok(JobSpec {
             name,
             input,
             steps,
             output,
+            shuffle,
             origin: self.origin.to_owned(),
         })
     }
@@ -541,6 +559,31 @@ impl Parser<'_> {
             format,
             partitions,
         })
+    }
+
+    fn shuffle(
+        &self,
+        raw: Option<RawShuffle>,
+        has_wide_step: bool,
+    ) -> Result<ShuffleSpec, JobFileError> {
+        let Some(raw) = raw.and_then(|r| r.compression) else {
+            return Ok(ShuffleSpec::default());
+        };
+        let field = "shuffle.compression";
+        let compression = match raw.get_ref().parse::<ShuffleCompression>() {
+            Ok(compression) => compression,
+            Err(e) => return Err(self.invalid(Some(raw.span()), field, e.to_string())),
+        };
+        // As with output.partitions: a setting that cannot take effect is a mistake to point out.
+        if !has_wide_step {
+            return Err(self.invalid(
+                Some(raw.span()),
+                field,
+                "has no effect in a job without a reduce or group_reduce step (it has no \
+                 shuffle); remove it",
+            ));
+        }
+        Ok(ShuffleSpec { compression })
     }
 
     /// A non-empty path, made relative to the job file's directory unless absolute.

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use weft_host::{Engine, UdfKind, ValidationLimits};
 use weft_scheduler::job::{
     InputFile, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location, OutputFormat, Plan,
-    PlanError, SplitDesc, StageInput, StageOutput, compute_splits,
+    PlanError, ShuffleCompression, SplitDesc, StageInput, StageOutput, compute_splits,
 };
 use weft_scheduler::{ModuleId, Registry, Tenant};
 
@@ -145,7 +145,7 @@ fn the_wordcount_job_plans_to_two_stages_with_a_combiner() {
         "job wordcount: 2 stages\n\
          stage 0: 3 tasks  input: 3 splits of data/*.txt (text, 64 MiB)\n\
          \x20 flat_map wordcount@1/split_words\n\
-         \x20 → shuffle: 4 partitions, combine with reduce wordcount@1/sum\n\
+         \x20 → shuffle: 4 partitions, compression none, combine with reduce wordcount@1/sum\n\
          stage 1: 4 tasks  input: shuffle of stage 0\n\
          \x20 reduce wordcount@1/sum\n\
          \x20 → output: out/wordcount (text, 4 parts)"
@@ -175,6 +175,7 @@ fn the_wordcount_job_plans_to_two_stages_with_a_combiner() {
     let StageOutput::Shuffle {
         partitions: 4,
         combiner: Some(combiner),
+        compression: ShuffleCompression::None,
     } = &s0.output
     else {
         panic!("{s0:?}")
@@ -234,12 +235,12 @@ partitions = 3
         "job two-shuffles: 3 stages\n\
          stage 0: 3 tasks  input: 3 splits of in.txt (csv without header delimited by ';', 1000 B)\n\
          \x20 flat_map wordcount@1/split_words\n\
-         \x20 → shuffle: 8 partitions, combine with reduce wordcount@1/sum\n\
+         \x20 → shuffle: 8 partitions, compression none, combine with reduce wordcount@1/sum\n\
          stage 1: 8 tasks  input: shuffle of stage 0\n\
          \x20 reduce wordcount@1/sum\n\
          \x20 map textkit@1/upper\n\
          \x20 filter textkit@1/non_empty\n\
-         \x20 → shuffle: 3 partitions\n\
+         \x20 → shuffle: 3 partitions, compression none\n\
          stage 2: 3 tasks  input: shuffle of stage 1\n\
          \x20 group_reduce textkit@1/distinct_sorted\n\
          \x20 → output: out (jsonl, 3 parts)"
@@ -288,7 +289,8 @@ partitions = 3
         s1.output,
         StageOutput::Shuffle {
             partitions: 3,
-            combiner: None
+            combiner: None,
+            compression: ShuffleCompression::None,
         }
     );
     let StageInput::Shuffle {
@@ -342,7 +344,7 @@ path = "out"
     assert_eq!(s0.tasks, 3);
     // output.partitions defaults to 1: one reduce task, one output file.
     assert!(
-        matches!(&s0.output, StageOutput::Shuffle { partitions: 1, combiner: Some(c) } if c.function == "sum")
+        matches!(&s0.output, StageOutput::Shuffle { partitions: 1, combiner: Some(c), .. } if c.function == "sum")
     );
     assert_eq!((s1.tasks, s1.steps.len()), (1, 0));
     assert!(matches!(
@@ -370,7 +372,7 @@ partitions = 2
         plan(text, &[("in", 10)]).to_string(),
         "job just-sum: 2 stages\n\
          stage 0: 1 task  input: 1 split of in (text, 64 MiB)\n\
-         \x20 → shuffle: 2 partitions, combine with reduce wordcount@1/sum\n\
+         \x20 → shuffle: 2 partitions, compression none, combine with reduce wordcount@1/sum\n\
          stage 1: 2 tasks  input: shuffle of stage 0\n\
          \x20 reduce wordcount@1/sum\n\
          \x20 → output: out (text, 2 parts)"
@@ -749,4 +751,112 @@ fn a_function_of_another_kind_is_refused() {
         err.to_string(),
         "job.toml:12:10: step 2: reduce \"wordcount/split_words\" names a flat_map function"
     );
+}
+
+/// A job with a reduce and then `shuffle`, the text after a `[shuffle]` header.
+fn with_shuffle(shuffle: &str) -> String {
+    format!(
+        "name = \"j\"\ninput.path = \"in\"\n[[step]]\nreduce = \"m/f\"\n[output]\npath = \"o\"\n\
+         [shuffle]\n{shuffle}\n"
+    )
+}
+
+#[test]
+fn shuffle_compression_parses_each_codec_and_defaults() {
+    for (name, codec) in [
+        ("none", ShuffleCompression::None),
+        ("lz4", ShuffleCompression::Lz4),
+        ("zstd", ShuffleCompression::Zstd),
+    ] {
+        let spec = parse(&with_shuffle(&format!("compression = \"{name}\"")));
+        assert_eq!(spec.shuffle.compression, codec);
+        assert_eq!(codec.to_string(), name);
+        assert_eq!(name.parse::<ShuffleCompression>(), Ok(codec));
+    }
+    // Without the key, or without the table, the default applies.
+    let default = ShuffleCompression::default();
+    assert_eq!(parse(&with_shuffle("")).shuffle.compression, default);
+    assert_eq!(
+        parse(&with_step("reduce = \"m/f\"")).shuffle.compression,
+        default
+    );
+}
+
+#[test]
+fn shuffle_compression_is_checked() {
+    let err = parse_error(&with_shuffle("compression = \"gzip\""));
+    assert_eq!(
+        err,
+        "job.toml:8:15: shuffle.compression: unknown shuffle compression \"gzip\" (expected none, \
+         lz4 or zstd)"
+    );
+    // Names are exact: job files spell them one way.
+    let err = parse_error(&with_shuffle("compression = \"LZ4\""));
+    assert!(
+        err.starts_with("job.toml:8:15: shuffle.compression: unknown shuffle compression \"LZ4\""),
+        "{err}"
+    );
+    let err = parse_error(&with_shuffle("compression = true"));
+    assert!(
+        err.starts_with("job.toml:8:15: invalid type: boolean `true`, expected a string"),
+        "{err}"
+    );
+    let err = parse_error(&with_shuffle("compression = \"lz4\"\nlevel = 3"));
+    assert!(
+        err.starts_with("job.toml:9:1: unknown field `level`"),
+        "{err}"
+    );
+    // A job without a reduce or group_reduce has no shuffle to compress.
+    let err = parse_error(&format!(
+        "{}[shuffle]\ncompression = \"zstd\"\n",
+        with_step("map = \"m/f\"")
+    ));
+    assert!(
+        err.starts_with(
+            "job.toml:11:15: shuffle.compression: has no effect in a job without a reduce"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn shuffle_compression_is_recorded_on_every_shuffle_of_the_plan() {
+    let text = r#"
+name = "squeezed"
+input.path = "in"
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+[[step]]
+group_reduce = "textkit/distinct_sorted"
+[output]
+path = "out"
+partitions = 2
+[shuffle]
+compression = "zstd"
+"#;
+    let plan = plan(text, &[("in", 10)]);
+    assert_eq!(
+        plan.to_string(),
+        "job squeezed: 3 stages\n\
+         stage 0: 1 task  input: 1 split of in (text, 64 MiB)\n\
+         \x20 flat_map wordcount@1/split_words\n\
+         \x20 → shuffle: 2 partitions, compression zstd, combine with reduce wordcount@1/sum\n\
+         stage 1: 2 tasks  input: shuffle of stage 0\n\
+         \x20 reduce wordcount@1/sum\n\
+         \x20 → shuffle: 2 partitions, compression zstd\n\
+         stage 2: 2 tasks  input: shuffle of stage 1\n\
+         \x20 group_reduce textkit@1/distinct_sorted\n\
+         \x20 → output: out (text, 2 parts)"
+    );
+    let codecs: Vec<ShuffleCompression> = plan
+        .stages
+        .iter()
+        .filter_map(|s| match s.output {
+            StageOutput::Shuffle { compression, .. } => Some(compression),
+            StageOutput::Output { .. } => None,
+        })
+        .collect();
+    assert_eq!(codecs, [ShuffleCompression::Zstd; 2]);
 }

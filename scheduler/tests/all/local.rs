@@ -403,7 +403,8 @@ async fn group_reduce_builds_an_inverted_index() {
             &plan.stages[0].output,
             StageOutput::Shuffle {
                 combiner: None,
-                partitions: 4
+                partitions: 4,
+                ..
             }
         ),
         "{plan}"
@@ -445,5 +446,50 @@ async fn shuffle_blocks_cross_workers() {
         &word_counts(&corpus.bytes),
         "cross",
     );
+    cluster.shutdown().await;
+}
+
+/// Word count with each shuffle codec: the exact counts every time, so the codec travelled from the
+/// job file through the plan and the protocol to the writing workers, and blocks fetched from the
+/// other worker decode too; and the compressed shuffles are smaller, so the files were compressed.
+#[tokio::test(flavor = "multi_thread")]
+async fn wordcount_is_exact_with_each_shuffle_compression() {
+    let corpus = small_corpus();
+    let want = word_counts(&corpus.bytes);
+    let (_work, cluster) = start().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut shuffled = Vec::new();
+    for codec in ["none", "lz4", "zstd"] {
+        let output = out.path().join(codec);
+        let text = format!(
+            "{}[shuffle]\ncompression = \"{codec}\"\n",
+            job_text(
+                "wordcount",
+                &corpus.path,
+                corpus.size().div_ceil(3),
+                WORDCOUNT_STEPS,
+                &output,
+                3,
+            )
+        );
+        let plan = plan(&text, &corpus.path);
+        let StageOutput::Shuffle { compression, .. } = &plan.stages[0].output else {
+            panic!("{plan}")
+        };
+        assert_eq!(compression.name(), codec);
+        let report = run(&cluster, &plan).await;
+        assert_same(&counts_of(read_output(&output, 3)), &want, codec);
+        let [map, reduce] = &report.stages[..] else {
+            panic!("{codec}: {report:?}");
+        };
+        assert!(reduce.remote_fetches > 0, "{codec}: {report:?}");
+        // What the reducers read is what the mappers wrote.
+        assert_eq!(map.bytes_out, reduce.bytes_in, "{codec}");
+        shuffled.push(map.bytes_out);
+    }
+    let [none, lz4, zstd] = shuffled[..] else {
+        unreachable!()
+    };
+    assert!(lz4 < none && zstd < none, "shuffle bytes: {shuffled:?}");
     cluster.shutdown().await;
 }

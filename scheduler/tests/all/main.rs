@@ -5,6 +5,7 @@
 mod cluster;
 mod job;
 mod local;
+mod native;
 mod registry;
 mod registry_service;
 mod remote;

@@ -10,7 +10,8 @@ use weft_proto::v1 as pb;
 
 use crate::StepRef;
 use crate::task::{
-    BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
+    BlockLocation, GuestOutput, ShuffleCompression, TaskId, TaskInput, TaskOutput, TaskResult,
+    TaskSpec,
 };
 
 /// A message that cannot be turned into a domain value.
@@ -46,6 +47,31 @@ pub fn kind_from_pb(kind: i32) -> Result<UdfKind, ConvertError> {
         Ok(pb::UdfKind::Reduce) => Ok(UdfKind::Reduce),
         Ok(pb::UdfKind::GroupReduce) => Ok(UdfKind::GroupReduce),
         _ => Err(bad("Step", format!("unknown UDF kind {kind}"))),
+    }
+}
+
+impl From<ShuffleCompression> for pb::ShuffleCompression {
+    fn from(c: ShuffleCompression) -> pb::ShuffleCompression {
+        match c {
+            ShuffleCompression::None => pb::ShuffleCompression::None,
+            ShuffleCompression::Lz4 => pb::ShuffleCompression::Lz4,
+            ShuffleCompression::Zstd => pb::ShuffleCompression::Zstd,
+        }
+    }
+}
+
+/// `UNSPECIFIED` is what a scheduler that predates the field sends; it expects plain files.
+fn compression_from_pb(compression: i32) -> Result<ShuffleCompression, ConvertError> {
+    match pb::ShuffleCompression::try_from(compression) {
+        Ok(pb::ShuffleCompression::Unspecified | pb::ShuffleCompression::None) => {
+            Ok(ShuffleCompression::None)
+        }
+        Ok(pb::ShuffleCompression::Lz4) => Ok(ShuffleCompression::Lz4),
+        Ok(pb::ShuffleCompression::Zstd) => Ok(ShuffleCompression::Zstd),
+        Err(_) => Err(bad(
+            "ShuffleWrite",
+            format!("unknown shuffle compression {compression}"),
+        )),
     }
 }
 
@@ -171,9 +197,11 @@ impl From<&TaskSpec> for pb::TaskDefinition {
             TaskOutput::Shuffle {
                 partitions,
                 combiner,
+                compression,
             } => pb::task_output::Sink::Shuffle(pb::ShuffleWrite {
                 partitions: *partitions,
                 combine: combiner.as_ref().map(Into::into),
+                compression: pb::ShuffleCompression::from(*compression) as i32,
             }),
             TaskOutput::Part {
                 staging_dir,
@@ -243,6 +271,7 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
             pb::task_output::Sink::Shuffle(s) => TaskOutput::Shuffle {
                 partitions: s.partitions.max(1),
                 combiner: s.combine.map(TryInto::try_into).transpose()?,
+                compression: compression_from_pb(s.compression)?,
             },
             pb::task_output::Sink::Part(p) => TaskOutput::Part {
                 staging_dir: PathBuf::from(p.staging_dir),

@@ -19,13 +19,13 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
-use weft_host::{Engine, Records};
+use weft_host::{Engine, GuestModule, Records};
 use weft_proto::v1 as pb;
 use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
 
 use crate::task::{BlockLocation, TaskId, TaskSpec};
-use crate::{Executor, ExecutorStats, ModuleSource, TaskError, read_block_bytes};
+use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, TaskError};
 use convert::{TaskFailure, TaskOutcome};
 
 /// The heartbeat interval when the scheduler's registration reply leaves it at 0.
@@ -53,6 +53,9 @@ pub struct WorkerConfig {
     /// Where compiled modules are kept across restarts (`cache_dir/compiled/<engine hash>/`);
     /// `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Modules installed before any task, by module id, in place of what the registry holds under
+    /// that id (see [`Executor::preload`]): e.g. UDFs compiled natively, to measure the sandbox.
+    pub preloaded: Vec<(String, GuestModule)>,
 }
 
 /// Why a worker could not start.
@@ -161,8 +164,15 @@ pub async fn start(
         },
     };
     let mut executor = Executor::new(engine, source, &config.work_dir);
+    if config.memory_bytes > 0 {
+        // Each slot's task gets an equal share of the worker's memory for its grouping.
+        executor = executor.with_task_memory(config.memory_bytes / u64::from(registration.slots));
+    }
     if let Some(dir) = &config.cache_dir {
         executor = executor.with_cache_dir(dir);
+    }
+    for (id, module) in &config.preloaded {
+        executor.preload(id, module.clone());
     }
     let scheduler = SchedulerControlClient::connect(config.scheduler.clone())
         .await
@@ -338,8 +348,10 @@ impl State {
 
     /// Runs a task on this thread and reports its outcome.
     fn run_and_report(self: &Arc<State>, spec: TaskSpec, cancelled: Arc<AtomicBool>) {
-        let remote = |block: &BlockLocation| -> Result<Vec<Records>, String> {
-            self.runtime.block_on(self.fetch(block))
+        let remote = |block: &BlockLocation,
+                      each: &mut dyn FnMut(Records) -> Result<(), TaskError>|
+         -> Result<(), TaskError> {
+            self.runtime.block_on(self.fetch(block, each))
         };
         let run = self
             .executor
@@ -373,7 +385,17 @@ impl State {
             .block_on(async move { scheduler.report_task(status).await });
     }
 
-    async fn fetch(&self, block: &BlockLocation) -> Result<Vec<Records>, String> {
+    /// Streams a block from the worker that holds it, decoding batches as frames arrive and
+    /// handing each to `each`: a block is never held whole.
+    async fn fetch(
+        &self,
+        block: &BlockLocation,
+        each: &mut dyn FnMut(Records) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let fail = |detail: String| TaskError::Fetch {
+            from: block.worker_address.clone(),
+            detail,
+        };
         let client = {
             let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
             peers.get(&block.worker_address).cloned()
@@ -383,7 +405,7 @@ impl State {
             None => {
                 let c = WorkerClient::connect(block.worker_address.clone())
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| fail(e.to_string()))?
                     .max_decoding_message_size(64 << 20);
                 self.peers
                     .lock()
@@ -398,13 +420,19 @@ impl State {
                 reduce_partition: block.partition,
             })
             .await
-            .map_err(|s| s.message().to_owned())?
+            .map_err(|s| fail(s.message().to_owned()))?
             .into_inner();
-        let mut bytes = Vec::with_capacity(block.bytes as usize);
-        while let Some(frame) = stream.message().await.map_err(|s| s.message().to_owned())? {
-            bytes.extend_from_slice(&frame.arrow_ipc);
+        let mut decoder = BlockDecoder::default();
+        while let Some(frame) = stream
+            .message()
+            .await
+            .map_err(|s| fail(s.message().to_owned()))?
+        {
+            for records in decoder.push(frame.arrow_ipc).map_err(fail)? {
+                each(records)?;
+            }
         }
-        read_block_bytes(bytes)
+        decoder.finish().map_err(fail)
     }
 }
 

@@ -7,14 +7,19 @@ use std::sync::atomic::AtomicBool;
 
 use weft_host::UdfKind;
 use weft_worker::task::BlockLocation;
-use weft_worker::{Executor, ExecutorStats, TaskRun};
+use weft_worker::{Executor, ExecutorStats, TaskError, TaskRun};
 
 use crate::{Modules, engine, output_values, text_task, textkit};
 
 const INPUT: &[u8] = b"hello\nWorld 42\n";
 
-fn no_remote(_: &BlockLocation) -> Result<Vec<weft_host::Records>, String> {
-    Err("no remote blocks in these tests".into())
+fn no_remote(
+    _: &BlockLocation,
+    _: &mut dyn FnMut(weft_host::Records) -> Result<(), TaskError>,
+) -> Result<(), TaskError> {
+    Err(TaskError::MissingModule(
+        "no remote blocks in these tests".into(),
+    ))
 }
 
 fn executor(work: &Path, cache: Option<&Path>, modules: &Arc<Modules>) -> Executor {
@@ -49,6 +54,7 @@ fn stats(compiles: u64, disk_hits: u64, memory_hits: u64) -> ExecutorStats {
         compiles,
         disk_hits,
         memory_hits,
+        ..ExecutorStats::default()
     }
 }
 

@@ -6,6 +6,7 @@ mod cache;
 mod output;
 mod service;
 mod shuffle;
+mod spill;
 
 use std::collections::HashMap;
 use std::path::Path;

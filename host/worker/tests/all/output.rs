@@ -63,8 +63,10 @@ fn logging_guest() -> Vec<u8> {
 }
 
 fn run(executor: &Executor, spec: &weft_worker::task::TaskSpec) -> TaskRun {
-    let no_remote = |_: &BlockLocation| -> Result<Vec<weft_host::Records>, String> {
-        Err("no remote blocks".into())
+    let no_remote = |_: &BlockLocation,
+                     _: &mut dyn FnMut(weft_host::Records) -> Result<(), TaskError>|
+     -> Result<(), TaskError> {
+        Err(TaskError::MissingModule("no remote blocks".into()))
     };
     executor.run(spec, "w0", &no_remote, &Arc::new(AtomicBool::new(false)))
 }

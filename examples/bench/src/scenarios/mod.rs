@@ -1,0 +1,8 @@
+//! One module per scenario; each runs its contenders, checks their outputs and adds its rows and
+//! targets to the report.
+
+pub mod fixed;
+pub mod memory;
+pub mod shuffle;
+pub mod wasm_cost;
+pub mod wordcount;

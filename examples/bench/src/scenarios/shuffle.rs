@@ -1,0 +1,235 @@
+//! Shuffle throughput across processes (target 5): a map task's shuffle file, as word-count map
+//! output without a combiner (`word → 1`, the worst case for a shuffle), is planted in the work
+//! directory of a `weft worker` process and fetched by this process with `FetchShuffleBlock` over
+//! loopback gRPC and decoded, as a reduce task on another worker does — once per codec. The yardstick
+//! is a raw copy of the same (uncompressed) bytes over a plain loopback TCP socket from a child
+//! process to this one.
+//!
+//! Throughput is stated in MB/s of *uncompressed* Arrow IPC delivered and decoded, so codecs compare
+//! on what the reduce side receives; the wire bytes are shown beside.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use weft_host::{Engine, Records, SandboxLimits};
+use weft_proto::v1 as pb;
+use weft_worker::task::{ShuffleCompression, TaskId};
+use weft_worker::{Executor, ModuleSource, Pipeline, ShuffleWriter, read_block_bytes};
+
+use crate::measure::{median, secs};
+use crate::procs::Proc;
+use crate::report::Report;
+use crate::{Env, input};
+
+/// Text whose word records make the shuffle file (about 2.2 bytes of IPC per byte of text).
+const TEXT_BYTES: u64 = 64_000_000;
+
+pub fn run(env: &Env, report: &mut Report) -> Result<()> {
+    let text = input(env, "shuffle_words.txt", |path| {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        weft_datagen::zipf_words(TEXT_BYTES, 5, &mut file)?;
+        Ok(file.flush()?)
+    })?;
+    let records = word_records(&text)?;
+    let count: usize = records.iter().map(Records::len).sum();
+
+    let home = env.work.join("shuffle-home");
+    let _ = std::fs::remove_dir_all(&home);
+    let scheduler = Proc::start(env, &home, &["scheduler", "--listen", "127.0.0.1:0"])?;
+    let worker = Proc::start(
+        env,
+        &home,
+        &[
+            "worker",
+            "--scheduler",
+            &scheduler.url,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    )?;
+    // `weft worker` keeps shuffle files under `<data dir>/work`; the executor knows the layout.
+    let layout = Executor::new(
+        Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?,
+        Arc::new(NoModules),
+        &home.join("work"),
+    );
+    let runtime = crate::embedded::runtime()?;
+
+    let mut files = Vec::new();
+    for (i, codec) in ShuffleCompression::ALL.into_iter().enumerate() {
+        let task = TaskId {
+            job: format!("bench-shuffle-{codec}"),
+            stage: 0,
+            partition: i as u32,
+            attempt: 0,
+        };
+        let path = layout.block_path(&task, 0);
+        let dir = path.parent().context("a block path has a directory")?;
+        std::fs::create_dir_all(dir)?;
+        let mut writer = ShuffleWriter::new(dir, 1, None)?.with_compression(codec);
+        let mut pipeline = Pipeline::new(&HashMap::new(), &[], &SandboxLimits::default())?;
+        let started = Instant::now();
+        for batch in &records {
+            writer.write(&mut pipeline, batch)?;
+        }
+        let blocks = writer.finish(&mut pipeline)?;
+        let write = started.elapsed();
+        let block = blocks.first().context("no shuffle block written")?;
+        files.push((codec, task, block.bytes, write, block.path.clone()));
+    }
+    let plain = files
+        .iter()
+        .find(|f| f.0 == ShuffleCompression::None)
+        .map(|f| (f.2, f.4.clone()))
+        .context("no uncompressed block")?;
+
+    let mut fetches: Vec<Vec<Duration>> = vec![Vec::new(); files.len()];
+    let mut raw = Vec::new();
+    for round in 1..=env.runs.max(3) {
+        eprintln!("[bench] shuffle round {round}");
+        for ((_, task, _, _, _), times) in files.iter().zip(fetches.iter_mut()) {
+            let started = Instant::now();
+            let batches = runtime.block_on(fetch(&worker.url, task))?;
+            times.push(started.elapsed());
+            let got: usize = batches.iter().map(Records::len).sum();
+            if got != count
+                || batches.first().map(|b| b.get(0)) != records.first().map(|b| b.get(0))
+            {
+                bail!("the fetched block has {got} records, not {count}, or other records");
+            }
+        }
+        raw.push(raw_copy(&plain.1, plain.0)?);
+    }
+    drop(worker);
+    drop(scheduler);
+
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let raw = median(&raw);
+    let raw_rate = mb(plain.0) / secs(raw);
+    report.row(
+        "shuffle",
+        "raw copy over loopback TCP (process → process)",
+        format!("{raw_rate:.0} MB/s"),
+        format!("{:.0} MB in {:.0} ms", mb(plain.0), secs(raw) * 1e3),
+    );
+    let mut figures = Vec::new();
+    for ((codec, _, bytes, write, _), times) in files.iter().zip(&fetches) {
+        let fetch = median(times);
+        let rate = mb(plain.0) / secs(fetch);
+        report.row(
+            "shuffle",
+            format!("FetchShuffleBlock + decode, {codec}"),
+            format!("{rate:.0} MB/s"),
+            format!(
+                "{:.0} MB on the wire ({:.0}% of plain); map side wrote it at {:.0} MB/s",
+                mb(*bytes),
+                100.0 * *bytes as f64 / plain.0 as f64,
+                mb(plain.0) / secs(*write)
+            ),
+        );
+        figures.push(format!("{codec} {rate:.0}"));
+    }
+    report.target(
+        5,
+        "shuffle MB/s across processes (none / lz4 / zstd) vs raw copy",
+        format!("{} vs raw {raw_rate:.0}", figures.join(", ")),
+        "reported",
+        true,
+    );
+    Ok(())
+}
+
+/// The word-count map output of `text`, without a combiner: `(word, "1")` per word, in batches of
+/// about 4 MiB of text, as the map side would hand them to the shuffle writer.
+fn word_records(text: &Path) -> Result<Vec<Records>> {
+    let bytes = std::fs::read(text)?;
+    let mut batches = Vec::new();
+    for chunk in bytes
+        .chunk_by(|_, b| *b != b'\n')
+        .collect::<Vec<_>>()
+        .chunks(60_000)
+    {
+        let words = chunk
+            .iter()
+            .flat_map(|line| line.split(|b| b.is_ascii_whitespace()))
+            .filter(|w| !w.is_empty());
+        batches.push(Records::from_pairs(words.map(|w| (w, b"1"))));
+    }
+    Ok(batches)
+}
+
+/// Fetches one block from a worker and decodes it, as a reduce task does.
+async fn fetch(url: &str, task: &TaskId) -> Result<Vec<Records>> {
+    let mut client = pb::worker_client::WorkerClient::connect(url.to_owned())
+        .await?
+        .max_decoding_message_size(64 << 20);
+    let mut stream = client
+        .fetch_shuffle_block(pb::FetchShuffleBlockRequest {
+            map_task: Some(task.into()),
+            reduce_partition: 0,
+        })
+        .await?
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(frame) = stream.message().await? {
+        bytes.extend_from_slice(&frame.arrow_ipc);
+    }
+    read_block_bytes(bytes).map_err(|e| anyhow::anyhow!("decoding the block: {e}"))
+}
+
+/// Copies `file` from a child process over loopback TCP into this one; returns the time from
+/// connecting to the last byte.
+fn raw_copy(file: &Path, bytes: u64) -> Result<Duration> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve-raw")
+        .arg(file)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let address = line.trim().to_owned();
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(&address)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0u64;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let elapsed = started.elapsed();
+    child.wait()?;
+    if got != bytes {
+        bail!("the raw copy delivered {got} bytes, not {bytes}");
+    }
+    Ok(elapsed)
+}
+
+/// `weft-bench --serve-raw FILE`: prints its address, sends the file to the first connection, exits.
+pub fn serve_raw(file: &PathBuf) -> Result<()> {
+    let data = std::fs::read(file)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    println!("{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let (mut stream, _) = listener.accept()?;
+    stream.write_all(&data)?;
+    Ok(())
+}
+
+/// The executor above only computes paths; it never runs a task.
+#[derive(Debug)]
+struct NoModules;
+
+impl ModuleSource for NoModules {
+    fn fetch(&self, _tenant: &str, id: &str) -> Result<Vec<u8>, String> {
+        Err(format!("the shuffle benchmark runs no module ({id})"))
+    }
+}

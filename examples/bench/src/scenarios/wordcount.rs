@@ -1,0 +1,188 @@
+//! Word count over the Zipf corpus: Weft embedded (`weft run`, a whole process from start to
+//! committed output) against Spark DataFrame and RDD (`spark-submit`, whole processes), against the
+//! hand-written native count on every core, and the native peer program if given. Targets 1 and 3.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::measure::{median, run_timed, secs, warm};
+use crate::native::{Counts, check_counts, read_counts, word_count};
+use crate::report::Report;
+use crate::{Env, input};
+
+/// The seed of the corpus: any fixed value; 42 as in the Spark peer's `gen.py`.
+const SEED: u64 = 42;
+
+/// The corpus of `--size` bytes, generated once.
+pub fn corpus(env: &Env) -> Result<PathBuf> {
+    let data = input(
+        env,
+        &format!("words_{}MB.txt", env.size / 1_000_000),
+        |path| {
+            let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+            weft_datagen::zipf_words(env.size, SEED, &mut file)?;
+            std::io::Write::flush(&mut file)?;
+            Ok(())
+        },
+    )?;
+    warm(&data)?;
+    Ok(data)
+}
+
+pub fn run(env: &Env, report: &mut Report) -> Result<()> {
+    let mb = env.size / 1_000_000;
+    let data = corpus(env)?;
+    let out = env.work.join("out");
+    std::fs::create_dir_all(&out)?;
+    let job = write_job(env, &data, &out.join("weft-wordcount"))?;
+
+    let mut reference: Option<Counts> = None;
+    let mut native = Vec::new();
+    let mut peer = Vec::new();
+    let mut weft = Vec::new();
+    let mut spark_df = Vec::new();
+    let mut spark_rdd = Vec::new();
+    for round in 1..=env.runs {
+        eprintln!("[bench] wordcount round {round}/{}", env.runs);
+        // The reference comes from our own native count; every contender is checked against it.
+        let started = Instant::now();
+        let counts = word_count(&data, &out.join("native.tsv"), env.threads)?;
+        native.push(started.elapsed());
+        match &reference {
+            Some(r) => check_counts("native", &counts, r)?,
+            None => reference = Some(counts),
+        }
+        let reference = reference.as_ref().context("no reference")?;
+
+        if let Some(program) = &env.native_peer {
+            let dest = out.join("native-peer.tsv");
+            peer.push(run_timed(
+                std::process::Command::new(program).arg(&data).arg(&dest),
+            )?);
+            check_counts("native peer", &read_counts(&dest)?, reference)?;
+        }
+
+        let dest = out.join("weft-wordcount");
+        weft.push(run_timed(
+            env.weft()
+                .arg("run")
+                .arg(&job)
+                .arg("--overwrite")
+                .args(["--workers", &env.threads.to_string()]),
+        )?);
+        check_counts("weft", &read_counts(&dest)?, reference)?;
+
+        if let Some(spark) = &env.spark {
+            for (script, samples) in [("wc_df.py", &mut spark_df), ("wc_rdd.py", &mut spark_rdd)] {
+                let dest = out.join(format!("spark-{script}"));
+                let _ = std::fs::remove_dir_all(&dest);
+                samples.push(run_timed(
+                    std::process::Command::new("bash")
+                        .arg(spark.join("spark.sh"))
+                        .arg(script)
+                        .arg(&data)
+                        .arg(&dest)
+                        .env("SPARK_CORES", env.threads.to_string()),
+                )?);
+                check_counts(script, &read_counts(&dest)?, reference)?;
+            }
+        }
+    }
+
+    let words: u64 = reference.as_ref().map_or(0, |r| r.values().sum());
+    let size = format!("{mb} MB, {words} words");
+    let rate = |d: Duration| format!("{:.0} MB/s", env.size as f64 / 1e6 / secs(d));
+    let threads = env.threads;
+    let native = median(&native);
+    let weft = median(&weft);
+    report.row(
+        "wordcount",
+        format!("native, hand-written, {threads} threads"),
+        format!("{:.2} s", secs(native)),
+        format!("{size}; {}", rate(native)),
+    );
+    if !peer.is_empty() {
+        let peer = median(&peer);
+        report.row(
+            "wordcount",
+            "native peer program",
+            format!("{:.2} s", secs(peer)),
+            rate(peer),
+        );
+    }
+    report.row(
+        "wordcount",
+        format!("weft run, embedded, {threads} workers"),
+        format!("{:.2} s", secs(weft)),
+        format!("{}; whole process, output committed", rate(weft)),
+    );
+    let ratio = secs(weft) / secs(native);
+    report.target(
+        3,
+        format!("word count: Weft / best native ({threads} threads)"),
+        format!("{ratio:.2}×"),
+        "≤ 1.5×",
+        ratio <= 1.5,
+    );
+    if spark_df.is_empty() {
+        report.target(
+            1,
+            "word count: Spark / Weft",
+            "not run: the Spark peer is not set up",
+            "DataFrame ≥ 6×, RDD ≥ 18×",
+            false,
+        );
+        return Ok(());
+    }
+    let (df, rdd) = (median(&spark_df), median(&spark_rdd));
+    report.row(
+        "wordcount",
+        format!("Spark DataFrame, local[{threads}]"),
+        format!("{:.2} s", secs(df)),
+        rate(df),
+    );
+    report.row(
+        "wordcount",
+        format!("Spark RDD + Python lambdas, local[{threads}]"),
+        format!("{:.2} s", secs(rdd)),
+        rate(rdd),
+    );
+    let (x_df, x_rdd) = (secs(df) / secs(weft), secs(rdd) / secs(weft));
+    report.target(
+        1,
+        "word count: Spark DataFrame / Weft",
+        format!("{x_df:.1}×"),
+        "≥ 6×",
+        x_df >= 6.0,
+    );
+    report.target(
+        1,
+        "word count: Spark RDD / Weft",
+        format!("{x_rdd:.1}×"),
+        "≥ 18×",
+        x_rdd >= 18.0,
+    );
+    Ok(())
+}
+
+/// The word-count job over `data`. Splits are sized so that every worker gets several (a last,
+/// lonely task would leave cores idle), between 8 and 64 MiB.
+pub fn write_job(env: &Env, data: &Path, output: &Path) -> Result<PathBuf> {
+    let split = (env.size / (4 * env.threads as u64)).clamp(8 << 20, 64 << 20);
+    let job = format!(
+        "name = \"wordcount\"\n\n[input]\npath = {data:?}\nformat = \"text\"\nsplit_size = \"{split}B\"\n\n\
+         [[step]]\nflat_map = \"wordcount/split_words\"\n\n[[step]]\nreduce = \"wordcount/sum\"\n\n\
+         [output]\npath = {output:?}\n",
+        data = data.display().to_string(),
+        output = output.display().to_string(),
+    );
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("wordcount");
+    let path = env.work.join(format!("{name}.toml"));
+    std::fs::write(&path, job)?;
+    Ok(path)
+}

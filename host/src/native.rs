@@ -1,0 +1,340 @@
+//! Native modules: UDFs compiled into the host process instead of into wasm, run behind the same
+//! [`GuestModule`]/[`GuestInstance`](crate::GuestInstance) API, so that the very same job (same plan, executor, grouping
+//! and shuffle) can run with native calls in place of wasm calls. This is how Weft measures what the
+//! sandbox costs; the sandbox is the product.
+//!
+//! The Rust SDK builds a guest crate natively too: each UDF then has a `__WEFT_NATIVE_<function>`
+//! constant (a [`NativeUdf`]), and [`GuestModule::native`] makes a module of a list of them
+//! (`weft_guest::native_udfs![...]`). A call borrows the batch's Arrow buffers as the input view
+//! (offsets rebased to 0 when an array is a slice, as the ABI promises) instead of copying them into
+//! guest memory, and copies the output once into Arrow arrays, checked as the wasm path checks a
+//! guest's output.
+//!
+//! A native UDF is trusted code in the host's address space. None of the sandbox applies: no memory
+//! or time limit, no WASI (what it prints goes to the process's own stdout and stderr, so
+//! [`GuestInstance::stdout`](crate::GuestInstance::stdout) and `stderr` stay empty), and an interrupt is only
+//! seen between calls, not during one. A panic is caught at the call and reported as a trap.
+
+use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow_array::{Array, BinaryArray, BooleanArray};
+use weft_abi::UdfKind;
+use weft_abi::native::{Binary, Input, NativeCall, NativeUdf, Output};
+
+use crate::batch::{Groups, Records, binary_array};
+use crate::error::{CallError, ValidationError};
+use crate::guest::GuestModule;
+use crate::validate::UdfInfo;
+
+/// The UDFs of a native module, by name.
+#[derive(Clone)]
+pub(crate) struct NativeModule {
+    calls: Arc<HashMap<String, (UdfKind, NativeCall)>>,
+}
+
+impl std::fmt::Debug for NativeModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.calls.keys().collect();
+        names.sort_unstable();
+        f.debug_struct("NativeModule")
+            .field("udfs", &names)
+            .finish()
+    }
+}
+
+impl GuestModule {
+    /// A module of UDFs compiled into this process, e.g.
+    /// `GuestModule::native(&weft_guest::native_udfs![my_udfs::split_words, my_udfs::sum])`.
+    /// Its instances run the UDFs natively, outside the sandbox (see the `native` module's docs for
+    /// what that leaves out). The list is checked as registration checks a module's exports:
+    /// at least one UDF, valid names, each name once.
+    pub fn native(udfs: &[NativeUdf]) -> Result<GuestModule, ValidationError> {
+        if udfs.is_empty() {
+            return Err(ValidationError::NoUdfs);
+        }
+        let mut calls = HashMap::with_capacity(udfs.len());
+        let mut infos = Vec::with_capacity(udfs.len());
+        for udf in udfs {
+            if !weft_abi::is_valid_udf_name(udf.name) {
+                return Err(ValidationError::UnknownWeftExport(format!(
+                    "weft_{}_{}",
+                    udf.kind, udf.name
+                )));
+            }
+            if let Some(&(first, _)) = calls.get(udf.name) {
+                return Err(ValidationError::DuplicateUdf {
+                    name: udf.name.to_owned(),
+                    first,
+                    second: udf.kind,
+                });
+            }
+            calls.insert(udf.name.to_owned(), (udf.kind, udf.call));
+            infos.push(UdfInfo {
+                name: udf.name.to_owned(),
+                kind: udf.kind,
+            });
+        }
+        infos.sort();
+        Ok(GuestModule::from_native(
+            NativeModule {
+                calls: Arc::new(calls),
+            },
+            infos,
+        ))
+    }
+}
+
+impl NativeModule {
+    pub(crate) fn instantiate(&self) -> NativeInstance {
+        NativeInstance {
+            calls: self.calls.clone(),
+            interrupt: None,
+            scratch: Scratch::default(),
+        }
+    }
+}
+
+/// Offsets rebased to 0, for input arrays that are slices of larger ones; kept across calls.
+#[derive(Debug, Default)]
+struct Scratch {
+    keys: Vec<u32>,
+    values: Vec<u32>,
+}
+
+/// An instance of a native module: nothing to set up, only the buffers reused across calls.
+pub(crate) struct NativeInstance {
+    calls: Arc<HashMap<String, (UdfKind, NativeCall)>>,
+    interrupt: Option<Arc<AtomicBool>>,
+    scratch: Scratch,
+}
+
+impl std::fmt::Debug for NativeInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeInstance")
+            .field("udfs", &self.calls.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NativeInstance {
+    pub(crate) fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
+        let (keys, values) = (input.keys(), input.values());
+        self.call(udf, UdfKind::Map, keys, values, None, |out| {
+            if out.count != input.len() {
+                return Err(format!(
+                    "a map must return one record per input: {} in, {} out",
+                    input.len(),
+                    out.count
+                ));
+            }
+            read_records(out)
+        })
+    }
+
+    pub(crate) fn filter(&mut self, udf: &str, input: &Records) -> Result<BooleanArray, CallError> {
+        let (keys, values) = (input.keys(), input.values());
+        self.call(udf, UdfKind::Filter, keys, values, None, |out| {
+            if out.keep.len() != input.len() {
+                return Err(format!(
+                    "a filter must return one keep byte per input: {} in, {} out",
+                    input.len(),
+                    out.keep.len()
+                ));
+            }
+            Ok(out.keep.iter().map(|&b| Some(b != 0)).collect())
+        })
+    }
+
+    pub(crate) fn flat_map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
+        let (keys, values) = (input.keys(), input.values());
+        self.call(udf, UdfKind::FlatMap, keys, values, None, read_records)
+    }
+
+    pub(crate) fn reduce(&mut self, udf: &str, input: &Groups) -> Result<BinaryArray, CallError> {
+        let (keys, values, groups) = (input.keys(), input.values(), input.group_offsets());
+        self.call(udf, UdfKind::Reduce, keys, values, Some(groups), |out| {
+            if out.count != input.len() {
+                return Err(format!(
+                    "a reduce must return one value per group: {} groups, {} values",
+                    input.len(),
+                    out.count
+                ));
+            }
+            copy_binary(out.count, &out.values).map_err(|e| format!("output values: {e}"))
+        })
+    }
+
+    pub(crate) fn group_reduce(&mut self, udf: &str, input: &Groups) -> Result<Records, CallError> {
+        let (keys, values, groups) = (input.keys(), input.values(), input.group_offsets());
+        self.call(
+            udf,
+            UdfKind::GroupReduce,
+            keys,
+            values,
+            Some(groups),
+            read_records,
+        )
+    }
+
+    pub(crate) fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    /// Calls the UDF on the batch and reads its output with `read` (whose error is an ABI
+    /// violation), during the UDF's callback.
+    fn call<T>(
+        &mut self,
+        udf: &str,
+        kind: UdfKind,
+        keys: &BinaryArray,
+        values: &BinaryArray,
+        groups: Option<&[u32]>,
+        read: impl FnOnce(&Output<'_>) -> Result<T, String>,
+    ) -> Result<T, CallError> {
+        let &(actual, call) = self
+            .calls
+            .get(udf)
+            .ok_or_else(|| CallError::NoSuchUdf(udf.to_owned()))?;
+        if actual != kind {
+            return Err(CallError::KindMismatch {
+                name: udf.to_owned(),
+                actual,
+                requested: kind,
+            });
+        }
+        // A native call cannot be stopped once it runs; the flag is honoured between calls.
+        if self
+            .interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            return Err(CallError::Cancelled {
+                udf: udf.to_owned(),
+            });
+        }
+        let Scratch {
+            keys: keys_scratch,
+            values: values_scratch,
+        } = &mut self.scratch;
+        let input = Input {
+            // The count the ABI passes: records, or groups (one key each).
+            count: keys.len(),
+            keys: view(keys, keys_scratch),
+            values: view(values, values_scratch),
+            groups: groups.unwrap_or(&[]),
+        };
+
+        let mut read = Some(read);
+        let mut result = None;
+        let mut sink = |outcome: Result<&Output<'_>, &str>| {
+            // The SDK calls back once; a second call (a broken native UDF) is ignored.
+            let Some(read) = read.take() else { return };
+            result = Some(match outcome {
+                Ok(output) => read(output).map_err(|detail| abi(udf, detail)),
+                Err(message) => Err(CallError::Guest {
+                    udf: udf.to_owned(),
+                    message: message.to_owned(),
+                }),
+            });
+        };
+        // A panic is the UDF's failure, as a trap is in wasm: catch it here rather than let it
+        // take the worker's thread (the panic hook has printed the message and location already).
+        panic::catch_unwind(AssertUnwindSafe(|| call(&input, &mut sink))).map_err(|payload| {
+            CallError::Trap {
+                udf: udf.to_owned(),
+                trap: format!("panicked: {}", panic_message(payload.as_ref())),
+                stderr: String::new(),
+            }
+        })?;
+        result.unwrap_or_else(|| {
+            Err(abi(
+                udf,
+                "the native UDF returned without giving a result".into(),
+            ))
+        })
+    }
+}
+
+fn abi(udf: &str, detail: String) -> CallError {
+    CallError::Abi {
+        udf: udf.to_owned(),
+        detail,
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal or with arguments), if it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// An Arrow binary array as the ABI's view: its own buffers when its offsets start at 0, else
+/// offsets rebased into `scratch` and the data from the first item on.
+fn view<'a>(array: &'a BinaryArray, scratch: &'a mut Vec<u32>) -> Binary<'a> {
+    let offsets = array.value_offsets();
+    let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+    let data = &array.value_data()[first as usize..last as usize];
+    if first == 0 {
+        // Arrow's offsets of a valid array are non-negative i32s: the same bits as the ABI's u32s,
+        // in a buffer aligned for either.
+        let offsets = array.offsets().inner().inner().typed_data::<u32>();
+        return Binary { offsets, data };
+    }
+    scratch.clear();
+    scratch.extend(offsets.iter().map(|&o| (o - first) as u32));
+    Binary {
+        offsets: scratch,
+        data,
+    }
+}
+
+/// The records a `map`, `flat_map` or `group_reduce` returned.
+fn read_records(out: &Output<'_>) -> Result<Records, String> {
+    let keys = copy_binary(out.count, &out.keys).map_err(|e| format!("output keys: {e}"))?;
+    let values = copy_binary(out.count, &out.values).map_err(|e| format!("output values: {e}"))?;
+    Records::new(keys, values).map_err(|e| e.to_string())
+}
+
+/// Copies `count` items of a view into an Arrow array, checking every bound as the wasm path
+/// checks a guest's output (the offsets rebased to 0).
+fn copy_binary(count: usize, binary: &Binary<'_>) -> Result<BinaryArray, String> {
+    if count == 0 {
+        return Ok(binary_array(vec![0], Vec::new()));
+    }
+    if binary.offsets.len() != count + 1 {
+        return Err(format!(
+            "{} offsets for {count} items (one more than the items are needed)",
+            binary.offsets.len()
+        ));
+    }
+    let first = binary.offsets[0];
+    let mut previous = first;
+    let mut offsets = Vec::with_capacity(count + 1);
+    for (i, &o) in binary.offsets.iter().enumerate() {
+        if o < previous {
+            return Err(format!(
+                "offset {i} ({o}) is less than offset {} ({previous})",
+                i - 1
+            ));
+        }
+        previous = o;
+        let rebased = i32::try_from(o - first).map_err(|_| {
+            format!(
+                "{} bytes of data is over the 2 GiB limit of a batch",
+                o - first
+            )
+        })?;
+        offsets.push(rebased);
+    }
+    let data = binary
+        .data
+        .get(first as usize..previous as usize)
+        .ok_or("the offsets point past the end of the data")?;
+    Ok(binary_array(offsets, data.to_vec()))
+}

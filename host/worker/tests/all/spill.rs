@@ -1,0 +1,365 @@
+//! Bounded memory: reduce tasks whose shuffle input is many times their memory budget spill
+//! sorted runs, merge them exactly, and leave nothing behind; the map-side combiner hands partial
+//! results on instead; shuffle blocks stream in batch by batch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use weft_host::{Records, SandboxLimits, UdfKind};
+use weft_io::OutputFormat;
+use weft_worker::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskSpec};
+use weft_worker::{
+    BlockDecoder, Executor, Pipeline, ShuffleWriter, TaskError, read_block, read_block_with,
+};
+
+use crate::{Modules, engine, id_of, modules, step};
+
+/// The task memory of these tests: small, so that a few hundred KiB of input is many budgets.
+const BUDGET: u64 = 64 << 10;
+
+fn wordcount() -> (Vec<u8>, String) {
+    let bytes = std::fs::read(weft_examples::WORDCOUNT_RUST).unwrap();
+    let id = id_of(&bytes);
+    (bytes, id)
+}
+
+fn textkit() -> (Vec<u8>, String) {
+    let bytes = std::fs::read(weft_examples::TEXTKIT_RUST).unwrap();
+    let id = id_of(&bytes);
+    (bytes, id)
+}
+
+fn task_id(job: &str, stage: u32, partition: u32) -> TaskId {
+    TaskId {
+        job: job.to_owned(),
+        stage,
+        partition,
+        attempt: 0,
+    }
+}
+
+/// Writes `records` as the single-partition shuffle output of map task `partition` of stage 0,
+/// where `executor` looks for it, uncombined; returns its location.
+fn map_output(
+    executor: &Executor,
+    job: &str,
+    partition: u32,
+    records: &[(String, String)],
+) -> BlockLocation {
+    let id = task_id(job, 0, partition);
+    let dir = executor.shuffle_dir(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut pipeline = Pipeline::new(&Default::default(), &[], &SandboxLimits::default()).unwrap();
+    let mut writer = ShuffleWriter::new(&dir, 1, None).unwrap();
+    for chunk in records.chunks(5000) {
+        let batch = Records::from_pairs(chunk.iter().map(|(k, v)| (k, v)));
+        writer.write(&mut pipeline, &batch).unwrap();
+    }
+    let block = writer.finish(&mut pipeline).unwrap().pop().unwrap();
+    BlockLocation {
+        worker_id: "w0".into(),
+        worker_address: String::new(),
+        map_task: id,
+        partition: 0,
+        bytes: block.bytes,
+        records: block.records,
+    }
+}
+
+/// A reduce task of stage 1 over `blocks`, writing `dir/<job>-out/part-00000`.
+fn reduce_task(
+    dir: &Path,
+    job: &str,
+    wide: (UdfKind, &str, &str),
+    blocks: Vec<BlockLocation>,
+) -> TaskSpec {
+    let staging_dir = dir.join(format!("{job}-out"));
+    std::fs::create_dir_all(&staging_dir).unwrap();
+    TaskSpec {
+        id: task_id(job, 1, 0),
+        tenant: "test".into(),
+        job_name: job.into(),
+        steps: Vec::new(),
+        input: TaskInput::Shuffle {
+            wide: step(wide.0, wide.1, wide.2),
+            blocks,
+        },
+        output: TaskOutput::Part {
+            staging_dir,
+            part: 0,
+            format: OutputFormat::Text,
+        },
+        limits: SandboxLimits::default(),
+    }
+}
+
+fn run(executor: &Executor, spec: &TaskSpec) -> Result<(), TaskError> {
+    let no_remote = |_: &BlockLocation,
+                     _: &mut dyn FnMut(Records) -> Result<(), TaskError>|
+     -> Result<(), TaskError> { panic!("every block of these tests is local") };
+    executor
+        .run(spec, "w0", &no_remote, &Arc::new(AtomicBool::new(false)))
+        .result
+        .map(drop)
+}
+
+/// The output part as key → value.
+fn output(dir: &Path, job: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(dir.join(format!("{job}-out")).join("part-00000")).unwrap();
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let (k, v) = line.split_once('\t').unwrap();
+        assert!(
+            out.insert(k.to_owned(), v.to_owned()).is_none(),
+            "key {k} twice"
+        );
+    }
+    out
+}
+
+/// Words drawn with a skew (a few frequent, many rare), as `(word, "1")` or `(word, count)`.
+fn words(seed: u64, n: usize, distinct: u64) -> Vec<String> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = x % distinct;
+            // Half the draws from the first 50 words: long runs of equal keys in a batch.
+            let w = if x & 1 == 0 { r % 50 } else { r };
+            format!("word-{w:05}-é")
+        })
+        .collect()
+}
+
+#[test]
+fn a_reduce_over_many_times_its_budget_spills_sorted_runs_and_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wc, wc_id) = wordcount();
+    let executor = Executor::new(
+        engine().clone(),
+        Modules::of(&[&wc]),
+        &dir.path().join("work"),
+    )
+    .with_task_memory(BUDGET);
+
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    let mut blocks = Vec::new();
+    let mut input_bytes = 0;
+    for map in 0..3 {
+        // Values other than 1 too: as the map-side combiner of another worker would send.
+        let records: Vec<(String, String)> = words(map + 1, 40_000, 30_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (w, ((i % 5) + 1).to_string()))
+            .collect();
+        for (w, v) in &records {
+            *reference.entry(w.clone()).or_default() += v.parse::<u64>().unwrap();
+            input_bytes += w.len() + v.len();
+        }
+        blocks.push(map_output(&executor, "wc", map as u32, &records));
+    }
+    assert!(
+        input_bytes as u64 > 16 * BUDGET,
+        "{input_bytes} bytes of input"
+    );
+
+    let spec = reduce_task(dir.path(), "wc", (UdfKind::Reduce, &wc_id, "sum"), blocks);
+    run(&executor, &spec).unwrap();
+
+    let got: BTreeMap<String, u64> = output(dir.path(), "wc")
+        .into_iter()
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect();
+    assert_eq!(got.len(), reference.len());
+    assert!(
+        got == reference,
+        "the spilled reduce differs from the reference"
+    );
+    let stats = executor.stats();
+    assert!(stats.spills >= 4, "{stats:?}");
+    assert!(stats.spilled_bytes > 0, "{stats:?}");
+    assert!(
+        !executor.spill_dir(&spec.id).exists(),
+        "the runs are deleted when the task ends"
+    );
+}
+
+#[test]
+fn a_group_reduce_over_many_times_its_budget_spills_and_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tk, tk_id) = textkit();
+    let executor = Executor::new(
+        engine().clone(),
+        Modules::of(&[&tk]),
+        &dir.path().join("work"),
+    )
+    .with_task_memory(BUDGET);
+
+    let mut reference: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut blocks = Vec::new();
+    for map in 0..3u32 {
+        let records: Vec<(String, String)> = words(u64::from(map) + 7, 30_000, 8_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (w, format!("m{map}l{}", i % 997)))
+            .collect();
+        for (w, v) in &records {
+            reference.entry(w.clone()).or_default().insert(v.clone());
+        }
+        blocks.push(map_output(&executor, "inv", map, &records));
+    }
+
+    let spec = reduce_task(
+        dir.path(),
+        "inv",
+        (UdfKind::GroupReduce, &tk_id, "distinct_sorted"),
+        blocks,
+    );
+    run(&executor, &spec).unwrap();
+
+    let got = output(dir.path(), "inv");
+    let reference: BTreeMap<String, String> = reference
+        .into_iter()
+        .map(|(k, vs)| (k, vs.into_iter().collect::<Vec<_>>().join(",")))
+        .collect();
+    assert_eq!(got.len(), reference.len());
+    assert!(
+        got == reference,
+        "the spilled group_reduce differs from the reference"
+    );
+    assert!(executor.stats().spills >= 4, "{:?}", executor.stats());
+    assert!(!executor.spill_dir(&spec.id).exists());
+}
+
+#[test]
+fn a_guest_failing_during_the_merge_fails_the_task_and_deletes_the_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wc, wc_id) = wordcount();
+    let executor = Executor::new(
+        engine().clone(),
+        Modules::of(&[&wc]),
+        &dir.path().join("work"),
+    )
+    .with_task_memory(BUDGET);
+    // `x` is u64::MAX in the first block and 1 in the second, each time followed by far more
+    // keys than the budget holds: the two values meet only when the runs are merged, and their
+    // sum overflows, which the guest reports as an error.
+    let block = |map: u32, value: &str| {
+        let mut records = vec![("x".to_owned(), value.to_owned())];
+        records.extend(
+            words(u64::from(map) + 20, 20_000, 20_000)
+                .into_iter()
+                .map(|w| (w, "1".to_owned())),
+        );
+        map_output(&executor, "boom", map, &records)
+    };
+    let blocks = vec![block(0, &u64::MAX.to_string()), block(1, "1")];
+    let spec = reduce_task(dir.path(), "boom", (UdfKind::Reduce, &wc_id, "sum"), blocks);
+
+    let err = run(&executor, &spec).unwrap_err();
+    assert!(matches!(err, TaskError::Step { .. }), "{err}");
+    assert!(err.is_guest_fault(), "{err}");
+    assert!(err.to_string().contains("overflows"), "{err}");
+    assert!(executor.stats().spills > 0, "{:?}", executor.stats());
+    assert!(
+        !executor.spill_dir(&spec.id).exists(),
+        "the runs are deleted when the task fails"
+    );
+}
+
+#[test]
+fn the_map_side_combiner_over_its_budget_hands_partial_sums_on_exactly() {
+    let modules = modules();
+    let sum = step(UdfKind::Reduce, "wordcount", "sum");
+    let dir = tempfile::tempdir().unwrap();
+    let mut pipeline = Pipeline::new(&modules, &[&sum], &SandboxLimits::default()).unwrap();
+    let mut writer = ShuffleWriter::new(dir.path(), 2, Some(sum.clone()))
+        .unwrap()
+        .with_combine_budget(16 << 10);
+    let all = words(3, 60_000, 5_000);
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    for chunk in all.chunks(4000) {
+        for w in chunk {
+            *reference.entry(w.clone()).or_default() += 1;
+        }
+        let batch = Records::from_pairs(chunk.iter().map(|w| (w.as_str(), "1")));
+        writer.write(&mut pipeline, &batch).unwrap();
+    }
+    let blocks = writer.finish(&mut pipeline).unwrap();
+
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    let mut shuffled = 0;
+    for block in &blocks {
+        read_block_with(&block.path, |batch| {
+            shuffled += batch.len();
+            for (k, v) in batch.iter() {
+                let v: u64 = std::str::from_utf8(v).unwrap().parse().unwrap();
+                *got.entry(String::from_utf8(k.to_vec()).unwrap())
+                    .or_default() += v;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert!(
+        got == reference,
+        "partial combining lost or doubled a count"
+    );
+    // Partial: some keys crossed more than once, but far fewer records than the input's.
+    assert!(
+        shuffled > reference.len(),
+        "{shuffled} records for {} keys",
+        reference.len()
+    );
+    assert!(shuffled < all.len(), "{shuffled} records shuffled");
+}
+
+#[test]
+fn a_block_decodes_the_same_in_frames_of_any_size_and_a_truncated_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = Executor::new(engine().clone(), Modules::of(&[]), dir.path());
+    let records: Vec<(String, String)> = words(9, 30_000, 3_000)
+        .into_iter()
+        .map(|w| (w, "v".repeat(3)))
+        .collect();
+    let block = map_output(&executor, "frames", 0, &records);
+    let path = executor.block_path(&block.map_task, 0);
+    let whole: Vec<(Vec<u8>, Vec<u8>)> = read_block(&path)
+        .unwrap()
+        .iter()
+        .flat_map(Records::to_pairs)
+        .collect();
+    assert_eq!(whole.len(), records.len());
+    let bytes = std::fs::read(&path).unwrap();
+    for frame in [1, 7, 4096, 1 << 20] {
+        let mut decoder = BlockDecoder::default();
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(frame) {
+            for batch in decoder.push(chunk.to_vec()).unwrap() {
+                got.extend(batch.to_pairs());
+            }
+        }
+        decoder.finish().unwrap();
+        assert!(
+            got == whole,
+            "frames of {frame} bytes: {} records of {}",
+            got.len(),
+            whole.len()
+        );
+    }
+    // Cut inside the last batch: an error, not a short block.
+    let mut decoder = BlockDecoder::default();
+    let cut = decoder
+        .push(bytes[..bytes.len() / 2].to_vec())
+        .and_then(|_| decoder.finish());
+    assert!(cut.is_err());
+    assert!(
+        BlockDecoder::default()
+            .push(b"not arrow at all".to_vec())
+            .is_err()
+    );
+}
