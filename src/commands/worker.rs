@@ -28,7 +28,9 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub slots: Option<u32>,
 
-    /// Memory this worker offers to tasks, in bytes (reported to the scheduler). Default: unknown.
+    /// Memory this worker offers to tasks, in bytes: reported to the scheduler, and shared by its
+    /// slots as each task's grouping budget (a reduce over its share spills sorted runs to disk).
+    /// Default: unknown to the scheduler, 256 MiB per task.
     #[arg(long, value_name = "BYTES")]
     pub memory: Option<u64>,
 }
