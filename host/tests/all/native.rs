@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use arrow_array::Array;
 use weft_guest::native_udfs;
 use weft_host::{
     CallError, Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind, ValidationError,
@@ -410,108 +409,4 @@ fn an_interrupt_fails_the_next_native_call() {
         Err(CallError::Cancelled { udf }) if udf == "echo"
     ));
     assert!(native.stdout().is_empty() && native.stderr().is_empty());
-}
-
-/// What the sandbox costs, host side: word count's `split_words` and `sum` over a generated text,
-/// batch by batch as a task runs them (flat_map, a map-side reduce of each batch's words, a final
-/// reduce), once through the wasm module and once natively, on the same prepared batches. Prints
-/// the times; asserts only that both count the same. Not a benchmark runner: a quick measurement,
-/// meaningful in an optimised build, e.g.
-/// `WEFT_NATIVE_MB=100 cargo test --release -p weft-host --test all -- --ignored --nocapture sandbox_cost`.
-#[test]
-#[ignore = "a measurement, not a test: run it explicitly"]
-fn sandbox_cost_of_wordcount() {
-    use std::collections::HashMap;
-    use std::time::{Duration, Instant};
-
-    let megabytes: usize = std::env::var("WEFT_NATIVE_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let text = weft_datagen::wordcount_corpus(megabytes << 20, 1);
-    // Batches of about 1 MiB of lines, keyed by byte offset, as the text reader makes them.
-    let mut batches = Vec::new();
-    let mut pairs: Vec<(String, &[u8])> = Vec::new();
-    let (mut offset, mut bytes) = (0usize, 0usize);
-    for line in text.split(|&b| b == b'\n') {
-        pairs.push((offset.to_string(), line));
-        offset += line.len() + 1;
-        bytes += line.len() + 1;
-        if bytes >= 1 << 20 {
-            batches.push(Records::from_pairs(pairs.drain(..)));
-            bytes = 0;
-        }
-    }
-    batches.push(Records::from_pairs(pairs.drain(..)));
-
-    let run = |guest: &mut GuestInstance| -> (Duration, Duration, Duration, usize) {
-        let (mut udf_flat, mut udf_reduce) = (Duration::ZERO, Duration::ZERO);
-        let start = Instant::now();
-        let mut partials: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-        for batch in &batches {
-            let t = Instant::now();
-            let words = guest.flat_map("split_words", batch).unwrap();
-            udf_flat += t.elapsed();
-            let mut grouped: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
-            for (word, one) in words.iter() {
-                grouped.entry(word).or_default().push(one);
-            }
-            let groups = Groups::from_groups(grouped.iter());
-            let t = Instant::now();
-            let sums = guest.reduce("sum", &groups).unwrap();
-            udf_reduce += t.elapsed();
-            for ((word, _), sum) in grouped.iter().zip(sums.iter()) {
-                partials
-                    .entry(word.to_vec())
-                    .or_default()
-                    .push(sum.unwrap().to_vec());
-            }
-        }
-        let groups = Groups::from_groups(partials.iter());
-        let t = Instant::now();
-        let totals = guest.reduce("sum", &groups).unwrap();
-        udf_reduce += t.elapsed();
-        (start.elapsed(), udf_flat, udf_reduce, totals.len())
-    };
-
-    let mut wasm = instantiate(&read(weft_examples::WORDCOUNT_RUST));
-    let mut native = wordcount_native();
-    println!(
-        "word count over {} MiB in {} batches (flat_map + map-side reduce + final reduce):",
-        megabytes,
-        batches.len()
-    );
-    let mut results: HashMap<&str, Vec<(Duration, Duration, Duration)>> = HashMap::new();
-    for round in 0..3 {
-        for (name, guest) in [("wasm", &mut wasm), ("native", &mut native)] {
-            let (total, flat, reduce, words) = run(guest);
-            println!(
-                "  round {round} {name:>6}: total {:>7.1} ms, in flat_map {:>7.1} ms, in reduce {:>7.1} ms ({words} words)",
-                total.as_secs_f64() * 1e3,
-                flat.as_secs_f64() * 1e3,
-                reduce.as_secs_f64() * 1e3
-            );
-            results.entry(name).or_default().push((total, flat, reduce));
-        }
-    }
-    let best = |name: &str, pick: fn(&(Duration, Duration, Duration)) -> Duration| {
-        results[name].iter().map(pick).min().unwrap().as_secs_f64()
-    };
-    for (what, pick) in [
-        (
-            "total",
-            (|r: &(Duration, Duration, Duration)| r.0) as fn(&_) -> Duration,
-        ),
-        ("flat_map calls", |r| r.1),
-        ("reduce calls", |r| r.2),
-        ("UDF calls", |r| r.1 + r.2),
-    ] {
-        let (w, n) = (best("wasm", pick), best("native", pick));
-        println!(
-            "  best {what}: wasm {:.1} ms, native {:.1} ms, wasm/native {:.2}x",
-            w * 1e3,
-            n * 1e3,
-            w / n
-        );
-    }
 }
