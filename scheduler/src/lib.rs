@@ -25,6 +25,7 @@ pub mod job;
 pub mod jobs;
 pub mod registry;
 pub mod service;
+mod sled_db;
 mod tenant;
 
 pub use cluster::{JobError, JobReport, LocalCluster, LocalClusterConfig, StageReport};

@@ -75,7 +75,7 @@ fn job_prefix(job: &str) -> Vec<u8> {
 impl JobStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<JobStore, StoreError> {
-        JobStore::from_db(sled::open(dir)?)
+        JobStore::from_db(crate::sled_db::open(dir)?)
     }
 
     /// A store that lives in memory only (tests, throwaway clusters).

@@ -215,7 +215,7 @@ impl Registry {
             path: blobs.clone(),
             source,
         })?;
-        let db = sled::open(dir.join("index"))?;
+        let db = crate::sled_db::open(&dir.join("index"))?;
         let modules = db.open_tree("modules")?;
         let versions = db.open_tree("versions")?;
         Ok(Registry {
