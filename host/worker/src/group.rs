@@ -658,6 +658,25 @@ impl Grouper {
         self.values.clear();
     }
 
+    /// Empties the grouper and gives its tables' memory back (`clear` keeps it for reuse).
+    fn release(&mut self) {
+        let hasher = self.keys.hasher.clone();
+        *self.keys = Keys {
+            hasher,
+            ..Keys::default()
+        };
+        self.values.clear();
+        match &mut *self.values {
+            Values::Running { arena, .. } => *arena = Vec::new(),
+            Values::Lists { arena, ends, owner } => {
+                *arena = Vec::new();
+                *ends = Vec::new();
+                *owner = Vec::new();
+            }
+        }
+        *self.scratch = Scratch::default();
+    }
+
     /// Sorts what is held by key, writes it as a run and starts afresh.
     fn spill_now(&mut self) -> Result<(), TaskError> {
         let Some(spill) = self.spill.as_mut() else {
@@ -742,6 +761,10 @@ impl Grouper {
     ) -> Result<SpillStats, TaskError> {
         if !self.runs.is_empty() {
             self.spill_now()?;
+            // Everything is in the runs now. `spill_now` kept the tables' capacity for the next
+            // run; the merge needs none of it, and holding it beside the merge's batches would
+            // take the task past its budget.
+            self.release();
             return self.merge_runs(pipeline, &mut emit);
         }
         let finished = self.emit_all(pipeline, &mut emit);

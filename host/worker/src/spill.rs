@@ -58,7 +58,7 @@ pub(crate) struct SpillDir {
     dir: PathBuf,
     created: bool,
     next: u32,
-    /// Bytes of keys and values per batch of a run: what a merge holds per run.
+    /// Bytes per batch of a run, decoded (data and offsets): what a merge holds per run.
     batch_bytes: usize,
     pub(crate) stats: SpillStats,
 }
@@ -226,10 +226,15 @@ impl RunWriter {
         self.flush_if_full(false)
     }
 
+    /// What the buffered batch takes once a merge has decoded it: the data and both columns'
+    /// `i32` offsets. For short words the offsets weigh as much as the data, and a merge holds one
+    /// such batch per run.
+    fn decoded_bytes(&self) -> usize {
+        self.keys.bytes() + self.values.bytes() + 8 * (self.keys.len() + 1)
+    }
+
     fn flush_if_full(&mut self, force: bool) -> Result<(), TaskError> {
-        if self.keys.is_empty()
-            || (!force && self.keys.bytes() + self.values.bytes() < self.batch_bytes)
-        {
+        if self.keys.is_empty() || (!force && self.decoded_bytes() < self.batch_bytes) {
             return Ok(());
         }
         let batch = RecordBatch::try_new(
@@ -411,5 +416,38 @@ impl Merge {
             self.sift_down(0);
         }
         Ok(Some(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A merge holds one decoded batch per run, so a run's batches must stay within their size
+    /// once decoded, offsets included: for short keys the offsets weigh as much as the data.
+    #[test]
+    fn decoded_run_batches_stay_within_their_size_offsets_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch_bytes = 64 << 10;
+        let mut spill = SpillDir::new(&dir.path().join("runs"), batch_bytes);
+        let mut run = spill.create_run().unwrap();
+        for i in 0..50_000u32 {
+            run.push(format!("{i:06}").as_bytes(), b"1").unwrap();
+        }
+        let path = spill.finish_run(run).unwrap();
+        let reader = FileReader::try_new(BufReader::new(File::open(&path).unwrap()), None).unwrap();
+        let mut batches = 0;
+        for batch in reader {
+            let batch = batch.unwrap();
+            let decoded: usize = batch
+                .columns()
+                .iter()
+                .map(|c| c.to_data().buffers().iter().map(|b| b.len()).sum::<usize>())
+                .sum();
+            // One record may push a batch past its size.
+            assert!(decoded <= batch_bytes + 64, "a batch of {decoded} bytes");
+            batches += 1;
+        }
+        assert!(batches > 10, "{batches} batches");
     }
 }

@@ -11,7 +11,8 @@ use weft_host::{Records, SandboxLimits, UdfKind};
 use weft_io::OutputFormat;
 use weft_worker::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskSpec};
 use weft_worker::{
-    BlockDecoder, Executor, Pipeline, ShuffleWriter, TaskError, read_block, read_block_with,
+    BlockDecoder, Executor, Grouper, Pipeline, ShuffleWriter, TaskError, read_block,
+    read_block_with,
 };
 
 use crate::{Modules, engine, id_of, modules, step};
@@ -362,4 +363,49 @@ fn a_block_decodes_the_same_in_frames_of_any_size_and_a_truncated_one_is_refused
             .push(b"not arrow at all".to_vec())
             .is_err()
     );
+}
+
+#[test]
+fn a_grouper_that_spilled_gives_its_tables_back_before_merging() {
+    let modules = modules();
+    let sum = step(UdfKind::Reduce, "wordcount", "sum");
+    let dir = tempfile::tempdir().unwrap();
+    let mut pipeline = Pipeline::new(&modules, &[&sum], &SandboxLimits::default()).unwrap();
+    let mut grouper = Grouper::new(sum)
+        .unwrap()
+        .with_budget(BUDGET as usize)
+        .spill_to(&dir.path().join("runs"));
+    let all = words(5, 60_000, 20_000);
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    for chunk in all.chunks(4000) {
+        for w in chunk {
+            *reference.entry(w.clone()).or_default() += 1;
+        }
+        let batch = Records::from_pairs(chunk.iter().map(|w| (w.as_str(), "1")));
+        grouper.absorb(&mut pipeline, &batch).unwrap();
+    }
+    assert!(grouper.footprint() > 0);
+
+    // The merge holds one batch per run beside the guest call's groups; the tables the grouper
+    // filled before its last spill must not be held beside them, and are not held after.
+    let mut calls = 0;
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    let stats = grouper
+        .finish_with(&mut pipeline, |_, records| {
+            calls += 1;
+            for (k, v) in records.iter() {
+                let v: u64 = std::str::from_utf8(v).unwrap().parse().unwrap();
+                *got.entry(String::from_utf8(k.to_vec()).unwrap())
+                    .or_default() += v;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(stats.runs >= 4, "{stats:?}");
+    assert!(
+        got == reference,
+        "the merged counts differ from the reference"
+    );
+    assert!(calls > 1, "the merge's results come in batches");
+    assert_eq!(grouper.footprint(), 0, "the grouper kept its tables");
 }
