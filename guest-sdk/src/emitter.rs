@@ -34,6 +34,7 @@ impl BinaryBuilder {
         self.offsets.len() - 1
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, item: impl Encode) {
         item.encode(&mut self.data);
         self.offsets.push(offset(self.data.len()));
@@ -48,6 +49,7 @@ impl BinaryBuilder {
 
 /// Converts a buffer length to an ABI offset. On wasm32 a `Vec` holds less than 2 GiB, so this
 /// never fails there; natively it only could for a test that emits more than 4 GiB.
+#[inline]
 fn offset(len: usize) -> u32 {
     u32::try_from(len).expect("output buffer exceeds the 4 GiB an ABI offset can address")
 }
@@ -85,6 +87,7 @@ impl Emitter {
     }
 
     /// Appends one output record, encoding `key` and `value` straight into the output buffers.
+    #[inline]
     pub fn emit(&mut self, key: impl Encode, value: impl Encode) {
         self.keys.push(key);
         self.values.push(value);

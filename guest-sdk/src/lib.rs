@@ -221,6 +221,10 @@ pub use weft_guest_macros::flat_map;
 /// return the same `V`, an owned type (`Decimal<u64>`, `String`, `Vec<u8>`, ...). The key, when
 /// taken, is decoded once per group and cloned for each step, so `K` must be `Clone`.
 ///
+/// The attribute also makes the UDF's combiner, `weft_combine_<name>` (ABI.md §3a): a map task
+/// whose output feeds this reduce folds it inside the guest, record by record, keeping each key's
+/// running value encoded in guest memory, so the map output never crosses into the host.
+///
 /// ```
 /// use weft_guest::{reduce, Decimal};
 ///

@@ -90,7 +90,11 @@ fn udfs_of(module: &wasmtime::Module) -> Result<Vec<UdfInfo>, ArtifactError> {
     let mut udfs = Vec::new();
     for export in module.exports() {
         let name = export.name();
-        if !name.starts_with(weft_abi::EXPORT_PREFIX) || reserved.contains(&name) {
+        if !name.starts_with(weft_abi::EXPORT_PREFIX)
+            || reserved.contains(&name)
+            || weft_abi::split_combine_export(name).is_some()
+        {
+            // A combiner is found by name when the module is instantiated.
             continue;
         }
         match (UdfKind::split_export(name), export.ty()) {

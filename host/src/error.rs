@@ -31,9 +31,15 @@ pub enum ValidationError {
     },
     #[error(
         "export `{0}` starts with `weft_` but is not an ABI export: UDFs are named \
-         weft_<map|filter|flat_map|reduce|group_reduce>_<name>, name in [A-Za-z0-9_]"
+         weft_<map|filter|flat_map|reduce|group_reduce>_<name>, name in [A-Za-z0-9_], and a \
+         reduce's combiner weft_combine_<name>"
     )]
     UnknownWeftExport(String),
+    #[error(
+        "export `{export}` is a combiner, but the module has no reduce UDF `{name}` \
+         (a combiner belongs to a reduce of the same module)"
+    )]
+    OrphanCombiner { export: String, name: String },
     #[error(
         "UDF name `{name}` is exported twice (as {first} and as {second}); names must be unique"
     )]
@@ -123,6 +129,8 @@ pub enum CallError {
     BadBatch(String),
     /// Instantiating the module failed (it passed validation, so this is a startup trap or a limit).
     Instantiate(String),
+    /// The caller asked for the combiner of a `reduce` UDF that has none in the module.
+    NoCombiner(String),
 }
 
 impl CallError {
@@ -164,6 +172,10 @@ impl CallError {
             CallError::Cancelled { .. } => "was interrupted: the task was cancelled".to_owned(),
             CallError::BadBatch(why) => format!("batch cannot be passed to the guest: {why}"),
             CallError::Instantiate(why) => format!("instantiating the module failed: {why}"),
+            CallError::NoCombiner(name) => format!(
+                "the module has no combiner for `{name}` (no export {}{name})",
+                weft_abi::COMBINE_EXPORT_PREFIX
+            ),
         }
     }
 }

@@ -192,12 +192,20 @@ impl GuestModule {
             .get_typed_func::<(u32, u32, u32), ()>(&mut store, weft_abi::FREE_EXPORT)
             .map_err(|e| fail(&store, e))?;
         let mut funcs = HashMap::with_capacity(self.udfs.len());
+        let mut combiners = HashMap::new();
         for udf in self.udfs.iter() {
             let export = format!("weft_{}_{}", udf.kind, udf.name);
             let func = instance
                 .get_typed_func::<u32, u32>(&mut store, &export)
                 .map_err(|e| fail(&store, e))?;
             funcs.insert(udf.name.clone(), (udf.kind, func));
+            let combiner = format!("{}{}", weft_abi::COMBINE_EXPORT_PREFIX, udf.name);
+            if udf.kind == UdfKind::Reduce && instance.get_export(&mut store, &combiner).is_some() {
+                let func = instance
+                    .get_typed_func::<(u32, u32), u32>(&mut store, &combiner)
+                    .map_err(|e| fail(&store, e))?;
+                combiners.insert(udf.name.clone(), func);
+            }
         }
         let mut guest = WasmInstance {
             store,
@@ -205,6 +213,7 @@ impl GuestModule {
             alloc,
             free,
             funcs,
+            combiners,
             frame: 0,
             region: Region::default(),
             call_ticks: Engine::ticks(limits.max_call_time),
@@ -271,6 +280,38 @@ impl GuestInstance {
         dispatch!(self.group_reduce(udf, input))
     }
 
+    /// Whether the `reduce` UDF `reduce` has a combiner in the module (ABI.md §3a): running values
+    /// held in the guest, so map output can be combined where it is produced.
+    pub fn has_combiner(&self, reduce: &str) -> bool {
+        match &self.0 {
+            Instance::Wasm(guest) => guest.combiners.contains_key(reduce),
+            Instance::Native(guest) => guest.has_combiner(reduce),
+        }
+    }
+
+    /// Runs the `map` or `flat_map` UDF `udf` over `input` and folds its output into the combiner
+    /// of `reduce`, without the records leaving the guest. Returns the bytes the combiner holds.
+    pub fn map_into_combiner(
+        &mut self,
+        kind: UdfKind,
+        udf: &str,
+        input: &Records,
+        reduce: &str,
+    ) -> Result<usize, CallError> {
+        dispatch!(self.map_into_combiner(kind, udf, input, reduce))
+    }
+
+    /// Folds `input` into the combiner of `reduce`. Returns the bytes the combiner holds.
+    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+        dispatch!(self.combine(reduce, input))
+    }
+
+    /// Takes every record the combiner of `reduce` holds (each key once, with its combined
+    /// value); it holds nothing after.
+    pub fn drain_combiner(&mut self, reduce: &str) -> Result<Records, CallError> {
+        dispatch!(self.drain_combiner(reduce))
+    }
+
     /// Everything the guest has written to stdout so far (up to the capture limit); always empty
     /// for a native module, whose output is the process's own.
     pub fn stdout(&self) -> Vec<u8> {
@@ -304,6 +345,8 @@ struct WasmInstance {
     alloc: TypedFunc<(u32, u32), u32>,
     free: TypedFunc<(u32, u32, u32), ()>,
     funcs: HashMap<String, (UdfKind, TypedFunc<u32, u32>)>,
+    /// The combiners (`weft_combine_<name>`) of the `reduce` UDFs that have one, by UDF name.
+    combiners: HashMap<String, TypedFunc<(u32, u32), u32>>,
     frame: u32,
     region: Region,
     call_ticks: u64,
@@ -394,6 +437,82 @@ impl WasmInstance {
         self.read_records(udf, &frame)
     }
 
+    /// See [`GuestInstance::map_into_combiner`]. The combiner reads the map's output where the
+    /// guest left it: the host neither copies nor checks it (the guest reads its own memory).
+    pub fn map_into_combiner(
+        &mut self,
+        kind: UdfKind,
+        udf: &str,
+        input: &Records,
+        reduce: &str,
+    ) -> Result<usize, CallError> {
+        let combine = self.combiner(reduce)?;
+        if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
+            return Err(CallError::KindMismatch {
+                name: udf.to_owned(),
+                actual: kind,
+                requested: UdfKind::FlatMap,
+            });
+        }
+        let out = self.call(udf, kind, Input::Records(input))?;
+        if kind == UdfKind::Map && out.out_count as usize != input.len() {
+            return Err(abi(
+                udf,
+                format!(
+                    "a map must return one record per input: {} in, {} out",
+                    input.len(),
+                    out.out_count
+                ),
+            ));
+        }
+        let fold = Frame {
+            in_count: out.out_count,
+            in_keys_offsets: out.out_keys_offsets,
+            in_keys_data: out.out_keys_data,
+            in_values_offsets: out.out_values_offsets,
+            in_values_data: out.out_values_data,
+            ..Frame::default()
+        };
+        self.invoke_combiner(reduce, combine, &fold, weft_abi::COMBINE_FOLD)
+            .map(|frame| frame.out_count as usize)
+    }
+
+    /// See [`GuestInstance::combine`].
+    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+        let combine = self.combiner(reduce)?;
+        let frame = self.copy_in(reduce, Input::Records(input))?;
+        self.invoke_combiner(reduce, combine, &frame, weft_abi::COMBINE_FOLD)
+            .map(|frame| frame.out_count as usize)
+    }
+
+    /// See [`GuestInstance::drain_combiner`].
+    pub fn drain_combiner(&mut self, reduce: &str) -> Result<Records, CallError> {
+        let combine = self.combiner(reduce)?;
+        let frame =
+            self.invoke_combiner(reduce, combine, &Frame::default(), weft_abi::COMBINE_DRAIN)?;
+        self.read_records(reduce, &frame)
+    }
+
+    fn combiner(&self, reduce: &str) -> Result<TypedFunc<(u32, u32), u32>, CallError> {
+        self.combiners
+            .get(reduce)
+            .cloned()
+            .ok_or_else(|| CallError::NoCombiner(reduce.to_owned()))
+    }
+
+    fn invoke_combiner(
+        &mut self,
+        reduce: &str,
+        combine: TypedFunc<(u32, u32), u32>,
+        frame: &Frame,
+        op: u32,
+    ) -> Result<Frame, CallError> {
+        self.write_frame(reduce, frame)?;
+        self.arm();
+        let status = combine.call(&mut self.store, (self.frame, op));
+        self.finish(reduce, status)
+    }
+
     /// Everything the guest has written to stdout so far (up to the capture limit).
     pub fn stdout(&self) -> Vec<u8> {
         self.store.data().stdout.contents().to_vec()
@@ -418,7 +537,15 @@ impl WasmInstance {
                 requested: kind,
             });
         }
+        let frame = self.copy_in(udf, input)?;
+        self.write_frame(udf, &frame)?;
+        self.arm();
+        let status = func.call(&mut self.store, self.frame);
+        self.finish(udf, status)
+    }
 
+    /// Copies the input into the guest's input region; returns the frame that describes it.
+    fn copy_in(&mut self, udf: &str, input: Input<'_>) -> Result<Frame, CallError> {
         // Layout of the input region: the offset arrays (4-aligned), then the data.
         let (keys, values, groups) = match &input {
             Input::Records(r) => (r.keys(), r.values(), None),
@@ -480,16 +607,25 @@ impl WasmInstance {
         let (dst, rest) = rest.split_at_mut(keys_data.len());
         dst.copy_from_slice(keys_data);
         rest.copy_from_slice(values_data);
+        Ok(frame)
+    }
 
+    /// Writes the frame of the next call into guest memory.
+    fn write_frame(&mut self, udf: &str, frame: &Frame) -> Result<(), CallError> {
+        let mem = self.memory.data_mut(&mut self.store);
         let frame_bytes = slice_mut(mem, self.frame, u64::from(weft_abi::FRAME_SIZE))
             .ok_or_else(|| abi(udf, "the call frame lies outside guest memory".into()))?;
-        frame_bytes.copy_from_slice(&frame_to_bytes(&frame));
+        frame_bytes.copy_from_slice(&frame_to_bytes(frame));
+        Ok(())
+    }
 
-        self.arm();
-        let status = func
-            .call(&mut self.store, self.frame)
-            .map_err(|e| self.call_failure(udf, e))?;
-
+    /// The frame the guest filled in, once its export returned `status`.
+    fn finish(
+        &mut self,
+        udf: &str,
+        status: Result<u32, wasmtime::Error>,
+    ) -> Result<Frame, CallError> {
+        let status = status.map_err(|e| self.call_failure(udf, e))?;
         let mem = self.memory.data(&self.store);
         let frame = slice(mem, self.frame, u64::from(weft_abi::FRAME_SIZE))
             .map(frame_from_bytes)

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::{Array, BinaryArray, BooleanArray};
 use weft_abi::UdfKind;
-use weft_abi::native::{Binary, Input, NativeCall, NativeUdf, Output};
+use weft_abi::native::{Binary, CombineState, Input, NativeCall, NativeCombine, NativeUdf, Output};
 
 use crate::batch::{Groups, Records, binary_array};
 use crate::error::{CallError, ValidationError};
@@ -33,6 +33,8 @@ use crate::validate::UdfInfo;
 #[derive(Clone)]
 pub(crate) struct NativeModule {
     calls: Arc<HashMap<String, (UdfKind, NativeCall)>>,
+    /// The combiners of the `reduce` UDFs that have one.
+    combiners: Arc<HashMap<String, NativeCombine>>,
 }
 
 impl std::fmt::Debug for NativeModule {
@@ -56,6 +58,7 @@ impl GuestModule {
             return Err(ValidationError::NoUdfs);
         }
         let mut calls = HashMap::with_capacity(udfs.len());
+        let mut combiners = HashMap::new();
         let mut infos = Vec::with_capacity(udfs.len());
         for udf in udfs {
             if !weft_abi::is_valid_udf_name(udf.name) {
@@ -72,6 +75,9 @@ impl GuestModule {
                 });
             }
             calls.insert(udf.name.to_owned(), (udf.kind, udf.call));
+            if let (UdfKind::Reduce, Some(combine)) = (udf.kind, udf.combine) {
+                combiners.insert(udf.name.to_owned(), combine);
+            }
             infos.push(UdfInfo {
                 name: udf.name.to_owned(),
                 kind: udf.kind,
@@ -81,6 +87,7 @@ impl GuestModule {
         Ok(GuestModule::from_native(
             NativeModule {
                 calls: Arc::new(calls),
+                combiners: Arc::new(combiners),
             },
             infos,
         ))
@@ -91,6 +98,11 @@ impl NativeModule {
     pub(crate) fn instantiate(&self) -> NativeInstance {
         NativeInstance {
             calls: self.calls.clone(),
+            combiners: self
+                .combiners
+                .iter()
+                .map(|(name, &combine)| (name.clone(), (combine, None)))
+                .collect(),
             interrupt: None,
             scratch: Scratch::default(),
         }
@@ -107,6 +119,8 @@ struct Scratch {
 /// An instance of a native module: nothing to set up, only the buffers reused across calls.
 pub(crate) struct NativeInstance {
     calls: Arc<HashMap<String, (UdfKind, NativeCall)>>,
+    /// Each combiner and its state (this instance's running values), by `reduce` name.
+    combiners: HashMap<String, (NativeCombine, CombineState)>,
     interrupt: Option<Arc<AtomicBool>>,
     scratch: Scratch,
 }
@@ -183,6 +197,96 @@ impl NativeInstance {
         self.interrupt = Some(flag);
     }
 
+    pub(crate) fn has_combiner(&self, reduce: &str) -> bool {
+        self.combiners.contains_key(reduce)
+    }
+
+    /// The `map` or `flat_map` call, whose output view goes straight to the combiner during its
+    /// callback, as the wasm path leaves it in guest memory for the combiner.
+    pub(crate) fn map_into_combiner(
+        &mut self,
+        kind: UdfKind,
+        udf: &str,
+        input: &Records,
+        reduce: &str,
+    ) -> Result<usize, CallError> {
+        if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
+            return Err(CallError::KindMismatch {
+                name: udf.to_owned(),
+                actual: kind,
+                requested: UdfKind::FlatMap,
+            });
+        }
+        // Out of the map while the call borrows the instance; put back whatever happens.
+        let (combine, mut state) = self
+            .combiners
+            .remove(reduce)
+            .ok_or_else(|| CallError::NoCombiner(reduce.to_owned()))?;
+        let (keys, values) = (input.keys(), input.values());
+        let folded = self.call(udf, kind, keys, values, None, |out| {
+            if kind == UdfKind::Map && out.count != input.len() {
+                return Err(format!(
+                    "a map must return one record per input: {} in, {} out",
+                    input.len(),
+                    out.count
+                ));
+            }
+            let records = Input {
+                count: out.count,
+                keys: out.keys,
+                values: out.values,
+                groups: &[],
+            };
+            Ok(combine_call(
+                combine,
+                weft_abi::COMBINE_FOLD,
+                &records,
+                &mut state,
+                reduce,
+                |held| Ok(held.count),
+            ))
+        });
+        self.combiners.insert(reduce.to_owned(), (combine, state));
+        folded?
+    }
+
+    pub(crate) fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+        let Scratch { keys, values } = &mut self.scratch;
+        let records = Input {
+            count: input.len(),
+            keys: view(input.keys(), keys),
+            values: view(input.values(), values),
+            groups: &[],
+        };
+        let (combine, state) = self
+            .combiners
+            .get_mut(reduce)
+            .ok_or_else(|| CallError::NoCombiner(reduce.to_owned()))?;
+        combine_call(
+            *combine,
+            weft_abi::COMBINE_FOLD,
+            &records,
+            state,
+            reduce,
+            |held| Ok(held.count),
+        )
+    }
+
+    pub(crate) fn drain_combiner(&mut self, reduce: &str) -> Result<Records, CallError> {
+        let (combine, state) = self
+            .combiners
+            .get_mut(reduce)
+            .ok_or_else(|| CallError::NoCombiner(reduce.to_owned()))?;
+        combine_call(
+            *combine,
+            weft_abi::COMBINE_DRAIN,
+            &Input::default(),
+            state,
+            reduce,
+            read_records,
+        )
+    }
+
     /// Calls the UDF on the batch and reads its output with `read` (whose error is an ABI
     /// violation), during the UDF's callback.
     fn call<T>(
@@ -227,35 +331,57 @@ impl NativeInstance {
             groups: groups.unwrap_or(&[]),
         };
 
-        let mut read = Some(read);
-        let mut result = None;
-        let mut sink = |outcome: Result<&Output<'_>, &str>| {
-            // The SDK calls back once; a second call (a broken native UDF) is ignored.
-            let Some(read) = read.take() else { return };
-            result = Some(match outcome {
-                Ok(output) => read(output).map_err(|detail| abi(udf, detail)),
-                Err(message) => Err(CallError::Guest {
-                    udf: udf.to_owned(),
-                    message: message.to_owned(),
-                }),
-            });
-        };
-        // A panic is the UDF's failure, as a trap is in wasm: catch it here rather than let it
-        // take the worker's thread (the panic hook has printed the message and location already).
-        panic::catch_unwind(AssertUnwindSafe(|| call(&input, &mut sink))).map_err(|payload| {
-            CallError::Trap {
-                udf: udf.to_owned(),
-                trap: format!("panicked: {}", panic_message(payload.as_ref())),
-                stderr: String::new(),
-            }
-        })?;
-        result.unwrap_or_else(|| {
-            Err(abi(
-                udf,
-                "the native UDF returned without giving a result".into(),
-            ))
-        })
+        invoke(udf, |sink| call(&input, sink), read)
     }
+}
+
+/// One call of a native combiner, its output read by `read`.
+fn combine_call<T>(
+    combine: NativeCombine,
+    op: u32,
+    input: &Input<'_>,
+    state: &mut CombineState,
+    reduce: &str,
+    read: impl FnOnce(&Output<'_>) -> Result<T, String>,
+) -> Result<T, CallError> {
+    invoke(reduce, |sink| combine(op, input, state, sink), read)
+}
+
+/// Runs a native call (`run` gets its result callback) and reads its output with `read` (whose
+/// error is an ABI violation), during the callback.
+fn invoke<T>(
+    udf: &str,
+    run: impl FnOnce(&mut dyn FnMut(Result<&Output<'_>, &str>)),
+    read: impl FnOnce(&Output<'_>) -> Result<T, String>,
+) -> Result<T, CallError> {
+    let mut read = Some(read);
+    let mut result = None;
+    let mut sink = |outcome: Result<&Output<'_>, &str>| {
+        // The SDK calls back once; a second call (a broken native UDF) is ignored.
+        let Some(read) = read.take() else { return };
+        result = Some(match outcome {
+            Ok(output) => read(output).map_err(|detail| abi(udf, detail)),
+            Err(message) => Err(CallError::Guest {
+                udf: udf.to_owned(),
+                message: message.to_owned(),
+            }),
+        });
+    };
+    // A panic is the UDF's failure, as a trap is in wasm: catch it here rather than let it
+    // take the worker's thread (the panic hook has printed the message and location already).
+    panic::catch_unwind(AssertUnwindSafe(|| run(&mut sink))).map_err(|payload| {
+        CallError::Trap {
+            udf: udf.to_owned(),
+            trap: format!("panicked: {}", panic_message(payload.as_ref())),
+            stderr: String::new(),
+        }
+    })?;
+    result.unwrap_or_else(|| {
+        Err(abi(
+            udf,
+            "the native UDF returned without giving a result".into(),
+        ))
+    })
 }
 
 fn abi(udf: &str, detail: String) -> CallError {

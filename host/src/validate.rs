@@ -318,7 +318,9 @@ impl Engine {
         }
 
         let udf_sig = sig(&["i32"], &["i32"]);
+        let combine_sig = sig(&["i32", "i32"], &["i32"]);
         let mut udfs: BTreeMap<String, UdfKind> = BTreeMap::new();
+        let mut combiners = Vec::new();
         for (name, kind, index) in &exports {
             if !name.starts_with(weft_abi::EXPORT_PREFIX)
                 || [
@@ -328,6 +330,11 @@ impl Engine {
                 ]
                 .contains(&name.as_str())
             {
+                continue;
+            }
+            if let Some(reduce) = weft_abi::split_combine_export(name) {
+                check_func_export(name, *kind, *index, &combine_sig, &func_type)?;
+                combiners.push((name, reduce));
                 continue;
             }
             let Some((udf_kind, udf_name)) = UdfKind::split_export(name) else {
@@ -344,6 +351,14 @@ impl Engine {
         }
         if udfs.is_empty() {
             return Err(ValidationError::NoUdfs);
+        }
+        for (export, reduce) in combiners {
+            if udfs.get(reduce) != Some(&UdfKind::Reduce) {
+                return Err(ValidationError::OrphanCombiner {
+                    export: export.clone(),
+                    name: reduce.to_owned(),
+                });
+            }
         }
         wasi_imports.sort();
         wasi_imports.dedup();

@@ -17,6 +17,9 @@
 
 #![no_std]
 
+// Only for the native module's combiner state, which a host process allocates anyway.
+extern crate alloc;
+
 /// Version of the guest ABI this crate describes. Bump it on any change a compiled guest could notice:
 /// the frame layout, an export's signature, or the meaning of a field.
 pub const ABI_VERSION: u32 = 1;
@@ -35,6 +38,25 @@ pub const INITIALIZE_EXPORT: &str = "_initialize";
 pub const EXPORT_PREFIX: &str = "weft_";
 /// The only import module the sandbox provides (WASI preview 1, without ambient capabilities).
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// Prefix of the optional combiner export of a `reduce` UDF: `weft_combine_<name>`, of type
+/// `(frame: i32, op: i32) -> i32`, where `<name>` is a `reduce` of the same module (ABI.md §3a). The
+/// combiner holds running values by key in guest memory, so a map task's output can be combined
+/// where it was produced instead of being copied out and back in.
+pub const COMBINE_EXPORT_PREFIX: &str = "weft_combine_";
+/// Combiner op: fold the frame's input records into the values held, left to right; on success
+/// `out_count` is the number of bytes the combiner now holds (keys and values).
+pub const COMBINE_FOLD: u32 = 0;
+/// Combiner op: describe every record held (a key and its combined value) in the frame's `out_*`
+/// fields, and hold nothing after.
+pub const COMBINE_DRAIN: u32 = 1;
+
+/// The `reduce` UDF a combiner export belongs to: `Some("sum")` for `weft_combine_sum`.
+pub fn split_combine_export(export: &str) -> Option<&str> {
+    export
+        .strip_prefix(COMBINE_EXPORT_PREFIX)
+        .filter(|name| is_valid_udf_name(name))
+}
 
 /// A UDF returned normally; its output is described in the frame.
 pub const STATUS_OK: u32 = 0;
@@ -182,6 +204,8 @@ const _: () = {
 /// A native UDF is trusted code running in the host: it has none of the sandbox's isolation or
 /// limits. The sandboxed module is the product; this exists so that the two can be compared.
 pub mod native {
+    use alloc::boxed::Box;
+
     use crate::UdfKind;
 
     /// A variable-size binary array: item `i` is `data[offsets[i]..offsets[i + 1]]`. `offsets` has
@@ -232,12 +256,25 @@ pub mod native {
     /// as with wasm. The callback is called exactly once.
     pub type NativeCall = fn(&Input<'_>, &mut dyn FnMut(Result<&Output<'_>, &str>));
 
+    /// The state of a native combiner, owned by the caller (one per instance and `reduce` UDF, empty
+    /// at first) and kept between calls; what it holds is the UDF's business.
+    pub type CombineState = Option<Box<dyn core::any::Any + Send>>;
+
+    /// One call of a native `reduce` UDF's combiner (what `weft_combine_<name>` is to a module):
+    /// `op` is [`COMBINE_FOLD`](crate::COMBINE_FOLD), with the records to fold as the input and
+    /// the bytes held as the output's `count`, or [`COMBINE_DRAIN`](crate::COMBINE_DRAIN), with the
+    /// records held as the output. The callback is called exactly once, as for [`NativeCall`].
+    pub type NativeCombine =
+        fn(u32, &Input<'_>, &mut CombineState, &mut dyn FnMut(Result<&Output<'_>, &str>));
+
     /// A UDF compiled into the host process: what the export `weft_<kind>_<name>` is to a module.
     #[derive(Debug, Clone, Copy)]
     pub struct NativeUdf {
         pub kind: UdfKind,
         pub name: &'static str,
         pub call: NativeCall,
+        /// A `reduce`'s combiner, if it has one (what `weft_combine_<name>` is to a module).
+        pub combine: Option<NativeCombine>,
     }
 }
 
@@ -268,6 +305,15 @@ mod tests {
         assert_eq!(UdfKind::split_export("weft_map_"), None);
         assert_eq!(UdfKind::split_export("weft_map_bad-name"), None);
         assert_eq!(UdfKind::split_export("map_x"), None);
+    }
+
+    #[test]
+    fn combiner_exports_name_their_reduce_and_are_no_udf_export() {
+        assert_eq!(split_combine_export("weft_combine_sum"), Some("sum"));
+        assert_eq!(split_combine_export("weft_combine_"), None);
+        assert_eq!(split_combine_export("weft_combine_bad-name"), None);
+        assert_eq!(split_combine_export("weft_reduce_sum"), None);
+        assert_eq!(UdfKind::split_export("weft_combine_sum"), None);
     }
 
     #[test]

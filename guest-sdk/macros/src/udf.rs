@@ -264,8 +264,58 @@ fn generate(kind: Kind, name: &UdfName, function: &ItemFn, params: &[PatType]) -
         kind.as_str(),
         kind.as_str()
     );
+    // A `reduce` also gets its combiner: the `weft_combine_<name>` export, and the native
+    // constant's `combine`.
+    let (combine_export, native_combine) = match kind {
+        Kind::Reduce => {
+            let fold = combine_closure(function, params);
+            let export = syn::LitStr::new(&format!("weft_combine_{}", name.value), name.span);
+            let (op, state) = (
+                Ident::new("op", Span::mixed_site()),
+                Ident::new("state", Span::mixed_site()),
+            );
+            (
+                quote! {
+                    #[cfg(target_arch = "wasm32")]
+                    const _: () = {
+                        #[unsafe(export_name = #export)]
+                        unsafe extern "C" fn __weft_export(
+                            #frame: *mut ::weft_guest::__private::Frame,
+                            #op: u32,
+                        ) -> u32 {
+                            // SAFETY: as for the UDF's own export (ABI.md, sections 3a and 4).
+                            unsafe { ::weft_guest::__private::combine(#frame, #op, #udf, #fold) }
+                        }
+                    };
+                },
+                quote! {
+                    ::core::option::Option::Some({
+                        fn __weft_native_combine(
+                            #op: u32,
+                            #input: &::weft_guest::__private::NativeInput<'_>,
+                            #state: &mut ::weft_guest::__private::CombineState,
+                            #sink: &mut dyn ::core::ops::FnMut(
+                                ::core::result::Result<
+                                    &::weft_guest::__private::NativeOutput<'_>,
+                                    &str,
+                                >,
+                            ),
+                        ) {
+                            ::weft_guest::__private::native::combine(
+                                #op, #input, #state, #sink, #udf, #fold,
+                            )
+                        }
+                        __weft_native_combine
+                    })
+                },
+            )
+        }
+        _ => (quote! {}, quote! { ::core::option::Option::None }),
+    };
     quote! {
         #function
+
+        #combine_export
 
         #[cfg(target_arch = "wasm32")]
         const _: () = {
@@ -303,6 +353,7 @@ fn generate(kind: Kind, name: &UdfName, function: &ItemFn, params: &[PatType]) -
                 }
                 __weft_native
             },
+            combine: #native_combine,
         };
     }
 }
@@ -404,6 +455,85 @@ fn glue_closure(kind: Kind, function: &ItemFn, params: &[PatType]) -> TokenStrea
                     #output
                 }
             }
+        }
+    }
+}
+
+/// A `reduce`'s fold for its combiner (`weft_guest::__private::Fold`): one accumulator per key of
+/// the call, decoded from its running value (or from its first value), each record's value decoded
+/// and folded into its key's accumulator in arrival order, and each key's result encoded once.
+/// Bytes in, bytes out, so the user's types may borrow from either.
+fn combine_closure(function: &ItemFn, params: &[PatType]) -> TokenStream {
+    let user = &function.sig.ident;
+    let local = |name: &str| Ident::new(name, Span::mixed_site());
+    let (pending, results, keys, accs, group, value, a, b, acc) = (
+        local("pending"),
+        local("results"),
+        local("keys"),
+        local("accs"),
+        local("group"),
+        local("value"),
+        local("a"),
+        local("b"),
+        local("acc"),
+    );
+    let span = |index: usize| params[index].ty.span();
+    let returns = match &function.sig.output {
+        ReturnType::Default => function.sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    // The value parameters are the last two; a 3-parameter reduce takes the key first.
+    let first = params.len().saturating_sub(2);
+    let decode_running = quote_spanned!(span(first)=>
+        ::weft_guest::__private::decode_combined(#acc)
+    );
+    let decode_b = quote_spanned!(span(first + 1)=>
+        ::weft_guest::__private::decode_value(#value?)?
+    );
+    let (decode_keys, call) = if params.len() == 3 {
+        let decode_key = quote_spanned!(span(0)=>
+            ::weft_guest::__private::decode_key(#pending.key(#group))
+        );
+        let clone_key = quote_spanned!(span(0)=> ::core::clone::Clone::clone(&#keys[#group]));
+        (
+            quote! {
+                // Decoded once per key and call, as the reduce decodes it once per group: a bad
+                // key fails however the records happen to be combined.
+                let #keys = (0..#pending.keys())
+                    .map(|#group| #decode_key)
+                    .collect::<::core::result::Result<::std::vec::Vec<_>, _>>()?;
+            },
+            quote_spanned!(returns=> #user(#clone_key, #a, #b)),
+        )
+    } else {
+        (quote! {}, quote_spanned!(returns=> #user(#a, #b)))
+    };
+    let combine = quote_spanned!(returns=> ::weft_guest::__private::reduce_output(#call)?);
+    quote! {
+        |#pending: &::weft_guest::__private::Pending<'_>,
+         #results: &mut ::weft_guest::__private::Results| {
+            #decode_keys
+            let mut #accs = ::std::vec::Vec::with_capacity(#pending.keys());
+            for #group in 0..#pending.keys() {
+                #accs.push(match #pending.running(#group) {
+                    ::core::option::Option::Some(#acc) => ::core::option::Option::Some(#decode_running?),
+                    ::core::option::Option::None => ::core::option::Option::None,
+                });
+            }
+            for (#group, #value) in #pending.records() {
+                let #b = #decode_b;
+                #accs[#group] = ::core::option::Option::Some(match #accs[#group].take() {
+                    ::core::option::Option::Some(#a) => #combine,
+                    // A key's first value: decoded, and encoded again with the results.
+                    ::core::option::Option::None => #b,
+                });
+            }
+            for #acc in #accs {
+                // Every key of the call has at least its first value.
+                let #acc = #acc.ok_or_else(::weft_guest::__private::no_values)?;
+                #results.push(#acc);
+            }
+            ::core::result::Result::Ok(())
         }
     }
 }

@@ -33,14 +33,14 @@ impl<'a> BinaryArray<'a> {
     }
 
     /// Item `index`, or an ABI failure if its offsets are out of bounds or decreasing.
+    #[inline]
     pub fn get(&self, index: usize) -> Result<&'a [u8], Failure> {
         let item = match (self.offsets.get(index), self.offsets.get(index + 1)) {
             (Some(&start), Some(&end)) => self.data.get(start as usize..end as usize),
             _ => None,
         };
-        item.ok_or(Failure::abi(
-            "an input offset is out of bounds or decreasing",
-        ))
+        // Lazily: a `Failure` has a destructor, and this is called once per record.
+        item.ok_or_else(|| Failure::abi("an input offset is out of bounds or decreasing"))
     }
 }
 
@@ -56,10 +56,16 @@ impl<'a> Records<'a> {
         Records { keys, values }
     }
 
+    /// The values, as one array.
+    pub fn values(&self) -> BinaryArray<'a> {
+        self.values
+    }
+
     pub fn count(&self) -> usize {
         self.keys.count()
     }
 
+    #[inline]
     pub fn get(&self, index: usize) -> Result<(&'a [u8], &'a [u8]), Failure> {
         Ok((self.keys.get(index)?, self.values.get(index)?))
     }

@@ -13,6 +13,7 @@
 //! the record or group index, so a message reads `split_words: value of record 17 is not valid
 //! UTF-8`.
 
+mod combine;
 mod input;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
@@ -22,12 +23,13 @@ mod wasm;
 use std::cell::Cell;
 use std::fmt::{self, Display};
 
-pub use weft_abi::native::{Input as NativeInput, NativeUdf, Output as NativeOutput};
+pub use weft_abi::native::{CombineState, Input as NativeInput, NativeUdf, Output as NativeOutput};
 pub use weft_abi::{Frame, UdfKind};
 
+pub use self::combine::{Combiner, Fold, Pending, Results};
 pub use self::input::{BinaryArray, Group, Groups, Records};
 #[cfg(target_arch = "wasm32")]
-pub use self::wasm::{filter, flat_map, group_reduce, map, reduce};
+pub use self::wasm::{combine, filter, flat_map, group_reduce, map, reduce};
 
 use crate::codec::{Decode, DecodeError, Encode};
 use crate::emitter::Emitter;
@@ -41,6 +43,8 @@ pub struct Failure(FailureKind);
 enum FailureKind {
     Key(Preview, DecodeError),
     RecordValue(Preview, DecodeError),
+    /// The value a combiner holds for the record's key (a result of the UDF itself).
+    Combined(Preview, DecodeError),
     /// Value `index` of the current group (counted within the group).
     GroupValue {
         index: usize,
@@ -170,6 +174,12 @@ impl CallError {
                 (FailureKind::RecordValue(p, e), Some(unit)) => {
                     write!(f, "value of {unit} ({p}) {e}")
                 }
+                (FailureKind::Combined(p, e), Some(unit)) => {
+                    write!(
+                        f,
+                        "the value combined so far for the key of {unit} ({p}) {e}"
+                    )
+                }
                 (
                     FailureKind::GroupValue {
                         index,
@@ -237,6 +247,16 @@ pub fn decode_key<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Result<T, Failure> {
 /// Decodes the value of a record.
 pub fn decode_value<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Result<T, Failure> {
     T::decode(bytes).map_err(|e| Failure(FailureKind::RecordValue(Preview::of(bytes), e)))
+}
+
+/// Decodes the value a combiner holds for a key: an earlier result of the same `reduce`.
+pub fn decode_combined<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Result<T, Failure> {
+    T::decode(bytes).map_err(|e| Failure(FailureKind::Combined(Preview::of(bytes), e)))
+}
+
+/// The failure of a combiner key without values, which the combiner never passes.
+pub fn no_values() -> Failure {
+    Failure::abi("a combiner key has no values")
 }
 
 /// Emits the record a `map` UDF returned.

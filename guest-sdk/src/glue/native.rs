@@ -14,11 +14,11 @@
 use std::cell::RefCell;
 use std::fmt::Write;
 
-use weft_abi::native::{Binary, Input, Output};
+use weft_abi::native::{Binary, CombineState, Input, Output};
 
 use super::{
-    BinaryArray, CallError, Failure, Group, Groups, Records, run_filter, run_group_reduce,
-    run_records, run_reduce,
+    BinaryArray, CallError, Combiner, Failure, Fold, Group, Groups, Records, run_filter,
+    run_group_reduce, run_records, run_reduce,
 };
 use crate::codec::Encode;
 use crate::emitter::Emitter;
@@ -89,21 +89,27 @@ fn call(sink: Sink<'_>, udf: &str, body: impl FnOnce(&mut State) -> Result<Produ
     }
 }
 
+fn binary(array: &crate::emitter::BinaryBuilder) -> Binary<'_> {
+    Binary {
+        offsets: &array.offsets,
+        data: &array.data,
+    }
+}
+
+/// The view of output records.
+fn records_output(out: &Emitter) -> Output<'_> {
+    Output {
+        count: out.len(),
+        keys: binary(&out.keys),
+        values: binary(&out.values),
+        keep: &[],
+    }
+}
+
 /// The view of a successful call's output.
 fn output(state: &State, produced: Produced) -> Output<'_> {
-    fn binary(array: &crate::emitter::BinaryBuilder) -> Binary<'_> {
-        Binary {
-            offsets: &array.offsets,
-            data: &array.data,
-        }
-    }
     match produced {
-        Produced::Records => Output {
-            count: state.out.len(),
-            keys: binary(&state.out.keys),
-            values: binary(&state.out.values),
-            keep: &[],
-        },
+        Produced::Records => records_output(&state.out),
         Produced::Keep => Output {
             keep: &state.keep,
             ..Output::default()
@@ -222,4 +228,47 @@ where
         run_group_reduce(&groups, &mut state.out, f)?;
         Ok(Produced::Records)
     });
+}
+
+/// Entry point of a native `reduce`'s combiner (what `weft_combine_<name>` is to a module): the
+/// combiner lives in `state`, which the caller keeps per instance (a [`Combiner`] is put there on
+/// the first call), so tasks running at once on other threads each have their own.
+pub fn combine(
+    op: u32,
+    input: &Input<'_>,
+    state: &mut CombineState,
+    sink: Sink<'_>,
+    udf: &str,
+    f: impl Fold,
+) {
+    let fail = |sink: Sink<'_>, error: CallError| sink(Err(&error.display(udf).to_string()));
+    let combiner = match state {
+        Some(held) => held.downcast_mut::<Combiner>(),
+        None => state.insert(Box::new(Combiner::new())).downcast_mut(),
+    };
+    let Some(combiner) = combiner else {
+        return fail(
+            sink,
+            Failure::abi("the combiner state is not this UDF's").into(),
+        );
+    };
+    match op {
+        weft_abi::COMBINE_FOLD => {
+            let folded = records(input)
+                .map_err(CallError::from)
+                .and_then(|records| combiner.fold(&records, f));
+            match folded {
+                Ok(()) => sink(Ok(&Output {
+                    count: combiner.held(),
+                    ..Output::default()
+                })),
+                Err(error) => fail(sink, error),
+            }
+        }
+        weft_abi::COMBINE_DRAIN => sink(Ok(&records_output(combiner.drain()))),
+        _ => fail(
+            sink,
+            Failure::abi("unknown combiner op (0 = fold, 1 = drain)").into(),
+        ),
+    }
 }

@@ -13,8 +13,8 @@ use std::ptr;
 use weft_abi::{Frame, STATUS_ERROR, STATUS_OK};
 
 use super::{
-    BinaryArray, CallError, Failure, Group, Groups, Records, run_filter, run_group_reduce,
-    run_records, run_reduce,
+    BinaryArray, CallError, Combiner, Failure, Fold, Group, Groups, Records, run_filter,
+    run_group_reduce, run_records, run_reduce,
 };
 use crate::codec::Encode;
 use crate::emitter::Emitter;
@@ -27,6 +27,21 @@ struct State {
     keep: Vec<u8>,
     /// The message of a failed call.
     error: String,
+    /// The combiner of each `reduce` UDF that has been folded into, by UDF name.
+    combiners: Vec<(&'static str, Combiner)>,
+}
+
+impl State {
+    /// The index of `udf`'s combiner in `combiners`, made on first use.
+    fn combiner(&mut self, udf: &'static str) -> usize {
+        match self.combiners.iter().position(|(name, _)| *name == udf) {
+            Some(at) => at,
+            None => {
+                self.combiners.push((udf, Combiner::new()));
+                self.combiners.len() - 1
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -35,6 +50,7 @@ thread_local! {
         out: Emitter::new(),
         keep: Vec::new(),
         error: String::new(),
+        combiners: Vec::new(),
     });
 }
 
@@ -43,6 +59,10 @@ enum Output {
     Records,
     Keep,
     Values,
+    /// A combiner's fold: the bytes it holds now.
+    Held(usize),
+    /// A combiner's drain: its records, in the combiner of that index.
+    Drained(usize),
 }
 
 /// Runs one call: `body` reads the input described by the frame and fills the state's buffers.
@@ -62,18 +82,11 @@ unsafe fn call(
     // SAFETY: the caller guarantees the frame is readable; it need not be aligned for this read.
     let input = unsafe { ptr::read_unaligned(frame) };
     STATE.with_borrow_mut(|state| {
-        state.out.clear();
-        state.keep.clear();
         state.error.clear();
         let mut frame_out = input;
         let status = match body(&input, state) {
             Ok(Output::Records) => {
-                let out = &state.out;
-                frame_out.out_count = count(out.len());
-                frame_out.out_keys_offsets = addr(out.keys.offsets.as_ptr());
-                frame_out.out_keys_data = addr(out.keys.data.as_ptr());
-                frame_out.out_values_offsets = addr(out.values.offsets.as_ptr());
-                frame_out.out_values_data = addr(out.values.data.as_ptr());
+                describe_records(&mut frame_out, &state.out);
                 STATUS_OK
             }
             Ok(Output::Keep) => {
@@ -85,6 +98,14 @@ unsafe fn call(
                 frame_out.out_count = count(values.len());
                 frame_out.out_values_offsets = addr(values.offsets.as_ptr());
                 frame_out.out_values_data = addr(values.data.as_ptr());
+                STATUS_OK
+            }
+            Ok(Output::Held(bytes)) => {
+                frame_out.out_count = count(bytes);
+                STATUS_OK
+            }
+            Ok(Output::Drained(at)) => {
+                describe_records(&mut frame_out, state.combiners[at].1.drained());
                 STATUS_OK
             }
             Err(error) => {
@@ -100,6 +121,15 @@ unsafe fn call(
         unsafe { ptr::write_unaligned(frame, frame_out) };
         status
     })
+}
+
+/// Points the frame's output fields at `out`'s records.
+fn describe_records(frame: &mut Frame, out: &Emitter) {
+    frame.out_count = count(out.len());
+    frame.out_keys_offsets = addr(out.keys.offsets.as_ptr());
+    frame.out_keys_data = addr(out.keys.data.as_ptr());
+    frame.out_values_offsets = addr(out.values.offsets.as_ptr());
+    frame.out_values_data = addr(out.values.data.as_ptr());
 }
 
 /// A guest address as the ABI's u32. Lossless: pointers are 32-bit on wasm32.
@@ -252,6 +282,7 @@ where
     // SAFETY: forwarded to the caller, who owns the frame and its buffers for the call.
     unsafe {
         call(frame, udf, |input, state| {
+            state.out.clear();
             let records = records(input)?;
             run_records(&records, &mut state.out, f)?;
             Ok(Output::Records)
@@ -270,6 +301,7 @@ where
     // SAFETY: forwarded to the caller.
     unsafe {
         call(frame, udf, |input, state| {
+            state.keep.clear();
             let records = records(input)?;
             run_filter(&records, &mut state.keep, f)?;
             Ok(Output::Keep)
@@ -289,6 +321,7 @@ where
     // SAFETY: forwarded to the caller.
     unsafe {
         call(frame, udf, |input, state| {
+            state.out.clear();
             let groups = groups(input)?;
             run_reduce(&groups, &mut state.out, f)?;
             Ok(Output::Values)
@@ -307,9 +340,38 @@ where
     // SAFETY: forwarded to the caller.
     unsafe {
         call(frame, udf, |input, state| {
+            state.out.clear();
             let groups = groups(input)?;
             run_group_reduce(&groups, &mut state.out, f)?;
             Ok(Output::Records)
+        })
+    }
+}
+
+/// Entry point of a `reduce` UDF's combiner export, `weft_combine_<name>` (ABI.md §3a): `op` is
+/// `COMBINE_FOLD` (fold the frame's input records in; report the bytes held) or `COMBINE_DRAIN`
+/// (describe the records held as the output, and hold nothing after).
+///
+/// # Safety
+/// `frame` is the frame pointer the host passed to the export.
+pub unsafe fn combine(frame: *mut Frame, op: u32, udf: &'static str, f: impl Fold) -> u32 {
+    // SAFETY: forwarded to the caller. The input of a fold may be the output buffers of the
+    // previous call (`state.out`): the fold neither clears nor writes them.
+    unsafe {
+        call(frame, udf, |input, state| match op {
+            weft_abi::COMBINE_FOLD => {
+                let records = records(input)?;
+                let at = state.combiner(udf);
+                let combiner = &mut state.combiners[at].1;
+                combiner.fold(&records, f)?;
+                Ok(Output::Held(combiner.held()))
+            }
+            weft_abi::COMBINE_DRAIN => {
+                let at = state.combiner(udf);
+                state.combiners[at].1.drain();
+                Ok(Output::Drained(at))
+            }
+            _ => Err(Failure::abi("unknown combiner op (0 = fold, 1 = drain)").into()),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! batched ABI, and every way a module or a call can be refused.
 
 mod artifact;
+mod combine;
 mod fixtures;
 mod kinds;
 mod native;

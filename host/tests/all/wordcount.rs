@@ -11,7 +11,7 @@ use crate::{instantiate, read};
 
 /// The reference splitter, written independently of every guest: words are maximal runs of bytes
 /// that are not ASCII whitespace (space, \t, \n, \v, \f, \r).
-fn reference_words(text: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn reference_words(text: &[u8]) -> Vec<&[u8]> {
     text.split(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
         .filter(|w| !w.is_empty())
         .collect()
@@ -19,7 +19,7 @@ fn reference_words(text: &[u8]) -> Vec<&[u8]> {
 
 /// A deterministic pseudo-random text generator (xorshift), with multi-byte UTF-8 and every kind of
 /// whitespace, so the tests need no data files.
-fn corpus(lines: usize, seed: u64) -> Vec<Vec<u8>> {
+pub(crate) fn corpus(lines: usize, seed: u64) -> Vec<Vec<u8>> {
     const WORDS: &[&str] = &[
         "the",
         "The",

@@ -20,7 +20,9 @@ use weft_io::{PartWriter, SplitReader};
 use crate::task::{
     BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
 };
-use crate::{DEFAULT_GROUP_BUDGET, Grouper, Pipeline, ShuffleWriter, TaskError, read_block_with};
+use crate::{
+    DEFAULT_GROUP_BUDGET, Grouper, Pipeline, ShuffleWriter, StepRef, TaskError, read_block_with,
+};
 
 /// Where a worker gets module bytes from: the local registry in embedded mode, the scheduler's
 /// registry service in a cluster. The executor verifies the bytes against the id either way.
@@ -354,7 +356,8 @@ impl Executor {
                 Sink::Shuffle(
                     ShuffleWriter::new(&dir, *partitions, combiner.clone())?
                         .with_compression(*compression)
-                        .with_combine_budget(self.task_memory),
+                        .with_combine_budget(self.task_memory)
+                        .with_sandbox_memory(spec.limits.max_memory_bytes),
                 )
             }
             TaskOutput::Part {
@@ -378,8 +381,7 @@ impl Executor {
                     check()?;
                     let batch = batch?;
                     result.records_in += batch.len() as u64;
-                    let out = pipeline.run(&spec.steps, batch)?;
-                    sink.write(pipeline, &out)?;
+                    sink.take(pipeline, &spec.steps, batch)?;
                 }
             }
             TaskInput::Shuffle { wide, blocks } => {
@@ -412,8 +414,7 @@ impl Executor {
                 check()?;
                 // The grouper's output goes through the narrow steps after the wide one as it comes.
                 let finished = grouper.finish_with(pipeline, |pipeline, records| {
-                    let out = pipeline.run(&spec.steps, records)?;
-                    sink.write(pipeline, &out)
+                    sink.take(pipeline, &spec.steps, records)
                 });
                 // Counted whether or not the task got through: the disk traffic happened.
                 let spilled = grouper.spill_stats();
@@ -459,10 +460,16 @@ enum Sink {
 }
 
 impl Sink {
-    fn write(&mut self, pipeline: &mut Pipeline, records: &Records) -> Result<(), TaskError> {
+    /// Runs the narrow `steps` over `batch` and writes their output.
+    fn take(
+        &mut self,
+        pipeline: &mut Pipeline,
+        steps: &[StepRef],
+        batch: Records,
+    ) -> Result<(), TaskError> {
         match self {
-            Sink::Shuffle(w) => w.write(pipeline, records),
-            Sink::Part(w) => Ok(w.write(records)?),
+            Sink::Shuffle(w) => w.run_and_write(pipeline, steps, batch),
+            Sink::Part(w) => Ok(w.write(&pipeline.run(steps, batch)?)?),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! The live guests of a task, and the fused narrow steps (`map`, `filter`, `flat_map`) applied to
 //! each batch in one pass.
+//!
+//! A map task whose output is combined for a `reduce` with a combiner in its guest
+//! ([`Pipeline::run_into_combiner`]) hands the last narrow step's output to the combiner inside
+//! the guest when both are in the same module: the records never cross into the host.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,6 +102,63 @@ impl Pipeline {
             .map_err(|e| step.failed(e))?;
         }
         Ok(batch)
+    }
+
+    /// Whether `step` (a `reduce`) has a combiner in its guest.
+    pub fn has_combiner(&mut self, step: &StepRef) -> bool {
+        step.kind == UdfKind::Reduce
+            && self
+                .instances
+                .get(&step.module)
+                .is_some_and(|g| g.has_combiner(&step.function))
+    }
+
+    /// Runs the narrow `steps` over `batch` and folds their output into the combiner of the
+    /// `reduce` step `reduce` (see [`Pipeline::has_combiner`]). Returns the bytes the combiner
+    /// holds, or `None` if nothing reached it (the batch was filtered away).
+    ///
+    /// When the last step is a `map` or `flat_map` of the combiner's own module, its output stays
+    /// in the guest and is folded where it is; otherwise it is copied in like any batch.
+    pub fn run_into_combiner(
+        &mut self,
+        steps: &[StepRef],
+        batch: Records,
+        reduce: &StepRef,
+    ) -> Result<Option<usize>, TaskError> {
+        let (fused, before) = match steps.split_last() {
+            Some((last, before))
+                if last.module == reduce.module
+                    && matches!(last.kind, UdfKind::Map | UdfKind::FlatMap) =>
+            {
+                (Some(last), before)
+            }
+            _ => (None, steps),
+        };
+        let batch = self.run(before, batch)?;
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let guest = self.guest(reduce)?;
+        let held = match fused {
+            Some(last) => guest
+                .map_into_combiner(last.kind, &last.function, &batch, &reduce.function)
+                // Names are unique within a module: the error's UDF says which step failed.
+                .map_err(|e| match e.udf() {
+                    Some(udf) if udf == reduce.function => reduce.failed(e),
+                    _ => last.failed(e),
+                })?,
+            None => guest
+                .combine(&reduce.function, &batch)
+                .map_err(|e| reduce.failed(e))?,
+        };
+        Ok(Some(held))
+    }
+
+    /// Takes every record the combiner of `reduce` holds.
+    pub fn drain_combiner(&mut self, reduce: &StepRef) -> Result<Records, TaskError> {
+        self.guest(reduce)?
+            .drain_combiner(&reduce.function)
+            .map_err(|e| reduce.failed(e))
     }
 
     /// Runs a `reduce` step over groups: one value per group.

@@ -4,6 +4,11 @@
 //! specification, so every worker, process and version agrees on where a key goes. Each non-empty
 //! partition becomes one Arrow IPC file (schema `key: Binary, value: Binary`), written in batches
 //! as its buffer fills.
+//!
+//! The map-side combine runs in the guest when the `reduce` has a combiner there
+//! ([`ShuffleWriter::run_and_write`]): the map output stays in guest memory, and the writer only
+//! sees the combined records, when the combiner passes its budget and at the end. Otherwise a
+//! host [`Grouper`] combines, calling the guest's `reduce` once per batch.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -67,8 +72,14 @@ pub struct ShuffleWriter {
     schema: SchemaRef,
     parts: Vec<Partition>,
     /// Map-side combine: values of equal keys are reduced before anything is written, so a word
-    /// seen a million times crosses the shuffle once per map task.
+    /// seen a million times crosses the shuffle once per map task. In the host unless the guest
+    /// combines (`run_and_write`).
     combiner: Option<Grouper>,
+    /// Bytes the combiner may hold before it hands its partial results on.
+    combine_budget: usize,
+    /// The guest's memory limit: a combiner in the guest holds at most a quarter of it (its
+    /// tables grow by doubling, and a drain copies what it holds once more).
+    sandbox_memory: usize,
     /// The codec of every file this writer creates; readers learn it from each batch's metadata.
     compression: ShuffleCompression,
 }
@@ -95,6 +106,8 @@ impl ShuffleWriter {
             schema: schema(),
             parts,
             combiner: combiner.map(Grouper::new).transpose()?,
+            combine_budget: crate::DEFAULT_GROUP_BUDGET,
+            sandbox_memory: usize::MAX,
             compression: ShuffleCompression::None,
         })
     }
@@ -132,7 +145,44 @@ impl ShuffleWriter {
     /// Bounds the map-side combiner's memory to `bytes` (default [`crate::DEFAULT_GROUP_BUDGET`]).
     pub fn with_combine_budget(mut self, bytes: usize) -> ShuffleWriter {
         self.combiner = self.combiner.map(|g| g.with_budget(bytes));
+        self.combine_budget = bytes;
         self
+    }
+
+    /// The memory limit of the task's guests: a combiner in the guest keeps within a quarter of it
+    /// too (default: no such bound).
+    pub fn with_sandbox_memory(mut self, bytes: usize) -> ShuffleWriter {
+        self.sandbox_memory = bytes;
+        self
+    }
+
+    /// The `reduce` step whose combiner runs in the guest, if there is one.
+    fn guest_combiner(&self, pipeline: &mut Pipeline) -> Option<StepRef> {
+        let step = self.combiner.as_ref()?.step();
+        pipeline.has_combiner(step).then(|| step.clone())
+    }
+
+    /// Runs the narrow `steps` over one batch of the task's input and takes in their output. With
+    /// a combiner in the guest, the output is folded there and only drained (and routed) when the
+    /// combiner passes its budget, and at [`finish`](ShuffleWriter::finish).
+    pub fn run_and_write(
+        &mut self,
+        pipeline: &mut Pipeline,
+        steps: &[StepRef],
+        batch: Records,
+    ) -> Result<(), TaskError> {
+        let Some(reduce) = self.guest_combiner(pipeline) else {
+            let out = pipeline.run(steps, batch)?;
+            return self.write(pipeline, &out);
+        };
+        let held = pipeline.run_into_combiner(steps, batch, &reduce)?;
+        let budget = self.combine_budget.min(self.sandbox_memory / 4);
+        if held.is_some_and(|held| held > budget) {
+            // Partial results: the reduce side combines again, so this stays exact.
+            let records = pipeline.drain_combiner(&reduce)?;
+            self.route(&records)?;
+        }
+        Ok(())
     }
 
     fn route(&mut self, batch: &Records) -> Result<(), TaskError> {
@@ -186,6 +236,10 @@ impl ShuffleWriter {
 
     /// Combines what is left, writes every buffer and closes the files.
     pub fn finish(mut self, pipeline: &mut Pipeline) -> Result<Vec<ShuffleBlock>, TaskError> {
+        if let Some(reduce) = self.guest_combiner(pipeline) {
+            let records = pipeline.drain_combiner(&reduce)?;
+            self.route(&records)?;
+        }
         if let Some(grouper) = self.combiner.take() {
             grouper.finish(pipeline, |records| self.route(&records))?;
         }

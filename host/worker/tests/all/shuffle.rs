@@ -103,6 +103,80 @@ fn word_count_through_the_shuffle_is_exact() {
     );
 }
 
+/// The records of every block, as (key, count) pairs.
+fn block_counts(blocks: &[weft_worker::ShuffleBlock]) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for block in blocks {
+        for batch in read_block(&block.path).unwrap() {
+            for (k, v) in batch.iter() {
+                let k = String::from_utf8(k.to_vec()).unwrap();
+                out.push((k, std::str::from_utf8(v).unwrap().parse().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// The map side of word count with the combiner in the guest (`run_and_write`): the fused
+/// split_words → sum of one module folds in place, a step of another module in front of the
+/// combiner hands it a copy, and a budget too small for one batch drains after every batch. The
+/// shuffle files then hold each key once per drain, with exact partial counts.
+#[test]
+fn a_combiner_in_the_guest_sends_each_key_once_per_drain_and_stays_exact() {
+    let modules = modules();
+    let split = step(UdfKind::FlatMap, "wordcount", "split_words");
+    let echo = step(UdfKind::Map, "textkit", "echo");
+    let sum = step(UdfKind::Reduce, "wordcount", "sum");
+    let text = lines(3000);
+    let words = |l: &String| -> Vec<String> {
+        l.split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    for w in text.iter().flat_map(words) {
+        *reference.entry(w).or_default() += 1;
+    }
+    // Distinct words per batch of 300 lines: what one drain per batch sends.
+    let per_batch: usize = text
+        .chunks(300)
+        .map(|c| c.iter().flat_map(words).collect::<BTreeSet<_>>().len())
+        .sum();
+
+    for (steps, budget, expected_records) in [
+        (vec![split.clone()], None, reference.len()),
+        (vec![split.clone(), echo.clone()], None, reference.len()),
+        (vec![split.clone()], Some(1), per_batch),
+        (vec![split.clone(), echo.clone()], Some(1), per_batch),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let refs: Vec<&_> = steps.iter().chain([&sum]).collect();
+        let mut p = Pipeline::new(&modules, &refs, &SandboxLimits::default()).unwrap();
+        assert!(p.has_combiner(&sum));
+        let mut writer = ShuffleWriter::new(dir.path(), 4, Some(sum.clone())).unwrap();
+        if let Some(budget) = budget {
+            writer = writer.with_combine_budget(budget);
+        }
+        for batch in text.chunks(300) {
+            let input = Records::from_pairs(batch.iter().map(|l| ("", l.as_str())));
+            writer.run_and_write(&mut p, &steps, input).unwrap();
+        }
+        let blocks = writer.finish(&mut p).unwrap();
+        let records = block_counts(&blocks);
+        assert_eq!(
+            records.len(),
+            expected_records,
+            "{steps:?}, budget {budget:?}"
+        );
+        let mut got: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, n) in records {
+            *got.entry(k).or_default() += n;
+        }
+        assert_eq!(got, reference, "{steps:?}, budget {budget:?}");
+    }
+}
+
 /// map → filter → flat_map fused in one pass, then group_reduce builds an inverted index.
 #[test]
 fn fused_narrow_steps_then_group_reduce() {
