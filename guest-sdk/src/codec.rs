@@ -160,8 +160,54 @@ impl Decode<'_> for () {
 impl Encode for [u8] {
     #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self);
+        append(out, self);
     }
+}
+
+/// Appends `bytes` to `out`. Slices of up to 16 bytes (most keys: words, ids) are copied with two
+/// fixed-size moves, possibly overlapping, rather than `extend_from_slice`: on wasm32 a copy of
+/// variable length compiles to `memory.copy`, which wasmtime runs as a call into the runtime, and
+/// for a short word that call costs more than everything else done with it.
+#[inline]
+pub(crate) fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = bytes.len();
+    if len > 16 {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(16);
+    let at = out.len();
+    let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+    // SAFETY: `reserve(16)` leaves at least 16 bytes of spare capacity at `dst`, and every write
+    // below lies within its first `len <= 16` bytes; together the writes cover all of them (the
+    // second of a pair overlaps the first when `len` is less than twice its size), so the first
+    // `len` spare bytes are initialised before `set_len` counts them in.
+    unsafe {
+        if len >= 8 {
+            dst.cast::<[u8; 8]>().write_unaligned(head(bytes));
+            dst.add(len - 8)
+                .cast::<[u8; 8]>()
+                .write_unaligned(head(&bytes[len - 8..]));
+        } else if len >= 4 {
+            dst.cast::<[u8; 4]>().write_unaligned(head(bytes));
+            dst.add(len - 4)
+                .cast::<[u8; 4]>()
+                .write_unaligned(head(&bytes[len - 4..]));
+        } else if len > 0 {
+            *dst = bytes[0];
+            *dst.add(len / 2) = bytes[len / 2];
+            *dst.add(len - 1) = bytes[len - 1];
+        }
+        out.set_len(at + len);
+    }
+}
+
+/// The first `N` bytes of `bytes`, which has at least that many.
+#[inline]
+fn head<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[..N]);
+    out
 }
 
 /// So byte-string literals work directly: `out.emit(word, b"1")`.
@@ -296,6 +342,7 @@ fn overflow_or_not_decimal(digits: &[u8], ty: &'static str) -> DecodeError {
 macro_rules! decimal_unsigned {
     ($($t:ty),*) => {$(
         impl Decode<'_> for Decimal<$t> {
+            #[inline]
             fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
                 if bytes.is_empty() {
                     return Err(not_decimal());
@@ -473,6 +520,20 @@ mod json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_and_long_byte_strings_append_exactly() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for len in 0..=bytes.len() {
+            for before in [0, 3] {
+                let mut out = vec![0xee; before];
+                append(&mut out, &bytes[..len]);
+                let mut want = vec![0xee; before];
+                want.extend_from_slice(&bytes[..len]);
+                assert_eq!(out, want, "length {len} after {before}");
+            }
+        }
+    }
 
     fn encoded(value: impl Encode) -> Vec<u8> {
         let mut out = Vec::new();

@@ -133,11 +133,44 @@ struct Slot {
     group: u32,
 }
 
+/// The key's first 8 bytes as a little-endian number, zero-padded. Built from fixed-size loads
+/// (overlapping for keys of 4 to 7 bytes) rather than a copy of variable length, which on wasm32 is
+/// a call into the runtime (see `codec::append`).
+#[inline]
 fn prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_le_bytes(bytes)
+    let len = key.len();
+    let word = |at: usize| {
+        u64::from(u32::from_le_bytes([
+            key[at],
+            key[at + 1],
+            key[at + 2],
+            key[at + 3],
+        ]))
+    };
+    if len >= 8 {
+        word(0) | word(4) << 32
+    } else if len >= 4 {
+        word(0) | word(len - 4) << (8 * (len - 4))
+    } else if len > 0 {
+        let byte = |at: usize| u64::from(key[at]) << (8 * at);
+        byte(0) | byte(len / 2) | byte(len - 1)
+    } else {
+        0
+    }
+}
+
+/// Whether two keys of the same length over 8 bytes, whose first 8 bytes are equal, are equal.
+/// Up to 16 bytes, by their last 8 bytes as one number (overlapping the prefix): no call to
+/// `memcmp`, which on wasm32 is a loop compiled into the guest.
+#[inline]
+fn same_after_prefix(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len <= 16 {
+        let tail = |k: &[u8]| u64::from_le_bytes(k[len - 8..].try_into().unwrap_or_default());
+        tail(a) == tail(b)
+    } else {
+        a[8..] == b[8..]
+    }
 }
 
 /// The room for a value of `len` bytes: a multiple of 8 (a count gaining a digit stays in place).
@@ -199,13 +232,13 @@ impl Combiner {
         self.entries.is_empty()
     }
 
-    /// Bytes held for the keys and values so far (their tables and arenas as filled, not their
-    /// capacity, which a drain keeps for the next keys): what the host weighs against its budget.
+    /// Bytes held for the keys and values: their tables and arenas as allocated (what the guest's
+    /// memory really holds), which the host weighs against its budget.
     pub fn held(&self) -> usize {
-        self.table.len() * size_of::<Slot>()
-            + self.entries.len() * size_of::<Entry>()
-            + self.keys.len()
-            + self.values.len()
+        self.table.allocation_size()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.keys.capacity()
+            + self.values.capacity()
     }
 
     /// Folds every record of `input` into the running values: the values of each key in arrival
@@ -232,6 +265,7 @@ impl Combiner {
         }
         let epoch = self.epoch;
         let count = input.count();
+        let input_keys = input.keys();
         self.groups.clear();
         self.record_group.clear();
         self.record_group.reserve(count);
@@ -245,7 +279,7 @@ impl Combiner {
             ..
         } = self;
         for i in 0..count {
-            let key = input.get(i).map_err(|f| f.at(Unit::Record(i)))?.0;
+            let key = input_keys.get(i).map_err(|f| f.at(Unit::Record(i)))?;
             let hash = hasher.hash_one(key);
             let head = prefix(key);
             let place = {
@@ -257,7 +291,7 @@ impl Combiner {
                             && s.prefix == head
                             && (key.len() <= 8 || {
                                 let at = entries[s.entry as usize].key_at;
-                                keys[at + 8..at + key.len()] == key[8..]
+                                same_after_prefix(&keys[at..at + key.len()], key)
                             })
                     },
                     |s| entries[s.entry as usize].hash,
@@ -362,7 +396,12 @@ impl Combiner {
                 .values
                 .push(&self.values[entry.val_at..entry.val_at + entry.val_len]);
         }
-        self.clear();
+        // Freed rather than cleared: a drain comes when the host finds the combiner too large (or at
+        // the end), and the guest's allocator can reuse the memory for the tables to come.
+        self.table = HashTable::new();
+        self.entries = Vec::new();
+        self.keys = Vec::new();
+        self.values = Vec::new();
         &self.out
     }
 
@@ -438,6 +477,21 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_is_the_zero_padded_first_eight_bytes() {
+        let bytes: Vec<u8> = (1..=20).collect();
+        for len in 0..=bytes.len() {
+            let mut padded = [0u8; 8];
+            let n = len.min(8);
+            padded[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(
+                prefix(&bytes[..len]),
+                u64::from_le_bytes(padded),
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
     fn equal_keys_fold_across_calls_and_drain_in_first_seen_order() {
         let mut c = Combiner::new();
         let long = b"a key longer than eight bytes".as_slice();
@@ -466,13 +520,18 @@ mod tests {
     #[test]
     fn keys_sharing_a_prefix_or_a_length_stay_apart() {
         let mut c = Combiner::new();
-        let records: [(&[u8], &[u8]); 6] = [
+        let records: [(&[u8], &[u8]); 10] = [
             (b"abcdefgh1", b"1"),
             (b"abcdefgh2", b"1"),
             (b"abcdefgh", b"1"),
             (b"abcdefgh\0", b"1"),
             (b"", b"1"),
             (b"abcdefgh1", b"1"),
+            // 16 and 20 bytes, differing after the prefix but before the last 8 bytes.
+            (b"abcdefghiXklmnop", b"1"),
+            (b"abcdefghiYklmnop", b"1"),
+            (b"abcdefghijXlmnopqrst", b"1"),
+            (b"abcdefghijYlmnopqrst", b"1"),
         ];
         c.fold(&batch(&records).records(), sum).unwrap();
         let mut got = drained(&mut c);
@@ -483,6 +542,10 @@ mod tests {
             (b"abcdefgh\0", b"1"),
             (b"abcdefgh1", b"2"),
             (b"abcdefgh2", b"1"),
+            (b"abcdefghiXklmnop", b"1"),
+            (b"abcdefghiYklmnop", b"1"),
+            (b"abcdefghijXlmnopqrst", b"1"),
+            (b"abcdefghijYlmnopqrst", b"1"),
         ]
         .iter()
         .map(|(k, v)| (k.to_vec(), v.to_vec()))

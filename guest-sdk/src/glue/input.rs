@@ -56,6 +56,11 @@ impl<'a> Records<'a> {
         Records { keys, values }
     }
 
+    /// The keys, as one array.
+    pub fn keys(&self) -> BinaryArray<'a> {
+        self.keys
+    }
+
     /// The values, as one array.
     pub fn values(&self) -> BinaryArray<'a> {
         self.values

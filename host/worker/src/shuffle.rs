@@ -176,7 +176,9 @@ impl ShuffleWriter {
             return self.write(pipeline, &out);
         };
         let held = pipeline.run_into_combiner(steps, batch, &reduce)?;
-        let budget = self.combine_budget.min(self.sandbox_memory / 4);
+        // Half the budget: a drain copies what the combiner holds once more, in guest memory, and
+        // a guest's memory never shrinks while the task runs.
+        let budget = self.combine_budget.min(self.sandbox_memory / 4) / 2;
         if held.is_some_and(|held| held > budget) {
             // Partial results: the reduce side combines again, so this stays exact.
             let records = pipeline.drain_combiner(&reduce)?;
