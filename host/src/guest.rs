@@ -298,6 +298,13 @@ impl GuestInstance {
         input: &Records,
         reduce: &str,
     ) -> Result<usize, CallError> {
+        if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
+            return Err(CallError::KindMismatch {
+                name: udf.to_owned(),
+                actual: kind,
+                requested: UdfKind::FlatMap,
+            });
+        }
         dispatch!(self.map_into_combiner(kind, udf, input, reduce))
     }
 
@@ -447,13 +454,6 @@ impl WasmInstance {
         reduce: &str,
     ) -> Result<usize, CallError> {
         let combine = self.combiner(reduce)?;
-        if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
-            return Err(CallError::KindMismatch {
-                name: udf.to_owned(),
-                actual: kind,
-                requested: UdfKind::FlatMap,
-            });
-        }
         let out = self.call(udf, kind, Input::Records(input))?;
         if kind == UdfKind::Map && out.out_count as usize != input.len() {
             return Err(abi(

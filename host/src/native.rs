@@ -210,13 +210,6 @@ impl NativeInstance {
         input: &Records,
         reduce: &str,
     ) -> Result<usize, CallError> {
-        if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
-            return Err(CallError::KindMismatch {
-                name: udf.to_owned(),
-                actual: kind,
-                requested: UdfKind::FlatMap,
-            });
-        }
         // Out of the map while the call borrows the instance; put back whatever happens.
         let (combine, mut state) = self
             .combiners

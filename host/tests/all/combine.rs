@@ -4,28 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use weft_guest::native_udfs;
-use weft_host::{
-    CallError, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind, ValidationError,
-    ValidationLimits,
-};
+use weft_host::{CallError, GuestInstance, Records, UdfKind, ValidationError, ValidationLimits};
 
 use crate::fixtures::{IDENTITY_MAP, guest};
+use crate::native::wordcount_native;
 use crate::wordcount::{corpus, reference_words};
 use crate::{engine, instantiate, read};
 
 fn wordcount_wasm() -> GuestInstance {
     instantiate(&read(weft_examples::WORDCOUNT_RUST))
-}
-
-fn wordcount_native() -> GuestInstance {
-    GuestModule::native(&native_udfs![
-        weft_example_wordcount::split_words,
-        weft_example_wordcount::sum
-    ])
-    .unwrap()
-    .instantiate(&SandboxLimits::default())
-    .unwrap()
 }
 
 type Counts = BTreeMap<Vec<u8>, u64>;

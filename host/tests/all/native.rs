@@ -13,7 +13,7 @@ use weft_host::{
 
 use crate::{instantiate, read};
 
-fn wordcount_native() -> GuestInstance {
+pub(crate) fn wordcount_native() -> GuestInstance {
     GuestModule::native(&native_udfs![
         weft_example_wordcount::split_words,
         weft_example_wordcount::sum

@@ -105,7 +105,7 @@ impl Pipeline {
     }
 
     /// Whether `step` (a `reduce`) has a combiner in its guest.
-    pub fn has_combiner(&mut self, step: &StepRef) -> bool {
+    pub fn has_combiner(&self, step: &StepRef) -> bool {
         step.kind == UdfKind::Reduce
             && self
                 .instances

@@ -157,7 +157,7 @@ impl ShuffleWriter {
     }
 
     /// The `reduce` step whose combiner runs in the guest, if there is one.
-    fn guest_combiner(&self, pipeline: &mut Pipeline) -> Option<StepRef> {
+    fn guest_combiner(&self, pipeline: &Pipeline) -> Option<StepRef> {
         let step = self.combiner.as_ref()?.step();
         pipeline.has_combiner(step).then(|| step.clone())
     }

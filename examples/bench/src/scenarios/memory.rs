@@ -83,7 +83,8 @@ fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
     std::fs::create_dir_all(&out)?;
     let reference = word_count(&data, &out.join("distinct-native.tsv"), env.threads)?;
     let output = out.join(format!("weft-memory-x{scale}"));
-    let job = write_job(env, &data, &output)?;
+    // One reduce task: all of the shuffle input goes through one grouper, against one budget.
+    let job = write_job(env, &data, &output, 1)?;
 
     let home = env.work.join("memory-home");
     let _ = std::fs::remove_dir_all(&home);

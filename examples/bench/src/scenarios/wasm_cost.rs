@@ -22,7 +22,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let reference = word_count(&data, &out.join("native.tsv"), env.threads)?;
     let output = out.join("weft-wasm-cost");
-    let job = write_job(env, &data, &output)?;
+    let job = write_job(env, &data, &output, env.threads as u32)?;
     let Prepared {
         registry,
         tenant,

@@ -36,7 +36,8 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     let data = corpus(env)?;
     let out = env.work.join("out");
     std::fs::create_dir_all(&out)?;
-    let job = write_job(env, &data, &out.join("weft-wordcount"))?;
+    // One reduce task per worker, as Spark's RDD API defaults to (`spark.default.parallelism`).
+    let job = write_job(env, &data, &out.join("weft-wordcount"), env.threads as u32)?;
 
     let mut reference: Option<Counts> = None;
     let mut native = Vec::new();
@@ -167,14 +168,21 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// The word-count job over `data`. Splits are sized so that every worker gets several (a last,
-/// lonely task would leave cores idle), between 8 and 64 MiB.
-pub fn write_job(env: &Env, data: &Path, output: &Path) -> Result<PathBuf> {
-    let split = (env.size / (4 * env.threads as u64)).clamp(8 << 20, 64 << 20);
+/// The word-count job over `data`, its reduce in `partitions` tasks. Splits are at most 64 MiB (at
+/// least 8), at least four per worker, and a multiple of the workers in number, so that no last,
+/// lonely task leaves cores idle.
+pub fn write_job(env: &Env, data: &Path, output: &Path, partitions: u32) -> Result<PathBuf> {
+    let threads = env.threads.max(1) as u64;
+    let splits = env
+        .size
+        .div_ceil(64 << 20)
+        .max(4 * threads)
+        .next_multiple_of(threads);
+    let split = env.size.div_ceil(splits).max(8 << 20);
     let job = format!(
         "name = \"wordcount\"\n\n[input]\npath = {data:?}\nformat = \"text\"\nsplit_size = \"{split}B\"\n\n\
-         [[step]]\nflat_map = \"wordcount/split_words\"\n\n[[step]]\nreduce = \"wordcount/sum\"\n\n\
-         [output]\npath = {output:?}\n",
+         [[step]]\nflat_map = \"wordcount/split_words\"\n\n[[step]]\nreduce = \"wordcount/sum\"\n\
+         partitions = {partitions}\n\n[output]\npath = {output:?}\n",
         data = data.display().to_string(),
         output = output.display().to_string(),
     );
