@@ -77,8 +77,9 @@ pub struct ShuffleWriter {
     combiner: Option<Grouper>,
     /// Bytes the combiner may hold before it hands its partial results on.
     combine_budget: usize,
-    /// The guest's memory limit: a combiner in the guest holds at most a quarter of it (its
-    /// tables grow by doubling, and a drain copies what it holds once more).
+    /// The guest's memory limit. A combiner in the guest is drained when it holds more than half
+    /// of the budget or an eighth of this, whichever is less: a drain copies what it holds once
+    /// more, in a memory that never shrinks while the task runs.
     sandbox_memory: usize,
     /// The codec of every file this writer creates; readers learn it from each batch's metadata.
     compression: ShuffleCompression,
@@ -149,8 +150,8 @@ impl ShuffleWriter {
         self
     }
 
-    /// The memory limit of the task's guests: a combiner in the guest keeps within a quarter of it
-    /// too (default: no such bound).
+    /// The memory limit of the task's guests, which bounds a combiner in the guest too (default:
+    /// no such bound).
     pub fn with_sandbox_memory(mut self, bytes: usize) -> ShuffleWriter {
         self.sandbox_memory = bytes;
         self
