@@ -30,8 +30,8 @@ pub use executor::{Executor, ExecutorStats, ModuleSource, RemoteFetch, TaskRun};
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
 pub use pipeline::{Pipeline, StepRef};
 pub use shuffle::{
-    BlockDecoder, ShuffleBlock, ShuffleWriter, partition_of, read_block, read_block_bytes,
-    read_block_with,
+    BlockDecoder, GUEST_COMBINE_MIN_MEMORY, ShuffleBlock, ShuffleWriter, partition_of, read_block,
+    read_block_bytes, read_block_with,
 };
 pub use source::RegistryModuleSource;
 pub use spill::SpillStats;

@@ -7,8 +7,9 @@
 //!
 //! The map-side combine runs in the guest when the `reduce` has a combiner there
 //! ([`ShuffleWriter::run_and_write`]): the map output stays in guest memory, and the writer only
-//! sees the combined records, when the combiner passes its budget and at the end. Otherwise a
-//! host [`Grouper`] combines, calling the guest's `reduce` once per batch.
+//! sees the combined records, when the combiner passes its budget and at the end. Otherwise (no
+//! combiner, or a guest memory limit under [`GUEST_COMBINE_MIN_MEMORY`]) a host [`Grouper`]
+//! combines, calling the guest's `reduce` once per batch.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -26,6 +27,11 @@ use weft_host::Records;
 
 use crate::task::ShuffleCompression;
 use crate::{BATCH_BYTES, Grouper, Pipeline, StepRef, TaskError};
+
+/// The smallest guest memory limit under which the map-side combine runs in the guest. Below it,
+/// one batch of new keys (a table, arenas and a drain's copy: tens of MiB for 4 MiB of distinct
+/// words) could take the guest past its limit and fail a task that the host's combine finishes.
+pub const GUEST_COMBINE_MIN_MEMORY: usize = 256 << 20;
 
 /// The reduce partition of a key.
 pub fn partition_of(key: &[u8], partitions: u32) -> u32 {
@@ -157,8 +163,12 @@ impl ShuffleWriter {
         self
     }
 
-    /// The `reduce` step whose combiner runs in the guest, if there is one.
+    /// The `reduce` step whose combiner runs in the guest, if there is one and the guest's memory
+    /// limit leaves it room.
     fn guest_combiner(&self, pipeline: &Pipeline) -> Option<StepRef> {
+        if self.sandbox_memory < GUEST_COMBINE_MIN_MEMORY {
+            return None;
+        }
         let step = self.combiner.as_ref()?.step();
         pipeline.has_combiner(step).then(|| step.clone())
     }

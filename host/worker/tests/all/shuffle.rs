@@ -1,11 +1,11 @@
 //! Fused narrow steps, map-side combine, shuffle files and reduce-side grouping, end to end over
 //! real guests, against answers computed independently.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use weft_host::{Records, SandboxLimits, UdfKind};
+use weft_host::{GuestModule, Records, SandboxLimits, UdfKind};
 use weft_worker::task::ShuffleCompression;
-use weft_worker::{Grouper, Pipeline, ShuffleWriter, TaskError, partition_of, read_block};
+use weft_worker::{Grouper, Pipeline, ShuffleWriter, StepRef, TaskError, partition_of, read_block};
 
 use crate::{modules, step};
 
@@ -150,31 +150,54 @@ fn a_combiner_in_the_guest_sends_each_key_once_per_drain_and_stays_exact() {
         (vec![split.clone()], Some(1), per_batch),
         (vec![split.clone(), echo.clone()], Some(1), per_batch),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let refs: Vec<&_> = steps.iter().chain([&sum]).collect();
-        let mut p = Pipeline::new(&modules, &refs, &SandboxLimits::default()).unwrap();
-        assert!(p.has_combiner(&sum));
-        let mut writer = ShuffleWriter::new(dir.path(), 4, Some(sum.clone())).unwrap();
-        if let Some(budget) = budget {
-            writer = writer.with_combine_budget(budget);
-        }
-        for batch in text.chunks(300) {
-            let input = Records::from_pairs(batch.iter().map(|l| ("", l.as_str())));
-            writer.run_and_write(&mut p, &steps, input).unwrap();
-        }
-        let blocks = writer.finish(&mut p).unwrap();
-        let records = block_counts(&blocks);
-        assert_eq!(
-            records.len(),
-            expected_records,
-            "{steps:?}, budget {budget:?}"
-        );
-        let mut got: BTreeMap<String, u64> = BTreeMap::new();
-        for (k, n) in records {
-            *got.entry(k).or_default() += n;
-        }
-        assert_eq!(got, reference, "{steps:?}, budget {budget:?}");
+        let shuffled = map_side(&modules, &steps, &sum, &text, budget, usize::MAX);
+        let context = format!("{steps:?}, budget {budget:?}");
+        assert_eq!(shuffled.len(), expected_records, "{context}");
+        assert_eq!(totals(shuffled), reference, "{context}");
     }
+
+    // A guest with too little memory for a combiner: the host combines, and with a 1-byte budget
+    // hands on partial counts far more often than once per batch and key.
+    let small = weft_worker::GUEST_COMBINE_MIN_MEMORY / 2;
+    let shuffled = map_side(&modules, &[split], &sum, &text, Some(1), small);
+    assert!(shuffled.len() > per_batch, "{} records", shuffled.len());
+    assert_eq!(totals(shuffled), reference);
+}
+
+fn totals(records: Vec<(String, u64)>) -> BTreeMap<String, u64> {
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, n) in records {
+        *got.entry(k).or_default() += n;
+    }
+    got
+}
+
+/// One map task of word count over `text`, in batches of 300 lines through `run_and_write`: the
+/// records it shuffled.
+fn map_side(
+    modules: &HashMap<String, GuestModule>,
+    steps: &[StepRef],
+    sum: &StepRef,
+    text: &[String],
+    budget: Option<usize>,
+    sandbox_memory: usize,
+) -> Vec<(String, u64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let refs: Vec<&_> = steps.iter().chain([sum]).collect();
+    let mut p = Pipeline::new(modules, &refs, &SandboxLimits::default()).unwrap();
+    assert!(p.has_combiner(sum));
+    let mut writer = ShuffleWriter::new(dir.path(), 4, Some(sum.clone()))
+        .unwrap()
+        .with_sandbox_memory(sandbox_memory);
+    if let Some(budget) = budget {
+        writer = writer.with_combine_budget(budget);
+    }
+    for batch in text.chunks(300) {
+        let input = Records::from_pairs(batch.iter().map(|l| ("", l.as_str())));
+        writer.run_and_write(&mut p, steps, input).unwrap();
+    }
+    let blocks = writer.finish(&mut p).unwrap();
+    block_counts(&blocks)
 }
 
 /// map → filter → flat_map fused in one pass, then group_reduce builds an inverted index.
