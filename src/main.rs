@@ -103,8 +103,8 @@ fn main() -> ExitCode {
 /// that, a worker's batch-sized buffers come from its per-thread heaps, and their memory stays
 /// resident once freed. The bounded-memory benchmark's worker peaked anywhere from 214 to
 /// 318 MiB over identical runs. With a fixed threshold, large buffers are mapped and unmapped, and
-/// the same runs peak at 162 MiB every time, with no measurable change in word-count speed
-/// (BENCHMARKS.md).
+/// the same runs peaked at 162 MiB every time when it was measured, with no measurable change in
+/// word-count speed (BENCHMARKS.md has the current figures).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; it is called before any other thread starts.

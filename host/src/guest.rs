@@ -199,8 +199,11 @@ impl GuestModule {
                 .get_typed_func::<u32, u32>(&mut store, &export)
                 .map_err(|e| fail(&store, e))?;
             funcs.insert(udf.name.clone(), (udf.kind, func));
+            if udf.kind != UdfKind::Reduce {
+                continue;
+            }
             let combiner = format!("{}{}", weft_abi::COMBINE_EXPORT_PREFIX, udf.name);
-            if udf.kind == UdfKind::Reduce && instance.get_export(&mut store, &combiner).is_some() {
+            if instance.get_export(&mut store, &combiner).is_some() {
                 let func = instance
                     .get_typed_func::<(u32, u32), u32>(&mut store, &combiner)
                     .map_err(|e| fail(&store, e))?;
@@ -387,16 +390,7 @@ impl WasmInstance {
     /// Runs a `map` UDF: one output record per input record.
     pub fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
         let frame = self.call(udf, UdfKind::Map, Input::Records(input))?;
-        if frame.out_count as usize != input.len() {
-            return Err(abi(
-                udf,
-                format!(
-                    "a map must return one record per input: {} in, {} out",
-                    input.len(),
-                    frame.out_count
-                ),
-            ));
-        }
+        map_count(input.len(), frame.out_count as usize).map_err(|e| abi(udf, e))?;
         self.read_records(udf, &frame)
     }
 
@@ -455,15 +449,8 @@ impl WasmInstance {
     ) -> Result<usize, CallError> {
         let combine = self.combiner(reduce)?;
         let out = self.call(udf, kind, Input::Records(input))?;
-        if kind == UdfKind::Map && out.out_count as usize != input.len() {
-            return Err(abi(
-                udf,
-                format!(
-                    "a map must return one record per input: {} in, {} out",
-                    input.len(),
-                    out.out_count
-                ),
-            ));
+        if kind == UdfKind::Map {
+            map_count(input.len(), out.out_count as usize).map_err(|e| abi(udf, e))?;
         }
         let fold = Frame {
             in_count: out.out_count,
@@ -760,6 +747,17 @@ impl WasmInstance {
                 stderr,
             },
         }
+    }
+}
+
+/// Checks that a `map` returned one record per input record (ABI.md, "Output rules").
+pub(crate) fn map_count(input: usize, output: usize) -> Result<(), String> {
+    if input == output {
+        Ok(())
+    } else {
+        Err(format!(
+            "a map must return one record per input: {input} in, {output} out"
+        ))
     }
 }
 

@@ -26,7 +26,7 @@ use weft_abi::native::{Binary, CombineState, Input, NativeCall, NativeCombine, N
 
 use crate::batch::{Groups, Records, binary_array};
 use crate::error::{CallError, ValidationError};
-use crate::guest::GuestModule;
+use crate::guest::{GuestModule, map_count};
 use crate::validate::UdfInfo;
 
 /// The UDFs of a native module, by name.
@@ -137,13 +137,7 @@ impl NativeInstance {
     pub(crate) fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
         let (keys, values) = (input.keys(), input.values());
         self.call(udf, UdfKind::Map, keys, values, None, |out| {
-            if out.count != input.len() {
-                return Err(format!(
-                    "a map must return one record per input: {} in, {} out",
-                    input.len(),
-                    out.count
-                ));
-            }
+            map_count(input.len(), out.count)?;
             read_records(out)
         })
     }
@@ -197,6 +191,16 @@ impl NativeInstance {
         self.interrupt = Some(flag);
     }
 
+    /// A native call cannot be stopped once it runs: the interrupt flag is honoured between calls.
+    fn check_interrupt(&self, udf: &str) -> Result<(), CallError> {
+        match &self.interrupt {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(CallError::Cancelled {
+                udf: udf.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn has_combiner(&self, reduce: &str) -> bool {
         self.combiners.contains_key(reduce)
     }
@@ -217,12 +221,8 @@ impl NativeInstance {
             .ok_or_else(|| CallError::NoCombiner(reduce.to_owned()))?;
         let (keys, values) = (input.keys(), input.values());
         let folded = self.call(udf, kind, keys, values, None, |out| {
-            if kind == UdfKind::Map && out.count != input.len() {
-                return Err(format!(
-                    "a map must return one record per input: {} in, {} out",
-                    input.len(),
-                    out.count
-                ));
+            if kind == UdfKind::Map {
+                map_count(input.len(), out.count)?;
             }
             let records = Input {
                 count: out.count,
@@ -244,6 +244,7 @@ impl NativeInstance {
     }
 
     pub(crate) fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+        self.check_interrupt(reduce)?;
         let Scratch { keys, values } = &mut self.scratch;
         let records = Input {
             count: input.len(),
@@ -266,6 +267,7 @@ impl NativeInstance {
     }
 
     pub(crate) fn drain_combiner(&mut self, reduce: &str) -> Result<Records, CallError> {
+        self.check_interrupt(reduce)?;
         let (combine, state) = self
             .combiners
             .get_mut(reduce)
@@ -302,16 +304,7 @@ impl NativeInstance {
                 requested: kind,
             });
         }
-        // A native call cannot be stopped once it runs; the flag is honoured between calls.
-        if self
-            .interrupt
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-        {
-            return Err(CallError::Cancelled {
-                udf: udf.to_owned(),
-            });
-        }
+        self.check_interrupt(udf)?;
         let Scratch {
             keys: keys_scratch,
             values: values_scratch,

@@ -4,7 +4,7 @@
 //! A map task whose output feeds a `reduce` combines values of equal keys before the shuffle. With
 //! the combiner in the guest, the host never sees the map output record by record: `flat_map`
 //! leaves its output in guest memory, the combiner folds it in place (one hash and one probe per
-//! record, the user's function called on encoded bytes), and only the combined records cross into
+//! record, the user's function called on decoded values), and only the combined records cross into
 //! the host, when it drains them. Word count's map side then costs about what the same loop costs
 //! natively, instead of a copy out, a host-side hash table and a copy back in per batch.
 //!
@@ -24,12 +24,11 @@
 //! (normalised, as a `reduce` group of one is). The generated code does the decoding and encoding,
 //! so this code only handles bytes, and the user's types may borrow from their input.
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Place;
-
-use std::cell::Cell;
 
 use super::{BinaryArray, CallError, Failure, Records, Unit};
 use crate::codec::Encode;

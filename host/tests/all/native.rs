@@ -410,3 +410,23 @@ fn an_interrupt_fails_the_next_native_call() {
     ));
     assert!(native.stdout().is_empty() && native.stderr().is_empty());
 }
+
+#[test]
+fn an_interrupt_fails_the_next_native_combiner_call() {
+    let mut native = wordcount_native();
+    let flag = Arc::new(AtomicBool::new(false));
+    native.set_interrupt(flag.clone());
+    let input = Records::from_pairs([("a", "1")]);
+    native.combine("sum", &input).unwrap();
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cancelled = |r: Result<_, CallError>, name: &str| matches!(r, Err(CallError::Cancelled { udf }) if udf == name);
+    assert!(cancelled(native.combine("sum", &input).map(|_| ()), "sum"));
+    assert!(cancelled(native.drain_combiner("sum").map(|_| ()), "sum"));
+    // In front of the combiner, the flat_map is the call refused.
+    assert!(cancelled(
+        native
+            .map_into_combiner(UdfKind::FlatMap, "split_words", &input, "sum")
+            .map(|_| ()),
+        "split_words"
+    ));
+}

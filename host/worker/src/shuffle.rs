@@ -83,9 +83,7 @@ pub struct ShuffleWriter {
     combiner: Option<Grouper>,
     /// Bytes the combiner may hold before it hands its partial results on.
     combine_budget: usize,
-    /// The guest's memory limit. A combiner in the guest is drained when it holds more than half
-    /// of the budget or an eighth of this, whichever is less: a drain copies what it holds once
-    /// more, in a memory that never shrinks while the task runs.
+    /// The guest's memory limit, which bounds a combiner in the guest too (`guest_budget`).
     sandbox_memory: usize,
     /// The codec of every file this writer creates; readers learn it from each batch's metadata.
     compression: ShuffleCompression,
@@ -165,12 +163,19 @@ impl ShuffleWriter {
 
     /// The `reduce` step whose combiner runs in the guest, if there is one and the guest's memory
     /// limit leaves it room.
-    fn guest_combiner(&self, pipeline: &Pipeline) -> Option<StepRef> {
+    fn guest_combiner(&self, pipeline: &Pipeline) -> Option<&StepRef> {
         if self.sandbox_memory < GUEST_COMBINE_MIN_MEMORY {
             return None;
         }
         let step = self.combiner.as_ref()?.step();
-        pipeline.has_combiner(step).then(|| step.clone())
+        pipeline.has_combiner(step).then_some(step)
+    }
+
+    /// What a combiner in the guest may hold before it is drained: half the budget (a drain copies
+    /// what it holds once more, in guest memory, and a guest's memory never shrinks while the task
+    /// runs), and no more than an eighth of the guest's memory limit.
+    fn guest_budget(&self) -> usize {
+        self.combine_budget.min(self.sandbox_memory / 4) / 2
     }
 
     /// Runs the narrow `steps` over one batch of the task's input and takes in their output. With
@@ -186,13 +191,10 @@ impl ShuffleWriter {
             let out = pipeline.run(steps, batch)?;
             return self.write(pipeline, &out);
         };
-        let held = pipeline.run_into_combiner(steps, batch, &reduce)?;
-        // Half the budget: a drain copies what the combiner holds once more, in guest memory, and
-        // a guest's memory never shrinks while the task runs.
-        let budget = self.combine_budget.min(self.sandbox_memory / 4) / 2;
-        if held.is_some_and(|held| held > budget) {
+        let held = pipeline.run_into_combiner(steps, batch, reduce)?;
+        if held.is_some_and(|held| held > self.guest_budget()) {
             // Partial results: the reduce side combines again, so this stays exact.
-            let records = pipeline.drain_combiner(&reduce)?;
+            let records = pipeline.drain_combiner(reduce)?;
             self.route(&records)?;
         }
         Ok(())
@@ -250,7 +252,7 @@ impl ShuffleWriter {
     /// Combines what is left, writes every buffer and closes the files.
     pub fn finish(mut self, pipeline: &mut Pipeline) -> Result<Vec<ShuffleBlock>, TaskError> {
         if let Some(reduce) = self.guest_combiner(pipeline) {
-            let records = pipeline.drain_combiner(&reduce)?;
+            let records = pipeline.drain_combiner(reduce)?;
             self.route(&records)?;
         }
         if let Some(grouper) = self.combiner.take() {
