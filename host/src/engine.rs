@@ -20,6 +20,19 @@ use crate::validate::Signature;
 /// How often the engine's epoch advances; the granularity of the time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Guest instances alive at once on one [`Engine`] (a task holds one per module of its steps, for as
+/// long as it runs); one more fails to instantiate, with an error that says so. Each reserves its 4 GiB of address space (plus guard pages) up front: 256 of
+/// them are about 1 TiB of the 128 TiB a 64-bit Linux process may map.
+pub const MAX_LIVE_INSTANCES: u32 = 256;
+/// A guest table's most elements, the same bound the limiter puts on `table.grow`.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Tables a module may define (guests from the usual toolchains define one).
+const MAX_TABLES: u32 = 4;
+/// The memory a finished instance leaves mapped, zeroed, for the next one in its slot: beyond it,
+/// pages go back to the kernel. As large as the default sandbox limit, so a task never faults in
+/// what the one before it touched.
+const KEEP_RESIDENT: usize = 1 << 30;
+
 /// Limits every guest instance runs under.
 #[derive(Debug, Clone)]
 pub struct SandboxLimits {
@@ -71,6 +84,22 @@ impl Engine {
             // not compiled into this wasmtime at all.
             .wasm_memory64(false)
             .wasm_component_model(false);
+        // The pooling allocator: a task's instance takes a slot a finished one left, with its memory
+        // still mapped and zeroed by a `memset` instead of handed back to the kernel. Each fresh
+        // page otherwise costs a page fault when the guest first touches it, and a map task touches
+        // about 140 MiB (its input, its output, its combiner): on a 1 GB word count the page
+        // faults fell from 660 k to 290 k and the system time by about a third.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_core_instances(MAX_LIVE_INSTANCES)
+            .total_memories(MAX_LIVE_INSTANCES)
+            .total_tables(MAX_LIVE_INSTANCES)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .max_tables_per_module(MAX_TABLES)
+            // Reuse the slots used before, most recently used first, rather than fresh ones: the
+            // memory kept resident is then bounded by the instances that ran at once.
+            .max_unused_warm_slots(0)
+            .linear_memory_keep_resident(KEEP_RESIDENT);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let wasm = wasmtime::Engine::new(&config)?;
 
         let mut linker: Linker<Sandbox> = Linker::new(&wasm);
@@ -209,7 +238,7 @@ impl ResourceLimiter for Sandbox {
         _maximum: Option<usize>,
     ) -> Result<bool, wasmtime::Error> {
         // Tables hold function references; a million is far beyond any real guest.
-        Ok(desired <= 1_000_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
 

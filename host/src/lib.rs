@@ -29,7 +29,7 @@ mod native;
 mod validate;
 
 pub use batch::{Groups, Records};
-pub use engine::{Engine, SandboxLimits};
+pub use engine::{Engine, MAX_LIVE_INSTANCES, SandboxLimits};
 pub use error::{ArtifactError, CallError, ValidationError};
 pub use guest::{GuestInstance, GuestModule};
 pub use validate::{

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use weft_host::{CallError, Records, SandboxLimits};
+use weft_host::{CallError, Engine, MAX_LIVE_INSTANCES, Records, SandboxLimits, ValidationLimits};
 
 use crate::fixtures::{IDENTITY_MAP, guest};
 use crate::{instantiate, instantiate_with};
@@ -159,4 +159,73 @@ fn the_guest_has_no_ambient_capabilities_and_its_output_is_captured() {
     assert_eq!(value, [EBADF, 0], "no preopened fd 3, no environment");
     assert_eq!(g.stdout(), b"hello\n");
     assert!(g.stderr().is_empty());
+}
+
+/// A map whose value is what lies at 0x18000 (in the initial memory) and at 0x20000 (in a page it
+/// grows), read before it plants a secret at both.
+const PEEK_AND_PLANT: &str = r#"
+  (func (export "weft_map_peek") (param $f i32) (result i32)
+    (if (i32.lt_u (memory.size) (i32.const 3))
+      (then (drop (memory.grow (i32.const 1)))))
+    (i32.store (i32.const 0x17000) (i32.const 0))
+    (i32.store (i32.const 0x17004) (i32.const 8))
+    (i32.store (i32.const 0x17010) (i32.load (i32.const 0x18000)))
+    (i32.store (i32.const 0x17014) (i32.load (i32.const 0x20000)))
+    (i32.store (i32.const 0x18000) (i32.const 0x5ec2e7))
+    (i32.store (i32.const 0x20000) (i32.const 0x5ec2e7))
+    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
+    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+    (i32.store offset=36 (local.get $f) (i32.const 0x17000))
+    (i32.store offset=40 (local.get $f) (i32.const 0x17010))
+    (i32.const 0))"#;
+
+#[test]
+fn a_new_instance_never_sees_the_memory_of_the_one_before_it() {
+    // Instances reuse the memory of finished ones (the pooling allocator keeps it mapped and zeroes
+    // it): what one task's guest left there must be gone for the next, whatever tenant it runs for.
+    let module = crate::engine().load(&guest("", PEEK_AND_PLANT)).unwrap();
+    let secret = [0xe7, 0xc2, 0x5e, 0, 0xe7, 0xc2, 0x5e, 0];
+    for round in 0..3 {
+        let mut g = module.instantiate(&SandboxLimits::default()).unwrap();
+        let first = g.map("peek", &one()).unwrap();
+        assert_eq!(
+            first.get(0).1,
+            [0; 8],
+            "round {round}: a fresh instance saw old memory"
+        );
+        // The plant happened: the same instance sees it.
+        let second = g.map("peek", &one()).unwrap();
+        assert_eq!(second.get(0).1, secret, "round {round}");
+    }
+}
+
+#[test]
+fn instances_past_the_pool_fail_with_a_clear_error_until_one_ends() {
+    // An engine of its own: the pool is per engine, and the shared one serves other tests at once.
+    let engine = Engine::new().unwrap();
+    let bytes = guest("", IDENTITY_MAP);
+    engine
+        .validate(&bytes, &ValidationLimits::default())
+        .unwrap();
+    let module = engine.load(&bytes).unwrap();
+    let limits = SandboxLimits::default();
+    let mut live: Vec<_> = (0..MAX_LIVE_INSTANCES)
+        .map(|_| module.instantiate(&limits).unwrap())
+        .collect();
+    let e = module
+        .instantiate(&limits)
+        .expect_err("one instance past the pool");
+    assert!(matches!(e, CallError::Instantiate(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("limit of {MAX_LIVE_INSTANCES}")),
+        "{e}"
+    );
+    live.pop();
+    let mut g = module.instantiate(&limits).unwrap();
+    assert_eq!(
+        g.map("identity", &one()).unwrap().to_pairs(),
+        one().to_pairs()
+    );
 }
