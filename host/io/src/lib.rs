@@ -24,7 +24,9 @@ pub use commit::{OutputCommitter, SUCCESS_MARKER};
 pub use error::{Error, Result};
 pub use input::{InputFile, InputFormat, InputSplit, UnknownFormat, plan_splits, resolve_inputs};
 pub use output::{OutputFormat, PartStats, PartWriter, part_file_name};
-pub use reader::{DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, SplitReader};
+pub use reader::{
+    DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
+};
 
 /// A suffix no other temporary name from this or a concurrent process has: pid, wall-clock
 /// nanoseconds, and a per-process counter for names made within one clock tick.

@@ -115,6 +115,26 @@ struct Column {
     data: Buffer,
 }
 
+/// What a finished [`SplitReader`] leaves for the next one: its window over the file and the
+/// buffers of its last batch. A worker that reads split after split hands them on
+/// ([`SplitReader::open_reusing`], [`SplitReader::into_buffers`]) so that each split does not map
+/// and zero tens of fresh megabytes: fresh batch buffers were about 40 % of the page faults of a
+/// 1 GB word count.
+#[derive(Default)]
+pub struct ReaderBuffers {
+    window: Vec<u8>,
+    columns: Option<[Column; 2]>,
+}
+
+impl fmt::Debug for ReaderBuffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReaderBuffers")
+            .field("window", &self.window.capacity())
+            .field("columns", &self.columns.is_some())
+            .finish()
+    }
+}
+
 impl fmt::Debug for SplitReader {
     // The buffer is megabytes of file data; show where the reader is instead.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,10 +155,23 @@ impl SplitReader {
         SplitReader::open_with(split, format, ReadOptions::default())
     }
 
+    /// Opens a split with the given [`ReadOptions`].
     pub fn open_with(
         split: &InputSplit,
         format: InputFormat,
         options: ReadOptions,
+    ) -> Result<SplitReader> {
+        SplitReader::open_reusing(split, format, options, ReaderBuffers::default())
+    }
+
+    /// Opens a split, reading into the buffers an earlier reader left ([`into_buffers`]).
+    ///
+    /// [`into_buffers`]: SplitReader::into_buffers
+    pub fn open_reusing(
+        split: &InputSplit,
+        format: InputFormat,
+        options: ReadOptions,
+        buffers: ReaderBuffers,
     ) -> Result<SplitReader> {
         let options = ReadOptions {
             batch_bytes: options.batch_bytes.clamp(1, MAX_BATCH_BYTES),
@@ -174,15 +207,31 @@ impl SplitReader {
             start: split.start,
             end: split.end(),
             options,
-            buf: vec![0; window],
+            buf: {
+                let mut buf = buffers.window;
+                buf.clear();
+                buf.resize(window, 0);
+                buf
+            },
             buf_offset: read_from,
             pos: 0,
             scanned: 0,
             filled: 0,
             eof: false,
             state: State::Start,
-            recycle: None,
+            recycle: buffers.columns,
         })
+    }
+
+    /// The reader's buffers, for the next reader to use ([`open_reusing`]). Those of a batch still
+    /// held elsewhere are not reused.
+    ///
+    /// [`open_reusing`]: SplitReader::open_reusing
+    pub fn into_buffers(self) -> ReaderBuffers {
+        ReaderBuffers {
+            window: self.buf,
+            columns: self.recycle,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -573,5 +622,66 @@ mod tests {
         )
         .unwrap();
         assert!(content.windows(text.len()).any(|w| w == text.as_bytes()));
+    }
+
+    /// A reader opened on the buffers another left reads into them, and reads exactly what a
+    /// fresh reader reads.
+    #[test]
+    fn a_reader_reuses_the_buffers_a_finished_one_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        let content: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        std::fs::write(&path, &content).unwrap();
+        let size = content.len() as u64;
+        let file = InputFile { path, size };
+        let options = ReadOptions {
+            batch_bytes: 4 << 10,
+            chunk_bytes: 1 << 10,
+        };
+        let half = |start: u64, end: u64| InputSplit {
+            path: file.path.clone(),
+            start,
+            length: end - start,
+        };
+        let records = |reader: SplitReader| -> Vec<(Vec<u8>, Vec<u8>)> {
+            reader
+                .flat_map(|batch| {
+                    let batch = batch.unwrap();
+                    batch
+                        .iter()
+                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+
+        let mut first =
+            SplitReader::open_with(&half(0, size / 2), InputFormat::Text, options).unwrap();
+        while first.next_batch().unwrap().is_some() {}
+        let buffers = first.into_buffers();
+        let window = buffers.window.as_ptr();
+        let values = buffers.columns.as_ref().map(|[_, v]| v.data.as_ptr());
+        assert!(values.is_some());
+
+        let second = half(size / 2, size);
+        let mut reused =
+            SplitReader::open_reusing(&second, InputFormat::Text, options, buffers).unwrap();
+        assert_eq!(reused.buf.as_ptr(), window, "the window is reused");
+        let batch = reused.next_batch().unwrap().unwrap();
+        assert_eq!(
+            Some(batch.values().values().as_ptr()),
+            values,
+            "the last batch's buffers are reused"
+        );
+        drop(batch);
+        let reused =
+            SplitReader::open_reusing(&second, InputFormat::Text, options, reused.into_buffers())
+                .unwrap();
+        let fresh = SplitReader::open_with(&second, InputFormat::Text, options).unwrap();
+        let got = records(reused);
+        assert!(!got.is_empty());
+        assert_eq!(got, records(fresh));
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use weft_host::{Engine, GuestModule, Records};
-use weft_io::{PartWriter, ReadOptions, SplitReader};
+use weft_io::{PartWriter, ReadOptions, ReaderBuffers, SplitReader};
 
 use crate::task::{
     BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
@@ -53,8 +53,14 @@ pub struct Executor {
     /// Bytes a task's grouping (map-side combiner, reduce-side tables) may hold before it hands
     /// partial results on or spills sorted runs to disk.
     task_memory: usize,
+    /// Buffers finished map tasks' readers left, for the next ones (at most [`KEPT_READERS`]).
+    read_buffers: Mutex<Vec<ReaderBuffers>>,
     counters: Counters,
 }
+
+/// Reader buffers kept between map tasks: one per task that may read at once is enough in steady
+/// state, and this bounds what an idle worker holds.
+const KEPT_READERS: usize = 4;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -118,6 +124,7 @@ impl Executor {
             work_dir: work_dir.to_owned(),
             artifact_dir: None,
             task_memory: DEFAULT_GROUP_BUDGET,
+            read_buffers: Mutex::new(Vec::new()),
             counters: Counters::default(),
         }
     }
@@ -381,11 +388,17 @@ impl Executor {
                     batch_bytes: input_batch_bytes(self.task_memory, spec.limits.max_memory_bytes),
                     ..ReadOptions::default()
                 };
-                for batch in SplitReader::open_with(split, *format, options)? {
+                let buffers = lock(&self.read_buffers).pop().unwrap_or_default();
+                let mut reader = SplitReader::open_reusing(split, *format, options, buffers)?;
+                for batch in reader.by_ref() {
                     check()?;
                     let batch = batch?;
                     result.records_in += batch.len() as u64;
                     sink.take(pipeline, &spec.steps, batch)?;
+                }
+                let mut kept = lock(&self.read_buffers);
+                if kept.len() < KEPT_READERS {
+                    kept.push(reader.into_buffers());
                 }
             }
             TaskInput::Shuffle { wide, blocks } => {
