@@ -56,7 +56,7 @@
 //!   header rather than a record.
 //! - `delimiter` (string of one ASCII character other than a quote, CR or LF, default `","`;
 //!   `csv` only): the field separator.
-//! - `split_size` (default 64 MiB): the size of the byte range one task reads; each file is cut
+//! - `split_size` (default 128 MiB): the size of the byte range one task reads; each file is cut
 //!   into `ceil(size / split_size)` splits (an empty file into none). Either an integer number of
 //!   bytes or a string: a whole number with an optional unit `B`, `KiB`, `MiB` or `GiB` (powers of
 //!   1024, spelled exactly so; a space between number and unit is allowed), e.g. `"64MiB"`,

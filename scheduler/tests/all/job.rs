@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 
 use weft_host::{Engine, UdfKind, ValidationLimits};
 use weft_scheduler::job::{
-    InputFile, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location, OutputFormat, Plan,
-    PlanError, ShuffleCompression, SplitDesc, StageInput, StageOutput, compute_splits,
+    DEFAULT_SPLIT_SIZE, InputFile, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location,
+    OutputFormat, Plan, PlanError, ShuffleCompression, SplitDesc, StageInput, StageOutput,
+    compute_splits,
 };
 use weft_scheduler::{ModuleId, Registry, Tenant};
 
@@ -328,7 +329,7 @@ reduce = "wordcount/sum"
 [output]
 path = "out"
 "#;
-    let plan = plan(text, &[("in/a", 5), ("in/b", 64 * MIB + 1)]);
+    let plan = plan(text, &[("in/a", 5), ("in/b", DEFAULT_SPLIT_SIZE + 1)]);
     let [s0, s1] = &plan.stages[..] else {
         panic!("{plan:?}")
     };
@@ -371,7 +372,7 @@ partitions = 2
     assert_eq!(
         plan(text, &[("in", 10)]).to_string(),
         "job just-sum: 2 stages\n\
-         stage 0: 1 task  input: 1 split of in (text, 64 MiB)\n\
+         stage 0: 1 task  input: 1 split of in (text, 128 MiB)\n\
          \x20 → shuffle: 2 partitions, compression none, combine with reduce wordcount@1/sum\n\
          stage 1: 2 tasks  input: shuffle of stage 0\n\
          \x20 reduce wordcount@1/sum\n\
@@ -840,7 +841,7 @@ compression = "zstd"
     assert_eq!(
         plan.to_string(),
         "job squeezed: 3 stages\n\
-         stage 0: 1 task  input: 1 split of in (text, 64 MiB)\n\
+         stage 0: 1 task  input: 1 split of in (text, 128 MiB)\n\
          \x20 flat_map wordcount@1/split_words\n\
          \x20 → shuffle: 2 partitions, compression zstd, combine with reduce wordcount@1/sum\n\
          stage 1: 2 tasks  input: shuffle of stage 0\n\

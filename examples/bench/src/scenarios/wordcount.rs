@@ -168,14 +168,14 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// The word-count job over `data`, its reduce in `partitions` tasks. Splits are at most 64 MiB (at
-/// least 8), at least four per worker, and a multiple of the workers in number, so that no last,
-/// lonely task leaves cores idle.
+/// The word-count job over `data`, its reduce in `partitions` tasks. Splits are at most Weft's
+/// default split size (at least 8 MiB), at least four per worker, and a multiple of the workers in
+/// number, so that no last, lonely task leaves cores idle.
 pub fn write_job(env: &Env, data: &Path, output: &Path, partitions: u32) -> Result<PathBuf> {
     let threads = env.threads.max(1) as u64;
     let splits = env
         .size
-        .div_ceil(64 << 20)
+        .div_ceil(weft_scheduler::job::DEFAULT_SPLIT_SIZE)
         .max(4 * threads)
         .next_multiple_of(threads);
     let split = env.size.div_ceil(splits).max(8 << 20);
