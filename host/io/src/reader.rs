@@ -569,24 +569,30 @@ mod tests {
     use super::*;
     use crate::InputFile;
 
+    /// Batches of about 4 KiB, read 1 KiB at a time: many batches from a small file.
+    const SMALL: ReadOptions = ReadOptions {
+        batch_bytes: 4 << 10,
+        chunk_bytes: 1 << 10,
+    };
+
+    /// A file of 3000 short lines in `dir`, and its content.
+    fn lines_file(dir: &Path) -> (InputFile, Vec<u8>) {
+        let path = dir.join("lines.txt");
+        let content: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        std::fs::write(&path, &content).unwrap();
+        let size = content.len() as u64;
+        (InputFile { path, size }, content)
+    }
+
     /// A batch its consumer has dropped lends its buffers to the next one; a batch still held
     /// keeps its own, unchanged.
     #[test]
     fn a_dropped_batch_lends_its_buffers_to_the_next() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lines.txt");
-        let content: Vec<u8> = (0..3000)
-            .flat_map(|i| format!("line {i}\n").into_bytes())
-            .collect();
-        std::fs::write(&path, &content).unwrap();
-        let file = InputFile {
-            path,
-            size: content.len() as u64,
-        };
-        let options = ReadOptions {
-            batch_bytes: 4 << 10,
-            chunk_bytes: 1 << 10,
-        };
+        let (file, content) = lines_file(dir.path());
+        let options = SMALL;
         let mut reader =
             SplitReader::open_with(&InputSplit::whole(&file), InputFormat::Text, options).unwrap();
         let data = |r: &Records| r.values().values().as_ptr();
@@ -629,17 +635,9 @@ mod tests {
     #[test]
     fn a_reader_reuses_the_buffers_a_finished_one_left() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lines.txt");
-        let content: Vec<u8> = (0..3000)
-            .flat_map(|i| format!("line {i}\n").into_bytes())
-            .collect();
-        std::fs::write(&path, &content).unwrap();
-        let size = content.len() as u64;
-        let file = InputFile { path, size };
-        let options = ReadOptions {
-            batch_bytes: 4 << 10,
-            chunk_bytes: 1 << 10,
-        };
+        let (file, _) = lines_file(dir.path());
+        let size = file.size;
+        let options = SMALL;
         let half = |start: u64, end: u64| InputSplit {
             path: file.path.clone(),
             start,
