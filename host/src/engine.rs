@@ -3,9 +3,9 @@
 //! One [`Engine`] per process: it owns the compiler configuration, the linker that defines the only
 //! imports a guest may have (WASI preview 1 without ambient capabilities), the pool guest instances
 //! are allocated from (at most [`MAX_LIVE_INSTANCES`] at once; the first 16 MiB of a finished
-//! instance's memory stay resident, zeroed, for the next), and a ticker thread that drives epoch-based interruption, which
-//! is how a runaway UDF is stopped (cheaper than fuel: a load and compare per loop back-edge instead
-//! of a counter update per basic block).
+//! instance's memory stay resident, zeroed, for the next), and a ticker thread that drives
+//! epoch-based interruption, which is how a runaway UDF is stopped (cheaper than fuel: a load and
+//! compare per loop back-edge instead of a counter update per basic block).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,8 +23,9 @@ use crate::validate::Signature;
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Guest instances alive at once on one [`Engine`] (a task holds one per module of its steps, for as
-/// long as it runs); one more fails to instantiate, with an error that says so. Each reserves its 4 GiB of address space (plus guard pages) up front: 256 of
-/// them are about 1 TiB of the 128 TiB a 64-bit Linux process may map.
+/// long as it runs); one more fails to instantiate, with an error that says so. Each reserves its
+/// 4 GiB of address space (plus guard pages) up front: 256 of them are about 1 TiB of the 128 TiB
+/// a 64-bit Linux process may map.
 pub const MAX_LIVE_INSTANCES: u32 = 256;
 /// A guest table's most elements, the same bound the limiter puts on `table.grow`.
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
