@@ -194,6 +194,7 @@ pub struct Combiner {
     /// Numbers the fold calls, so a slot knows whether it has a group in the current one.
     epoch: u32,
     /// Tests only: every key hashes to 0.
+    #[cfg(test)]
     colliding: bool,
     /// The entry of each key of the current call, in the order they first came in it.
     groups: Vec<u32>,
@@ -222,6 +223,7 @@ impl Combiner {
             keys: Vec::new(),
             values: Vec::new(),
             epoch: 0,
+            #[cfg(test)]
             colliding: false,
             groups: Vec::new(),
             record_group: Vec::new(),
@@ -277,6 +279,11 @@ impl Combiner {
         self.groups.clear();
         self.record_group.clear();
         self.record_group.reserve(count);
+        // A test can make every key collide, so that only the comparison tells keys apart.
+        #[cfg(test)]
+        let colliding = self.colliding;
+        #[cfg(not(test))]
+        let colliding = false;
         let Combiner {
             hasher,
             table,
@@ -284,17 +291,11 @@ impl Combiner {
             keys,
             groups,
             record_group,
-            colliding,
             ..
         } = self;
         for i in 0..count {
             let key = input_keys.get(i).map_err(|f| f.at(Unit::Record(i)))?;
-            // A test can make every key collide, so that only the comparison tells keys apart.
-            let hash = if cfg!(test) && *colliding {
-                0
-            } else {
-                hasher.hash_one(key)
-            };
+            let hash = if colliding { 0 } else { hasher.hash_one(key) };
             let (head, tail) = (prefix(key), suffix(key));
             let place = {
                 let (entries, keys) = (&*entries, &*keys);

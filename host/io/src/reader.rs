@@ -208,8 +208,8 @@ impl SplitReader {
             end: split.end(),
             options,
             buf: {
+                // Old bytes stay (only `buf[..filled]` is read): a reused window is not zeroed.
                 let mut buf = buffers.window;
-                buf.clear();
                 buf.resize(window, 0);
                 buf
             },
@@ -609,17 +609,14 @@ mod tests {
             "the dropped batch's buffer is reused"
         );
 
-        let copy = |r: &Records| -> Vec<(Vec<u8>, Vec<u8>)> {
-            r.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
-        };
-        let kept = copy(&second);
+        let kept = second.to_pairs();
         let third = reader.next_batch().unwrap().unwrap();
         assert_ne!(
             data(&third),
             data(&second),
             "a held batch is not written over"
         );
-        assert_eq!(copy(&second), kept);
+        assert_eq!(second.to_pairs(), kept);
         let text = String::from_utf8(
             kept.iter()
                 .map(|(_, v)| v.clone())
@@ -644,15 +641,7 @@ mod tests {
             length: end - start,
         };
         let records = |reader: SplitReader| -> Vec<(Vec<u8>, Vec<u8>)> {
-            reader
-                .flat_map(|batch| {
-                    let batch = batch.unwrap();
-                    batch
-                        .iter()
-                        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                        .collect::<Vec<_>>()
-                })
-                .collect()
+            reader.flat_map(|batch| batch.unwrap().to_pairs()).collect()
         };
 
         let mut first =

@@ -29,8 +29,9 @@ use crate::task::ShuffleCompression;
 use crate::{BATCH_BYTES, Grouper, Pipeline, StepRef, TaskError};
 
 /// The smallest guest memory limit under which the map-side combine runs in the guest. Below it,
-/// one batch of new keys (a table, arenas and a drain's copy: tens of MiB for 4 MiB of distinct
-/// words) could take the guest past its limit and fail a task that the host's combine finishes.
+/// one batch of new keys (a table, arenas and a drain's copy: several times the batch, which is up
+/// to a sixteenth of this limit) could take the guest past its limit and fail a task that the
+/// host's combine finishes.
 pub const GUEST_COMBINE_MIN_MEMORY: usize = 256 << 20;
 
 /// The reduce partition of a key.
