@@ -2,10 +2,15 @@
 //!
 //! One [`Engine`] per process: it owns the compiler configuration, the linker that defines the only
 //! imports a guest may have (WASI preview 1 without ambient capabilities), the pool guest instances
-//! are allocated from (at most [`MAX_LIVE_INSTANCES`] at once; the first 16 MiB of a finished
-//! instance's memory stay resident, zeroed, for the next), and a ticker thread that drives
+//! are allocated from (at most [`MAX_LIVE_INSTANCES`] at once by default; the first 16 MiB of a
+//! finished instance's memory stay resident, zeroed, for the next), and a ticker thread that drives
 //! epoch-based interruption, which is how a runaway UDF is stopped (cheaper than fuel: a load and
 //! compare per loop back-edge instead of a counter update per basic block).
+//!
+//! The pool reserves 4 GiB of address space per instance up front, which lets compiled code skip
+//! bounds checks. Where that much cannot be reserved (a process under an address-space limit such
+//! as `ulimit -v`), the engine falls back to allocating each instance's memory when it is made,
+//! bounds-checked, and says so in [`Engine::allocation`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,11 +27,14 @@ use crate::validate::Signature;
 /// How often the engine's epoch advances; the granularity of the time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Guest instances alive at once on one [`Engine`] (a task holds one per module of its steps, for as
-/// long as it runs); one more fails to instantiate, with an error that says so. Each reserves its
+/// Guest instances alive at once on an [`Engine::new`] (a task holds one per module of its steps, for
+/// as long as it runs); one more fails to instantiate, with an error that says so. Each reserves its
 /// 4 GiB of address space (plus guard pages) up front: 256 of them are about 1 TiB of the 128 TiB
-/// a 64-bit Linux process may map.
+/// a 64-bit Linux process may map. [`Engine::with_max_live_instances`] sets another bound.
 pub const MAX_LIVE_INSTANCES: u32 = 256;
+/// Instances an engine's pool holds per task it may run at once ([`Engine::for_tasks`]): a task
+/// holds one per module of its steps, and a stage rarely fuses steps of more modules than this.
+pub const INSTANCES_PER_TASK: u32 = 4;
 /// A guest table's most elements, the same bound the limiter puts on `table.grow`.
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 /// Tables a module may define (guests from the usual toolchains define one).
@@ -58,6 +66,23 @@ impl Default for SandboxLimits {
     }
 }
 
+/// How an [`Engine`] allocates guest instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceAllocation {
+    /// From a pool reserved up front: at most `max_live` instances alive at once.
+    Pooled {
+        /// The bound; one instance more fails to instantiate.
+        max_live: u32,
+    },
+    /// Each instance maps its own memory when it is made, with no reservation beyond what it
+    /// uses, and compiled code checks the bounds of every memory access: slower, but it needs no
+    /// more address space than the guests really use.
+    OnDemand {
+        /// Why the pool could not be used (the error reserving it).
+        reason: String,
+    },
+}
+
 /// The host engine: compiler, linker and epoch ticker. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -66,6 +91,7 @@ pub struct Engine {
 
 struct EngineInner {
     wasm: wasmtime::Engine,
+    allocation: InstanceAllocation,
     linker: Linker<Sandbox>,
     /// What the linker provides, by import name, so validation can name a missing or mistyped
     /// import precisely instead of relaying wasmtime's generic link error.
@@ -79,32 +105,41 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds the engine and starts its epoch ticker (the thread ends when the engine is dropped).
+    /// Builds the engine and starts its epoch ticker (the thread ends when the engine is dropped),
+    /// with a pool of [`MAX_LIVE_INSTANCES`].
     pub fn new() -> Result<Engine, wasmtime::Error> {
-        let mut config = wasmtime::Config::new();
-        config
-            .epoch_interruption(true)
-            // Guests are single-threaded core modules with 32-bit memories (ABI §1); threads are
-            // not compiled into this wasmtime at all.
-            .wasm_memory64(false)
-            .wasm_component_model(false);
-        // The pooling allocator: a task's instance takes a slot a finished one left, its memory
-        // mapping ready (a warm task launch went from 21 to 5 µs), its first `KEEP_RESIDENT` bytes
-        // still resident and zeroed with a `memset` instead of handed back to the kernel and faulted
-        // in again page by page.
-        let mut pool = wasmtime::PoolingAllocationConfig::new();
-        pool.total_core_instances(MAX_LIVE_INSTANCES)
-            .total_memories(MAX_LIVE_INSTANCES)
-            .total_tables(MAX_LIVE_INSTANCES)
-            .table_elements(MAX_TABLE_ELEMENTS)
-            .max_tables_per_module(MAX_TABLES)
-            // Reuse the slots used before, most recently used first, rather than fresh ones: the
-            // memory kept resident is then bounded by the instances that ran at once.
-            .max_unused_warm_slots(0)
-            .linear_memory_keep_resident(KEEP_RESIDENT);
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        let wasm = wasmtime::Engine::new(&config)?;
+        Engine::with_max_live_instances(MAX_LIVE_INSTANCES)
+    }
 
+    /// An engine for a process that runs up to `tasks` tasks at once: a pool of
+    /// [`INSTANCES_PER_TASK`] instances per task, and never fewer than [`MAX_LIVE_INSTANCES`].
+    pub fn for_tasks(tasks: u32) -> Result<Engine, wasmtime::Error> {
+        Engine::with_max_live_instances(
+            MAX_LIVE_INSTANCES.max(tasks.saturating_mul(INSTANCES_PER_TASK)),
+        )
+    }
+
+    /// As [`Engine::new`], with a pool of `max_live` instances (at least 1). A worker running many
+    /// tasks at once needs a larger pool than the default.
+    ///
+    /// If the pool's address space cannot be reserved, the engine allocates instances on demand
+    /// instead ([`InstanceAllocation::OnDemand`]) rather than failing: a process under an
+    /// address-space limit still runs guests, only slower.
+    pub fn with_max_live_instances(max_live: u32) -> Result<Engine, wasmtime::Error> {
+        let max_live = max_live.max(1);
+        let (wasm, allocation) = match wasmtime::Engine::new(&pooled_config(max_live)) {
+            Ok(wasm) => (wasm, InstanceAllocation::Pooled { max_live }),
+            Err(pool_error) => {
+                let reason = format!("{pool_error:#}");
+                let wasm = wasmtime::Engine::new(&on_demand_config()).map_err(|e| {
+                    e.context(format!(
+                        "the instance pool could not be reserved ({reason}), and neither could \
+                         instances be allocated on demand"
+                    ))
+                })?;
+                (wasm, InstanceAllocation::OnDemand { reason })
+            }
+        };
         let mut linker: Linker<Sandbox> = Linker::new(&wasm);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut Sandbox| &mut s.wasi)?;
 
@@ -138,10 +173,17 @@ impl Engine {
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 wasm,
+                allocation,
                 linker,
                 wasi_functions,
             }),
         })
+    }
+
+    /// How this engine allocates guest instances: from its pool, or on demand because the pool
+    /// could not be reserved (worth a warning: guests then run slower).
+    pub fn allocation(&self) -> &InstanceAllocation {
+        &self.inner.allocation
     }
 
     pub(crate) fn wasm(&self) -> &wasmtime::Engine {
@@ -160,6 +202,52 @@ impl Engine {
     pub(crate) fn ticks(limit: Duration) -> u64 {
         (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
+}
+
+/// What every engine's configuration has in common.
+fn base_config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .epoch_interruption(true)
+        // Guests are single-threaded core modules with 32-bit memories (ABI §1); threads are not
+        // compiled into this wasmtime at all.
+        .wasm_memory64(false)
+        .wasm_component_model(false);
+    config
+}
+
+/// The pooling allocator, for `max_live` instances: a task's instance takes a slot a finished one
+/// left, its memory mapping ready (a warm task launch went from 21 to 5 µs), its first
+/// `KEEP_RESIDENT` bytes still resident and zeroed with a `memset` instead of handed back to the
+/// kernel and faulted in again page by page.
+fn pooled_config(max_live: u32) -> wasmtime::Config {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(max_live)
+        .total_memories(max_live)
+        .total_tables(max_live)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_tables_per_module(MAX_TABLES)
+        // Reuse the slots used before, most recently used first, rather than fresh ones: the
+        // memory kept resident is then bounded by the instances that ran at once.
+        .max_unused_warm_slots(0)
+        .linear_memory_keep_resident(KEEP_RESIDENT);
+    let mut config = base_config();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Instances allocated one by one, each memory mapped at its size with a little room to grow
+/// (growing past it moves the memory), no guard regions, and bounds checks in the compiled code:
+/// the least address space a guest can run in.
+fn on_demand_config() -> wasmtime::Config {
+    let mut config = base_config();
+    config
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand)
+        .memory_reservation(0)
+        .memory_reservation_for_growth(16 << 20)
+        .memory_guard_size(0)
+        .guard_before_linear_memory(false);
+    config
 }
 
 /// The state of one guest instance's store: its WASI context (no preopens, no environment, no

@@ -29,7 +29,9 @@ mod native;
 mod validate;
 
 pub use batch::{Groups, Records};
-pub use engine::{Engine, MAX_LIVE_INSTANCES, SandboxLimits};
+pub use engine::{
+    Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, SandboxLimits,
+};
 pub use error::{ArtifactError, CallError, ValidationError};
 pub use guest::{GuestInstance, GuestModule};
 pub use validate::{

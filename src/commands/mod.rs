@@ -1,5 +1,6 @@
 //! The subcommands, one file each, and the little they share: opening the local registry, printing
-//! JSON, the async runtime, logging and the shutdown signal of the serving commands.
+//! JSON, the async runtime, logging, the shutdown signal of the serving commands, and the warning
+//! for an engine without its instance pool.
 
 pub mod cluster;
 pub mod job;
@@ -10,6 +11,7 @@ pub mod scheduler;
 pub mod worker;
 
 use anyhow::{Context, Result};
+use weft_host::{Engine, InstanceAllocation};
 use weft_scheduler::Registry;
 
 use crate::Globals;
@@ -18,6 +20,18 @@ use crate::Globals;
 pub fn open_registry(globals: &Globals) -> Result<Registry> {
     let dir = globals.data_dir.join("registry");
     Registry::open(&dir).with_context(|| format!("cannot open the registry in {}", dir.display()))
+}
+
+/// What to warn of when `engine` runs guests without its instance pool (whose address space could
+/// not be reserved, e.g. under `ulimit -v`): they still run, slower.
+pub fn pool_warning(engine: &Engine) -> Option<String> {
+    match engine.allocation() {
+        InstanceAllocation::Pooled { .. } => None,
+        InstanceAllocation::OnDemand { reason } => Some(format!(
+            "guests run without the instance pool, each memory mapped on demand and \
+             bounds-checked (slower): the pool's address space could not be reserved: {reason}"
+        )),
+    }
 }
 
 /// Prints `value` as pretty JSON on stdout: what `--json` prints on success.

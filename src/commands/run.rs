@@ -17,7 +17,7 @@ use weft_scheduler::job::{Plan, StageOutput};
 use weft_scheduler::{JobReport, LocalCluster, LocalClusterConfig};
 
 use super::plan::{JobArgs, Prepared, prepare};
-use super::print_json;
+use super::{pool_warning, print_json};
 use crate::Globals;
 
 /// Runs a job on this machine: a scheduler and N sandboxed workers in one process.
@@ -67,6 +67,9 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
         let cluster = LocalCluster::start(Arc::new(registry), &work_dir, config)
             .await
             .context("cannot start the local scheduler and workers")?;
+        if let Some(warning) = pool_warning(cluster.engine()) {
+            eprintln!("warning: {warning}");
+        }
         let result = cluster.run(&tenant, &plan, args.overwrite).await;
         // Shut down whatever the outcome, so workers delete their shuffle files.
         cluster.shutdown().await;

@@ -13,7 +13,7 @@ use weft_host::Engine;
 use weft_worker::RegistryModuleSource;
 use weft_worker::service::WorkerConfig;
 
-use super::{init_logging, runtime, shutdown_signal};
+use super::{init_logging, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
 
 /// Runs a worker of a cluster.
@@ -49,7 +49,10 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
     for dir in [&work_dir, &cache_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let engine = Engine::new().map_err(|e| anyhow!("{e:#}"))?;
+    let engine = Engine::for_tasks(slots).map_err(|e| anyhow!("{e:#}"))?;
+    if let Some(warning) = pool_warning(&engine) {
+        tracing::warn!("{warning}");
+    }
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await

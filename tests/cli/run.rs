@@ -239,6 +239,35 @@ fn stocks_example_equals_the_reference() {
 }
 
 #[test]
+fn under_an_address_space_limit_a_job_runs_without_the_pool_and_says_so() {
+    let weft = weft_with_examples();
+    let corpus = weft_datagen::wordcount_corpus(1 << 20, 5);
+    let input = weft.scratch("corpus.txt");
+    std::fs::write(&input, &corpus).unwrap();
+    let out = weft.scratch("result");
+    // 4 GiB of address space: not enough for the instance pool's reservation (4 GiB per instance),
+    // plenty for the process and its guests' memories mapped one by one.
+    let data_dir = weft.data_dir();
+    let run = Run(std::process::Command::new("bash")
+        .args(["-c", "ulimit -v 4194304 && exec \"$@\"", "bash"])
+        .args([env!("CARGO_BIN_EXE_weft"), "--data-dir", path(&data_dir)])
+        .args(["run", &example_job("wordcount"), "--workers", "2"])
+        .args(["--input", path(&input), "--output", path(&out)])
+        .env_remove("WEFT_HOME")
+        .env_remove("WEFT_SCHEDULER")
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("warning: guests run without the instance pool"),
+        "{}",
+        run.stderr()
+    );
+    assert_same_counts(&counts_of(read_output(&out)), &word_counts(&corpus));
+}
+
+#[test]
 fn a_failing_udf_fails_the_job_with_its_message_and_leaves_no_output() {
     let weft = weft_with_examples();
     let input = weft.scratch("input.txt");

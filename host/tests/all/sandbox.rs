@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use weft_host::{CallError, Engine, MAX_LIVE_INSTANCES, Records, SandboxLimits, ValidationLimits};
+use weft_host::{
+    CallError, Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, Records,
+    SandboxLimits, ValidationLimits,
+};
 
 use crate::fixtures::{IDENTITY_MAP, guest};
 use crate::{instantiate, instantiate_with};
@@ -227,5 +230,68 @@ fn instances_past_the_pool_fail_with_a_clear_error_until_one_ends() {
     assert_eq!(
         g.map("identity", &one()).unwrap().to_pairs(),
         one().to_pairs()
+    );
+}
+
+#[test]
+fn an_engine_for_many_tasks_has_a_pool_to_match() {
+    assert_eq!(
+        Engine::for_tasks(2).unwrap().allocation(),
+        &InstanceAllocation::Pooled {
+            max_live: MAX_LIVE_INSTANCES
+        }
+    );
+    assert_eq!(
+        Engine::for_tasks(300).unwrap().allocation(),
+        &InstanceAllocation::Pooled {
+            max_live: 300 * INSTANCES_PER_TASK
+        }
+    );
+}
+
+#[test]
+fn without_room_for_the_pool_guests_run_on_demand_within_their_limits() {
+    // A pool of 2^20 instances would reserve 4 PiB, more than a process may map: as in a process
+    // under `ulimit -v`, the engine allocates instances one by one instead.
+    let engine = Engine::with_max_live_instances(1 << 20).unwrap();
+    let InstanceAllocation::OnDemand { reason } = engine.allocation() else {
+        panic!("a pool of 2^20 instances: {:?}", engine.allocation());
+    };
+    assert!(reason.contains("pool"), "{reason}");
+
+    let identity = guest("", IDENTITY_MAP);
+    engine
+        .validate(&identity, &ValidationLimits::default())
+        .unwrap();
+    let module = engine.load(&identity).unwrap();
+    let limits = SandboxLimits::default();
+    // No pool, no bound on live instances: more than a default pool holds, each working.
+    let mut live: Vec<_> = (0..MAX_LIVE_INSTANCES + 8)
+        .map(|_| module.instantiate(&limits).unwrap())
+        .collect();
+    for g in live.iter_mut().step_by(37) {
+        assert_eq!(
+            g.map("identity", &one()).unwrap().to_pairs(),
+            one().to_pairs()
+        );
+    }
+    drop(live);
+
+    // The memory limit holds without the pool too.
+    let hog = guest(
+        "",
+        r#"(func (export "weft_map_hog") (param i32) (result i32)
+             (if (i32.eq (memory.grow (i32.const 16384)) (i32.const -1)) (then unreachable))
+             i32.const 0)"#,
+    );
+    let limits = SandboxLimits {
+        max_memory_bytes: 64 << 20,
+        ..Default::default()
+    };
+    let mut g = engine.load(&hog).unwrap().instantiate(&limits).unwrap();
+    let e = g.map("hog", &one()).unwrap_err();
+    assert!(
+        matches!(e, CallError::MemoryLimit { limit, .. } if limit == 64 << 20),
+        "{e}"
     );
 }

@@ -140,6 +140,7 @@ impl ModuleSource for RegistrySource {
 pub struct LocalCluster {
     server: SchedulerHandle,
     workers: Vec<WorkerHandle>,
+    engine: Engine,
 }
 
 impl LocalCluster {
@@ -162,7 +163,11 @@ impl LocalCluster {
                 ..SchedulerConfig::default()
             },
         )?;
-        let engine = Engine::new().map_err(|e| ClusterError::Engine(format!("{e:#}")))?;
+        let tasks = config
+            .workers
+            .saturating_mul(config.slots_per_worker.max(1));
+        let engine = Engine::for_tasks(u32::try_from(tasks).unwrap_or(u32::MAX))
+            .map_err(|e| ClusterError::Engine(format!("{e:#}")))?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let server = start(
             listener,
@@ -193,7 +198,16 @@ impl LocalCluster {
             .await?;
             workers.push(worker);
         }
-        Ok(LocalCluster { server, workers })
+        Ok(LocalCluster {
+            server,
+            workers,
+            engine,
+        })
+    }
+
+    /// The engine the workers run guests on (to ask, say, how it allocates them).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The scheduler, to submit jobs and ask about them.
