@@ -171,14 +171,20 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
 /// The word-count job over `data`, its reduce in `partitions` tasks. Splits are at most Weft's
 /// default split size (at least 8 MiB), at least four per worker, and a multiple of the workers in
 /// number, so that no last, lonely task leaves cores idle.
+///
+/// Sized by the file, not by the size asked for: a generated file ends at the first line break
+/// past that size, and splits of exactly a share of the size asked for left a last split of a few
+/// bytes, a ninth task on two workers.
 pub fn write_job(env: &Env, data: &Path, output: &Path, partitions: u32) -> Result<PathBuf> {
     let threads = env.threads.max(1) as u64;
-    let splits = env
-        .size
+    let size = std::fs::metadata(data)
+        .with_context(|| format!("cannot read the size of {}", data.display()))?
+        .len();
+    let splits = size
         .div_ceil(weft_scheduler::job::DEFAULT_SPLIT_SIZE)
         .max(4 * threads)
         .next_multiple_of(threads);
-    let split = env.size.div_ceil(splits).max(8 << 20);
+    let split = size.div_ceil(splits).max(8 << 20);
     let job = format!(
         "name = \"wordcount\"\n\n[input]\npath = {data:?}\nformat = \"text\"\nsplit_size = \"{split}B\"\n\n\
          [[step]]\nflat_map = \"wordcount/split_words\"\n\n[[step]]\nreduce = \"wordcount/sum\"\n\
@@ -193,4 +199,40 @@ pub fn write_job(env: &Env, data: &Path, output: &Path, partitions: u32) -> Resu
     let path = env.work.join(format!("{name}.toml"));
     std::fs::write(&path, job)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_are_a_multiple_of_the_workers_over_the_file_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        // A 1 GB corpus ends a few bytes past its size, at a line break; sparse, so no bytes written.
+        let data = dir.path().join("words.txt");
+        std::fs::File::create(&data)
+            .unwrap()
+            .set_len(1_000_000_068)
+            .unwrap();
+        let env = Env {
+            runs: 1,
+            size: 1_000_000_000,
+            threads: 2,
+            work: dir.path().to_owned(),
+            weft: PathBuf::new(),
+            wasm_dir: PathBuf::new(),
+            home: PathBuf::new(),
+            spark: None,
+            native_peer: None,
+        };
+        let job = write_job(&env, &data, &dir.path().join("out"), 2).unwrap();
+        let text = std::fs::read_to_string(job).unwrap();
+        let split: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("split_size = \""))
+            .and_then(|v| v.strip_suffix("B\""))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no split_size in {text}"));
+        assert_eq!(1_000_000_068u64.div_ceil(split), 8, "split {split}");
+    }
 }
