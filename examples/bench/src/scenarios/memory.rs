@@ -14,7 +14,7 @@ use crate::measure::{peak_rss, run_timed, secs};
 use crate::native::{check_counts, read_counts, word_count};
 use crate::procs::Proc;
 use crate::report::Report;
-use crate::scenarios::wordcount::write_job;
+use crate::scenarios::wordcount::{Splits, write_job};
 use crate::{Env, input};
 
 /// The worker's memory budget.
@@ -83,8 +83,9 @@ fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
     std::fs::create_dir_all(&out)?;
     let reference = word_count(&data, &out.join("distinct-native.tsv"), env.threads)?;
     let output = out.join(format!("weft-memory-x{scale}"));
-    // One reduce task: all of the shuffle input goes through one grouper, against one budget.
-    let job = write_job(env, &data, &output, 1)?;
+    // One reduce task: all of the shuffle input goes through one grouper, against one budget. The
+    // input is split as a job file that does not say is.
+    let job = write_job(env, &data, &output, 1, Splits::Default)?;
 
     let home = env.work.join("memory-home");
     let _ = std::fs::remove_dir_all(&home);

@@ -14,7 +14,7 @@ use crate::embedded::{Prepared, prepare, runtime};
 use crate::measure::{median, secs};
 use crate::native::{check_counts, read_counts, word_count};
 use crate::report::Report;
-use crate::scenarios::wordcount::{corpus, write_job};
+use crate::scenarios::wordcount::{Splits, corpus, write_job};
 
 pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     let data = corpus(env)?;
@@ -22,7 +22,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let reference = word_count(&data, &out.join("native.tsv"), env.threads)?;
     let output = out.join("weft-wasm-cost");
-    let job = write_job(env, &data, &output, env.threads as u32)?;
+    let job = write_job(env, &data, &output, env.threads as u32, Splits::Balanced)?;
     let Prepared {
         registry,
         tenant,

@@ -37,7 +37,13 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     let out = env.work.join("out");
     std::fs::create_dir_all(&out)?;
     // One reduce task per worker, as Spark's RDD API defaults to (`spark.default.parallelism`).
-    let job = write_job(env, &data, &out.join("weft-wordcount"), env.threads as u32)?;
+    let job = write_job(
+        env,
+        &data,
+        &out.join("weft-wordcount"),
+        env.threads as u32,
+        Splits::Balanced,
+    )?;
 
     let mut reference: Option<Counts> = None;
     let mut native = Vec::new();
@@ -168,25 +174,46 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// The word-count job over `data`, its reduce in `partitions` tasks. Splits are at most Weft's
-/// default split size (at least 8 MiB), at least four per worker, and a multiple of the workers in
-/// number, so that no last, lonely task leaves cores idle.
+/// How the word-count job splits its input.
+#[derive(Debug, Clone, Copy)]
+pub enum Splits {
+    /// At most Weft's default split size (at least 8 MiB), at least four per worker, and a multiple
+    /// of the workers in number, so that no last, lonely task leaves cores idle: the speed
+    /// scenarios.
+    Balanced,
+    /// Weft's default split size, as a job file that does not say.
+    Default,
+}
+
+/// The word-count job over `data`, its reduce in `partitions` tasks, its input split as `splits`
+/// says.
 ///
-/// Sized by the file, not by the size asked for: a generated file ends at the first line break
-/// past that size, and splits of exactly a share of the size asked for left a last split of a few
-/// bytes, a ninth task on two workers.
-pub fn write_job(env: &Env, data: &Path, output: &Path, partitions: u32) -> Result<PathBuf> {
-    let threads = env.threads.max(1) as u64;
-    let size = std::fs::metadata(data)
-        .with_context(|| format!("cannot read the size of {}", data.display()))?
-        .len();
-    let splits = size
-        .div_ceil(weft_scheduler::job::DEFAULT_SPLIT_SIZE)
-        .max(4 * threads)
-        .next_multiple_of(threads);
-    let split = size.div_ceil(splits).max(8 << 20);
+/// Balanced splits are sized by the file, not by the size asked for: a generated file ends at the
+/// first line break past that size, and splits of exactly a share of the size asked for left a
+/// last split of a few bytes, a ninth task on two workers.
+pub fn write_job(
+    env: &Env,
+    data: &Path,
+    output: &Path,
+    partitions: u32,
+    splits: Splits,
+) -> Result<PathBuf> {
+    let split_size = match splits {
+        Splits::Default => String::new(),
+        Splits::Balanced => {
+            let threads = env.threads.max(1) as u64;
+            let size = std::fs::metadata(data)
+                .with_context(|| format!("cannot read the size of {}", data.display()))?
+                .len();
+            let splits = size
+                .div_ceil(weft_scheduler::job::DEFAULT_SPLIT_SIZE)
+                .max(4 * threads)
+                .next_multiple_of(threads);
+            format!("split_size = \"{}B\"\n", size.div_ceil(splits).max(8 << 20))
+        }
+    };
     let job = format!(
-        "name = \"wordcount\"\n\n[input]\npath = {data:?}\nformat = \"text\"\nsplit_size = \"{split}B\"\n\n\
+        "name = \"wordcount\"\n\n[input]\npath = {data:?}\nformat = \"text\"\n{split_size}\n\
          [[step]]\nflat_map = \"wordcount/split_words\"\n\n[[step]]\nreduce = \"wordcount/sum\"\n\
          partitions = {partitions}\n\n[output]\npath = {output:?}\n",
         data = data.display().to_string(),
@@ -225,7 +252,7 @@ mod tests {
             spark: None,
             native_peer: None,
         };
-        let job = write_job(&env, &data, &dir.path().join("out"), 2).unwrap();
+        let job = write_job(&env, &data, &dir.path().join("out"), 2, Splits::Balanced).unwrap();
         let text = std::fs::read_to_string(job).unwrap();
         let split: u64 = text
             .lines()
