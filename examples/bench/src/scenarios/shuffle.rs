@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use weft_host::{Engine, Records, SandboxLimits};
-use weft_proto::v1 as pb;
-use weft_worker::task::{ShuffleCompression, TaskId};
-use weft_worker::{Executor, ModuleSource, Pipeline, ShuffleWriter, read_block_bytes};
+use weft_worker::service::{connect_peer, fetch_block};
+use weft_worker::task::{BlockLocation, ShuffleCompression, TaskId};
+use weft_worker::{Executor, ModuleSource, Pipeline, ShuffleWriter};
 
 use crate::measure::{median, secs};
 use crate::procs::Proc;
@@ -164,23 +164,25 @@ fn word_records(text: &Path) -> Result<Vec<Records>> {
     Ok(batches)
 }
 
-/// Fetches one block from a worker and decodes it, as a reduce task does.
+/// Fetches one block from a worker and decodes it, as a reduce task does: with the worker's own
+/// fetch, frame by frame.
 async fn fetch(url: &str, task: &TaskId) -> Result<Vec<Records>> {
-    let mut client = pb::worker_client::WorkerClient::connect(url.to_owned())
-        .await?
-        .max_decoding_message_size(64 << 20);
-    let mut stream = client
-        .fetch_shuffle_block(pb::FetchShuffleBlockRequest {
-            map_task: Some(task.into()),
-            reduce_partition: 0,
-        })
-        .await?
-        .into_inner();
-    let mut bytes = Vec::new();
-    while let Some(frame) = stream.message().await? {
-        bytes.extend_from_slice(&frame.arrow_ipc);
-    }
-    read_block_bytes(bytes).map_err(|e| anyhow::anyhow!("decoding the block: {e}"))
+    let mut client = connect_peer(url).await?;
+    let block = BlockLocation {
+        worker_id: String::new(),
+        worker_address: url.to_owned(),
+        map_task: task.clone(),
+        partition: 0,
+        bytes: 0,
+        records: 0,
+    };
+    let mut batches = Vec::new();
+    fetch_block(&mut client, &block, &mut |records| {
+        batches.push(records);
+        Ok(())
+    })
+    .await?;
+    Ok(batches)
 }
 
 /// Copies `file` from a child process over loopback TCP into this one; returns the time from

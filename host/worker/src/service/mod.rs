@@ -392,10 +392,6 @@ impl State {
         block: &BlockLocation,
         each: &mut dyn FnMut(Records) -> Result<(), TaskError>,
     ) -> Result<(), TaskError> {
-        let fail = |detail: String| TaskError::Fetch {
-            from: block.worker_address.clone(),
-            detail,
-        };
         let client = {
             let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
             peers.get(&block.worker_address).cloned()
@@ -403,10 +399,7 @@ impl State {
         let mut client = match client {
             Some(c) => c,
             None => {
-                let c = WorkerClient::connect(block.worker_address.clone())
-                    .await
-                    .map_err(|e| fail(e.to_string()))?
-                    .max_decoding_message_size(64 << 20);
+                let c = connect_peer(&block.worker_address).await?;
                 self.peers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -414,26 +407,55 @@ impl State {
                 c
             }
         };
-        let mut stream = client
-            .fetch_shuffle_block(pb::FetchShuffleBlockRequest {
-                map_task: Some((&block.map_task).into()),
-                reduce_partition: block.partition,
-            })
-            .await
-            .map_err(|s| fail(s.message().to_owned()))?
-            .into_inner();
-        let mut decoder = BlockDecoder::default();
-        while let Some(frame) = stream
-            .message()
-            .await
-            .map_err(|s| fail(s.message().to_owned()))?
-        {
-            for records in decoder.push(frame.arrow_ipc).map_err(fail)? {
-                each(records)?;
-            }
-        }
-        decoder.finish().map_err(fail)
+        fetch_block(&mut client, block, each).await
     }
+}
+
+/// A client of the worker at `address` (`http://host:port`), for fetching its shuffle blocks.
+pub async fn connect_peer(address: &str) -> Result<WorkerClient<Channel>, TaskError> {
+    let fail = |detail: String| TaskError::Fetch {
+        from: address.to_owned(),
+        detail,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(address.to_owned())
+        .map_err(|e| fail(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// Streams `block` from its worker through `client` (`FetchShuffleBlock`), decoding batches as
+/// frames arrive and handing each to `each`: a block is never held whole. What a reduce task does
+/// for each remote block; public so that the benchmark measures this very path.
+pub async fn fetch_block(
+    client: &mut WorkerClient<Channel>,
+    block: &BlockLocation,
+    each: &mut dyn FnMut(Records) -> Result<(), TaskError>,
+) -> Result<(), TaskError> {
+    let fail = |detail: String| TaskError::Fetch {
+        from: block.worker_address.clone(),
+        detail,
+    };
+    let mut stream = client
+        .fetch_shuffle_block(pb::FetchShuffleBlockRequest {
+            map_task: Some((&block.map_task).into()),
+            reduce_partition: block.partition,
+        })
+        .await
+        .map_err(|s| fail(s.message().to_owned()))?
+        .into_inner();
+    let mut decoder = BlockDecoder::default();
+    while let Some(frame) = stream
+        .message()
+        .await
+        .map_err(|s| fail(s.message().to_owned()))?
+    {
+        for records in decoder.push(frame.arrow_ipc).map_err(fail)? {
+            each(records)?;
+        }
+    }
+    decoder.finish().map_err(fail)
 }
 
 #[tonic::async_trait]
@@ -498,23 +520,18 @@ impl pb::worker_server::Worker for Service {
         tokio::spawn(async move {
             const FRAME: usize = 1 << 20;
             loop {
-                let mut buf = vec![0u8; FRAME];
-                match file.read(&mut buf).await {
+                // Read into fresh capacity, not into memory zeroed first.
+                let mut buf = Vec::with_capacity(FRAME);
+                let frame = match file.read_buf(&mut buf).await {
                     Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx
-                            .send(Ok(pb::ShuffleFrame { arrow_ipc: buf }))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                        break;
-                    }
+                    Ok(_) => Ok(pb::ShuffleFrame { arrow_ipc: buf }),
+                    Err(e) => Err(Status::internal(format!(
+                        "reading the shuffle block of {task}: {e}"
+                    ))),
+                };
+                let failed = frame.is_err();
+                if tx.send(frame).await.is_err() || failed {
+                    break;
                 }
             }
         });
