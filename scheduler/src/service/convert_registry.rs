@@ -5,27 +5,13 @@
 
 use weft_host::UdfKind;
 use weft_proto::v1 as pb;
+pub use weft_worker::service::convert::ConvertError;
+use weft_worker::service::convert::{bad, kind_from_pb, kind_to_pb};
 
 use crate::Tenant;
 use crate::registry::{
     ModuleEntry, ModuleId, ModuleRecord, Registration, Removal, UdfRecord, VersionRecord,
 };
-
-/// A message that cannot be turned into a domain value.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid {field}: {detail}")]
-pub struct ConvertError {
-    /// The message and field, e.g. `ModuleVersion.id`.
-    pub field: &'static str,
-    pub detail: String,
-}
-
-fn bad(field: &'static str, detail: impl Into<String>) -> ConvertError {
-    ConvertError {
-        field,
-        detail: detail.into(),
-    }
-}
 
 fn module_id(field: &'static str, text: &str) -> Result<ModuleId, ConvertError> {
     text.parse().map_err(|e: String| bad(field, e))
@@ -33,28 +19,8 @@ fn module_id(field: &'static str, text: &str) -> Result<ModuleId, ConvertError> 
 
 /// The index stores a UDF's kind as its name; a name no kind has (a damaged index) is sent as
 /// `UNSPECIFIED`, which the receiving side refuses, naming the field.
-fn kind_to_pb(kind: &str) -> pb::UdfKind {
-    match UdfKind::parse(kind) {
-        Some(UdfKind::Map) => pb::UdfKind::Map,
-        Some(UdfKind::Filter) => pb::UdfKind::Filter,
-        Some(UdfKind::FlatMap) => pb::UdfKind::FlatMap,
-        Some(UdfKind::Reduce) => pb::UdfKind::Reduce,
-        Some(UdfKind::GroupReduce) => pb::UdfKind::GroupReduce,
-        None => pb::UdfKind::Unspecified,
-    }
-}
-
-fn kind_from_pb(kind: i32) -> Result<UdfKind, ConvertError> {
-    match pb::UdfKind::try_from(kind) {
-        Ok(pb::UdfKind::Map) => Ok(UdfKind::Map),
-        Ok(pb::UdfKind::Filter) => Ok(UdfKind::Filter),
-        Ok(pb::UdfKind::FlatMap) => Ok(UdfKind::FlatMap),
-        Ok(pb::UdfKind::Reduce) => Ok(UdfKind::Reduce),
-        Ok(pb::UdfKind::GroupReduce) => Ok(UdfKind::GroupReduce),
-        Ok(pb::UdfKind::Unspecified) | Err(_) => {
-            Err(bad("Udf.kind", format!("unknown UDF kind {kind}")))
-        }
-    }
+fn kind_name_to_pb(kind: &str) -> pb::UdfKind {
+    UdfKind::parse(kind).map_or(pb::UdfKind::Unspecified, kind_to_pb)
 }
 
 impl From<&ModuleRecord> for pb::ModuleInfo {
@@ -68,7 +34,7 @@ impl From<&ModuleRecord> for pb::ModuleInfo {
                 .iter()
                 .map(|u| pb::Udf {
                     name: u.name.clone(),
-                    kind: kind_to_pb(&u.kind) as i32,
+                    kind: kind_name_to_pb(&u.kind) as i32,
                 })
                 .collect(),
             wasi_imports: m.wasi_imports.clone(),
@@ -89,7 +55,7 @@ impl TryFrom<pb::ModuleInfo> for ModuleRecord {
                     return Err(bad("Udf.name", "empty"));
                 }
                 Ok(UdfRecord {
-                    kind: kind_from_pb(u.kind)?.to_string(),
+                    kind: kind_from_pb("Udf.kind", u.kind)?.to_string(),
                     name: u.name,
                 })
             })

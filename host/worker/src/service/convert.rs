@@ -14,17 +14,19 @@ use crate::task::{
     TaskSpec,
 };
 
-/// A message that cannot be turned into a domain value.
+/// A message that cannot be turned into a domain value (here, and in the scheduler's conversions).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {message}: {detail}")]
+#[error("invalid {field}: {detail}")]
 pub struct ConvertError {
-    pub message: &'static str,
+    /// The message, or the message and field, e.g. `Step` or `Udf.kind`.
+    pub field: &'static str,
     pub detail: String,
 }
 
-fn bad(message: &'static str, detail: impl Into<String>) -> ConvertError {
+/// The error for `field`.
+pub fn bad(field: &'static str, detail: impl Into<String>) -> ConvertError {
     ConvertError {
-        message,
+        field,
         detail: detail.into(),
     }
 }
@@ -39,14 +41,18 @@ pub fn kind_to_pb(kind: UdfKind) -> pb::UdfKind {
     }
 }
 
-pub fn kind_from_pb(kind: i32) -> Result<UdfKind, ConvertError> {
+/// The kind a message's `field` holds; `UNSPECIFIED` or a number no kind has is an error naming
+/// the field.
+pub fn kind_from_pb(field: &'static str, kind: i32) -> Result<UdfKind, ConvertError> {
     match pb::UdfKind::try_from(kind) {
         Ok(pb::UdfKind::Map) => Ok(UdfKind::Map),
         Ok(pb::UdfKind::Filter) => Ok(UdfKind::Filter),
         Ok(pb::UdfKind::FlatMap) => Ok(UdfKind::FlatMap),
         Ok(pb::UdfKind::Reduce) => Ok(UdfKind::Reduce),
         Ok(pb::UdfKind::GroupReduce) => Ok(UdfKind::GroupReduce),
-        _ => Err(bad("Step", format!("unknown UDF kind {kind}"))),
+        Ok(pb::UdfKind::Unspecified) | Err(_) => {
+            Err(bad(field, format!("unknown UDF kind {kind}")))
+        }
     }
 }
 
@@ -90,7 +96,7 @@ impl TryFrom<pb::Step> for StepRef {
     type Error = ConvertError;
     fn try_from(s: pb::Step) -> Result<StepRef, ConvertError> {
         Ok(StepRef {
-            kind: kind_from_pb(s.kind)?,
+            kind: kind_from_pb("Step", s.kind)?,
             module: s.module_id,
             function: s.function,
             label: s.module_label,
