@@ -87,6 +87,10 @@ fn udfs_of(module: &wasmtime::Module) -> Result<Vec<UdfInfo>, ArtifactError> {
         weft_abi::ALLOC_EXPORT,
         weft_abi::FREE_EXPORT,
     ];
+    let combined: Vec<&str> = module
+        .exports()
+        .filter_map(|export| weft_abi::split_combine_export(export.name()))
+        .collect();
     let mut udfs = Vec::new();
     for export in module.exports() {
         let name = export.name();
@@ -101,6 +105,7 @@ fn udfs_of(module: &wasmtime::Module) -> Result<Vec<UdfInfo>, ArtifactError> {
             (Some((kind, udf)), ExternType::Func(_)) => udfs.push(UdfInfo {
                 name: udf.to_owned(),
                 kind,
+                combiner: kind == UdfKind::Reduce && combined.contains(&udf),
             }),
             // Validation refuses such a module, so it cannot have been serialized by us.
             _ => {

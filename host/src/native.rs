@@ -81,6 +81,7 @@ impl GuestModule {
             infos.push(UdfInfo {
                 name: udf.name.to_owned(),
                 kind: udf.kind,
+                combiner: udf.kind == UdfKind::Reduce && udf.combine.is_some(),
             });
         }
         infos.sort();

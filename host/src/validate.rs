@@ -37,6 +37,9 @@ impl Default for ValidationLimits {
 pub struct UdfInfo {
     pub name: String,
     pub kind: UdfKind,
+    /// A `reduce` that comes with a combiner (`weft_combine_<name>`, ABI.md §3a): a map task
+    /// feeding it combines inside the guest rather than in the host.
+    pub combiner: bool,
 }
 
 /// What validation learned about a module.
@@ -352,7 +355,9 @@ impl Engine {
         if udfs.is_empty() {
             return Err(ValidationError::NoUdfs);
         }
+        let mut combined = std::collections::BTreeSet::new();
         for (export, reduce) in combiners {
+            combined.insert(reduce);
             if udfs.get(reduce) != Some(&UdfKind::Reduce) {
                 return Err(ValidationError::OrphanCombiner {
                     export: export.clone(),
@@ -365,7 +370,11 @@ impl Engine {
         Ok(Inspected {
             udfs: udfs
                 .into_iter()
-                .map(|(name, kind)| UdfInfo { name, kind })
+                .map(|(name, kind)| UdfInfo {
+                    combiner: combined.contains(name.as_str()),
+                    name,
+                    kind,
+                })
                 .collect(),
             wasi_imports,
         })

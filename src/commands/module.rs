@@ -173,7 +173,10 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
                         .module
                         .udfs
                         .iter()
-                        .map(|u| format!("{}:{}", u.kind, u.name))
+                        .map(|u| {
+                            let combiner = if u.combiner { "+combiner" } else { "" };
+                            format!("{}:{}{combiner}", u.kind, u.name)
+                        })
                         .collect();
                     println!(
                         "{:<24} {:>4}  {:<20} {:>9}  {:<20}  {}",
@@ -232,7 +235,14 @@ fn show(entry: &ModuleEntry, versions: &[VersionRecord]) {
     println!("wasi:        {imports}");
     println!("udfs:");
     for u in &m.udfs {
-        println!("  {:<14} {}", u.kind, u.name);
+        if u.combiner {
+            println!(
+                "  {:<14} {} (with a combiner: map tasks combine inside the guest)",
+                u.kind, u.name
+            );
+        } else {
+            println!("  {:<14} {}", u.kind, u.name);
+        }
     }
     if versions.len() > 1 {
         println!("versions:");

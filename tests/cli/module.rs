@@ -47,16 +47,20 @@ fn show_lists_udfs_and_kinds() {
         .stdout();
     let show = weft.ok(&["module", "show", "wordcount"]).stdout();
     assert!(show.contains(id.trim()), "{show}");
-    let udf_lines: Vec<Vec<&str>> = show
+    let udf_lines: Vec<String> = show
         .lines()
         .skip_while(|l| !l.starts_with("udfs:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
-        .map(|l| l.split_whitespace().collect())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
+    // The Rust SDK gives every `reduce` a combiner, and `show` says so.
     assert_eq!(
         udf_lines,
-        [vec!["flat_map", "split_words"], vec!["reduce", "sum"]],
+        [
+            "flat_map split_words",
+            "reduce sum (with a combiner: map tasks combine inside the guest)"
+        ],
         "{show}"
     );
 
@@ -64,9 +68,36 @@ fn show_lists_udfs_and_kinds() {
     let json = weft.ok(&["--json", "module", "show", id.trim()]).json();
     assert_eq!(json["module"]["name"], "wordcount");
     assert_eq!(json["module"]["id"], id.trim());
-    assert_eq!(json["module"]["module"]["udfs"][0]["kind"], "flat_map");
-    assert_eq!(json["module"]["module"]["udfs"][1]["name"], "sum");
+    let udfs = &json["module"]["module"]["udfs"];
+    assert_eq!(udfs[0]["kind"], "flat_map");
+    assert_eq!(udfs[0]["combiner"], false);
+    assert_eq!(udfs[1]["name"], "sum");
+    assert_eq!(udfs[1]["combiner"], true);
     assert_eq!(json["module"]["module"]["abi_version"], 1);
+
+    // The C build of the same job has no combiner: its reduce is combined by the host.
+    weft.ok(&[
+        "module",
+        "register",
+        weft_examples::WORDCOUNT_C,
+        "--name",
+        "wc-c",
+    ]);
+    let list = weft.ok(&["module", "list"]).stdout();
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .to_owned()
+    };
+    assert!(
+        line("wordcount ").ends_with("flat_map:split_words reduce:sum+combiner"),
+        "{list}"
+    );
+    assert!(
+        line("wc-c ").ends_with("flat_map:split_words reduce:sum"),
+        "{list}"
+    );
 }
 
 #[test]

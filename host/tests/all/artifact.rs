@@ -36,6 +36,20 @@ fn a_loaded_artifact_runs_like_the_compiled_module() {
 }
 
 #[test]
+fn a_loaded_artifact_knows_which_reduces_have_a_combiner() {
+    let bytes = read(weft_examples::WORDCOUNT_RUST);
+    let compiled = engine().load(&bytes).unwrap();
+    let loaded = load(&compiled.to_artifact().unwrap()).unwrap();
+    assert_eq!(loaded.udfs(), compiled.udfs());
+    let combiners: Vec<(&str, bool)> = loaded
+        .udfs()
+        .iter()
+        .map(|u| (u.name.as_str(), u.combiner))
+        .collect();
+    assert_eq!(combiners, [("split_words", false), ("sum", true)]);
+}
+
+#[test]
 fn a_damaged_artifact_is_refused() {
     let artifact = textkit_artifact();
 

@@ -72,6 +72,10 @@ pub struct ModuleRecord {
 pub struct UdfRecord {
     pub name: String,
     pub kind: String,
+    /// A `reduce` with a combiner in its module ([`UdfInfo::combiner`]); false in records written
+    /// before it was stored.
+    #[serde(default)]
+    pub combiner: bool,
 }
 
 impl UdfRecord {
@@ -505,6 +509,7 @@ fn udf_record(udf: &UdfInfo) -> UdfRecord {
     UdfRecord {
         name: udf.name.clone(),
         kind: udf.kind.to_string(),
+        combiner: udf.combiner,
     }
 }
 
@@ -561,5 +566,14 @@ mod tests {
         assert!(ModuleRef::parse("wc@").is_err());
         assert!(ModuleRef::parse("blake3:xyz").is_err());
         assert!(ModuleRef::parse("wc@99999999999").is_err());
+    }
+
+    #[test]
+    fn udf_records_stored_before_combiners_were_read_as_without_one() {
+        let old: UdfRecord = from_json(b"k", br#"{"name":"sum","kind":"reduce"}"#).unwrap();
+        assert!(!old.combiner);
+        let new: UdfRecord =
+            from_json(b"k", br#"{"name":"sum","kind":"reduce","combiner":true}"#).unwrap();
+        assert!(new.combiner);
     }
 }

@@ -35,6 +35,7 @@ impl From<&ModuleRecord> for pb::ModuleInfo {
                 .map(|u| pb::Udf {
                     name: u.name.clone(),
                     kind: kind_name_to_pb(&u.kind) as i32,
+                    combiner: u.combiner,
                 })
                 .collect(),
             wasi_imports: m.wasi_imports.clone(),
@@ -57,6 +58,7 @@ impl TryFrom<pb::ModuleInfo> for ModuleRecord {
                 Ok(UdfRecord {
                     kind: kind_from_pb("Udf.kind", u.kind)?.to_string(),
                     name: u.name,
+                    combiner: u.combiner,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -215,6 +217,7 @@ mod tests {
                     .map(|k| UdfRecord {
                         name: format!("f_{k}"),
                         kind: k.to_string(),
+                        combiner: *k == UdfKind::Reduce,
                     })
                     .collect(),
                 wasi_imports: vec!["fd_write".into()],
