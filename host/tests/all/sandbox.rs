@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weft_host::{
-    CallError, Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, Records,
-    SandboxLimits, ValidationLimits,
+    CallError, Engine, GuestInstance, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES,
+    Records, SandboxLimits, ValidationLimits,
 };
 
 use crate::fixtures::{IDENTITY_MAP, guest};
@@ -58,25 +58,33 @@ fn an_interrupt_stops_a_call_in_the_middle_and_says_it_was_cancelled() {
     assert!(!e.is_guest_fault(), "a kill is not the guest's fault");
 }
 
-#[test]
-fn growing_memory_past_the_limit_fails_the_call() {
-    // Grows by 1 GiB and traps if refused (as an allocator would abort).
-    let bytes = guest(
+/// A guest whose `hog` grows its memory by 1 GiB and traps if refused (as an allocator would
+/// abort).
+fn hog() -> Vec<u8> {
+    guest(
         "",
         r#"(func (export "weft_map_hog") (param i32) (result i32)
              (if (i32.eq (memory.grow (i32.const 16384)) (i32.const -1)) (then unreachable))
              i32.const 0)"#,
-    );
+    )
+}
+
+/// Runs `hog` under a 64 MiB limit: the call must fail with the limit.
+fn assert_the_hog_hits_its_limit(instantiate: impl FnOnce(&SandboxLimits) -> GuestInstance) {
     let limits = SandboxLimits {
         max_memory_bytes: 64 << 20,
         ..Default::default()
     };
-    let mut g = instantiate_with(&bytes, &limits);
-    let e = g.map("hog", &one()).unwrap_err();
+    let e = instantiate(&limits).map("hog", &one()).unwrap_err();
     assert!(
         matches!(e, CallError::MemoryLimit { limit, .. } if limit == 64 << 20),
         "{e}"
     );
+}
+
+#[test]
+fn growing_memory_past_the_limit_fails_the_call() {
+    assert_the_hog_hits_its_limit(|limits| instantiate_with(&hog(), limits));
 }
 
 #[test]
@@ -278,20 +286,6 @@ fn without_room_for_the_pool_guests_run_on_demand_within_their_limits() {
     drop(live);
 
     // The memory limit holds without the pool too.
-    let hog = guest(
-        "",
-        r#"(func (export "weft_map_hog") (param i32) (result i32)
-             (if (i32.eq (memory.grow (i32.const 16384)) (i32.const -1)) (then unreachable))
-             i32.const 0)"#,
-    );
-    let limits = SandboxLimits {
-        max_memory_bytes: 64 << 20,
-        ..Default::default()
-    };
-    let mut g = engine.load(&hog).unwrap().instantiate(&limits).unwrap();
-    let e = g.map("hog", &one()).unwrap_err();
-    assert!(
-        matches!(e, CallError::MemoryLimit { limit, .. } if limit == 64 << 20),
-        "{e}"
-    );
+    let hog = engine.load(&hog()).unwrap();
+    assert_the_hog_hits_its_limit(|limits| hog.instantiate(limits).unwrap());
 }
