@@ -352,7 +352,7 @@ const MAX_HEAD: usize = 4096;
 /// gathered whole here — its length prefix, its flatbuffer header (which gives its body's length)
 /// and its body — and handed to arrow's decoder in one piece; the footer is skipped. Gathering
 /// whole messages keeps the decoder on its plain path whatever the frame boundaries, and makes the
-/// end of the stream ours to see. At most one message and one frame are held at a time, and a
+/// end of the stream ours to see. At most one message and one frame are held at a time, and a large
 /// message gathered at the front of the buffer is decoded where it lies: its bytes are copied once,
 /// from the frames into the buffer.
 #[derive(Debug, Default)]
@@ -408,9 +408,11 @@ impl BlockDecoder {
                 self.pending = Vec::new();
                 return Ok(out);
             }
-            let mut message = if at == 0 {
-                // The message starts the buffer: hand the buffer itself to the decoder, no copy,
-                // and keep what follows it (less than a frame) for the next message.
+            let mut message = if at == 0 && 2 * length >= self.pending.len() {
+                // The message starts the buffer and fills most of it (a large batch gathered from
+                // several frames): hand the buffer itself to the decoder, no copy, and keep what
+                // follows it, smaller than the message, for the next one. Small messages are
+                // copied instead, or each would copy the rest of its frame again.
                 let rest = self.pending.split_off(length);
                 Buffer::from_vec(std::mem::replace(&mut self.pending, rest))
             } else {
