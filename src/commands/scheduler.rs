@@ -13,7 +13,7 @@ use weft_host::{Engine, ValidationLimits};
 use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
 use weft_scheduler::jobs::JobStore;
 
-use super::{init_logging, open_registry, runtime, shutdown_signal};
+use super::{init_logging, open_registry, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
 
 /// Serves a cluster's scheduler.
@@ -39,6 +39,9 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
     let store = JobStore::open(&jobs_dir)
         .with_context(|| format!("cannot open the job store in {}", jobs_dir.display()))?;
     let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    if let Some(warning) = pool_warning(&engine) {
+        tracing::warn!("{warning}");
+    }
     runtime()?.block_on(async {
         if args.worker_timeout <= args.heartbeat_interval {
             anyhow::bail!(
