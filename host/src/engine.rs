@@ -39,6 +39,9 @@ pub const INSTANCES_PER_TASK: u32 = 4;
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 /// Tables a module may define (guests from the usual toolchains define one).
 const MAX_TABLES: u32 = 4;
+/// Room an on-demand instance's memory is mapped with beyond its size; growing past it moves the
+/// memory (a copy).
+const ON_DEMAND_GROWTH: u64 = 16 << 20;
 /// The memory a finished instance leaves resident, zeroed, for the next one in its slot; beyond it,
 /// pages go back to the kernel. Small: what stays resident counts against the worker's memory while
 /// other tasks run (with 1 GiB, the reduce of the memory benchmark peaked 250 MiB higher, over its
@@ -74,9 +77,9 @@ pub enum InstanceAllocation {
         /// The bound; one instance more fails to instantiate.
         max_live: u32,
     },
-    /// Each instance maps its own memory when it is made, with no reservation beyond what it
-    /// uses, and compiled code checks the bounds of every memory access: slower, but it needs no
-    /// more address space than the guests really use.
+    /// Each instance maps its own memory when it is made, at its size plus 16 MiB to grow into
+    /// (growing further moves it), and compiled code checks the bounds of every memory access:
+    /// slower, but it needs little more address space than the guests really use.
     OnDemand {
         /// Why the pool could not be used (the error reserving it).
         reason: String,
@@ -244,7 +247,7 @@ fn on_demand_config() -> wasmtime::Config {
     config
         .allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand)
         .memory_reservation(0)
-        .memory_reservation_for_growth(16 << 20)
+        .memory_reservation_for_growth(ON_DEMAND_GROWTH)
         .memory_guard_size(0)
         .guard_before_linear_memory(false);
     config

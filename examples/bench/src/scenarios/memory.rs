@@ -84,7 +84,7 @@ fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
     let reference = word_count(&data, &out.join("distinct-native.tsv"), env.threads)?;
     let output = out.join(format!("weft-memory-x{scale}"));
     // One reduce task: all of the shuffle input goes through one grouper, against one budget. The
-    // input is split as a job file that does not say is.
+    // input is split at Weft's default size, as in a job file that sets none.
     let job = write_job(env, &data, &output, 1, Splits::Default)?;
 
     let home = env.work.join("memory-home");

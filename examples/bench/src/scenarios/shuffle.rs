@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use weft_host::{Engine, Records, SandboxLimits};
 use weft_worker::service::{connect_peer, fetch_block};
-use weft_worker::task::{BlockLocation, ShuffleCompression, TaskId};
+use weft_worker::task::{ShuffleCompression, TaskId};
 use weft_worker::{Executor, ModuleSource, Pipeline, ShuffleWriter};
 
 use crate::measure::{median, secs};
@@ -168,16 +168,8 @@ fn word_records(text: &Path) -> Result<Vec<Records>> {
 /// fetch, frame by frame.
 async fn fetch(url: &str, task: &TaskId) -> Result<Vec<Records>> {
     let mut client = connect_peer(url).await?;
-    let block = BlockLocation {
-        worker_id: String::new(),
-        worker_address: url.to_owned(),
-        map_task: task.clone(),
-        partition: 0,
-        bytes: 0,
-        records: 0,
-    };
     let mut batches = Vec::new();
-    fetch_block(&mut client, &block, &mut |records| {
+    fetch_block(&mut client, url, task, 0, &mut |records| {
         batches.push(records);
         Ok(())
     })

@@ -407,7 +407,14 @@ impl State {
                 c
             }
         };
-        fetch_block(&mut client, block, each).await
+        fetch_block(
+            &mut client,
+            &block.worker_address,
+            &block.map_task,
+            block.partition,
+            each,
+        )
+        .await
     }
 }
 
@@ -425,22 +432,25 @@ pub async fn connect_peer(address: &str) -> Result<WorkerClient<Channel>, TaskEr
     Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
-/// Streams `block` from its worker through `client` (`FetchShuffleBlock`), decoding batches as
-/// frames arrive and handing each to `each`: a block is never held whole. What a reduce task does
-/// for each remote block; public so that the benchmark measures this very path.
+/// Streams the block of `map_task` for reduce `partition` from the worker at `address` through
+/// `client` (`FetchShuffleBlock`), decoding batches as frames arrive and handing each to `each`: a
+/// block is never held whole. What a reduce task does for each remote block; public so that the
+/// benchmark measures this very path.
 pub async fn fetch_block(
     client: &mut WorkerClient<Channel>,
-    block: &BlockLocation,
+    address: &str,
+    map_task: &TaskId,
+    partition: u32,
     each: &mut dyn FnMut(Records) -> Result<(), TaskError>,
 ) -> Result<(), TaskError> {
     let fail = |detail: String| TaskError::Fetch {
-        from: block.worker_address.clone(),
+        from: address.to_owned(),
         detail,
     };
     let mut stream = client
         .fetch_shuffle_block(pb::FetchShuffleBlockRequest {
-            map_task: Some((&block.map_task).into()),
-            reduce_partition: block.partition,
+            map_task: Some(map_task.into()),
+            reduce_partition: partition,
         })
         .await
         .map_err(|s| fail(s.message().to_owned()))?
