@@ -75,6 +75,17 @@ struct Cli {
     #[arg(long)]
     threads: Option<usize>,
 
+    /// Text whose word records make the shuffle scenario's map output (about 2.2 bytes of Arrow
+    /// IPC per byte of text).
+    #[arg(long, default_value = "64MB", value_parser = weft_datagen::parse_size)]
+    shuffle_size: u64,
+
+    /// The bounded-memory scenario's worker budget (`weft worker --memory`); its input has
+    /// distinct words in proportion (7 million for 64 MiB), so the reduce's input stays ≥ 4× the
+    /// budget at any size.
+    #[arg(long, default_value = "64MiB", value_parser = weft_datagen::parse_size)]
+    memory_budget: u64,
+
     /// Internal: serve FILE once over loopback TCP (the raw copy of the shuffle scenario).
     #[arg(long, hide = true, value_name = "FILE")]
     serve_raw: Option<PathBuf>,
@@ -93,6 +104,10 @@ pub struct Env {
     pub home: PathBuf,
     pub spark: Option<PathBuf>,
     pub native_peer: Option<PathBuf>,
+    /// Bytes of text behind the shuffle scenario's map output.
+    pub shuffle_size: u64,
+    /// The bounded-memory scenario's worker budget, in bytes.
+    pub memory_budget: u64,
 }
 
 impl Env {
@@ -179,6 +194,8 @@ fn setup(cli: &Cli) -> Result<Env> {
         home,
         spark,
         native_peer: cli.native_peer.clone(),
+        shuffle_size: cli.shuffle_size,
+        memory_budget: cli.memory_budget,
     };
     for example in ["wordcount", "textkit"] {
         let wasm = env.wasm(example);
@@ -211,6 +228,15 @@ fn spark_peer(dir: &Path, disabled: bool) -> Option<PathBuf> {
         .is_file()
         .then(|| dir.canonicalize().ok())
         .flatten()
+}
+
+/// A size as an input's file name shows it: `1000MB`, or bytes where it is not whole megabytes.
+pub fn size_name(bytes: u64) -> String {
+    if bytes.is_multiple_of(1_000_000) {
+        format!("{}MB", bytes / 1_000_000)
+    } else {
+        format!("{bytes}B")
+    }
 }
 
 /// Generates `name` in the work directory's `data/` once (the generators are deterministic, so a

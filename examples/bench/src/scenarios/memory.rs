@@ -17,12 +17,11 @@ use crate::report::Report;
 use crate::scenarios::wordcount::{Splits, write_job};
 use crate::{Env, input};
 
-/// The worker's memory budget.
-const BUDGET: u64 = 64 << 20;
-/// Distinct words of the base text (each about three times, so map-side combining barely shrinks
-/// it), and its words, 10 to a line: about 300 MiB of shuffle input, 4.5× the budget.
-const DISTINCT: u64 = 7_000_000;
-const WORDS: u64 = 21_000_000;
+/// Distinct words of the text for each 64 MiB of the worker's budget, each about three times, so
+/// map-side combining barely shrinks the text: about 4.5 bytes of shuffle input per byte of budget.
+const DISTINCT_PER_64_MIB: u128 = 7_000_000;
+/// Occurrences of each distinct word, on average; 10 words to a line.
+const WORDS_PER_DISTINCT: u64 = 3;
 /// What the process may use beyond the budget, whatever the input size: its code and runtime
 /// (~12 MiB idle), the guests' linear memories (a guest's memory holds a batch in and its output and
 /// never shrinks), the map side's per-partition write buffers (4 MiB each), Arrow batches being
@@ -38,19 +37,20 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         peaks.push((input_bytes, peak));
     }
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let budget = env.memory_budget;
     let (small, large) = (peaks[0], peaks[1]);
     report.target(
         6,
         "bounded memory: reduce input ≥ 4× budget, peak RSS",
         format!(
             "input {:.1}× / {:.1}× budget: peak {:.0} / {:.0} MiB",
-            small.0 as f64 / BUDGET as f64,
-            large.0 as f64 / BUDGET as f64,
+            small.0 as f64 / budget as f64,
+            large.0 as f64 / budget as f64,
             mib(small.1),
             mib(large.1)
         ),
-        format!("≤ budget {:.0} + {:.0} MiB", mib(BUDGET), mib(CONSTANT)),
-        small.0 >= 4 * BUDGET && small.1.max(large.1) <= BUDGET + CONSTANT,
+        format!("≤ budget {:.0} + {:.0} MiB", mib(budget), mib(CONSTANT)),
+        small.0 >= 4 * budget && small.1.max(large.1) <= budget + CONSTANT,
     );
     Ok(())
 }
@@ -58,8 +58,11 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
 /// One run over `scale` times the base text; returns the reduce stage's shuffle input and the
 /// worker's peak RSS.
 fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
-    let (words, distinct) = (WORDS * scale, DISTINCT * scale);
-    let data = input(env, &format!("distinct_words_x{scale}.txt"), |path| {
+    let per_scale = env.memory_budget as u128 * DISTINCT_PER_64_MIB / (64 << 20);
+    let distinct = scale * u64::try_from(per_scale).unwrap_or(u64::MAX / 8).max(1);
+    let words = WORDS_PER_DISTINCT * distinct;
+    let name = format!("distinct_words_{distinct}.txt");
+    let data = input(env, &name, |path| {
         let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         for i in 0..words {
@@ -90,7 +93,7 @@ fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
     let home = env.work.join("memory-home");
     let _ = std::fs::remove_dir_all(&home);
     let scheduler = Proc::start(env, &home, &["scheduler", "--listen", "127.0.0.1:0"])?;
-    let budget = BUDGET.to_string();
+    let budget = env.memory_budget.to_string();
     let worker = Proc::start(
         env,
         &home,
@@ -156,8 +159,8 @@ fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
         format!("{:.0} MiB peak", mib(peak)),
         format!(
             "budget {:.0} MiB (1 slot); {:.1}× the budget; idle worker {:.0} MiB; {:.1} s; {} distinct words",
-            mib(BUDGET),
-            shuffle_in as f64 / BUDGET as f64,
+            mib(env.memory_budget),
+            shuffle_in as f64 / env.memory_budget as f64,
             mib(baseline),
             secs(elapsed),
             reference.len()

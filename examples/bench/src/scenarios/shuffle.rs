@@ -27,13 +27,11 @@ use crate::procs::Proc;
 use crate::report::Report;
 use crate::{Env, input};
 
-/// Text whose word records make the shuffle file (about 2.2 bytes of IPC per byte of text).
-const TEXT_BYTES: u64 = 64_000_000;
-
 pub fn run(env: &Env, report: &mut Report) -> Result<()> {
-    let text = input(env, "shuffle_words.txt", |path| {
+    let name = format!("shuffle_words_{}.txt", crate::size_name(env.shuffle_size));
+    let text = input(env, &name, |path| {
         let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        weft_datagen::zipf_words(TEXT_BYTES, 5, &mut file)?;
+        weft_datagen::zipf_words(env.shuffle_size, 5, &mut file)?;
         Ok(file.flush()?)
     })?;
     let records = word_records(&text)?;

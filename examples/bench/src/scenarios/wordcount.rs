@@ -19,7 +19,7 @@ const SEED: u64 = 42;
 pub fn corpus(env: &Env) -> Result<PathBuf> {
     let data = input(
         env,
-        &format!("words_{}MB.txt", env.size / 1_000_000),
+        &format!("words_{}.txt", crate::size_name(env.size)),
         |path| {
             let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
             weft_datagen::zipf_words(env.size, SEED, &mut file)?;
@@ -251,6 +251,8 @@ mod tests {
             home: PathBuf::new(),
             spark: None,
             native_peer: None,
+            shuffle_size: 0,
+            memory_budget: 0,
         };
         let job = write_job(&env, &data, &dir.path().join("out"), 2, Splits::Balanced).unwrap();
         let text = std::fs::read_to_string(job).unwrap();
