@@ -177,6 +177,14 @@ fn setup(cli: &Cli) -> Result<Env> {
             weft.display()
         );
     }
+    // The bounded-memory scenario's words are six letters, 309 million of them; a 1 GiB budget asks
+    // for 224 million distinct words at twice the base scale.
+    if !(1 << 20..=1 << 30).contains(&cli.memory_budget) {
+        bail!(
+            "--memory-budget: {} bytes is outside what the scenario supports (1 MiB to 1 GiB)",
+            cli.memory_budget
+        );
+    }
     std::fs::create_dir_all(&cli.work)
         .with_context(|| format!("cannot create {}", cli.work.display()))?;
     let work = cli.work.canonicalize()?;

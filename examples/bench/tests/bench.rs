@@ -155,3 +155,19 @@ fn a_wrong_answer_stops_the_run_and_says_whose_it_was() {
         "a table was printed"
     );
 }
+
+#[test]
+fn a_budget_the_memory_scenario_cannot_honour_is_refused_by_name() {
+    let work = tempfile::tempdir().unwrap();
+    for budget in ["512KiB", "2GiB"] {
+        let run = bench(work.path(), &guests(), &["--memory-budget", budget]);
+        let stderr = text(&run.stderr);
+        assert!(!run.status.success(), "{budget} was taken:\n{stderr}");
+        assert!(
+            stderr.contains("--memory-budget") && stderr.contains("1 MiB to 1 GiB"),
+            "{stderr}"
+        );
+        // Refused before anything was generated or run.
+        assert!(!work.path().join("data").exists());
+    }
+}

@@ -19,7 +19,7 @@ use crate::{Env, input};
 
 /// Distinct words of the text for each 64 MiB of the worker's budget, each about three times, so
 /// map-side combining barely shrinks the text: about 4.5 bytes of shuffle input per byte of budget.
-const DISTINCT_PER_64_MIB: u128 = 7_000_000;
+const DISTINCT_PER_64_MIB: u64 = 7_000_000;
 /// Occurrences of each distinct word, on average; 10 words to a line.
 const WORDS_PER_DISTINCT: u64 = 3;
 /// What the process may use beyond the budget, whatever the input size: its code and runtime
@@ -58,8 +58,9 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
 /// One run over `scale` times the base text; returns the reduce stage's shuffle input and the
 /// worker's peak RSS.
 fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
-    let per_scale = env.memory_budget as u128 * DISTINCT_PER_64_MIB / (64 << 20);
-    let distinct = scale * u64::try_from(per_scale).unwrap_or(u64::MAX / 8).max(1);
+    // The budget is at most 1 GiB (`main` checks), so this neither overflows nor runs out of
+    // six-letter words.
+    let distinct = scale * (env.memory_budget * DISTINCT_PER_64_MIB / (64 << 20)).max(1);
     let words = WORDS_PER_DISTINCT * distinct;
     let name = format!("distinct_words_{distinct}.txt");
     let data = input(env, &name, |path| {
