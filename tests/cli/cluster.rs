@@ -63,18 +63,30 @@ pub struct Cluster {
     processes: Vec<Process>,
     /// Numbers the client commands' output files.
     clients: AtomicUsize,
+    /// The address space each server process may map (`ulimit -v`, KiB), if limited.
+    address_space_kib: Option<u64>,
 }
 
 impl Cluster {
     /// Starts a scheduler and `workers` workers with [`SLOTS`] slots each, and returns once every
     /// one has said it is listening.
     pub fn start(workers: usize) -> Cluster {
+        Cluster::start_with(workers, None)
+    }
+
+    /// As [`Cluster::start`], with the scheduler and workers each under `ulimit -v KIB`.
+    pub fn start_with_address_space(workers: usize, kib: u64) -> Cluster {
+        Cluster::start_with(workers, Some(kib))
+    }
+
+    fn start_with(workers: usize, address_space_kib: Option<u64>) -> Cluster {
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             scheduler: String::new(),
             workers: Vec::new(),
             processes: Vec::new(),
             clients: AtomicUsize::new(0),
+            address_space_kib,
         };
         std::fs::create_dir_all(cluster.path("logs")).unwrap();
         std::fs::create_dir_all(cluster.path("clients")).unwrap();
@@ -162,7 +174,18 @@ impl Cluster {
         let file = File::create(&log).unwrap();
         // Both streams share one open file (and so one offset): lines interleave in the order
         // they were written, none overwrites another.
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        let mut command = match self.address_space_kib {
+            // bash sets the limit and becomes `weft` (exec), so the child's pid is weft's and
+            // signals reach it.
+            Some(kib) => {
+                let mut bash = Command::new("bash");
+                bash.args(["-c", &format!("ulimit -v {kib} && exec \"$@\""), "bash"])
+                    .arg(env!("CARGO_BIN_EXE_weft"));
+                bash
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_weft")),
+        };
+        let child = command
             .args(args)
             .env_remove("WEFT_HOME")
             .env_remove("WEFT_SCHEDULER")
@@ -402,6 +425,12 @@ impl Cluster {
         let _ = process.child.kill();
         process.exit = process.child.wait().ok();
         self.workers[i].clone()
+    }
+
+    /// What process `name` (`scheduler`, `worker-0`, ...) has written so far.
+    pub fn log(&self, name: &str) -> String {
+        let process = self.processes.iter().find(|p| p.name == name).unwrap();
+        String::from_utf8_lossy(&std::fs::read(&process.log).unwrap_or_default()).into_owned()
     }
 
     fn print_logs(&self) {
@@ -876,6 +905,39 @@ fn two_jobs_submitted_at_once_both_finish_exactly() {
         assert_same_counts(
             &counts_of(read_output(&cluster.path(out))),
             &word_counts(input),
+        );
+    }
+}
+
+#[test]
+fn under_an_address_space_limit_the_servers_say_they_run_without_the_pool_and_jobs_stay_exact() {
+    // 4 GiB of address space each: not enough for an instance pool (4 GiB per instance), plenty
+    // for the processes and their guests' memories mapped one by one.
+    let cluster = Cluster::start_with_address_space(1, 4 << 20);
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    let corpus = weft_datagen::wordcount_corpus(512 << 10, 5);
+    cluster.write("in.txt", &corpus);
+    let job = cluster.write("wordcount.toml", wordcount_job(128 << 10, 2));
+    let id = cluster.submit(&job, &["--input", "in.txt", "--output", "limited-out"]);
+    let watch = cluster.client(&["job", "watch", &id]);
+    assert_eq!(
+        watch.code(),
+        Some(0),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    assert_same_counts(
+        &counts_of(read_output(&cluster.path("limited-out"))),
+        &word_counts(&corpus),
+    );
+    // Both engines fell back (the scheduler's validates modules at registration), and said why.
+    for name in ["scheduler", "worker-0"] {
+        let log = cluster.log(name);
+        assert!(
+            log.contains("guests run without the instance pool")
+                && log.contains("could not be reserved"),
+            "{name}:\n{log}"
         );
     }
 }
