@@ -429,7 +429,11 @@ impl Cluster {
 
     /// What process `name` (`scheduler`, `worker-0`, ...) has written so far.
     pub fn log(&self, name: &str) -> String {
-        let process = self.processes.iter().find(|p| p.name == name).unwrap();
+        let process = self
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process named {name}"));
         String::from_utf8_lossy(&std::fs::read(&process.log).unwrap_or_default()).into_owned()
     }
 
