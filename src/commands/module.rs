@@ -235,14 +235,12 @@ fn show(entry: &ModuleEntry, versions: &[VersionRecord]) {
     println!("wasi:        {imports}");
     println!("udfs:");
     for u in &m.udfs {
-        if u.combiner {
-            println!(
-                "  {:<14} {} (with a combiner: map tasks combine inside the guest)",
-                u.kind, u.name
-            );
+        let combiner = if u.combiner {
+            " (with a combiner: map tasks combine inside the guest)"
         } else {
-            println!("  {:<14} {}", u.kind, u.name);
-        }
+            ""
+        };
+        println!("  {:<14} {}{combiner}", u.kind, u.name);
     }
     if versions.len() > 1 {
         println!("versions:");

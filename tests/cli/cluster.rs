@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Run, assert_same_counts, counts_of, max_volumes, path, read_output, word_counts};
+use crate::{
+    NO_ROOM_FOR_THE_POOL_KIB, Run, assert_same_counts, counts_of, max_volumes, path, read_output,
+    under_address_space, word_counts,
+};
 
 /// How long a process may take to say it is listening. Generous: a debug build on a loaded
 /// two-core machine, with other tests' clusters starting beside it, can take seconds.
@@ -175,14 +178,7 @@ impl Cluster {
         // Both streams share one open file (and so one offset): lines interleave in the order
         // they were written, none overwrites another.
         let mut command = match self.address_space_kib {
-            // bash sets the limit and becomes `weft` (exec), so the child's pid is weft's and
-            // signals reach it.
-            Some(kib) => {
-                let mut bash = Command::new("bash");
-                bash.args(["-c", &format!("ulimit -v {kib} && exec \"$@\""), "bash"])
-                    .arg(env!("CARGO_BIN_EXE_weft"));
-                bash
-            }
+            Some(kib) => under_address_space(kib, env!("CARGO_BIN_EXE_weft")),
             None => Command::new(env!("CARGO_BIN_EXE_weft")),
         };
         let child = command
@@ -915,9 +911,7 @@ fn two_jobs_submitted_at_once_both_finish_exactly() {
 
 #[test]
 fn under_an_address_space_limit_the_servers_say_they_run_without_the_pool_and_jobs_stay_exact() {
-    // 4 GiB of address space each: not enough for an instance pool (4 GiB per instance), plenty
-    // for the processes and their guests' memories mapped one by one.
-    let cluster = Cluster::start_with_address_space(1, 4 << 20);
+    let cluster = Cluster::start_with_address_space(1, NO_ROOM_FOR_THE_POOL_KIB);
     cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
     let corpus = weft_datagen::wordcount_corpus(512 << 10, 5);
     cluster.write("in.txt", &corpus);

@@ -39,7 +39,15 @@ impl Weft {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        self.with_data_dir(Command::new(env!("CARGO_BIN_EXE_weft")))
+    }
+
+    /// As [`Weft::command`], with the process's address space capped at `kib` (`ulimit -v`).
+    pub fn command_under_address_space(&self, kib: u64) -> Command {
+        self.with_data_dir(under_address_space(kib, env!("CARGO_BIN_EXE_weft")))
+    }
+
+    fn with_data_dir(&self, mut cmd: Command) -> Command {
         cmd.arg("--data-dir")
             .arg(self.data_dir())
             .env_remove("WEFT_HOME")
@@ -62,6 +70,19 @@ impl Weft {
         );
         run
     }
+}
+
+/// Address space, in KiB, too small for an engine's instance pool (it reserves 4 GiB per instance)
+/// and plenty for a `weft` process and its guests' memories mapped one by one.
+pub const NO_ROOM_FOR_THE_POOL_KIB: u64 = 4 << 20;
+
+/// `program` started by bash under `ulimit -v KIB`. bash then becomes the program (`exec`), so the
+/// child's pid is the program's and signals reach it.
+pub fn under_address_space(kib: u64, program: &str) -> Command {
+    let mut bash = Command::new("bash");
+    bash.args(["-c", &format!("ulimit -v {kib} && exec \"$@\""), "bash"])
+        .arg(program);
+    bash
 }
 
 #[derive(Debug)]

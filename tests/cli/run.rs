@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::{
-    Run, Weft, assert_same_counts, counts_of, max_volumes, path, read_output, word_counts,
+    NO_ROOM_FOR_THE_POOL_KIB, Run, Weft, assert_same_counts, counts_of, max_volumes, path,
+    read_output, word_counts,
 };
 
 /// A data directory with the example modules `wordcount`, `stocks` and `textkit` registered.
@@ -245,16 +246,10 @@ fn under_an_address_space_limit_a_job_runs_without_the_pool_and_says_so() {
     let input = weft.scratch("corpus.txt");
     std::fs::write(&input, &corpus).unwrap();
     let out = weft.scratch("result");
-    // 4 GiB of address space: not enough for the instance pool's reservation (4 GiB per instance),
-    // plenty for the process and its guests' memories mapped one by one.
-    let data_dir = weft.data_dir();
-    let run = Run(std::process::Command::new("bash")
-        .args(["-c", "ulimit -v 4194304 && exec \"$@\"", "bash"])
-        .args([env!("CARGO_BIN_EXE_weft"), "--data-dir", path(&data_dir)])
+    let run = Run(weft
+        .command_under_address_space(NO_ROOM_FOR_THE_POOL_KIB)
         .args(["run", &example_job("wordcount"), "--workers", "2"])
         .args(["--input", path(&input), "--output", path(&out)])
-        .env_remove("WEFT_HOME")
-        .env_remove("WEFT_SCHEDULER")
         .output()
         .unwrap());
     assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
