@@ -84,7 +84,7 @@
 //! A UDF is exported under its function's name; `#[map(name = "other")]` picks another. Names are
 //! ASCII letters, digits and `_`, and must be unique in the module across kinds. Misuse (a wrong
 //! number of parameters, `self`, `async`, type parameters, an unknown argument, an invalid name) is
-//! a compile error at the offending tokens: see [`compile_errors`].
+//! a compile error at the offending tokens: `tests/ui/` pins each message and span.
 //!
 //! # How it runs
 //! The host calls an export once per batch (thousands of records), never per record. The glue reads
@@ -120,7 +120,6 @@
 //! - [`codec`]: [`Decode`], [`Encode`] and the provided formats.
 //! - [`Emitter`] and [`Values`]: the output and the grouped input of the UDFs that need them.
 //! - [`outcome`]: the traits that accept `T` or `Result<T, E>` as a return type.
-//! - [`compile_errors`]: what the attributes refuse, as tests.
 //! - Hidden: the runtime glue the attributes call (wasm exports, or native entry points), and the
 //!   module-wide exports (wasm32 only).
 
@@ -129,7 +128,6 @@
 extern crate self as weft_guest;
 
 pub mod codec;
-pub mod compile_errors;
 mod emitter;
 #[cfg(target_arch = "wasm32")]
 mod exports;

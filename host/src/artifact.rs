@@ -1,5 +1,6 @@
-//! Compiled artifacts: a [`GuestModule`] as bytes that a later process of the same build can load
-//! without compiling the module again (compiling is the expensive part of starting a task).
+//! Compiled artifacts: a compiled module as bytes that a later process of the same build can load
+//! without compiling it again (compiling is the expensive part of starting a task). This module
+//! holds the format; `GuestModule::to_artifact` and `GuestModule::deserialize` use it.
 //!
 //! An artifact is wasmtime's serialized module followed by a trailer: a magic string and the blake3
 //! digest of everything before it. wasmtime checks that an artifact was built by a compatible
@@ -14,74 +15,43 @@
 use wasmtime::ExternType;
 use weft_abi::UdfKind;
 
-use crate::engine::Engine;
 use crate::error::ArtifactError;
-use crate::guest::GuestModule;
-use crate::validate::UdfInfo;
+use crate::info::UdfInfo;
 
 /// Marks the trailer; the version digit changes if the trailer's layout does.
 const MAGIC: &[u8; 16] = b"weft-artifact-v1";
 const TRAILER: usize = MAGIC.len() + blake3::OUT_LEN;
 
-impl GuestModule {
-    /// The module as an artifact for [`Engine::load_artifact`].
-    pub fn to_artifact(&self) -> Result<Vec<u8>, ArtifactError> {
-        let pre = self
-            .wasm()
-            .ok_or_else(|| ArtifactError::Serialize("a native module has no artifact".into()))?;
-        let mut bytes = pre
-            .module()
-            .serialize()
-            .map_err(|e| ArtifactError::Serialize(format!("{e:#}")))?;
-        let digest = blake3::hash(&bytes);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(digest.as_bytes());
-        Ok(bytes)
-    }
+/// wasmtime's serialized module `body` with its trailer: an artifact.
+pub(crate) fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let digest = blake3::hash(&body);
+    body.extend_from_slice(MAGIC);
+    body.extend_from_slice(digest.as_bytes());
+    body
 }
 
-impl Engine {
-    /// Loads an artifact made by [`GuestModule::to_artifact`], without compiling. A damaged or
-    /// truncated artifact ([`ArtifactError::Corrupt`]) and one built by an incompatible engine
-    /// ([`ArtifactError::Load`]) are refused; the caller should compile the module instead.
-    ///
-    /// # Safety
-    ///
-    /// `artifact` must have been produced by [`GuestModule::to_artifact`] (in this process or
-    /// another). The digest only detects accidental damage: anyone who can write the bytes can
-    /// forge it, and wasmtime runs the machine code of an artifact as it is, outside the sandbox's
-    /// checks. Never pass bytes from an untrusted source.
-    pub unsafe fn load_artifact(&self, artifact: &[u8]) -> Result<GuestModule, ArtifactError> {
-        let body_len = artifact
-            .len()
-            .checked_sub(TRAILER)
-            .ok_or_else(|| ArtifactError::Corrupt(format!("only {} bytes", artifact.len())))?;
-        let (body, trailer) = artifact.split_at(body_len);
-        let (magic, digest) = trailer.split_at(MAGIC.len());
-        if magic != MAGIC {
-            return Err(ArtifactError::Corrupt("no Weft artifact trailer".into()));
-        }
-        if blake3::hash(body).as_bytes() != digest {
-            return Err(ArtifactError::Corrupt(
-                "the contents do not match their digest".into(),
-            ));
-        }
-        // SAFETY: the caller promises the bytes are an artifact we serialized, and the digest
-        // shows they are intact; wasmtime itself refuses one from an incompatible engine.
-        let module = unsafe { wasmtime::Module::deserialize(self.wasm(), body) }
-            .map_err(|e| ArtifactError::Load(format!("{e:#}")))?;
-        let udfs = udfs_of(&module)?;
-        let pre = self
-            .linker()
-            .instantiate_pre(&module)
-            .map_err(|e| ArtifactError::Load(format!("{e:#}")))?;
-        Ok(GuestModule::from_parts(pre, udfs))
+/// The serialized module inside an artifact, once its trailer shows it intact.
+pub(crate) fn unseal(artifact: &[u8]) -> Result<&[u8], ArtifactError> {
+    let body_len = artifact
+        .len()
+        .checked_sub(TRAILER)
+        .ok_or_else(|| ArtifactError::Corrupt(format!("only {} bytes", artifact.len())))?;
+    let (body, trailer) = artifact.split_at(body_len);
+    let (magic, digest) = trailer.split_at(MAGIC.len());
+    if magic != MAGIC {
+        return Err(ArtifactError::Corrupt("no Weft artifact trailer".into()));
     }
+    if blake3::hash(body).as_bytes() != digest {
+        return Err(ArtifactError::Corrupt(
+            "the contents do not match their digest".into(),
+        ));
+    }
+    Ok(body)
 }
 
 /// The UDF table, read back from the exports of a module that passed validation before it was
 /// serialized, sorted by name as validation sorts it.
-fn udfs_of(module: &wasmtime::Module) -> Result<Vec<UdfInfo>, ArtifactError> {
+pub(crate) fn udfs_of(module: &wasmtime::Module) -> Result<Vec<UdfInfo>, ArtifactError> {
     let reserved = [
         weft_abi::ABI_VERSION_EXPORT,
         weft_abi::ALLOC_EXPORT,

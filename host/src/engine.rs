@@ -22,7 +22,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::validate::Signature;
+use crate::signature::Signature;
 
 /// How often the engine's epoch advances; the granularity of the time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use weft_abi::UdfKind;
+use weft_batch::BatchError;
 
 /// Why a module cannot be registered or loaded. Every variant names what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +127,7 @@ pub enum CallError {
     /// The instance was interrupted by its owner (the task was killed) during the call.
     Cancelled { udf: String },
     /// A batch that cannot cross the ABI (over 4 GiB, or keys and values of different lengths).
-    BadBatch(String),
+    Batch(BatchError),
     /// Instantiating the module failed (it passed validation, so this is a startup trap or a limit).
     Instantiate(String),
     /// The caller asked for the combiner of a `reduce` UDF that has none in the module.
@@ -170,7 +171,7 @@ impl CallError {
                 format!("exceeded the sandbox time limit of {limit_ms} ms")
             }
             CallError::Cancelled { .. } => "was interrupted: the task was cancelled".to_owned(),
-            CallError::BadBatch(why) => format!("batch cannot be passed to the guest: {why}"),
+            CallError::Batch(why) => format!("batch cannot be passed to the guest: {why}"),
             CallError::Instantiate(why) => format!("instantiating the module failed: {why}"),
             CallError::NoCombiner(name) => format!(
                 "the module has no combiner for `{name}` (no export {}{name})",
@@ -189,7 +190,14 @@ impl fmt::Display for CallError {
     }
 }
 
+/// No `source`: the `Display` of every variant already says all of it, the batch error's included.
 impl std::error::Error for CallError {}
+
+impl From<BatchError> for CallError {
+    fn from(e: BatchError) -> CallError {
+        CallError::Batch(e)
+    }
+}
 
 impl CallError {
     /// Whether the failure is the user's code (deterministic: retrying will not help) rather than

@@ -5,11 +5,13 @@
 //!   32-bit single-threaded guests), and the linker with the only imports a guest may use: WASI
 //!   preview 1 without ambient capabilities (no files, environment, arguments or network; stdout and
 //!   stderr captured per instance).
-//! - [`Engine::validate`] — every check registration makes ([`ValidationError`] names what is wrong).
-//! - [`Engine::load`] → [`GuestModule`] (compiled, pre-linked) → [`GuestModule::instantiate`] →
+//! - [`ValidatedModule::new`] — every check registration makes ([`ValidationError`] names what is
+//!   wrong).
+//! - [`GuestModule::new`] (compiled, pre-linked) → [`GuestModule::instantiate`] →
 //!   [`GuestInstance`], whose `map`/`filter`/`flat_map`/`reduce`/`group_reduce` methods pass a whole
-//!   Arrow batch ([`Records`] or [`Groups`]) per call through the ABI of `guest-sdk/ABI.md`.
-//! - [`GuestModule::to_artifact`] / [`Engine::load_artifact`] — a compiled module as bytes, so a
+//!   Arrow batch ([`Records`] or [`Groups`], from `weft-batch`) per call through the ABI of
+//!   `guest-sdk/ABI.md`.
+//! - [`GuestModule::to_artifact`] / [`GuestModule::deserialize`] — a compiled module as bytes, so a
 //!   worker that restarts loads it instead of compiling it again; [`Engine::compatibility_hash`]
 //!   says which engines can share them.
 //!
@@ -20,22 +22,29 @@
 //! Failures of a call are [`CallError`]s that keep the user's fault (a trap, a guest error message,
 //! a broken ABI promise, a limit) apart from the host's.
 
+// The modules form a one-way stack, each using only those listed before it: `error`, `info`,
+// `signature` and `call` are leaves; `engine` (the wasmtime engine and a guest's store) uses
+// `signature`; `wasm` (the call protocol of a wasm guest) and `native` build on them; `validate`
+// (which starts a guest once) on `wasm`; `artifact` is the format of compiled modules; `module`
+// (the public facade and its constructors) on all of them.
 mod artifact;
-mod batch;
+mod call;
 mod engine;
 mod error;
-mod guest;
+mod info;
+mod module;
 mod native;
+mod signature;
 mod validate;
+mod wasm;
 
-pub use batch::{Groups, Records};
 pub use engine::{
     Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, SandboxLimits,
 };
 pub use error::{ArtifactError, CallError, ValidationError};
-pub use guest::{GuestInstance, GuestModule};
-pub use validate::{
-    DEFAULT_MAX_MODULE_BYTES, ModuleInfo, UdfInfo, ValidatedModule, ValidationLimits,
-};
+pub use info::{ModuleInfo, UdfInfo};
+pub use module::{GuestInstance, GuestModule};
+pub use validate::{DEFAULT_MAX_MODULE_BYTES, ValidatedModule, ValidationLimits};
 pub use weft_abi::native::NativeUdf;
 pub use weft_abi::{ABI_VERSION, UdfKind};
+pub use weft_batch::{BatchError, Groups, Records};

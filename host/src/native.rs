@@ -1,10 +1,10 @@
 //! Native modules: UDFs compiled into the host process instead of into wasm, run behind the same
-//! [`GuestModule`]/[`GuestInstance`](crate::GuestInstance) API, so that the very same job (same plan, executor, grouping
+//! [`GuestModule`](crate::GuestModule)/[`GuestInstance`](crate::GuestInstance) API, so that the very same job (same plan, executor, grouping
 //! and shuffle) can run with native calls in place of wasm calls. This is how Weft measures what the
 //! sandbox costs; the sandbox is the product.
 //!
 //! The Rust SDK builds a guest crate natively too: each UDF then has a `__WEFT_NATIVE_<function>`
-//! constant (a [`NativeUdf`]), and [`GuestModule::native`] makes a module of a list of them
+//! constant (a [`NativeUdf`]), and [`GuestModule::native`](crate::GuestModule::native) makes a module of a list of them
 //! (`weft_guest::native_udfs![...]`). A call borrows the batch's Arrow buffers as the input view
 //! (offsets rebased to 0 when an array is a slice, as the ABI promises) instead of copying them into
 //! guest memory, and copies the output once into Arrow arrays, checked as the wasm path checks a
@@ -24,10 +24,11 @@ use arrow_array::{Array, BinaryArray, BooleanArray};
 use weft_abi::UdfKind;
 use weft_abi::native::{Binary, CombineState, Input, NativeCall, NativeCombine, NativeUdf, Output};
 
-use crate::batch::{Groups, Records, binary_array};
+use weft_batch::{Groups, Records, binary_array};
+
+use crate::call::map_count;
 use crate::error::{CallError, ValidationError};
-use crate::guest::{GuestModule, map_count};
-use crate::validate::UdfInfo;
+use crate::info::UdfInfo;
 
 /// The UDFs of a native module, by name.
 #[derive(Clone)]
@@ -47,13 +48,10 @@ impl std::fmt::Debug for NativeModule {
     }
 }
 
-impl GuestModule {
-    /// A module of UDFs compiled into this process, e.g.
-    /// `GuestModule::native(&weft_guest::native_udfs![my_udfs::split_words, my_udfs::sum])`.
-    /// Its instances run the UDFs natively, outside the sandbox (see the `native` module's docs for
-    /// what that leaves out). The list is checked as registration checks a module's exports:
-    /// at least one UDF, valid names, each name once.
-    pub fn native(udfs: &[NativeUdf]) -> Result<GuestModule, ValidationError> {
+impl NativeModule {
+    /// A module of `udfs`, with their UDF table, checked as registration checks a module's
+    /// exports: at least one UDF, valid names, each name once.
+    pub(crate) fn new(udfs: &[NativeUdf]) -> Result<(NativeModule, Vec<UdfInfo>), ValidationError> {
         if udfs.is_empty() {
             return Err(ValidationError::NoUdfs);
         }
@@ -85,17 +83,13 @@ impl GuestModule {
             });
         }
         infos.sort();
-        Ok(GuestModule::from_native(
-            NativeModule {
-                calls: Arc::new(calls),
-                combiners: Arc::new(combiners),
-            },
-            infos,
-        ))
+        let module = NativeModule {
+            calls: Arc::new(calls),
+            combiners: Arc::new(combiners),
+        };
+        Ok((module, infos))
     }
-}
 
-impl NativeModule {
     pub(crate) fn instantiate(&self) -> NativeInstance {
         NativeInstance {
             calls: self.calls.clone(),

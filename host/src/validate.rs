@@ -1,17 +1,20 @@
-//! Module validation: everything Weft checks before it accepts a guest, and the UDF table it reads.
+//! Module validation: everything Weft checks before it accepts a guest ([`ValidatedModule::new`]),
+//! and the static read of a module's imports and exports that compiling it repeats ([`inspect`]).
 //!
 //! Cheap checks first, so hostile input costs little: the size limit, the magic bytes, then
 //! wasmtime's full validation, then a static read of imports and exports (no code runs), and last a
 //! sandboxed instantiation that runs `_initialize` and asks the guest its ABI version.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef};
 use weft_abi::UdfKind;
 
 use crate::engine::{Engine, SandboxLimits};
 use crate::error::ValidationError;
+use crate::info::{ModuleInfo, UdfInfo};
+use crate::signature::{Signature, sig};
+use crate::wasm;
 
 /// Limits checked at registration.
 #[derive(Debug, Clone)]
@@ -32,38 +35,8 @@ impl Default for ValidationLimits {
     }
 }
 
-/// One UDF a module exports.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct UdfInfo {
-    pub name: String,
-    pub kind: UdfKind,
-    /// A `reduce` that comes with a combiner (`weft_combine_<name>`, ABI.md §3a): a map task
-    /// feeding it combines inside the guest rather than in the host.
-    pub combiner: bool,
-}
-
-/// What validation learned about a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleInfo {
-    /// The UDFs, sorted by name.
-    pub udfs: Vec<UdfInfo>,
-    /// The ABI version the guest reported.
-    pub abi_version: u32,
-    /// The WASI functions it imports, sorted.
-    pub wasi_imports: Vec<String>,
-    /// Size of the module in bytes.
-    pub size: usize,
-}
-
-impl ModuleInfo {
-    /// Looks up a UDF by name.
-    pub fn udf(&self, name: &str) -> Option<&UdfInfo> {
-        self.udfs.iter().find(|u| u.name == name)
-    }
-}
-
-/// Bytes that passed every check, with what was learned. Only [`Engine::validate`] makes one, so a
-/// registry that takes a `ValidatedModule` cannot store unchecked bytes.
+/// Bytes that passed every check, with what was learned. Only [`ValidatedModule::new`] makes one,
+/// so a registry that takes a `ValidatedModule` cannot store unchecked bytes.
 #[derive(Debug)]
 pub struct ValidatedModule<'a> {
     bytes: &'a [u8],
@@ -71,85 +44,10 @@ pub struct ValidatedModule<'a> {
 }
 
 impl<'a> ValidatedModule<'a> {
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
-    }
-
-    pub fn info(&self) -> &ModuleInfo {
-        &self.info
-    }
-}
-
-/// A function type in a form both wasmparser's and wasmtime's types convert to, for comparison and
-/// for messages (`[i32, i32] -> [i32]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Signature {
-    params: Vec<&'static str>,
-    results: Vec<&'static str>,
-}
-
-impl Signature {
-    const fn new(params: Vec<&'static str>, results: Vec<&'static str>) -> Signature {
-        Signature { params, results }
-    }
-
-    pub(crate) fn of_wasmtime(ty: &wasmtime::FuncType) -> Signature {
-        let name = |t: wasmtime::ValType| match t {
-            wasmtime::ValType::I32 => "i32",
-            wasmtime::ValType::I64 => "i64",
-            wasmtime::ValType::F32 => "f32",
-            wasmtime::ValType::F64 => "f64",
-            wasmtime::ValType::V128 => "v128",
-            wasmtime::ValType::Ref(_) => "ref",
-        };
-        Signature::new(
-            ty.params().map(name).collect(),
-            ty.results().map(name).collect(),
-        )
-    }
-
-    fn of_parser(ty: &wasmparser::FuncType) -> Signature {
-        let name = |t: &wasmparser::ValType| match t {
-            wasmparser::ValType::I32 => "i32",
-            wasmparser::ValType::I64 => "i64",
-            wasmparser::ValType::F32 => "f32",
-            wasmparser::ValType::F64 => "f64",
-            wasmparser::ValType::V128 => "v128",
-            wasmparser::ValType::Ref(_) => "ref",
-        };
-        Signature::new(
-            ty.params().iter().map(name).collect(),
-            ty.results().iter().map(name).collect(),
-        )
-    }
-}
-
-impl fmt::Display for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[{}] -> [{}]",
-            self.params.join(", "),
-            self.results.join(", ")
-        )
-    }
-}
-
-fn sig(params: &[&'static str], results: &[&'static str]) -> Signature {
-    Signature::new(params.to_vec(), results.to_vec())
-}
-
-/// The result of the static read of a module: its UDF table and imports.
-#[derive(Debug)]
-pub(crate) struct Inspected {
-    pub(crate) udfs: Vec<UdfInfo>,
-    pub(crate) wasi_imports: Vec<String>,
-}
-
-impl Engine {
-    /// Runs every registration check on `bytes` and returns them validated, with their UDF table.
-    pub fn validate<'a>(
-        &self,
+    /// Runs every registration check on `bytes` with `engine` and returns them validated, with
+    /// their UDF table.
+    pub fn new(
+        engine: &Engine,
         bytes: &'a [u8],
         limits: &ValidationLimits,
     ) -> Result<ValidatedModule<'a>, ValidationError> {
@@ -159,8 +57,8 @@ impl Engine {
                 limit: limits.max_module_bytes,
             });
         }
-        let inspected = self.inspect(bytes)?;
-        let module = wasmtime::Module::new(self.wasm(), bytes)
+        let inspected = inspect(engine, bytes)?;
+        let module = wasmtime::Module::new(engine.wasm(), bytes)
             .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
         // Start it once under tight limits: `_initialize` must not trap and the guest must report
         // the ABI version it was built for.
@@ -169,7 +67,7 @@ impl Engine {
             max_call_time: std::time::Duration::from_secs(10),
             max_captured_output: 64 << 10,
         };
-        let abi_version = crate::guest::probe_abi_version(self, &module, &limits)?;
+        let abi_version = wasm::probe_abi_version(engine, &module, &limits)?;
         if abi_version != weft_abi::ABI_VERSION {
             return Err(ValidationError::AbiVersion {
                 found: abi_version,
@@ -187,198 +85,213 @@ impl Engine {
         })
     }
 
-    /// The static checks: wasm validity, imports, required exports and UDF signatures. No guest code
-    /// runs.
-    pub(crate) fn inspect(&self, bytes: &[u8]) -> Result<Inspected, ValidationError> {
-        check_magic(bytes)?;
-        wasmtime::Module::validate(self.wasm(), bytes)
-            .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
 
-        let mut types: Vec<Option<Signature>> = Vec::new();
-        let mut funcs: Vec<u32> = Vec::new(); // function index -> type index
-        let mut memories: Vec<wasmparser::MemoryType> = Vec::new();
-        let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
-        let mut wasi_imports = Vec::new();
-        let invalid = |e: wasmparser::BinaryReaderError| ValidationError::Invalid(e.to_string());
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+}
 
-        for payload in Parser::new(0).parse_all(bytes) {
-            match payload.map_err(invalid)? {
-                Payload::TypeSection(reader) => {
-                    for group in reader {
-                        for sub in group.map_err(invalid)?.into_types() {
-                            types.push(match &sub.composite_type.inner {
-                                CompositeInnerType::Func(f) => Some(Signature::of_parser(f)),
-                                _ => None,
-                            });
-                        }
+/// The result of the static read of a module: its UDF table and imports.
+#[derive(Debug)]
+pub(crate) struct Inspected {
+    pub(crate) udfs: Vec<UdfInfo>,
+    pub(crate) wasi_imports: Vec<String>,
+}
+
+/// The static checks: wasm validity, imports, required exports and UDF signatures. No guest code
+/// runs.
+pub(crate) fn inspect(engine: &Engine, bytes: &[u8]) -> Result<Inspected, ValidationError> {
+    check_magic(bytes)?;
+    wasmtime::Module::validate(engine.wasm(), bytes)
+        .map_err(|e| ValidationError::Invalid(format!("{e:#}")))?;
+
+    let mut types: Vec<Option<Signature>> = Vec::new();
+    let mut funcs: Vec<u32> = Vec::new(); // function index -> type index
+    let mut memories: Vec<wasmparser::MemoryType> = Vec::new();
+    let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
+    let mut wasi_imports = Vec::new();
+    let invalid = |e: wasmparser::BinaryReaderError| ValidationError::Invalid(e.to_string());
+
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for sub in group.map_err(invalid)?.into_types() {
+                        types.push(match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => Some(Signature::of_parser(f)),
+                            _ => None,
+                        });
                     }
                 }
-                Payload::ImportSection(reader) => {
-                    for import in reader.into_imports() {
-                        let import = import.map_err(invalid)?;
-                        let forbidden = |kind| ValidationError::ForbiddenImport {
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(invalid)?;
+                    let forbidden = |kind| ValidationError::ForbiddenImport {
+                        module: import.module.to_owned(),
+                        name: import.name.to_owned(),
+                        kind,
+                    };
+                    let type_index = match import.ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => t,
+                        TypeRef::Memory(_) => return Err(forbidden("memory")),
+                        TypeRef::Table(_) => return Err(forbidden("table")),
+                        TypeRef::Global(_) => return Err(forbidden("global")),
+                        TypeRef::Tag(_) => return Err(forbidden("tag")),
+                    };
+                    let provided = (import.module == weft_abi::WASI_MODULE)
+                        .then(|| engine.wasi_function(import.name))
+                        .flatten()
+                        .ok_or_else(|| forbidden("function"))?;
+                    let found = func_sig(&types, type_index)?;
+                    if &found != provided {
+                        return Err(ValidationError::ImportTypeMismatch {
                             module: import.module.to_owned(),
                             name: import.name.to_owned(),
-                            kind,
-                        };
-                        let type_index = match import.ty {
-                            TypeRef::Func(t) | TypeRef::FuncExact(t) => t,
-                            TypeRef::Memory(_) => return Err(forbidden("memory")),
-                            TypeRef::Table(_) => return Err(forbidden("table")),
-                            TypeRef::Global(_) => return Err(forbidden("global")),
-                            TypeRef::Tag(_) => return Err(forbidden("tag")),
-                        };
-                        let provided = (import.module == weft_abi::WASI_MODULE)
-                            .then(|| self.wasi_function(import.name))
-                            .flatten()
-                            .ok_or_else(|| forbidden("function"))?;
-                        let found = func_sig(&types, type_index)?;
-                        if &found != provided {
-                            return Err(ValidationError::ImportTypeMismatch {
-                                module: import.module.to_owned(),
-                                name: import.name.to_owned(),
-                                expected: provided.to_string(),
-                                found: found.to_string(),
-                            });
-                        }
-                        funcs.push(type_index);
-                        wasi_imports.push(import.name.to_owned());
+                            expected: provided.to_string(),
+                            found: found.to_string(),
+                        });
                     }
-                }
-                Payload::FunctionSection(reader) => {
-                    for ty in reader {
-                        funcs.push(ty.map_err(invalid)?);
-                    }
-                }
-                Payload::MemorySection(reader) => {
-                    for mem in reader {
-                        memories.push(mem.map_err(invalid)?);
-                    }
-                }
-                Payload::ExportSection(reader) => {
-                    for export in reader {
-                        let export = export.map_err(invalid)?;
-                        exports.push((export.name.to_owned(), export.kind, export.index));
-                    }
-                }
-                _ => {}
-            }
-        }
-
-        let func_type = |index: u32| -> Result<Signature, ValidationError> {
-            let ty = funcs.get(index as usize).copied().ok_or_else(|| {
-                ValidationError::Invalid(format!("function index {index} out of range"))
-            })?;
-            func_sig(&types, ty)
-        };
-        let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
-
-        // The memory: defined (imports were refused above), 32-bit, not shared.
-        match find(weft_abi::MEMORY_EXPORT) {
-            Some((_, ExternalKind::Memory, index)) => {
-                let mem = memories.get(*index as usize).ok_or_else(|| {
-                    ValidationError::Invalid(format!("memory index {index} out of range"))
-                })?;
-                if mem.memory64 || mem.shared {
-                    return Err(ValidationError::UnsupportedMemory(
-                        "the exported memory must be a 32-bit, unshared memory".into(),
-                    ));
+                    funcs.push(type_index);
+                    wasi_imports.push(import.name.to_owned());
                 }
             }
-            _ => {
-                return Err(ValidationError::MissingExport {
-                    name: weft_abi::MEMORY_EXPORT,
-                    what: "its linear memory",
-                });
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    funcs.push(ty.map_err(invalid)?);
+                }
             }
-        }
-
-        let required: [(&'static str, &'static str, Signature); 3] = [
-            (
-                weft_abi::ABI_VERSION_EXPORT,
-                "a function returning the ABI version",
-                sig(&[], &["i32"]),
-            ),
-            (
-                weft_abi::ALLOC_EXPORT,
-                "the allocator the host uses for input buffers",
-                sig(&["i32", "i32"], &["i32"]),
-            ),
-            (
-                weft_abi::FREE_EXPORT,
-                "the deallocator matching weft_alloc",
-                sig(&["i32", "i32", "i32"], &[]),
-            ),
-        ];
-        for (name, what, expected) in required {
-            let Some((_, kind, index)) = find(name) else {
-                return Err(ValidationError::MissingExport { name, what });
-            };
-            check_func_export(name, *kind, *index, &expected, &func_type)?;
-        }
-        if let Some((name, kind, index)) = find(weft_abi::INITIALIZE_EXPORT) {
-            check_func_export(name, *kind, *index, &sig(&[], &[]), &func_type)?;
-        }
-
-        let udf_sig = sig(&["i32"], &["i32"]);
-        let combine_sig = sig(&["i32", "i32"], &["i32"]);
-        let mut udfs: BTreeMap<String, UdfKind> = BTreeMap::new();
-        let mut combiners = Vec::new();
-        for (name, kind, index) in &exports {
-            if !name.starts_with(weft_abi::EXPORT_PREFIX)
-                || [
-                    weft_abi::ABI_VERSION_EXPORT,
-                    weft_abi::ALLOC_EXPORT,
-                    weft_abi::FREE_EXPORT,
-                ]
-                .contains(&name.as_str())
-            {
-                continue;
+            Payload::MemorySection(reader) => {
+                for mem in reader {
+                    memories.push(mem.map_err(invalid)?);
+                }
             }
-            if let Some(reduce) = weft_abi::split_combine_export(name) {
-                check_func_export(name, *kind, *index, &combine_sig, &func_type)?;
-                combiners.push((name, reduce));
-                continue;
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(invalid)?;
+                    exports.push((export.name.to_owned(), export.kind, export.index));
+                }
             }
-            let Some((udf_kind, udf_name)) = UdfKind::split_export(name) else {
-                return Err(ValidationError::UnknownWeftExport(name.clone()));
-            };
-            check_func_export(name, *kind, *index, &udf_sig, &func_type)?;
-            if let Some(first) = udfs.insert(udf_name.to_owned(), udf_kind) {
-                return Err(ValidationError::DuplicateUdf {
-                    name: udf_name.to_owned(),
-                    first,
-                    second: udf_kind,
-                });
-            }
+            _ => {}
         }
-        if udfs.is_empty() {
-            return Err(ValidationError::NoUdfs);
-        }
-        let mut combined = std::collections::BTreeSet::new();
-        for (export, reduce) in combiners {
-            combined.insert(reduce);
-            if udfs.get(reduce) != Some(&UdfKind::Reduce) {
-                return Err(ValidationError::OrphanCombiner {
-                    export: export.clone(),
-                    name: reduce.to_owned(),
-                });
-            }
-        }
-        wasi_imports.sort();
-        wasi_imports.dedup();
-        Ok(Inspected {
-            udfs: udfs
-                .into_iter()
-                .map(|(name, kind)| UdfInfo {
-                    combiner: combined.contains(name.as_str()),
-                    name,
-                    kind,
-                })
-                .collect(),
-            wasi_imports,
-        })
     }
+
+    let func_type = |index: u32| -> Result<Signature, ValidationError> {
+        let ty = funcs.get(index as usize).copied().ok_or_else(|| {
+            ValidationError::Invalid(format!("function index {index} out of range"))
+        })?;
+        func_sig(&types, ty)
+    };
+    let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
+
+    // The memory: defined (imports were refused above), 32-bit, not shared.
+    match find(weft_abi::MEMORY_EXPORT) {
+        Some((_, ExternalKind::Memory, index)) => {
+            let mem = memories.get(*index as usize).ok_or_else(|| {
+                ValidationError::Invalid(format!("memory index {index} out of range"))
+            })?;
+            if mem.memory64 || mem.shared {
+                return Err(ValidationError::UnsupportedMemory(
+                    "the exported memory must be a 32-bit, unshared memory".into(),
+                ));
+            }
+        }
+        _ => {
+            return Err(ValidationError::MissingExport {
+                name: weft_abi::MEMORY_EXPORT,
+                what: "its linear memory",
+            });
+        }
+    }
+
+    let required: [(&'static str, &'static str, Signature); 3] = [
+        (
+            weft_abi::ABI_VERSION_EXPORT,
+            "a function returning the ABI version",
+            sig(&[], &["i32"]),
+        ),
+        (
+            weft_abi::ALLOC_EXPORT,
+            "the allocator the host uses for input buffers",
+            sig(&["i32", "i32"], &["i32"]),
+        ),
+        (
+            weft_abi::FREE_EXPORT,
+            "the deallocator matching weft_alloc",
+            sig(&["i32", "i32", "i32"], &[]),
+        ),
+    ];
+    for (name, what, expected) in required {
+        let Some((_, kind, index)) = find(name) else {
+            return Err(ValidationError::MissingExport { name, what });
+        };
+        check_func_export(name, *kind, *index, &expected, &func_type)?;
+    }
+    if let Some((name, kind, index)) = find(weft_abi::INITIALIZE_EXPORT) {
+        check_func_export(name, *kind, *index, &sig(&[], &[]), &func_type)?;
+    }
+
+    let udf_sig = sig(&["i32"], &["i32"]);
+    let combine_sig = sig(&["i32", "i32"], &["i32"]);
+    let mut udfs: BTreeMap<String, UdfKind> = BTreeMap::new();
+    let mut combiners = Vec::new();
+    for (name, kind, index) in &exports {
+        if !name.starts_with(weft_abi::EXPORT_PREFIX)
+            || [
+                weft_abi::ABI_VERSION_EXPORT,
+                weft_abi::ALLOC_EXPORT,
+                weft_abi::FREE_EXPORT,
+            ]
+            .contains(&name.as_str())
+        {
+            continue;
+        }
+        if let Some(reduce) = weft_abi::split_combine_export(name) {
+            check_func_export(name, *kind, *index, &combine_sig, &func_type)?;
+            combiners.push((name, reduce));
+            continue;
+        }
+        let Some((udf_kind, udf_name)) = UdfKind::split_export(name) else {
+            return Err(ValidationError::UnknownWeftExport(name.clone()));
+        };
+        check_func_export(name, *kind, *index, &udf_sig, &func_type)?;
+        if let Some(first) = udfs.insert(udf_name.to_owned(), udf_kind) {
+            return Err(ValidationError::DuplicateUdf {
+                name: udf_name.to_owned(),
+                first,
+                second: udf_kind,
+            });
+        }
+    }
+    if udfs.is_empty() {
+        return Err(ValidationError::NoUdfs);
+    }
+    let mut combined = std::collections::BTreeSet::new();
+    for (export, reduce) in combiners {
+        combined.insert(reduce);
+        if udfs.get(reduce) != Some(&UdfKind::Reduce) {
+            return Err(ValidationError::OrphanCombiner {
+                export: export.clone(),
+                name: reduce.to_owned(),
+            });
+        }
+    }
+    wasi_imports.sort();
+    wasi_imports.dedup();
+    Ok(Inspected {
+        udfs: udfs
+            .into_iter()
+            .map(|(name, kind)| UdfInfo {
+                combiner: combined.contains(name.as_str()),
+                name,
+                kind,
+            })
+            .collect(),
+        wasi_imports,
+    })
 }
 
 fn check_magic(bytes: &[u8]) -> Result<(), ValidationError> {

@@ -2,9 +2,9 @@
 //!
 //! sled holds an exclusive `flock` on each database for as long as its background flusher thread
 //! lives, and that thread exits a moment *after* the last `sled::Db` handle drops. A scheduler
-//! reopened in the same process — a restarted [`crate::LocalCluster`], the restart tests — can
-//! race it and be refused with `WouldBlock` for a lock nobody holds any more (sled issues #1234,
-//! #1289). Opening therefore retries lock contention for a short while; a database that another
+//! reopened in the same process — a restarted in-process cluster (`weft-local`), the restart
+//! tests — can race it and be refused with `WouldBlock` for a lock nobody holds any more (sled
+//! issues #1234, #1289). Opening therefore retries lock contention for a short while; a database that another
 //! live process really holds still fails, after that wait, with sled's own error naming the path.
 
 use std::path::Path;

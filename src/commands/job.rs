@@ -14,13 +14,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use weft_local::LocalCluster;
+use weft_scheduler::Tenant;
 use weft_scheduler::client::JobsClient;
-use weft_scheduler::client::jobs::JobSubmission;
 use weft_scheduler::jobs::{JobState, JobStatus, TaskRef};
-use weft_scheduler::{LocalCluster, LocalClusterConfig, Tenant};
 
 use super::plan::JobArgs;
-use super::{open_registry, print_json, runtime};
+use super::{cpus, local_cluster_config, open_registry, print_json, runtime};
 use crate::Globals;
 
 #[derive(Debug, Subcommand)]
@@ -55,14 +55,8 @@ pub enum JobCommand {
 
 pub fn run(globals: &Globals, command: JobCommand) -> Result<()> {
     runtime()?.block_on(async {
-        let local_workers = match &command {
-            JobCommand::Submit { .. } => {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            }
-            _ => 0,
-        };
-        let (mut client, local) = connect(globals, local_workers).await?;
-        let result = dispatch(globals, &mut client, local.is_some(), command).await;
+        let (mut client, mut local) = connect(globals).await?;
+        let result = dispatch(globals, &mut client, local.as_mut(), command).await;
         if let Some(cluster) = local {
             cluster.shutdown().await;
         }
@@ -70,24 +64,15 @@ pub fn run(globals: &Globals, command: JobCommand) -> Result<()> {
     })
 }
 
-/// A client of the scheduler at `--scheduler`, or of one started here on the data directory with
-/// `workers` workers.
-async fn connect(globals: &Globals, workers: usize) -> Result<(JobsClient, Option<LocalCluster>)> {
+/// A client of the scheduler at `--scheduler`, or of one started here on the data directory (its
+/// workers start when a job is submitted and accepted).
+async fn connect(globals: &Globals) -> Result<(JobsClient, Option<LocalCluster>)> {
     let tenant = Tenant::default();
     if let Some(url) = &globals.scheduler {
         return Ok((JobsClient::connect(url, tenant).await?, None));
     }
     let registry = Arc::new(open_registry(globals)?);
-    let work_dir = globals.data_dir.join("work");
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
-    let config = LocalClusterConfig {
-        workers,
-        jobs_dir: Some(globals.data_dir.join("jobs")),
-        cache_dir: Some(globals.data_dir.join("cache")),
-        ..LocalClusterConfig::default()
-    };
-    let cluster = LocalCluster::start(registry, &work_dir, config)
+    let cluster = LocalCluster::start_scheduler(registry, local_cluster_config(globals, cpus()))
         .await
         .context("cannot start the local scheduler")?;
     let client = JobsClient::connect(&cluster.url(), tenant).await?;
@@ -97,7 +82,7 @@ async fn connect(globals: &Globals, workers: usize) -> Result<(JobsClient, Optio
 async fn dispatch(
     globals: &Globals,
     client: &mut JobsClient,
-    local: bool,
+    local: Option<&mut LocalCluster>,
     command: JobCommand,
 ) -> Result<()> {
     match command {
@@ -106,14 +91,18 @@ async fn dispatch(
             overwrite,
             wait,
         } => {
-            let submission = JobSubmission::from_file(
-                &job.job,
-                job.input.as_deref(),
-                job.output.as_deref(),
-                overwrite,
-            )
-            .with_context(|| format!("cannot read {}", job.job.display()))?;
-            let id = client.submit(submission).await?;
+            let id = client.submit(job.submission(overwrite)?).await?;
+            let local = match local {
+                Some(cluster) => {
+                    // Accepted: now the local workers are needed.
+                    cluster
+                        .start_workers()
+                        .await
+                        .context("cannot start the local workers")?;
+                    true
+                }
+                None => false,
+            };
             if !wait && !local {
                 if globals.json {
                     print_json(&serde_json::json!({ "job_id": id }))?;

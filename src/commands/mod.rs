@@ -1,6 +1,6 @@
-//! The subcommands, one file each, and the little they share: opening the local registry, printing
-//! JSON, the async runtime, logging, the shutdown signal of the serving commands, and the warning
-//! for an engine without its instance pool.
+//! The subcommands, one file each, and the little they share: opening the local registry, the
+//! data directory's in-process cluster, printing JSON, the async runtime, logging, the shutdown
+//! signal of the serving commands, and the warning for an engine without its instance pool.
 
 pub mod cluster;
 pub mod job;
@@ -20,6 +20,23 @@ use crate::Globals;
 pub fn open_registry(globals: &Globals) -> Result<Registry> {
     let dir = globals.data_dir.join("registry");
     Registry::open(&dir).with_context(|| format!("cannot open the registry in {}", dir.display()))
+}
+
+/// The in-process cluster of the data directory, with `workers` workers: jobs recorded in
+/// `jobs/` (where `weft job list|status|logs` see them), compiled modules cached in `cache/`,
+/// shuffle files under `work/`.
+pub fn local_cluster_config(globals: &Globals, workers: usize) -> weft_local::LocalClusterConfig {
+    weft_local::LocalClusterConfig {
+        workers,
+        jobs_dir: Some(globals.data_dir.join("jobs")),
+        cache_dir: Some(globals.data_dir.join("cache")),
+        ..weft_local::LocalClusterConfig::new(globals.data_dir.join("work"))
+    }
+}
+
+/// One worker per CPU, as local jobs run by default.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// What to warn of when `engine` runs guests without its instance pool (whose address space could
@@ -48,22 +65,28 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Logs of the serving commands (`weft scheduler`, `weft worker`): to stderr, `info` and above
-/// (`WEFT_LOG=debug` for more).
+/// Logs of the serving commands (`weft scheduler`, `weft worker`): to stderr, `info` and above.
+/// `WEFT_LOG` takes `tracing_subscriber`'s filter directives: a level (`WEFT_LOG=debug`) or levels
+/// per crate (`WEFT_LOG=info,weft_worker=trace`). A value that does not parse is reported, and the
+/// default kept.
 pub fn init_logging() {
-    let level = match std::env::var("WEFT_LOG").as_deref() {
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("trace") => tracing::Level::TRACE,
-        Ok("warn") => tracing::Level::WARN,
-        Ok("error") => tracing::Level::ERROR,
-        _ => tracing::Level::INFO,
-    };
     use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let (filter, problem) = match EnvFilter::try_from_env("WEFT_LOG") {
+        Ok(filter) => (filter, None),
+        Err(e) => {
+            let set = std::env::var_os("WEFT_LOG").is_some();
+            (EnvFilter::new("info"), set.then_some(e))
+        }
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(level)
+        .with_env_filter(filter)
         .try_init();
+    if let Some(e) = problem {
+        tracing::warn!("WEFT_LOG is not a log filter ({e}); logging at info");
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use weft_host::{Engine, ValidationLimits};
+use weft_host::{Engine, ValidatedModule, ValidationLimits};
 use weft_scheduler::Tenant;
 use weft_scheduler::client::RegistryClient;
 use weft_scheduler::registry::{ModuleEntry, ModuleRef, Registration, Removal, VersionRecord};
@@ -71,8 +71,7 @@ fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<O
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             // Validate before opening the registry, so a refused module leaves no trace at all.
             let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-            let module = engine
-                .validate(&bytes, &ValidationLimits::default())
+            let module = ValidatedModule::new(&engine, &bytes, &ValidationLimits::default())
                 .with_context(|| format!("{} was refused", file.display()))?;
             let registry = open_registry(globals)?;
             Outcome::Registered(registry.register(tenant, &name, &module, &tags)?)

@@ -1,18 +1,19 @@
 //! `weft plan JOB.toml`: reads a job file, resolves its steps against the local registry and its
 //! input against the file system, and prints the stages it would run — without running anything.
 //!
-//! [`prepare`] is the checking half of `weft run` too: whatever `weft plan` accepts, `weft run`
-//! starts, and whatever it refuses, `weft run` refuses before a task is launched.
+//! It prepares the job exactly as every submission is prepared (`weft_scheduler::job::prepare`,
+//! which `weft run` and `weft job submit` reach through the scheduler): whatever `weft plan`
+//! refuses, they refuse with the same message.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
+use weft_scheduler::Tenant;
 use weft_scheduler::job::{
-    InputFile, InputFormat, JobSpec, Plan, ResolvedStep, Stage, StageInput, StageOutput,
+    self, InputFormat, Plan, ResolvedStep, Stage, StageInput, StageOutput, Submission,
 };
-use weft_scheduler::{Registry, Tenant};
 
 use super::{open_registry, print_json};
 use crate::Globals;
@@ -36,6 +37,18 @@ pub struct JobArgs {
     pub output: Option<PathBuf>,
 }
 
+impl JobArgs {
+    /// The job file and the overrides as a submission: read, with every path made absolute.
+    pub fn submission(&self, overwrite: bool) -> Result<Submission> {
+        Ok(Submission::from_file(
+            &self.job,
+            self.input.as_deref(),
+            self.output.as_deref(),
+            overwrite,
+        )?)
+    }
+}
+
 /// Shows the stages a job would run: their fused steps, tasks and partitions.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -43,61 +56,16 @@ pub struct PlanArgs {
     pub job: JobArgs,
 }
 
-/// A job checked in every way that does not need a worker: ready to run.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The registry the steps were resolved in; the workers load the modules from it.
-    pub registry: Registry,
-    pub tenant: Tenant,
-    pub plan: Plan,
-}
-
 pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
-    let prepared = prepare(globals, &args.job)?;
+    let submission = args.job.submission(false)?;
+    let registry = open_registry(globals)?;
+    let plan = job::prepare(&registry, &Tenant::default(), &submission)?;
     if globals.json {
-        print_json(&PlanJson::from(&prepared.plan))
+        print_json(&PlanJson::from(&plan))
     } else {
-        println!("{}", prepared.plan);
+        println!("{plan}");
         Ok(())
     }
-}
-
-/// Parses the job file, applies `--input`/`--output`, resolves every step in the registry and the
-/// input pattern into files, and plans. Each failure names the file and line, or the field, at
-/// fault.
-pub fn prepare(globals: &Globals, args: &JobArgs) -> Result<Prepared> {
-    let mut spec = JobSpec::from_file(&args.job)?;
-    if let Some(input) = &args.input {
-        spec = spec.with_input(input);
-    }
-    if let Some(output) = &args.output {
-        spec = spec.with_output(output);
-    }
-    let registry = open_registry(globals)?;
-    let tenant = Tenant::default();
-    let job = spec.resolve(&registry, &tenant)?;
-    // Where the input pattern came from, so a missing input points at what to fix.
-    let input_field = match args.input {
-        Some(_) => "--input".to_owned(),
-        None => format!("{}: input.path", args.job.display()),
-    };
-    let files = input_files(&job.spec.input.path).with_context(|| input_field.clone())?;
-    let plan = job
-        .plan(&files)
-        .with_context(|| format!("{}: cannot plan the job", args.job.display()))?;
-    Ok(Prepared {
-        registry,
-        tenant,
-        plan,
-    })
-}
-
-/// The files an input pattern (a file, a directory or a glob) names, with their sizes.
-fn input_files(pattern: &Path) -> Result<Vec<InputFile>> {
-    let text = pattern
-        .to_str()
-        .ok_or_else(|| anyhow!("input path {} is not UTF-8", pattern.display()))?;
-    Ok(weft_io::resolve_inputs(text)?)
 }
 
 // `weft --json plan`: the plan as data. Stages are listed parents first; `input` and `output`

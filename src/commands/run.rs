@@ -1,23 +1,23 @@
-//! `weft run JOB.toml`: runs a job in embedded mode — a scheduler and N workers in this process,
-//! talking the same gRPC protocol a cluster uses, over loopback.
+//! `weft run JOB.toml`: runs a job in embedded mode — a scheduler and N workers in this process
+//! (`weft-local`), talking the same gRPC protocol a cluster uses, over loopback.
 //!
-//! Everything that can be checked without running a task is checked first, with `weft plan`'s
-//! [`prepare`]: the job file, every step's module and function and kind, the input, and whether the
-//! output may be written. Only then do the workers start. The output directory appears complete
-//! (part files and `_SUCCESS`) or not at all.
+//! The job is submitted to the scheduler before any worker starts, and checked there exactly as
+//! `weft job submit` is checked (one preparation path): the job file, every step's module and
+//! function and kind, the input, and whether the output may be written. Only then do the workers
+//! start. The output directory appears complete (part files and `_SUCCESS`) or not at all.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
-use weft_scheduler::job::{Plan, StageOutput};
-use weft_scheduler::{JobReport, LocalCluster, LocalClusterConfig};
+use weft_local::LocalCluster;
+use weft_scheduler::{JobReport, Tenant};
 
-use super::plan::{JobArgs, Prepared, prepare};
-use super::{pool_warning, print_json};
+use super::plan::JobArgs;
+use super::{cpus, local_cluster_config, open_registry, pool_warning, print_json, runtime};
 use crate::Globals;
 
 /// Runs a job on this machine: a scheduler and N sandboxed workers in one process.
@@ -36,90 +36,36 @@ pub struct RunArgs {
 }
 
 pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
-    let Prepared {
-        registry,
-        tenant,
-        plan,
-    } = prepare(globals, &args.job)?;
-    let output = output_path(&plan);
-    check_output(output, &args)?;
-
-    let workers = match args.workers {
-        Some(n) => n as usize,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    // Jobs run here are recorded in the data directory, where `weft job list|status|logs` see them.
-    let config = LocalClusterConfig {
-        workers,
-        jobs_dir: Some(globals.data_dir.join("jobs")),
-        cache_dir: Some(globals.data_dir.join("cache")),
-        ..LocalClusterConfig::default()
-    };
-    let work_dir = globals.data_dir.join("work");
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("cannot create the work directory {}", work_dir.display()))?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
-        let cluster = LocalCluster::start(Arc::new(registry), &work_dir, config)
+    let submission = args.job.submission(args.overwrite)?;
+    let registry = Arc::new(open_registry(globals)?);
+    let workers = args.workers.map_or_else(cpus, |n| n as usize);
+    let config = local_cluster_config(globals, workers);
+    let report = runtime()?.block_on(async {
+        let mut cluster = LocalCluster::start_scheduler(registry, config)
             .await
-            .context("cannot start the local scheduler and workers")?;
+            .context("cannot start the local scheduler")?;
         if let Some(warning) = pool_warning(cluster.engine()) {
             eprintln!("warning: {warning}");
         }
-        let result = cluster.run(&tenant, &plan, args.overwrite).await;
+        let result = cluster.run(&Tenant::default(), submission).await;
         // Shut down whatever the outcome, so workers delete their shuffle files.
         cluster.shutdown().await;
         anyhow::Ok(result?)
     })?;
 
     if globals.json {
-        print_json(&ReportJson::new(&plan, &report))
+        print_json(&ReportJson::new(&report))
     } else {
-        print_summary(&plan, &report);
+        print_summary(&report);
         Ok(())
     }
 }
 
-/// The output directory of the plan's last stage.
-fn output_path(plan: &Plan) -> &Path {
-    plan.stages
-        .iter()
-        .find_map(|stage| match &stage.output {
-            StageOutput::Output { path, .. } => Some(path.as_path()),
-            StageOutput::Shuffle { .. } => None,
-        })
-        .unwrap_or(Path::new(""))
-}
-
-/// Refuses, before anything runs, an output that exists (unless `--overwrite`) or that is not a
-/// directory (always: only a directory is ever replaced).
-fn check_output(output: &Path, args: &RunArgs) -> Result<()> {
-    let field = match args.job.output {
-        Some(_) => "--output".to_owned(),
-        None => format!("{}: output.path", args.job.job.display()),
-    };
-    match std::fs::symlink_metadata(output) {
-        Ok(meta) if !meta.is_dir() => bail!(
-            "{field}: output {} exists and is not a directory; refusing to replace it",
-            output.display()
-        ),
-        Ok(_) if !args.overwrite => bail!(
-            "{field}: output {} already exists; pass --overwrite to replace it",
-            output.display()
-        ),
-        _ => Ok(()),
-    }
-}
-
-fn print_summary(plan: &Plan, report: &JobReport) {
+fn print_summary(report: &JobReport) {
     let parts = part_files(&report.output);
     println!(
         "job {} ({}) finished in {}",
-        plan.job_name,
+        report.job_name,
         report.job_id,
         seconds(report.elapsed)
     );
@@ -199,9 +145,9 @@ struct StageJson {
 }
 
 impl<'a> ReportJson<'a> {
-    fn new(plan: &'a Plan, report: &'a JobReport) -> ReportJson<'a> {
+    fn new(report: &'a JobReport) -> ReportJson<'a> {
         ReportJson {
-            job: &plan.job_name,
+            job: &report.job_name,
             job_id: &report.job_id,
             output: &report.output,
             elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use weft_host::{Engine, ValidationLimits};
 use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
-use weft_scheduler::jobs::JobStore;
+use weft_scheduler::jobs::SledJobStore;
 
 use super::{init_logging, open_registry, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
@@ -36,7 +36,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
     init_logging();
     let registry = Arc::new(open_registry(globals)?);
     let jobs_dir = globals.data_dir.join("jobs");
-    let store = JobStore::open(&jobs_dir)
+    let store = SledJobStore::open(&jobs_dir)
         .with_context(|| format!("cannot open the job store in {}", jobs_dir.display()))?;
     let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     if let Some(warning) = pool_warning(&engine) {
@@ -55,11 +55,11 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             worker_timeout: args.worker_timeout,
             ..SchedulerConfig::default()
         };
-        let scheduler = Scheduler::new(registry, store, config)?;
+        let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
-        let handle = weft_scheduler::cluster::start(
+        let handle = weft_scheduler::service::start(
             listener,
             scheduler,
             engine,

@@ -42,7 +42,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
     init_logging();
     let slots = match args.slots {
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        None => u32::try_from(super::cpus()).unwrap_or(u32::MAX),
     };
     let work_dir = globals.data_dir.join("work");
     let cache_dir = globals.data_dir.join("cache");

@@ -9,15 +9,16 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weft_testkit::process::Process;
 
 use crate::{
-    NO_ROOM_FOR_THE_POOL_KIB, Run, assert_same_counts, counts_of, max_volumes, path, read_output,
-    under_address_space, word_counts,
+    NO_ROOM_FOR_THE_POOL_KIB, Run, assert_same_counts, counts_of, max_volumes, part_files, path,
+    read_output, under_address_space, word_counts,
 };
 
 /// How long a process may take to say it is listening. Generous: a debug build on a loaded
@@ -37,16 +38,6 @@ const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Task slots per worker: more than one, so a worker runs tasks side by side.
 const SLOTS: usize = 2;
-
-/// One child process and the file its stdout and stderr go to.
-#[derive(Debug)]
-struct Process {
-    name: String,
-    child: Child,
-    log: PathBuf,
-    /// Set once the child has been waited for, so it is reaped exactly once.
-    exit: Option<ExitStatus>,
-}
 
 /// A worker as it announced itself on stdout.
 #[derive(Debug, Clone)]
@@ -174,64 +165,26 @@ impl Cluster {
 
     fn spawn(&mut self, name: &str, args: &[&str]) {
         let log = self.path(&format!("logs/{name}.log"));
-        let file = File::create(&log).unwrap();
-        // Both streams share one open file (and so one offset): lines interleave in the order
-        // they were written, none overwrites another.
         let mut command = match self.address_space_kib {
             Some(kib) => under_address_space(kib, env!("CARGO_BIN_EXE_weft")),
             None => Command::new(env!("CARGO_BIN_EXE_weft")),
         };
-        let child = command
+        command
             .args(args)
             .env_remove("WEFT_HOME")
             .env_remove("WEFT_SCHEDULER")
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
+            .env("RUST_BACKTRACE", "1");
+        let process = Process::spawn(name, command, &log)
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        self.processes.push(Process {
-            name: name.to_owned(),
-            child,
-            log,
-            exit: None,
-        });
+        self.processes.push(process);
     }
 
-    /// Polls process `index`'s log until `parse` accepts one of its complete lines, and returns
-    /// what it made of it. Panics, with the log, if the process exits first or the deadline passes.
+    /// Waits for process `index` to print a line `parse` accepts, and returns what it made of it.
+    /// Panics, with the log, if the process exits first or the deadline passes.
     fn wait_for_line<T>(&mut self, index: usize, parse: impl Fn(&str) -> Option<T>) -> T {
-        let started = Instant::now();
-        loop {
-            let process = &mut self.processes[index];
-            let log = std::fs::read(&process.log).unwrap_or_default();
-            // Only lines already ended: a line being written may be cut short.
-            let complete = match log.iter().rposition(|&b| b == b'\n') {
-                Some(end) => &log[..end],
-                None => &[][..],
-            };
-            let text = String::from_utf8_lossy(complete);
-            if let Some(found) = text.lines().find_map(|line| parse(line.trim_end())) {
-                return found;
-            }
-            if let Some(status) = process.child.try_wait().unwrap() {
-                process.exit = Some(status);
-                panic!(
-                    "{} exited ({status}) before saying it was listening; its log:\n{}",
-                    process.name,
-                    String::from_utf8_lossy(&log)
-                );
-            }
-            if started.elapsed() > START_DEADLINE {
-                panic!(
-                    "{} did not say it was listening within {START_DEADLINE:?}; its log:\n{}",
-                    process.name,
-                    String::from_utf8_lossy(&log)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.processes[index]
+            .wait_for_line(START_DEADLINE, parse)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn workers(&self) -> &[Worker] {
@@ -362,42 +315,14 @@ impl Cluster {
     /// Sends SIGTERM to every process still running, waits up to [`STOP_GRACE`] for each, kills
     /// those still running, and returns how each ended (`None`: it had to be killed).
     fn stop_all(&mut self) -> Vec<(String, Option<ExitStatus>)> {
-        for process in self.processes.iter_mut().filter(|p| p.exit.is_none()) {
-            // SIGTERM, not `Child::kill`'s SIGKILL: the way an operator stops the processes, and
-            // it lets them clean up. `kill` is the command, as the test has no libc binding.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(process.child.id().to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        for process in &mut self.processes {
+            process.terminate();
         }
         let deadline = Instant::now() + STOP_GRACE;
-        let mut ended = Vec::new();
-        for process in &mut self.processes {
-            if let Some(status) = process.exit {
-                ended.push((process.name.clone(), Some(status)));
-                continue;
-            }
-            let status = loop {
-                match process.child.try_wait() {
-                    Ok(Some(status)) => break Some(status),
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        let _ = process.child.kill();
-                        process.exit = process.child.wait().ok();
-                        break None;
-                    }
-                }
-            };
-            if let Some(status) = status {
-                process.exit = Some(status);
-            }
-            ended.push((process.name.clone(), status));
-        }
-        ended
+        self.processes
+            .iter_mut()
+            .map(|p| (p.name().to_owned(), p.wait_until(deadline)))
+            .collect()
     }
 
     /// Stops every process with SIGTERM and expects each to exit with status 0 within
@@ -417,30 +342,26 @@ impl Cluster {
 
     /// Kills worker `i` with SIGKILL, as a machine dies: no goodbye, no reports.
     pub fn kill_worker(&mut self, i: usize) -> Worker {
-        let process = &mut self.processes[i + 1];
-        let _ = process.child.kill();
-        process.exit = process.child.wait().ok();
+        self.processes[i + 1].kill();
         self.workers[i].clone()
     }
 
     /// What process `name` (`scheduler`, `worker-0`, ...) has written so far.
     pub fn log(&self, name: &str) -> String {
-        let process = self
-            .processes
+        self.processes
             .iter()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("no process named {name}"));
-        String::from_utf8_lossy(&std::fs::read(&process.log).unwrap_or_default()).into_owned()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("no process named {name}"))
+            .log()
     }
 
     fn print_logs(&self) {
         for process in &self.processes {
-            let log = std::fs::read(&process.log).unwrap_or_default();
             eprintln!(
                 "===== {} ({}) =====\n{}",
-                process.name,
-                process.log.display(),
-                String::from_utf8_lossy(&log)
+                process.name(),
+                process.log_path().display(),
+                process.log()
             );
         }
     }
@@ -632,20 +553,6 @@ fn splits(len: usize, split_size: u64) -> u64 {
     (len as u64).div_ceil(split_size)
 }
 
-/// The `part-` files of an output directory.
-fn part_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("part-")
-        })
-        .count()
-}
-
 /// Asserts a finished job's stage counts: every task done, none running or failed, and
 /// `tasks` tasks per stage.
 fn assert_all_done(status: &Value, tasks: &[u64]) {
@@ -753,7 +660,7 @@ fn a_scheduler_and_three_worker_processes_run_wordcount_and_stocks_exactly() {
 
     let want = word_counts(&corpus);
     assert_same_counts(&counts_of(read_output(&out)), &want);
-    assert_eq!(part_files(&out), 4);
+    assert_eq!(part_files(&out).len(), 4);
 
     let status = cluster.status(&wordcount_id);
     assert_eq!(status["state"], "succeeded", "{status:#}");
@@ -767,15 +674,20 @@ fn a_scheduler_and_three_worker_processes_run_wordcount_and_stocks_exactly() {
         "no shuffle block crossed between worker processes: {status:#}"
     );
 
-    // Stocks: a CSV with a header, in four splits, two output parts.
-    let csv = weft_datagen::stocks_csv(20_000, 5);
+    // Stocks: a CSV with a header, semicolon-delimited (the delimiter travels from the job file
+    // through the plan and the protocol to the reader in another process, which hands the UDF
+    // comma-separated rows), in four splits, three output parts.
+    let csv: Vec<u8> = weft_datagen::stocks_csv(20_000, 5)
+        .into_iter()
+        .map(|b| if b == b',' { b';' } else { b })
+        .collect();
     let quotes = cluster.write("quotes.csv", &csv);
     let stocks_split = (csv.len() as u64).div_ceil(4);
     let job = cluster.write(
         "stocks.toml",
         format!(
             "name = \"stocks\"\n[input]\npath = {:?}\nformat = \"csv\"\nheader = true\n\
-             split_size = {stocks_split}\n[[step]]\nflat_map = \"stocks/parse\"\n\
+             delimiter = \";\"\nsplit_size = {stocks_split}\n[[step]]\nflat_map = \"stocks/parse\"\n\
              [[step]]\nreduce = \"stocks/max\"\n[output]\npath = \"max-volume\"\n\
              partitions = 3\n",
             path(&quotes)
@@ -785,10 +697,10 @@ fn a_scheduler_and_three_worker_processes_run_wordcount_and_stocks_exactly() {
     let run = cluster.client(&["--json", "job", "submit", path(&job), "--wait"]);
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout(), run.stderr());
     let stocks_id = run.json()["job_id"].as_str().unwrap().to_owned();
-    let want = max_volumes(&csv);
+    let want = max_volumes(&csv, b';');
     assert_eq!(want.len(), weft_datagen::SYMBOLS);
     assert_same_counts(&counts_of(read_output(&out)), &want);
-    assert_eq!(part_files(&out), 3);
+    assert_eq!(part_files(&out).len(), 3);
     let status = cluster.status(&stocks_id);
     assert_eq!(status["state"], "succeeded", "{status:#}");
     assert_all_done(&status, &[4, 3]);

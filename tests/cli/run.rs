@@ -9,6 +9,7 @@ use crate::{
     NO_ROOM_FOR_THE_POOL_KIB, Run, Weft, assert_same_counts, counts_of, max_volumes, path,
     read_output, word_counts,
 };
+use weft_testkit::registry::EXAMPLES;
 
 /// A data directory with the example modules `wordcount`, `stocks` and `textkit` registered.
 ///
@@ -19,11 +20,7 @@ fn weft_with_examples() -> Weft {
     static TEMPLATE: OnceLock<Weft> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {
         let weft = Weft::new();
-        for (name, wasm) in [
-            ("wordcount", weft_examples::WORDCOUNT_RUST),
-            ("stocks", weft_examples::STOCKS_RUST),
-            ("textkit", weft_examples::TEXTKIT_RUST),
-        ] {
+        for (name, wasm) in EXAMPLES {
             weft.ok(&["module", "register", wasm, "--name", name]);
         }
         weft
@@ -220,7 +217,7 @@ fn stocks_example_equals_the_reference() {
     let input = weft.scratch("quotes.csv");
     std::fs::write(&input, &csv).unwrap();
 
-    let want = max_volumes(&csv);
+    let want = max_volumes(&csv, b',');
     assert_eq!(want.len(), weft_datagen::SYMBOLS);
 
     let out = weft.scratch("max-volume");
@@ -236,6 +233,38 @@ fn stocks_example_equals_the_reference() {
     ]);
     // The summary names the output directory.
     assert!(run.stdout().contains(path(&out)), "{}", run.stdout());
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+}
+
+/// The stocks job on semicolon-delimited quotes (`delimiter = ";"`): the reader hands the UDF every
+/// row comma-separated, so the example's own UDF gives the exact answer. Before the delimiter
+/// reached the reader, the rows went to the UDF whole, and every one failed it.
+#[test]
+fn csv_with_another_delimiter_gives_the_exact_answer() {
+    let weft = weft_with_examples();
+    let csv: Vec<u8> = weft_datagen::stocks_csv(20_000, 4)
+        .into_iter()
+        .map(|b| if b == b',' { b';' } else { b })
+        .collect();
+    let input = weft.scratch("quotes.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let out = weft.scratch("max-volume");
+    let job = job_file(
+        &weft,
+        "stocks.toml",
+        &format!(
+            "name = \"stocks\"\n[input]\npath = {:?}\nformat = \"csv\"\ndelimiter = \";\"\n\
+             split_size = {}\n\
+             [[step]]\nflat_map = \"stocks/parse\"\n[[step]]\nreduce = \"stocks/max\"\n\
+             [output]\npath = {:?}\npartitions = 2\n",
+            path(&input),
+            csv.len().div_ceil(3),
+            path(&out),
+        ),
+    );
+    weft.ok(&["run", path(&job), "--workers", "2"]);
+    let want = max_volumes(&csv, b';');
+    assert_eq!(want.len(), weft_datagen::SYMBOLS);
     assert_same_counts(&counts_of(read_output(&out)), &want);
 }
 
@@ -326,15 +355,29 @@ fn job_with_step(weft: &Weft, step: &str) -> PathBuf {
     )
 }
 
-/// Runs a job that must be refused before anything runs: exit status 1, the message contains
-/// every needle, and neither the work directory nor an output was created.
+/// Runs a job that must be refused before anything runs, with `weft plan`, `weft run` and
+/// `weft job submit` (on the data directory): each fails with status 1 and a message containing
+/// every needle, `run` and `submit` with the same message (one preparation path: the
+/// scheduler's), and neither the work directory nor an output is created.
 fn refused(weft: &Weft, args: &[&str], needles: &[&str]) {
-    for command in ["plan", "run"] {
-        let mut full = vec![command];
+    let commands: [&[&str]; 3] = [&["plan"], &["run"], &["job", "submit"]];
+    let mut messages = Vec::new();
+    for command in commands {
+        let mut full = command.to_vec();
         full.extend_from_slice(args);
         let run = weft.run(&full);
         assert_failed(&run, needles);
+        messages.push((command.join(" "), run.stderr()));
     }
+    // `weft run` prints `error: MESSAGE`; the job service relays the scheduler's `MESSAGE`.
+    let [.., (_, run), (_, submit)] = &messages[..] else {
+        unreachable!()
+    };
+    let message = run.trim().trim_start_matches("error: ");
+    assert!(
+        submit.contains(message),
+        "job submit and run differ:\nrun: {run}\nsubmit: {submit}"
+    );
     assert!(!weft.data_dir().join("work").exists(), "something ran");
     assert!(!weft.scratch("out").exists(), "an output was written");
 }
@@ -390,8 +433,12 @@ fn bad_jobs_are_refused_before_anything_runs() {
         &["--input", "nowhere.txt", "does not exist"],
     );
 
-    let run = weft.run(&["run", path(&weft.scratch("no-such-job.toml"))]);
-    assert_failed(&run, &["no-such-job.toml"]);
+    let missing = weft.scratch("no-such-job.toml");
+    for command in [&["plan"][..], &["run"], &["job", "submit"]] {
+        let mut args = command.to_vec();
+        args.push(path(&missing));
+        assert_failed(&weft.run(&args), &["cannot read", "no-such-job.toml"]);
+    }
 
     // Bad arguments are usage errors.
     assert_eq!(weft.run(&["run"]).code(), Some(2));
@@ -445,6 +492,29 @@ fn an_existing_output_is_replaced_only_with_overwrite() {
         counts_of(read_output(&out)),
         counts(&[("one", 1), ("two", 2)])
     );
+    // `job submit` refuses it the same way; so do both where the output is a file.
+    let submit = weft.run(&[
+        "job",
+        "submit",
+        &wordcount,
+        "--input",
+        path(&second),
+        "--output",
+        path(&out),
+    ]);
+    assert_failed(&submit, &["--output", "already exists", "--overwrite"]);
+    let file = weft.scratch("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for command in [&["run"][..], &["job", "submit"]] {
+        let mut args = command.to_vec();
+        args.extend([&wordcount[..], "--input", path(&second)]);
+        args.extend(["--output", path(&file), "--overwrite"]);
+        assert_failed(
+            &weft.run(&args),
+            &["--output", "is not a directory", "a-file"],
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
 
     let replaced = run(&second, true);
     assert_eq!(replaced.code(), Some(0), "{}", replaced.stderr());

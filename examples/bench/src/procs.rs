@@ -1,60 +1,47 @@
 //! `weft scheduler` and `weft worker` as child processes, for the scenarios that must cross a
-//! process boundary (shuffle throughput, a worker's peak memory). Each child is killed and reaped
-//! when its handle drops, so a failed scenario leaves nothing running.
+//! process boundary (shuffle throughput, a worker's peak memory), on the tests' process harness
+//! (`weft_testkit::process`): each child logs to a file of its own under the work directory, and
+//! is killed and reaped when its handle drops, so a failed scenario leaves nothing running.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use weft_testkit::process::{Process, listening_url};
 
 use crate::Env;
+
+/// How long a process may take to say where it listens.
+const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A running `weft` process and the URL it printed.
 #[derive(Debug)]
 pub struct Proc {
-    child: Child,
+    process: Process,
     pub url: String,
 }
 
 impl Proc {
-    /// Starts `weft ARGS` with `home` as its data directory and waits for its
-    /// `... listening on http://ADDRESS` line.
+    /// Starts `weft ARGS` with `home` as its data directory (its log is `home/COMMAND.log`) and
+    /// waits for its `... listening on http://ADDRESS` line.
     pub fn start(env: &Env, home: &Path, args: &[&str]) -> Result<Proc> {
-        let mut child = Command::new(&env.weft)
+        let mut command = Command::new(&env.weft);
+        command
             .env("WEFT_HOME", home)
             .env_remove("WEFT_SCHEDULER")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
+            .args(args);
+        std::fs::create_dir_all(home)?;
+        let log = home.join(format!("{}.log", args.first().copied().unwrap_or("weft")));
+        let mut process = Process::spawn(&args.join(" "), command, &log)
             .with_context(|| format!("cannot start weft {}", args.join(" ")))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "weft {} did not say where it listens: {line:?}",
-                args.join(" ")
-            );
-        };
-        Ok(Proc {
-            url: url.to_owned(),
-            child,
-        })
+        let url = process.wait_for_line(START_DEADLINE, |line| {
+            listening_url(line).map(str::to_owned)
+        })?;
+        Ok(Proc { process, url })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.pid()
     }
 }

@@ -191,11 +191,80 @@ pub mod offsets {
 const _: () = {
     assert!(size_of::<Frame>() == FRAME_SIZE as usize);
     assert!(align_of::<Frame>() == FRAME_ALIGN as usize);
+    assert!(core::mem::offset_of!(Frame, in_count) == offsets::IN_COUNT as usize);
+    assert!(core::mem::offset_of!(Frame, in_keys_offsets) == offsets::IN_KEYS_OFFSETS as usize);
+    assert!(core::mem::offset_of!(Frame, in_keys_data) == offsets::IN_KEYS_DATA as usize);
+    assert!(core::mem::offset_of!(Frame, in_values_offsets) == offsets::IN_VALUES_OFFSETS as usize);
+    assert!(core::mem::offset_of!(Frame, in_values_data) == offsets::IN_VALUES_DATA as usize);
     assert!(core::mem::offset_of!(Frame, in_groups) == offsets::IN_GROUPS as usize);
     assert!(core::mem::offset_of!(Frame, out_count) == offsets::OUT_COUNT as usize);
+    assert!(core::mem::offset_of!(Frame, out_keys_offsets) == offsets::OUT_KEYS_OFFSETS as usize);
+    assert!(core::mem::offset_of!(Frame, out_keys_data) == offsets::OUT_KEYS_DATA as usize);
+    assert!(
+        core::mem::offset_of!(Frame, out_values_offsets) == offsets::OUT_VALUES_OFFSETS as usize
+    );
+    assert!(core::mem::offset_of!(Frame, out_values_data) == offsets::OUT_VALUES_DATA as usize);
     assert!(core::mem::offset_of!(Frame, out_keep) == offsets::OUT_KEEP as usize);
+    assert!(core::mem::offset_of!(Frame, error_ptr) == offsets::ERROR_PTR as usize);
     assert!(core::mem::offset_of!(Frame, error_len) == offsets::ERROR_LEN as usize);
 };
+
+impl Frame {
+    /// Every field with its offset ([`offsets`]): the one place the codec names the layout.
+    fn fields(&self) -> [(u32, u32); 14] {
+        [
+            (offsets::IN_COUNT, self.in_count),
+            (offsets::IN_KEYS_OFFSETS, self.in_keys_offsets),
+            (offsets::IN_KEYS_DATA, self.in_keys_data),
+            (offsets::IN_VALUES_OFFSETS, self.in_values_offsets),
+            (offsets::IN_VALUES_DATA, self.in_values_data),
+            (offsets::IN_GROUPS, self.in_groups),
+            (offsets::OUT_COUNT, self.out_count),
+            (offsets::OUT_KEYS_OFFSETS, self.out_keys_offsets),
+            (offsets::OUT_KEYS_DATA, self.out_keys_data),
+            (offsets::OUT_VALUES_OFFSETS, self.out_values_offsets),
+            (offsets::OUT_VALUES_DATA, self.out_values_data),
+            (offsets::OUT_KEEP, self.out_keep),
+            (offsets::ERROR_PTR, self.error_ptr),
+            (offsets::ERROR_LEN, self.error_len),
+        ]
+    }
+
+    /// The frame as it lies in guest memory: each field little-endian at its offset. For a host,
+    /// which sees guest memory as bytes (a Rust guest uses the struct in place).
+    pub fn to_bytes(&self) -> [u8; FRAME_SIZE as usize] {
+        let mut bytes = [0u8; FRAME_SIZE as usize];
+        for (at, value) in self.fields() {
+            let at = at as usize;
+            bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// The frame that `bytes` (as [`Frame::to_bytes`] lays them out) hold.
+    pub fn from_bytes(bytes: &[u8; FRAME_SIZE as usize]) -> Frame {
+        let field = |at: u32| {
+            let at = at as usize;
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        Frame {
+            in_count: field(offsets::IN_COUNT),
+            in_keys_offsets: field(offsets::IN_KEYS_OFFSETS),
+            in_keys_data: field(offsets::IN_KEYS_DATA),
+            in_values_offsets: field(offsets::IN_VALUES_OFFSETS),
+            in_values_data: field(offsets::IN_VALUES_DATA),
+            in_groups: field(offsets::IN_GROUPS),
+            out_count: field(offsets::OUT_COUNT),
+            out_keys_offsets: field(offsets::OUT_KEYS_OFFSETS),
+            out_keys_data: field(offsets::OUT_KEYS_DATA),
+            out_values_offsets: field(offsets::OUT_VALUES_OFFSETS),
+            out_values_data: field(offsets::OUT_VALUES_DATA),
+            out_keep: field(offsets::OUT_KEEP),
+            error_ptr: field(offsets::ERROR_PTR),
+            error_len: field(offsets::ERROR_LEN),
+        }
+    }
+}
 
 /// The same call without wasm: a UDF built into the host process, for measuring what the sandbox
 /// costs and for testing. The views have exactly the layout of the frame's buffers (Arrow binary
@@ -281,6 +350,67 @@ pub mod native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame whose every field is distinct and uses all four bytes.
+    fn numbered() -> Frame {
+        let mut frame = Frame::default();
+        let fields = [
+            &mut frame.in_count,
+            &mut frame.in_keys_offsets,
+            &mut frame.in_keys_data,
+            &mut frame.in_values_offsets,
+            &mut frame.in_values_data,
+            &mut frame.in_groups,
+            &mut frame.out_count,
+            &mut frame.out_keys_offsets,
+            &mut frame.out_keys_data,
+            &mut frame.out_values_offsets,
+            &mut frame.out_values_data,
+            &mut frame.out_keep,
+            &mut frame.error_ptr,
+            &mut frame.error_len,
+        ];
+        for (i, field) in fields.into_iter().enumerate() {
+            *field = 0x0101_0101 * (i as u32 + 1) + 0x0302_0100;
+        }
+        frame
+    }
+
+    #[test]
+    fn each_field_is_encoded_at_its_offset_little_endian() {
+        let frame = numbered();
+        let bytes = frame.to_bytes();
+        let at = |offset: u32| {
+            let o = offset as usize;
+            u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]])
+        };
+        assert_eq!(at(offsets::IN_COUNT), frame.in_count);
+        assert_eq!(at(offsets::IN_KEYS_OFFSETS), frame.in_keys_offsets);
+        assert_eq!(at(offsets::IN_KEYS_DATA), frame.in_keys_data);
+        assert_eq!(at(offsets::IN_VALUES_OFFSETS), frame.in_values_offsets);
+        assert_eq!(at(offsets::IN_VALUES_DATA), frame.in_values_data);
+        assert_eq!(at(offsets::IN_GROUPS), frame.in_groups);
+        assert_eq!(at(offsets::OUT_COUNT), frame.out_count);
+        assert_eq!(at(offsets::OUT_KEYS_OFFSETS), frame.out_keys_offsets);
+        assert_eq!(at(offsets::OUT_KEYS_DATA), frame.out_keys_data);
+        assert_eq!(at(offsets::OUT_VALUES_OFFSETS), frame.out_values_offsets);
+        assert_eq!(at(offsets::OUT_VALUES_DATA), frame.out_values_data);
+        assert_eq!(at(offsets::OUT_KEEP), frame.out_keep);
+        assert_eq!(at(offsets::ERROR_PTR), frame.error_ptr);
+        assert_eq!(at(offsets::ERROR_LEN), frame.error_len);
+        // Little-endian: the lowest byte first.
+        assert_eq!(bytes[0], frame.in_count as u8);
+    }
+
+    #[test]
+    fn frames_round_trip_through_bytes() {
+        let frame = numbered();
+        assert_eq!(Frame::from_bytes(&frame.to_bytes()), frame);
+        assert_eq!(
+            Frame::from_bytes(&[0; FRAME_SIZE as usize]),
+            Frame::default()
+        );
+    }
 
     #[test]
     fn export_names_split_into_kind_and_name() {

@@ -45,7 +45,7 @@ impl OutputCommitter {
     /// [`Error::OutputNotDirectory`] if it exists and is not a directory: only a directory is ever
     /// replaced.
     pub fn begin(final_dir: &Path, overwrite: bool) -> Result<OutputCommitter> {
-        check_replaceable(final_dir, overwrite)?;
+        check_output(final_dir, overwrite)?;
         let (parent, name) = split_output_path(final_dir)?;
         if !parent.as_os_str().is_empty() {
             fs::create_dir_all(&parent).map_err(|source| Error::CreateDir {
@@ -107,7 +107,7 @@ impl OutputCommitter {
 
         // Checked again: the final path may have appeared since `begin`, and `rename` would
         // silently replace an empty directory.
-        check_replaceable(&self.final_dir, self.overwrite)?;
+        check_output(&self.final_dir, self.overwrite)?;
         let (parent, name) = split_output_path(&self.final_dir)?;
         let replaced = match fs::symlink_metadata(&self.final_dir) {
             Ok(_) => {
@@ -158,7 +158,11 @@ impl Drop for OutputCommitter {
     }
 }
 
-fn check_replaceable(final_dir: &Path, overwrite: bool) -> Result<()> {
+/// Whether a job may write its output at `final_dir`: only if nothing is there, or, with
+/// `overwrite`, a directory ([`Error::OutputExists`], [`Error::OutputNotDirectory`] otherwise).
+/// [`OutputCommitter::begin`] checks it again when the job starts; checking first lets a job be
+/// refused before it runs.
+pub fn check_output(final_dir: &Path, overwrite: bool) -> Result<()> {
     match fs::symlink_metadata(final_dir) {
         Ok(meta) if !meta.is_dir() => Err(Error::OutputNotDirectory {
             path: final_dir.to_owned(),

@@ -8,33 +8,69 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// How the bytes of an input file become records. Every format is line-oriented; see
-/// [`SplitReader`](crate::SplitReader) for the line and key rules they share.
+/// How the bytes of an input file become records: the one vocabulary of input formats, from the
+/// job file (`[input] format`, `header`, `delimiter`) through the task protocol to the reader.
+/// Every format is line-oriented; see [`SplitReader`](crate::SplitReader) for the line and key
+/// rules they share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InputFormat {
     /// Every line is a record.
     Text,
-    /// Every line is a record, kept raw (UDFs split the fields). With `header`, the file's first
-    /// line names the columns and is not a record.
-    Csv { header: bool },
+    /// Every line is a row and a record. With `header`, the file's first line names the columns
+    /// and is not a record. UDFs receive each row comma-separated (RFC 4180 quoting): a file
+    /// delimited by another byte is re-encoded row by row, so a UDF reads every dialect alike.
+    Csv {
+        header: bool,
+        /// The field separator of the file: one ASCII byte other than `"`, CR and LF (see
+        /// [`InputFormat::check_delimiter`]).
+        delimiter: u8,
+    },
     /// JSON Lines: every non-blank line must be one JSON value and is a record, kept raw; lines of
     /// only spaces, tabs and carriage returns are skipped.
     Jsonl,
 }
 
 impl InputFormat {
-    /// The names [`FromStr`] accepts, for CLI help.
-    pub const NAMES: &'static [&'static str] = &["text", "csv", "csv-header", "jsonl"];
+    /// CSV as a job file means it when it sets nothing else: a header row, comma-separated.
+    pub const CSV: InputFormat = InputFormat::Csv {
+        header: true,
+        delimiter: b',',
+    };
+
+    /// The name a job file uses for the format: `text`, `csv` or `jsonl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Text => "text",
+            InputFormat::Csv { .. } => "csv",
+            InputFormat::Jsonl => "jsonl",
+        }
+    }
+
+    /// Whether `delimiter` can separate CSV fields: one ASCII byte other than a quote, CR or LF
+    /// (any of those would make rows impossible to tell apart).
+    pub fn check_delimiter(delimiter: u8) -> Result<u8, InvalidDelimiter> {
+        if delimiter.is_ascii() && !b"\"\r\n".contains(&delimiter) {
+            Ok(delimiter)
+        } else {
+            Err(InvalidDelimiter(delimiter))
+        }
+    }
 }
 
 impl fmt::Display for InputFormat {
+    /// `text`, `jsonl`, `csv`, `csv without header delimited by ';'`: the name, and how a CSV
+    /// input differs from [`InputFormat::CSV`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            InputFormat::Text => "text",
-            InputFormat::Csv { header: false } => "csv",
-            InputFormat::Csv { header: true } => "csv-header",
-            InputFormat::Jsonl => "jsonl",
-        })
+        f.write_str(self.name())?;
+        if let InputFormat::Csv { header, delimiter } = *self {
+            if !header {
+                f.write_str(" without header")?;
+            }
+            if delimiter != b',' {
+                write!(f, " delimited by {:?}", char::from(delimiter))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -43,17 +79,20 @@ impl fmt::Display for InputFormat {
 #[error("unknown format {0:?}")]
 pub struct UnknownFormat(pub String);
 
+/// A byte that cannot be a CSV delimiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{:?} is not one ASCII character other than '\"', CR or LF", char::from(*.0))]
+pub struct InvalidDelimiter(pub u8);
+
 impl FromStr for InputFormat {
     type Err = UnknownFormat;
 
+    /// A format by its [`name`](InputFormat::name); `csv` is [`InputFormat::CSV`].
     fn from_str(s: &str) -> Result<Self, UnknownFormat> {
-        match s {
-            "text" => Ok(InputFormat::Text),
-            "csv" => Ok(InputFormat::Csv { header: false }),
-            "csv-header" => Ok(InputFormat::Csv { header: true }),
-            "jsonl" => Ok(InputFormat::Jsonl),
-            _ => Err(UnknownFormat(s.to_owned())),
-        }
+        [InputFormat::Text, InputFormat::CSV, InputFormat::Jsonl]
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFormat(s.to_owned()))
     }
 }
 
@@ -267,10 +306,32 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for name in InputFormat::NAMES {
-            assert_eq!(name.parse::<InputFormat>().unwrap().to_string(), *name);
+        for name in ["text", "csv", "jsonl"] {
+            assert_eq!(name.parse::<InputFormat>().unwrap().name(), name);
         }
+        assert_eq!("csv".parse::<InputFormat>(), Ok(InputFormat::CSV));
         assert!("tsv".parse::<InputFormat>().is_err());
+        let semicolons = InputFormat::Csv {
+            header: false,
+            delimiter: b';',
+        };
+        assert_eq!(
+            semicolons.to_string(),
+            "csv without header delimited by ';'"
+        );
+    }
+
+    #[test]
+    fn delimiters_that_would_blur_rows_are_refused() {
+        for ok in [b',', b';', b'\t', b'|', b' '] {
+            assert_eq!(InputFormat::check_delimiter(ok), Ok(ok));
+        }
+        for bad in [b'"', b'\r', b'\n', 0xE9] {
+            assert_eq!(
+                InputFormat::check_delimiter(bad),
+                Err(InvalidDelimiter(bad))
+            );
+        }
     }
 
     #[test]

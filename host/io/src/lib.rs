@@ -5,24 +5,32 @@
 //! - [`resolve_inputs`] turns an input pattern (a file, a directory or a glob) into sorted
 //!   [`InputFile`]s; [`plan_splits`] cuts them into byte-range [`InputSplit`]s, one per map task.
 //! - [`SplitReader`] reads one split in an [`InputFormat`] (text, CSV, JSON Lines) as batches of
-//!   [`weft_host::Records`], the batch type UDFs consume. Lines are assigned to splits by
+//!   [`weft_batch::Records`], the batch type UDFs consume. Lines are assigned to splits by
 //!   Hadoop's rule (a line belongs to the split holding its first byte), so any split size gives
 //!   every line exactly once. Keys are `"{path}:{byte offset}"`.
 //! - [`PartWriter`] writes one partition's records as `part-NNNNN` in an [`OutputFormat`].
 //! - [`OutputCommitter`] stages a job's parts in a hidden directory and renames it into place with
 //!   a `_SUCCESS` marker only on commit, so a failed job never leaves a partial output.
+//! - [`AtomicFile`] / [`write_atomically`]: a file that appears whole or not at all, with the one
+//!   fsync policy every published file of Weft follows (parts, registry blobs, worker caches).
 //!
 //! Every failure is an [`Error`] naming the path (and, for reads, the byte offset) involved.
 
+mod atomic;
 mod commit;
+mod csv;
 mod error;
 mod input;
 mod output;
 mod reader;
 
-pub use commit::{OutputCommitter, SUCCESS_MARKER};
+pub use atomic::{AtomicFile, write_atomically};
+pub use commit::{OutputCommitter, SUCCESS_MARKER, check_output};
 pub use error::{Error, Result};
-pub use input::{InputFile, InputFormat, InputSplit, UnknownFormat, plan_splits, resolve_inputs};
+pub use input::{
+    InputFile, InputFormat, InputSplit, InvalidDelimiter, UnknownFormat, plan_splits,
+    resolve_inputs,
+};
 pub use output::{OutputFormat, PartStats, PartWriter, part_file_name};
 pub use reader::{
     DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,

@@ -1,18 +1,18 @@
 //! Writing a reduce (or map-only) task's records into one `part-NNNNN` file of a job's output.
 //!
-//! A part is written under a hidden temporary name and renamed to `part-NNNNN` only when
-//! [`PartWriter::finish`] has flushed and fsynced it, so a crashed or abandoned attempt never
-//! leaves a truncated part under the real name.
+//! A part is an [`AtomicFile`]: written under a hidden temporary name and renamed to `part-NNNNN`
+//! only when [`PartWriter::finish`] has flushed and fsynced it, so a crashed or abandoned attempt
+//! never leaves a truncated part under the real name.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use weft_host::Records;
+use weft_batch::Records;
 
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::input::UnknownFormat;
 
@@ -32,28 +32,30 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    /// The names [`FromStr`] accepts, for CLI help.
-    pub const NAMES: &'static [&'static str] = &["text", "jsonl"];
+    /// The name a job file uses for the format: `text` or `jsonl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Text => "text",
+            OutputFormat::Jsonl => "jsonl",
+        }
+    }
 }
 
 impl fmt::Display for OutputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutputFormat::Text => "text",
-            OutputFormat::Jsonl => "jsonl",
-        })
+        f.write_str(self.name())
     }
 }
 
 impl FromStr for OutputFormat {
     type Err = UnknownFormat;
 
+    /// A format by its [`name`](OutputFormat::name).
     fn from_str(s: &str) -> Result<Self, UnknownFormat> {
-        match s {
-            "text" => Ok(OutputFormat::Text),
-            "jsonl" => Ok(OutputFormat::Jsonl),
-            _ => Err(UnknownFormat(s.to_owned())),
-        }
+        [OutputFormat::Text, OutputFormat::Jsonl]
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFormat(s.to_owned()))
     }
 }
 
@@ -79,18 +81,14 @@ pub struct PartStats {
 /// a retried task simply rewrites its part.
 pub struct PartWriter {
     format: OutputFormat,
-    path: PathBuf,
-    temp_path: PathBuf,
-    /// `None` once finished (or after `finish` failed), which tells `Drop` there is nothing to do
-    /// or only the temporary file to remove.
-    out: Option<BufWriter<File>>,
+    out: BufWriter<AtomicFile>,
     stats: PartStats,
 }
 
 impl fmt::Debug for PartWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PartWriter")
-            .field("path", &self.path)
+            .field("path", &self.path())
             .field("format", &self.format)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -100,46 +98,26 @@ impl fmt::Debug for PartWriter {
 impl PartWriter {
     /// Starts `dir/part-NNNNN` for `partition`. `dir` must exist.
     pub fn create(dir: &Path, partition: u32, format: OutputFormat) -> Result<PartWriter> {
-        let name = part_file_name(partition);
-        let path = dir.join(&name);
-        // The unique suffix keeps two attempts at the same partition (a retry racing a slow
-        // original) from writing into one temporary file.
-        let temp_path = dir.join(format!(".{name}.{}.tmp", crate::unique_suffix()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp_path)
-            .map_err(|source| Error::Write {
-                path: temp_path.clone(),
-                source,
-            })?;
+        // A unique temporary name keeps two attempts at the same partition (a retry racing a slow
+        // original) from writing into one file.
+        let file = AtomicFile::create(&dir.join(part_file_name(partition)))?;
         Ok(PartWriter {
             format,
-            path,
-            temp_path,
-            out: Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file)),
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
             stats: PartStats::default(),
         })
     }
 
     /// Where the part will be once finished.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.out.get_ref().path()
     }
 
     /// Appends a batch.
     pub fn write(&mut self, records: &Records) -> Result<()> {
-        let Some(out) = self.out.as_mut() else {
-            // Unreachable (`out` is only taken by `finish`, which consumes the writer), but an
-            // error is cheaper to reason about than a panic.
-            return Err(Error::Write {
-                path: self.temp_path.clone(),
-                source: io::Error::other("part writer already finished"),
-            });
-        };
         let written = match self.format {
-            OutputFormat::Text => write_text(out, records),
-            OutputFormat::Jsonl => write_jsonl(out, records),
+            OutputFormat::Text => write_text(&mut self.out, records),
+            OutputFormat::Jsonl => write_jsonl(&mut self.out, records),
         };
         match written {
             Ok(bytes) => {
@@ -148,49 +126,22 @@ impl PartWriter {
                 Ok(())
             }
             Err(source) => Err(Error::Write {
-                path: self.temp_path.clone(),
+                path: self.path().to_owned(),
                 source,
             }),
         }
     }
 
-    /// Flushes and fsyncs the data, then renames it to `part-NNNNN`.
-    pub fn finish(mut self) -> Result<PartStats> {
-        let write_error = |path: &Path, source| Error::Write {
-            path: path.to_owned(),
-            source,
-        };
-        let Some(out) = self.out.take() else {
-            return Err(write_error(
-                &self.temp_path,
-                io::Error::other("part writer already finished"),
-            ));
-        };
-        let file = out
-            .into_inner()
-            .map_err(|e| write_error(&self.temp_path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| write_error(&self.temp_path, e))?;
-        drop(file);
-        fs::rename(&self.temp_path, &self.path).map_err(|source| Error::Rename {
-            from: self.temp_path.clone(),
-            to: self.path.clone(),
-            source,
+    /// Flushes and fsyncs the data, then renames it to `part-NNNNN`. A writer dropped unfinished
+    /// deletes its temporary file.
+    pub fn finish(self) -> Result<PartStats> {
+        let path = self.path().to_owned();
+        let file = self.out.into_inner().map_err(|e| Error::Write {
+            path,
+            source: e.into_error(),
         })?;
-        // Renamed: nothing left for `Drop` to clean up.
-        self.temp_path = PathBuf::new();
+        file.commit()?;
         Ok(self.stats)
-    }
-}
-
-impl Drop for PartWriter {
-    fn drop(&mut self) {
-        if !self.temp_path.as_os_str().is_empty() {
-            // Unfinished or failed: the temporary file is garbage. Errors are ignored because the
-            // staging directory it lives in is removed on abort anyway.
-            drop(self.out.take());
-            let _ = fs::remove_file(&self.temp_path);
-        }
     }
 }
 

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::BinaryArray;
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use weft_host::Records;
+use weft_batch::Records;
 
+use crate::csv::CommaRecoder;
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, InputSplit};
 
@@ -80,7 +81,9 @@ enum State {
 ///   from different files of one job never collide.)
 /// - The value is the line's raw bytes (no UTF-8 check for text and CSV).
 /// - [`InputFormat::Csv`] with `header`: the line at offset 0 is the header and never a record;
-///   only the split starting at 0 sees it.
+///   only the split starting at 0 sees it. With a delimiter other than `,`, each row is re-encoded
+///   comma-separated (RFC 4180 quoting) before it becomes a value, so UDFs read every dialect
+///   alike; a comma-separated row is passed as it is.
 /// - [`InputFormat::Jsonl`]: lines of only spaces, tabs and `\r` are skipped; any other line must
 ///   be one JSON value, else [`Error::InvalidJson`] names the path and the line's offset.
 pub struct SplitReader {
@@ -88,6 +91,8 @@ pub struct SplitReader {
     /// `"{path}:"`, the part of every key that does not change.
     key_prefix: Vec<u8>,
     format: InputFormat,
+    /// For CSV delimited by anything but `,`: re-encodes each row comma-separated.
+    recoder: Option<CommaRecoder>,
     file: File,
     start: u64,
     end: u64,
@@ -199,10 +204,17 @@ impl SplitReader {
             .min(options.chunk_bytes);
         let mut key_prefix = path.to_string_lossy().into_owned().into_bytes();
         key_prefix.push(b':');
+        let recoder = match format {
+            InputFormat::Csv { delimiter, .. } if delimiter != b',' => {
+                Some(CommaRecoder::new(delimiter))
+            }
+            _ => None,
+        };
         Ok(SplitReader {
             path,
             key_prefix,
             format,
+            recoder,
             file,
             start: split.start,
             end: split.end(),
@@ -295,7 +307,7 @@ impl SplitReader {
                 line = rest;
             }
             match self.format {
-                InputFormat::Csv { header: true } if offset == 0 => {
+                InputFormat::Csv { header: true, .. } if offset == 0 => {
                     self.consume(next);
                     continue;
                 }
@@ -313,6 +325,9 @@ impl SplitReader {
                     }
                 }
                 InputFormat::Text | InputFormat::Csv { .. } => {}
+            }
+            if let Some(recoder) = &mut self.recoder {
+                line = recoder.recode(line);
             }
             if !values.fits(line.len()) {
                 if values.len() > 0 {

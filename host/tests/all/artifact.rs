@@ -1,25 +1,28 @@
 //! Compiled artifacts: a module loaded from one behaves as the compiled module did, and a damaged or
 //! foreign artifact is refused rather than run.
 
-use weft_host::{ArtifactError, Engine, Records, SandboxLimits};
+use weft_host::{ArtifactError, Engine, GuestModule, Records, SandboxLimits};
 
 use crate::{engine, read};
 
 fn textkit_artifact() -> Vec<u8> {
     let bytes = read(weft_examples::TEXTKIT_RUST);
-    engine().load(&bytes).unwrap().to_artifact().unwrap()
+    GuestModule::new(engine(), &bytes)
+        .unwrap()
+        .to_artifact()
+        .unwrap()
 }
 
-fn load(artifact: &[u8]) -> Result<weft_host::GuestModule, ArtifactError> {
+fn load(artifact: &[u8]) -> Result<GuestModule, ArtifactError> {
     // SAFETY: every artifact here comes from `to_artifact` in this process (or is a damaged copy
     // of one, which is what the digest check refuses before wasmtime sees it).
-    unsafe { engine().load_artifact(artifact) }
+    unsafe { GuestModule::deserialize(engine(), artifact) }
 }
 
 #[test]
 fn a_loaded_artifact_runs_like_the_compiled_module() {
     let bytes = read(weft_examples::TEXTKIT_RUST);
-    let compiled = engine().load(&bytes).unwrap();
+    let compiled = GuestModule::new(engine(), &bytes).unwrap();
     let loaded = load(&compiled.to_artifact().unwrap()).unwrap();
     assert_eq!(loaded.udfs(), compiled.udfs());
 
@@ -38,7 +41,7 @@ fn a_loaded_artifact_runs_like_the_compiled_module() {
 #[test]
 fn a_loaded_artifact_knows_which_reduces_have_a_combiner() {
     let bytes = read(weft_examples::WORDCOUNT_RUST);
-    let compiled = engine().load(&bytes).unwrap();
+    let compiled = GuestModule::new(engine(), &bytes).unwrap();
     let loaded = load(&compiled.to_artifact().unwrap()).unwrap();
     assert_eq!(loaded.udfs(), compiled.udfs());
     let combiners: Vec<(&str, bool)> = loaded

@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use weft_host::{CallError, GuestInstance, Records, UdfKind, ValidationError, ValidationLimits};
+use weft_host::{
+    CallError, GuestInstance, Records, UdfKind, ValidatedModule, ValidationError, ValidationLimits,
+};
+use weft_testkit::reference::words;
+use weft_testkit::wat::{IDENTITY_MAP, guest};
 
-use crate::fixtures::{IDENTITY_MAP, guest};
 use crate::native::wordcount_native;
-use crate::wordcount::{corpus, reference_words};
+use crate::wordcount::corpus;
 use crate::{engine, instantiate, read};
 
 fn wordcount_wasm() -> GuestInstance {
@@ -52,7 +55,7 @@ fn combined_counts(guest: &mut GuestInstance, lines: &[Vec<u8>], drain_after: &[
 fn reference(lines: &[Vec<u8>]) -> Counts {
     let mut counts = Counts::new();
     for line in lines {
-        for word in reference_words(line) {
+        for word in words(line) {
             *counts.entry(word.to_vec()).or_default() += 1;
         }
     }
@@ -183,8 +186,7 @@ const LYING_COMBINER: &str = r#"
 #[test]
 fn a_combiner_is_checked_at_registration_and_its_output_when_drained() {
     let refuse = |items: &str| {
-        engine()
-            .validate(&guest("", items), &ValidationLimits::default())
+        ValidatedModule::new(engine(), &guest("", items), &ValidationLimits::default())
             .map(|_| ())
             .unwrap_err()
     };

@@ -1,7 +1,7 @@
 //! Every UDF kind through the ABI, with the Rust SDK's textkit example: map, filter, flat_map,
 //! group_reduce, errors and panics, kind checks.
 
-use weft_host::{CallError, Groups, Records, UdfKind};
+use weft_host::{CallError, Groups, Records, UdfKind, ValidatedModule};
 
 use crate::{instantiate, read};
 
@@ -142,9 +142,7 @@ fn kind_mismatch_and_unknown_udf_are_refused() {
 #[test]
 fn the_module_lists_its_udfs_and_kinds() {
     let bytes = read(weft_examples::TEXTKIT_RUST);
-    let module = crate::engine()
-        .validate(&bytes, &Default::default())
-        .unwrap();
+    let module = ValidatedModule::new(crate::engine(), &bytes, &Default::default()).unwrap();
     let udfs: Vec<(String, UdfKind)> = module
         .info()
         .udfs

@@ -3,7 +3,6 @@
 
 mod artifact;
 mod combine;
-mod fixtures;
 mod kinds;
 mod native;
 mod sandbox;
@@ -12,7 +11,9 @@ mod wordcount;
 
 use std::sync::OnceLock;
 
-use weft_host::{Engine, GuestInstance, SandboxLimits, ValidationLimits};
+use weft_host::{
+    Engine, GuestInstance, GuestModule, SandboxLimits, ValidatedModule, ValidationLimits,
+};
 
 /// One engine for the whole test binary, as in a worker process.
 pub fn engine() -> &'static Engine {
@@ -26,11 +27,9 @@ pub fn instantiate(bytes: &[u8]) -> GuestInstance {
 }
 
 pub fn instantiate_with(bytes: &[u8], limits: &SandboxLimits) -> GuestInstance {
-    engine()
-        .validate(bytes, &ValidationLimits::default())
+    ValidatedModule::new(engine(), bytes, &ValidationLimits::default())
         .unwrap_or_else(|e| panic!("module refused: {e}"));
-    engine()
-        .load(bytes)
+    GuestModule::new(engine(), bytes)
         .expect("load")
         .instantiate(limits)
         .expect("instantiate")

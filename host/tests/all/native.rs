@@ -10,6 +10,7 @@ use weft_guest::native_udfs;
 use weft_host::{
     CallError, Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind, ValidationError,
 };
+use weft_testkit::reference::words;
 
 use crate::{instantiate, read};
 
@@ -85,12 +86,6 @@ fn lines(count: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The reference word splitter: maximal runs of bytes other than C's `isspace` set.
-fn reference_words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-        .filter(|w| !w.is_empty())
-}
-
 /// Records `(line number, line)`.
 fn records(lines: &[Vec<u8>]) -> Records {
     Records::from_pairs(lines.iter().enumerate().map(|(i, l)| (i.to_string(), l)))
@@ -114,7 +109,7 @@ fn wordcount_splits_and_sums_exactly_as_its_wasm_module() {
     let text = lines(3000, 7);
     let mut reference: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     for line in &text {
-        for word in reference_words(line) {
+        for word in words(line) {
             *reference.entry(word.to_vec()).or_default() += 1;
         }
     }
@@ -156,7 +151,10 @@ fn sliced_input_arrays_are_rebased() {
     );
     let words = native.flat_map("split_words", &batch).unwrap();
     assert_eq!(words, wasm.flat_map("split_words", &batch).unwrap());
-    let expected: Vec<&[u8]> = text[37..].iter().flat_map(|l| reference_words(l)).collect();
+    let expected: Vec<&[u8]> = text[37..]
+        .iter()
+        .flat_map(|l| weft_testkit::reference::words(l))
+        .collect();
     let got: Vec<&[u8]> = words.iter().map(|(w, _)| w).collect();
     assert_eq!(got, expected);
 
@@ -188,10 +186,7 @@ fn textkit_gives_the_same_output_for_every_kind() {
 
     let keep = native.filter("non_empty", &batch).unwrap();
     assert_eq!(keep, wasm.filter("non_empty", &batch).unwrap());
-    let expected: Vec<bool> = text
-        .iter()
-        .map(|l| reference_words(l).next().is_some())
-        .collect();
+    let expected: Vec<bool> = text.iter().map(|l| words(l).next().is_some()).collect();
     assert_eq!(
         keep.iter().map(Option::unwrap).collect::<Vec<_>>(),
         expected

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weft_host::{
-    CallError, Engine, GuestInstance, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES,
-    Records, SandboxLimits, ValidationLimits,
+    CallError, Engine, GuestInstance, GuestModule, INSTANCES_PER_TASK, InstanceAllocation,
+    MAX_LIVE_INSTANCES, Records, SandboxLimits, ValidatedModule, ValidationLimits,
 };
+use weft_testkit::wat::{IDENTITY_MAP, guest};
 
-use crate::fixtures::{IDENTITY_MAP, guest};
 use crate::{instantiate, instantiate_with};
 
 fn one() -> Records {
@@ -195,7 +195,7 @@ const PEEK_AND_PLANT: &str = r#"
 fn a_new_instance_never_sees_the_memory_of_the_one_before_it() {
     // Instances reuse the memory of finished ones (the pooling allocator keeps it mapped and zeroes
     // it): what one task's guest left there must be gone for the next, whatever tenant it runs for.
-    let module = crate::engine().load(&guest("", PEEK_AND_PLANT)).unwrap();
+    let module = GuestModule::new(crate::engine(), &guest("", PEEK_AND_PLANT)).unwrap();
     let secret = [0xe7, 0xc2, 0x5e, 0, 0xe7, 0xc2, 0x5e, 0];
     for round in 0..3 {
         let mut g = module.instantiate(&SandboxLimits::default()).unwrap();
@@ -216,10 +216,8 @@ fn instances_past_the_pool_fail_with_a_clear_error_until_one_ends() {
     // An engine of its own: the pool is per engine, and the shared one serves other tests at once.
     let engine = Engine::new().unwrap();
     let bytes = guest("", IDENTITY_MAP);
-    engine
-        .validate(&bytes, &ValidationLimits::default())
-        .unwrap();
-    let module = engine.load(&bytes).unwrap();
+    ValidatedModule::new(&engine, &bytes, &ValidationLimits::default()).unwrap();
+    let module = GuestModule::new(&engine, &bytes).unwrap();
     let limits = SandboxLimits::default();
     let mut live: Vec<_> = (0..MAX_LIVE_INSTANCES)
         .map(|_| module.instantiate(&limits).unwrap())
@@ -268,10 +266,8 @@ fn without_room_for_the_pool_guests_run_on_demand_within_their_limits() {
     assert!(reason.contains("pool"), "{reason}");
 
     let identity = guest("", IDENTITY_MAP);
-    engine
-        .validate(&identity, &ValidationLimits::default())
-        .unwrap();
-    let module = engine.load(&identity).unwrap();
+    ValidatedModule::new(&engine, &identity, &ValidationLimits::default()).unwrap();
+    let module = GuestModule::new(&engine, &identity).unwrap();
     let limits = SandboxLimits::default();
     // No pool, no bound on live instances: more than a default pool holds, each working.
     let mut live: Vec<_> = (0..MAX_LIVE_INSTANCES + 8)
@@ -286,6 +282,6 @@ fn without_room_for_the_pool_guests_run_on_demand_within_their_limits() {
     drop(live);
 
     // The memory limit holds without the pool too.
-    let hog = engine.load(&hog()).unwrap();
+    let hog = GuestModule::new(&engine, &hog()).unwrap();
     assert_the_hog_hits_its_limit(|limits| hog.instantiate(limits).unwrap());
 }

@@ -1,12 +1,12 @@
 //! Every refusal of registration: each names what is wrong.
 
-use weft_host::{UdfKind, ValidationError, ValidationLimits};
+use weft_host::{UdfKind, ValidatedModule, ValidationError, ValidationLimits};
+use weft_testkit::wat::{ABI_V1, ALLOC, FREE, IDENTITY_MAP, MEMORY, guest, module};
 
 use crate::engine;
-use crate::fixtures::{ABI_V1, ALLOC, FREE, IDENTITY_MAP, MEMORY, guest, module};
 
 fn refuse(bytes: &[u8]) -> ValidationError {
-    match engine().validate(bytes, &ValidationLimits::default()) {
+    match ValidatedModule::new(engine(), bytes, &ValidationLimits::default()) {
         Ok(m) => panic!("module was accepted: {:?}", m.info()),
         Err(e) => e,
     }
@@ -15,9 +15,7 @@ fn refuse(bytes: &[u8]) -> ValidationError {
 #[test]
 fn a_minimal_wat_guest_is_accepted() {
     let bytes = guest("", IDENTITY_MAP);
-    let module = engine()
-        .validate(&bytes, &ValidationLimits::default())
-        .unwrap();
+    let module = ValidatedModule::new(engine(), &bytes, &ValidationLimits::default()).unwrap();
     assert_eq!(module.info().udfs.len(), 1);
     assert_eq!(module.info().udfs[0].name, "identity");
     assert_eq!(module.info().udfs[0].kind, UdfKind::Map);
@@ -183,7 +181,7 @@ fn over_the_size_limit() {
     let limits = ValidationLimits {
         max_module_bytes: bytes.len() - 1,
     };
-    match engine().validate(&bytes, &limits) {
+    match ValidatedModule::new(engine(), &bytes, &limits) {
         Err(ValidationError::TooLarge { size, limit }) => {
             assert_eq!((size, limit), (bytes.len(), bytes.len() - 1))
         }
@@ -274,8 +272,7 @@ fn every_example_module_is_accepted_with_its_udf_table() {
         (weft_examples::TEXTKIT_RUST, &textkit[..]),
     ] {
         let bytes = std::fs::read(path).unwrap();
-        let m = engine()
-            .validate(&bytes, &ValidationLimits::default())
+        let m = ValidatedModule::new(engine(), &bytes, &ValidationLimits::default())
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         let got: Vec<(&str, UdfKind)> = m
             .info()

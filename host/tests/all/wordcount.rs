@@ -4,18 +4,10 @@
 use std::collections::BTreeMap;
 
 use arrow_array::Array;
-
 use weft_host::{CallError, Groups, Records};
+use weft_testkit::reference::words;
 
 use crate::{instantiate, read};
-
-/// The reference splitter, written independently of every guest: words are maximal runs of bytes
-/// that are not ASCII whitespace (space, \t, \n, \v, \f, \r).
-pub(crate) fn reference_words(text: &[u8]) -> Vec<&[u8]> {
-    text.split(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-        .filter(|w| !w.is_empty())
-        .collect()
-}
 
 /// A deterministic pseudo-random text generator (xorshift), with multi-byte UTF-8 and every kind of
 /// whitespace, so the tests need no data files.
@@ -92,7 +84,7 @@ fn check_split(path: &str) {
     let got = split(path, &values);
     let expected: Vec<(Vec<u8>, Vec<u8>)> = values
         .iter()
-        .flat_map(|v| reference_words(v))
+        .flat_map(|v| words(v))
         .map(|w| (w.to_vec(), b"1".to_vec()))
         .collect();
     assert_eq!(got, expected);
@@ -126,7 +118,7 @@ fn check_large_values(path: &str) {
         (b"k".to_vec(), huge_word.clone()),
     ]);
     let out = guest.flat_map("split_words", &input).unwrap();
-    let mut expected: Vec<&[u8]> = reference_words(&many);
+    let mut expected: Vec<&[u8]> = words(&many).collect();
     expected.push(&huge_word);
     assert_eq!(out.len(), expected.len());
     for (i, (k, v)) in out.iter().enumerate() {
@@ -183,7 +175,7 @@ fn check_corpus(path: &str) {
     let lines = corpus(5000, 0x5eed);
     let mut reference: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     for line in &lines {
-        for w in reference_words(line) {
+        for w in words(line) {
             *reference.entry(w.to_vec()).or_default() += 1;
         }
     }

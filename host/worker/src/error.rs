@@ -1,23 +1,27 @@
-//! Errors of task execution.
+//! Errors of task execution. Each keeps its cause as its `source` (the I/O error, the gRPC status,
+//! Arrow's error, the guest's failure), so the cause can be told apart — a guest's trap from a
+//! lost peer, for retries — and the report of a failed task names all of it
+//! ([`weft_task::error_chain`]).
 
 use std::path::PathBuf;
 
-use weft_host::{CallError, UdfKind};
+use weft_host::{CallError, UdfKind, ValidationError};
+use weft_task::{Remote, StepRef};
 
 /// Why a task failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// A step's UDF failed (trap, guest error, limit): the user's code.
-    #[error("{kind} {module}/{function}: {}", source.reason())]
+    #[error("{kind} {module}/{function}")]
     Step {
         kind: UdfKind,
         module: String,
         function: String,
         #[source]
-        source: Box<CallError>,
+        source: UdfFailure,
     },
     /// The module could not be instantiated.
-    #[error("module {module}: {source}")]
+    #[error("module {module}")]
     Instantiate {
         module: String,
         #[source]
@@ -33,31 +37,153 @@ pub enum TaskError {
     #[error("no compiled module {0} was provided for the task")]
     MissingModule(String),
     /// A module could not be fetched, verified or compiled.
-    #[error("module {id}: {detail}")]
-    Module { id: String, detail: String },
+    #[error("module {id}")]
+    Module {
+        id: String,
+        #[source]
+        source: ModuleError,
+    },
     /// Reading input or writing output failed.
     #[error(transparent)]
     Io(#[from] weft_io::Error),
     /// A shuffle block could not be fetched from another worker.
-    #[error("fetching a shuffle block from {from}: {detail}")]
-    Fetch { from: String, detail: String },
+    #[error("fetching a shuffle block from {from}")]
+    Fetch {
+        from: String,
+        #[source]
+        source: PeerError,
+    },
     /// The task was killed.
     #[error("the task was cancelled")]
     Cancelled,
     /// Reading or writing shuffle data failed.
-    #[error("shuffle file {path}: {detail}")]
-    Shuffle { path: PathBuf, detail: String },
+    #[error("shuffle file {}", path.display())]
+    Shuffle {
+        path: PathBuf,
+        #[source]
+        source: DataError,
+    },
     /// Writing or reading a sorted run spilled by a grouper over its memory budget failed.
-    #[error("spilled run {path}: {detail}")]
-    Spill { path: PathBuf, detail: String },
+    #[error("spilled run {}", path.display())]
+    Spill {
+        path: PathBuf,
+        #[source]
+        source: DataError,
+    },
 }
 
 impl TaskError {
     /// Whether the failure is the user's code (deterministic: retrying will not help).
     pub fn is_guest_fault(&self) -> bool {
         match self {
-            TaskError::Step { source, .. } => source.is_guest_fault(),
+            TaskError::Step { source, .. } => source.0.is_guest_fault(),
             _ => false,
         }
     }
+
+    /// `step`'s UDF failed with `source`.
+    pub(crate) fn step(step: &StepRef, source: CallError) -> TaskError {
+        TaskError::Step {
+            kind: step.kind,
+            module: step.label.clone(),
+            function: step.function.clone(),
+            source: UdfFailure(Box::new(source)),
+        }
+    }
+
+    pub(crate) fn shuffle(path: impl Into<PathBuf>, source: impl Into<DataError>) -> TaskError {
+        TaskError::Shuffle {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn spill(path: impl Into<PathBuf>, source: impl Into<DataError>) -> TaskError {
+        TaskError::Spill {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// How a step's UDF failed, as its step names it: the reason alone (`trapped: …`, `failed: …`), since
+/// the step already says which UDF (`map textkit@1/upper: trapped: …`). The call's own error is
+/// inside, typed.
+#[derive(Debug)]
+pub struct UdfFailure(pub Box<CallError>);
+
+impl std::fmt::Display for UdfFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.reason())
+    }
+}
+
+impl std::error::Error for UdfFailure {}
+
+/// What was wrong with shuffle or spill data, or with the file holding it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// Bytes that do not form what the shuffle writes (a truncated or foreign file, a bug).
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl From<String> for DataError {
+    fn from(what: String) -> DataError {
+        DataError::Malformed(what)
+    }
+}
+
+/// Why another worker's shuffle block could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("cannot connect")]
+    Connect(#[source] tonic::transport::Error),
+    #[error(transparent)]
+    Rpc(#[from] Remote),
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+/// Why a module could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("not a blake3 module id")]
+    InvalidId,
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("the fetched bytes do not match the module id")]
+    Mismatch,
+    #[error("cannot compile it")]
+    Compile(#[source] ValidationError),
+}
+
+/// Why a [`ModuleSource`](crate::ModuleSource) could not give a module's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0:?} is not a module id (blake3:<64 hex digits>)")]
+    InvalidId(String),
+    #[error("cannot reach the scheduler at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot fetch the module from the scheduler at {url}")]
+    Rpc {
+        url: String,
+        #[source]
+        source: Remote,
+    },
+    #[error("the module is over the size limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the module from the scheduler at {url} does not match its id; it will not be used")]
+    Mismatch { url: String },
+    /// A source of another kind (say, a registry in the same process) failed.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }

@@ -14,20 +14,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use weft_host::{Engine, GuestModule, Records};
+use weft_host::{Engine, GuestModule, Records, SandboxLimits};
 use weft_io::{PartWriter, ReadOptions, ReaderBuffers, SplitReader};
-
-use crate::task::{
-    BlockLocation, GuestOutput, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec,
+use weft_task::{
+    BlockLocation, GuestOutput, StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskResult,
+    TaskSpec,
 };
+
 use crate::{
-    DEFAULT_GROUP_BUDGET, Grouper, Pipeline, ShuffleWriter, StepRef, TaskError, read_block_with,
+    DEFAULT_GROUP_BUDGET, FetchError, Grouper, ModuleError, Pipeline, ShuffleWriter, TaskError,
+    read_block_with,
 };
 
 /// Where a worker gets module bytes from: the local registry in embedded mode, the scheduler's
 /// registry service in a cluster. The executor verifies the bytes against the id either way.
 pub trait ModuleSource: Send + Sync + 'static {
-    fn fetch(&self, tenant: &str, id: &str) -> Result<Vec<u8>, String>;
+    fn fetch(&self, tenant: &str, id: &str) -> Result<Vec<u8>, FetchError>;
 }
 
 /// Fetches one remote shuffle block (the worker service provides it, over gRPC), handing its
@@ -103,10 +105,6 @@ impl std::fmt::Debug for Executor {
             .finish_non_exhaustive()
     }
 }
-
-/// Makes temporary artifact names unique between the threads of a process; the process id does
-/// between processes sharing a cache directory.
-static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts and removes).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -236,16 +234,16 @@ impl Executor {
     }
 
     fn load(&self, tenant: &str, id: &str) -> Result<GuestModule, TaskError> {
-        let fail = |detail: String| TaskError::Module {
+        let fail = |source: ModuleError| TaskError::Module {
             id: id.to_owned(),
-            detail,
+            source,
         };
         // Checked before anything else: the id comes from a peer and names a file on disk, and the
         // canonical hex of a parsed hash cannot climb out of the cache directory.
         let expected = id
             .strip_prefix("blake3:")
             .and_then(|hex| blake3::Hash::from_hex(hex).ok())
-            .ok_or_else(|| fail("not a blake3 module id".into()))?;
+            .ok_or_else(|| fail(ModuleError::InvalidId))?;
         let artifact = self
             .artifact_dir
             .as_ref()
@@ -254,18 +252,22 @@ impl Executor {
             self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(module);
         }
-        let bytes = self.source.fetch(tenant, id).map_err(fail)?;
+        let bytes = self
+            .source
+            .fetch(tenant, id)
+            .map_err(|e| fail(ModuleError::Fetch(e)))?;
         if blake3::hash(&bytes) != expected {
-            return Err(fail("the fetched bytes do not match the module id".into()));
+            return Err(fail(ModuleError::Mismatch));
         }
-        let module = self.engine.load(&bytes).map_err(|e| fail(e.to_string()))?;
+        let module =
+            GuestModule::new(&self.engine, &bytes).map_err(|e| fail(ModuleError::Compile(e)))?;
         self.counters.compiles.fetch_add(1, Ordering::Relaxed);
         if let Some(path) = &artifact
             && let Err(e) = write_artifact(&module, path)
         {
             // The task does not need the artifact; the next start of this worker will compile again.
-            tracing::warn!(module = id, path = %path.display(), error = %e,
-                "cannot store the compiled module on disk");
+            tracing::warn!(module = id, path = %path.display(),
+                error = %weft_task::error_chain(&e), "cannot store the compiled module on disk");
         }
         Ok(module)
     }
@@ -286,7 +288,7 @@ impl Executor {
         // `GuestModule::to_artifact` — whole, under a temporary name then renamed into place — by
         // workers whose engines have the compatibility hash the directory is named after. Damage
         // since (disk errors, a crash) is caught by the artifact's digest before wasmtime reads it.
-        match unsafe { self.engine.load_artifact(&bytes) } {
+        match unsafe { GuestModule::deserialize(&self.engine, &bytes) } {
             Ok(module) => Some(module),
             Err(e) => {
                 tracing::warn!(module = id, path = %path.display(), error = %e,
@@ -346,7 +348,8 @@ impl Executor {
                 );
             }
         }
-        let pipeline = slot.insert(Pipeline::new(&modules, &steps, &spec.limits)?);
+        let limits = sandbox_limits(spec.limits);
+        let pipeline = slot.insert(Pipeline::new(&modules, &steps, &limits)?);
         pipeline.set_interrupt(cancelled);
         let mut result = TaskResult::default();
         let mut sink = match &spec.output {
@@ -356,15 +359,12 @@ impl Executor {
                 compression,
             } => {
                 let dir = self.shuffle_dir(&spec.id);
-                std::fs::create_dir_all(&dir).map_err(|e| TaskError::Shuffle {
-                    path: dir.clone(),
-                    detail: e.to_string(),
-                })?;
+                std::fs::create_dir_all(&dir).map_err(|e| TaskError::shuffle(&dir, e))?;
                 Sink::Shuffle(
                     ShuffleWriter::new(&dir, *partitions, combiner.clone())?
                         .with_compression(*compression)
                         .with_combine_budget(self.task_memory)
-                        .with_sandbox_memory(spec.limits.max_memory_bytes),
+                        .with_sandbox_memory(limits.max_memory_bytes),
                 )
             }
             TaskOutput::Part {
@@ -385,7 +385,7 @@ impl Executor {
             TaskInput::Split { split, format } => {
                 result.bytes_in = split.length;
                 let options = ReadOptions {
-                    batch_bytes: input_batch_bytes(self.task_memory, spec.limits.max_memory_bytes),
+                    batch_bytes: input_batch_bytes(self.task_memory, limits.max_memory_bytes),
                     ..ReadOptions::default()
                 };
                 let buffers = lock(&self.read_buffers).pop().unwrap_or_default();
@@ -491,24 +491,35 @@ impl Sink {
     }
 }
 
-/// Writes an artifact under a temporary name in the same directory, then renames it into place, so
-/// a reader never sees a partial file under the real name. No fsync: a file a crash damages fails its
-/// digest and is compiled again.
-fn write_artifact(module: &GuestModule, path: &Path) -> Result<(), String> {
-    let dir = path.parent().ok_or("the artifact path has no directory")?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let artifact = module.to_artifact().map_err(|e| e.to_string())?;
-    let tmp = path.with_extension(format!(
-        "cwasm.tmp-{}-{}",
-        std::process::id(),
-        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = std::fs::write(&tmp, &artifact).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.to_string());
+/// The sandbox a task's limits ask for; what the contract leaves out is the sandbox's default.
+fn sandbox_limits(limits: TaskLimits) -> SandboxLimits {
+    SandboxLimits {
+        max_memory_bytes: usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX),
+        max_call_time: limits.max_call_time,
+        ..SandboxLimits::default()
     }
+}
+
+/// Writes an artifact atomically (`weft_io::AtomicFile`), so a reader never sees a partial file
+/// under the real name; one that a disk later damages fails its digest and is compiled again.
+fn write_artifact(module: &GuestModule, path: &Path) -> Result<(), ArtifactWriteError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| weft_io::Error::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let artifact = module.to_artifact()?;
+    weft_io::write_atomically(path, &artifact)?;
     Ok(())
+}
+
+/// Why a compiled module could not be kept on disk (the task goes on without it).
+#[derive(Debug, thiserror::Error)]
+enum ArtifactWriteError {
+    #[error(transparent)]
+    Serialize(#[from] weft_host::ArtifactError),
+    #[error(transparent)]
+    Io(#[from] weft_io::Error),
 }
 
 /// Input batches of at most this many value bytes.

@@ -39,10 +39,12 @@ use arrow_array::BinaryArray;
 use arrow_buffer::ScalarBuffer;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Slot;
+use weft_batch::{BatchError, binary_array};
 use weft_host::{CallError, Groups, Records, UdfKind};
 
-use crate::spill::{Column, FAN_IN, Merge, SpillDir, SpillStats, binary_array};
-use crate::{BATCH_BYTES, Pipeline, StepRef, TaskError};
+use crate::spill::{Column, FAN_IN, Merge, SpillDir, SpillStats};
+use crate::{BATCH_BYTES, Pipeline, TaskError};
+use weft_task::StepRef;
 
 /// The memory budget of a grouper not given one, in bytes.
 pub const DEFAULT_GROUP_BUDGET: usize = 256 << 20;
@@ -518,9 +520,12 @@ impl Grouper {
         end: usize,
     ) -> Result<(), TaskError> {
         let too_big = |what: &str| {
-            self.step.failed(CallError::BadBatch(format!(
-                "the {what} of one reduce call add up to more than 2 GiB"
-            )))
+            TaskError::step(
+                &self.step,
+                CallError::Batch(BatchError::TooLarge(format!(
+                    "the {what} of one reduce call add up to more than 2 GiB"
+                ))),
+            )
         };
         let Values::Running { arena, pending } = &mut *self.values else {
             return Ok(());
@@ -591,7 +596,7 @@ impl Grouper {
         );
         let offsets = ScalarBuffer::from(std::mem::take(&mut s.group_offsets));
         let call = Groups::new(keys.clone(), offsets.clone(), vals.clone())
-            .map_err(|e| self.step.failed(e))
+            .map_err(|e| TaskError::step(&self.step, e.into()))
             .and_then(|groups| pipeline.reduce(&self.step, &groups));
         reclaim(keys, &mut s.key_offsets, &mut s.key_data);
         reclaim(vals, &mut s.value_offsets, &mut s.value_data);
@@ -714,7 +719,8 @@ impl Grouper {
     }
 
     fn records(&self, keys: &mut Column, values: &mut Column) -> Result<Records, TaskError> {
-        Records::new(keys.finish(), values.finish()).map_err(|e| self.step.failed(e))
+        Records::new(keys.finish(), values.finish())
+            .map_err(|e| TaskError::step(&self.step, e.into()))
     }
 
     /// `reduce`: hands the running values held to `emit`, as records, first-seen key first.
@@ -730,7 +736,7 @@ impl Grouper {
         for (e, entry) in self.keys.entries.iter().enumerate() {
             let value = &arena[entry.val_at..entry.val_at + entry.val_len as usize];
             push_pair(&mut keys, &mut values, self.keys.key(e), value)
-                .map_err(|e| self.step.failed(e))?;
+                .map_err(|e| TaskError::step(&self.step, e))?;
             if keys.bytes() + values.bytes() >= BATCH_BYTES {
                 emit(self.records(&mut keys, &mut values)?)?;
             }
@@ -790,11 +796,11 @@ impl Grouper {
                 for e in 0..self.keys.entries.len() {
                     batch
                         .start_group(self.keys.key(e))
-                        .map_err(|e| self.step.failed(e))?;
+                        .map_err(|e| TaskError::step(&self.step, e))?;
                     for &i in &by_entry[first[e] as usize..first[e + 1] as usize] {
                         batch
                             .push_value(value_at(arena, ends, i as usize))
-                            .map_err(|e| self.step.failed(e))?;
+                            .map_err(|e| TaskError::step(&self.step, e))?;
                     }
                     if batch.bytes() >= BATCH_BYTES {
                         batch.call(&self.step, pipeline, emit)?;
@@ -832,9 +838,13 @@ impl Grouper {
                     if batch.bytes() >= flush_at {
                         batch.call(&step, pipeline, emit)?;
                     }
-                    batch.start_group(key).map_err(|e| step.failed(e))?;
+                    batch
+                        .start_group(key)
+                        .map_err(|e| TaskError::step(&step, e))?;
                 }
-                batch.push_value(value).map_err(|e| step.failed(e))
+                batch
+                    .push_value(value)
+                    .map_err(|e| TaskError::step(&step, e))
             })?;
             if more.is_none() {
                 break;
@@ -866,13 +876,17 @@ impl GroupBatch {
     }
 
     fn start_group(&mut self, key: &[u8]) -> Result<(), CallError> {
-        self.keys.push(key).map_err(CallError::BadBatch)?;
+        self.keys
+            .push(key)
+            .map_err(|e| CallError::Batch(BatchError::TooLarge(e)))?;
         self.offsets.push(self.values.len() as u32);
         Ok(())
     }
 
     fn push_value(&mut self, value: &[u8]) -> Result<(), CallError> {
-        self.values.push(value).map_err(CallError::BadBatch)
+        self.values
+            .push(value)
+            .map_err(|e| CallError::Batch(BatchError::TooLarge(e)))
     }
 
     /// Calls the step over the gathered groups, hands what comes out to `emit`, and empties.
@@ -889,11 +903,11 @@ impl GroupBatch {
         offsets.push(self.values.len() as u32);
         let keys = self.keys.finish();
         let groups = Groups::new(keys.clone(), offsets.into(), self.values.finish())
-            .map_err(|e| step.failed(e))?;
+            .map_err(|e| TaskError::step(step, e.into()))?;
         let out = match step.kind {
             UdfKind::Reduce => {
                 let reduced: BinaryArray = pipeline.reduce(step, &groups)?;
-                Records::new(keys, reduced).map_err(|e| step.failed(e))?
+                Records::new(keys, reduced).map_err(|e| TaskError::step(step, e.into()))?
             }
             _ => pipeline.group_reduce(step, &groups)?,
         };
@@ -908,8 +922,11 @@ fn push_pair(
     key: &[u8],
     value: &[u8],
 ) -> Result<(), CallError> {
-    keys.push(key).map_err(CallError::BadBatch)?;
-    values.push(value).map_err(CallError::BadBatch)
+    keys.push(key)
+        .map_err(|e| CallError::Batch(BatchError::TooLarge(e)))?;
+    values
+        .push(value)
+        .map_err(|e| CallError::Batch(BatchError::TooLarge(e)))
 }
 
 /// `group_reduce`: the values' indexes ordered by entry, arrival order kept (a counting sort), and

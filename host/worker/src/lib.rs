@@ -12,8 +12,9 @@
 //! - [`RegistryModuleSource`] — a cluster worker's modules: fetched from the scheduler's registry,
 //!   cached on disk by hash.
 //!
-//! Errors are [`TaskError`]s naming the step, module and function; the caller adds job, stage and
-//! partition.
+//! What a task is — its spec, its outcome — is the scheduler↔worker contract of `weft-task`; this
+//! crate runs it. Errors are [`TaskError`]s naming the step, module and function, with their causes
+//! as sources; the caller adds job, stage and partition.
 
 mod error;
 mod executor;
@@ -23,12 +24,11 @@ pub mod service;
 mod shuffle;
 mod source;
 mod spill;
-pub mod task;
 
-pub use error::TaskError;
+pub use error::{DataError, FetchError, ModuleError, PeerError, TaskError, UdfFailure};
 pub use executor::{Executor, ExecutorStats, ModuleSource, RemoteFetch, TaskRun};
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
-pub use pipeline::{Pipeline, StepRef};
+pub use pipeline::Pipeline;
 pub use shuffle::{
     BlockDecoder, GUEST_COMBINE_MIN_MEMORY, ShuffleBlock, ShuffleWriter, partition_of, read_block,
     read_block_bytes, read_block_with,

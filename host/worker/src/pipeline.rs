@@ -10,32 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use arrow_array::{Array, BinaryArray};
-use weft_host::{CallError, Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind};
+use weft_host::{Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind};
+use weft_task::StepRef;
 
 use crate::TaskError;
-
-/// A step as the executor sees it: a kind, the id of the module that holds the function, and the
-/// function's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepRef {
-    pub kind: UdfKind,
-    /// The module's content id: what the worker loads.
-    pub module: String,
-    pub function: String,
-    /// The module as the user named it (`wordcount@1`), for messages.
-    pub label: String,
-}
-
-impl StepRef {
-    pub(crate) fn failed(&self, source: CallError) -> TaskError {
-        TaskError::Step {
-            kind: self.kind,
-            module: self.label.clone(),
-            function: self.function.clone(),
-            source: Box::new(source),
-        }
-    }
-}
 
 /// The instances a task needs, one per distinct module however many steps use it.
 #[derive(Debug)]
@@ -99,7 +77,7 @@ impl Pipeline {
                     return Err(TaskError::NotNarrow(step.kind));
                 }
             }
-            .map_err(|e| step.failed(e))?;
+            .map_err(|e| TaskError::step(step, e))?;
         }
         Ok(batch)
     }
@@ -144,12 +122,12 @@ impl Pipeline {
                 .map_into_combiner(last.kind, &last.function, &batch, &reduce.function)
                 // Names are unique within a module: the error's UDF says which step failed.
                 .map_err(|e| match e.udf() {
-                    Some(udf) if udf == reduce.function => reduce.failed(e),
-                    _ => last.failed(e),
+                    Some(udf) if udf == reduce.function => TaskError::step(reduce, e),
+                    _ => TaskError::step(last, e),
                 })?,
             None => guest
                 .combine(&reduce.function, &batch)
-                .map_err(|e| reduce.failed(e))?,
+                .map_err(|e| TaskError::step(reduce, e))?,
         };
         Ok(Some(held))
     }
@@ -158,21 +136,21 @@ impl Pipeline {
     pub fn drain_combiner(&mut self, reduce: &StepRef) -> Result<Records, TaskError> {
         self.guest(reduce)?
             .drain_combiner(&reduce.function)
-            .map_err(|e| reduce.failed(e))
+            .map_err(|e| TaskError::step(reduce, e))
     }
 
     /// Runs a `reduce` step over groups: one value per group.
     pub fn reduce(&mut self, step: &StepRef, groups: &Groups) -> Result<BinaryArray, TaskError> {
         self.guest(step)?
             .reduce(&step.function, groups)
-            .map_err(|e| step.failed(e))
+            .map_err(|e| TaskError::step(step, e))
     }
 
     /// Runs a `group_reduce` step over groups.
     pub fn group_reduce(&mut self, step: &StepRef, groups: &Groups) -> Result<Records, TaskError> {
         self.guest(step)?
             .group_reduce(&step.function, groups)
-            .map_err(|e| step.failed(e))
+            .map_err(|e| TaskError::step(step, e))
     }
 
     /// Everything the task's guests wrote to stdout and to stderr, one module after another in

@@ -25,8 +25,9 @@ use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use weft_host::Records;
 
-use crate::task::ShuffleCompression;
-use crate::{BATCH_BYTES, Grouper, Pipeline, StepRef, TaskError};
+use weft_task::{ShuffleCompression, StepRef};
+
+use crate::{BATCH_BYTES, DataError, Grouper, Pipeline, TaskError};
 
 /// The smallest guest memory limit under which the map-side combine runs in the guest. Below it,
 /// one batch of new keys (a table, arenas and a drain's copy: several times the batch, which is up
@@ -126,15 +127,15 @@ impl ShuffleWriter {
     }
 
     /// Arrow IPC options for `compression`: the codec is applied to each buffer of each batch.
-    fn ipc_options(compression: ShuffleCompression) -> Result<IpcWriteOptions, String> {
+    fn ipc_options(
+        compression: ShuffleCompression,
+    ) -> Result<IpcWriteOptions, arrow_schema::ArrowError> {
         let codec = match compression {
             ShuffleCompression::None => None,
             ShuffleCompression::Lz4 => Some(CompressionType::LZ4_FRAME),
             ShuffleCompression::Zstd => Some(CompressionType::ZSTD),
         };
-        IpcWriteOptions::default()
-            .try_with_compression(codec)
-            .map_err(|e| e.to_string())
+        IpcWriteOptions::default().try_with_compression(codec)
     }
 
     /// Takes in one batch of the task's output.
@@ -218,10 +219,7 @@ impl ShuffleWriter {
 
     fn flush(&mut self, p: usize) -> Result<(), TaskError> {
         let path = self.dir.join(format!("part-{p:05}.arrow"));
-        let fail = |detail: String| TaskError::Shuffle {
-            path: path.clone(),
-            detail,
-        };
+        let fail = |e: DataError| TaskError::shuffle(&path, e);
         let part = &mut self.parts[p];
         let keys: BinaryArray = part.keys.finish();
         let values: BinaryArray = part.values.finish();
@@ -232,20 +230,20 @@ impl ShuffleWriter {
         part.records += keys.len() as u64;
         let batch =
             RecordBatch::try_new(self.schema.clone(), vec![Arc::new(keys), Arc::new(values)])
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.into()))?;
         if part.writer.is_none() {
-            let options = Self::ipc_options(self.compression).map_err(fail)?;
-            let file = File::create(&path).map_err(|e| fail(e.to_string()))?;
+            let options = Self::ipc_options(self.compression).map_err(|e| fail(e.into()))?;
+            let file = File::create(&path).map_err(|e| fail(e.into()))?;
             let writer = FileWriter::try_new_with_options(
                 BufWriter::with_capacity(1 << 20, file),
                 &self.schema,
                 options,
             )
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
             part.writer = Some(writer);
         }
         if let Some(w) = part.writer.as_mut() {
-            w.write(&batch).map_err(|e| fail(e.to_string()))?;
+            w.write(&batch).map_err(|e| fail(e.into()))?;
         }
         Ok(())
     }
@@ -265,15 +263,12 @@ impl ShuffleWriter {
             let path = self.dir.join(format!("part-{p:05}.arrow"));
             let part = &mut self.parts[p];
             if let Some(mut writer) = part.writer.take() {
-                let fail = |detail: String| TaskError::Shuffle {
-                    path: path.clone(),
-                    detail,
-                };
-                writer.finish().map_err(|e| fail(e.to_string()))?;
-                let file = writer.into_inner().map_err(|e| fail(e.to_string()))?;
-                let file = file.into_inner().map_err(|e| fail(e.to_string()))?;
-                file.sync_all().map_err(|e| fail(e.to_string()))?;
-                let bytes = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+                let fail = |e: DataError| TaskError::shuffle(&path, e);
+                writer.finish().map_err(|e| fail(e.into()))?;
+                let file = writer.into_inner().map_err(|e| fail(e.into()))?;
+                let file = file.into_inner().map_err(|e| fail(e.into_error().into()))?;
+                file.sync_all().map_err(|e| fail(e.into()))?;
+                let bytes = file.metadata().map_err(|e| fail(e.into()))?.len();
                 blocks.push(ShuffleBlock {
                     partition: p as u32,
                     path,
@@ -303,35 +298,31 @@ pub fn read_block_with(
     path: &Path,
     mut each: impl FnMut(Records) -> Result<(), TaskError>,
 ) -> Result<(), TaskError> {
-    let fail = |detail: String| TaskError::Shuffle {
-        path: path.to_owned(),
-        detail,
-    };
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    let reader =
-        FileReader::try_new(BufReader::new(file), None).map_err(|e| fail(e.to_string()))?;
+    let fail = |e: DataError| TaskError::shuffle(path, e);
+    let file = File::open(path).map_err(|e| fail(e.into()))?;
+    let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| fail(e.into()))?;
     for batch in reader {
-        let batch = batch.map_err(|e| fail(e.to_string()))?;
+        let batch = batch.map_err(|e| fail(e.into()))?;
         each(batch_records(&batch).map_err(fail)?)?;
     }
     Ok(())
 }
 
 /// The records of one batch of a shuffle file.
-fn batch_records(batch: &RecordBatch) -> Result<Records, String> {
-    let column = |i: usize| -> Result<BinaryArray, String> {
+fn batch_records(batch: &RecordBatch) -> Result<Records, DataError> {
+    let column = |i: usize| -> Result<BinaryArray, DataError> {
         batch
             .columns()
             .get(i)
             .and_then(|c| c.as_any().downcast_ref::<BinaryArray>())
             .cloned()
-            .ok_or_else(|| format!("column {i} is missing or not binary"))
+            .ok_or_else(|| DataError::Malformed(format!("column {i} is missing or not binary")))
     };
-    Records::new(column(0)?, column(1)?).map_err(|e| e.to_string())
+    Records::new(column(0)?, column(1)?).map_err(|e| DataError::Malformed(e.to_string()))
 }
 
 /// Reads a shuffle file received over the network, all at once.
-pub fn read_block_bytes(bytes: Vec<u8>) -> Result<Vec<Records>, String> {
+pub fn read_block_bytes(bytes: Vec<u8>) -> Result<Vec<Records>, DataError> {
     let mut decoder = BlockDecoder::default();
     let out = decoder.push(bytes)?;
     decoder.finish()?;
@@ -371,7 +362,7 @@ const CONTINUATION: [u8; 4] = [0xFF; 4];
 
 impl BlockDecoder {
     /// Takes the next bytes of the file, and returns the batches they complete.
-    pub fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<Records>, String> {
+    pub fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<Records>, DataError> {
         let mut out = Vec::new();
         if self.ended {
             return Ok(out);
@@ -387,7 +378,7 @@ impl BlockDecoder {
                 .pending
                 .starts_with(&MAGIC[..self.pending.len().min(MAGIC.len())])
             {
-                return Err("not an Arrow IPC file".into());
+                return Err(DataError::Malformed("not an Arrow IPC file".into()));
             }
             let first = self
                 .pending
@@ -396,7 +387,9 @@ impl BlockDecoder {
             match first {
                 Some(i) => at = i,
                 None if self.pending.len() > MAX_HEAD => {
-                    return Err("no message after the file's magic".into());
+                    return Err(DataError::Malformed(
+                        "no message after the file's magic".into(),
+                    ));
                 }
                 None => return Ok(out),
             }
@@ -420,11 +413,7 @@ impl BlockDecoder {
                 Buffer::from(&self.pending[at - length..at])
             };
             while !message.is_empty() {
-                if let Some(batch) = self
-                    .decoder
-                    .decode(&mut message)
-                    .map_err(|e| e.to_string())?
-                {
+                if let Some(batch) = self.decoder.decode(&mut message)? {
                     out.push(batch_records(&batch)?);
                 }
             }
@@ -435,7 +424,7 @@ impl BlockDecoder {
 
     /// The length of the whole message starting at `at` (prefix, header, body) if it is all
     /// there; `Some(0)` for the end-of-stream marker.
-    fn next_message(&self, at: usize) -> Result<Option<usize>, String> {
+    fn next_message(&self, at: usize) -> Result<Option<usize>, DataError> {
         let bytes = &self.pending[at..];
         let word = |i: usize| -> Option<u32> {
             bytes
@@ -448,7 +437,9 @@ impl BlockDecoder {
             return Ok(None);
         };
         if marker != CONTINUATION {
-            return Err("a message without its continuation marker".into());
+            return Err(DataError::Malformed(
+                "a message without its continuation marker".into(),
+            ));
         }
         let Some(meta) = word(4) else {
             return Ok(None);
@@ -461,19 +452,22 @@ impl BlockDecoder {
             return Ok(None);
         };
         let message = arrow_ipc::root_as_message(header)
-            .map_err(|e| format!("a malformed message header: {e}"))?;
-        let body = usize::try_from(message.bodyLength())
-            .map_err(|_| "a message with a negative body length".to_owned())?;
+            .map_err(|e| DataError::Malformed(format!("a malformed message header: {e}")))?;
+        let body = usize::try_from(message.bodyLength()).map_err(|_| {
+            DataError::Malformed("a message with a negative body length".to_owned())
+        })?;
         let total = prefix + meta + body;
         Ok((bytes.len() >= total).then_some(total))
     }
 
     /// Checks that the file was whole: its stream part ended with its end-of-stream marker.
-    pub fn finish(self) -> Result<(), String> {
+    pub fn finish(self) -> Result<(), DataError> {
         if self.ended {
             Ok(())
         } else {
-            Err("the block ends before its end-of-stream marker (truncated)".into())
+            Err(DataError::Malformed(
+                "the block ends before its end-of-stream marker (truncated)".into(),
+            ))
         }
     }
 }

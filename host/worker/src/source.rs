@@ -13,14 +13,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_client::RegistryClient;
+use weft_task::Remote;
 
-use crate::ModuleSource;
+use crate::{FetchError, ModuleSource};
 
 /// How long to wait for a TCP connection to the scheduler.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,10 +42,6 @@ pub struct RegistryModuleSource {
     /// every task afterwards (a tonic channel multiplexes concurrent calls).
     client: Mutex<Option<RegistryClient<Channel>>>,
 }
-
-/// Makes each temporary file name unique among the tasks of this process that download the same
-/// module at once.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl RegistryModuleSource {
     /// A source fetching from the scheduler at `scheduler_url` (e.g. `http://10.0.0.5:7070`) and
@@ -80,22 +76,16 @@ impl RegistryModuleSource {
         None
     }
 
-    /// Stores downloaded bytes in the cache: a temporary file renamed into place.
-    fn store(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension(format!(
-            "tmp-{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+    /// Stores downloaded bytes in the cache, atomically (`weft_io::AtomicFile`).
+    fn store(&self, path: &Path, bytes: &[u8]) -> Result<(), weft_io::Error> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| weft_io::Error::CreateDir {
+            path: self.dir.clone(),
+            source,
+        })?;
+        weft_io::write_atomically(path, bytes)
     }
 
-    async fn client(&self) -> Result<RegistryClient<Channel>, String> {
+    async fn client(&self) -> Result<RegistryClient<Channel>, FetchError> {
         if let Some(client) = self
             .client
             .lock()
@@ -104,31 +94,39 @@ impl RegistryModuleSource {
         {
             return Ok(client);
         }
+        let connect = |source| FetchError::Connect {
+            url: self.scheduler.clone(),
+            source,
+        };
         let endpoint = Endpoint::from_shared(self.scheduler.clone())
-            .map_err(|e| format!("not a valid URL ({e})"))?
+            .map_err(connect)?
             .connect_timeout(CONNECT_TIMEOUT);
-        let channel = endpoint.connect().await.map_err(|e| with_sources(&e))?;
+        let channel = endpoint.connect().await.map_err(connect)?;
         let client = RegistryClient::new(channel);
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
         Ok(client)
     }
 
-    async fn download(&self, tenant: &str, id: &str) -> Result<Vec<u8>, String> {
+    async fn download(&self, tenant: &str, id: &str) -> Result<Vec<u8>, FetchError> {
         let mut client = self.client().await?;
+        let rpc = |status| FetchError::Rpc {
+            url: self.scheduler.clone(),
+            source: Remote(status),
+        };
         let mut stream = client
             .fetch(pb::FetchModuleRequest {
                 tenant: tenant.to_owned(),
                 id: id.to_owned(),
             })
             .await
-            .map_err(|s| s.message().to_owned())?
+            .map_err(rpc)?
             .into_inner();
         let mut bytes = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(|s| s.message().to_owned())? {
+        while let Some(chunk) = stream.message().await.map_err(rpc)? {
             if bytes.len() + chunk.data.len() > MAX_MODULE_BYTES {
-                return Err(format!(
-                    "the module is over the size limit of {MAX_MODULE_BYTES} bytes"
-                ));
+                return Err(FetchError::TooLarge {
+                    limit: MAX_MODULE_BYTES,
+                });
             }
             bytes.extend_from_slice(&chunk.data);
         }
@@ -137,50 +135,26 @@ impl RegistryModuleSource {
 }
 
 impl ModuleSource for RegistryModuleSource {
-    fn fetch(&self, tenant: &str, id: &str) -> Result<Vec<u8>, String> {
+    fn fetch(&self, tenant: &str, id: &str) -> Result<Vec<u8>, FetchError> {
+        let invalid = || FetchError::InvalidId(id.to_owned());
         let hex = id
             .strip_prefix("blake3:")
             .filter(|hex| hex.len() == 64 && !hex.bytes().any(|b| b.is_ascii_uppercase()))
-            .ok_or_else(|| format!("{id:?} is not a module id (blake3:<64 hex digits>)"))?;
-        let hash = blake3::Hash::from_hex(hex)
-            .map_err(|e| format!("{id:?} is not a module id (blake3:<64 hex digits>): {e}"))?;
+            .ok_or_else(invalid)?;
+        let hash = blake3::Hash::from_hex(hex).map_err(|_| invalid())?;
         let path = self.cache_path(hex);
         if let Some(bytes) = self.cached(&path, &hash) {
             return Ok(bytes);
         }
-        let bytes = self
-            .runtime
-            .block_on(self.download(tenant, id))
-            .map_err(|e| {
-                format!(
-                    "cannot fetch module {id} from the scheduler at {}: {e}",
-                    self.scheduler
-                )
-            })?;
+        let bytes = self.runtime.block_on(self.download(tenant, id))?;
         if blake3::hash(&bytes) != hash {
-            return Err(format!(
-                "module {id} from the scheduler at {} does not match its id; it will not be used",
-                self.scheduler
-            ));
+            return Err(FetchError::Mismatch {
+                url: self.scheduler.clone(),
+            });
         }
         // The cache only saves later downloads: a task must not fail because it could not be written
         // (a full disk shows up soon enough in the task's own output).
         let _ = self.store(&path, &bytes);
         Ok(bytes)
     }
-}
-
-/// A transport error with its sources (the useful part, such as "Connection refused", is in them).
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.ends_with(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }

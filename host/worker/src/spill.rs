@@ -17,12 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, BinaryArray, RecordBatch};
-use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_ipc::reader::FileReader;
 use arrow_ipc::writer::FileWriter;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use crate::TaskError;
+use weft_batch::binary_array;
+
+use crate::{DataError, TaskError};
 
 /// Runs merged at once. A merge holds one batch per run, so the fan-in and the runs' batch size
 /// together bound its memory; more runs than this are first merged in passes of this many.
@@ -45,11 +46,8 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn spill_error(path: &Path, detail: impl ToString) -> TaskError {
-    TaskError::Spill {
-        path: path.to_owned(),
-        detail: detail.to_string(),
-    }
+fn spill_error(path: &Path, source: impl Into<DataError>) -> TaskError {
+    TaskError::spill(path, source)
 }
 
 /// A task's directory of runs; removed, runs and all, when dropped.
@@ -194,13 +192,6 @@ impl Column {
     }
 }
 
-/// Wraps offsets known to be valid (from 0, non-decreasing, ending at `data.len()`) and bytes as
-/// an array, without copying either.
-pub(crate) fn binary_array(offsets: Vec<i32>, data: Vec<u8>) -> BinaryArray {
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    BinaryArray::new(offsets, Buffer::from_vec(data), None)
-}
-
 /// A run being written; records must come in ascending key order.
 pub(crate) struct RunWriter {
     path: PathBuf,
@@ -251,15 +242,14 @@ impl RunWriter {
     fn finish(mut self) -> Result<(PathBuf, u64), TaskError> {
         self.flush_if_full(true)?;
         let path = self.path.clone();
-        let fail = |e: String| spill_error(&path, e);
-        self.writer.finish().map_err(|e| fail(e.to_string()))?;
+        self.writer.finish().map_err(|e| spill_error(&path, e))?;
         let file = self
             .writer
             .into_inner()
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| spill_error(&path, e))?
             .into_inner()
-            .map_err(|e| fail(e.to_string()))?;
-        let bytes = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+            .map_err(|e| spill_error(&path, e.into_error()))?;
+        let bytes = file.metadata().map_err(|e| spill_error(&path, e))?.len();
         Ok((path, bytes))
     }
 }

@@ -1,20 +1,24 @@
 //! [`ClientError`]: why a call to a remote scheduler failed, shared by every typed client.
 
-use crate::service::convert_registry::ConvertError;
+use weft_task::{ConvertError, Remote};
 
 /// Why a call to the scheduler failed. The `Display` of each variant is meant for users: it names the
 /// scheduler's URL when it could not be reached and otherwise relays the scheduler's own message.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The scheduler could not be reached (bad URL, nobody listening, connection lost).
-    #[error("cannot reach the scheduler at {url}: {detail}")]
-    Connect { url: String, detail: String },
+    #[error("cannot reach the scheduler at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The scheduler answered with an error; `message` is its own words.
     #[error("scheduler: {message}")]
     Status { code: tonic::Code, message: String },
     /// The scheduler's reply is malformed (a missing or invalid field): a version mismatch or a bug.
-    #[error("invalid reply from the scheduler: {0}")]
-    Invalid(String),
+    #[error("invalid reply from the scheduler")]
+    Invalid(#[from] ConvertError),
     /// Downloaded bytes do not hash to the id they were asked for; they are not used.
     #[error("module {id} from the scheduler does not match its id (the bytes hash to {actual})")]
     HashMismatch { id: String, actual: String },
@@ -41,10 +45,7 @@ impl ClientError {
         match status.code() {
             tonic::Code::Unavailable => ClientError::Connect {
                 url: url.to_owned(),
-                detail: with_sources(
-                    status.message().to_owned(),
-                    std::error::Error::source(&status),
-                ),
+                source: Box::new(Remote(status)),
             },
             code => ClientError::Status {
                 code,
@@ -52,25 +53,4 @@ impl ClientError {
             },
         }
     }
-}
-
-impl From<ConvertError> for ClientError {
-    fn from(e: ConvertError) -> ClientError {
-        ClientError::Invalid(e.to_string())
-    }
-}
-
-/// `text` followed by `source` and its sources, `a: b: c` (transport errors keep the useful part,
-/// such as "Connection refused", in their sources).
-pub(crate) fn with_sources(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        // Wrappers often repeat their source's text; print each once.
-        if !text.ends_with(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }

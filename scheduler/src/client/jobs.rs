@@ -1,51 +1,18 @@
 //! [`JobsClient`]: jobs and the cluster's workers on a remote scheduler, as domain types.
 
-use std::path::Path;
-
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use weft_proto::v1 as pb;
 use weft_proto::v1::cluster_client::ClusterClient;
 use weft_proto::v1::jobs_client::JobsClient as RpcClient;
+use weft_task::convert::bad;
 
 use super::ClientError;
 use crate::Tenant;
 use crate::cluster::WorkerInfo;
+use crate::job::Submission;
 use crate::jobs::{JobStatus, TaskLog, TaskRef};
 use crate::service::jobs::logs_from_chunks;
-
-/// A job to submit: the job file (its text is read by the client, its absolute path tells the
-/// scheduler where relative paths in it start) and the command line's overrides.
-#[derive(Debug, Clone, Default)]
-pub struct JobSubmission {
-    pub job_toml: String,
-    /// Absolute.
-    pub job_file: String,
-    /// Absolute, or empty.
-    pub input: String,
-    /// Absolute, or empty.
-    pub output: String,
-    pub overwrite: bool,
-}
-
-impl JobSubmission {
-    /// Reads `job_file` and makes every path absolute against the working directory.
-    pub fn from_file(
-        job_file: &Path,
-        input: Option<&Path>,
-        output: Option<&Path>,
-        overwrite: bool,
-    ) -> std::io::Result<JobSubmission> {
-        let absolute = |p: &Path| std::path::absolute(p).map(|p| p.to_string_lossy().into_owned());
-        Ok(JobSubmission {
-            job_toml: std::fs::read_to_string(job_file)?,
-            job_file: absolute(job_file)?,
-            input: input.map(absolute).transpose()?.unwrap_or_default(),
-            output: output.map(absolute).transpose()?.unwrap_or_default(),
-            overwrite,
-        })
-    }
-}
 
 /// Jobs and workers of the scheduler at one URL.
 #[derive(Debug, Clone)]
@@ -80,7 +47,7 @@ impl JobsClient {
     }
 
     /// Submits a job; returns its id once the scheduler accepted it (checked, resolved, planned).
-    pub async fn submit(&mut self, job: JobSubmission) -> Result<String, ClientError> {
+    pub async fn submit(&mut self, job: Submission) -> Result<String, ClientError> {
         let request = pb::SubmitJobRequest {
             tenant: self.tenant.to_string(),
             job_toml: job.job_toml,
@@ -123,8 +90,9 @@ impl JobsClient {
         }
         match last {
             Some(status) if status.state.is_final() => Ok(status),
-            _ => Err(ClientError::Invalid(format!(
-                "the scheduler stopped sending the status of job {job} before it ended"
+            _ => Err(ClientError::Invalid(bad(
+                "Watch",
+                format!("the scheduler stopped sending the status of job {job} before it ended"),
             ))),
         }
     }

@@ -23,17 +23,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A channel to the scheduler at `url`; the error names the URL and why it could not be reached.
 pub(crate) async fn channel(url: &str) -> Result<Channel, ClientError> {
-    let connect_error = |detail: String| ClientError::Connect {
+    let connect_error = |e: tonic::transport::Error| ClientError::Connect {
         url: url.to_owned(),
-        detail,
+        source: Box::new(e),
     };
     let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| connect_error(format!("not a valid URL ({e})")))?
+        .map_err(connect_error)?
         .connect_timeout(CONNECT_TIMEOUT);
-    endpoint.connect().await.map_err(|e| {
-        connect_error(error::with_sources(
-            e.to_string(),
-            std::error::Error::source(&e),
-        ))
-    })
+    endpoint.connect().await.map_err(connect_error)
 }

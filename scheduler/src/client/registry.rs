@@ -7,6 +7,7 @@
 use tonic::transport::Channel;
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_client::RegistryClient as RpcClient;
+use weft_task::convert::bad;
 
 use super::ClientError;
 use crate::Tenant;
@@ -80,9 +81,12 @@ impl RegistryClient {
             .into_inner();
         let registration = Registration::try_from(reply)?;
         if registration.name != name {
-            return Err(ClientError::Invalid(format!(
-                "registered {name:?}, but the reply is about {:?}",
-                registration.name
+            return Err(ClientError::Invalid(bad(
+                "ModuleVersion.name",
+                format!(
+                    "registered {name:?}, but the reply is about {:?}",
+                    registration.name
+                ),
             )));
         }
         Ok(registration)
@@ -125,7 +129,7 @@ impl RegistryClient {
             .into_inner();
         let entry = reply
             .module
-            .ok_or_else(|| ClientError::Invalid("ShowModuleReply.module is missing".into()))?
+            .ok_or_else(|| bad("ShowModuleReply", "missing field `module`"))?
             .try_into()?;
         let versions = reply
             .versions
@@ -165,9 +169,12 @@ impl RegistryClient {
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.message().await.map_err(|s| self.error(s))? {
             if bytes.len() + chunk.data.len() > self.max_module_bytes {
-                return Err(ClientError::Invalid(format!(
-                    "module {id} is over the size limit of {} bytes",
-                    self.max_module_bytes
+                return Err(ClientError::Invalid(bad(
+                    "ModuleChunk",
+                    format!(
+                        "module {id} is over the size limit of {} bytes",
+                        self.max_module_bytes
+                    ),
                 )));
             }
             bytes.extend_from_slice(&chunk.data);

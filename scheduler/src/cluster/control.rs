@@ -1,55 +1,28 @@
-//! The scheduler's control service (`SchedulerControl`) and the state it shares with job runners:
+//! The cluster's membership and slots, shared by the control service and every job runner:
 //! registered workers, their slots (accounted here, for every job at once), what they hold
 //! compiled, when they were last heard from, and where each job wants its task outcomes.
 //!
-//! Workers register (refused if they speak another protocol version), heartbeat and report task
-//! outcomes here. A worker silent for longer than the timeout is dropped by [`ControlState::reap`],
-//! and each task it was running is reported to its job as failed, so no job waits forever on a dead
-//! machine. A heartbeat also reconciles: attempts the worker runs that no job wants are killed, and
-//! attempts a job waits for that the worker no longer runs (a lost report) are failed.
+//! Workers register, heartbeat and report task outcomes here (through the `SchedulerControl` gRPC
+//! service, `service::control`, which converts the messages). A worker silent for longer than the
+//! timeout is dropped by [`ControlState::reap`], and each task it was running is reported to its
+//! job as failed, so no job waits forever on a dead machine. A heartbeat also reconciles: attempts
+//! the worker runs that no job wants are killed, and attempts a job waits for that the worker no
+//! longer runs (a lost report) are failed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
-use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
-use weft_proto::v1 as pb;
-use weft_proto::v1::worker_client::WorkerClient;
-use weft_worker::service::convert::{TaskFailure, TaskOutcome};
-use weft_worker::task::{GuestOutput, TaskId};
+use weft_task::{
+    GuestOutput, Heartbeat, HeartbeatReply, Registered, TaskFailure, TaskId, TaskOutcome,
+    WorkerRegistration,
+};
 
+use super::placement;
+use super::worker::{WorkerConnection, WorkerEntry};
 use crate::jobs::now_ms;
-
-/// A registered worker, as the scheduler sees it.
-#[derive(Debug, Clone)]
-pub struct WorkerEntry {
-    pub id: String,
-    pub address: String,
-    pub hostname: String,
-    pub slots: u32,
-    pub memory_bytes: u64,
-    pub engine_hash: String,
-    pub registered_ms: u64,
-    pub client: WorkerClient<Channel>,
-    last_seen: Instant,
-    /// Attempts the scheduler placed here and has not heard the end of, with their launch time.
-    running: HashMap<TaskId, Instant>,
-    /// Module ids the worker reported holding compiled.
-    compiled: HashSet<String>,
-}
-
-impl WorkerEntry {
-    pub fn free_slots(&self) -> u32 {
-        self.slots.saturating_sub(self.running.len() as u32)
-    }
-
-    pub fn has_compiled(&self, module: &str) -> bool {
-        self.compiled.contains(module)
-    }
-}
 
 /// What `weft cluster workers` shows of a worker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -117,9 +90,9 @@ impl ControlState {
         self.lock().workers.values().cloned().collect()
     }
 
-    /// The client of worker `id`, if it is still registered.
-    pub fn client(&self, id: &str) -> Option<WorkerClient<Channel>> {
-        self.lock().workers.get(id).map(|w| w.client.clone())
+    /// The connection to worker `id`, if it is still registered.
+    pub fn connection(&self, id: &str) -> Option<Arc<dyn WorkerConnection>> {
+        self.lock().workers.get(id).map(|w| w.conn.clone())
     }
 
     /// What `weft cluster workers` shows.
@@ -151,24 +124,19 @@ impl ControlState {
             .collect()
     }
 
-    /// Takes a slot for `task` on the free worker `score` rates highest (`None`: not eligible),
-    /// returning the worker's id and client; `None` when no eligible worker has a free slot.
+    /// Takes a slot for `task` on the free worker `score` rates highest (`None`: not eligible;
+    /// see [`placement::choose`]), returning the worker's id and connection; `None` when no
+    /// eligible worker has a free slot.
     pub fn acquire(
         &self,
         task: &TaskId,
         score: impl Fn(&WorkerEntry) -> Option<i64>,
-    ) -> Option<(String, WorkerClient<Channel>)> {
+    ) -> Option<(String, Arc<dyn WorkerConnection>)> {
         let mut inner = self.lock();
-        let best = inner
-            .workers
-            .values()
-            .filter(|w| w.free_slots() > 0)
-            .filter_map(|w| score(w).map(|s| (s, w.free_slots(), w.id.clone())))
-            // Highest score, then most free slots (spreads load), then the lowest id (stable).
-            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(b.2.cmp(&a.2)))?;
-        let worker = inner.workers.get_mut(&best.2)?;
+        let best = placement::choose(inner.workers.values(), score)?.id.clone();
+        let worker = inner.workers.get_mut(&best)?;
         worker.running.insert(task.clone(), Instant::now());
-        Some((worker.id.clone(), worker.client.clone()))
+        Some((worker.id.clone(), worker.conn.clone()))
     }
 
     /// Gives back `task`'s slot on `worker`. Returns whether the task was running there.
@@ -230,6 +198,120 @@ impl ControlState {
         dead
     }
 
+    /// Registers a worker reached through `conn`, and returns its id and heartbeat interval. A
+    /// worker that comes back on an address already registered is a new process: whatever the old
+    /// one ran is failed.
+    pub fn register(
+        &self,
+        registration: WorkerRegistration,
+        conn: Arc<dyn WorkerConnection>,
+    ) -> Registered {
+        let id = format!("w{}", self.next_worker.fetch_add(1, Ordering::Relaxed));
+        {
+            let mut inner = self.lock();
+            let stale: Vec<String> = inner
+                .workers
+                .values()
+                .filter(|w| w.address == registration.address)
+                .map(|w| w.id.clone())
+                .collect();
+            for old in stale {
+                if let Some(w) = inner.workers.remove(&old) {
+                    let why = format!("worker {} at {} restarted", w.id, w.address);
+                    fail_all(&inner, &w, &why);
+                }
+            }
+            inner.workers.insert(
+                id.clone(),
+                WorkerEntry {
+                    id: id.clone(),
+                    address: registration.address,
+                    hostname: registration.hostname,
+                    slots: registration.slots.max(1),
+                    memory_bytes: registration.memory_bytes,
+                    engine_hash: registration.engine_hash,
+                    registered_ms: now_ms(),
+                    conn,
+                    last_seen: Instant::now(),
+                    running: HashMap::new(),
+                    compiled: HashSet::new(),
+                },
+            );
+        }
+        self.changed.notify_waiters();
+        Registered {
+            worker_id: id,
+            heartbeat_interval: self.heartbeat_interval,
+        }
+    }
+
+    /// Takes a worker's heartbeat: it is alive, holds these modules compiled, and runs these
+    /// attempts. Attempts it runs that no job wants are to be killed; attempts placed on it that
+    /// it no longer runs, long after their launch, lost their report and fail to their jobs. An
+    /// unknown worker (this scheduler restarted, or dropped it as dead) is told to register again.
+    pub fn heartbeat(&self, heartbeat: Heartbeat) -> HeartbeatReply {
+        let reported: HashSet<TaskId> = heartbeat.running.into_iter().collect();
+        let mut inner = self.lock();
+        let Some(worker) = inner.workers.get_mut(&heartbeat.worker_id) else {
+            return HeartbeatReply {
+                reregister: true,
+                kill: Vec::new(),
+            };
+        };
+        worker.last_seen = Instant::now();
+        worker.compiled = heartbeat.compiled_modules.into_iter().collect();
+        let kill: Vec<TaskId> = reported
+            .iter()
+            .filter(|id| !worker.running.contains_key(id))
+            .cloned()
+            .collect();
+        let grace = self.heartbeat_interval * 3;
+        let missing: Vec<TaskId> = worker
+            .running
+            .iter()
+            .filter(|(id, launched)| !reported.contains(id) && launched.elapsed() > grace)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let worker_id = worker.id.clone();
+        for id in &missing {
+            worker.running.remove(id);
+        }
+        let freed = !missing.is_empty();
+        for id in missing {
+            let why = format!("worker {worker_id} no longer runs {id}: its report was lost");
+            ControlState::route(&inner, lost(id, &worker_id, why));
+        }
+        drop(inner);
+        if freed {
+            self.changed.notify_waiters();
+        }
+        HeartbeatReply {
+            reregister: false,
+            kill,
+        }
+    }
+
+    /// Takes a task attempt's report. Only an attempt the scheduler still counts as running is
+    /// news: anything else was already failed (a lost worker, a lost report) or belongs to a job
+    /// that is over, and is dropped.
+    pub fn report(&self, outcome: TaskOutcome) {
+        let mut inner = self.lock();
+        let released = match inner.workers.get_mut(&outcome.worker_id) {
+            Some(w) => {
+                w.last_seen = Instant::now();
+                w.running.remove(&outcome.id).is_some()
+            }
+            None => false,
+        };
+        if released {
+            ControlState::route(&inner, outcome);
+        }
+        drop(inner);
+        if released {
+            self.changed.notify_waiters();
+        }
+    }
+
     /// Silence after which a worker is dropped.
     pub fn worker_timeout(&self) -> Duration {
         self.worker_timeout
@@ -258,149 +340,5 @@ fn lost(id: TaskId, worker: &str, message: String) -> TaskOutcome {
             cancelled: false,
         }),
         output: GuestOutput::default(),
-    }
-}
-
-/// The gRPC face of [`ControlState`].
-#[derive(Debug)]
-pub struct ControlService(pub std::sync::Arc<ControlState>);
-
-#[tonic::async_trait]
-impl pb::scheduler_control_server::SchedulerControl for ControlService {
-    async fn register_worker(
-        &self,
-        request: Request<pb::RegisterWorkerRequest>,
-    ) -> Result<Response<pb::RegisterWorkerReply>, Status> {
-        let r = request.into_inner();
-        if r.protocol_version != weft_proto::PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "the worker speaks protocol version {}, this scheduler version {}; run matching \
-                 versions of weft",
-                r.protocol_version,
-                weft_proto::PROTOCOL_VERSION
-            )));
-        }
-        let client = WorkerClient::connect(r.address.clone())
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot reach {}: {e}", r.address)))?
-            .max_decoding_message_size(64 << 20);
-        let state = &self.0;
-        let id = format!("w{}", state.next_worker.fetch_add(1, Ordering::Relaxed));
-        {
-            let mut inner = state.lock();
-            // A worker that comes back on the same address is a new process: whatever the old
-            // one ran is gone.
-            let stale: Vec<String> = inner
-                .workers
-                .values()
-                .filter(|w| w.address == r.address)
-                .map(|w| w.id.clone())
-                .collect();
-            for old in stale {
-                if let Some(w) = inner.workers.remove(&old) {
-                    let why = format!("worker {} at {} restarted", w.id, w.address);
-                    fail_all(&inner, &w, &why);
-                }
-            }
-            inner.workers.insert(
-                id.clone(),
-                WorkerEntry {
-                    id: id.clone(),
-                    address: r.address,
-                    hostname: r.hostname,
-                    slots: r.slots.max(1),
-                    memory_bytes: r.memory_bytes,
-                    engine_hash: r.engine_hash,
-                    registered_ms: now_ms(),
-                    client,
-                    last_seen: Instant::now(),
-                    running: HashMap::new(),
-                    compiled: HashSet::new(),
-                },
-            );
-        }
-        state.changed.notify_waiters();
-        Ok(Response::new(pb::RegisterWorkerReply {
-            worker_id: id,
-            heartbeat_interval_ms: u64::try_from(state.heartbeat_interval.as_millis())
-                .unwrap_or(1000),
-        }))
-    }
-
-    async fn heartbeat(
-        &self,
-        request: Request<pb::HeartbeatRequest>,
-    ) -> Result<Response<pb::HeartbeatReply>, Status> {
-        let r = request.into_inner();
-        let mut reported = HashSet::new();
-        for id in r.running {
-            reported
-                .insert(TaskId::try_from(id).map_err(|e| Status::invalid_argument(e.to_string()))?);
-        }
-        let state = &self.0;
-        let mut inner = state.lock();
-        let Some(worker) = inner.workers.get_mut(&r.worker_id) else {
-            // Unknown: this scheduler restarted, or dropped the worker as dead.
-            return Ok(Response::new(pb::HeartbeatReply {
-                reregister: true,
-                kill: Vec::new(),
-            }));
-        };
-        worker.last_seen = Instant::now();
-        worker.compiled = r.compiled_modules.into_iter().collect();
-        // Running there but not wanted (its job is over): kill.
-        let kill: Vec<pb::TaskAttemptId> = reported
-            .iter()
-            .filter(|id| !worker.running.contains_key(id))
-            .map(pb::TaskAttemptId::from)
-            .collect();
-        // Wanted but not running there, long after its launch: its report was lost.
-        let grace = state.heartbeat_interval * 3;
-        let missing: Vec<TaskId> = worker
-            .running
-            .iter()
-            .filter(|(id, launched)| !reported.contains(id) && launched.elapsed() > grace)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let worker_id = worker.id.clone();
-        for id in &missing {
-            worker.running.remove(id);
-        }
-        for id in missing {
-            let why = format!("worker {worker_id} no longer runs {id}: its report was lost");
-            ControlState::route(&inner, lost(id, &worker_id, why));
-        }
-        drop(inner);
-        Ok(Response::new(pb::HeartbeatReply {
-            reregister: false,
-            kill,
-        }))
-    }
-
-    async fn report_task(
-        &self,
-        request: Request<pb::TaskStatus>,
-    ) -> Result<Response<pb::ReportTaskReply>, Status> {
-        let outcome = TaskOutcome::try_from(request.into_inner())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let state = &self.0;
-        let mut inner = state.lock();
-        let released = match inner.workers.get_mut(&outcome.worker_id) {
-            Some(w) => {
-                w.last_seen = Instant::now();
-                w.running.remove(&outcome.id).is_some()
-            }
-            None => false,
-        };
-        // Only an attempt the scheduler still counts as running is news: anything else was
-        // already failed (a lost worker, a lost report) or belongs to a job that is over.
-        if released {
-            ControlState::route(&inner, outcome);
-        }
-        drop(inner);
-        if released {
-            state.changed.notify_waiters();
-        }
-        Ok(Response::new(pb::ReportTaskReply {}))
     }
 }

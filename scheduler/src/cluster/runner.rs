@@ -1,130 +1,45 @@
-//! Runs one job's [`Plan`] on the registered workers: it waits (queued) until a worker is there,
-//! checks which workers can read the input, then runs stage after stage — each task on a free slot
-//! taken from the cluster-wide pool, preferring the worker that holds most of a reduce task's input
-//! and workers that already hold the step's modules compiled — and commits the output at the end.
+//! The run loop of one job's [`Plan`]: it waits (queued) until a worker is there, checks which
+//! workers can read the input, then runs stage after stage — each task on a free slot taken from
+//! the cluster-wide pool ([`placement`](super::placement)) — and commits the output at the end.
 //! Progress goes to the job's status (watched by clients) and, at every task end, to the job store.
 //! The first failed task, a lost worker or a cancel stops the job: running tasks are killed and
 //! waited for, the output is aborted, and the job's shuffle files are released either way.
+//!
+//! Workers are reached only through [`WorkerConnection`](super::worker::WorkerConnection)s held by
+//! the [`ControlState`]; outcomes come back through it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use weft_host::SandboxLimits;
 use weft_io::OutputCommitter;
-use weft_proto::v1 as pb;
-use weft_worker::StepRef;
-use weft_worker::service::convert::TaskOutcome;
-use weft_worker::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskResult, TaskSpec};
+use weft_task::{BlockLocation, Launch, TaskId, TaskLimits, TaskOutcome, TaskResult, TaskSpec};
 
-use super::control::{ControlState, WorkerEntry};
+use super::control::ControlState;
+use super::placement;
+use super::tasks::JobTasks;
 use super::{JobError, JobReport, StageReport};
 use crate::Tenant;
-use crate::job::{InputFormat, OutputFormat, Plan, ResolvedStep, StageInput, StageOutput};
+use crate::job::{Plan, StageInput};
 use crate::jobs::store::{JobRecord, TaskRecord};
-use crate::jobs::{JobState, JobStatus, JobStore, StageStatus, TaskLog, now_ms};
+use crate::jobs::{JobState, JobStatus, JobStore, TaskLog, now_ms};
 
-pub(crate) fn step_ref(step: &ResolvedStep) -> StepRef {
-    StepRef {
-        kind: step.kind,
-        module: step.module.to_string(),
-        function: step.function.clone(),
-        label: format!("{}@{}", step.module_name, step.module_version),
-    }
-}
-
-fn input_format(format: InputFormat) -> weft_io::InputFormat {
-    match format {
-        InputFormat::Text => weft_io::InputFormat::Text,
-        InputFormat::Csv { header, .. } => weft_io::InputFormat::Csv { header },
-        InputFormat::Jsonl => weft_io::InputFormat::Jsonl,
-    }
-}
-
-fn output_format(format: OutputFormat) -> weft_io::OutputFormat {
-    match format {
-        OutputFormat::Text => weft_io::OutputFormat::Text,
-        OutputFormat::Jsonl => weft_io::OutputFormat::Jsonl,
-    }
-}
-
-/// The output directory of a plan (its last stage's).
-pub(crate) fn output_dir(plan: &Plan) -> Option<PathBuf> {
-    plan.stages.iter().find_map(|s| match &s.output {
-        StageOutput::Output { path, .. } => Some(path.clone()),
-        StageOutput::Shuffle { .. } => None,
-    })
-}
-
-/// The input files a plan reads (each once).
-pub(crate) fn input_paths(plan: &Plan) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let mut paths = Vec::new();
-    for stage in &plan.stages {
-        if let StageInput::Splits { splits, .. } = &stage.input {
-            for s in splits {
-                let p = s.path.to_string_lossy().into_owned();
-                if seen.insert(p.clone()) {
-                    paths.push(p);
-                }
-            }
-        }
-    }
-    paths
-}
-
-/// The fresh status of a planned job.
-pub(crate) fn initial_status(job_id: &str, tenant: &Tenant, plan: &Plan) -> JobStatus {
-    JobStatus {
-        job_id: job_id.to_owned(),
-        tenant: tenant.to_string(),
-        name: plan.job_name.clone(),
-        state: JobState::Queued,
-        error: None,
-        output: output_dir(plan)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        submitted_ms: now_ms(),
-        started_ms: None,
-        finished_ms: None,
-        stages: plan
-            .stages
-            .iter()
-            .map(|s| {
-                let mut steps = Vec::new();
-                if let StageInput::Shuffle { wide_step, .. } = &s.input {
-                    steps.push(step_name(wide_step));
-                }
-                steps.extend(s.steps.iter().map(step_name));
-                StageStatus {
-                    stage: s.id,
-                    parents: s.parents.clone(),
-                    steps,
-                    tasks_total: s.tasks,
-                    ..StageStatus::default()
-                }
-            })
-            .collect(),
-    }
-}
-
-fn step_name(s: &ResolvedStep) -> String {
-    format!("{}@{}/{}", s.module_name, s.module_version, s.function)
-}
+/// How long stopping a job waits for its killed attempts to report.
+const STOP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Everything one job's run needs.
 pub(crate) struct JobRun {
     pub control: Arc<ControlState>,
-    pub store: JobStore,
+    pub store: Arc<dyn JobStore>,
     pub record: JobRecord,
     pub status: watch::Sender<JobStatus>,
     pub cancel: watch::Receiver<bool>,
     pub tenant: Tenant,
     pub plan: Plan,
     pub overwrite: bool,
-    pub limits: SandboxLimits,
+    pub limits: TaskLimits,
 }
 
 impl JobRun {
@@ -136,7 +51,7 @@ impl JobRun {
             // A store failure must not fail a job that is otherwise fine; it shows in the
             // scheduler's log, and the in-memory status stays right.
             if let Err(e) = self.store.put(&self.record) {
-                tracing::warn!(job = %self.record.status.job_id, "{e}");
+                tracing::warn!(job = %self.record.status.job_id, error = %weft_task::error_chain(&e));
             }
         }
     }
@@ -157,7 +72,7 @@ pub(crate) async fn run(mut job: JobRun) -> Result<JobReport, JobError> {
     let (state, error) = match &result {
         Ok(_) => (JobState::Succeeded, None),
         Err(JobError::Cancelled) => (JobState::Cancelled, Some("cancelled".to_owned())),
-        Err(e) => (JobState::Failed, Some(e.to_string())),
+        Err(e) => (JobState::Failed, Some(weft_task::error_chain(e))),
     };
     job.update(true, |s| {
         s.state = state;
@@ -170,15 +85,19 @@ pub(crate) async fn run(mut job: JobRun) -> Result<JobReport, JobError> {
     let _ = job.store.flush();
     result.map(|stages| JobReport {
         job_id: job.job_id(),
-        output: output_dir(&job.plan).unwrap_or_default(),
+        job_name: job.plan.job_name.clone(),
+        output: job.plan.output_dir().unwrap_or(Path::new("")).to_owned(),
         stages,
         elapsed: started.elapsed(),
     })
 }
 
 async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
-    let output_dir = output_dir(&job.plan)
-        .ok_or_else(|| JobError::Cluster("the plan has no output stage".into()))?;
+    let output_dir = job
+        .plan
+        .output_dir()
+        .ok_or_else(|| JobError::Cluster("the plan has no output stage".into()))?
+        .to_owned();
     // Queued until some worker is there.
     loop {
         if job.cancelled() {
@@ -198,27 +117,22 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
         s.state = JobState::Running;
         s.started_ms = Some(now_ms());
     });
-    let readers = input_readers(&job.control, &input_paths(&job.plan)).await?;
+    let mut readers = Readers::new(job.plan.input_paths());
+    readers.ask_new_workers(&job.control).await;
+    if let Some(error) = readers.none_can_read() {
+        return Err(error);
+    }
     let committer = OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
     let job_id = job.job_id();
     let mut outcomes = job.control.subscribe(&job_id);
-    let result = run_stages(
-        job,
-        &readers,
-        committer.staging_dir().to_owned(),
-        &mut outcomes,
-    )
-    .await;
+    let result = run_stages(job, &mut readers, committer.staging_dir(), &mut outcomes).await;
     job.control.unsubscribe(&job_id);
     // Shuffle files are released on every worker, whatever happened.
     for w in job.control.workers() {
-        let _ = w
-            .client
-            .clone()
-            .release_job(pb::ReleaseJobRequest {
-                job_id: job_id.clone(),
-            })
-            .await;
+        if let Err(e) = w.conn.release_job(&job_id).await {
+            tracing::warn!(job = %job_id, worker = %w.id, error = %weft_task::error_chain(&e),
+                "cannot release the job's shuffle files");
+        }
     }
     match result {
         Ok(stages) => {
@@ -232,142 +146,103 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
     }
 }
 
-/// The workers that can read every input path; an error naming what each worker said when none can.
-pub(crate) async fn input_readers(
-    control: &ControlState,
-    paths: &[String],
-) -> Result<HashSet<String>, JobError> {
-    let mut readers = HashSet::new();
-    let mut refusals = Vec::new();
-    for w in control.workers() {
-        let reply = w
-            .client
-            .clone()
-            .check_paths(pb::CheckPathsRequest {
-                paths: paths.to_vec(),
-            })
-            .await;
-        match reply {
-            Ok(reply) => {
-                let errors = reply.into_inner().errors;
-                match paths.iter().zip(&errors).find(|(_, e)| !e.is_empty()) {
-                    None if errors.len() == paths.len() => {
-                        readers.insert(w.id.clone());
-                    }
-                    None => refusals.push(format!("{}: malformed reply", w.id)),
-                    Some((path, e)) => refusals.push(format!("{} cannot read {path}: {e}", w.id)),
-                }
-            }
-            Err(status) => refusals.push(format!("{}: {}", w.id, status.message())),
+/// Which workers can read the job's input. Each worker is asked once, when the job first sees it, so
+/// a worker that registers while the job runs (or after it started, as `weft run`'s workers do) can
+/// take map tasks too.
+pub(crate) struct Readers {
+    paths: Vec<String>,
+    asked: HashSet<String>,
+    readable: HashSet<String>,
+    /// What the workers that cannot read said.
+    refusals: Vec<String>,
+}
+
+impl Readers {
+    pub(crate) fn new(paths: Vec<String>) -> Readers {
+        Readers {
+            paths,
+            asked: HashSet::new(),
+            readable: HashSet::new(),
+            refusals: Vec::new(),
         }
     }
-    if readers.is_empty() {
-        return Err(JobError::Input(format!(
-            "no worker can read the job's input ({}); inputs must be on a file system every \
-             worker can read, at the same path",
-            if refusals.is_empty() {
-                "no worker is registered".to_owned()
-            } else {
-                refusals.join("; ")
+
+    /// Asks every registered worker not asked yet whether it can read the input.
+    pub(crate) async fn ask_new_workers(&mut self, control: &ControlState) {
+        for w in control.workers() {
+            if !self.asked.insert(w.id.clone()) {
+                continue;
             }
-        )));
+            let refusal = match w.conn.check_paths(&self.paths).await {
+                Ok(answers) if answers.len() != self.paths.len() => {
+                    Some(format!("{}: malformed reply", w.id))
+                }
+                Ok(answers) => self
+                    .paths
+                    .iter()
+                    .zip(&answers)
+                    .find_map(|(p, a)| a.as_ref().err().map(|e| (p, e)))
+                    .map(|(path, e)| format!("{} cannot read {path}: {e}", w.id)),
+                Err(e) => Some(format!("{}: {}", w.id, weft_task::error_chain(&e))),
+            };
+            match refusal {
+                None => {
+                    self.readable.insert(w.id.clone());
+                }
+                Some(refusal) => self.refusals.push(refusal),
+            }
+        }
     }
-    Ok(readers)
+
+    /// The workers found able to read the input.
+    pub(crate) fn readable(&self) -> &HashSet<String> {
+        &self.readable
+    }
+
+    /// An error naming what each worker said, when none can read the input.
+    pub(crate) fn none_can_read(&self) -> Option<JobError> {
+        self.readable.is_empty().then(|| {
+            JobError::Input(format!(
+                "no worker can read the job's input ({}); inputs must be on a file system every \
+                 worker can read, at the same path",
+                if self.refusals.is_empty() {
+                    "no worker is registered".to_owned()
+                } else {
+                    self.refusals.join("; ")
+                }
+            ))
+        })
+    }
 }
 
 async fn run_stages(
     job: &mut JobRun,
-    readers: &HashSet<String>,
-    staging: PathBuf,
+    readers: &mut Readers,
+    staging_dir: &Path,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) -> Result<Vec<StageReport>, JobError> {
-    let mut finished: HashMap<u32, Vec<TaskResult>> = HashMap::new();
+    let mut blocks: HashMap<u32, Vec<BlockLocation>> = HashMap::new();
     let mut reports = Vec::new();
     let plan = job.plan.clone();
+    let job_id = job.job_id();
+    let tenant = job.tenant.clone();
+    let tasks = JobTasks {
+        job_id: &job_id,
+        tenant: &tenant,
+        job_name: &plan.job_name,
+        limits: job.limits,
+        staging_dir,
+    };
     for (index, stage) in plan.stages.iter().enumerate() {
-        let steps: Vec<StepRef> = stage.steps.iter().map(step_ref).collect();
-        let output = match &stage.output {
-            StageOutput::Shuffle {
-                partitions,
-                combiner,
-                compression,
-            } => TaskOutput::Shuffle {
-                partitions: *partitions,
-                combiner: combiner.as_ref().map(step_ref),
-                compression: *compression,
-            },
-            StageOutput::Output { format, .. } => TaskOutput::Part {
-                staging_dir: staging.clone(),
-                part: 0,
-                format: output_format(*format),
-            },
-        };
-        let mut specs: Vec<TaskSpec> = Vec::new();
-        let make = |partition: u32, input: TaskInput| {
-            let mut output = output.clone();
-            if let TaskOutput::Part { part, .. } = &mut output {
-                *part = partition;
-            }
-            TaskSpec {
-                id: TaskId {
-                    job: job.record.status.job_id.clone(),
-                    stage: stage.id,
-                    partition,
-                    attempt: 0,
-                },
-                tenant: job.tenant.to_string(),
-                job_name: plan.job_name.clone(),
-                steps: steps.clone(),
-                input,
-                output,
-                limits: job.limits.clone(),
-            }
-        };
-        let mut eligible = None;
-        match &stage.input {
-            StageInput::Splits { format, splits } => {
-                eligible = Some(readers);
-                for (i, s) in splits.iter().enumerate() {
-                    specs.push(make(
-                        i as u32,
-                        TaskInput::Split {
-                            split: weft_io::InputSplit {
-                                path: s.path.clone(),
-                                start: s.start,
-                                length: s.length,
-                            },
-                            format: input_format(*format),
-                        },
-                    ));
-                }
-            }
-            StageInput::Shuffle {
-                parent,
-                partitions,
-                wide_step,
-            } => {
-                let blocks: Vec<&BlockLocation> = finished
-                    .get(parent)
-                    .map(|r| r.iter().flat_map(|t| t.blocks.iter()).collect())
-                    .unwrap_or_default();
-                for p in 0..*partitions {
-                    let mine = blocks
-                        .iter()
-                        .filter(|b| b.partition == p)
-                        .map(|b| (*b).clone())
-                        .collect();
-                    specs.push(make(
-                        p,
-                        TaskInput::Shuffle {
-                            wide: step_ref(wide_step),
-                            blocks: mine,
-                        },
-                    ));
-                }
-            }
-        }
-
-        let results = run_tasks(job, index, specs, eligible, outcomes).await?;
+        let parent_blocks: Vec<BlockLocation> = stage
+            .parents
+            .iter()
+            .flat_map(|p| blocks.get(p).into_iter().flatten().cloned())
+            .collect();
+        let specs = tasks.stage(stage, &parent_blocks);
+        // A map task may run only where its input is readable.
+        let readers = matches!(stage.input, StageInput::Splits { .. }).then_some(&mut *readers);
+        let results = run_tasks(job, index, specs, readers, outcomes).await?;
         reports.push(StageReport {
             stage: stage.id,
             tasks: results.len() as u32,
@@ -377,38 +252,12 @@ async fn run_stages(
             bytes_out: results.iter().map(|r| r.bytes_out).sum(),
             remote_fetches: results.iter().map(|r| r.remote_fetches).sum(),
         });
-        finished.insert(stage.id, results);
+        blocks.insert(
+            stage.id,
+            results.into_iter().flat_map(|r| r.blocks).collect(),
+        );
     }
     Ok(reports)
-}
-
-/// How much `worker` suits `spec`: `None` when it cannot run it (it cannot read the input);
-/// otherwise higher for the worker holding most of a shuffle read's bytes (a local read), and for
-/// one that has the task's modules compiled already.
-fn score(worker: &WorkerEntry, spec: &TaskSpec, eligible: Option<&HashSet<String>>) -> Option<i64> {
-    if let Some(eligible) = eligible
-        && !eligible.contains(&worker.id)
-    {
-        return None;
-    }
-    let mut score = 0i64;
-    if let TaskInput::Shuffle { blocks, .. } = &spec.input {
-        let total: u64 = blocks.iter().map(|b| b.bytes).sum();
-        let local: u64 = blocks
-            .iter()
-            .filter(|b| b.worker_id == worker.id)
-            .map(|b| b.bytes)
-            .sum();
-        // Local bytes dominate: moving data costs more than compiling once.
-        if let Some(share) = (local * 1000).checked_div(total) {
-            score += i64::try_from(share).unwrap_or(0) * 10;
-        }
-    }
-    let modules = spec.all_steps();
-    if modules.iter().all(|s| worker.has_compiled(&s.module)) {
-        score += 1000;
-    }
-    Some(score)
 }
 
 /// Runs one stage's tasks to completion, or fails on the first failed task after stopping the
@@ -417,7 +266,7 @@ async fn run_tasks(
     job: &mut JobRun,
     stage_index: usize,
     specs: Vec<TaskSpec>,
-    eligible: Option<&HashSet<String>>,
+    mut readers: Option<&mut Readers>,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) -> Result<Vec<TaskResult>, JobError> {
     let total = specs.len();
@@ -438,36 +287,38 @@ async fn run_tasks(
         let changed = control.changed().notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
+        if let Some(readers) = readers.as_deref_mut() {
+            readers.ask_new_workers(&control).await;
+        }
+        let eligible = readers.as_deref().map(Readers::readable);
 
         while let Some(spec) = pending.front() {
-            let Some((worker, client)) = control.acquire(&spec.id, |w| score(w, spec, eligible))
+            let Some((worker, conn)) =
+                control.acquire(&spec.id, |w| placement::score(w, spec, eligible))
             else {
                 break;
             };
             let spec = pending.pop_front().expect("front exists");
-            let reply = client
-                .clone()
-                .launch_task(pb::TaskDefinition::from(&spec))
-                .await;
-            match reply {
-                Ok(reply) if reply.get_ref().accepted => {
+            match conn.launch(&spec).await {
+                Ok(Launch::Accepted) => {
                     running.insert(spec.id.clone(), worker);
                     job.update(false, |s| s.stages[stage_index].tasks_running += 1);
                 }
-                Ok(_) => {
+                Ok(Launch::Refused(reason)) => {
                     // The worker is busier than the scheduler thought (e.g. it still finishes a
                     // killed attempt): try again when something changes.
+                    tracing::debug!(task = %spec.id, %worker, %reason, "launch refused");
                     control.release(&worker, &spec.id);
                     pending.push_front(spec);
                     break;
                 }
-                Err(status) => {
+                Err(e) => {
                     control.release(&worker, &spec.id);
                     stop_running(&control, &mut running, outcomes).await;
                     return Err(JobError::Cluster(format!(
                         "launching {} on {worker}: {}",
                         spec.id,
-                        status.message()
+                        weft_task::error_chain(&e)
                     )));
                 }
             }
@@ -479,7 +330,7 @@ async fn run_tasks(
             let able = control
                 .workers()
                 .iter()
-                .any(|w| score(w, &pending[0], eligible).is_some());
+                .any(|w| placement::score(w, &pending[0], eligible).is_some());
             if able {
                 stranded = None;
             } else {
@@ -585,10 +436,10 @@ fn record_task(job: &JobRun, outcome: &TaskOutcome) {
     };
     let stored = job
         .store
-        .put_task(&id.job, id.stage, id.partition, id.attempt, &record)
+        .put_task(&id.job, (id.stage, id.partition, id.attempt), &record)
         .and_then(|()| job.store.put_log(&id.job, &log));
     if let Err(e) = stored {
-        tracing::warn!(job = %id.job, "{e}");
+        tracing::warn!(job = %id.job, error = %weft_task::error_chain(&e));
     }
 }
 
@@ -601,11 +452,14 @@ async fn stop_running(
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) {
     for (id, worker) in running.iter() {
-        if let Some(mut client) = control.client(worker) {
-            let _ = client.kill_task(pb::TaskAttemptId::from(id)).await;
+        if let Some(conn) = control.connection(worker)
+            && let Err(e) = conn.kill(id).await
+        {
+            tracing::warn!(task = %id, %worker, error = %weft_task::error_chain(&e),
+                "cannot kill the attempt; its worker's next heartbeat will");
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + STOP_PATIENCE;
     while !running.is_empty() {
         match tokio::time::timeout_at(deadline, outcomes.recv()).await {
             Ok(Some(o)) => {

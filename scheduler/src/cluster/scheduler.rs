@@ -1,26 +1,25 @@
-//! [`Scheduler`]: the job side of the scheduler process. It accepts jobs (a job file to resolve and
-//! plan, or a ready plan), runs each in a task of its own on the shared worker pool, and answers
-//! status, watch, list, cancel and logs. Every job and task attempt is kept in the [`JobStore`]; a
-//! scheduler that starts on a store holding jobs that never ended marks them failed, since their
-//! tasks died with the previous process.
+//! [`Scheduler`]: the job side of the scheduler process. It accepts jobs — every submission, from
+//! `weft run`, `weft job submit` or a cluster client, through the one preparation path of
+//! [`job::prepare`](crate::job::prepare) — runs each in a task of its own on the shared worker
+//! pool, and answers status, watch, list, cancel and logs. Every job and task attempt is kept in
+//! the [`JobStore`]; a scheduler that starts on a store holding jobs that never ended marks them
+//! failed, since their tasks died with the previous process.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weft_host::SandboxLimits;
+use weft_task::TaskLimits;
 
 use super::control::{ControlState, WorkerInfo};
 use super::runner::{self, JobRun};
+use super::tasks::initial_status;
 use super::{JobError, JobReport};
-use crate::job::{JobSpec, Plan};
+use crate::job::{self, Plan, PrepareError, Submission};
 use crate::jobs::store::JobRecord;
-use crate::jobs::{
-    JobState, JobStatus, JobStore, StoreError, Submission, TaskLog, TaskRef, now_ms,
-};
+use crate::jobs::{JobState, JobStatus, JobStore, StoreError, TaskLog, TaskRef, now_ms};
 use crate::{Registry, Tenant};
 
 /// How the scheduler runs.
@@ -31,7 +30,7 @@ pub struct SchedulerConfig {
     /// Silence after which a worker is considered dead and its tasks failed.
     pub worker_timeout: Duration,
     /// Sandbox limits of every task.
-    pub limits: SandboxLimits,
+    pub limits: TaskLimits,
 }
 
 impl Default for SchedulerConfig {
@@ -39,7 +38,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             heartbeat_interval: Duration::from_secs(1),
             worker_timeout: Duration::from_secs(10),
-            limits: SandboxLimits::default(),
+            limits: TaskLimits::default(),
         }
     }
 }
@@ -47,18 +46,12 @@ impl Default for SchedulerConfig {
 /// Why a submission was refused. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
+    /// The job file, the input or the output is wrong.
     #[error(transparent)]
-    JobFile(#[from] crate::job::JobFileError),
+    Prepare(#[from] PrepareError),
+    /// No registered worker can read the input; `field` is where the pattern came from.
     #[error("{field}: {detail}")]
-    Input { field: String, detail: String },
-    #[error("{0}")]
-    Plan(String),
-    #[error("{field}: output {path} already exists; pass --overwrite to replace it")]
-    OutputExists { field: String, path: PathBuf },
-    #[error("{field}: output {path} exists and is not a directory; refusing to replace it")]
-    OutputNotDirectory { field: String, path: PathBuf },
-    #[error("{0}")]
-    Invalid(String),
+    Unreadable { field: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -86,7 +79,7 @@ struct LiveJob {
 #[derive(Debug)]
 pub struct Scheduler {
     registry: Arc<Registry>,
-    store: JobStore,
+    store: Arc<dyn JobStore>,
     control: Arc<ControlState>,
     config: SchedulerConfig,
     live: Mutex<HashMap<String, Arc<LiveJob>>>,
@@ -97,7 +90,7 @@ impl Scheduler {
     /// failed: whatever ran them is gone.
     pub fn new(
         registry: Arc<Registry>,
-        store: JobStore,
+        store: Arc<dyn JobStore>,
         config: SchedulerConfig,
     ) -> Result<Arc<Scheduler>, StoreError> {
         for mut record in store.all()? {
@@ -134,89 +127,27 @@ impl Scheduler {
         &self.control
     }
 
-    /// Parses, resolves and plans a submitted job file, and starts it. Returns the job id.
+    /// Checks a submitted job — its file, steps, input and output, and that some registered
+    /// worker can read its input — and starts it. Returns the job id.
     pub async fn submit(
         self: &Arc<Self>,
         tenant: &Tenant,
         submission: Submission,
     ) -> Result<String, SubmitError> {
-        let origin = Path::new(&submission.job_file);
-        if !origin.is_absolute() {
-            return Err(SubmitError::Invalid(format!(
-                "the job file path {:?} must be absolute (the client resolves it)",
-                submission.job_file
-            )));
-        }
-        for (what, path) in [
-            ("--input", &submission.input),
-            ("--output", &submission.output),
-        ] {
-            if !path.is_empty() && !Path::new(path).is_absolute() {
-                return Err(SubmitError::Invalid(format!(
-                    "{what} {path:?} must be absolute (the client resolves it)"
-                )));
-            }
-        }
-        let mut spec = JobSpec::parse(&submission.job_toml, origin)?;
-        if !submission.input.is_empty() {
-            spec = spec.with_input(&submission.input);
-        }
-        if !submission.output.is_empty() {
-            spec = spec.with_output(&submission.output);
-        }
-        let resolved = spec.resolve(&self.registry, tenant)?;
-        let input_field = if submission.input.is_empty() {
-            format!("{}: input.path", origin.display())
-        } else {
-            "--input".to_owned()
-        };
-        let pattern = resolved.spec.input.path.to_string_lossy().into_owned();
-        let files = weft_io::resolve_inputs(&pattern).map_err(|e| SubmitError::Input {
-            field: input_field.clone(),
-            detail: format!(
-                "{e} (the scheduler resolves inputs on its own file system: inputs must be on one \
-                 the scheduler and every worker can read, at the same path)"
-            ),
-        })?;
-        let plan = resolved.plan(&files).map_err(|e| {
-            SubmitError::Plan(format!("{}: cannot plan the job: {e}", origin.display()))
-        })?;
-        let output_field = if submission.output.is_empty() {
-            format!("{}: output.path", origin.display())
-        } else {
-            "--output".to_owned()
-        };
-        check_output(&plan, &output_field, submission.overwrite)?;
+        let plan = job::prepare(&self.registry, tenant, &submission)?;
+        job::check_output(&plan, &submission)?;
         // Refuse now, rather than at run time, an input that no registered worker can read.
         if self.control.worker_count() > 0 {
-            runner::input_readers(&self.control, &runner::input_paths(&plan))
-                .await
-                .map_err(|e| SubmitError::Input {
-                    field: input_field,
-                    detail: match e {
-                        JobError::Input(detail) => detail,
-                        other => other.to_string(),
-                    },
-                })?;
+            let mut readers = runner::Readers::new(plan.input_paths());
+            readers.ask_new_workers(&self.control).await;
+            if let Some(JobError::Input(detail)) = readers.none_can_read() {
+                return Err(SubmitError::Unreadable {
+                    field: submission.input_field(),
+                    detail,
+                });
+            }
         }
         self.start(tenant, plan, submission)
-    }
-
-    /// Starts a job already planned (embedded mode plans in the CLI). Returns the job id.
-    pub fn submit_plan(
-        self: &Arc<Self>,
-        tenant: &Tenant,
-        plan: Plan,
-        overwrite: bool,
-    ) -> Result<String, SubmitError> {
-        self.start(
-            tenant,
-            plan,
-            Submission {
-                overwrite,
-                ..Submission::default()
-            },
-        )
     }
 
     fn start(
@@ -226,7 +157,7 @@ impl Scheduler {
         submission: Submission,
     ) -> Result<String, SubmitError> {
         let job_id = self.store.new_job_id(&plan.job_name)?;
-        let status = runner::initial_status(&job_id, tenant, &plan);
+        let status = initial_status(&job_id, tenant, &plan);
         let record = JobRecord {
             status: status.clone(),
             submission,
@@ -243,7 +174,7 @@ impl Scheduler {
             cancel: cancel_rx,
             tenant: tenant.clone(),
             plan,
-            limits: self.config.limits.clone(),
+            limits: self.config.limits,
         };
         let handle = tokio::spawn(runner::run(run));
         self.live_jobs().insert(
@@ -372,23 +303,5 @@ impl Scheduler {
                     .await;
         }
         let _ = self.store.flush();
-    }
-}
-
-/// Refuses an output that exists (unless overwriting) or is not a directory.
-fn check_output(plan: &Plan, field: &str, overwrite: bool) -> Result<(), SubmitError> {
-    let Some(path) = runner::output_dir(plan) else {
-        return Err(SubmitError::Plan("the plan has no output stage".into()));
-    };
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if !meta.is_dir() => Err(SubmitError::OutputNotDirectory {
-            field: field.to_owned(),
-            path,
-        }),
-        Ok(_) if !overwrite => Err(SubmitError::OutputExists {
-            field: field.to_owned(),
-            path,
-        }),
-        _ => Ok(()),
     }
 }

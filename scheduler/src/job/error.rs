@@ -174,8 +174,8 @@ pub enum JobFileErrorKind {
 /// Why a resolved job cannot be planned over the given input.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("cutting the input into splits: {0}")]
-    Io(String),
+    #[error("cutting the input into splits")]
+    Io(#[from] weft_io::Error),
     #[error(
         "the input ({bytes} bytes in {files} files) makes {splits} splits of {split_size} bytes, \
          over the limit of {limit} tasks per stage: raise input.split_size"

@@ -55,7 +55,9 @@
 //! - `header` (boolean, default `true`; `csv` only): whether the first row of each file is a
 //!   header rather than a record.
 //! - `delimiter` (string of one ASCII character other than a quote, CR or LF, default `","`;
-//!   `csv` only): the field separator.
+//!   `csv` only): the field separator of the files. UDFs receive every row comma-separated
+//!   (RFC 4180 quoting) whatever it is: the reader re-encodes rows of another delimiter, so one
+//!   UDF reads every dialect.
 //! - `split_size` (default 128 MiB): the size of the byte range one task reads; each file is cut
 //!   into `ceil(size / split_size)` splits (an empty file into none). Either an integer number of
 //!   bytes or a string: a whole number with an optional unit `B`, `KiB`, `MiB` or `GiB` (powers of
@@ -114,16 +116,20 @@
 //! - `spec` — [`JobSpec`] and the parsing and checks of a job file;
 //! - `resolve` — [`ResolvedJob`]: module references turned into module ids;
 //! - `plan` — [`Plan`] and its stages and splits;
+//! - `prepare` — [`prepare`]: the one path from a [`Submission`] (a job file and the command
+//!   line's overrides) to a plan, used by `weft plan`, `weft run` and every submission;
 //! - `error` — [`JobFileError`] (with its [`JobFileErrorKind`]), [`PlanError`] and source
 //!   [`Location`]s.
 
 mod error;
 mod plan;
+mod prepare;
 mod resolve;
 mod spec;
 
 pub use error::{JobFileError, JobFileErrorKind, Location, PlanError};
-pub use plan::{InputFile, Plan, SplitDesc, Stage, StageInput, StageOutput, compute_splits};
+pub use plan::{Plan, Stage, StageInput, StageOutput, compute_splits};
+pub use prepare::{PrepareError, Submission, check_output, prepare};
 pub use resolve::{ResolvedJob, ResolvedStep};
 pub use spec::{
     DEFAULT_SPLIT_SIZE, InputFormat, InputSpec, JobSpec, MAX_TASKS_PER_STAGE, OutputFormat,

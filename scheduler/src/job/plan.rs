@@ -6,10 +6,12 @@
 //! planner works on plain data (files and sizes), so expanding globs and listing directories stays
 //! with the I/O layer.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use weft_abi::UdfKind;
+use weft_io::{InputFile, InputSplit};
 
 use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
@@ -17,15 +19,10 @@ use super::spec::{
     InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, ShuffleCompression, format_size,
 };
 
-pub use weft_io::InputFile;
-/// A byte range of an input file: the unit of work of a task that reads input (weft-io's reader
-/// takes every record that starts in it, so a record cut by a split boundary is read exactly once).
-pub use weft_io::InputSplit as SplitDesc;
-
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
 /// one shorter; an empty file gives none. Files keep their order. A `split_size` of 0 is taken as 1
 /// (a job file cannot give 0; this keeps a direct caller from dividing by zero).
-pub fn compute_splits(files: &[InputFile], split_size: u64) -> Result<Vec<SplitDesc>, PlanError> {
+pub fn compute_splits(files: &[InputFile], split_size: u64) -> Result<Vec<InputSplit>, PlanError> {
     let split_size = split_size.max(1);
     // Count before allocating: a tiny split size over a large input must fail, not exhaust memory.
     let count = files
@@ -41,16 +38,17 @@ pub fn compute_splits(files: &[InputFile], split_size: u64) -> Result<Vec<SplitD
         });
     }
     // `split_size` is at least 1 here, the one case weft-io refuses.
-    weft_io::plan_splits(files, split_size).map_err(|e| PlanError::Io(e.to_string()))
+    Ok(weft_io::plan_splits(files, split_size)?)
 }
 
 /// What a stage's tasks read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageInput {
-    /// Input files: one task per split.
+    /// Input files: one task per split (a byte range; the reader takes every record that starts
+    /// in it, so a record cut by a split boundary is read exactly once).
     Splits {
         format: InputFormat,
-        splits: Vec<SplitDesc>,
+        splits: Vec<InputSplit>,
     },
     /// The shuffle written by stage `parent`: one task per partition, which merges its partition's
     /// blocks and applies `wide_step` before the stage's narrow steps.
@@ -104,6 +102,33 @@ pub struct Plan {
     /// The job's input as the job file gave it, for display.
     pub input: InputSpec,
     pub stages: Vec<Stage>,
+}
+
+impl Plan {
+    /// The output directory (the last stage's).
+    pub fn output_dir(&self) -> Option<&Path> {
+        self.stages.iter().find_map(|s| match &s.output {
+            StageOutput::Output { path, .. } => Some(path.as_path()),
+            StageOutput::Shuffle { .. } => None,
+        })
+    }
+
+    /// The input files the plan reads, each once, in the order its splits read them.
+    pub fn input_paths(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut paths = Vec::new();
+        for stage in &self.stages {
+            if let StageInput::Splits { splits, .. } = &stage.input {
+                for s in splits {
+                    let p = s.path.to_string_lossy().into_owned();
+                    if seen.insert(p.clone()) {
+                        paths.push(p);
+                    }
+                }
+            }
+        }
+        paths
+    }
 }
 
 /// The steps between two cuts: an optional wide step (with its shuffle's partitions), then the

@@ -6,14 +6,14 @@
 //! types cannot express (exactly one kind per step, ranges, formats, references) and reports each
 //! problem at the span of the value it is about.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 use weft_abi::UdfKind;
-pub use weft_worker::task::ShuffleCompression;
+pub use weft_io::{InputFormat, OutputFormat};
+pub use weft_task::ShuffleCompression;
 
 use super::error::{JobFileError, JobFileErrorKind, Location};
 use crate::registry::ModuleRef;
@@ -58,63 +58,6 @@ pub struct InputSpec {
     pub format: InputFormat,
     /// Bytes per split; at least 1.
     pub split_size: u64,
-}
-
-/// How input files are cut into records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InputFormat {
-    Text,
-    Csv { header: bool, delimiter: u8 },
-    Jsonl,
-}
-
-impl InputFormat {
-    /// The name a job file uses for the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            InputFormat::Text => "text",
-            InputFormat::Csv { .. } => "csv",
-            InputFormat::Jsonl => "jsonl",
-        }
-    }
-}
-
-impl fmt::Display for InputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())?;
-        if let InputFormat::Csv { header, delimiter } = *self {
-            if !header {
-                f.write_str(" without header")?;
-            }
-            if delimiter != b',' {
-                write!(f, " delimited by {:?}", char::from(delimiter))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How output records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputFormat {
-    Text,
-    Jsonl,
-}
-
-impl OutputFormat {
-    /// The name a job file uses for the format.
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Text => "text",
-            OutputFormat::Jsonl => "jsonl",
-        }
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// `[output]`.
@@ -331,20 +274,12 @@ impl Parser<'_> {
     fn input(&self, raw: RawInput) -> Result<InputSpec, JobFileError> {
         let path = self.path(&raw.path, "input.path")?;
         let format_name = raw.format.as_ref().map_or("text", |f| f.get_ref().as_str());
-        let mut format = match format_name {
-            "text" => InputFormat::Text,
-            "jsonl" => InputFormat::Jsonl,
-            "csv" => InputFormat::Csv {
-                header: true,
-                delimiter: b',',
-            },
-            other => {
-                return Err(self.invalid(
-                    raw.format.as_ref().map(Spanned::span),
-                    "input.format",
-                    format!("unknown input format {other:?} (expected text, csv or jsonl)"),
-                ));
-            }
+        let Ok(mut format) = format_name.parse::<InputFormat>() else {
+            return Err(self.invalid(
+                raw.format.as_ref().map(Spanned::span),
+                "input.format",
+                format!("unknown input format {format_name:?} (expected text, csv or jsonl)"),
+            ));
         };
         // `header` and `delimiter` only mean something for csv; elsewhere they are a mistake the
         // user should hear about rather than an option silently ignored.
@@ -381,8 +316,7 @@ impl Parser<'_> {
 
     fn delimiter(&self, raw: &Spanned<String>) -> Result<u8, JobFileError> {
         match raw.get_ref().as_bytes() {
-            // A quote, CR or LF as the delimiter would make rows impossible to tell apart.
-            [b] if b.is_ascii() && !b"\"\r\n".contains(b) => Ok(*b),
+            [b] if InputFormat::check_delimiter(*b).is_ok() => Ok(*b),
             _ => Err(self.invalid(
                 Some(raw.span()),
                 "input.delimiter",
@@ -532,16 +466,13 @@ impl Parser<'_> {
 
     fn output(&self, raw: RawOutput, has_wide_step: bool) -> Result<OutputSpec, JobFileError> {
         let path = self.path(&raw.path, "output.path")?;
-        let format = match raw.format.as_ref().map_or("text", |f| f.get_ref().as_str()) {
-            "text" => OutputFormat::Text,
-            "jsonl" => OutputFormat::Jsonl,
-            other => {
-                return Err(self.invalid(
-                    raw.format.as_ref().map(Spanned::span),
-                    "output.format",
-                    format!("unknown output format {other:?} (expected text or jsonl)"),
-                ));
-            }
+        let format_name = raw.format.as_ref().map_or("text", |f| f.get_ref().as_str());
+        let Ok(format) = format_name.parse::<OutputFormat>() else {
+            return Err(self.invalid(
+                raw.format.as_ref().map(Spanned::span),
+                "output.format",
+                format!("unknown output format {format_name:?} (expected text or jsonl)"),
+            ));
         };
         let partitions = match &raw.partitions {
             None => 1,

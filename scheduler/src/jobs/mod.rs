@@ -1,6 +1,6 @@
 //! Jobs as the scheduler keeps them: their status (what `weft job status` shows, and its stable
-//! JSON form), what was submitted, and the captured guest output of their tasks, persisted in sled
-//! by [`JobStore`] so that a restarted scheduler still knows every job it was given.
+//! JSON form), what was submitted, and the captured guest output of their tasks, persisted by a
+//! [`JobStore`] (in sled, on disk) so that a restarted scheduler still knows every job it was given.
 //!
 //! The JSON of [`JobStatus`] is a contract (README, "Job status as JSON"): fields are only ever
 //! added.
@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-pub use store::{JobRecord, JobStore, StoreError, TaskRecord};
+pub use store::{JobRecord, JobStore, MemoryJobStore, SledJobStore, StoreError, TaskRecord};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,18 +87,6 @@ pub struct JobStatus {
     pub started_ms: Option<u64>,
     pub finished_ms: Option<u64>,
     pub stages: Vec<StageStatus>,
-}
-
-/// What a client submitted, kept with the job so that it can be shown and, later, run again.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Submission {
-    /// The job file's text and its absolute path.
-    pub job_toml: String,
-    pub job_file: String,
-    /// `--input` / `--output` overrides (absolute), empty when not given.
-    pub input: String,
-    pub output: String,
-    pub overwrite: bool,
 }
 
 /// A task attempt's captured guest output.

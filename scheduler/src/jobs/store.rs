@@ -1,30 +1,45 @@
-//! [`JobStore`]: jobs, task attempts and guest logs in sled, under the scheduler's data directory.
+//! [`JobStore`]: where the scheduler keeps jobs, task attempts and guest logs, so that a restarted
+//! scheduler still knows every job it was given. A small trait, so a later store (a shared
+//! database for several schedulers, say) can be added without touching its callers; two
+//! implementations:
 //!
-//! Three trees:
-//! - `jobs`: job id → JSON `{status, submission}`, rewritten at every state change and task end;
-//! - `tasks`: `job \0 stage partition attempt` (big-endian u32s) → JSON [`TaskRecord`], so a
-//!   restarted scheduler knows which attempts ran where and which shuffle blocks they left;
-//! - `logs`: the same key → a task's captured stdout and stderr.
+//! - [`SledJobStore`], on disk under the scheduler's data directory, in three sled trees:
+//!   - `jobs`: job id → JSON `{status, submission}`, rewritten at every state change and task end;
+//!   - `tasks`: `job \0 stage partition attempt` (big-endian u32s) → JSON [`TaskRecord`], so a
+//!     restarted scheduler knows which attempts ran where and which shuffle blocks they left;
+//!   - `logs`: the same key → a task's captured stdout and stderr.
 //!
-//! Job ids come from sled's monotonic id generator, so they stay unique across restarts.
+//!   Job ids come from sled's monotonic id generator, so they stay unique across restarts.
+//! - [`MemoryJobStore`], for a scheduler that need not outlive its process (tests, throwaway
+//!   clusters).
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobStatus, Submission, TaskLog};
+use super::{JobStatus, TaskLog};
+use crate::job::Submission;
 
 /// Why the job store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("job store: {0}")]
+    #[error("job store")]
     Db(#[from] sled::Error),
+    #[error("job store: corrupt record {key}")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("job store: corrupt record {key}: {detail}")]
-    Corrupt { key: String, detail: String },
+    Malformed { key: String, detail: String },
 }
 
 /// What is stored for a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub status: JobStatus,
     pub submission: Submission,
@@ -48,15 +63,49 @@ pub struct TaskRecord {
 pub type AttemptKey = (u32, u32, u32);
 
 /// The scheduler's durable job state.
+pub trait JobStore: Send + Sync + fmt::Debug {
+    /// A new id for a job called `name`: `NAME-N`, N never reused by this store.
+    fn new_job_id(&self, name: &str) -> Result<String, StoreError>;
+
+    /// Stores (or replaces) a job's record.
+    fn put(&self, record: &JobRecord) -> Result<(), StoreError>;
+
+    fn get(&self, job: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Every job, oldest first.
+    fn all(&self) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Stores what one task attempt did.
+    fn put_task(
+        &self,
+        job: &str,
+        attempt: AttemptKey,
+        record: &TaskRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Every recorded attempt of `job`, in stage, partition and attempt order.
+    fn tasks(&self, job: &str) -> Result<Vec<(AttemptKey, TaskRecord)>, StoreError>;
+
+    /// Stores a task attempt's guest output (nothing when it wrote nothing).
+    fn put_log(&self, job: &str, log: &TaskLog) -> Result<(), StoreError>;
+
+    /// The guest output of `job`'s tasks, in stage, partition and attempt order.
+    fn logs(&self, job: &str) -> Result<Vec<TaskLog>, StoreError>;
+
+    /// Makes everything stored so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Jobs in sled, on disk.
 #[derive(Debug, Clone)]
-pub struct JobStore {
+pub struct SledJobStore {
     db: sled::Db,
     jobs: sled::Tree,
     tasks: sled::Tree,
     logs: sled::Tree,
 }
 
-fn task_key(job: &str, stage: u32, partition: u32, attempt: u32) -> Vec<u8> {
+fn task_key(job: &str, (stage, partition, attempt): AttemptKey) -> Vec<u8> {
     let mut key = Vec::with_capacity(job.len() + 13);
     key.extend_from_slice(job.as_bytes());
     key.push(0);
@@ -72,92 +121,70 @@ fn job_prefix(job: &str) -> Vec<u8> {
     key
 }
 
-impl JobStore {
+impl SledJobStore {
     /// Opens (creating if needed) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<JobStore, StoreError> {
-        JobStore::from_db(crate::sled_db::open(dir)?)
-    }
-
-    /// A store that lives in memory only (tests, throwaway clusters).
-    pub fn temporary() -> Result<JobStore, StoreError> {
-        JobStore::from_db(sled::Config::new().temporary(true).open()?)
-    }
-
-    fn from_db(db: sled::Db) -> Result<JobStore, StoreError> {
-        Ok(JobStore {
+    pub fn open(dir: &Path) -> Result<SledJobStore, StoreError> {
+        let db = crate::sled_db::open(dir)?;
+        Ok(SledJobStore {
             jobs: db.open_tree("jobs")?,
             tasks: db.open_tree("tasks")?,
             logs: db.open_tree("logs")?,
             db,
         })
     }
+}
 
-    /// A new job id for a job called `name`: `NAME-N`, N never reused.
-    pub fn new_job_id(&self, name: &str) -> Result<String, StoreError> {
+impl JobStore for SledJobStore {
+    fn new_job_id(&self, name: &str) -> Result<String, StoreError> {
         Ok(format!("{name}-{}", self.db.generate_id()? + 1))
     }
 
-    pub fn put(&self, record: &JobRecord) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
-            key: record.status.job_id.clone(),
-            detail: e.to_string(),
-        })?;
+    fn put(&self, record: &JobRecord) -> Result<(), StoreError> {
+        let value = encode(&record.status.job_id, record)?;
         self.jobs.insert(record.status.job_id.as_bytes(), value)?;
         Ok(())
     }
 
-    pub fn get(&self, job: &str) -> Result<Option<JobRecord>, StoreError> {
+    fn get(&self, job: &str) -> Result<Option<JobRecord>, StoreError> {
         self.jobs
             .get(job.as_bytes())?
             .map(|v| decode(job, &v))
             .transpose()
     }
 
-    /// Every job, oldest first.
-    pub fn all(&self) -> Result<Vec<JobRecord>, StoreError> {
+    fn all(&self) -> Result<Vec<JobRecord>, StoreError> {
         let mut records = Vec::new();
         for item in self.jobs.iter() {
             let (key, value) = item?;
             records.push(decode(&String::from_utf8_lossy(&key), &value)?);
         }
-        records.sort_by_key(|r| r.status.submitted_ms);
+        records.sort_by_key(|r: &JobRecord| r.status.submitted_ms);
         Ok(records)
     }
 
-    pub fn put_task(
+    fn put_task(
         &self,
         job: &str,
-        stage: u32,
-        partition: u32,
-        attempt: u32,
+        attempt: AttemptKey,
         record: &TaskRecord,
     ) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
-            key: format!("{job}/{stage}.{partition}.{attempt}"),
-            detail: e.to_string(),
-        })?;
-        self.tasks
-            .insert(task_key(job, stage, partition, attempt), value)?;
+        let (stage, partition, n) = attempt;
+        let value = encode(&format!("{job}/{stage}.{partition}.{n}"), record)?;
+        self.tasks.insert(task_key(job, attempt), value)?;
         Ok(())
     }
 
-    /// Every recorded attempt of `job`, as `((stage, partition, attempt), record)`.
-    pub fn tasks(&self, job: &str) -> Result<Vec<(AttemptKey, TaskRecord)>, StoreError> {
+    fn tasks(&self, job: &str) -> Result<Vec<(AttemptKey, TaskRecord)>, StoreError> {
         let mut out = Vec::new();
         for item in self.tasks.scan_prefix(job_prefix(job)) {
             let (key, value) = item?;
             let id = parse_ids(job, &key)?;
-            let record = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
-                key: format!("{job}/task"),
-                detail: e.to_string(),
-            })?;
-            out.push((id, record));
+            out.push((id, decode(&format!("{job}/task"), &value)?));
         }
         Ok(out)
     }
 
-    /// Stores a task attempt's guest output (nothing when it wrote nothing).
-    pub fn put_log(&self, job: &str, log: &TaskLog) -> Result<(), StoreError> {
+    fn put_log(&self, job: &str, log: &TaskLog) -> Result<(), StoreError> {
         if log.stdout.is_empty() && log.stderr.is_empty() {
             return Ok(());
         }
@@ -166,18 +193,19 @@ impl JobStore {
         value.extend_from_slice(&(log.stdout.len() as u32).to_be_bytes());
         value.extend_from_slice(&log.stdout);
         value.extend_from_slice(&log.stderr);
-        self.logs
-            .insert(task_key(job, log.stage, log.partition, log.attempt), value)?;
+        self.logs.insert(
+            task_key(job, (log.stage, log.partition, log.attempt)),
+            value,
+        )?;
         Ok(())
     }
 
-    /// The guest output of `job`'s tasks, in stage, partition and attempt order.
-    pub fn logs(&self, job: &str) -> Result<Vec<TaskLog>, StoreError> {
+    fn logs(&self, job: &str) -> Result<Vec<TaskLog>, StoreError> {
         let mut out = Vec::new();
         for item in self.logs.scan_prefix(job_prefix(job)) {
             let (key, value) = item?;
             let (stage, partition, attempt) = parse_ids(job, &key)?;
-            let corrupt = || StoreError::Corrupt {
+            let corrupt = || StoreError::Malformed {
                 key: format!("{job}/log {stage}.{partition}.{attempt}"),
                 detail: "truncated value".into(),
             };
@@ -200,17 +228,23 @@ impl JobStore {
         Ok(out)
     }
 
-    /// Writes everything to disk now.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
 }
 
-fn decode(key: &str, value: &[u8]) -> Result<JobRecord, StoreError> {
-    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
         key: key.to_owned(),
-        detail: e.to_string(),
+        source,
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|source| StoreError::Corrupt {
+        key: key.to_owned(),
+        source,
     })
 }
 
@@ -223,10 +257,107 @@ fn parse_ids(job: &str, key: &[u8]) -> Result<AttemptKey, StoreError> {
     };
     match (word(0), word(1), word(2), tail.len()) {
         (Some(s), Some(p), Some(a), 12) => Ok((s, p, a)),
-        _ => Err(StoreError::Corrupt {
+        _ => Err(StoreError::Malformed {
             key: format!("{job}/task key"),
             detail: format!("{} bytes after the job id, expected 12", tail.len()),
         }),
+    }
+}
+
+/// Jobs in memory, gone with the process.
+#[derive(Debug, Default)]
+pub struct MemoryJobStore {
+    inner: Mutex<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    next_id: u64,
+    jobs: BTreeMap<String, JobRecord>,
+    tasks: BTreeMap<(String, AttemptKey), TaskRecord>,
+    logs: BTreeMap<(String, AttemptKey), TaskLog>,
+}
+
+impl MemoryJobStore {
+    pub fn new() -> MemoryJobStore {
+        MemoryJobStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The entries of `job` in a map keyed by `(job, attempt)`, in attempt order.
+fn of_job<'a, T>(
+    map: &'a BTreeMap<(String, AttemptKey), T>,
+    job: &str,
+) -> impl Iterator<Item = (&'a AttemptKey, &'a T)> {
+    let start = (job.to_owned(), (0, 0, 0));
+    map.range(start..)
+        .take_while(move |((j, _), _)| j == job)
+        .map(|((_, key), value)| (key, value))
+}
+
+impl JobStore for MemoryJobStore {
+    fn new_job_id(&self, name: &str) -> Result<String, StoreError> {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        Ok(format!("{name}-{}", inner.next_id))
+    }
+
+    fn put(&self, record: &JobRecord) -> Result<(), StoreError> {
+        self.lock()
+            .jobs
+            .insert(record.status.job_id.clone(), record.clone());
+        Ok(())
+    }
+
+    fn get(&self, job: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.lock().jobs.get(job).cloned())
+    }
+
+    fn all(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut records: Vec<JobRecord> = self.lock().jobs.values().cloned().collect();
+        records.sort_by_key(|r| r.status.submitted_ms);
+        Ok(records)
+    }
+
+    fn put_task(
+        &self,
+        job: &str,
+        attempt: AttemptKey,
+        record: &TaskRecord,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .tasks
+            .insert((job.to_owned(), attempt), record.clone());
+        Ok(())
+    }
+
+    fn tasks(&self, job: &str) -> Result<Vec<(AttemptKey, TaskRecord)>, StoreError> {
+        Ok(of_job(&self.lock().tasks, job)
+            .map(|(key, record)| (*key, record.clone()))
+            .collect())
+    }
+
+    fn put_log(&self, job: &str, log: &TaskLog) -> Result<(), StoreError> {
+        if log.stdout.is_empty() && log.stderr.is_empty() {
+            return Ok(());
+        }
+        let key = (job.to_owned(), (log.stage, log.partition, log.attempt));
+        self.lock().logs.insert(key, log.clone());
+        Ok(())
+    }
+
+    fn logs(&self, job: &str) -> Result<Vec<TaskLog>, StoreError> {
+        Ok(of_job(&self.lock().logs, job)
+            .map(|(_, log)| log.clone())
+            .collect())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
@@ -253,60 +384,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn jobs_tasks_and_logs_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let a;
-        {
-            let store = JobStore::open(dir.path()).unwrap();
-            a = store.new_job_id("wc").unwrap();
-            store.put(&record(&a, 2)).unwrap();
-            store.put(&record("wc-x", 1)).unwrap();
-            // A job whose id is a prefix of another's must not see the other's tasks.
-            store
-                .put_task(
-                    &a,
-                    1,
-                    2,
-                    0,
-                    &TaskRecord {
-                        worker_id: "w1".into(),
-                        succeeded: true,
-                        blocks: vec![(3, 40)],
-                        ..TaskRecord::default()
-                    },
-                )
-                .unwrap();
-            store
-                .put_task(&format!("{a}0"), 0, 0, 0, &TaskRecord::default())
-                .unwrap();
-            store
-                .put_log(
-                    &a,
-                    &TaskLog {
-                        stage: 1,
-                        partition: 2,
-                        attempt: 0,
-                        stdout: b"out".to_vec(),
-                        stderr: b"err\n".to_vec(),
-                        truncated: true,
-                    },
-                )
-                .unwrap();
-            store
-                .put_log(
-                    &a,
-                    &TaskLog {
-                        stage: 0,
-                        partition: 0,
-                        attempt: 0,
-                        ..TaskLog::default()
-                    },
-                )
-                .unwrap();
-            store.flush().unwrap();
-        }
-        let store = JobStore::open(dir.path()).unwrap();
+    /// Stores two jobs, attempts and logs (one of them empty); returns the first job's id.
+    fn fill(store: &dyn JobStore) -> String {
+        let a = store.new_job_id("wc").unwrap();
+        store.put(&record(&a, 2)).unwrap();
+        store.put(&record("wc-x", 1)).unwrap();
+        let block = TaskRecord {
+            worker_id: "w1".into(),
+            succeeded: true,
+            blocks: vec![(3, 40)],
+            ..TaskRecord::default()
+        };
+        store.put_task(&a, (1, 2, 0), &block).unwrap();
+        // A job whose id is a prefix of another's must not see the other's tasks.
+        store
+            .put_task(&format!("{a}0"), (0, 0, 0), &TaskRecord::default())
+            .unwrap();
+        let log = TaskLog {
+            stage: 1,
+            partition: 2,
+            attempt: 0,
+            stdout: b"out".to_vec(),
+            stderr: b"err\n".to_vec(),
+            truncated: true,
+        };
+        store.put_log(&a, &log).unwrap();
+        let silent = TaskLog {
+            stage: 0,
+            partition: 0,
+            attempt: 0,
+            ..TaskLog::default()
+        };
+        store.put_log(&a, &silent).unwrap();
+        store.flush().unwrap();
+        a
+    }
+
+    /// What `fill` stored, read back.
+    fn check(store: &dyn JobStore, a: &str) {
         let b = store.new_job_id("wc").unwrap();
         assert_ne!(a, b, "job ids are never reused");
         let all: Vec<String> = store
@@ -315,12 +430,12 @@ mod tests {
             .into_iter()
             .map(|r| r.status.job_id)
             .collect();
-        assert_eq!(all, vec!["wc-x".to_owned(), a.clone()]);
-        let tasks = store.tasks(&a).unwrap();
+        assert_eq!(all, vec!["wc-x".to_owned(), a.to_owned()]);
+        let tasks = store.tasks(a).unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].0, (1, 2, 0));
         assert_eq!(tasks[0].1.blocks, vec![(3, 40)]);
-        let logs = store.logs(&a).unwrap();
+        let logs = store.logs(a).unwrap();
         assert_eq!(
             logs,
             vec![TaskLog {
@@ -333,5 +448,20 @@ mod tests {
             }]
         );
         assert!(store.get("nope").unwrap().is_none());
+        assert_eq!(store.get(a).unwrap(), Some(record(a, 2)));
+    }
+
+    #[test]
+    fn sled_keeps_jobs_tasks_and_logs_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = fill(&SledJobStore::open(dir.path()).unwrap());
+        check(&SledJobStore::open(dir.path()).unwrap(), &a);
+    }
+
+    #[test]
+    fn memory_keeps_the_same_as_sled() {
+        let store = MemoryJobStore::new();
+        let a = fill(&store);
+        check(&store, &a);
     }
 }

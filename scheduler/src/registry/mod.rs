@@ -1,22 +1,19 @@
 //! The content-addressed module registry.
 //!
 //! A module's id is the blake3 hash of its bytes ([`ModuleId`]). Bytes are stored once, as
-//! `blobs/<hex>.wasm` under the registry directory, whatever names point at them; the index lives in
-//! sled (`index/`), in three trees:
-//!
-//! - `modules`: id → [`ModuleRecord`] (size, ABI version, UDFs and kinds, WASI imports, first
-//!   registration time);
-//! - `versions`: `tenant \0 name \0 version (u32 BE)` → [`VersionRecord`] (id, tags, registration
-//!   time). Big-endian versions make a prefix scan return a name's versions in order.
+//! `blobs/<hex>.wasm` under the registry directory, whatever names point at them; the index —
+//! what each blob is ([`ModuleRecord`]) and which names and versions point at it
+//! ([`VersionRecord`]) — sits behind the [`RegistryIndex`] trait: in sled (`index/`,
+//! [`SledIndex`]) for a registry on disk, in memory ([`MemoryIndex`]) for a throwaway one.
 //!
 //! Registering new bytes under an existing name adds a version; the old version stays reachable by
 //! `name@N` and by id. Registering the bytes that are already the latest version of a name changes
 //! nothing. Every read of a blob checks its hash, so a corrupted or swapped file is reported, never run.
 
 mod id;
+mod index;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,19 +22,20 @@ use serde::{Deserialize, Serialize};
 use weft_host::{UdfInfo, UdfKind, ValidatedModule};
 
 pub use id::ModuleId;
+pub use index::{MemoryIndex, RegistryIndex, SledIndex};
 
 use crate::Tenant;
 
 /// Errors of the registry. Each names what it was about.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("registry I/O on {path}: {source}")]
+    #[error("registry I/O on {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("registry index: {0}")]
+    #[error("registry index")]
     Db(#[from] sled::Error),
     #[error("registry index entry {key} is unreadable: {detail}")]
     CorruptIndex { key: String, detail: String },
@@ -51,6 +49,8 @@ pub enum RegistryError {
     InvalidReference { reference: String, detail: String },
     #[error("no module {0} in the registry")]
     NotFound(String),
+    #[error("cannot store a module")]
+    Store(#[source] Box<weft_io::Error>),
     #[error("stored module {id} does not match its hash (file {path}); it will not be used")]
     Corrupt { id: ModuleId, path: PathBuf },
 }
@@ -199,34 +199,37 @@ fn check_tag(tag: &str) -> Result<(), RegistryError> {
     }
 }
 
-/// The registry: a blob directory and a sled index under one directory.
+/// The registry: a blob directory and an index.
 #[derive(Debug)]
 pub struct Registry {
     dir: PathBuf,
-    db: sled::Db,
-    modules: sled::Tree,
-    versions: sled::Tree,
+    index: Box<dyn RegistryIndex>,
     /// Registration and removal read-then-write several keys (next version number, tag moves, blob
-    /// garbage); one writer at a time keeps them consistent. sled itself allows one process.
+    /// garbage); one writer at a time keeps them consistent.
     write_lock: Mutex<()>,
 }
 
 impl Registry {
-    /// Opens (creating if needed) the registry stored in `dir`.
+    /// Opens (creating if needed) the registry stored in `dir`: blobs in `dir/blobs`, the index in
+    /// sled at `dir/index`.
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
+        let index = SledIndex::open(&dir.join("index"))?;
+        Registry::with_index(dir, Box::new(index))
+    }
+
+    /// A registry whose blobs are in `dir/blobs` and whose index is `index`.
+    pub fn with_index(
+        dir: &Path,
+        index: Box<dyn RegistryIndex>,
+    ) -> Result<Registry, RegistryError> {
         let blobs = dir.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(|source| RegistryError::Io {
             path: blobs.clone(),
             source,
         })?;
-        let db = crate::sled_db::open(&dir.join("index"))?;
-        let modules = db.open_tree("modules")?;
-        let versions = db.open_tree("versions")?;
         Ok(Registry {
             dir: dir.to_owned(),
-            db,
-            modules,
-            versions,
+            index,
             write_lock: Mutex::new(()),
         })
     }
@@ -248,7 +251,7 @@ impl Registry {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
 
         let stored_blob = self.store_blob(&id, bytes)?;
-        if self.modules.get(id.as_bytes())?.is_none() {
+        if self.index.module(&id)?.is_none() {
             let info = module.info();
             let record = ModuleRecord {
                 id,
@@ -258,7 +261,7 @@ impl Registry {
                 wasi_imports: info.wasi_imports.clone(),
                 first_registered_ms: now_ms(),
             };
-            self.modules.insert(id.as_bytes(), to_json(&record))?;
+            self.index.put_module(&record)?;
         }
 
         let mut existing = self.versions_of(tenant, name)?;
@@ -291,7 +294,7 @@ impl Registry {
                 (record.version, true)
             }
         };
-        self.db.flush()?;
+        self.index.flush()?;
         Ok(Registration {
             id,
             name: name.to_owned(),
@@ -312,16 +315,10 @@ impl Registry {
             let before = other.tags.len();
             other.tags.retain(|t| !record.tags.contains(t));
             if other.tags.len() != before {
-                self.versions.insert(
-                    version_key(&other.tenant, &other.name, other.version),
-                    to_json(other),
-                )?;
+                self.index.put_version(other)?;
             }
         }
-        self.versions.insert(
-            version_key(&record.tenant, &record.name, record.version),
-            to_json(record),
-        )?;
+        self.index.put_version(record)?;
         Ok(())
     }
 
@@ -347,7 +344,7 @@ impl Registry {
                 .find(|v| v.id == id),
         }
         .ok_or_else(not_found)?;
-        let module = self.module_record(&version.id)?.ok_or_else(not_found)?;
+        let module = self.index.module(&version.id)?.ok_or_else(not_found)?;
         Ok(ModuleEntry { version, module })
     }
 
@@ -359,7 +356,7 @@ impl Registry {
             let module = match cache.get(&version.id) {
                 Some(m) => m.clone(),
                 None => {
-                    let m = self.module_record(&version.id)?.ok_or_else(|| {
+                    let m = self.index.module(&version.id)?.ok_or_else(|| {
                         RegistryError::CorruptIndex {
                             key: version.id.to_string(),
                             detail: "a version refers to a module that is not in the index".into(),
@@ -380,31 +377,11 @@ impl Registry {
         tenant: &Tenant,
         name: &str,
     ) -> Result<Vec<VersionRecord>, RegistryError> {
-        let mut prefix = tenant_prefix(tenant);
-        prefix.extend_from_slice(name.as_bytes());
-        prefix.push(0);
-        self.scan_versions(&prefix)
+        self.index.versions(tenant, Some(name))
     }
 
     fn all_versions(&self, tenant: &Tenant) -> Result<Vec<VersionRecord>, RegistryError> {
-        self.scan_versions(&tenant_prefix(tenant))
-    }
-
-    fn scan_versions(&self, prefix: &[u8]) -> Result<Vec<VersionRecord>, RegistryError> {
-        self.versions
-            .scan_prefix(prefix)
-            .map(|item| {
-                let (key, value) = item?;
-                from_json(&key, &value)
-            })
-            .collect()
-    }
-
-    fn module_record(&self, id: &ModuleId) -> Result<Option<ModuleRecord>, RegistryError> {
-        self.modules
-            .get(id.as_bytes())?
-            .map(|v| from_json(id.as_bytes(), &v))
-            .transpose()
+        self.index.versions(tenant, None)
     }
 
     /// Reads a module's bytes and verifies them against the id.
@@ -443,8 +420,7 @@ impl Registry {
             return Err(RegistryError::NotFound(reference.to_owned()));
         }
         for v in &doomed {
-            self.versions
-                .remove(version_key(&v.tenant, &v.name, v.version))?;
+            self.index.remove_version(v)?;
         }
         // Blobs still referenced by any tenant's version stay.
         let mut deleted_blobs = Vec::new();
@@ -452,16 +428,8 @@ impl Registry {
         candidates.sort();
         candidates.dedup();
         for id in candidates {
-            let mut still_used = false;
-            for item in self.versions.iter() {
-                let (key, value) = item?;
-                if from_json::<VersionRecord>(&key, &value)?.id == id {
-                    still_used = true;
-                    break;
-                }
-            }
-            if !still_used {
-                self.modules.remove(id.as_bytes())?;
+            if !self.index.is_referenced(&id)? {
+                self.index.remove_module(&id)?;
                 let path = self.blob_path(&id);
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
@@ -471,7 +439,7 @@ impl Registry {
                 deleted_blobs.push(id);
             }
         }
-        self.db.flush()?;
+        self.index.flush()?;
         Ok(Removal {
             versions: doomed,
             deleted_blobs,
@@ -482,9 +450,9 @@ impl Registry {
         self.dir.join("blobs").join(format!("{}.wasm", id.hex()))
     }
 
-    /// Stores the blob unless an intact copy is already there. Returns whether it wrote one.
-    /// The write goes to a temporary file that is renamed into place, so a crash never leaves a
-    /// partial blob under a valid name.
+    /// Stores the blob unless an intact copy is already there. Returns whether it wrote one. The
+    /// write is atomic (`weft_io::AtomicFile`): a crash never leaves a partial blob under a valid
+    /// name.
     fn store_blob(&self, id: &ModuleId, bytes: &[u8]) -> Result<bool, RegistryError> {
         let path = self.blob_path(id);
         if let Ok(existing) = std::fs::read(&path)
@@ -492,15 +460,7 @@ impl Registry {
         {
             return Ok(false);
         }
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| RegistryError::Io { path, source }
-        };
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        weft_io::write_atomically(&path, bytes).map_err(|e| RegistryError::Store(Box::new(e)))?;
         Ok(true)
     }
 }
@@ -511,31 +471,6 @@ fn udf_record(udf: &UdfInfo) -> UdfRecord {
         kind: udf.kind.to_string(),
         combiner: udf.combiner,
     }
-}
-
-fn tenant_prefix(tenant: &Tenant) -> Vec<u8> {
-    let mut key = tenant.as_str().as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
-fn version_key(tenant: &Tenant, name: &str, version: u32) -> Vec<u8> {
-    let mut key = tenant_prefix(tenant);
-    key.extend_from_slice(name.as_bytes());
-    key.push(0);
-    key.extend_from_slice(&version.to_be_bytes());
-    key
-}
-
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("registry records always serialize")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, RegistryError> {
-    serde_json::from_slice(value).map_err(|e| RegistryError::CorruptIndex {
-        key: String::from_utf8_lossy(key).into_owned(),
-        detail: e.to_string(),
-    })
 }
 
 fn now_ms() -> u64 {
@@ -566,14 +501,5 @@ mod tests {
         assert!(ModuleRef::parse("wc@").is_err());
         assert!(ModuleRef::parse("blake3:xyz").is_err());
         assert!(ModuleRef::parse("wc@99999999999").is_err());
-    }
-
-    #[test]
-    fn udf_records_stored_before_combiners_were_read_as_without_one() {
-        let old: UdfRecord = from_json(b"k", br#"{"name":"sum","kind":"reduce"}"#).unwrap();
-        assert!(!old.combiner);
-        let new: UdfRecord =
-            from_json(b"k", br#"{"name":"sum","kind":"reduce","combiner":true}"#).unwrap();
-        assert!(new.combiner);
     }
 }

@@ -3,10 +3,10 @@
 //! [`RegistryClient`](crate::client::RegistryClient) decodes it back into the very same types. A
 //! missing or malformed field is a [`ConvertError`] naming it, never an `unwrap()`.
 
-use weft_host::UdfKind;
+use weft_abi::UdfKind;
 use weft_proto::v1 as pb;
-pub use weft_worker::service::convert::ConvertError;
-use weft_worker::service::convert::{bad, kind_from_pb, kind_to_pb};
+use weft_task::ConvertError;
+use weft_task::convert::{bad, kind_from_pb, kind_to_pb};
 
 use crate::Tenant;
 use crate::registry::{

@@ -9,9 +9,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use weft_proto::v1 as pb;
 
+use weft_task::convert::bad;
+use weft_task::{ConvertError, error_chain};
+
 use crate::Tenant;
 use crate::cluster::{LookupError, Scheduler, SubmitError, WorkerInfo};
-use crate::jobs::{JobState, JobStatus, StageStatus, Submission, TaskLog, TaskRef};
+use crate::job::{PrepareError, Submission};
+use crate::jobs::{JobState, JobStatus, StageStatus, TaskLog, TaskRef};
 
 /// The tenant a request names; empty means the default one.
 pub(crate) fn tenant_of(name: &str) -> Result<Tenant, Status> {
@@ -24,16 +28,25 @@ pub(crate) fn tenant_of(name: &str) -> Result<Tenant, Status> {
 
 fn lookup_status(e: LookupError) -> Status {
     match e {
-        LookupError::NotFound(_) => Status::not_found(e.to_string()),
-        LookupError::Store(_) => Status::internal(e.to_string()),
+        LookupError::NotFound(_) => Status::not_found(error_chain(&e)),
+        LookupError::Store(_) => Status::internal(error_chain(&e)),
     }
 }
 
+/// The status of a refused submission: its whole message, and a code a client can act on.
 fn submit_status(e: SubmitError) -> Status {
+    let message = error_chain(&e);
     match e {
-        SubmitError::OutputExists { .. } => Status::already_exists(e.to_string()),
-        SubmitError::Store(_) => Status::internal(e.to_string()),
-        _ => Status::invalid_argument(e.to_string()),
+        SubmitError::Prepare(PrepareError::Output { .. }) => Status::already_exists(message),
+        // A client on another machine may not know where the scheduler looks.
+        SubmitError::Prepare(PrepareError::Input { .. }) => Status::invalid_argument(format!(
+            "{message} (the scheduler resolves inputs on its own file system: inputs must be on \
+             one the scheduler and every worker can read, at the same path)"
+        )),
+        SubmitError::Store(_) => Status::internal(message),
+        SubmitError::Prepare(_) | SubmitError::Unreadable { .. } => {
+            Status::invalid_argument(message)
+        }
     }
 }
 
@@ -47,14 +60,14 @@ pub fn state_to_pb(state: JobState) -> pb::JobState {
     }
 }
 
-pub fn state_from_pb(state: i32) -> Result<JobState, String> {
+pub fn state_from_pb(state: i32) -> Result<JobState, ConvertError> {
     match pb::JobState::try_from(state) {
         Ok(pb::JobState::Queued) => Ok(JobState::Queued),
         Ok(pb::JobState::Running) => Ok(JobState::Running),
         Ok(pb::JobState::Succeeded) => Ok(JobState::Succeeded),
         Ok(pb::JobState::Failed) => Ok(JobState::Failed),
         Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
-        _ => Err(format!("invalid job state {state}")),
+        _ => Err(bad("JobStatus.state", format!("invalid job state {state}"))),
     }
 }
 
@@ -97,9 +110,9 @@ impl From<&JobStatus> for pb::JobStatus {
 }
 
 impl TryFrom<pb::JobStatus> for JobStatus {
-    type Error = String;
+    type Error = ConvertError;
 
-    fn try_from(s: pb::JobStatus) -> Result<JobStatus, String> {
+    fn try_from(s: pb::JobStatus) -> Result<JobStatus, ConvertError> {
         Ok(JobStatus {
             state: state_from_pb(s.state)?,
             job_id: s.job_id,
@@ -193,10 +206,12 @@ fn log_chunks(job: &str, log: &TaskLog) -> Vec<pb::LogChunk> {
 }
 
 /// Gathers streamed log chunks back into one [`TaskLog`] per attempt, in arrival order.
-pub fn logs_from_chunks(chunks: Vec<pb::LogChunk>) -> Result<Vec<TaskLog>, String> {
+pub fn logs_from_chunks(chunks: Vec<pb::LogChunk>) -> Result<Vec<TaskLog>, ConvertError> {
     let mut logs: Vec<TaskLog> = Vec::new();
     for chunk in chunks {
-        let task = chunk.task.ok_or("a log chunk without its task")?;
+        let task = chunk
+            .task
+            .ok_or_else(|| bad("LogChunk", "missing field `task`"))?;
         let same = logs.last().is_some_and(|l| {
             (l.stage, l.partition, l.attempt) == (task.stage_id, task.partition, task.attempt)
         });
@@ -208,7 +223,9 @@ pub fn logs_from_chunks(chunks: Vec<pb::LogChunk>) -> Result<Vec<TaskLog>, Strin
                 ..TaskLog::default()
             });
         }
-        let log = logs.last_mut().ok_or("no log")?;
+        let log = logs
+            .last_mut()
+            .ok_or_else(|| bad("LogChunk", "no log to append to"))?;
         log.truncated |= chunk.truncated;
         if chunk.stderr {
             log.stderr.extend_from_slice(&chunk.data);

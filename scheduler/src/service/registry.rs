@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use weft_host::{Engine, ValidationLimits};
+use weft_host::{Engine, ValidatedModule, ValidationLimits};
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_server::{Registry as RegistryRpc, RegistryServer};
 
@@ -80,7 +80,7 @@ fn tenant(name: &str) -> Result<Tenant, Status> {
 
 /// Maps a registry error to the status a client can act on, keeping the registry's message.
 fn status(e: RegistryError) -> Status {
-    let message = e.to_string();
+    let message = weft_task::error_chain(&e);
     match e {
         RegistryError::NotFound(_) => Status::not_found(message),
         RegistryError::InvalidName(_)
@@ -90,20 +90,10 @@ fn status(e: RegistryError) -> Status {
         RegistryError::Corrupt { .. } | RegistryError::CorruptIndex { .. } => {
             Status::data_loss(message)
         }
-        RegistryError::Io { .. } | RegistryError::Db(_) => Status::internal(message),
+        RegistryError::Io { .. } | RegistryError::Db(_) | RegistryError::Store(_) => {
+            Status::internal(message)
+        }
     }
-}
-
-/// An error with its sources, `a: b: c`, as the CLI prints errors.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The header of an upload, checked.
@@ -207,9 +197,8 @@ impl RegistryRpc for RegistryService {
                          the upload was damaged or is not the file meant"
                     )));
                 }
-                let module = engine
-                    .validate(&bytes, &limits)
-                    .map_err(|e| Status::invalid_argument(chain(&e)))?;
+                let module = ValidatedModule::new(&engine, &bytes, &limits)
+                    .map_err(|e| Status::invalid_argument(weft_task::error_chain(&e)))?;
                 let registration = registry
                     .register(&header.tenant, &header.name, &module, &header.tags)
                     .map_err(status)?;

@@ -2,21 +2,20 @@
 //! modules (built from source), and planning into stages and splits.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use weft_host::{Engine, UdfKind, ValidationLimits};
+use weft_host::UdfKind;
+use weft_io::{InputFile, InputSplit};
 use weft_scheduler::job::{
-    DEFAULT_SPLIT_SIZE, InputFile, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location,
-    OutputFormat, Plan, PlanError, ShuffleCompression, SplitDesc, StageInput, StageOutput,
-    compute_splits,
+    DEFAULT_SPLIT_SIZE, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location,
+    OutputFormat, Plan, PlanError, ShuffleCompression, StageInput, StageOutput, compute_splits,
 };
 use weft_scheduler::{ModuleId, Registry, Tenant};
 
-/// A registry with `wordcount` (flat_map split_words, reduce sum) and `textkit` (one UDF of every
-/// kind), shared by the tests: registering compiles the modules, which is the slow part.
+/// The example modules' registry, with the ids of `wordcount` (flat_map split_words, reduce sum)
+/// and `textkit` (one UDF of every kind).
 struct Fixture {
-    _dir: tempfile::TempDir,
-    registry: Registry,
+    registry: Arc<Registry>,
     wordcount: ModuleId,
     textkit: ModuleId,
 }
@@ -24,26 +23,18 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let engine = Engine::new().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        let register = |name: &str, path: &str| {
-            let bytes = std::fs::read(path).unwrap();
-            let module = engine
-                .validate(&bytes, &ValidationLimits::default())
-                .unwrap();
+        let registry = weft_testkit::registry::shared_examples_registry();
+        let id = |name| {
             registry
-                .register(&Tenant::default(), name, &module, &[])
+                .resolve(&Tenant::default(), name)
                 .unwrap()
+                .version
                 .id
         };
-        let wordcount = register("wordcount", weft_examples::WORDCOUNT_RUST);
-        let textkit = register("textkit", weft_examples::TEXTKIT_RUST);
         Fixture {
-            _dir: dir,
+            wordcount: id("wordcount"),
+            textkit: id("textkit"),
             registry,
-            wordcount,
-            textkit,
         }
     })
 }
@@ -257,17 +248,17 @@ partitions = 3
                 delimiter: b';'
             },
             splits: vec![
-                SplitDesc {
+                InputSplit {
                     path: "in.txt".into(),
                     start: 0,
                     length: 1000
                 },
-                SplitDesc {
+                InputSplit {
                     path: "in.txt".into(),
                     start: 1000,
                     length: 1000
                 },
-                SplitDesc {
+                InputSplit {
                     path: "in.txt".into(),
                     start: 2000,
                     length: 500

@@ -1,11 +1,7 @@
-//! Integration tests of the scheduler crate: the registry on a real sled index and blob store, job
-//! files resolved and planned against it, and whole jobs run by the in-process cluster, with
-//! modules built from source.
+//! Integration tests of the scheduler crate: the registry on a real sled index and blob store, and
+//! over gRPC; job files parsed, resolved and planned against it. Whole jobs, which need workers,
+//! are tested above this crate and the worker's, in `weft-local`.
 
-mod cluster;
 mod job;
-mod local;
-mod native;
 mod registry;
 mod registry_service;
-mod remote;

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use weft_host::{Engine, ValidationLimits};
+use weft_host::{Engine, ValidatedModule, ValidationLimits};
 use weft_scheduler::{Registry, RegistryError, Tenant};
 
 fn engine() -> &'static Engine {
@@ -21,9 +21,7 @@ fn register(
     bytes: &[u8],
     tags: &[&str],
 ) -> weft_scheduler::registry::Registration {
-    let module = engine()
-        .validate(bytes, &ValidationLimits::default())
-        .unwrap();
+    let module = ValidatedModule::new(engine(), bytes, &ValidationLimits::default()).unwrap();
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
     reg.register(tenant, name, &module, &tags).unwrap()
 }
@@ -221,9 +219,7 @@ fn bad_names_and_references_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let reg = Registry::open(dir.path()).unwrap();
     let bytes = wasm(weft_examples::WORDCOUNT_WAT);
-    let module = engine()
-        .validate(&bytes, &ValidationLimits::default())
-        .unwrap();
+    let module = ValidatedModule::new(engine(), &bytes, &ValidationLimits::default()).unwrap();
     for name in ["", "a/b", "a@b", "blake3:x", "white space"] {
         assert!(
             matches!(

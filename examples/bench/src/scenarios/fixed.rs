@@ -8,11 +8,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use weft_host::{Engine, SandboxLimits, UdfKind};
-use weft_scheduler::{LocalCluster, LocalClusterConfig};
-use weft_worker::{Pipeline, StepRef};
+use weft_host::{Engine, GuestModule, SandboxLimits, UdfKind};
+use weft_local::{LocalCluster, LocalClusterConfig};
+use weft_scheduler::Tenant;
+use weft_task::StepRef;
+use weft_worker::Pipeline;
 
-use crate::embedded::{Prepared, prepare, runtime};
+use crate::embedded::{registry, runtime, submission};
 use crate::measure::{median, run_timed, secs};
 use crate::native::{check_counts, read_counts, word_count};
 use crate::report::Report;
@@ -86,7 +88,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     let bytes = std::fs::read(env.wasm("wordcount"))?;
     let engine = Engine::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let started = Instant::now();
-    let module = engine.load(&bytes)?;
+    let module = GuestModule::new(&engine, &bytes)?;
     let compile = started.elapsed();
     let id = "blake3:bench".to_owned();
     let modules = HashMap::from([(id.clone(), module.clone())]);
@@ -124,7 +126,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     for _ in 0..runs {
         let started = Instant::now();
         // SAFETY: the artifact was made by this engine a moment ago, in this process.
-        let loaded = unsafe { engine.load_artifact(&artifact) }?;
+        let loaded = unsafe { GuestModule::deserialize(&engine, &artifact) }?;
         loads.push(started.elapsed());
         drop(loaded);
     }
@@ -158,20 +160,15 @@ fn tiny_embedded(
     reference: &crate::native::Counts,
     runs: u32,
 ) -> Result<Duration> {
-    let Prepared {
-        registry,
-        tenant,
-        plan,
-    } = prepare(env, job)?;
-    let work = env.work.join("embedded");
-    std::fs::create_dir_all(&work)?;
+    let registry = registry(env)?;
+    let tenant = Tenant::default();
+    let submission = submission(job)?;
     runtime()?.block_on(async {
-        let cluster = LocalCluster::start(
+        let mut cluster = LocalCluster::start(
             registry,
-            &work,
             LocalClusterConfig {
                 workers: env.threads,
-                ..LocalClusterConfig::default()
+                ..LocalClusterConfig::new(env.work.join("embedded"))
             },
         )
         .await?;
@@ -180,7 +177,7 @@ fn tiny_embedded(
         for _ in 0..=runs {
             let started = Instant::now();
             cluster
-                .run(&tenant, &plan, true)
+                .run(&tenant, submission.clone())
                 .await
                 .context("the tiny job failed")?;
             samples.push(started.elapsed());

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use weft_host::{Engine, Records, SandboxLimits};
+use weft_task::{ShuffleCompression, TaskId};
 use weft_worker::service::{connect_peer, fetch_block};
-use weft_worker::task::{ShuffleCompression, TaskId};
-use weft_worker::{Executor, ModuleSource, Pipeline, ShuffleWriter};
+use weft_worker::{Executor, FetchError, ModuleSource, Pipeline, ShuffleWriter};
 
 use crate::measure::{median, secs};
 use crate::procs::Proc;
@@ -221,7 +221,9 @@ pub fn serve_raw(file: &PathBuf) -> Result<()> {
 struct NoModules;
 
 impl ModuleSource for NoModules {
-    fn fetch(&self, _tenant: &str, id: &str) -> Result<Vec<u8>, String> {
-        Err(format!("the shuffle benchmark runs no module ({id})"))
+    fn fetch(&self, _tenant: &str, id: &str) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError::Other(
+            format!("the shuffle benchmark runs no module ({id})").into(),
+        ))
     }
 }

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use weft_host::GuestModule;
-use weft_scheduler::{LocalCluster, LocalClusterConfig};
+use weft_local::{LocalCluster, LocalClusterConfig};
+use weft_scheduler::Tenant;
 
 use crate::Env;
-use crate::embedded::{Prepared, prepare, runtime};
+use crate::embedded::{registry, runtime, submission};
 use crate::measure::{median, secs};
 use crate::native::{check_counts, read_counts, word_count};
 use crate::report::Report;
@@ -23,11 +24,9 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     let reference = word_count(&data, &out.join("native.tsv"), env.threads)?;
     let output = out.join("weft-wasm-cost");
     let job = write_job(env, &data, &output, env.threads as u32, Splits::Balanced)?;
-    let Prepared {
-        registry,
-        tenant,
-        plan,
-    } = prepare(env, &job)?;
+    let registry = registry(env)?;
+    let tenant = Tenant::default();
+    let submission = submission(&job)?;
     let id = registry
         .resolve(&tenant, "wordcount")
         .context("the wordcount module is not registered")?
@@ -44,16 +43,15 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
             let work = env.work.join(dir);
             let registry = registry.clone();
             async move {
-                std::fs::create_dir_all(&work)?;
                 let config = LocalClusterConfig {
                     workers: env.threads,
                     preloaded,
-                    ..LocalClusterConfig::default()
+                    ..LocalClusterConfig::new(work)
                 };
-                anyhow::Ok(LocalCluster::start(registry, &work, config).await?)
+                anyhow::Ok(LocalCluster::start(registry, config).await?)
             }
         };
-        let clusters = [
+        let mut clusters = [
             start(Vec::new(), "wasm-cost-wasm").await?,
             start(vec![(id.clone(), native)], "wasm-cost-native").await?,
         ];
@@ -61,9 +59,9 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         // Round 0 warms up (the WASM workers compile the module); it is not counted.
         for round in 0..=env.runs {
             eprintln!("[bench] wasm-cost round {round}/{}", env.runs);
-            for (cluster, times) in clusters.iter().zip(samples.iter_mut()) {
+            for (cluster, times) in clusters.iter_mut().zip(samples.iter_mut()) {
                 let started = Instant::now();
-                cluster.run(&tenant, &plan, true).await?;
+                cluster.run(&tenant, submission.clone()).await?;
                 if round > 0 {
                     times.push(started.elapsed());
                 }

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use weft_host::Records;
+use weft_batch::Records;
 use weft_io::{Error, OutputCommitter, OutputFormat, PartWriter, SUCCESS_MARKER};
 
 fn dir_names(dir: &Path) -> Vec<String> {

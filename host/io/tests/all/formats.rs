@@ -21,17 +21,15 @@ fn csv_header_is_skipped_exactly_once_at_every_split_size() {
             batch_bytes: 2,
             chunk_bytes: 5,
         };
-        let got = read_all_splits(
-            &file,
-            split_size,
-            InputFormat::Csv { header: true },
-            options,
-        );
+        let got = read_all_splits(&file, split_size, InputFormat::CSV, options);
         assert_same_records(&got, &with_header, &format!("header, split {split_size}"));
         let got = read_all_splits(
             &file,
             split_size,
-            InputFormat::Csv { header: false },
+            InputFormat::Csv {
+                header: false,
+                delimiter: b',',
+            },
             options,
         );
         assert_same_records(
@@ -48,14 +46,50 @@ fn a_csv_file_with_only_a_header_has_no_records() {
     for content in [&b"a,b\n"[..], b"a,b", b"a,b\r\n"] {
         let file = input_file(dir.path(), "header-only.csv", content);
         for split_size in 1..=5 {
-            let got = read_all_splits(
-                &file,
-                split_size,
-                InputFormat::Csv { header: true },
-                ReadOptions::default(),
-            );
+            let got = read_all_splits(&file, split_size, InputFormat::CSV, ReadOptions::default());
             assert!(got.is_empty(), "{content:?} split {split_size}: {got:?}");
         }
+    }
+}
+
+/// The fruit file of [`CSV`], delimited by semicolons, with a field holding a comma and one holding
+/// a semicolon.
+const SEMICOLONS: &[u8] =
+    b"name;qty\r\napple;3\r\n\r\n\"pear, green\";5\n\"fig;dried\";\"1\"\"\"\n\xc3\xa9clair;2";
+
+#[test]
+fn csv_of_another_delimiter_reaches_udfs_comma_separated_at_every_split_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = input_file(dir.path(), "fruit.csv", SEMICOLONS);
+    // The reference: the lines as a line reader sees them, each re-encoded by hand.
+    let lines = reference_lines(SEMICOLONS);
+    let recoded: Vec<(u64, Vec<u8>)> = lines[1..]
+        .iter()
+        .map(|(offset, line)| {
+            let want: &[u8] = match line.as_slice() {
+                b"apple;3" => b"apple,3",
+                b"" => b"",
+                b"\"pear, green\";5" => b"\"pear, green\",5",
+                b"\"fig;dried\";\"1\"\"\"" => b"fig;dried,\"1\"\"\"",
+                b"\xc3\xa9clair;2" => b"\xc3\xa9clair,2",
+                other => panic!("unexpected line {:?}", String::from_utf8_lossy(other)),
+            };
+            (*offset, want.to_vec())
+        })
+        .collect();
+    assert_eq!(recoded.len(), 5);
+    let want = expected_records(&file.path, &recoded);
+    let format = InputFormat::Csv {
+        header: true,
+        delimiter: b';',
+    };
+    for split_size in 1..=SEMICOLONS.len() as u64 {
+        let options = ReadOptions {
+            batch_bytes: 2,
+            chunk_bytes: 5,
+        };
+        let got = read_all_splits(&file, split_size, format, options);
+        assert_same_records(&got, &want, &format!("split {split_size}"));
     }
 }
 

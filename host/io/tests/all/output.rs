@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use weft_host::Records;
+use weft_batch::Records;
 use weft_io::{OutputFormat, PartStats, PartWriter};
 
 fn dir_names(dir: &Path) -> Vec<String> {

@@ -4,13 +4,11 @@
 //! code), reports their outcome with what the guests printed, kills on request and serves its
 //! shuffle blocks to other workers.
 
-pub mod convert;
-
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -23,10 +21,12 @@ use weft_host::{Engine, GuestModule, Records};
 use weft_proto::v1 as pb;
 use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
+use weft_task::{
+    BlockLocation, Heartbeat, HeartbeatReply, Launch, Registered, Remote, TaskFailure, TaskId,
+    TaskOutcome, TaskSpec, WorkerRegistration,
+};
 
-use crate::task::{BlockLocation, TaskId, TaskSpec};
-use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, TaskError};
-use convert::{TaskFailure, TaskOutcome};
+use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, PeerError, TaskError};
 
 /// The heartbeat interval when the scheduler's registration reply leaves it at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -61,12 +61,32 @@ pub struct WorkerConfig {
 /// Why a worker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("cannot reach the scheduler at {url}: {detail}")]
-    Connect { url: String, detail: String },
-    #[error("the scheduler refused this worker: {0}")]
-    Refused(String),
-    #[error("worker I/O: {0}")]
+    #[error("cannot reach the scheduler at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("the scheduler did not register this worker")]
+    Register(#[source] RegisterError),
+    #[error("cannot create the work directory {}", path.display())]
+    WorkDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("worker I/O")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a registration (or a heartbeat) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The scheduler answered with a refusal (say, another protocol version) or an error.
+    #[error(transparent)]
+    Rpc(#[from] Remote),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// A running worker. Dropping it stops serving and heartbeating without waiting (tasks already
@@ -121,12 +141,17 @@ impl WorkerHandle {
 
 struct State {
     executor: Executor,
-    /// The id the scheduler gave this worker: replaced when the scheduler asks for a new
-    /// registration, read by every report and heartbeat.
-    id: RwLock<String>,
+    /// The id the scheduler gave this worker (empty until its registration reply arrives):
+    /// replaced when the scheduler asks for a new registration, read by every task, report and
+    /// heartbeat.
+    id: watch::Sender<String>,
     slots: u32,
     /// Running attempts and their cancel flags.
     running: Mutex<HashMap<TaskId, Arc<AtomicBool>>>,
+    /// Attempts that have ended and whose report is on its way. They no longer take a slot, but
+    /// heartbeats still list them: a heartbeat that overtook the report would otherwise tell the
+    /// scheduler the attempt vanished, and it would fail the task as lost.
+    reporting: Mutex<HashSet<TaskId>>,
     scheduler: SchedulerControlClient<Channel>,
     /// Connections to other workers, for shuffle fetches.
     peers: Mutex<HashMap<String, WorkerClient<Channel>>>,
@@ -134,7 +159,7 @@ struct State {
     /// This worker's address as other workers reach it (`http://host:port`).
     address: String,
     /// What registration sends, kept so that registering again says exactly the same.
-    registration: pb::RegisterWorkerRequest,
+    registration: WorkerRegistration,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts and removes).
@@ -150,9 +175,11 @@ pub async fn start(
     source: Arc<dyn ModuleSource>,
 ) -> Result<WorkerHandle, WorkerError> {
     let address = listener.local_addr()?;
-    std::fs::create_dir_all(&config.work_dir)?;
-    let registration = pb::RegisterWorkerRequest {
-        protocol_version: weft_proto::PROTOCOL_VERSION,
+    std::fs::create_dir_all(&config.work_dir).map_err(|source| WorkerError::WorkDir {
+        path: config.work_dir.clone(),
+        source,
+    })?;
+    let registration = WorkerRegistration {
         engine_hash: engine.compatibility_hash(),
         address: format!("http://{address}"),
         slots: config.slots.max(1),
@@ -176,15 +203,16 @@ pub async fn start(
     }
     let scheduler = SchedulerControlClient::connect(config.scheduler.clone())
         .await
-        .map_err(|e| WorkerError::Connect {
+        .map_err(|source| WorkerError::Connect {
             url: config.scheduler.clone(),
-            detail: e.to_string(),
+            source,
         })?;
     let state = Arc::new(State {
         executor,
-        id: RwLock::new(String::new()),
+        id: watch::Sender::new(String::new()),
         slots: registration.slots,
         running: Mutex::new(HashMap::new()),
+        reporting: Mutex::new(HashSet::new()),
         scheduler,
         peers: Mutex::new(HashMap::new()),
         runtime: tokio::runtime::Handle::current(),
@@ -212,13 +240,13 @@ pub async fn start(
         Err(refused) => {
             let _ = stop.send(true);
             let _ = server.await;
-            return Err(WorkerError::Refused(refused));
+            return Err(WorkerError::Register(refused));
         }
     };
     state.set_id(reply.worker_id);
     let heartbeat = tokio::spawn(heartbeat_loop(
         state.clone(),
-        heartbeat_interval(reply.heartbeat_interval_ms),
+        heartbeat_interval(reply.heartbeat_interval),
         stopped,
     ));
     Ok(WorkerHandle {
@@ -240,10 +268,11 @@ fn system_hostname() -> String {
 }
 
 /// The interval a registration reply asks for, bounded below; 0 means the default.
-fn heartbeat_interval(millis: u64) -> Duration {
-    match millis {
-        0 => DEFAULT_HEARTBEAT,
-        ms => Duration::from_millis(ms).max(MIN_HEARTBEAT),
+fn heartbeat_interval(asked: Duration) -> Duration {
+    if asked.is_zero() {
+        DEFAULT_HEARTBEAT
+    } else {
+        asked.max(MIN_HEARTBEAT)
     }
 }
 
@@ -279,50 +308,63 @@ struct Service(Arc<State>);
 
 impl State {
     fn worker_id(&self) -> String {
-        self.id.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.id.borrow().clone()
     }
 
     fn set_id(&self, id: String) {
-        *self.id.write().unwrap_or_else(|p| p.into_inner()) = id;
+        self.id.send_replace(id);
     }
 
-    /// Registers (again) with the same request as at start-up; an error is the scheduler's reason.
-    async fn register(&self) -> Result<pb::RegisterWorkerReply, String> {
+    /// This worker's id, once it has one. The scheduler may launch a task the moment it has
+    /// registered the worker, before the registration reply reaches it: a task must not run (it
+    /// tells its own blocks from others' by the id) nor report (the scheduler drops a report of an
+    /// unknown worker, and fails the task as lost) until then.
+    fn registered_id(&self) -> String {
+        let mut id = self.id.subscribe();
+        self.runtime.block_on(async {
+            let _ = id.wait_for(|id| !id.is_empty()).await;
+        });
+        self.worker_id()
+    }
+
+    /// Registers (again) with the same request as at start-up.
+    async fn register(&self) -> Result<Registered, RegisterError> {
         let mut client = self.scheduler.clone();
-        let call = client.register_worker(self.registration.clone());
+        let call = client.register_worker(self.registration.to_pb(weft_proto::PROTOCOL_VERSION));
         match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
-            Ok(Ok(reply)) => Ok(reply.into_inner()),
-            Ok(Err(status)) => Err(status.message().to_owned()),
-            Err(_) => Err(format!("no answer within {CONTROL_TIMEOUT:?}")),
+            Ok(Ok(reply)) => Ok(reply.into_inner().into()),
+            Ok(Err(status)) => Err(Remote(status).into()),
+            Err(_) => Err(RegisterError::Timeout(CONTROL_TIMEOUT)),
         }
     }
 
     /// One heartbeat and what its reply asks for; `None` when all went well, else what failed.
     /// A new registration may change the interval.
     async fn beat(&self, every: &mut Duration) -> Option<String> {
-        let running: Vec<pb::TaskAttemptId> = lock(&self.running).keys().map(Into::into).collect();
-        let request = pb::HeartbeatRequest {
+        let heartbeat = Heartbeat {
             worker_id: self.worker_id(),
-            free_slots: self.slots.saturating_sub(running.len() as u32),
-            running,
+            running: {
+                // `running` first: an attempt enters `reporting` before it leaves `running`, so
+                // read in this order it is in one of the two (or both: the scheduler dedups).
+                let mut running: Vec<TaskId> = lock(&self.running).keys().cloned().collect();
+                running.extend(lock(&self.reporting).iter().cloned());
+                running
+            },
             compiled_modules: self.executor.compiled_modules(),
         };
         let mut client = self.scheduler.clone();
-        let call = client.heartbeat(request);
+        let call = client.heartbeat(heartbeat.to_pb(self.slots));
         let reply = match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
-            Ok(Ok(reply)) => reply.into_inner(),
-            Ok(Err(status)) => return Some(status.message().to_owned()),
-            Err(_) => return Some(format!("no answer within {CONTROL_TIMEOUT:?}")),
+            Ok(Ok(reply)) => HeartbeatReply::try_from(reply.into_inner()),
+            Ok(Err(status)) => return Some(Remote(status).to_string()),
+            Err(_) => return Some(RegisterError::Timeout(CONTROL_TIMEOUT).to_string()),
         };
-        for attempt in reply.kill {
-            match TaskId::try_from(attempt) {
-                Ok(id) => {
-                    self.kill(&id);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the scheduler asked to kill a malformed attempt")
-                }
-            }
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => return Some(format!("a malformed heartbeat reply: {e}")),
+        };
+        for id in &reply.kill {
+            self.kill(id);
         }
         if reply.reregister {
             match self.register().await {
@@ -330,9 +372,14 @@ impl State {
                     tracing::info!(old = %self.worker_id(), new = %reply.worker_id,
                         "registered again at the scheduler's request");
                     self.set_id(reply.worker_id);
-                    *every = heartbeat_interval(reply.heartbeat_interval_ms);
+                    *every = heartbeat_interval(reply.heartbeat_interval);
                 }
-                Err(refused) => return Some(format!("registering again failed: {refused}")),
+                Err(refused) => {
+                    return Some(format!(
+                        "registering again failed: {}",
+                        weft_task::error_chain(&refused)
+                    ));
+                }
             }
         }
         None
@@ -353,9 +400,8 @@ impl State {
          -> Result<(), TaskError> {
             self.runtime.block_on(self.fetch(block, each))
         };
-        let run = self
-            .executor
-            .run(&spec, &self.worker_id(), &remote, &cancelled);
+        let worker_id = self.registered_id();
+        let run = self.executor.run(&spec, &worker_id, &remote, &cancelled);
         let result = run
             .result
             .map(|mut r| {
@@ -365,13 +411,14 @@ impl State {
                 r
             })
             .map_err(|e: TaskError| TaskFailure {
-                message: e.to_string(),
+                message: weft_task::error_chain(&e),
                 guest_fault: e.is_guest_fault(),
                 cancelled: matches!(e, TaskError::Cancelled),
             });
+        lock(&self.reporting).insert(spec.id.clone());
         lock(&self.running).remove(&spec.id);
         let outcome = TaskOutcome {
-            id: spec.id,
+            id: spec.id.clone(),
             worker_id: self.worker_id(),
             result,
             output: run.output,
@@ -383,6 +430,7 @@ impl State {
         let _ = self
             .runtime
             .block_on(async move { scheduler.report_task(status).await });
+        lock(&self.reporting).remove(&spec.id);
     }
 
     /// Streams a block from the worker that holds it, decoding batches as frames arrive and
@@ -420,15 +468,15 @@ impl State {
 
 /// A client of the worker at `address` (`http://host:port`), for fetching its shuffle blocks.
 pub async fn connect_peer(address: &str) -> Result<WorkerClient<Channel>, TaskError> {
-    let fail = |detail: String| TaskError::Fetch {
+    let fail = |e| TaskError::Fetch {
         from: address.to_owned(),
-        detail,
+        source: PeerError::Connect(e),
     };
     let channel = tonic::transport::Endpoint::from_shared(address.to_owned())
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(fail)?
         .connect()
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail)?;
     Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
@@ -443,29 +491,26 @@ pub async fn fetch_block(
     partition: u32,
     each: &mut dyn FnMut(Records) -> Result<(), TaskError>,
 ) -> Result<(), TaskError> {
-    let fail = |detail: String| TaskError::Fetch {
+    let fail = |source: PeerError| TaskError::Fetch {
         from: address.to_owned(),
-        detail,
+        source,
     };
+    let rpc = |status| fail(Remote(status).into());
     let mut stream = client
         .fetch_shuffle_block(pb::FetchShuffleBlockRequest {
             map_task: Some(map_task.into()),
             reduce_partition: partition,
         })
         .await
-        .map_err(|s| fail(s.message().to_owned()))?
+        .map_err(rpc)?
         .into_inner();
     let mut decoder = BlockDecoder::default();
-    while let Some(frame) = stream
-        .message()
-        .await
-        .map_err(|s| fail(s.message().to_owned()))?
-    {
-        for records in decoder.push(frame.arrow_ipc).map_err(fail)? {
+    while let Some(frame) = stream.message().await.map_err(rpc)? {
+        for records in decoder.push(frame.arrow_ipc).map_err(|e| fail(e.into()))? {
             each(records)?;
         }
     }
-    decoder.finish().map_err(fail)
+    decoder.finish().map_err(|e| fail(e.into()))
 }
 
 #[tonic::async_trait]
@@ -480,10 +525,9 @@ impl pb::worker_server::Worker for Service {
         {
             let mut running = lock(&self.0.running);
             if running.len() >= self.0.slots as usize {
-                return Ok(Response::new(pb::LaunchTaskReply {
-                    accepted: false,
-                    reason: "no free slot".into(),
-                }));
+                return Ok(Response::new(
+                    (&Launch::Refused("no free slot".into())).into(),
+                ));
             }
             running.insert(spec.id.clone(), flag.clone());
         }
@@ -492,10 +536,7 @@ impl pb::worker_server::Worker for Service {
             .name(format!("weft-task-{}-{}", spec.id.stage, spec.id.partition))
             .spawn(move || state.run_and_report(spec, flag))
             .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-        Ok(Response::new(pb::LaunchTaskReply {
-            accepted: true,
-            reason: String::new(),
-        }))
+        Ok(Response::new((&Launch::Accepted).into()))
     }
 
     async fn kill_task(
@@ -553,14 +594,11 @@ impl pb::worker_server::Worker for Service {
         request: Request<pb::ReleaseJobRequest>,
     ) -> Result<Response<pb::ReleaseJobReply>, Status> {
         let job = request.into_inner().job_id;
-        let id = TaskId::try_from(pb::TaskAttemptId {
-            job_id: job,
-            ..Default::default()
-        })
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        weft_task::convert::check_job_id(&job)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.0
             .executor
-            .release_job(&id.job)
+            .release_job(&job)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ReleaseJobReply {}))
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use weft_host::UdfKind;
-use weft_worker::task::BlockLocation;
+use weft_task::BlockLocation;
 use weft_worker::{Executor, ExecutorStats, TaskError, TaskRun};
 
 use crate::{Modules, engine, output_values, text_task, textkit};
@@ -205,7 +205,7 @@ fn a_module_id_that_is_not_a_hash_never_becomes_a_path() {
         &[(UdfKind::Map, "blake3:../../etc/passwd", "upper")],
     );
     let run = executor.run(&spec, "w0", &no_remote, &Arc::new(AtomicBool::new(false)));
-    let error = run.result.unwrap_err().to_string();
+    let error = weft_task::error_chain(&run.result.unwrap_err());
     assert!(error.contains("not a blake3 module id"), "{error}");
     assert_eq!(modules.fetches(), 0);
     assert!(!cache.exists());

@@ -13,10 +13,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use weft_host::{Engine, GuestModule, SandboxLimits, UdfKind};
+use weft_host::{Engine, GuestModule, UdfKind};
 use weft_io::{InputFormat, InputSplit, OutputFormat};
-use weft_worker::task::{TaskId, TaskInput, TaskOutput, TaskSpec};
-use weft_worker::{ModuleSource, StepRef};
+use weft_task::{StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskSpec};
+use weft_worker::{FetchError, ModuleSource};
 
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -33,7 +33,7 @@ pub fn modules() -> HashMap<String, GuestModule> {
     .into_iter()
     .map(|(name, path)| {
         let bytes = std::fs::read(path).unwrap();
-        (name.to_owned(), engine().load(&bytes).unwrap())
+        (name.to_owned(), GuestModule::new(engine(), &bytes).unwrap())
     })
     .collect()
 }
@@ -80,12 +80,12 @@ impl Modules {
 }
 
 impl ModuleSource for Modules {
-    fn fetch(&self, _tenant: &str, id: &str) -> Result<Vec<u8>, String> {
+    fn fetch(&self, _tenant: &str, id: &str) -> Result<Vec<u8>, FetchError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         self.bytes
             .get(id)
             .cloned()
-            .ok_or_else(|| format!("no module {id}"))
+            .ok_or_else(|| FetchError::Other(format!("no module {id}").into()))
     }
 }
 
@@ -122,7 +122,7 @@ pub fn text_task(dir: &Path, job: &str, input: &[u8], steps: &[(UdfKind, &str, &
             part: 0,
             format: OutputFormat::Text,
         },
-        limits: SandboxLimits::default(),
+        limits: TaskLimits::default(),
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use weft_host::UdfKind;
 use weft_proto::v1 as pb;
-use weft_worker::service::convert::{TaskFailure, TaskOutcome};
-use weft_worker::task::{BlockLocation, GuestOutput, MAX_TASK_OUTPUT, TaskId, TaskResult};
+use weft_task::{BlockLocation, GuestOutput, MAX_TASK_OUTPUT, TaskId, TaskResult};
+use weft_task::{TaskFailure, TaskOutcome};
 use weft_worker::{Executor, TaskError, TaskRun};
 
 use crate::{Modules, engine, id_of, text_task, textkit};
@@ -15,30 +15,9 @@ use crate::{Modules, engine, id_of, text_task, textkit};
 /// A map that passes records through and writes every value to stdout and every key to stderr,
 /// each call's bytes back to back.
 fn logging_guest() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "weft_abi_version") (result i32) i32.const 1)
-  (global $bump (mut i32) (i32.const 1024))
-  (func (export "weft_alloc") (param $size i32) (param $align i32) (result i32)
-    (local $ptr i32) (local $end i32)
-    (local.set $ptr
-      (i32.and
-        (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
-        (i32.sub (i32.const 0) (local.get $align))))
-    (local.set $end (i32.add (local.get $ptr) (local.get $size)))
-    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
-      (then
-        (if (i32.eq
-              (memory.grow
-                (i32.sub (i32.add (i32.shr_u (local.get $end) (i32.const 16)) (i32.const 1))
-                         (memory.size)))
-              (i32.const -1))
-          (then (return (i32.const 0))))))
-    (global.set $bump (local.get $end))
-    (local.get $ptr))
-  (func (export "weft_free") (param i32 i32 i32))
+    weft_testkit::wat::guest(
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))"#,
+        r#"
   ;; Writes `data[0 .. offsets[count]]` to `fd` through the iovec at 300.
   (func $write (param $fd i32) (param $offsets i32) (param $data i32) (param $count i32)
     (i32.store (i32.const 300) (local.get $data))
@@ -57,12 +36,11 @@ fn logging_guest() -> Vec<u8> {
     (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
     (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
     (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0)))"#,
+    (i32.const 0))"#,
     )
-    .unwrap()
 }
 
-fn run(executor: &Executor, spec: &weft_worker::task::TaskSpec) -> TaskRun {
+fn run(executor: &Executor, spec: &weft_task::TaskSpec) -> TaskRun {
     let no_remote = |_: &BlockLocation,
                      _: &mut dyn FnMut(weft_host::Records) -> Result<(), TaskError>|
      -> Result<(), TaskError> {

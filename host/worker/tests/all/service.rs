@@ -18,8 +18,8 @@ use tonic::{Request, Response, Status};
 use weft_host::UdfKind;
 use weft_proto::v1 as pb;
 use weft_proto::v1::worker_client::WorkerClient;
+use weft_task::TaskSpec;
 use weft_worker::service::{WorkerConfig, WorkerError, WorkerHandle};
-use weft_worker::task::TaskSpec;
 
 use crate::{Modules, engine, text_task, textkit};
 
@@ -38,6 +38,8 @@ struct Recorder {
     reregister: AtomicBool,
     /// Attempts every heartbeat reply asks the worker to kill.
     kill: Mutex<Vec<pb::TaskAttemptId>>,
+    /// Take this long to answer a report (recorded on arrival): a slow or distant scheduler.
+    report_delay: Mutex<Duration>,
     next_id: AtomicU32,
 }
 
@@ -80,6 +82,8 @@ impl pb::scheduler_control_server::SchedulerControl for StandIn {
         request: Request<pb::TaskStatus>,
     ) -> Result<Response<pb::ReportTaskReply>, Status> {
         self.0.reports.lock().unwrap().push(request.into_inner());
+        let delay = *self.0.report_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         Ok(Response::new(pb::ReportTaskReply {}))
     }
 }
@@ -217,7 +221,10 @@ async fn a_refused_worker_does_not_start() {
     )
     .await;
     match started {
-        Err(WorkerError::Refused(why)) => assert!(why.contains("protocol version 1"), "{why}"),
+        Err(e @ WorkerError::Register(_)) => {
+            let why = weft_task::error_chain(&e);
+            assert!(why.contains("protocol version 1"), "{why}");
+        }
         other => panic!("{other:?}"),
     }
     // Its server is gone with it.
@@ -276,6 +283,49 @@ async fn heartbeats_carry_the_id_free_slots_running_attempts_and_compiled_module
     let count = seen.heartbeats.lock().unwrap().len();
     tokio::time::sleep(Duration::from_millis(5 * INTERVAL_MS)).await;
     assert_eq!(seen.heartbeats.lock().unwrap().len(), count);
+}
+
+/// An attempt whose report is on its way is still listed by heartbeats until the report is
+/// answered: a heartbeat that overtook the report and left it out would tell the scheduler the
+/// attempt vanished, and the scheduler fails such a task as lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_list_an_attempt_until_its_report_is_answered() {
+    let scheduler = scheduler().await;
+    let seen = &scheduler.seen;
+    *seen.report_delay.lock().unwrap() = Duration::from_millis(20 * INTERVAL_MS);
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    let (_, textkit) = textkit();
+    let spec = text_task(
+        dir.path(),
+        "quick",
+        b"a\nb\n",
+        &[(UdfKind::Map, &textkit, "upper")],
+    );
+    launch(&worker, &spec).await;
+    until(seen, "the task is reported", |s| {
+        !s.reports.lock().unwrap().is_empty()
+    })
+    .await;
+    let reported = seen.heartbeats.lock().unwrap().len();
+    // While the scheduler takes its time answering the report, heartbeats go on (every
+    // INTERVAL_MS), and each lists the attempt.
+    until(seen, "several heartbeats during the report", |s| {
+        s.heartbeats.lock().unwrap().len() >= reported + 5
+    })
+    .await;
+    let attempt = pb::TaskAttemptId::from(&spec.id);
+    let during: Vec<pb::HeartbeatRequest> =
+        seen.heartbeats.lock().unwrap()[reported + 1..].to_vec();
+    for beat in &during {
+        assert_eq!(beat.running, std::slice::from_ref(&attempt), "{during:?}");
+    }
+    // Once the report is answered, the attempt is no longer listed.
+    until(seen, "a heartbeat without the attempt", |s| {
+        last_heartbeat(s).is_some_and(|h| h.running.is_empty())
+    })
+    .await;
+    worker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_host::{GuestModule, Records, SandboxLimits, UdfKind};
-use weft_worker::task::ShuffleCompression;
-use weft_worker::{Grouper, Pipeline, ShuffleWriter, StepRef, TaskError, partition_of, read_block};
+use weft_task::ShuffleCompression;
+use weft_task::StepRef;
+use weft_worker::{Grouper, Pipeline, ShuffleWriter, TaskError, partition_of, read_block};
 
 use crate::{modules, step};
 
@@ -275,9 +276,10 @@ fn a_failing_step_names_its_module_and_function() {
         .unwrap_err();
     assert!(matches!(err, TaskError::Step { .. }), "{err}");
     assert!(err.is_guest_fault());
-    let text = err.to_string();
+    assert_eq!(err.to_string(), "map textkit/fail_on_boom");
+    let text = weft_task::error_chain(&err);
     assert!(
-        text.contains("textkit/fail_on_boom") && text.contains("boom"),
+        text.starts_with("map textkit/fail_on_boom: failed: ") && text.contains("boom"),
         "{text}"
     );
 
@@ -424,7 +426,7 @@ fn each_codec_writes_compressed_files_that_read_back_exactly() {
 #[test]
 fn the_codec_crosses_the_protocol_and_an_unknown_one_is_refused() {
     use weft_proto::v1 as pb;
-    use weft_worker::task::{TaskOutput, TaskSpec};
+    use weft_task::{TaskOutput, TaskSpec};
 
     let dir = tempfile::tempdir().unwrap();
     let mut spec = crate::text_task(dir.path(), "codec", b"a b\n", &[]);

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use weft_host::{Records, SandboxLimits, UdfKind};
 use weft_io::OutputFormat;
-use weft_worker::task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskSpec};
+use weft_task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskSpec};
 use weft_worker::{
     BlockDecoder, Executor, Grouper, Pipeline, ShuffleWriter, TaskError, read_block,
     read_block_with,
@@ -92,7 +92,7 @@ fn reduce_task(
             part: 0,
             format: OutputFormat::Text,
         },
-        limits: SandboxLimits::default(),
+        limits: weft_task::TaskLimits::default(),
     }
 }
 
@@ -264,7 +264,7 @@ fn a_guest_failing_during_the_merge_fails_the_task_and_deletes_the_runs() {
     let err = run(&executor, &spec).unwrap_err();
     assert!(matches!(err, TaskError::Step { .. }), "{err}");
     assert!(err.is_guest_fault(), "{err}");
-    assert!(err.to_string().contains("overflows"), "{err}");
+    assert!(weft_task::error_chain(&err).contains("overflows"), "{err}");
     assert!(executor.stats().spills > 0, "{:?}", executor.stats());
     assert!(
         !executor.spill_dir(&spec.id).exists(),

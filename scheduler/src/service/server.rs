@@ -11,10 +11,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use weft_host::{Engine, ValidationLimits};
 use weft_proto::v1 as pb;
 
-use super::control::ControlService;
-use super::scheduler::Scheduler;
-use crate::service::RegistryService;
-use crate::service::jobs::{ClusterService, JobsService};
+use super::jobs::{ClusterService, JobsService};
+use super::{ControlService, RegistryService};
+use crate::cluster::Scheduler;
 
 /// A running scheduler server.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 //! service, outcomes, watch, cancel, logs and the workers' list, plus the control protocol's
 //! refusals and a lost worker. Everything on `127.0.0.1:0`, shut down through handles.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +11,13 @@ use std::time::Duration;
 use weft_host::{Engine, ValidationLimits};
 use weft_proto::v1 as pb;
 use weft_scheduler::Tenant;
-use weft_scheduler::client::jobs::JobSubmission;
 use weft_scheduler::client::{ClientError, JobsClient};
-use weft_scheduler::cluster::{Scheduler, SchedulerConfig, SchedulerHandle};
-use weft_scheduler::jobs::{JobState, JobStatus, JobStore};
+use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
+use weft_scheduler::job::Submission;
+use weft_scheduler::jobs::{JobState, JobStatus, JobStore, SledJobStore};
+use weft_scheduler::service::SchedulerHandle;
+use weft_testkit::output::{counts_of, read_output};
+use weft_testkit::reference::word_counts;
 use weft_worker::RegistryModuleSource;
 use weft_worker::service::{WorkerConfig, WorkerHandle};
 
@@ -31,11 +34,11 @@ impl Harness {
     async fn start(workers: usize, config: SchedulerConfig) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let registry = registry(dir.path());
-        let store = JobStore::open(&dir.path().join("jobs")).unwrap();
-        let scheduler = Scheduler::new(registry, store, config).unwrap();
+        let store = SledJobStore::open(&dir.path().join("jobs")).unwrap();
+        let scheduler = Scheduler::new(registry, Arc::new(store), config).unwrap();
         let engine = Engine::new().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = weft_scheduler::cluster::start(
+        let server = weft_scheduler::service::start(
             listener,
             scheduler,
             engine.clone(),
@@ -91,10 +94,10 @@ impl Harness {
     }
 
     /// A job file `name.toml` in the test's directory.
-    fn job(&self, name: &str, text: &str, overwrite: bool) -> JobSubmission {
+    fn job(&self, name: &str, text: &str, overwrite: bool) -> Submission {
         let file = self.path(&format!("{name}.toml"));
         std::fs::write(&file, text).unwrap();
-        JobSubmission::from_file(&file, None, None, overwrite).unwrap()
+        Submission::from_file(&file, None, None, overwrite).unwrap()
     }
 
     async fn shutdown(self) {
@@ -125,48 +128,20 @@ partitions = 3
     )
 }
 
-/// `lines` lines of words, and how often each word occurs, counted here.
-fn corpus(path: &Path, lines: usize, salt: usize) -> BTreeMap<String, u64> {
+/// `lines` lines of words, written to `path`; returns how often each word occurs (counted by the
+/// reference, not by Weft).
+fn corpus(path: &Path, lines: usize, salt: usize) -> HashMap<Vec<u8>, u64> {
     let mut text = String::new();
-    let mut counts = BTreeMap::new();
     for i in 0..lines {
-        let words = [
-            format!("w{}", (i * 7 + salt) % 101),
-            format!("v{}", i % 13),
-            "común".to_owned(),
-        ];
-        text.push_str(&words.join(" "));
-        text.push('\n');
-        for w in words {
-            *counts.entry(w).or_insert(0) += 1;
-        }
+        text.push_str(&format!("w{} v{} común\n", (i * 7 + salt) % 101, i % 13));
     }
-    std::fs::write(path, text).unwrap();
-    counts
+    std::fs::write(path, &text).unwrap();
+    word_counts(text.as_bytes())
 }
 
-fn read_counts(dir: &Path) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("part-")
-        {
-            continue;
-        }
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let (k, v) = line.split_once('\t').unwrap();
-            assert!(
-                out.insert(k.to_owned(), v.parse().unwrap()).is_none(),
-                "{k} twice"
-            );
-        }
-    }
-    out
+/// The counts a word count's committed output holds.
+fn read_counts(dir: &Path) -> HashMap<Vec<u8>, u64> {
+    counts_of(read_output(dir))
 }
 
 async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
@@ -271,7 +246,7 @@ async fn two_jobs_at_once_share_the_workers_and_both_finish_exactly() {
 }
 
 /// A job of `tasks` map tasks that each burn CPU for a long time.
-fn burn_job(h: &Harness, tasks: usize, output: &Path) -> JobSubmission {
+fn burn_job(h: &Harness, tasks: usize, output: &Path) -> Submission {
     let input = h.path("burn.txt");
     // One record per split, each worth an hour of work in one guest call: only a kill that
     // interrupts the call ends it.
@@ -416,7 +391,7 @@ async fn a_trapping_job_fails_and_its_guest_stderr_is_in_the_logs() {
 async fn bad_submissions_are_refused_with_what_to_fix() {
     let h = Harness::start(1, SchedulerConfig::default()).await;
     let mut client = h.client().await;
-    let refused = async |client: &mut JobsClient, job: JobSubmission| -> String {
+    let refused = async |client: &mut JobsClient, job: Submission| -> String {
         match client.submit(job).await {
             Err(e @ ClientError::Status { .. }) => e.to_string(),
             other => panic!("expected a refusal, got {other:?}"),
@@ -513,7 +488,7 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
     let registry = registry(dir.path());
     let running_id;
     {
-        let store = JobStore::open(&jobs).unwrap();
+        let store = SledJobStore::open(&jobs).unwrap();
         running_id = store.new_job_id("wc").unwrap();
         let status = JobStatus {
             job_id: running_id.clone(),
@@ -537,7 +512,7 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
     }
     let scheduler = Scheduler::new(
         registry,
-        JobStore::open(&jobs).unwrap(),
+        Arc::new(SledJobStore::open(&jobs).unwrap()),
         SchedulerConfig::default(),
     )
     .unwrap();

@@ -1,21 +1,22 @@
-//! Conversions between the worker's domain types and the protobuf messages, done once at the
-//! service edge. A missing or malformed field is an error naming it, never an `unwrap()`.
+//! Conversions between the contract's domain types and the protobuf messages, one per type and
+//! direction, used by the gRPC edges of both sides. A missing or malformed field is an error naming
+//! it, never an `unwrap()`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use weft_host::{SandboxLimits, UdfKind};
+use weft_abi::UdfKind;
 use weft_io::{InputFormat, InputSplit, OutputFormat};
 use weft_proto::v1 as pb;
 
-use crate::StepRef;
 use crate::task::{
-    BlockLocation, GuestOutput, ShuffleCompression, TaskId, TaskInput, TaskOutput, TaskResult,
-    TaskSpec,
+    BlockLocation, GuestOutput, ShuffleCompression, StepRef, TaskFailure, TaskId, TaskInput,
+    TaskLimits, TaskOutcome, TaskOutput, TaskResult, TaskSpec,
 };
 
-/// A message that cannot be turned into a domain value (here, and in the scheduler's conversions).
-#[derive(Debug, thiserror::Error)]
+/// A message that cannot be turned into a domain value (here, and in the scheduler's registry and
+/// job conversions).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {detail}")]
 pub struct ConvertError {
     /// The message, or the message and field, e.g. `Step` or `Udf.kind`.
@@ -81,6 +82,93 @@ fn compression_from_pb(compression: i32) -> Result<ShuffleCompression, ConvertEr
     }
 }
 
+/// An input split and its format, as `InputSplit` carries them.
+fn split_to_pb(split: &InputSplit, format: InputFormat) -> pb::InputSplit {
+    let (format, csv_header, csv_delimiter) = match format {
+        InputFormat::Text => (pb::InputFormat::Text, false, String::new()),
+        InputFormat::Csv { header, delimiter } => (
+            pb::InputFormat::Csv,
+            header,
+            char::from(delimiter).to_string(),
+        ),
+        InputFormat::Jsonl => (pb::InputFormat::Jsonl, false, String::new()),
+    };
+    pb::InputSplit {
+        path: split.path.to_string_lossy().into_owned(),
+        start: split.start,
+        length: split.length,
+        format: format as i32,
+        csv_header,
+        csv_delimiter,
+    }
+}
+
+fn split_from_pb(s: pb::InputSplit) -> Result<(InputSplit, InputFormat), ConvertError> {
+    const M: &str = "InputSplit";
+    let format = match pb::InputFormat::try_from(s.format) {
+        Ok(pb::InputFormat::Text) => InputFormat::Text,
+        Ok(pb::InputFormat::Csv) => InputFormat::Csv {
+            header: s.csv_header,
+            delimiter: csv_delimiter_from_pb(&s.csv_delimiter)?,
+        },
+        Ok(pb::InputFormat::Jsonl) => InputFormat::Jsonl,
+        _ => return Err(bad(M, format!("unknown input format {}", s.format))),
+    };
+    let split = InputSplit {
+        path: PathBuf::from(s.path),
+        start: s.start,
+        length: s.length,
+    };
+    Ok((split, format))
+}
+
+/// One ASCII character, or empty for a comma.
+fn csv_delimiter_from_pb(text: &str) -> Result<u8, ConvertError> {
+    let invalid = |detail: String| bad("InputSplit.csv_delimiter", detail);
+    match text.as_bytes() {
+        [] => Ok(b','),
+        [byte] => InputFormat::check_delimiter(*byte).map_err(|e| invalid(e.to_string())),
+        _ => Err(invalid(format!("{text:?} is not one ASCII character"))),
+    }
+}
+
+fn output_format_to_pb(format: OutputFormat) -> pb::OutputFormat {
+    match format {
+        OutputFormat::Text => pb::OutputFormat::Text,
+        OutputFormat::Jsonl => pb::OutputFormat::Jsonl,
+    }
+}
+
+fn output_format_from_pb(format: i32) -> Result<OutputFormat, ConvertError> {
+    match pb::OutputFormat::try_from(format) {
+        Ok(pb::OutputFormat::Text) => Ok(OutputFormat::Text),
+        Ok(pb::OutputFormat::Jsonl) => Ok(OutputFormat::Jsonl),
+        _ => Err(bad("OutputPart", format!("unknown output format {format}"))),
+    }
+}
+
+impl From<TaskLimits> for pb::SandboxLimits {
+    fn from(l: TaskLimits) -> pb::SandboxLimits {
+        pb::SandboxLimits {
+            max_memory_bytes: l.max_memory_bytes,
+            max_call_millis: u64::try_from(l.max_call_time.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// Limits a message leaves out are the defaults.
+impl From<Option<pb::SandboxLimits>> for TaskLimits {
+    fn from(l: Option<pb::SandboxLimits>) -> TaskLimits {
+        match l {
+            Some(l) => TaskLimits {
+                max_memory_bytes: l.max_memory_bytes,
+                max_call_time: Duration::from_millis(l.max_call_millis),
+            },
+            None => TaskLimits::default(),
+        }
+    }
+}
+
 impl From<&StepRef> for pb::Step {
     fn from(s: &StepRef) -> pb::Step {
         pb::Step {
@@ -104,8 +192,9 @@ impl TryFrom<pb::Step> for StepRef {
     }
 }
 
-/// Job ids become directory names on workers: only a safe alphabet is accepted.
-fn check_job_id(job: &str) -> Result<(), ConvertError> {
+/// Checks a job id from a peer. Job ids become directory names on workers: only a safe alphabet is
+/// accepted.
+pub fn check_job_id(job: &str) -> Result<(), ConvertError> {
     let ok = !job.is_empty()
         && job.len() <= 128
         && job
@@ -115,7 +204,7 @@ fn check_job_id(job: &str) -> Result<(), ConvertError> {
     if ok {
         Ok(())
     } else {
-        Err(bad("TaskAttemptId", format!("unsafe job id {job:?}")))
+        Err(bad("job_id", format!("unsafe job id {job:?}")))
     }
 }
 
@@ -178,19 +267,7 @@ impl From<&TaskSpec> for pb::TaskDefinition {
     fn from(t: &TaskSpec) -> pb::TaskDefinition {
         let input = match &t.input {
             TaskInput::Split { split, format } => {
-                let (format, header) = match format {
-                    InputFormat::Text => (pb::InputFormat::Text, false),
-                    InputFormat::Csv { header } => (pb::InputFormat::Csv, *header),
-                    InputFormat::Jsonl => (pb::InputFormat::Jsonl, false),
-                };
-                pb::partition_descriptor::Source::Split(pb::InputSplit {
-                    path: split.path.to_string_lossy().into_owned(),
-                    start: split.start,
-                    length: split.length,
-                    format: format as i32,
-                    csv_header: header,
-                    csv_delimiter: String::new(),
-                })
+                pb::partition_descriptor::Source::Split(split_to_pb(split, *format))
             }
             TaskInput::Shuffle { wide, blocks } => {
                 pb::partition_descriptor::Source::Shuffle(pb::ShuffleRead {
@@ -216,10 +293,7 @@ impl From<&TaskSpec> for pb::TaskDefinition {
             } => pb::task_output::Sink::Part(pb::OutputPart {
                 staging_dir: staging_dir.to_string_lossy().into_owned(),
                 part: *part,
-                format: match format {
-                    OutputFormat::Text => pb::OutputFormat::Text,
-                    OutputFormat::Jsonl => pb::OutputFormat::Jsonl,
-                } as i32,
+                format: output_format_to_pb(*format) as i32,
             }),
         };
         pb::TaskDefinition {
@@ -230,10 +304,7 @@ impl From<&TaskSpec> for pb::TaskDefinition {
                 source: Some(input),
             }),
             output: Some(pb::TaskOutput { sink: Some(output) }),
-            limits: Some(pb::SandboxLimits {
-                max_memory_bytes: t.limits.max_memory_bytes as u64,
-                max_call_millis: t.limits.max_call_time.as_millis() as u64,
-            }),
+            limits: Some(t.limits.into()),
             job_name: t.job_name.clone(),
         }
     }
@@ -246,22 +317,8 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
         let source = required(required(t.input, M, "input")?.source, M, "input.source")?;
         let input = match source {
             pb::partition_descriptor::Source::Split(s) => {
-                let format = match pb::InputFormat::try_from(s.format) {
-                    Ok(pb::InputFormat::Text) => InputFormat::Text,
-                    Ok(pb::InputFormat::Csv) => InputFormat::Csv {
-                        header: s.csv_header,
-                    },
-                    Ok(pb::InputFormat::Jsonl) => InputFormat::Jsonl,
-                    _ => return Err(bad(M, format!("unknown input format {}", s.format))),
-                };
-                TaskInput::Split {
-                    split: InputSplit {
-                        path: PathBuf::from(s.path),
-                        start: s.start,
-                        length: s.length,
-                    },
-                    format,
-                }
+                let (split, format) = split_from_pb(s)?;
+                TaskInput::Split { split, format }
             }
             pb::partition_descriptor::Source::Shuffle(r) => TaskInput::Shuffle {
                 wide: required(r.wide_step, M, "input.shuffle.wide_step")?.try_into()?,
@@ -282,22 +339,8 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
             pb::task_output::Sink::Part(p) => TaskOutput::Part {
                 staging_dir: PathBuf::from(p.staging_dir),
                 part: p.part,
-                format: match pb::OutputFormat::try_from(p.format) {
-                    Ok(pb::OutputFormat::Text) => OutputFormat::Text,
-                    Ok(pb::OutputFormat::Jsonl) => OutputFormat::Jsonl,
-                    _ => return Err(bad(M, format!("unknown output format {}", p.format))),
-                },
+                format: output_format_from_pb(p.format)?,
             },
-        };
-        let defaults = SandboxLimits::default();
-        let limits = match t.limits {
-            Some(l) => SandboxLimits {
-                max_memory_bytes: usize::try_from(l.max_memory_bytes)
-                    .unwrap_or(defaults.max_memory_bytes),
-                max_call_time: Duration::from_millis(l.max_call_millis),
-                ..defaults
-            },
-            None => defaults,
         };
         Ok(TaskSpec {
             id: required(t.id, M, "id")?.try_into()?,
@@ -310,27 +353,9 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
                 .collect::<Result<_, _>>()?,
             input,
             output,
-            limits,
+            limits: t.limits.into(),
         })
     }
-}
-
-/// How a task attempt ended, as the scheduler sees it.
-#[derive(Debug, Clone)]
-pub struct TaskOutcome {
-    pub id: TaskId,
-    pub worker_id: String,
-    pub result: Result<TaskResult, TaskFailure>,
-    /// What the task's guests wrote, whether it succeeded or failed (for `weft job logs`).
-    pub output: GuestOutput,
-}
-
-/// A failed task: the message (naming the step, module and function) and whose fault it was.
-#[derive(Debug, Clone)]
-pub struct TaskFailure {
-    pub message: String,
-    pub guest_fault: bool,
-    pub cancelled: bool,
 }
 
 impl From<&TaskOutcome> for pb::TaskStatus {

@@ -1,71 +1,32 @@
 //! The in-process cluster end to end on small inputs: a job's answer, its failure, its output
 //! directory's all-or-nothing commit.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use weft_host::{Engine, ValidationLimits};
-use weft_scheduler::job::{InputFile, JobSpec};
-use weft_scheduler::{JobError, LocalCluster, LocalClusterConfig, Registry, Tenant};
+use weft_local::{LocalCluster, LocalClusterConfig, RunError};
+use weft_scheduler::job::Submission;
+use weft_scheduler::{JobError, Registry, Tenant};
+use weft_testkit::output::{assert_same_map, counts_of, read_output};
+use weft_testkit::reference::word_counts;
+use weft_testkit::registry::examples_registry;
 
+/// The example modules' registry under `dir`.
 pub fn registry(dir: &Path) -> Arc<Registry> {
-    let engine = Engine::new().unwrap();
-    let registry = Registry::open(&dir.join("registry")).unwrap();
-    for (name, path) in [
-        ("wordcount", weft_examples::WORDCOUNT_RUST),
-        ("textkit", weft_examples::TEXTKIT_RUST),
-    ] {
-        let bytes = std::fs::read(path).unwrap();
-        let module = engine
-            .validate(&bytes, &ValidationLimits::default())
-            .unwrap();
-        registry
-            .register(&Tenant::default(), name, &module, &[])
-            .unwrap();
-    }
-    Arc::new(registry)
+    examples_registry(&dir.join("registry"))
 }
 
 async fn start(registry: Arc<Registry>, dir: &Path) -> LocalCluster {
-    LocalCluster::start(registry, &dir.join("work"), LocalClusterConfig::default())
+    LocalCluster::start(registry, LocalClusterConfig::new(dir.join("work")))
         .await
         .unwrap()
 }
 
-fn plan(dir: &Path, job: &str, registry: &Registry) -> weft_scheduler::job::Plan {
+/// `job` as the job file `dir/job.toml`, submitted as `weft run` submits it.
+fn submission(dir: &Path, job: &str) -> Submission {
     let path = dir.join("job.toml");
     std::fs::write(&path, job).unwrap();
-    let spec = JobSpec::from_file(&path).unwrap();
-    let resolved = spec.resolve(registry, &Tenant::default()).unwrap();
-    let files: Vec<InputFile> = weft_io::resolve_inputs(spec.input.path.to_str().unwrap())
-        .unwrap()
-        .into_iter()
-        .map(|f| InputFile {
-            path: f.path,
-            size: f.size,
-        })
-        .collect();
-    resolved.plan(&files).unwrap()
-}
-
-fn read_output(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if !name.starts_with("part-") {
-            continue;
-        }
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let (k, v) = line.split_once('\t').unwrap();
-            assert!(
-                out.insert(k.to_owned(), v.to_owned()).is_none(),
-                "{k} twice"
-            );
-        }
-    }
-    out
+    Submission::from_file(&path, None, None, false).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,10 +38,6 @@ async fn word_count_runs_on_two_workers_and_crosses_the_shuffle() {
         text.push_str(&format!("w{} w{} common\r\n", i % 97, i % 13));
     }
     std::fs::write(dir.path().join("in.txt"), &text).unwrap();
-    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
-    for w in text.split_ascii_whitespace() {
-        *reference.entry(w.to_owned()).or_default() += 1;
-    }
 
     let job = r#"
 name = "wc"
@@ -95,17 +52,18 @@ reduce = "wordcount/sum"
 path = "out"
 partitions = 3
 "#;
-    let plan = plan(dir.path(), job, &registry);
-    let cluster = start(registry, dir.path()).await;
-    let report = cluster.run(&Tenant::default(), &plan, false).await.unwrap();
+    let mut cluster = start(registry, dir.path()).await;
+    let report = cluster
+        .run(&Tenant::default(), submission(dir.path(), job))
+        .await
+        .unwrap();
     cluster.shutdown().await;
 
-    let got: BTreeMap<String, u64> = read_output(&dir.path().join("out"))
-        .into_iter()
-        .map(|(k, v)| (k, v.parse().unwrap()))
-        .collect();
-    assert_eq!(got, reference);
-    assert!(dir.path().join("out/_SUCCESS").exists());
+    assert_same_map(
+        &counts_of(read_output(&dir.path().join("out"))),
+        &word_counts(text.as_bytes()),
+        "wc",
+    );
     assert_eq!(report.stages.len(), 2);
     assert!(report.stages[0].tasks > 1);
     assert_eq!(report.stages[1].tasks, 3);
@@ -134,13 +92,15 @@ group_reduce = "textkit/distinct_sorted"
 [output]
 path = "out"
 "#;
-    let plan = plan(dir.path(), job, &registry);
-    let cluster = start(registry, dir.path()).await;
+    let mut cluster = start(registry, dir.path()).await;
     let err = cluster
-        .run(&Tenant::default(), &plan, false)
+        .run(&Tenant::default(), submission(dir.path(), job))
         .await
         .unwrap_err();
     cluster.shutdown().await;
+    let RunError::Job(err) = err else {
+        panic!("{err}")
+    };
     match &err {
         JobError::Task {
             stage,

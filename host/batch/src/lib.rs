@@ -1,12 +1,26 @@
-//! Host-side batches: records and groups as Arrow binary arrays, the shapes a UDF call takes and gives.
+//! Weft's batches: records and groups as Arrow binary arrays, the shapes a UDF call takes and gives,
+//! and what readers, shuffles and guests pass around.
 //!
 //! They use Arrow's `Binary` layout (i32 offsets + data), the same layout the guest ABI uses, so a call
-//! copies each buffer once into guest memory and once out, with no per-record encoding.
+//! copies each buffer once into guest memory and once out, with no per-record encoding. A crate of its
+//! own so that what reads and writes batches (weft-io) does not build the sandbox (weft-host, wasmtime).
 
 use arrow_array::{Array, BinaryArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
-use crate::CallError;
+/// Parts that do not make a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Records need as many values as keys.
+    #[error("{keys} keys but {values} values")]
+    Lengths { keys: usize, values: usize },
+    /// Group offsets that do not partition the values, one group per key.
+    #[error("group offsets: {0}")]
+    GroupOffsets(String),
+    /// More bytes than a batch (or the guest memory it is going to) can hold.
+    #[error("{0}")]
+    TooLarge(String),
+}
 
 /// A batch of (key, value) records: two binary arrays of equal length.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,13 +31,12 @@ pub struct Records {
 
 impl Records {
     /// Pairs two arrays. Nulls are not part of the model: a null is read as an empty string.
-    pub fn new(keys: BinaryArray, values: BinaryArray) -> Result<Records, CallError> {
+    pub fn new(keys: BinaryArray, values: BinaryArray) -> Result<Records, BatchError> {
         if keys.len() != values.len() {
-            return Err(CallError::BadBatch(format!(
-                "{} keys but {} values",
-                keys.len(),
-                values.len()
-            )));
+            return Err(BatchError::Lengths {
+                keys: keys.len(),
+                values: values.len(),
+            });
         }
         Ok(Records { keys, values })
     }
@@ -101,8 +114,8 @@ impl Groups {
         keys: BinaryArray,
         group_offsets: ScalarBuffer<u32>,
         values: BinaryArray,
-    ) -> Result<Groups, CallError> {
-        let bad = |why: String| Err(CallError::BadBatch(why));
+    ) -> Result<Groups, BatchError> {
+        let bad = |why: String| Err(BatchError::GroupOffsets(why));
         if group_offsets.len() != keys.len() + 1 {
             return bad(format!(
                 "{} keys need {} group offsets, got {}",
@@ -182,7 +195,7 @@ impl Groups {
 
 /// Accumulates byte strings into a `BinaryArray` without per-item allocation.
 #[derive(Debug)]
-pub(crate) struct BinaryBuilder {
+struct BinaryBuilder {
     offsets: Vec<i32>,
     data: Vec<u8>,
 }
@@ -213,8 +226,8 @@ impl BinaryBuilder {
 }
 
 /// Assembles a `BinaryArray` from offsets already known to be valid (start at 0, non-decreasing,
-/// last one equal to the data length).
-pub(crate) fn binary_array(offsets: Vec<i32>, data: Vec<u8>) -> BinaryArray {
+/// last one equal to the data length), without checking them again.
+pub fn binary_array(offsets: Vec<i32>, data: Vec<u8>) -> BinaryArray {
     debug_assert_eq!(offsets.last().copied(), Some(data.len() as i32));
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     BinaryArray::new(offsets, Buffer::from_vec(data), None)

@@ -1,9 +1,7 @@
-//! Compiled guests and their instances: the host half of the batched call protocol (ABI §4–§6).
-//!
-//! A [`GuestModule`] is compiled once and pre-linked (`InstancePre`), so a task only pays for a cheap
-//! instantiation. A [`GuestInstance`] owns one sandboxed store; it keeps its call frame and input
-//! buffer in guest memory across calls, so a steady stream of batches costs one copy in, one call
-//! and one copy out per batch.
+//! The host half of the batched call protocol (ABI §4–§6) for a wasm guest: a [`WasmInstance`] owns
+//! one sandboxed store; it keeps its call frame and input buffer in guest memory across calls, so a
+//! steady stream of batches costs one copy in, one call and one copy out per batch. Every pointer
+//! the guest hands back is checked against its memory: the guest is untrusted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,53 +11,15 @@ use arrow_array::{Array, BinaryArray, BooleanArray};
 use arrow_buffer::ToByteSlice;
 use wasmtime::{InstancePre, Memory, Store, Trap, TypedFunc};
 use weft_abi::{Frame, UdfKind};
+use weft_batch::{BatchError, Groups, Records, binary_array};
 
-use crate::batch::{Groups, Records, binary_array};
+use crate::call::map_count;
 use crate::engine::{Engine, Sandbox, SandboxLimits};
 use crate::error::{CallError, ValidationError};
-use crate::native::{NativeInstance, NativeModule};
-use crate::validate::UdfInfo;
+use crate::info::UdfInfo;
 
 #[cfg(target_endian = "big")]
 compile_error!("weft-host copies Arrow buffers into little-endian wasm memory as they are");
-
-/// A module compiled for this engine, ready to instantiate. (Or, from [`GuestModule::native`], UDFs
-/// compiled into this process, behind the same API: see the `native` module.)
-#[derive(Clone)]
-pub struct GuestModule {
-    code: Code,
-    udfs: Arc<[UdfInfo]>,
-}
-
-/// What a module's instances run.
-#[derive(Clone)]
-enum Code {
-    Wasm(InstancePre<Sandbox>),
-    Native(NativeModule),
-}
-
-impl std::fmt::Debug for GuestModule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestModule")
-            .field("udfs", &self.udfs)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Engine {
-    /// Checks and compiles a module. The checks are the static ones of registration (the caller is
-    /// expected to have verified the bytes' hash); the ABI version is checked at instantiation.
-    pub fn load(&self, bytes: &[u8]) -> Result<GuestModule, ValidationError> {
-        let inspected = self.inspect(bytes)?;
-        let module = wasmtime::Module::new(self.wasm(), bytes)
-            .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
-        let pre = self
-            .linker()
-            .instantiate_pre(&module)
-            .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
-        Ok(GuestModule::from_parts(pre, inspected.udfs))
-    }
-}
 
 /// Instantiates `module` in a throwaway sandbox, runs `_initialize` and returns `weft_abi_version()`.
 pub(crate) fn probe_abi_version(
@@ -126,109 +86,6 @@ fn stderr_tail(store: &Store<Sandbox>) -> String {
         .to_owned()
 }
 
-impl GuestModule {
-    pub(crate) fn from_parts(pre: InstancePre<Sandbox>, udfs: Vec<UdfInfo>) -> GuestModule {
-        GuestModule {
-            code: Code::Wasm(pre),
-            udfs: udfs.into(),
-        }
-    }
-
-    pub(crate) fn from_native(native: NativeModule, udfs: Vec<UdfInfo>) -> GuestModule {
-        GuestModule {
-            code: Code::Native(native),
-            udfs: udfs.into(),
-        }
-    }
-
-    /// The compiled wasm module, or `None` for a native one.
-    pub(crate) fn wasm(&self) -> Option<&InstancePre<Sandbox>> {
-        match &self.code {
-            Code::Wasm(pre) => Some(pre),
-            Code::Native(_) => None,
-        }
-    }
-
-    /// Whether the module runs natively (built with [`GuestModule::native`]) rather than in wasm.
-    pub fn is_native(&self) -> bool {
-        matches!(self.code, Code::Native(_))
-    }
-
-    /// The module's UDFs, sorted by name.
-    pub fn udfs(&self) -> &[UdfInfo] {
-        &self.udfs
-    }
-
-    /// Instantiates the module in a fresh sandbox under `limits` (a native module has neither).
-    pub fn instantiate(&self, limits: &SandboxLimits) -> Result<GuestInstance, CallError> {
-        let pre = match &self.code {
-            Code::Wasm(pre) => pre,
-            Code::Native(native) => {
-                return Ok(GuestInstance(Instance::Native(native.instantiate())));
-            }
-        };
-        let (mut store, instance) =
-            start(pre.module().engine(), pre, limits).map_err(CallError::Instantiate)?;
-        let fail = |store: &Store<Sandbox>, e: wasmtime::Error| {
-            CallError::Instantiate(describe_failure(store, &e))
-        };
-        let version = instance
-            .get_typed_func::<(), u32>(&mut store, weft_abi::ABI_VERSION_EXPORT)
-            .and_then(|f| f.call(&mut store, ()))
-            .map_err(|e| fail(&store, e))?;
-        if version != weft_abi::ABI_VERSION {
-            return Err(CallError::Instantiate(format!(
-                "the guest reports ABI version {version}; this host implements {}",
-                weft_abi::ABI_VERSION
-            )));
-        }
-        let memory = instance
-            .get_memory(&mut store, weft_abi::MEMORY_EXPORT)
-            .ok_or_else(|| CallError::Instantiate("the guest exports no memory".into()))?;
-        let alloc = instance
-            .get_typed_func::<(u32, u32), u32>(&mut store, weft_abi::ALLOC_EXPORT)
-            .map_err(|e| fail(&store, e))?;
-        let free = instance
-            .get_typed_func::<(u32, u32, u32), ()>(&mut store, weft_abi::FREE_EXPORT)
-            .map_err(|e| fail(&store, e))?;
-        let mut funcs = HashMap::with_capacity(self.udfs.len());
-        let mut combiners = HashMap::new();
-        for udf in self.udfs.iter() {
-            let export = format!("weft_{}_{}", udf.kind, udf.name);
-            let func = instance
-                .get_typed_func::<u32, u32>(&mut store, &export)
-                .map_err(|e| fail(&store, e))?;
-            funcs.insert(udf.name.clone(), (udf.kind, func));
-            if udf.kind != UdfKind::Reduce {
-                continue;
-            }
-            let combiner = format!("{}{}", weft_abi::COMBINE_EXPORT_PREFIX, udf.name);
-            if instance.get_export(&mut store, &combiner).is_some() {
-                let func = instance
-                    .get_typed_func::<(u32, u32), u32>(&mut store, &combiner)
-                    .map_err(|e| fail(&store, e))?;
-                combiners.insert(udf.name.clone(), func);
-            }
-        }
-        let mut guest = WasmInstance {
-            store,
-            memory,
-            alloc,
-            free,
-            funcs,
-            combiners,
-            frame: 0,
-            region: Region::default(),
-            call_ticks: Engine::ticks(limits.max_call_time),
-            max_memory_bytes: limits.max_memory_bytes,
-        };
-        guest.frame = guest
-            .allocate("(setup)", weft_abi::FRAME_SIZE, weft_abi::FRAME_ALIGN)
-            .map_err(|e| CallError::Instantiate(e.to_string()))?;
-        Ok(GuestInstance(Instance::Wasm(guest)))
-    }
-}
-
 /// The host's input buffer inside guest memory, reused across calls and grown as needed.
 #[derive(Debug, Default, Clone, Copy)]
 struct Region {
@@ -236,120 +93,8 @@ struct Region {
     cap: u32,
 }
 
-/// One live guest: a sandboxed store with the module instantiated (or a native module's UDFs). Not
-/// shareable across threads at once; a worker runs one per task.
-#[derive(Debug)]
-pub struct GuestInstance(Instance);
-
-#[derive(Debug)]
-enum Instance {
-    Wasm(WasmInstance),
-    Native(NativeInstance),
-}
-
-/// Calls `$method` on the wasm or the native instance.
-macro_rules! dispatch {
-    ($self:ident.$method:ident($($arg:expr),*)) => {
-        match &mut $self.0 {
-            Instance::Wasm(guest) => guest.$method($($arg),*),
-            Instance::Native(guest) => guest.$method($($arg),*),
-        }
-    };
-}
-
-impl GuestInstance {
-    /// Runs a `map` UDF: one output record per input record.
-    pub fn map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
-        dispatch!(self.map(udf, input))
-    }
-
-    /// Runs a `filter` UDF: which input records to keep.
-    pub fn filter(&mut self, udf: &str, input: &Records) -> Result<BooleanArray, CallError> {
-        dispatch!(self.filter(udf, input))
-    }
-
-    /// Runs a `flat_map` UDF: any number of records out.
-    pub fn flat_map(&mut self, udf: &str, input: &Records) -> Result<Records, CallError> {
-        dispatch!(self.flat_map(udf, input))
-    }
-
-    /// Runs a `reduce` UDF: one combined value per group, in group order.
-    pub fn reduce(&mut self, udf: &str, input: &Groups) -> Result<BinaryArray, CallError> {
-        dispatch!(self.reduce(udf, input))
-    }
-
-    /// Runs a `group_reduce` UDF: any number of records out.
-    pub fn group_reduce(&mut self, udf: &str, input: &Groups) -> Result<Records, CallError> {
-        dispatch!(self.group_reduce(udf, input))
-    }
-
-    /// Whether the `reduce` UDF `reduce` has a combiner in the module (ABI.md §3a): running values
-    /// held in the guest, so map output can be combined where it is produced.
-    pub fn has_combiner(&self, reduce: &str) -> bool {
-        match &self.0 {
-            Instance::Wasm(guest) => guest.combiners.contains_key(reduce),
-            Instance::Native(guest) => guest.has_combiner(reduce),
-        }
-    }
-
-    /// Runs the `map` or `flat_map` UDF `udf` over `input` and folds its output into the combiner
-    /// of `reduce`, without the records leaving the guest. Returns the bytes the combiner holds.
-    pub fn map_into_combiner(
-        &mut self,
-        kind: UdfKind,
-        udf: &str,
-        input: &Records,
-        reduce: &str,
-    ) -> Result<usize, CallError> {
-        if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
-            return Err(CallError::KindMismatch {
-                name: udf.to_owned(),
-                actual: kind,
-                requested: UdfKind::FlatMap,
-            });
-        }
-        dispatch!(self.map_into_combiner(kind, udf, input, reduce))
-    }
-
-    /// Folds `input` into the combiner of `reduce`. Returns the bytes the combiner holds.
-    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
-        dispatch!(self.combine(reduce, input))
-    }
-
-    /// Takes every record the combiner of `reduce` holds (each key once, with its combined
-    /// value); it holds nothing after.
-    pub fn drain_combiner(&mut self, reduce: &str) -> Result<Records, CallError> {
-        dispatch!(self.drain_combiner(reduce))
-    }
-
-    /// Everything the guest has written to stdout so far (up to the capture limit); always empty
-    /// for a native module, whose output is the process's own.
-    pub fn stdout(&self) -> Vec<u8> {
-        match &self.0 {
-            Instance::Wasm(guest) => guest.stdout(),
-            Instance::Native(_) => Vec::new(),
-        }
-    }
-
-    /// Everything the guest has written to stderr so far (up to the capture limit); always empty
-    /// for a native module.
-    pub fn stderr(&self) -> Vec<u8> {
-        match &self.0 {
-            Instance::Wasm(guest) => guest.stderr(),
-            Instance::Native(_) => Vec::new(),
-        }
-    }
-
-    /// Lets `flag` stop this instance: once it is raised, the running call (or the next) fails with
-    /// [`CallError::Cancelled`] within an epoch tick. A native call cannot be stopped while it
-    /// runs: the flag fails the next call.
-    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
-        dispatch!(self.set_interrupt(flag))
-    }
-}
-
 /// A wasm guest: a sandboxed store with the module instantiated.
-struct WasmInstance {
+pub(crate) struct WasmInstance {
     store: Store<Sandbox>,
     memory: Memory,
     alloc: TypedFunc<(u32, u32), u32>,
@@ -480,6 +225,11 @@ impl WasmInstance {
         self.read_records(reduce, &frame)
     }
 
+    /// Whether the `reduce` UDF `reduce` has a combiner in the module.
+    pub fn has_combiner(&self, reduce: &str) -> bool {
+        self.combiners.contains_key(reduce)
+    }
+
     fn combiner(&self, reduce: &str) -> Result<TypedFunc<(u32, u32), u32>, CallError> {
         self.combiners
             .get(reduce)
@@ -550,7 +300,9 @@ impl WasmInstance {
             + keys_data.len() as u64
             + values_data.len() as u64;
         let total = u32::try_from(total).map_err(|_| {
-            CallError::BadBatch(format!("{total} bytes do not fit a 32-bit guest memory"))
+            CallError::Batch(BatchError::TooLarge(format!(
+                "{total} bytes do not fit a 32-bit guest memory"
+            )))
         })?;
         self.reserve(udf, total)?;
 
@@ -602,7 +354,7 @@ impl WasmInstance {
         let mem = self.memory.data_mut(&mut self.store);
         let frame_bytes = slice_mut(mem, self.frame, u64::from(weft_abi::FRAME_SIZE))
             .ok_or_else(|| abi(udf, "the call frame lies outside guest memory".into()))?;
-        frame_bytes.copy_from_slice(&frame_to_bytes(frame));
+        frame_bytes.copy_from_slice(&frame.to_bytes());
         Ok(())
     }
 
@@ -615,7 +367,8 @@ impl WasmInstance {
         let status = status.map_err(|e| self.call_failure(udf, e))?;
         let mem = self.memory.data(&self.store);
         let frame = slice(mem, self.frame, u64::from(weft_abi::FRAME_SIZE))
-            .map(frame_from_bytes)
+            .and_then(|bytes| <&[u8; weft_abi::FRAME_SIZE as usize]>::try_from(bytes).ok())
+            .map(Frame::from_bytes)
             .ok_or_else(|| abi(udf, "the call frame lies outside guest memory".into()))?;
         match status {
             weft_abi::STATUS_OK => Ok(frame),
@@ -651,7 +404,7 @@ impl WasmInstance {
             frame.out_values_data,
         )
         .map_err(|e| abi(udf, format!("output values: {e}")))?;
-        Records::new(keys, values)
+        Ok(Records::new(keys, values)?)
     }
 
     /// Makes the input region at least `size` bytes, growing geometrically to amortise reallocation.
@@ -750,14 +503,73 @@ impl WasmInstance {
     }
 }
 
-/// Checks that a `map` returned one record per input record (ABI.md, "Output rules").
-pub(crate) fn map_count(input: usize, output: usize) -> Result<(), String> {
-    if input == output {
-        Ok(())
-    } else {
-        Err(format!(
-            "a map must return one record per input: {input} in, {output} out"
-        ))
+impl WasmInstance {
+    /// Instantiates `pre` (a module whose UDFs are `udfs`) in a fresh sandbox under `limits`, runs
+    /// `_initialize`, checks the ABI version the guest reports, and allocates the call frame.
+    pub(crate) fn new(
+        pre: &InstancePre<Sandbox>,
+        udfs: &[UdfInfo],
+        limits: &SandboxLimits,
+    ) -> Result<WasmInstance, CallError> {
+        let (mut store, instance) =
+            start(pre.module().engine(), pre, limits).map_err(CallError::Instantiate)?;
+        let fail = |store: &Store<Sandbox>, e: wasmtime::Error| {
+            CallError::Instantiate(describe_failure(store, &e))
+        };
+        let version = instance
+            .get_typed_func::<(), u32>(&mut store, weft_abi::ABI_VERSION_EXPORT)
+            .and_then(|f| f.call(&mut store, ()))
+            .map_err(|e| fail(&store, e))?;
+        if version != weft_abi::ABI_VERSION {
+            return Err(CallError::Instantiate(format!(
+                "the guest reports ABI version {version}; this host implements {}",
+                weft_abi::ABI_VERSION
+            )));
+        }
+        let memory = instance
+            .get_memory(&mut store, weft_abi::MEMORY_EXPORT)
+            .ok_or_else(|| CallError::Instantiate("the guest exports no memory".into()))?;
+        let alloc = instance
+            .get_typed_func::<(u32, u32), u32>(&mut store, weft_abi::ALLOC_EXPORT)
+            .map_err(|e| fail(&store, e))?;
+        let free = instance
+            .get_typed_func::<(u32, u32, u32), ()>(&mut store, weft_abi::FREE_EXPORT)
+            .map_err(|e| fail(&store, e))?;
+        let mut funcs = HashMap::with_capacity(udfs.len());
+        let mut combiners = HashMap::new();
+        for udf in udfs {
+            let export = format!("weft_{}_{}", udf.kind, udf.name);
+            let func = instance
+                .get_typed_func::<u32, u32>(&mut store, &export)
+                .map_err(|e| fail(&store, e))?;
+            funcs.insert(udf.name.clone(), (udf.kind, func));
+            if udf.kind != UdfKind::Reduce {
+                continue;
+            }
+            let combiner = format!("{}{}", weft_abi::COMBINE_EXPORT_PREFIX, udf.name);
+            if instance.get_export(&mut store, &combiner).is_some() {
+                let func = instance
+                    .get_typed_func::<(u32, u32), u32>(&mut store, &combiner)
+                    .map_err(|e| fail(&store, e))?;
+                combiners.insert(udf.name.clone(), func);
+            }
+        }
+        let mut guest = WasmInstance {
+            store,
+            memory,
+            alloc,
+            free,
+            funcs,
+            combiners,
+            frame: 0,
+            region: Region::default(),
+            call_ticks: Engine::ticks(limits.max_call_time),
+            max_memory_bytes: limits.max_memory_bytes,
+        };
+        guest.frame = guest
+            .allocate("(setup)", weft_abi::FRAME_SIZE, weft_abi::FRAME_ALIGN)
+            .map_err(|e| CallError::Instantiate(e.to_string()))?;
+        Ok(guest)
     }
 }
 
@@ -841,55 +653,4 @@ fn slice_mut(mem: &mut [u8], ptr: u32, len: u64) -> Option<&mut [u8]> {
     let start = ptr as usize;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     mem.get_mut(start..end)
-}
-
-fn frame_to_bytes(frame: &Frame) -> [u8; weft_abi::FRAME_SIZE as usize] {
-    let fields = [
-        frame.in_count,
-        frame.in_keys_offsets,
-        frame.in_keys_data,
-        frame.in_values_offsets,
-        frame.in_values_data,
-        frame.in_groups,
-        frame.out_count,
-        frame.out_keys_offsets,
-        frame.out_keys_data,
-        frame.out_values_offsets,
-        frame.out_values_data,
-        frame.out_keep,
-        frame.error_ptr,
-        frame.error_len,
-    ];
-    let mut bytes = [0u8; weft_abi::FRAME_SIZE as usize];
-    for (chunk, field) in bytes.chunks_exact_mut(4).zip(fields) {
-        chunk.copy_from_slice(&field.to_le_bytes());
-    }
-    bytes
-}
-
-fn frame_from_bytes(bytes: &[u8]) -> Frame {
-    let field = |i: usize| {
-        u32::from_le_bytes([
-            bytes[4 * i],
-            bytes[4 * i + 1],
-            bytes[4 * i + 2],
-            bytes[4 * i + 3],
-        ])
-    };
-    Frame {
-        in_count: field(0),
-        in_keys_offsets: field(1),
-        in_keys_data: field(2),
-        in_values_offsets: field(3),
-        in_values_data: field(4),
-        in_groups: field(5),
-        out_count: field(6),
-        out_keys_offsets: field(7),
-        out_keys_data: field(8),
-        out_values_offsets: field(9),
-        out_values_data: field(10),
-        out_keep: field(11),
-        error_ptr: field(12),
-        error_len: field(13),
-    }
 }

@@ -1,13 +1,25 @@
-//! What a task is, in the worker's own terms: the domain side of `TaskDefinition`/`TaskStatus`.
+//! What a task is: its id, what it reads and writes, the limits it runs under, and how it ended —
+//! the domain side of `TaskDefinition` and `TaskStatus`.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
-use weft_host::SandboxLimits;
+use weft_abi::UdfKind;
 use weft_io::{InputFormat, InputSplit, OutputFormat};
 
-use crate::StepRef;
+/// A step as a worker runs it: a kind, the id of the module that holds the function, and the
+/// function's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRef {
+    pub kind: UdfKind,
+    /// The module's content id (`blake3:<hex>`): what the worker loads.
+    pub module: String,
+    pub function: String,
+    /// The module as the user named it (`wordcount@1`), for messages.
+    pub label: String,
+}
 
 /// One attempt of one task. Every retry gets a new attempt number, so a late report or the shuffle
 /// files of a superseded attempt are never mistaken for the current one's.
@@ -41,7 +53,7 @@ pub struct BlockLocation {
 }
 
 /// What a task reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskInput {
     /// A byte range of an input file.
     Split {
@@ -121,7 +133,7 @@ impl FromStr for ShuffleCompression {
 }
 
 /// Where a task's output goes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskOutput {
     /// Hash-partitioned shuffle files, combined with `combiner` first when the consumer reduces,
     /// and compressed with `compression`.
@@ -138,8 +150,28 @@ pub enum TaskOutput {
     },
 }
 
+/// The limits every guest of a task runs under: what the scheduler asks of the worker's sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskLimits {
+    /// Largest linear memory a guest may grow to, in bytes.
+    pub max_memory_bytes: u64,
+    /// Longest a single call into a guest may run before it is interrupted.
+    pub max_call_time: Duration,
+}
+
+impl Default for TaskLimits {
+    /// 1 GiB and 300 s: room for any batch a worker hands a guest, and time for a slow UDF over a
+    /// large batch, while a runaway one is still stopped.
+    fn default() -> Self {
+        TaskLimits {
+            max_memory_bytes: 1 << 30,
+            max_call_time: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Everything a worker needs to run one task attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskSpec {
     pub id: TaskId,
     pub tenant: String,
@@ -148,7 +180,7 @@ pub struct TaskSpec {
     pub steps: Vec<StepRef>,
     pub input: TaskInput,
     pub output: TaskOutput,
-    pub limits: SandboxLimits,
+    pub limits: TaskLimits,
 }
 
 impl TaskSpec {
@@ -199,6 +231,27 @@ pub struct GuestOutput {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub truncated: bool,
+}
+
+/// How a task attempt ended, as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutcome {
+    pub id: TaskId,
+    pub worker_id: String,
+    pub result: Result<TaskResult, TaskFailure>,
+    /// What the task's guests wrote, whether it succeeded or failed (for `weft job logs`).
+    pub output: GuestOutput,
+}
+
+/// A failed task: the message (naming the step, module and function, with the error's causes) and
+/// whose fault it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub message: String,
+    /// The user's code failed (a trap, a guest error, a limit): retrying will not help.
+    pub guest_fault: bool,
+    /// The attempt was killed.
+    pub cancelled: bool,
 }
 
 impl GuestOutput {

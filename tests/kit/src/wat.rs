@@ -1,4 +1,5 @@
-//! Hand-written WAT guests for the edge cases no well-behaved SDK would produce.
+//! Hand-written WAT guests for the edge cases no well-behaved SDK would produce: a module from its
+//! parts, the parts every guest needs, and a bump allocator.
 
 /// The exported memory of a fixture.
 pub const MEMORY: &str = r#"(memory (export "memory") 2)"#;

@@ -1,0 +1,8 @@
+// The attributes apply to functions only.
+
+#![allow(unused_variables)]
+
+#[weft_guest::map]
+struct NotAFunction;
+
+fn main() {}

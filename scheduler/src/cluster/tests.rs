@@ -1,0 +1,711 @@
+//! Placement and the run loop, driven through in-memory workers: no sockets, no guests. Each
+//! [`FakeWorker`] records what the scheduler asks of it and answers as configured; the test plays
+//! the workers' part by reporting task outcomes to the [`ControlState`], as the control service
+//! does for real ones.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use weft_abi::UdfKind;
+use weft_io::{InputFormat, InputSplit, OutputFormat};
+use weft_task::{
+    BlockLocation, GuestOutput, Heartbeat, Launch, TaskFailure, TaskId, TaskInput, TaskLimits,
+    TaskOutcome, TaskOutput, TaskResult, TaskSpec, WorkerRegistration,
+};
+
+use super::control::ControlState;
+use super::runner::{self, JobRun};
+use super::tasks::{JobTasks, initial_status};
+use super::worker::{WorkerCallError, WorkerConnection};
+use super::{JobError, JobReport, placement};
+use crate::job::{
+    InputSpec, Plan, ResolvedStep, ShuffleCompression, Stage, StageInput, StageOutput, Submission,
+};
+use crate::jobs::store::JobRecord;
+use crate::jobs::{JobState, JobStatus, JobStore, MemoryJobStore};
+use crate::{ModuleId, Tenant};
+
+/// What a fake worker was asked to do, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Launch(Box<TaskSpec>),
+    Kill(TaskId),
+}
+
+/// A worker in memory: it answers the scheduler's calls as configured and tells the test about
+/// every launch and kill.
+#[derive(Debug)]
+struct FakeWorker {
+    address: String,
+    calls: mpsc::UnboundedSender<(String, Call)>,
+    /// Launches to refuse before accepting ("busier than the scheduler thought").
+    refusals: AtomicUsize,
+    /// Launches fail as if the worker could not be reached.
+    unreachable: AtomicBool,
+    /// What `check_paths` answers for every path: `None`, readable.
+    unreadable: Mutex<Option<String>>,
+    released: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl WorkerConnection for FakeWorker {
+    async fn launch(&self, task: &TaskSpec) -> Result<Launch, WorkerCallError> {
+        if self.unreachable.load(Ordering::Relaxed) {
+            return Err(WorkerCallError::new("connection refused"));
+        }
+        if self
+            .refusals
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Ok(Launch::Refused("no free slot".into()));
+        }
+        let _ = self
+            .calls
+            .send((self.address.clone(), Call::Launch(Box::new(task.clone()))));
+        Ok(Launch::Accepted)
+    }
+
+    async fn kill(&self, task: &TaskId) -> Result<bool, WorkerCallError> {
+        let _ = self
+            .calls
+            .send((self.address.clone(), Call::Kill(task.clone())));
+        Ok(true)
+    }
+
+    async fn release_job(&self, job: &str) -> Result<(), WorkerCallError> {
+        self.released.lock().unwrap().push(job.to_owned());
+        Ok(())
+    }
+
+    async fn check_paths(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Result<(), String>>, WorkerCallError> {
+        let answer = self.unreadable.lock().unwrap().clone();
+        Ok(paths
+            .iter()
+            .map(|_| answer.clone().map_or(Ok(()), Err))
+            .collect())
+    }
+}
+
+/// A cluster of fake workers around a real [`ControlState`].
+struct Cluster {
+    control: Arc<ControlState>,
+    /// By address.
+    workers: HashMap<String, Arc<FakeWorker>>,
+    /// Worker ids by address.
+    ids: HashMap<String, String>,
+    tx: mpsc::UnboundedSender<(String, Call)>,
+    calls: mpsc::UnboundedReceiver<(String, Call)>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `slots` gives each worker's slots, in registration order (`w1`, `w2`, …).
+    fn new(slots: &[u32]) -> Cluster {
+        Cluster::with_timeout(slots, Duration::from_secs(10))
+    }
+
+    fn with_timeout(slots: &[u32], worker_timeout: Duration) -> Cluster {
+        let control = Arc::new(ControlState::new(
+            Duration::from_millis(100),
+            worker_timeout,
+        ));
+        let (tx, calls) = mpsc::unbounded_channel();
+        let mut cluster = Cluster {
+            control,
+            workers: HashMap::new(),
+            ids: HashMap::new(),
+            tx,
+            calls,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for &slots in slots {
+            cluster.add_worker(slots);
+        }
+        cluster
+    }
+
+    /// Registers one more worker of `slots` slots; returns its id.
+    fn add_worker(&mut self, slots: u32) -> String {
+        let i = self.workers.len();
+        let address = format!("fake://{i}");
+        let worker = Arc::new(FakeWorker {
+            address: address.clone(),
+            calls: self.tx.clone(),
+            refusals: AtomicUsize::new(0),
+            unreachable: AtomicBool::new(false),
+            unreadable: Mutex::new(None),
+            released: Mutex::new(Vec::new()),
+        });
+        let registered = self.control.register(
+            WorkerRegistration {
+                address: address.clone(),
+                slots,
+                memory_bytes: 0,
+                hostname: format!("host{i}"),
+                engine_hash: "e".into(),
+            },
+            worker.clone(),
+        );
+        self.ids
+            .insert(address.clone(), registered.worker_id.clone());
+        self.workers.insert(address, worker);
+        registered.worker_id
+    }
+
+    fn worker(&self, id: &str) -> &FakeWorker {
+        let address = self
+            .ids
+            .iter()
+            .find_map(|(a, i)| (i == id).then_some(a))
+            .unwrap_or_else(|| panic!("no worker {id}"));
+        &self.workers[address]
+    }
+
+    /// The next call any worker got, with the id of the worker that got it.
+    async fn next_call(&mut self) -> (String, Call) {
+        let (address, call) = tokio::time::timeout(Duration::from_secs(10), self.calls.recv())
+            .await
+            .expect("a call within 10 s")
+            .expect("the cluster's workers are alive");
+        (self.ids[&address].clone(), call)
+    }
+
+    /// The next launch (failing on anything else), with its worker's id.
+    async fn next_launch(&mut self) -> (String, TaskSpec) {
+        match self.next_call().await {
+            (worker, Call::Launch(spec)) => (worker, *spec),
+            other => panic!("expected a launch, got {other:?}"),
+        }
+    }
+
+    /// Reports `task` done on `worker`, having written one block per entry of `blocks`
+    /// (`(reduce partition, bytes)`).
+    fn succeed(&self, worker: &str, task: &TaskSpec, blocks: &[(u32, u64)]) {
+        let blocks = blocks
+            .iter()
+            .map(|&(partition, bytes)| BlockLocation {
+                worker_id: worker.to_owned(),
+                worker_address: format!("fake-{worker}"),
+                map_task: task.id.clone(),
+                partition,
+                bytes,
+                records: bytes,
+            })
+            .collect();
+        self.control.report(TaskOutcome {
+            id: task.id.clone(),
+            worker_id: worker.to_owned(),
+            result: Ok(TaskResult {
+                records_in: 10,
+                records_out: 5,
+                bytes_in: 100,
+                bytes_out: 50,
+                blocks,
+                remote_fetches: 0,
+            }),
+            output: GuestOutput::default(),
+        });
+    }
+
+    fn fail(&self, worker: &str, task: &TaskId, message: &str, guest_fault: bool, cancelled: bool) {
+        self.control.report(TaskOutcome {
+            id: task.clone(),
+            worker_id: worker.to_owned(),
+            result: Err(TaskFailure {
+                message: message.to_owned(),
+                guest_fault,
+                cancelled,
+            }),
+            output: GuestOutput::default(),
+        });
+    }
+
+    fn output(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Starts running `plan` as job `job-1`; returns its handle, status and cancel switch.
+    fn run(&self, plan: Plan) -> RunningJob {
+        let tenant = Tenant::default();
+        let status = initial_status("job-1", &tenant, &plan);
+        let store: Arc<dyn JobStore> = Arc::new(MemoryJobStore::new());
+        let (status_tx, status_rx) = watch::channel(status.clone());
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let run = JobRun {
+            control: self.control.clone(),
+            store: store.clone(),
+            record: JobRecord {
+                status,
+                submission: Submission::default(),
+            },
+            status: status_tx,
+            cancel: cancel_rx,
+            tenant,
+            plan,
+            overwrite: false,
+            limits: TaskLimits::default(),
+        };
+        RunningJob {
+            handle: tokio::spawn(runner::run(run)),
+            status: status_rx,
+            cancel: cancel_tx,
+            store,
+        }
+    }
+}
+
+struct RunningJob {
+    handle: tokio::task::JoinHandle<Result<JobReport, JobError>>,
+    status: watch::Receiver<JobStatus>,
+    cancel: watch::Sender<bool>,
+    store: Arc<dyn JobStore>,
+}
+
+impl RunningJob {
+    async fn result(self) -> (Result<JobReport, JobError>, JobStatus, Arc<dyn JobStore>) {
+        let result = tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .expect("the job ends within 20 s")
+            .unwrap();
+        let status = self.status.borrow().clone();
+        (result, status, self.store)
+    }
+}
+
+fn step(number: usize, kind: UdfKind, function: &str) -> ResolvedStep {
+    ResolvedStep {
+        number,
+        kind,
+        module: ModuleId::of(b"the module"),
+        module_name: "m".into(),
+        module_version: 1,
+        function: function.into(),
+    }
+}
+
+/// A word count's plan: `splits` map tasks over `input.txt` (which need not exist: fake workers
+/// read nothing), then `partitions` reduce tasks writing `output`.
+fn wordcount_plan(splits: u64, partitions: u32, output: &Path) -> Plan {
+    let input = PathBuf::from("/data/input.txt");
+    let sum = step(2, UdfKind::Reduce, "sum");
+    Plan {
+        job_name: "wc".into(),
+        input: InputSpec {
+            path: input.clone(),
+            format: InputFormat::Text,
+            split_size: 100,
+        },
+        stages: vec![
+            Stage {
+                id: 0,
+                parents: vec![],
+                input: StageInput::Splits {
+                    format: InputFormat::Text,
+                    splits: (0..splits)
+                        .map(|i| InputSplit {
+                            path: input.clone(),
+                            start: i * 100,
+                            length: 100,
+                        })
+                        .collect(),
+                },
+                steps: vec![step(1, UdfKind::FlatMap, "split_words")],
+                output: StageOutput::Shuffle {
+                    partitions,
+                    combiner: Some(sum.clone()),
+                    compression: ShuffleCompression::None,
+                },
+                tasks: splits as u32,
+            },
+            Stage {
+                id: 1,
+                parents: vec![0],
+                input: StageInput::Shuffle {
+                    parent: 0,
+                    partitions,
+                    wide_step: sum,
+                },
+                steps: vec![],
+                output: StageOutput::Output {
+                    path: output.to_owned(),
+                    format: OutputFormat::Text,
+                    partitions,
+                },
+                tasks: partitions,
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn stages_run_in_order_and_each_reduce_task_reads_its_partition_of_every_block() {
+    let mut cluster = Cluster::new(&[2, 2]);
+    let job = cluster.run(wordcount_plan(3, 2, &cluster.output()));
+
+    // Stage 0: three map tasks over two workers of two slots; each writes a block per partition.
+    let mut maps = Vec::new();
+    for _ in 0..3 {
+        let (worker, spec) = cluster.next_launch().await;
+        assert_eq!(spec.id.stage, 0);
+        assert!(matches!(spec.input, TaskInput::Split { .. }), "{spec:?}");
+        assert!(
+            matches!(&spec.output, TaskOutput::Shuffle { partitions: 2, combiner: Some(c), .. } if c.function == "sum"),
+            "{spec:?}"
+        );
+        maps.push((worker, spec));
+    }
+    let mut partitions: Vec<u32> = maps.iter().map(|(_, s)| s.id.partition).collect();
+    partitions.sort();
+    assert_eq!(partitions, [0, 1, 2]);
+    for (i, (worker, spec)) in maps.iter().enumerate() {
+        cluster.succeed(worker, spec, &[(0, 10 + i as u64), (1, 20 + i as u64)]);
+    }
+
+    // Stage 1: each reduce task is given exactly its partition's block of every map task.
+    for _ in 0..2 {
+        let (worker, spec) = cluster.next_launch().await;
+        assert_eq!(spec.id.stage, 1);
+        let TaskInput::Shuffle { wide, blocks } = &spec.input else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(wide.function, "sum");
+        let mut from: Vec<u32> = blocks.iter().map(|b| b.map_task.partition).collect();
+        from.sort();
+        assert_eq!(from, [0, 1, 2], "{blocks:?}");
+        assert!(blocks.iter().all(|b| b.partition == spec.id.partition));
+        let TaskOutput::Part { part, .. } = &spec.output else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(*part, spec.id.partition);
+        cluster.succeed(&worker, &spec, &[]);
+    }
+
+    let (result, status, store) = job.result().await;
+    let report = result.unwrap();
+    assert_eq!(report.stages.len(), 2);
+    assert_eq!(report.stages[0].tasks, 3);
+    assert_eq!(report.stages[0].records_in, 30);
+    assert_eq!(status.state, JobState::Succeeded);
+    assert_eq!(status.stages[1].tasks_done, 2);
+    // Committed: the output directory exists, with its marker.
+    assert!(cluster.output().join("_SUCCESS").is_file());
+    // Every attempt is recorded, and every worker released the job's shuffle files.
+    assert_eq!(store.tasks("job-1").unwrap().len(), 5);
+    for worker in cluster.workers.values() {
+        assert_eq!(*worker.released.lock().unwrap(), ["job-1"]);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_task_stops_the_others_and_fails_the_job_with_its_message() {
+    let mut cluster = Cluster::new(&[1, 1]);
+    let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
+    let (w1, first) = cluster.next_launch().await;
+    let (w2, second) = cluster.next_launch().await;
+    assert_ne!(w1, w2, "one slot each: the tasks run side by side");
+
+    cluster.fail(
+        &w1,
+        &first.id,
+        "flat_map m@1/split_words: trap",
+        true,
+        false,
+    );
+    // The other running attempt is killed; the worker answers that it was.
+    let (killed_on, call) = cluster.next_call().await;
+    assert_eq!(
+        (killed_on.as_str(), call),
+        (w2.as_str(), Call::Kill(second.id.clone()))
+    );
+    cluster.fail(&w2, &second.id, "the task was cancelled", false, true);
+
+    let (result, status, _) = job.result().await;
+    match result {
+        Err(JobError::Task {
+            stage,
+            partition,
+            message,
+            guest_fault,
+            ..
+        }) => {
+            assert_eq!((stage, partition), (0, first.id.partition));
+            assert!(guest_fault);
+            assert_eq!(message, "flat_map m@1/split_words: trap");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status.state, JobState::Failed);
+    assert_eq!(status.stages[0].tasks_failed, 1);
+    assert_eq!(status.stages[0].tasks_running, 0);
+    // Nothing that looks like output, and no staging directory left beside it.
+    let left: Vec<_> = std::fs::read_dir(cluster.dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Both slots are free again.
+    assert!(
+        cluster
+            .control
+            .workers()
+            .iter()
+            .all(|w| w.free_slots() == 1)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_launch_is_tried_again() {
+    let mut cluster = Cluster::new(&[1]);
+    cluster.worker("w1").refusals.store(2, Ordering::Relaxed);
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    let (worker, map) = cluster.next_launch().await;
+    cluster.succeed(&worker, &map, &[(0, 5)]);
+    let (worker, reduce) = cluster.next_launch().await;
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, _, _) = job.result().await;
+    result.unwrap();
+    assert_eq!(cluster.worker("w1").refusals.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_be_reached_fails_the_job_naming_it() {
+    let cluster = Cluster::new(&[1]);
+    cluster
+        .worker("w1")
+        .unreachable
+        .store(true, Ordering::Relaxed);
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    let (result, status, _) = job.result().await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, JobError::Cluster(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("launching job-1 stage 0 partition 0 attempt 0 on w1: connection refused"),
+        "{text}"
+    );
+    assert_eq!(status.error.as_deref(), Some(text.as_str()));
+}
+
+#[tokio::test]
+async fn a_job_no_worker_can_read_is_refused_with_what_each_said() {
+    let cluster = Cluster::new(&[1, 1]);
+    for worker in cluster.workers.values() {
+        *worker.unreadable.lock().unwrap() = Some("No such file or directory".into());
+    }
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    let (result, _, _) = job.result().await;
+    let Err(JobError::Input(detail)) = result else {
+        panic!("{result:?}")
+    };
+    for id in ["w1", "w2"] {
+        assert!(
+            detail.contains(&format!(
+                "{id} cannot read /data/input.txt: No such file or directory"
+            )),
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn map_tasks_run_only_where_the_input_is_readable() {
+    let mut cluster = Cluster::new(&[4, 4]);
+    *cluster.worker("w1").unreadable.lock().unwrap() = Some("Permission denied".into());
+    let job = cluster.run(wordcount_plan(3, 1, &cluster.output()));
+    for _ in 0..3 {
+        let (worker, spec) = cluster.next_launch().await;
+        assert_eq!(worker, "w2", "{spec:?}");
+        cluster.succeed(&worker, &spec, &[(0, 1)]);
+    }
+    let (worker, spec) = cluster.next_launch().await;
+    cluster.succeed(&worker, &spec, &[]);
+    job.result().await.0.unwrap();
+}
+
+/// `weft run` submits its job before its workers register, and a cluster gains workers while jobs
+/// run: a worker that registers after the job started is asked about the input and takes map tasks.
+#[tokio::test]
+async fn a_worker_that_registers_while_the_job_runs_takes_map_tasks() {
+    let mut cluster = Cluster::new(&[1]);
+    let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
+    let (first, a) = cluster.next_launch().await;
+    assert_eq!(first, "w1");
+    let late = cluster.add_worker(1);
+    let (second, b) = cluster.next_launch().await;
+    assert_eq!(second, late, "the second map task waits for no slot of w1");
+    cluster.succeed(&first, &a, &[(0, 1)]);
+    cluster.succeed(&second, &b, &[(0, 1)]);
+    let (worker, reduce) = cluster.next_launch().await;
+    cluster.succeed(&worker, &reduce, &[]);
+    job.result().await.0.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_worker_fails_the_tasks_it_ran() {
+    let mut cluster = Cluster::with_timeout(&[1], Duration::from_millis(200));
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    let (worker, _) = cluster.next_launch().await;
+    // No heartbeat comes: the reaper (the server runs it every interval) drops the worker.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cluster.control.reap(), std::slice::from_ref(&worker));
+    let (result, _, _) = job.result().await;
+    let Err(JobError::Task {
+        message,
+        guest_fault,
+        ..
+    }) = result
+    else {
+        panic!("{result:?}")
+    };
+    assert!(!guest_fault);
+    assert_eq!(
+        message,
+        format!("worker {worker} at fake://0 was lost: no heartbeat for 0 s")
+    );
+}
+
+#[tokio::test]
+async fn cancel_kills_what_runs_and_ends_the_job_cancelled() {
+    let mut cluster = Cluster::new(&[2]);
+    let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
+    let (worker, a) = cluster.next_launch().await;
+    let (_, b) = cluster.next_launch().await;
+    job.cancel.send(true).unwrap();
+    let mut killed = HashSet::new();
+    for _ in 0..2 {
+        match cluster.next_call().await {
+            (_, Call::Kill(id)) => {
+                killed.insert(id);
+            }
+            other => panic!("expected a kill, got {other:?}"),
+        }
+    }
+    assert_eq!(killed, HashSet::from([a.id.clone(), b.id.clone()]));
+    cluster.fail(&worker, &a.id, "the task was cancelled", false, true);
+    cluster.fail(&worker, &b.id, "the task was cancelled", false, true);
+    let (result, status, _) = job.result().await;
+    assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
+    assert_eq!(status.state, JobState::Cancelled);
+    assert!(!cluster.output().exists());
+}
+
+#[tokio::test]
+async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
+    let mut cluster = Cluster::new(&[1]);
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    let (worker, spec) = cluster.next_launch().await;
+    // The worker runs an attempt nobody wants (a job that is over): it is told to kill it.
+    let stray = TaskId {
+        job: "old-1".into(),
+        stage: 0,
+        partition: 0,
+        attempt: 0,
+    };
+    let reply = cluster.control.heartbeat(Heartbeat {
+        worker_id: worker.clone(),
+        running: vec![spec.id.clone(), stray.clone()],
+        compiled_modules: vec![],
+    });
+    assert!(!reply.reregister);
+    assert_eq!(reply.kill, [stray]);
+    // An unknown worker is told to register again.
+    let reply = cluster.control.heartbeat(Heartbeat {
+        worker_id: "w99".into(),
+        running: vec![],
+        compiled_modules: vec![],
+    });
+    assert!(reply.reregister);
+    // The worker no longer runs the attempt, well after its launch: its report was lost.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.control.heartbeat(Heartbeat {
+        worker_id: worker.clone(),
+        running: vec![],
+        compiled_modules: vec![],
+    });
+    let (result, _, _) = job.result().await;
+    let Err(JobError::Task { message, .. }) = result else {
+        panic!("{result:?}")
+    };
+    assert!(message.contains("its report was lost"), "{message}");
+}
+
+/// A reduce task of `partitions` reading blocks of `(worker, bytes)`.
+fn reduce_task(blocks: &[(&str, u64)]) -> TaskSpec {
+    let plan = wordcount_plan(1, 1, Path::new("/out"));
+    let blocks: Vec<BlockLocation> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, &(worker, bytes))| BlockLocation {
+            worker_id: worker.into(),
+            worker_address: String::new(),
+            map_task: TaskId {
+                job: "j".into(),
+                stage: 0,
+                partition: i as u32,
+                attempt: 0,
+            },
+            partition: 0,
+            bytes,
+            records: 1,
+        })
+        .collect();
+    let tasks = JobTasks {
+        job_id: "j",
+        tenant: &Tenant::default(),
+        job_name: "wc",
+        limits: TaskLimits::default(),
+        staging_dir: Path::new("/staging"),
+    };
+    tasks.stage(&plan.stages[1], &blocks).remove(0)
+}
+
+#[test]
+fn a_reduce_task_goes_where_most_of_its_input_is() {
+    let cluster = Cluster::new(&[1, 1, 1]);
+    let workers = cluster.control.workers();
+    let spec = reduce_task(&[("w1", 10), ("w2", 500), ("w3", 20), ("w2", 100)]);
+    let chosen = placement::choose(&workers, |w| placement::score(w, &spec, None)).unwrap();
+    assert_eq!(chosen.id, "w2");
+}
+
+#[test]
+fn compiled_modules_then_free_slots_then_the_lowest_id_break_ties() {
+    let cluster = Cluster::new(&[1, 2, 2]);
+    let map = JobTasks {
+        job_id: "j",
+        tenant: &Tenant::default(),
+        job_name: "wc",
+        limits: TaskLimits::default(),
+        staging_dir: Path::new("/staging"),
+    }
+    .stage(&wordcount_plan(1, 1, Path::new("/out")).stages[0], &[])
+    .remove(0);
+    let choose = |eligible: Option<&HashSet<String>>| {
+        let workers = cluster.control.workers();
+        placement::choose(&workers, |w| placement::score(w, &map, eligible)).map(|w| w.id.clone())
+    };
+    // Equal scores: the most free slots (w2, w3), then the lowest id.
+    assert_eq!(choose(None).as_deref(), Some("w2"));
+    // A worker holding every module of the task compiled wins over free slots.
+    let module = ModuleId::of(b"the module").to_string();
+    cluster.control.heartbeat(Heartbeat {
+        worker_id: "w1".into(),
+        running: vec![],
+        compiled_modules: vec![module],
+    });
+    assert_eq!(choose(None).as_deref(), Some("w1"));
+    // But only among the eligible.
+    let eligible = HashSet::from(["w3".to_owned()]);
+    assert_eq!(choose(Some(&eligible)).as_deref(), Some("w3"));
+    // A worker with no free slot is never chosen.
+    let taken = cluster
+        .control
+        .acquire(&map.id, |w| (w.id == "w1").then_some(1));
+    assert_eq!(taken.map(|(id, _)| id).as_deref(), Some("w1"));
+    assert_eq!(choose(None).as_deref(), Some("w2"));
+}
