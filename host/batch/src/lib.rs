@@ -232,3 +232,60 @@ pub fn binary_array(offsets: Vec<i32>, data: Vec<u8>) -> BinaryArray {
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     BinaryArray::new(offsets, Buffer::from_vec(data), None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(items: &[&str]) -> BinaryArray {
+        Records::from_pairs(items.iter().map(|i| (*i, "")))
+            .keys()
+            .clone()
+    }
+
+    #[test]
+    fn records_need_as_many_values_as_keys() {
+        assert_eq!(
+            Records::new(binary(&["a", "b"]), binary(&["1"])),
+            Err(BatchError::Lengths { keys: 2, values: 1 })
+        );
+        let records = Records::new(binary(&["a", "b"]), binary(&["1", "2"])).unwrap();
+        assert_eq!(records.get(1), (&b"b"[..], &b"2"[..]));
+    }
+
+    #[test]
+    fn pairs_round_trip() {
+        let pairs = vec![
+            (b"k1".to_vec(), b"v1".to_vec()),
+            (Vec::new(), Vec::new()),
+            (b"k3".to_vec(), b"value three".to_vec()),
+        ];
+        let records = Records::from_pairs(pairs.clone());
+        assert_eq!(records.len(), 3);
+        assert_eq!(records.to_pairs(), pairs);
+        assert!(Records::empty().is_empty());
+    }
+
+    #[test]
+    fn groups_offsets_must_partition_the_values_one_group_per_key() {
+        let keys = || binary(&["a", "b"]);
+        let values = || binary(&["1", "2", "3"]);
+        let groups = |offsets: Vec<u32>| Groups::new(keys(), offsets.into(), values());
+        let refused = |offsets: Vec<u32>| match groups(offsets) {
+            Err(BatchError::GroupOffsets(why)) => why,
+            other => panic!("expected refused group offsets, got {other:?}"),
+        };
+        assert!(refused(vec![0, 3]).contains("2 keys need 3 group offsets, got 2"));
+        assert!(refused(vec![1, 2, 3]).contains("start at 0"));
+        assert!(refused(vec![0, 2, 1]).contains("must not decrease"));
+        assert!(refused(vec![0, 1, 2]).contains("cover 2 values, the batch has 3"));
+
+        let ok = groups(vec![0, 1, 3]).unwrap();
+        assert_eq!(
+            ok,
+            Groups::from_groups([("a", vec!["1"]), ("b", vec!["2", "3"])])
+        );
+        assert_eq!(ok.len(), 2);
+        assert_eq!(&ok.group_offsets()[..], &[0, 1, 3]);
+    }
+}
