@@ -85,6 +85,21 @@ impl ControlState {
         self.lock().workers.len()
     }
 
+    /// The registered workers not in `known`, with their connections: what a job asks about its
+    /// input when it sees a worker for the first time. Cheap when there is none (it runs at every
+    /// turn of a stage's loop), unlike a [`ControlState::workers`] snapshot.
+    pub fn workers_not_in(
+        &self,
+        known: &HashSet<String>,
+    ) -> Vec<(String, Arc<dyn WorkerConnection>)> {
+        self.lock()
+            .workers
+            .values()
+            .filter(|w| !known.contains(&w.id))
+            .map(|w| (w.id.clone(), w.conn.clone()))
+            .collect()
+    }
+
     /// A snapshot of every registered worker.
     pub fn workers(&self) -> Vec<WorkerEntry> {
         self.lock().workers.values().cloned().collect()

@@ -169,25 +169,23 @@ impl Readers {
 
     /// Asks every registered worker not asked yet whether it can read the input.
     pub(crate) async fn ask_new_workers(&mut self, control: &ControlState) {
-        for w in control.workers() {
-            if !self.asked.insert(w.id.clone()) {
-                continue;
-            }
-            let refusal = match w.conn.check_paths(&self.paths).await {
+        for (id, conn) in control.workers_not_in(&self.asked) {
+            self.asked.insert(id.clone());
+            let refusal = match conn.check_paths(&self.paths).await {
                 Ok(answers) if answers.len() != self.paths.len() => {
-                    Some(format!("{}: malformed reply", w.id))
+                    Some(format!("{}: malformed reply", id))
                 }
                 Ok(answers) => self
                     .paths
                     .iter()
                     .zip(&answers)
                     .find_map(|(p, a)| a.as_ref().err().map(|e| (p, e)))
-                    .map(|(path, e)| format!("{} cannot read {path}: {e}", w.id)),
-                Err(e) => Some(format!("{}: {}", w.id, weft_task::error_chain(&e))),
+                    .map(|(path, e)| format!("{} cannot read {path}: {e}", id)),
+                Err(e) => Some(format!("{}: {}", id, weft_task::error_chain(&e))),
             };
             match refusal {
                 None => {
-                    self.readable.insert(w.id.clone());
+                    self.readable.insert(id);
                 }
                 Some(refusal) => self.refusals.push(refusal),
             }
