@@ -585,3 +585,136 @@ fn without_a_scheduler_job_commands_use_the_data_directory() {
     let err = weft.run(&["job", "logs", &id, "--task", "zero"]);
     assert!(err.stderr().contains("STAGE.PARTITION"), "{}", err.stderr());
 }
+
+/// A snapshot of every file under `dir` with its bytes, to show an input survived byte for byte.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                files.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn an_output_overlapping_the_input_is_refused_and_the_input_survives() {
+    let weft = weft_with_examples();
+    let data = weft.scratch("inputs");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let input = data.join("access.txt");
+    std::fs::write(&input, "one two two\n").unwrap();
+    std::fs::write(data.join("sub/notes.txt"), "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&data, weft.scratch("alias")).unwrap();
+    let before = tree(&data);
+    let wordcount = example_job("wordcount");
+    let data_s = path(&data).to_owned();
+    let input_s = path(&input).to_owned();
+    let cases: Vec<(String, String, &str)> = vec![
+        // (input, output, relation)
+        (data_s.clone(), data_s.clone(), "is"),
+        (input_s.clone(), data_s.clone(), "contains"),
+        (input_s.clone(), input_s.clone(), "is"),
+        (data_s.clone(), format!("{data_s}/sub/.."), "is"),
+        (input_s.clone(), format!("{data_s}/sub/../.."), "contains"),
+        (data_s.clone(), format!("{data_s}/out"), "lies inside"),
+        (
+            data_s.clone(),
+            path(&weft.scratch("alias")).to_owned(),
+            "is",
+        ),
+        (
+            data_s.clone(),
+            path(&weft.scratch("alias/new")).to_owned(),
+            "lies inside",
+        ),
+        (
+            format!("{data_s}/*.txt"),
+            path(&weft.scratch("")).to_owned(),
+            "contains",
+        ),
+    ];
+    for (input, output, relation) in &cases {
+        for command in [&["run"][..], &["job", "submit"], &["plan"]] {
+            let mut args = command.to_vec();
+            args.extend([&wordcount[..], "--input", input, "--output", output]);
+            if command[0] != "plan" {
+                args.push("--overwrite");
+            }
+            let needle = format!(" {relation} input ");
+            assert_failed(&weft.run(&args), &["--output", &needle, "apart"]);
+        }
+    }
+    assert!(tree(&data) == before, "the input changed");
+    let outputs: Vec<_> = std::fs::read_dir(weft.scratch(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !["inputs", "alias", "data"].contains(&name.as_str()))
+        .collect();
+    assert!(outputs.is_empty(), "{outputs:?}");
+
+    // `--overwrite` on a directory Weft did not write is refused, naming what is in it.
+    let userdir = weft.scratch("userdir");
+    std::fs::create_dir(&userdir).unwrap();
+    std::fs::write(userdir.join("important.txt"), "precious").unwrap();
+    let run = weft.run(&[
+        "run",
+        &wordcount,
+        "--input",
+        &input_s,
+        "--output",
+        path(&userdir),
+        "--overwrite",
+    ]);
+    assert_failed(&run, &["important.txt", "not an output Weft committed"]);
+    assert_eq!(
+        std::fs::read(userdir.join("important.txt")).unwrap(),
+        b"precious"
+    );
+}
+
+#[test]
+fn a_failed_rerun_with_overwrite_keeps_the_previous_output() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("in.txt");
+    std::fs::write(&input, "a b b\n").unwrap();
+    let out = weft.scratch("out");
+    let wordcount = example_job("wordcount");
+    weft.ok(&[
+        "run",
+        &wordcount,
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+    ]);
+    let before = tree(&out);
+    // The rerun fails: its UDF returns an error on this input.
+    let failing = job_with_step(&weft, r#"map = "textkit/fail_on_boom""#);
+    std::fs::write(&input, "boom\n").unwrap();
+    let run = weft.run(&[
+        "run",
+        path(&failing),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--overwrite",
+    ]);
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert!(tree(&out) == before, "the previous output changed");
+    let siblings: Vec<String> = std::fs::read_dir(weft.scratch(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(siblings.is_empty(), "{siblings:?}");
+}

@@ -4,13 +4,23 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 /// The marker a committed output directory holds (Hadoop's name, which downstream tools check).
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// The marker saying Weft committed a directory, beside [`SUCCESS_MARKER`] (which other tools
+/// write too): `--overwrite` replaces only a directory holding both.
+pub const WEFT_MARKER: &str = "_WEFT";
+
+/// What [`WEFT_MARKER`] holds.
+const WEFT_MARKER_TEXT: &str = "written by weft\n";
+
+/// How many unexpected entries [`Error::NotWeftOutput`] lists.
+const LISTED_ENTRIES: usize = 5;
 
 /// Stages one job's output and publishes it atomically.
 ///
@@ -92,15 +102,16 @@ impl OutputCommitter {
     }
 
     fn publish(&self) -> Result<()> {
-        let marker = self.staging_dir.join(SUCCESS_MARKER);
-        let file = File::create(&marker).map_err(|source| Error::Write {
-            path: marker.clone(),
-            source,
-        })?;
-        file.sync_all().map_err(|source| Error::Write {
-            path: marker.clone(),
-            source,
-        })?;
+        for (name, text) in [(WEFT_MARKER, WEFT_MARKER_TEXT), (SUCCESS_MARKER, "")] {
+            let marker = self.staging_dir.join(name);
+            let write = |source| Error::Write {
+                path: marker.clone(),
+                source,
+            };
+            let mut file = File::create(&marker).map_err(write)?;
+            file.write_all(text.as_bytes()).map_err(write)?;
+            file.sync_all().map_err(write)?;
+        }
         // The parts were fsynced by their writers; fsyncing the directory makes their names (and
         // the marker's) durable before the rename publishes them.
         sync_dir(&self.staging_dir)?;
@@ -159,9 +170,10 @@ impl Drop for OutputCommitter {
 }
 
 /// Whether a job may write its output at `final_dir`: only if nothing is there, or, with
-/// `overwrite`, a directory ([`Error::OutputExists`], [`Error::OutputNotDirectory`] otherwise).
-/// [`OutputCommitter::begin`] checks it again when the job starts; checking first lets a job be
-/// refused before it runs.
+/// `overwrite`, an empty directory or one Weft committed ([`WEFT_MARKER`], [`SUCCESS_MARKER`]
+/// and part files, nothing else). Otherwise [`Error::OutputExists`], [`Error::OutputNotDirectory`]
+/// or [`Error::NotWeftOutput`], naming what was found. [`OutputCommitter::begin`] checks it when
+/// the job starts and again at commit; checking first lets a job be refused before it runs.
 pub fn check_output(final_dir: &Path, overwrite: bool) -> Result<()> {
     match fs::symlink_metadata(final_dir) {
         Ok(meta) if !meta.is_dir() => Err(Error::OutputNotDirectory {
@@ -170,8 +182,66 @@ pub fn check_output(final_dir: &Path, overwrite: bool) -> Result<()> {
         Ok(_) if !overwrite => Err(Error::OutputExists {
             path: final_dir.to_owned(),
         }),
+        Ok(_) => check_weft_output(final_dir),
         _ => Ok(()),
     }
+}
+
+/// Refuses a directory that holds anything but what a committed Weft output holds, or lacks its
+/// markers (an empty directory holds nothing to lose).
+fn check_weft_output(dir: &Path) -> Result<()> {
+    let inspect = |source| Error::Inspect {
+        pattern: dir.to_string_lossy().into_owned(),
+        path: dir.to_owned(),
+        source,
+    };
+    let mut unexpected = Vec::new();
+    let mut markers = 0;
+    let mut entries = 0;
+    for entry in fs::read_dir(dir).map_err(inspect)? {
+        let entry = entry.map_err(inspect)?;
+        entries += 1;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_file = entry.file_type().map_err(inspect)?.is_file();
+        if is_file && (name == SUCCESS_MARKER || name == WEFT_MARKER) {
+            markers += 1;
+        } else if !(is_file && is_part_name(&name)) {
+            unexpected.push(name.into_owned());
+        }
+    }
+    if entries == 0 || (markers == 2 && unexpected.is_empty()) {
+        return Ok(());
+    }
+    unexpected.sort();
+    let mut found = if unexpected.is_empty() {
+        format!("no `{WEFT_MARKER}` and `{SUCCESS_MARKER}` markers")
+    } else {
+        let shown: Vec<String> = unexpected
+            .iter()
+            .take(LISTED_ENTRIES)
+            .map(|name| format!("{name:?}"))
+            .collect();
+        let more = unexpected.len().saturating_sub(LISTED_ENTRIES);
+        let mut found = shown.join(", ");
+        if more > 0 {
+            found.push_str(&format!(" and {more} more"));
+        }
+        found
+    };
+    if markers < 2 && !unexpected.is_empty() {
+        found.push_str(" and lacks Weft's markers");
+    }
+    Err(Error::NotWeftOutput {
+        path: dir.to_owned(),
+        found,
+    })
+}
+
+/// `part-` followed by at least five digits: what [`crate::part_file_name`] writes.
+fn is_part_name(name: &str) -> bool {
+    name.strip_prefix("part-")
+        .is_some_and(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The directory holding `final_dir` ("" for a bare relative name) and `final_dir`'s own name.

@@ -77,6 +77,27 @@ pub enum Error {
     #[error("output {} exists and is not a directory; refusing to replace it", path.display())]
     OutputNotDirectory { path: PathBuf },
 
+    /// `--overwrite` on a directory Weft did not commit, or that holds more than Weft wrote.
+    #[error(
+        "output {} holds {found}, so it is not an output Weft committed (those hold only `_SUCCESS`, \
+         `_WEFT` and part files); --overwrite replaces only those: move or delete it yourself, or \
+         choose another output",
+        path.display()
+    )]
+    NotWeftOutput { path: PathBuf, found: String },
+
+    /// The output is, contains or lies inside an input (after resolving `..` and symlinks).
+    #[error(
+        "output {} {relation} input {}; an output must lie apart from the job's input",
+        output.display(),
+        input.display()
+    )]
+    OutputOverlapsInput {
+        output: PathBuf,
+        input: PathBuf,
+        relation: &'static str,
+    },
+
     #[error("output path {} has no directory name", path.display())]
     BadOutputPath { path: PathBuf },
 

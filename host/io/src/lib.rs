@@ -22,16 +22,18 @@ mod csv;
 mod error;
 mod input;
 mod output;
+mod paths;
 mod reader;
 
 pub use atomic::{AtomicFile, write_atomically};
-pub use commit::{OutputCommitter, SUCCESS_MARKER, check_output};
+pub use commit::{OutputCommitter, SUCCESS_MARKER, WEFT_MARKER, check_output};
 pub use error::{Error, Result};
 pub use input::{
     InputFile, InputFormat, InputSplit, InvalidDelimiter, UnknownFormat, plan_splits,
     resolve_inputs,
 };
 pub use output::{OutputFormat, PartStats, PartWriter, part_file_name};
+pub use paths::{check_apart, normalize, real_path};
 pub use reader::{
     DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
 };

@@ -34,7 +34,8 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// Reads `job_file` and makes every path absolute against the working directory.
+    /// Reads `job_file` and makes every path absolute against the working directory, without `.`
+    /// or `..` ([`weft_io::normalize`]).
     pub fn from_file(
         job_file: &Path,
         input: Option<&Path>,
@@ -42,7 +43,7 @@ impl Submission {
         overwrite: bool,
     ) -> Result<Submission, PrepareError> {
         let absolute = |p: &Path| {
-            std::path::absolute(p)
+            weft_io::normalize(p)
                 .map(|p| p.to_string_lossy().into_owned())
                 .map_err(|source| PrepareError::Read {
                     path: p.to_owned(),
@@ -143,6 +144,10 @@ pub fn prepare(
     if !submission.output.is_empty() {
         spec = spec.with_output(&submission.output);
     }
+    // Paths from the job file are joined to its directory and may hold `..`.
+    let normalize = |path: &Path| weft_io::normalize(path).unwrap_or_else(|_| path.to_owned());
+    let (input, output) = (normalize(&spec.input.path), normalize(&spec.output.path));
+    spec = spec.with_input(input).with_output(output);
     let resolved = spec.resolve(registry, tenant)?;
     let input_error = |source| PrepareError::Input {
         field: submission.input_field(),
@@ -151,6 +156,19 @@ pub fn prepare(
     // UTF-8 throughout: the submission's paths are strings, and so is the job file.
     let pattern = resolved.spec.input.path.to_string_lossy();
     let files = weft_io::resolve_inputs(&pattern).map_err(input_error)?;
+    // The output may be neither an input nor around or inside one: the pattern's directory, if it
+    // names one, counts as an input.
+    let pattern_dir = Path::new(pattern.as_ref());
+    let inputs = files
+        .iter()
+        .map(|f| f.path.as_path())
+        .chain(pattern_dir.is_dir().then_some(pattern_dir));
+    weft_io::check_apart(&resolved.spec.output.path, inputs).map_err(|source| {
+        PrepareError::Output {
+            field: submission.output_field(),
+            source,
+        }
+    })?;
     resolved.plan(&files).map_err(|source| PrepareError::Plan {
         job_file: submission.job_file.clone(),
         source,

@@ -5,7 +5,10 @@ use std::fs;
 use std::path::Path;
 
 use weft_batch::Records;
-use weft_io::{Error, OutputCommitter, OutputFormat, PartWriter, SUCCESS_MARKER};
+use weft_io::{
+    Error, OutputCommitter, OutputFormat, PartWriter, SUCCESS_MARKER, WEFT_MARKER, check_apart,
+    check_output,
+};
 
 fn dir_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
@@ -50,7 +53,7 @@ fn output_appears_only_on_commit() {
     assert_eq!(dir_names(parent.path()), ["out"], "staging is gone");
     assert_eq!(
         dir_names(&final_dir),
-        [SUCCESS_MARKER, "part-00000", "part-00001"]
+        [SUCCESS_MARKER, WEFT_MARKER, "part-00000", "part-00001"]
     );
     assert_eq!(fs::read(final_dir.join("part-00001")).unwrap(), b"k\tb\n");
     assert_eq!(fs::read(final_dir.join(SUCCESS_MARKER)).unwrap(), b"");
@@ -98,25 +101,140 @@ fn an_existing_output_is_refused_without_overwrite() {
     assert_eq!(fs::read(final_dir.join("keep")).unwrap(), b"precious");
 }
 
+/// Commits an output holding `values`, one part each.
+fn commit_output(final_dir: &Path, overwrite: bool, values: &[&str]) {
+    let committer = OutputCommitter::begin(final_dir, overwrite).unwrap();
+    for (i, value) in values.iter().enumerate() {
+        write_part(&committer, i as u32, value);
+    }
+    committer.commit().unwrap();
+}
+
 #[test]
 fn overwrite_replaces_the_old_output_at_commit() {
     let parent = tempfile::tempdir().unwrap();
     let final_dir = parent.path().join("out");
-    fs::create_dir(&final_dir).unwrap();
-    fs::write(final_dir.join("old.txt"), "old").unwrap();
+    commit_output(&final_dir, false, &["old", "old"]);
 
     let committer = OutputCommitter::begin(&final_dir, true).unwrap();
     write_part(&committer, 0, "new");
     assert_eq!(
-        dir_names(&final_dir),
-        ["old.txt"],
+        fs::read(final_dir.join("part-00000")).unwrap(),
+        b"k\told\n",
         "the old output stays until commit"
     );
     committer.commit().unwrap();
 
     assert_eq!(dir_names(parent.path()), ["out"], "nothing left aside");
-    assert_eq!(dir_names(&final_dir), [SUCCESS_MARKER, "part-00000"]);
+    assert_eq!(
+        dir_names(&final_dir),
+        [SUCCESS_MARKER, WEFT_MARKER, "part-00000"]
+    );
     assert_eq!(fs::read(final_dir.join("part-00000")).unwrap(), b"k\tnew\n");
+}
+
+#[test]
+fn a_failed_rerun_leaves_the_previous_output_intact() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    commit_output(&final_dir, false, &["old"]);
+    let before = dir_names(&final_dir);
+
+    for abort in [true, false] {
+        let committer = OutputCommitter::begin(&final_dir, true).unwrap();
+        write_part(&committer, 0, "new");
+        if abort {
+            committer.abort().unwrap();
+        } else {
+            drop(committer);
+        }
+        assert_eq!(dir_names(parent.path()), ["out"]);
+        assert_eq!(dir_names(&final_dir), before);
+        assert_eq!(fs::read(final_dir.join("part-00000")).unwrap(), b"k\told\n");
+    }
+}
+
+#[test]
+fn overwrite_refuses_a_directory_weft_did_not_commit() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    fs::create_dir(&final_dir).unwrap();
+    fs::write(final_dir.join("important.txt"), "precious").unwrap();
+    let err = OutputCommitter::begin(&final_dir, true).unwrap_err();
+    assert!(matches!(&err, Error::NotWeftOutput { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("\"important.txt\"") && message.contains("lacks Weft's markers"),
+        "{message}"
+    );
+    assert_eq!(dir_names(parent.path()), ["out"], "no staging directory");
+    assert_eq!(
+        fs::read(final_dir.join("important.txt")).unwrap(),
+        b"precious"
+    );
+
+    // Hadoop's marker alone is not Weft's.
+    fs::remove_file(final_dir.join("important.txt")).unwrap();
+    fs::write(final_dir.join(SUCCESS_MARKER), "").unwrap();
+    fs::write(final_dir.join("part-00000"), "theirs").unwrap();
+    let err = check_output(&final_dir, true).unwrap_err();
+    assert!(err.to_string().contains("no `_WEFT`"), "{err}");
+
+    // A Weft output the user added a file to.
+    let weft_dir = parent.path().join("weft");
+    commit_output(&weft_dir, false, &["a"]);
+    fs::create_dir(weft_dir.join("notes")).unwrap();
+    let err = check_output(&weft_dir, true).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("\"notes\"") && !message.contains("lacks"),
+        "{message}"
+    );
+
+    // An empty directory holds nothing to lose.
+    let empty = parent.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    commit_output(&empty, true, &["x"]);
+    assert_eq!(fs::read(empty.join("part-00000")).unwrap(), b"k\tx\n");
+}
+
+#[test]
+fn an_output_overlapping_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = fs::canonicalize(dir.path()).unwrap();
+    let data = base.join("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    let input = data.join("in.txt");
+    fs::write(&input, "x").unwrap();
+    let inputs = [data.as_path(), input.as_path()];
+
+    let refused = |output: &Path, relation: &str| {
+        let err = check_apart(output, inputs).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, Error::OutputOverlapsInput { .. })
+                && message.contains(&format!(" {relation} input "))
+                && message.contains(&output.display().to_string()),
+            "{output:?}: {message}"
+        );
+    };
+    refused(&data, "is");
+    refused(&base.join("data/sub/../"), "is");
+    refused(&input, "is");
+    refused(&base, "contains");
+    refused(&base.join("data/.."), "contains");
+    refused(&data.join("out"), "lies inside");
+    refused(&data.join("sub/../out"), "lies inside");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&data, base.join("alias")).unwrap();
+        refused(&base.join("alias"), "is");
+        refused(&base.join("alias/new"), "lies inside");
+        std::os::unix::fs::symlink(&base.join("data/sub"), base.join("deep")).unwrap();
+        refused(&base.join("deep/../out"), "lies inside");
+    }
+    check_apart(&base.join("out"), inputs).unwrap();
+    check_apart(&base.join("data-out"), inputs).unwrap();
 }
 
 #[test]
@@ -154,6 +272,9 @@ fn missing_parent_directories_are_created() {
     let committer = OutputCommitter::begin(&final_dir, false).unwrap();
     write_part(&committer, 0, "x");
     committer.commit().unwrap();
-    assert_eq!(dir_names(&final_dir), [SUCCESS_MARKER, "part-00000"]);
+    assert_eq!(
+        dir_names(&final_dir),
+        [SUCCESS_MARKER, WEFT_MARKER, "part-00000"]
+    );
     assert_eq!(dir_names(&parent.path().join("a/b")), ["out"]);
 }
