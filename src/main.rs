@@ -5,6 +5,24 @@
 //! local data directory, `--json` switches every command to machine-readable output on stdout.
 //! Errors go to stderr (or, with `--json`, as `{"error": "..."}` on stdout) with a non-zero exit.
 
+/// `println!` that returns an error instead of panicking when stdout is closed (`weft ... | head`):
+/// `outln!(...)?`. A closed stdout ends the command quietly ([`StdoutClosed`]).
+macro_rules! outln {
+    () => {
+        $crate::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` as [`outln!`] is `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod commands;
 
 use std::path::PathBuf;
@@ -23,9 +41,11 @@ struct Cli {
     #[arg(long, global = true, env = "WEFT_HOME", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Talk to the cluster scheduler at this URL (e.g. http://10.0.0.5:7070) instead of using the
-    /// local data directory.
-    #[arg(long, global = true, env = "WEFT_SCHEDULER", value_name = "URL")]
+    /// Talk to the cluster scheduler at this URL (e.g. http://10.0.0.5:7070; `http://` and the
+    /// port 7070 are the defaults, so `10.0.0.5` will do) instead of using the local data
+    /// directory.
+    #[arg(long, global = true, env = "WEFT_SCHEDULER", value_name = "URL",
+          value_parser = weft_scheduler::client::scheduler_url)]
     scheduler: Option<String>,
 
     /// Print machine-readable JSON on stdout.
@@ -79,16 +99,42 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// Stdout was closed by its reader (a pipe into `head`): nothing more can be printed, and nobody is
+/// left to read an error, so the command ends quietly, with status 0 (as ripgrep does).
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes to stdout; a closed pipe is [`StdoutClosed`], other failures say stdout could not be
+/// written.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
+}
+
 fn main() -> ExitCode {
     tune_malloc();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(error) if error.is::<Reported>() => ExitCode::FAILURE,
         Err(error) => {
             if json {
-                println!("{}", serde_json::json!({ "error": format!("{error:#}") }));
+                let _ = outln!("{}", serde_json::json!({ "error": format!("{error:#}") }));
             } else {
                 eprintln!("error: {error:#}");
             }

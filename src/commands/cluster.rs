@@ -32,12 +32,18 @@ pub fn run(globals: &Globals, command: ClusterCommand) -> Result<()> {
                 eprintln!("no worker is registered with {url}");
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:<6} {:<24} {:<16} {:>5} {:>5} {:>8} {:>9}  RUNNING",
-                "ID", "ADDRESS", "HOST", "SLOTS", "FREE", "MODULES", "SEEN"
-            );
+                "ID",
+                "ADDRESS",
+                "HOST",
+                "SLOTS",
+                "FREE",
+                "MODULES",
+                "SEEN"
+            )?;
             for w in &workers {
-                println!(
+                outln!(
                     "{:<6} {:<24} {:<16} {:>5} {:>5} {:>8} {:>7}ms  {}",
                     w.worker_id,
                     w.address,
@@ -47,7 +53,7 @@ pub fn run(globals: &Globals, command: ClusterCommand) -> Result<()> {
                     w.compiled_modules.len(),
                     w.last_seen_ms_ago,
                     w.running.join(", ")
-                );
+                )?;
             }
             Ok(())
         }

@@ -107,7 +107,7 @@ async fn dispatch(
                 if globals.json {
                     print_json(&serde_json::json!({ "job_id": id }))?;
                 } else {
-                    println!("{id}");
+                    outln!("{id}")?;
                 }
                 return Ok(());
             }
@@ -128,13 +128,13 @@ async fn dispatch(
             } else {
                 let mut progress = Progress::new();
                 let status = client.watch(&job_id, |s| progress.show(s)).await?;
-                progress.finish();
+                progress.finish()?;
                 status
             };
             if globals.json {
                 print_json(&status)?;
             } else {
-                println!("{}", outcome_line(&status));
+                outln!("{}", outcome_line(&status))?;
             }
             outcome(&status)
         }
@@ -147,19 +147,22 @@ async fn dispatch(
                 eprintln!("no jobs");
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:<28} {:<10} {:<20} {:>9}  OUTPUT",
-                "JOB", "STATE", "SUBMITTED", "ELAPSED"
-            );
+                "JOB",
+                "STATE",
+                "SUBMITTED",
+                "ELAPSED"
+            )?;
             for j in &jobs {
-                println!(
+                outln!(
                     "{:<28} {:<10} {:<20} {:>9}  {}",
                     j.job_id,
                     j.state,
                     time(j.submitted_ms),
                     elapsed(j).map_or("-".into(), seconds),
                     j.output
-                );
+                )?;
             }
             Ok(())
         }
@@ -196,17 +199,17 @@ async fn dispatch(
                     if data.is_empty() {
                         continue;
                     }
-                    println!(
+                    outln!(
                         "== stage {} partition {} attempt {} {name}{} ==",
                         l.stage,
                         l.partition,
                         l.attempt,
                         if l.truncated { " (truncated)" } else { "" }
-                    );
+                    )?;
                     let text = String::from_utf8_lossy(data);
-                    print!("{text}");
+                    out!("{text}")?;
                     if !text.ends_with('\n') {
-                        println!();
+                        outln!()?;
                     }
                 }
             }
@@ -240,18 +243,18 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
     if globals.json {
         return print_json(s);
     }
-    println!("job:     {} ({})", s.job_id, s.name);
-    println!("state:   {}", s.state);
+    outln!("job:     {} ({})", s.job_id, s.name)?;
+    outln!("state:   {}", s.state)?;
     if let Some(error) = &s.error {
-        println!("error:   {error}");
+        outln!("error:   {error}")?;
     }
-    println!("output:  {}", s.output);
-    println!(
+    outln!("output:  {}", s.output)?;
+    outln!(
         "submitted {}{}",
         time(s.submitted_ms),
         elapsed(s).map_or(String::new(), |d| format!(", ran {}", seconds(d)))
-    );
-    println!(
+    )?;
+    outln!(
         "{:<6} {:>5} {:>5} {:>5} {:>6} {:>12} {:>12} {:>10} {:>10} {:>7}  STEPS",
         "STAGE",
         "DONE",
@@ -263,9 +266,9 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
         "BYTES IN",
         "BYTES OUT",
         "REMOTE"
-    );
+    )?;
     for st in &s.stages {
-        println!(
+        outln!(
             "{:<6} {:>5} {:>5} {:>5} {:>6} {:>12} {:>12} {:>10} {:>10} {:>7}  {}",
             st.stage,
             st.tasks_done,
@@ -278,7 +281,7 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
             super::run::bytes(st.bytes_out),
             st.remote_fetches,
             st.steps.join(" -> ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -287,6 +290,8 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
 struct Progress {
     bars: Option<(MultiProgress, Vec<ProgressBar>)>,
     last: Vec<String>,
+    /// The first failure to print (stdout closed), returned by `finish`.
+    failed: Option<anyhow::Error>,
 }
 
 impl Progress {
@@ -296,6 +301,7 @@ impl Progress {
                 .is_terminal()
                 .then(|| (MultiProgress::new(), Vec::new())),
             last: Vec::new(),
+            failed: None,
         }
     }
 
@@ -342,8 +348,8 @@ impl Progress {
             }
             None => {
                 for (i, line) in lines.iter().enumerate() {
-                    if self.last.get(i) != Some(line) {
-                        println!("{line}");
+                    if self.last.get(i) != Some(line) && self.failed.is_none() {
+                        self.failed = outln!("{line}").err();
                     }
                 }
             }
@@ -351,12 +357,13 @@ impl Progress {
         self.last = lines;
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self) -> Result<()> {
         if let Some((_, bars)) = &self.bars {
             for bar in bars {
                 bar.finish();
             }
         }
+        self.failed.take().map_or(Ok(()), Err)
     }
 }
 

@@ -53,7 +53,7 @@ pub fn pool_warning(engine: &Engine) -> Option<String> {
 
 /// Prints `value` as pretty JSON on stdout: what `--json` prints on success.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 

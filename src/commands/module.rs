@@ -140,7 +140,7 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
             if globals.json {
                 print_json(registration)?;
             } else {
-                println!("{}", registration.id);
+                outln!("{}", registration.id)?;
                 let what = match (registration.new_version, registration.stored_blob) {
                     (false, _) => "already registered; nothing changed".to_owned(),
                     (true, true) => "stored".to_owned(),
@@ -158,10 +158,14 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
             } else if entries.is_empty() {
                 eprintln!("no modules registered {location}");
             } else {
-                println!(
+                outln!(
                     "{:<24} {:>4}  {:<20} {:>9}  {:<20}  UDFS",
-                    "NAME", "VER", "ID", "SIZE", "REGISTERED"
-                );
+                    "NAME",
+                    "VER",
+                    "ID",
+                    "SIZE",
+                    "REGISTERED"
+                )?;
                 for e in entries {
                     let v = &e.version;
                     let mut name = v.name.clone();
@@ -177,7 +181,7 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
                             format!("{}:{}{combiner}", u.kind, u.name)
                         })
                         .collect();
-                    println!(
+                    outln!(
                         "{:<24} {:>4}  {:<20} {:>9}  {:<20}  {}",
                         name,
                         v.version,
@@ -185,7 +189,7 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
                         e.module.size,
                         time(v.registered_ms),
                         udfs.join(" ")
-                    );
+                    )?;
                 }
             }
         }
@@ -196,7 +200,7 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
                     "versions": versions,
                 }))?;
             } else {
-                show(entry, versions);
+                show(entry, versions)?;
             }
         }
         Outcome::Removed(removal) => {
@@ -204,10 +208,10 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
                 print_json(removal)?;
             } else {
                 for v in &removal.versions {
-                    println!("removed {}@{} ({})", v.name, v.version, v.id);
+                    outln!("removed {}@{} ({})", v.name, v.version, v.id)?;
                 }
                 for id in &removal.deleted_blobs {
-                    println!("deleted {id}: no version refers to it any more");
+                    outln!("deleted {id}: no version refers to it any more")?;
                 }
             }
         }
@@ -215,44 +219,45 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
     Ok(())
 }
 
-fn show(entry: &ModuleEntry, versions: &[VersionRecord]) {
+fn show(entry: &ModuleEntry, versions: &[VersionRecord]) -> Result<()> {
     let (v, m) = (&entry.version, &entry.module);
-    println!("name:        {}", v.name);
-    println!("version:     {}", v.version);
-    println!("id:          {}", v.id);
+    outln!("name:        {}", v.name)?;
+    outln!("version:     {}", v.version)?;
+    outln!("id:          {}", v.id)?;
     if !v.tags.is_empty() {
-        println!("tags:        {}", v.tags.join(", "));
+        outln!("tags:        {}", v.tags.join(", "))?;
     }
-    println!("size:        {} bytes", m.size);
-    println!("abi version: {}", m.abi_version);
-    println!("registered:  {}", time(v.registered_ms));
+    outln!("size:        {} bytes", m.size)?;
+    outln!("abi version: {}", m.abi_version)?;
+    outln!("registered:  {}", time(v.registered_ms))?;
     let imports = if m.wasi_imports.is_empty() {
         "none".to_owned()
     } else {
         m.wasi_imports.join(", ")
     };
-    println!("wasi:        {imports}");
-    println!("udfs:");
+    outln!("wasi:        {imports}")?;
+    outln!("udfs:")?;
     for u in &m.udfs {
         let combiner = if u.combiner {
             " (with a combiner: map tasks combine inside the guest)"
         } else {
             ""
         };
-        println!("  {:<14} {}{combiner}", u.kind, u.name);
+        outln!("  {:<14} {}{combiner}", u.kind, u.name)?;
     }
     if versions.len() > 1 {
-        println!("versions:");
+        outln!("versions:")?;
         for other in versions {
             let marker = if other.version == v.version { "*" } else { " " };
-            println!(
+            outln!(
                 "  {marker}{:>3}  {}  {}",
                 other.version,
                 other.id,
                 time(other.registered_ms)
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 fn short_id(id: &str) -> String {

@@ -63,7 +63,7 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
     if globals.json {
         print_json(&PlanJson::from(&plan))
     } else {
-        println!("{plan}");
+        outln!("{plan}")?;
         Ok(())
     }
 }

@@ -56,30 +56,35 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
     if globals.json {
         print_json(&ReportJson::new(&report))
     } else {
-        print_summary(&report);
-        Ok(())
+        print_summary(&report)
     }
 }
 
-fn print_summary(report: &JobReport) {
+fn print_summary(report: &JobReport) -> Result<()> {
     let parts = part_files(&report.output);
-    println!(
+    outln!(
         "job {} ({}) finished in {}",
         report.job_name,
         report.job_id,
         seconds(report.elapsed)
-    );
-    println!(
+    )?;
+    outln!(
         "output: {} ({parts} part file{})",
         report.output.display(),
         if parts == 1 { "" } else { "s" }
-    );
-    println!(
+    )?;
+    outln!(
         "{:<6} {:>6} {:>12} {:>12} {:>11} {:>11} {:>8}",
-        "STAGE", "TASKS", "RECORDS IN", "RECORDS OUT", "BYTES IN", "BYTES OUT", "REMOTE"
-    );
+        "STAGE",
+        "TASKS",
+        "RECORDS IN",
+        "RECORDS OUT",
+        "BYTES IN",
+        "BYTES OUT",
+        "REMOTE"
+    )?;
     for s in &report.stages {
-        println!(
+        outln!(
             "{:<6} {:>6} {:>12} {:>12} {:>11} {:>11} {:>8}",
             s.stage,
             s.tasks,
@@ -88,8 +93,9 @@ fn print_summary(report: &JobReport) {
             bytes(s.bytes_in),
             bytes(s.bytes_out),
             s.remote_fetches
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The `part-NNNNN` files of a committed output (0 if it cannot be listed).

@@ -65,7 +65,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             engine,
             ValidationLimits::default(),
         )?;
-        println!("weft scheduler listening on {}", handle.url());
+        outln!("weft scheduler listening on {}", handle.url())?;
         tracing::info!(data_dir = %globals.data_dir.display(), "scheduler serving on {}", handle.url());
         shutdown_signal().await;
         tracing::info!("shutting down: cancelling running jobs");

@@ -28,10 +28,10 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub slots: Option<u32>,
 
-    /// Memory this worker offers to tasks, in bytes: reported to the scheduler, and shared by its
-    /// slots as each task's grouping budget (a reduce over its share spills sorted runs to disk).
-    /// Default: unknown to the scheduler, 256 MiB per task.
-    #[arg(long, value_name = "BYTES")]
+    /// Memory this worker offers to tasks (e.g. 4GiB, 8GB, or bytes): reported to the scheduler,
+    /// and shared by its slots as each task's grouping budget (a reduce over its share spills
+    /// sorted runs to disk). Default: unknown to the scheduler, 256 MiB per task.
+    #[arg(long, value_name = "SIZE", value_parser = weft_io::parse_size)]
     pub memory: Option<u64>,
 }
 
@@ -73,11 +73,11 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
         let handle = weft_worker::service::start(listener, config, engine, source)
             .await
             .context("cannot start the worker")?;
-        println!(
+        outln!(
             "weft worker {} listening on http://{}",
             handle.id(),
             handle.address
-        );
+        )?;
         tracing::info!(%scheduler, slots, "worker {} serving on {}", handle.id(), handle.address);
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -29,31 +29,8 @@ pub use corpus::wordcount_corpus;
 pub use stocks::{SYMBOLS, stocks_csv};
 pub use zipf::{ZIPF_VOCABULARY, zipf_words};
 
-/// Parses a size: a whole number with an optional unit, `B`, decimal `KB`, `MB`, `GB` (powers of
-/// 1000) or binary `KiB`, `MiB`, `GiB` (powers of 1024), any case, with an optional space between
-/// number and unit: `20MB` is 20 000 000 bytes, `64MiB` 67 108 864, `1000` 1000.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let multiplier: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => return Err(format!("{text:?} is not a size (e.g. 20MB, 64MiB, 1000)")),
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("{text:?} is not a size (e.g. 20MB, 64MiB, 1000)"))
-}
+/// The size parser every Weft flag and job-file key uses (`20MB`, `64MiB`).
+pub use weft_io::parse_size;
 
 /// xorshift64* (Vigna), seeded through splitmix64 so that nearby seeds give unrelated streams.
 /// Not for cryptography; fast, and its output is fixed by the seed.
@@ -102,18 +79,6 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("20MB"), Ok(20_000_000));
-        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_size("4 kb"), Ok(4_000));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("7B"), Ok(7));
-        for bad in ["", "MB", "1.5MB", "-1", "12 apples", "99999999999GB"] {
-            assert!(parse_size(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn rng_is_deterministic_and_seed_dependent() {

@@ -24,6 +24,7 @@ mod input;
 mod output;
 mod paths;
 mod reader;
+mod size;
 
 pub use atomic::{AtomicFile, write_atomically};
 pub use commit::{OutputCommitter, SUCCESS_MARKER, WEFT_MARKER, check_output};
@@ -37,6 +38,7 @@ pub use paths::{check_apart, normalize, real_path};
 pub use reader::{
     DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
 };
+pub use size::{format_size, parse_size};
 
 /// A suffix no other temporary name from this or a concurrent process has: pid, wall-clock
 /// nanoseconds, and a per-process counter for names made within one clock tick.

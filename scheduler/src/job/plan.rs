@@ -15,9 +15,7 @@ use weft_io::{InputFile, InputSplit};
 
 use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
-use super::spec::{
-    InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, ShuffleCompression, format_size,
-};
+use super::spec::{InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, ShuffleCompression};
 
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
 /// one shorter; an empty file gives none. Files keep their order. A `split_size` of 0 is taken as 1
@@ -248,7 +246,7 @@ impl fmt::Display for Plan {
                     "{} of {} ({format}, {})",
                     count(splits.len() as u64, "split"),
                     self.input.path.display(),
-                    format_size(self.input.split_size)
+                    weft_io::format_size(self.input.split_size)
                 )?,
                 StageInput::Shuffle { wide_step, .. } => {
                     let parents: Vec<String> = stage.parents.iter().map(u32::to_string).collect();

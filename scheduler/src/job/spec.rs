@@ -20,7 +20,6 @@ use crate::registry::ModuleRef;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
-const GIB: u64 = 1024 * MIB;
 
 /// The split size of a job file that does not set `input.split_size`: large enough that what a task
 /// costs besides reading (starting its guest, growing its combiner's table, writing and then
@@ -331,7 +330,7 @@ impl Parser<'_> {
     fn split_size(&self, raw: &Spanned<toml::Value>) -> Result<u64, JobFileError> {
         let size = match raw.get_ref() {
             toml::Value::Integer(n) => u64::try_from(*n).ok(),
-            toml::Value::String(s) => parse_size(s),
+            toml::Value::String(s) => weft_io::parse_size(s).ok(),
             _ => None,
         };
         let given = match raw.get_ref() {
@@ -346,7 +345,8 @@ impl Parser<'_> {
                 "input.split_size",
                 format!(
                     "{given} is not a size: write at least 1 byte, as an integer or as a string \
-                     with the unit B, KiB, MiB or GiB (e.g. \"64MiB\")"
+                     with a unit: KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), \
+                     e.g. \"64MiB\" or \"1MB\""
                 ),
             )),
         }
@@ -533,35 +533,6 @@ impl Parser<'_> {
     }
 }
 
-/// Parses `"64MiB"`, `"512 KiB"`, `"1000"`, `"1000B"`: a whole number and an optional binary unit.
-/// `None` for anything else, including an overflow of `u64`.
-fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let unit = match unit.trim_start() {
-        "" | "B" => 1,
-        "KiB" => KIB,
-        "MiB" => MIB,
-        "GiB" => GIB,
-        _ => return None,
-    };
-    number.parse::<u64>().ok()?.checked_mul(unit)
-}
-
-/// A byte count for people: in the largest binary unit that divides it exactly (`64 MiB`,
-/// `1000 B`), so the text says exactly the number the job file gave.
-pub(crate) fn format_size(bytes: u64) -> String {
-    for (unit, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
-        if bytes >= unit && bytes.is_multiple_of(unit) {
-            return format!("{} {name}", bytes / unit);
-        }
-    }
-    format!("{bytes} B")
-}
-
 /// The line of `text` that `span` starts on, with the span underlined, in the layout the toml crate
 /// (and rustc) use:
 ///
@@ -599,37 +570,6 @@ fn snippet(text: &str, span: Range<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units_only() {
-        assert_eq!(parse_size("64MiB"), Some(64 * MIB));
-        assert_eq!(parse_size("512 KiB"), Some(512 * KIB));
-        assert_eq!(parse_size("2GiB"), Some(2 * GIB));
-        assert_eq!(parse_size("1000"), Some(1000));
-        assert_eq!(parse_size("1000B"), Some(1000));
-        for bad in [
-            "",
-            "MiB",
-            "64MB",
-            "64 mib",
-            "1.5MiB",
-            "-1",
-            "64MiB2",
-            "99999999999999GiB",
-        ] {
-            assert_eq!(parse_size(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn sizes_format_in_the_largest_exact_unit() {
-        assert_eq!(format_size(64 * MIB), "64 MiB");
-        assert_eq!(format_size(GIB), "1 GiB");
-        assert_eq!(format_size(1536), "1536 B");
-        assert_eq!(format_size(2048), "2 KiB");
-        assert_eq!(format_size(1000), "1000 B");
-        assert_eq!(format_size(0), "0 B");
-    }
 
     #[test]
     fn snippets_underline_the_span() {

@@ -35,6 +35,10 @@ const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
 /// How long a heartbeat or a registration may take before it counts as failed: a scheduler that
 /// accepts connections but does not answer must not stall the heartbeat loop.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The first wait before registering again with a scheduler that could not be reached; it
+/// doubles up to [`REGISTER_BACKOFF_MAX`].
+const REGISTER_BACKOFF_START: Duration = Duration::from_millis(100);
+const REGISTER_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// How a worker is set up. Every field has a usable default except `scheduler`.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +60,10 @@ pub struct WorkerConfig {
     /// Modules installed before any task, by module id, in place of what the registry holds under
     /// that id (see [`Executor::preload`]): e.g. UDFs compiled natively, to measure the sandbox.
     pub preloaded: Vec<(String, GuestModule)>,
+    /// How long to keep trying to register while the scheduler cannot be reached (not up yet,
+    /// restarting), retrying with back-off from 100 ms to 5 s; `None` waits for it forever. A
+    /// scheduler that answers with a refusal is never retried.
+    pub register_patience: Option<Duration>,
 }
 
 /// Why a worker could not start.
@@ -160,6 +168,7 @@ struct State {
     address: String,
     /// What registration sends, kept so that registering again says exactly the same.
     registration: WorkerRegistration,
+    scheduler_url: String,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts and removes).
@@ -201,12 +210,15 @@ pub async fn start(
     for (id, module) in &config.preloaded {
         executor.preload(id, module.clone());
     }
-    let scheduler = SchedulerControlClient::connect(config.scheduler.clone())
-        .await
+    // Connected on first use, so a worker may start before its scheduler (see `register`).
+    let scheduler = tonic::transport::Endpoint::from_shared(config.scheduler.clone())
         .map_err(|source| WorkerError::Connect {
             url: config.scheduler.clone(),
             source,
-        })?;
+        })?
+        .connect_timeout(CONTROL_TIMEOUT)
+        .connect_lazy();
+    let scheduler = SchedulerControlClient::new(scheduler);
     let state = Arc::new(State {
         executor,
         id: watch::Sender::new(String::new()),
@@ -218,6 +230,7 @@ pub async fn start(
         runtime: tokio::runtime::Handle::current(),
         address: registration.address.clone(),
         registration,
+        scheduler_url: config.scheduler.clone(),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -235,7 +248,7 @@ pub async fn start(
     });
 
     // The server is up first: a scheduler may call the worker back while registering it.
-    let reply = match state.register().await {
+    let reply = match state.register_patiently(config.register_patience).await {
         Ok(reply) => reply,
         Err(refused) => {
             let _ = stop.send(true);
@@ -328,6 +341,38 @@ impl State {
     }
 
     /// Registers (again) with the same request as at start-up.
+    /// Registers, retrying with back-off while the scheduler cannot be reached, for up to
+    /// `patience` (forever if `None`). One warning per outage says what is awaited.
+    async fn register_patiently(
+        &self,
+        patience: Option<Duration>,
+    ) -> Result<Registered, RegisterError> {
+        let started = tokio::time::Instant::now();
+        let mut wait = REGISTER_BACKOFF_START;
+        let mut warned = false;
+        loop {
+            let error = match self.register().await {
+                Err(RegisterError::Rpc(Remote(status)))
+                    if status.code() == tonic::Code::Unavailable =>
+                {
+                    RegisterError::Rpc(Remote(status))
+                }
+                Err(RegisterError::Timeout(t)) => RegisterError::Timeout(t),
+                done => return done,
+            };
+            if patience.is_some_and(|p| started.elapsed() + wait > p) {
+                return Err(error);
+            }
+            if !warned {
+                warned = true;
+                tracing::warn!(scheduler = %self.scheduler_url, problem = %error,
+                    "cannot reach the scheduler; retrying with back-off until it answers");
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(REGISTER_BACKOFF_MAX);
+        }
+    }
+
     async fn register(&self) -> Result<Registered, RegisterError> {
         let mut client = self.scheduler.clone();
         let call = client.register_worker(self.registration.to_pb(weft_proto::PROTOCOL_VERSION));

@@ -96,7 +96,10 @@ struct Scheduler {
 }
 
 async fn scheduler() -> Scheduler {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    scheduler_on(TcpListener::bind("127.0.0.1:0").await.unwrap())
+}
+
+fn scheduler_on(listener: TcpListener) -> Scheduler {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Recorder::default());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -200,6 +203,52 @@ async fn registration_says_who_the_worker_is() {
     assert_eq!((named.id(), defaulted.id()), ("w0".into(), "w1".into()));
     named.shutdown().await;
     defaulted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_started_before_its_scheduler_waits_for_it() {
+    // An address nobody listens on yet.
+    let address = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |patience| WorkerConfig {
+        scheduler: format!("http://{address}"),
+        work_dir: dir.path().join("work"),
+        register_patience: patience,
+        ..WorkerConfig::default()
+    };
+    // With a little patience, it gives up and says so.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let start = weft_worker::service::start(
+        listener,
+        config(Some(Duration::from_millis(300))),
+        engine().clone(),
+        Modules::of(&[]),
+    );
+    let error = start.await.unwrap_err();
+    assert!(matches!(error, WorkerError::Register(_)), "{error:?}");
+
+    // Without, it waits: the scheduler comes up a second later and the worker registers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let waiting = tokio::spawn(weft_worker::service::start(
+        listener,
+        config(None),
+        engine().clone(),
+        Modules::of(&[]),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished());
+    let scheduler = scheduler_on(TcpListener::bind(address).await.unwrap());
+    let worker = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the worker registers once the scheduler is up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(scheduler.seen.registrations.lock().unwrap().len(), 1);
+    worker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
