@@ -1,26 +1,26 @@
 //! `weft job …`: submit, status, watch, list, cancel and logs.
 //!
-//! With `--scheduler URL` (or `WEFT_SCHEDULER`) each talks to that cluster. Without, it starts a
-//! scheduler in this process over the local data directory (the same one `weft run` records its
-//! jobs in): `submit` then runs the job here with one worker per CPU and waits for it, and the other
-//! verbs see the jobs run so far. Either way it is the same gRPC client; only the server differs.
+//! With `--scheduler URL` (or `WEFT_SCHEDULER`) each talks to that cluster. Without, they use the
+//! local data directory (the one `weft run` records its jobs in): `submit` runs the job here with
+//! one worker per CPU and waits for it, as `weft run` does; the other verbs read the directory's
+//! jobs — those over and those other processes are running now — without locking it for more than
+//! a moment, and `cancel` interrupts the process running the job.
 //!
 //! `--json job status` prints [`JobStatus`] as documented in the README ("Job status as JSON").
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use weft_local::LocalCluster;
+use weft_local::DataDir;
 use weft_scheduler::Tenant;
 use weft_scheduler::client::JobsClient;
-use weft_scheduler::jobs::{JobState, JobStatus, TaskRef};
+use weft_scheduler::jobs::{JobState, JobStatus, TaskLog, TaskRef};
 
 use super::plan::JobArgs;
-use super::{cpus, local_cluster_config, open_registry, print_json, runtime};
+use super::{cpus, local, print_json, runtime};
 use crate::Globals;
 
 #[derive(Debug, Subcommand)]
@@ -54,80 +54,165 @@ pub enum JobCommand {
 }
 
 pub fn run(globals: &Globals, command: JobCommand) -> Result<()> {
-    runtime()?.block_on(async {
-        let (mut client, mut local) = connect(globals).await?;
-        let result = dispatch(globals, &mut client, local.as_mut(), command).await;
-        if let Some(cluster) = local {
-            cluster.shutdown().await;
+    let mut jobs = match &globals.scheduler {
+        Some(url) => {
+            let runtime = runtime()?;
+            let client = runtime.block_on(JobsClient::connect(url, Tenant::default()))?;
+            Jobs::Remote {
+                runtime,
+                client: Box::new(client),
+            }
         }
-        result
-    })
+        None => Jobs::Local(local::data_dir(globals)?),
+    };
+    dispatch(globals, &mut jobs, command)
 }
 
-/// A client of the scheduler at `--scheduler`, or of one started here on the data directory (its
-/// workers start when a job is submitted and accepted).
-async fn connect(globals: &Globals) -> Result<(JobsClient, Option<LocalCluster>)> {
-    let tenant = Tenant::default();
-    if let Some(url) = &globals.scheduler {
-        return Ok((JobsClient::connect(url, tenant).await?, None));
+/// Where the job verbs go: a cluster's scheduler, or the local data directory (read directly,
+/// so they work while other processes run jobs on it).
+enum Jobs {
+    Remote {
+        runtime: tokio::runtime::Runtime,
+        client: Box<JobsClient>,
+    },
+    Local(DataDir),
+}
+
+/// How often local `watch` and `cancel` look at a job run by another process.
+const LOCAL_POLL: Duration = Duration::from_millis(200);
+
+impl Jobs {
+    fn status(&mut self, job: &str) -> Result<JobStatus> {
+        match self {
+            Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.status(job))?),
+            Jobs::Local(data) => data.status(job)?.ok_or_else(|| no_job(job)),
+        }
     }
-    let registry = Arc::new(open_registry(globals)?);
-    let cluster = LocalCluster::start_scheduler(registry, local_cluster_config(globals, cpus()))
-        .await
-        .context("cannot start the local scheduler")?;
-    let client = JobsClient::connect(&cluster.url(), tenant).await?;
-    Ok((client, Some(cluster)))
+
+    fn watch(&mut self, job: &str, mut each: impl FnMut(&JobStatus)) -> Result<JobStatus> {
+        match self {
+            Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.watch(job, each))?),
+            Jobs::Local(data) => loop {
+                let status = data.status(job)?.ok_or_else(|| no_job(job))?;
+                each(&status);
+                if status.state.is_final() {
+                    return Ok(status);
+                }
+                std::thread::sleep(LOCAL_POLL);
+                // A run killed meanwhile is recorded as interrupted by the sweep.
+                data.sweep()?;
+            },
+        }
+    }
+
+    fn list(&mut self) -> Result<Vec<JobStatus>> {
+        match self {
+            Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.list())?),
+            Jobs::Local(data) => Ok(data.list()?),
+        }
+    }
+
+    /// Cancels a job; a local one runs in another `weft` process, which is asked to stop it
+    /// (SIGINT, as Ctrl-C would) and waited for.
+    fn cancel(&mut self, job: &str) -> Result<JobStatus> {
+        match self {
+            Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.cancel(job))?),
+            Jobs::Local(data) => {
+                if let Some(pid) = data.running_pid(job)? {
+                    interrupt(pid)?;
+                }
+                self.watch(job, |_| {})
+            }
+        }
+    }
+
+    fn logs(&mut self, job: &str, task: Option<TaskRef>) -> Result<Vec<TaskLog>> {
+        match self {
+            Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.logs(job, task))?),
+            Jobs::Local(data) => {
+                data.status(job)?.ok_or_else(|| no_job(job))?;
+                Ok(data
+                    .logs(job)?
+                    .into_iter()
+                    .filter(|l| {
+                        task.is_none_or(|t| t.stage == l.stage && t.partition == l.partition)
+                    })
+                    .collect())
+            }
+        }
+    }
 }
 
-async fn dispatch(
-    globals: &Globals,
-    client: &mut JobsClient,
-    local: Option<&mut LocalCluster>,
-    command: JobCommand,
-) -> Result<()> {
+fn no_job(job: &str) -> anyhow::Error {
+    anyhow::anyhow!("no job {job} in this data directory")
+}
+
+/// Sends SIGINT to the local process `pid` running a job.
+fn interrupt(pid: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let raw = i32::try_from(pid).context("pid out of range")?;
+        // SAFETY: sends a signal; no memory is involved.
+        if unsafe { libc::kill(raw, libc::SIGINT) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot interrupt process {pid}"));
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    anyhow::bail!("cannot cancel a job of another process (pid {pid}) here")
+}
+
+fn dispatch(globals: &Globals, jobs: &mut Jobs, command: JobCommand) -> Result<()> {
     match command {
         JobCommand::Submit {
             job,
             overwrite,
             wait,
         } => {
-            let id = client.submit(job.submission(overwrite)?).await?;
-            let local = match local {
-                Some(cluster) => {
-                    // Accepted: now the local workers are needed.
-                    cluster
-                        .start_workers()
-                        .await
-                        .context("cannot start the local workers")?;
-                    true
+            let submission = job.submission(overwrite)?;
+            let status = match jobs {
+                Jobs::Remote { runtime, client } => {
+                    let id = runtime.block_on(client.submit(submission))?;
+                    if !wait {
+                        if globals.json {
+                            print_json(&serde_json::json!({ "job_id": id }))?;
+                        } else {
+                            outln!("{id}")?;
+                        }
+                        return Ok(());
+                    }
+                    jobs.watch(&id, |_| {})?
                 }
-                None => false,
+                Jobs::Local(data) => {
+                    let data = data.clone();
+                    let ended = local::run(globals, cpus(), submission, |id| {
+                        if !wait {
+                            eprintln!(
+                                "no --scheduler: job {id} runs in this process; waiting for it"
+                            );
+                        }
+                    })?;
+                    let job_id = match ended {
+                        local::Ended::Ran { job_id, .. }
+                        | local::Ended::Interrupted { job_id, .. } => job_id,
+                    };
+                    data.status(&job_id)?.ok_or_else(|| no_job(&job_id))?
+                }
             };
-            if !wait && !local {
-                if globals.json {
-                    print_json(&serde_json::json!({ "job_id": id }))?;
-                } else {
-                    outln!("{id}")?;
-                }
-                return Ok(());
-            }
-            if !wait {
-                eprintln!("no --scheduler: job {id} runs in this process; waiting for it");
-            }
-            let status = client.watch(&id, |_| {}).await?;
             print_status(globals, &status)?;
             outcome(&status)
         }
         JobCommand::Status { job_id } => {
-            let status = client.status(&job_id).await?;
+            let status = jobs.status(&job_id)?;
             print_status(globals, &status)
         }
         JobCommand::Watch { job_id } => {
             let status = if globals.json {
-                client.watch(&job_id, |_| {}).await?
+                jobs.watch(&job_id, |_| {})?
             } else {
                 let mut progress = Progress::new();
-                let status = client.watch(&job_id, |s| progress.show(s)).await?;
+                let status = jobs.watch(&job_id, |s| progress.show(s))?;
                 progress.finish()?;
                 status
             };
@@ -139,11 +224,11 @@ async fn dispatch(
             outcome(&status)
         }
         JobCommand::List => {
-            let jobs = client.list().await?;
+            let list = jobs.list()?;
             if globals.json {
-                return print_json(&jobs);
+                return print_json(&list);
             }
-            if jobs.is_empty() {
+            if list.is_empty() {
                 eprintln!("no jobs");
                 return Ok(());
             }
@@ -154,7 +239,7 @@ async fn dispatch(
                 "SUBMITTED",
                 "ELAPSED"
             )?;
-            for j in &jobs {
+            for j in &list {
                 outln!(
                     "{:<28} {:<10} {:<20} {:>9}  {}",
                     j.job_id,
@@ -167,14 +252,14 @@ async fn dispatch(
             Ok(())
         }
         JobCommand::Cancel { job_id } => {
-            let status = client.cancel(&job_id).await?;
+            let status = jobs.cancel(&job_id)?;
             if status.state != JobState::Cancelled && !globals.json {
                 eprintln!("job {job_id} had already ended ({})", status.state);
             }
             print_status(globals, &status)
         }
         JobCommand::Logs { job_id, task } => {
-            let logs = client.logs(&job_id, task).await?;
+            let logs = jobs.logs(&job_id, task)?;
             if globals.json {
                 let logs: Vec<_> = logs
                     .iter()

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod job;
+pub mod local;
 pub mod module;
 pub mod plan;
 pub mod run;
@@ -20,18 +21,6 @@ use crate::Globals;
 pub fn open_registry(globals: &Globals) -> Result<Registry> {
     let dir = globals.data_dir.join("registry");
     Registry::open(&dir).with_context(|| format!("cannot open the registry in {}", dir.display()))
-}
-
-/// The in-process cluster of the data directory, with `workers` workers: jobs recorded in
-/// `jobs/` (where `weft job list|status|logs` see them), compiled modules cached in `cache/`,
-/// shuffle files under `work/`.
-pub fn local_cluster_config(globals: &Globals, workers: usize) -> weft_local::LocalClusterConfig {
-    weft_local::LocalClusterConfig {
-        workers,
-        jobs_dir: Some(globals.data_dir.join("jobs")),
-        cache_dir: Some(globals.data_dir.join("cache")),
-        ..weft_local::LocalClusterConfig::new(globals.data_dir.join("work"))
-    }
 }
 
 /// One worker per CPU, as local jobs run by default.

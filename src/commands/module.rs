@@ -35,11 +35,15 @@ pub enum ModuleCommand {
         module: String,
     },
     /// Remove a module: NAME removes every version, NAME@VERSION one, blake3:ID every version
-    /// pointing at those bytes.
+    /// pointing at those bytes. Removing more than one version asks first on a terminal, and
+    /// needs --yes elsewhere.
     #[command(alias = "remove")]
     Rm {
         #[arg(value_name = "NAME|ID")]
         module: String,
+        /// Remove without asking, whatever the reference covers.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -53,6 +57,9 @@ enum Outcome {
 
 pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
     let tenant = Tenant::default();
+    if let ModuleCommand::Rm { module, yes: false } = &command {
+        confirm_removal(module)?;
+    }
     let (outcome, location) = match &globals.scheduler {
         Some(url) => (remote(url, &tenant, command)?, format!("at {url}")),
         None => (
@@ -61,6 +68,32 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
         ),
     };
     print(globals, &outcome, &location)
+}
+
+/// Checks a removal that may take more than one version (`NAME`, `NAME@TAG` is one, `blake3:ID`
+/// every version with those bytes): on a terminal the user says yes; elsewhere `--yes` is needed.
+/// A malformed reference is named as such here, before any registry is opened.
+fn confirm_removal(module: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let what = match ModuleRef::parse(module)? {
+        ModuleRef::Version(..) | ModuleRef::Tag(..) => return Ok(()),
+        ModuleRef::Latest(name) => format!("every version of module {name}"),
+        ModuleRef::Id(id) => format!("every module version with id {id}"),
+    };
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        anyhow::bail!(
+            "`module rm {module}` removes {what}: pass --yes to confirm, or name one version \
+             (NAME@VERSION)"
+        );
+    }
+    eprint!("remove {what}? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim() {
+        "y" | "Y" | "yes" | "Yes" | "YES" => Ok(()),
+        _ => Err(anyhow::anyhow!("nothing removed")),
+    }
 }
 
 /// The command on the registry in the local data directory.
@@ -83,9 +116,7 @@ fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<O
             let versions = registry.versions_of(tenant, &entry.version.name)?;
             Outcome::Shown(entry, versions)
         }
-        ModuleCommand::Rm { module } => {
-            // Parse first so a malformed reference is named as such, not as "not found".
-            ModuleRef::parse(&module)?;
+        ModuleCommand::Rm { module, .. } => {
             Outcome::Removed(open_registry(globals)?.remove(tenant, &module)?)
         }
     })
@@ -97,10 +128,6 @@ fn remote(url: &str, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome>
     let upload = match &command {
         ModuleCommand::Register { file, .. } => {
             Some(std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?)
-        }
-        ModuleCommand::Rm { module } => {
-            ModuleRef::parse(module)?;
-            None
         }
         _ => None,
     };
@@ -128,7 +155,9 @@ fn remote(url: &str, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome>
                 let (entry, versions) = client.show(tenant, &module).await?;
                 Outcome::Shown(entry, versions)
             }
-            ModuleCommand::Rm { module } => Outcome::Removed(client.remove(tenant, &module).await?),
+            ModuleCommand::Rm { module, .. } => {
+                Outcome::Removed(client.remove(tenant, &module).await?)
+            }
         })
     })
 }

@@ -5,19 +5,21 @@
 //! `weft job submit` is checked (one preparation path): the job file, every step's module and
 //! function and kind, the input, and whether the output may be written. Only then do the workers
 //! start. The output directory appears complete (part files and `_SUCCESS`) or not at all.
+//!
+//! It runs here even when `--scheduler` is set (`weft job submit --wait` runs on a cluster), and
+//! says so. SIGINT and SIGTERM cancel the job and clean up (see `local.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
-use weft_local::LocalCluster;
-use weft_scheduler::{JobReport, Tenant};
+use weft_scheduler::JobReport;
 
+use super::local::{self, Ended};
 use super::plan::JobArgs;
-use super::{cpus, local_cluster_config, open_registry, pool_warning, print_json, runtime};
+use super::{cpus, print_json};
 use crate::Globals;
 
 /// Runs a job on this machine: a scheduler and N sandboxed workers in one process.
@@ -37,26 +39,28 @@ pub struct RunArgs {
 
 pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
     let submission = args.job.submission(args.overwrite)?;
-    let registry = Arc::new(open_registry(globals)?);
     let workers = args.workers.map_or_else(cpus, |n| n as usize);
-    let config = local_cluster_config(globals, workers);
-    let report = runtime()?.block_on(async {
-        let mut cluster = LocalCluster::start_scheduler(registry, config)
-            .await
-            .context("cannot start the local scheduler")?;
-        if let Some(warning) = pool_warning(cluster.engine()) {
-            eprintln!("warning: {warning}");
+    if let Some(url) = &globals.scheduler {
+        eprintln!(
+            "note: weft run runs the job in this process, not on the scheduler at {url}; \
+             `weft job submit --wait` runs it there"
+        );
+    }
+    let report = match local::run(globals, workers, submission, |_| {})? {
+        Ended::Ran { outcome, .. } => outcome?,
+        Ended::Interrupted { job_id, signal } => {
+            anyhow::bail!("job {job_id} cancelled by the user ({signal}); nothing was written")
         }
-        let result = cluster.run(&Tenant::default(), submission).await;
-        // Shut down whatever the outcome, so workers delete their shuffle files.
-        cluster.shutdown().await;
-        anyhow::Ok(result?)
-    })?;
-
+    };
     if globals.json {
         print_json(&ReportJson::new(&report))
     } else {
-        print_summary(&report)
+        print_summary(&report)?;
+        outln!(
+            "ran locally on {workers} worker{}; data directory {}",
+            if workers == 1 { "" } else { "s" },
+            globals.data_dir.display()
+        )
     }
 }
 

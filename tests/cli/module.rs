@@ -155,7 +155,25 @@ fn new_bytes_under_a_name_make_a_version_and_rm_removes() {
         missing.stderr()
     );
 
-    weft.ok(&["module", "rm", "wc"]);
+    // Every version at once needs --yes when no terminal can ask.
+    let unconfirmed = weft.run(&["module", "rm", "wc"]);
+    assert_eq!(unconfirmed.code(), Some(1));
+    assert!(
+        unconfirmed.stderr().contains("every version of module wc")
+            && unconfirmed.stderr().contains("--yes"),
+        "{}",
+        unconfirmed.stderr()
+    );
+    assert_eq!(
+        weft.ok(&["--json", "module", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing was removed"
+    );
+    weft.ok(&["module", "rm", "wc", "--yes"]);
     assert!(
         weft.ok(&["--json", "module", "list"])
             .json()

@@ -16,7 +16,7 @@ use weft_testkit::registry::EXAMPLES;
 /// Registering validates (and so compiles) each module, the slow part, so it happens once, into a
 /// template that each test copies: a test gets its own data directory, because the registry admits
 /// one process at a time.
-fn weft_with_examples() -> Weft {
+pub(crate) fn weft_with_examples() -> Weft {
     static TEMPLATE: OnceLock<Weft> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {
         let weft = Weft::new();
@@ -44,7 +44,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// An example's job file in this repository.
-fn example_job(name: &str) -> String {
+pub(crate) fn example_job(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name)

@@ -10,6 +10,10 @@
 //! refuses — a bad job file, a missing input, an existing output — is refused before a worker or
 //! its work directory exists, by the same checks a cluster's scheduler makes.
 
+mod data_dir;
+
+pub use data_dir::{DataDir, DataDirError, RunStore};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,6 +38,9 @@ pub struct LocalClusterConfig {
     pub work_dir: PathBuf,
     /// Where the scheduler keeps job state (sled); `None` keeps it in memory.
     pub jobs_dir: Option<PathBuf>,
+    /// The scheduler's job store, in place of `jobs_dir`'s: e.g. a [`RunStore`], which shares a
+    /// data directory with other processes.
+    pub job_store: Option<Arc<dyn JobStore>>,
     /// Modules every worker installs before any task, by module id, in place of the registry's
     /// module of that id: e.g. `GuestModule::native` UDFs under the id of the wasm module they were
     /// built from, to run the same job without the sandbox and measure what it costs.
@@ -53,6 +60,7 @@ impl LocalClusterConfig {
             limits: TaskLimits::default(),
             work_dir: work_dir.into(),
             jobs_dir: None,
+            job_store: None,
             preloaded: Vec::new(),
             cache_dir: None,
         }
@@ -136,9 +144,10 @@ impl LocalCluster {
         registry: Arc<Registry>,
         config: LocalClusterConfig,
     ) -> Result<LocalCluster, ClusterError> {
-        let store: Arc<dyn JobStore> = match &config.jobs_dir {
-            Some(dir) => Arc::new(SledJobStore::open(dir)?),
-            None => Arc::new(MemoryJobStore::new()),
+        let store: Arc<dyn JobStore> = match (&config.job_store, &config.jobs_dir) {
+            (Some(store), _) => store.clone(),
+            (None, Some(dir)) => Arc::new(SledJobStore::open(dir)?),
+            (None, None) => Arc::new(MemoryJobStore::new()),
         };
         let scheduler = Scheduler::new(
             registry.clone(),

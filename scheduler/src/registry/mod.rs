@@ -234,6 +234,23 @@ impl Registry {
         })
     }
 
+    /// A copy of `tenant`'s names and versions in memory, over the same blobs, so the caller can
+    /// let go of the index (and its lock: another process may then use the registry) while it
+    /// keeps resolving and reading modules, e.g. for the length of a local job. A blob deleted
+    /// meanwhile (`module rm` from another process) can no longer be read.
+    pub fn snapshot(&self, tenant: &Tenant) -> Result<Registry, RegistryError> {
+        let index = MemoryIndex::new();
+        for version in self.all_versions(tenant)? {
+            if index.module(&version.id)?.is_none()
+                && let Some(module) = self.index.module(&version.id)?
+            {
+                index.put_module(&module)?;
+            }
+            index.put_version(&version)?;
+        }
+        Registry::with_index(&self.dir, Box::new(index))
+    }
+
     /// Stores a validated module under `tenant`/`name`, returning its id and version.
     pub fn register(
         &self,

@@ -137,6 +137,18 @@ impl Process {
 
     /// Sends SIGTERM (unless it has ended): how an operator stops a process, and what lets it
     /// clean up.
+    /// Sends `signal` (a name `kill` takes: `INT`, `TERM`, `KILL`…) if the process still runs.
+    pub fn signal(&mut self, signal: &str) {
+        if self.try_wait().is_none() {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(self.pid().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     pub fn terminate(&mut self) {
         if self.try_wait().is_none() {
             // `kill` is the command: the harness has no libc binding.

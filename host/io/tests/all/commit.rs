@@ -230,7 +230,7 @@ fn an_output_overlapping_an_input_is_refused() {
         std::os::unix::fs::symlink(&data, base.join("alias")).unwrap();
         refused(&base.join("alias"), "is");
         refused(&base.join("alias/new"), "lies inside");
-        std::os::unix::fs::symlink(&base.join("data/sub"), base.join("deep")).unwrap();
+        std::os::unix::fs::symlink(base.join("data/sub"), base.join("deep")).unwrap();
         refused(&base.join("deep/../out"), "lies inside");
     }
     check_apart(&base.join("out"), inputs).unwrap();

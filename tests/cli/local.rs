@@ -1,0 +1,251 @@
+//! One local data directory used by several `weft` processes at once, and runs that end badly:
+//! two `weft run`s side by side, `job list` and `module list` while a job runs, SIGINT and SIGKILL
+//! of a run mid-job, and a closed stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use weft_testkit::process::Process;
+
+use crate::run::{example_job, weft_with_examples};
+use crate::{Weft, assert_same_counts, counts_of, path, read_output, word_counts};
+
+/// Rounds of `textkit/burn` that keep a task busy for an hour: it ends only when killed.
+const HOUR_OF_ROUNDS: u64 = 1_000_000_000_000;
+/// How long a run may take to start its job and its tasks.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A job file mapping every line of `input` through `textkit/burn`, one map task per line.
+fn burn_job(weft: &Weft, name: &str, rounds: u64, lines: usize, out: &Path) -> PathBuf {
+    let line = format!("{rounds:013}\n");
+    let input = weft.scratch(&format!("{name}.txt"));
+    std::fs::write(&input, line.repeat(lines)).unwrap();
+    let job = weft.scratch(&format!("{name}.toml"));
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"{name}\"\n[input]\npath = {:?}\nsplit_size = {}\n[[step]]\n\
+             map = \"textkit/burn\"\n[output]\npath = {:?}\n",
+            path(&input),
+            line.len(),
+            path(out)
+        ),
+    )
+    .unwrap();
+    job
+}
+
+/// `weft run JOB --workers 1` in the background.
+fn spawn_run(weft: &Weft, job: &Path, log: &str) -> Process {
+    let mut command = weft.command();
+    command.args(["run", path(job), "--workers", "1"]);
+    Process::spawn(log, command, &weft.scratch(log)).unwrap()
+}
+
+/// Waits until `job list` (from another process) shows a job called `name` with a task running;
+/// returns its id.
+fn wait_running(weft: &Weft, run: &mut Process, name: &str) -> String {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        let list = weft.ok(&["--json", "job", "list"]).json();
+        let running = list.as_array().unwrap().iter().find(|j| {
+            j["name"] == name
+                && j["state"] == "running"
+                && j["stages"][0]["tasks_running"].as_u64() > Some(0)
+        });
+        if let Some(job) = running {
+            return job["job_id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            run.try_wait().is_none(),
+            "the run ended first: {}",
+            run.log()
+        );
+        assert!(Instant::now() < deadline, "never running: {list:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Names beside `output` that start with `.`: staging or replaced directories.
+fn hidden_siblings(output: &Path) -> Vec<String> {
+    std::fs::read_dir(output.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect()
+}
+
+/// The run directories under the data directory's `work/`.
+fn run_dirs(weft: &Weft) -> Vec<String> {
+    std::fs::read_dir(weft.data_dir().join("work"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn two_runs_share_a_data_directory_and_other_commands_work_meanwhile() {
+    let weft = weft_with_examples();
+    // A run of a few seconds: three records of ~10^9 rounds each, on one worker.
+    let slow_out = weft.scratch("slow-out");
+    let slow = burn_job(&weft, "slow", 1_000_000_000, 3, &slow_out);
+    let mut first = spawn_run(&weft, &slow, "slow.log");
+    let first_id = wait_running(&weft, &mut first, "slow");
+
+    // While it runs: the registry, the job's status, and a second run.
+    let modules = weft.ok(&["--json", "module", "list"]).json();
+    assert_eq!(modules.as_array().unwrap().len(), 3, "{modules:#}");
+    let status = weft.ok(&["--json", "job", "status", &first_id]).json();
+    assert_eq!(status["state"], "running", "{status:#}");
+    let corpus = b"the quick brown fox\njumps over the lazy dog\nthe end\n".repeat(50);
+    let input = weft.scratch("words.txt");
+    std::fs::write(&input, &corpus).unwrap();
+    let out = weft.scratch("words-out");
+    let second = weft.ok(&[
+        "run",
+        &example_job("wordcount"),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--workers",
+        "1",
+    ]);
+    assert!(
+        second.stdout().contains("ran locally"),
+        "{}",
+        second.stdout()
+    );
+    assert_same_counts(&counts_of(read_output(&out)), &word_counts(&corpus));
+
+    let exit = first.wait_until(Instant::now() + Duration::from_secs(300));
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", first.log());
+    // burn passes each record through: the output is the input's lines.
+    let mut lines: Vec<Vec<u8>> = read_output(&slow_out).into_values().collect();
+    lines.sort();
+    assert_eq!(lines, vec![b"0001000000000".to_vec(); 3]);
+
+    // Both jobs are recorded, with sequential numbers.
+    let list = weft.ok(&["--json", "job", "list"]).json();
+    let mut ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["slow-1", "wordcount-2"], "{list:#}");
+    assert!(run_dirs(&weft).is_empty(), "{:?}", run_dirs(&weft));
+    assert!(!weft.data_dir().join("runs").exists());
+}
+
+#[test]
+fn sigint_and_sigkill_of_a_run_leave_nothing_after_the_next_command() {
+    let weft = weft_with_examples();
+    let out = weft.scratch("results/out");
+    let job = burn_job(&weft, "burn", HOUR_OF_ROUNDS, 2, &out);
+
+    // SIGINT: the run cancels its job and cleans up before it exits.
+    let mut run = spawn_run(&weft, &job, "sigint.log");
+    let id = wait_running(&weft, &mut run, "burn");
+    assert!(!hidden_siblings(&out).is_empty(), "a staging directory");
+    run.signal("INT");
+    let exit = run.wait_until(Instant::now() + Duration::from_secs(60));
+    assert_eq!(exit.and_then(|s| s.code()), Some(1), "{}", run.log());
+    assert!(
+        run.log().contains("cancelled by the user (SIGINT)"),
+        "{}",
+        run.log()
+    );
+    assert!(
+        hidden_siblings(&out).is_empty(),
+        "{:?}",
+        hidden_siblings(&out)
+    );
+    assert!(!out.exists());
+    assert!(run_dirs(&weft).is_empty(), "{:?}", run_dirs(&weft));
+    let status = weft.ok(&["--json", "job", "status", &id]).json();
+    assert_eq!(status["state"], "cancelled", "{status:#}");
+    assert_eq!(status["error"], "cancelled by the user (SIGINT)");
+
+    // SIGKILL: nothing can clean up then, so the next command does.
+    let mut run = spawn_run(&weft, &job, "sigkill.log");
+    let id = wait_running(&weft, &mut run, "burn");
+    run.kill();
+    assert!(
+        !hidden_siblings(&out).is_empty(),
+        "the killed run left its staging"
+    );
+    assert!(!run_dirs(&weft).is_empty(), "and its work directory");
+    let status = weft.ok(&["--json", "job", "status", &id]).json();
+    assert_eq!(status["state"], "failed", "{status:#}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("interrupted: the weft process"),
+        "{error}"
+    );
+    assert!(
+        hidden_siblings(&out).is_empty(),
+        "{:?}",
+        hidden_siblings(&out)
+    );
+    assert!(run_dirs(&weft).is_empty(), "{:?}", run_dirs(&weft));
+    assert!(!weft.data_dir().join("runs").exists());
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let weft = weft_with_examples();
+    for args in [
+        &["--json", "module", "list"][..],
+        &["module", "list"],
+        &["--help"],
+    ] {
+        // The reading end is closed before weft writes anything: every write fails with EPIPE.
+        let mut child = weft
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn sizes_take_decimal_and_binary_units_everywhere() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("in.txt");
+    std::fs::write(&input, "a b\n").unwrap();
+    for size in ["1MB", "64MiB", "1.5 KiB", "4096"] {
+        let job = weft.scratch("sized.toml");
+        std::fs::write(
+            &job,
+            format!(
+                "name = \"sized\"\n[input]\npath = {:?}\nsplit_size = {size:?}\n[[step]]\n\
+                 flat_map = \"wordcount/split_words\"\n[output]\npath = \"out\"\n",
+                path(&input)
+            ),
+        )
+        .unwrap();
+        weft.ok(&["plan", path(&job)]);
+    }
+    // `--memory` parses before the worker looks for its scheduler.
+    let worker = weft.run(&["worker", "--memory", "4GiB"]);
+    assert!(
+        worker.stderr().contains("--scheduler URL"),
+        "{}",
+        worker.stderr()
+    );
+    let bad = weft.run(&["worker", "--memory", "4 parsecs"]);
+    assert_eq!(bad.code(), Some(2));
+    assert!(bad.stderr().contains("is not a size"), "{}", bad.stderr());
+}
