@@ -135,6 +135,7 @@ mod glue;
 #[cfg(test)]
 mod macro_tests;
 pub mod outcome;
+mod row;
 mod values;
 
 #[cfg(feature = "json")]
@@ -142,6 +143,7 @@ pub use crate::codec::Json;
 pub use crate::codec::{Decimal, Decode, DecodeError, Encode, Le};
 pub use crate::emitter::Emitter;
 pub use crate::outcome::{IntoFilterOutput, IntoMapOutput, IntoReduceOutput, IntoUnitResult};
+pub use crate::row::Row;
 pub use crate::values::Values;
 /// The guest ABI's constants (`weft_abi::ABI_VERSION`, ...), for guests that want to show them.
 pub use weft_abi as abi;

@@ -16,7 +16,9 @@
 /// version 2 could not decode.
 /// 4: `InputSplit.csv_delimiter` is honoured: a worker of version 3 would read a `;`-delimited CSV
 /// as if it were comma-separated and give wrong answers without an error.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: CSV splits start where records do and reach UDFs as rows (`weft_abi::row`), which a worker
+/// of version 4 would hand over as comma-separated lines; CSV output (`OUTPUT_FORMAT_CSV`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Generated code of package `weft.v1`.
 #[allow(

@@ -3,6 +3,7 @@
 //! and checks the answers against references computed here.
 
 mod cluster;
+mod csv;
 mod local;
 mod module;
 mod run;

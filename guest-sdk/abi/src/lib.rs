@@ -17,8 +17,11 @@
 
 #![no_std]
 
-// Only for the native module's combiner state, which a host process allocates anyway.
+// For the native module's combiner state, which a host process allocates anyway, and the row
+// encoder.
 extern crate alloc;
+
+pub mod row;
 
 /// Version of the guest ABI this crate describes. Bump it on any change a compiled guest could notice:
 /// the frame layout, an export's signature, or the meaning of a field.

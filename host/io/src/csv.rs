@@ -1,92 +1,73 @@
-//! CSV rows of any delimiter, re-encoded as comma-separated rows: what a UDF reading
-//! `format = "csv"` receives, whatever the file's dialect.
+//! CSV records, parsed with `csv-core` (the engine of the `csv` crate): quotes, `""` escapes,
+//! quoted newlines and any one-byte delimiter; `\n`, `\r\n` and `\r` end a record, and blank lines
+//! are not records. The reader hands each record to UDFs as one value in the row encoding
+//! (`weft_abi::row`), with the header's names when the file has a header.
 //!
-//! Each line is parsed with the file's delimiter (quotes and `""` escapes honoured, by `csv-core`)
-//! and written back with commas, quoting only the fields that need it (RFC 4180). A row that is
-//! already comma-separated is passed through by the reader without coming here.
+//! # Where a CSV file is split
+//! A quoted field may hold newlines, so a byte offset alone cannot tell where a record starts: a
+//! reader dropped into the middle of a file cannot know whether it is inside quotes. Weft's rule:
+//! **a split boundary is always the start of a record, found by parsing the file from its first
+//! byte.** Planning reads every CSV file that spans more than one split once, with the same
+//! parser the reader uses, and moves each nominal boundary (every `split_size` bytes) forward to
+//! the first record that starts at or after it. A split then reads the records that start inside
+//! it, each exactly once, whatever the quoting. The price is one sequential read of a large CSV
+//! file when the job is planned (Spark's `multiLine` mode does not split such a file at all).
 
-use csv_core::{
-    ReadRecordResult, Reader, ReaderBuilder, Terminator, WriteResult, Writer, WriterBuilder,
-};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 
-/// Re-encodes rows of one delimiter as comma-separated rows, reusing its buffers row after row.
-pub(crate) struct CommaRecoder {
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
+
+use crate::error::{Error, Result};
+
+/// A streaming parser of CSV records that keeps the fields of the record being read.
+pub(crate) struct RecordParser {
     reader: Reader,
-    /// A fresh writer (it keeps per-record quoting state): cloned for every row.
-    writer: Writer,
-    /// The unescaped bytes of the row's fields, one after another.
+    /// The unescaped bytes of the record's fields, one after another: `fields[..out]`.
     fields: Vec<u8>,
-    /// Where each field ends in `fields`.
+    out: usize,
+    /// Where each field ends in `fields`: `ends[..count]`.
     ends: Vec<usize>,
-    /// The re-encoded row.
-    row: Vec<u8>,
+    count: usize,
 }
 
-impl CommaRecoder {
-    pub(crate) fn new(delimiter: u8) -> CommaRecoder {
-        CommaRecoder {
-            // A line holds no `\n`; any `\r` left in it is data, not the end of the row.
-            reader: ReaderBuilder::new()
-                .delimiter(delimiter)
-                .terminator(Terminator::Any(b'\n'))
-                .build(),
-            writer: WriterBuilder::new().delimiter(b',').build(),
-            fields: vec![0; 256],
-            ends: vec![0; 16],
-            row: Vec::new(),
+/// What feeding input to a [`RecordParser`] gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// All of the input was used; the record goes on in the bytes after it (or, at the end of
+    /// the file, call [`RecordParser::finish`]).
+    NeedInput,
+    /// A record is complete after `n` bytes of the input.
+    Record(usize),
+}
+
+impl RecordParser {
+    pub(crate) fn new(delimiter: u8) -> RecordParser {
+        RecordParser {
+            reader: ReaderBuilder::new().delimiter(delimiter).build(),
+            fields: vec![0; 4096],
+            out: 0,
+            ends: vec![0; 64],
+            count: 0,
         }
     }
 
-    /// `line` (one row without its line ending) as a comma-separated row. An empty line stays
-    /// empty.
-    pub(crate) fn recode(&mut self, line: &[u8]) -> &[u8] {
-        let fields = self.parse(line);
-        self.row.clear();
-        if fields == 0 {
-            return &self.row;
-        }
-        // The most a row can take: every byte a doubled quote, each field's two quotes and a
-        // delimiter, and two bytes for a row of one empty field (written `""`).
-        let most = 2 * self.ends[fields - 1] + 3 * fields + 2;
-        self.row.resize(most, 0);
-        let mut writer = self.writer.clone();
-        let mut at = 0;
-        let mut start = 0;
-        for (i, &end) in self.ends[..fields].iter().enumerate() {
-            if i > 0 {
-                let (result, n) = writer.delimiter(&mut self.row[at..]);
-                debug_assert_eq!(result, WriteResult::InputEmpty);
-                at += n;
-            }
-            let (result, _, n) = writer.field(&self.fields[start..end], &mut self.row[at..]);
-            debug_assert_eq!(result, WriteResult::InputEmpty);
-            at += n;
-            start = end;
-        }
-        let (result, n) = writer.finish(&mut self.row[at..]);
-        debug_assert_eq!(result, WriteResult::InputEmpty);
-        at += n;
-        self.row.truncate(at);
-        &self.row
-    }
-
-    /// Parses `line` into `fields` and `ends`; returns how many fields it has.
-    fn parse(&mut self, line: &[u8]) -> usize {
-        self.reader.reset();
-        let (mut input, mut out, mut fields) = (line, 0, 0);
-        // After the line, an empty input tells the reader the row is complete (a quote left open
-        // ends there: csv-core prefers a parse to an error, as the line reader did before).
-        let mut finished = false;
+    /// Feeds `input` (the bytes after those fed before) to the record being read.
+    pub(crate) fn feed(&mut self, mut input: &[u8]) -> Parsed {
+        let mut used = 0;
         loop {
-            let (result, nin, nout, nend) =
-                self.reader
-                    .read_record(input, &mut self.fields[out..], &mut self.ends[fields..]);
+            let (result, nin, nout, nend) = self.reader.read_record(
+                input,
+                &mut self.fields[self.out..],
+                &mut self.ends[self.count..],
+            );
             input = &input[nin..];
-            out += nout;
-            fields += nend;
+            used += nin;
+            self.out += nout;
+            self.count += nend;
             match result {
-                ReadRecordResult::InputEmpty if !finished => finished = input.is_empty(),
-                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::InputEmpty => return Parsed::NeedInput,
                 ReadRecordResult::OutputFull => {
                     let len = self.fields.len();
                     self.fields.resize(len * 2, 0);
@@ -95,8 +76,157 @@ impl CommaRecoder {
                     let len = self.ends.len();
                     self.ends.resize(len * 2, 0);
                 }
-                ReadRecordResult::Record | ReadRecordResult::End => return fields,
+                ReadRecordResult::Record => return Parsed::Record(used),
+                // Only returned for an empty input after the end; `feed` never gets one.
+                ReadRecordResult::End => return Parsed::NeedInput,
             }
+        }
+    }
+
+    /// At the end of the input: whether a last record (one without a line ending) is complete.
+    pub(crate) fn finish(&mut self) -> bool {
+        loop {
+            let (result, _, nout, nend) = self.reader.read_record(
+                &[],
+                &mut self.fields[self.out..],
+                &mut self.ends[self.count..],
+            );
+            self.out += nout;
+            self.count += nend;
+            match result {
+                ReadRecordResult::Record => return true,
+                ReadRecordResult::End | ReadRecordResult::InputEmpty => return false,
+                ReadRecordResult::OutputFull => {
+                    let len = self.fields.len();
+                    self.fields.resize(len * 2, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len();
+                    self.ends.resize(len * 2, 0);
+                }
+            }
+        }
+    }
+
+    /// The fields of the record just completed.
+    pub(crate) fn fields(&self) -> impl ExactSizeIterator<Item = &[u8]> + Clone {
+        let ends = &self.ends[..self.count];
+        (0..ends.len()).map(move |i| {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            &self.fields[start..ends[i]]
+        })
+    }
+
+    /// The unescaped bytes held for the record so far (to bound a runaway record).
+    pub(crate) fn held(&self) -> usize {
+        self.out
+    }
+
+    /// Forgets the completed record's fields, to read the next one.
+    pub(crate) fn clear(&mut self) {
+        self.out = 0;
+        self.count = 0;
+    }
+}
+
+/// How much of a file the planner reads at a time.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// The start of the first record at or after each of `boundaries` (ascending offsets inside the
+/// file), or the file's size where no record starts after one: where the CSV file at `path` may
+/// be split (see the module's documentation).
+pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> Result<Vec<u64>> {
+    let mut file = File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut parser = RecordParser::new(delimiter);
+    let mut starts = Vec::with_capacity(boundaries.len());
+    let mut chunk = vec![0; SCAN_CHUNK];
+    // The offset of the next unread byte, and of the start of the record being read.
+    let (mut offset, mut record_start) = (0u64, 0u64);
+    let mut next = boundaries.iter().peekable();
+    loop {
+        let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset,
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        let mut input = &chunk[..n];
+        while !input.is_empty() {
+            // Record starts are only needed at boundaries: the fields themselves are dropped.
+            match parser.feed(input) {
+                Parsed::NeedInput => {
+                    offset += input.len() as u64;
+                    input = &[];
+                }
+                Parsed::Record(used) => {
+                    offset += used as u64;
+                    input = &input[used..];
+                    record_start = offset;
+                    while next.next_if(|&&b| b <= record_start).is_some() {
+                        starts.push(record_start);
+                    }
+                    if next.peek().is_none() {
+                        return Ok(starts);
+                    }
+                }
+            }
+            parser.clear();
+        }
+    }
+    // A record start at offset 0 only matters for a boundary at 0, which is not one.
+    let _ = record_start;
+    starts.resize(boundaries.len(), offset);
+    Ok(starts)
+}
+
+/// The first record of the CSV file at `path`: its header, when it has one. An empty file has an
+/// empty header.
+pub(crate) fn read_header(path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
+    let mut file = File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut parser = RecordParser::new(delimiter);
+    let mut chunk = vec![0; 64 << 10];
+    let mut offset = 0u64;
+    loop {
+        let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset,
+            source,
+        })?;
+        offset += n as u64;
+        let complete = if n == 0 {
+            parser.finish()
+        } else {
+            matches!(parser.feed(&chunk[..n]), Parsed::Record(_))
+        };
+        if complete {
+            return Ok(parser.fields().map(<[u8]>::to_vec).collect());
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if parser.held() > crate::reader::MAX_RECORD_BYTES {
+            return Err(Error::LineTooLong {
+                path: path.to_owned(),
+                offset: 0,
+                limit: crate::reader::MAX_RECORD_BYTES,
+            });
+        }
+    }
+}
+
+fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
         }
     }
 }
@@ -105,54 +235,75 @@ impl CommaRecoder {
 mod tests {
     use super::*;
 
-    fn recode(delimiter: u8, line: &str) -> String {
-        let mut recoder = CommaRecoder::new(delimiter);
-        String::from_utf8(recoder.recode(line.as_bytes()).to_vec()).unwrap()
+    fn records(delimiter: u8, text: &[u8]) -> Vec<Vec<String>> {
+        let mut parser = RecordParser::new(delimiter);
+        let mut out = Vec::new();
+        let mut input = text;
+        loop {
+            match parser.feed(input) {
+                Parsed::Record(n) => {
+                    out.push(
+                        parser
+                            .fields()
+                            .map(|f| String::from_utf8_lossy(f).into_owned())
+                            .collect(),
+                    );
+                    parser.clear();
+                    input = &input[n..];
+                }
+                Parsed::NeedInput => {
+                    if parser.finish() {
+                        out.push(
+                            parser
+                                .fields()
+                                .map(|f| String::from_utf8_lossy(f).into_owned())
+                                .collect(),
+                        );
+                    }
+                    return out;
+                }
+            }
+        }
     }
 
     #[test]
-    fn rows_of_any_delimiter_come_out_comma_separated() {
+    fn quotes_escapes_newlines_and_delimiters() {
         assert_eq!(
-            recode(b';', "ACME;2024-01-02;10.5;7"),
-            "ACME,2024-01-02,10.5,7"
+            records(
+                b';',
+                b"\"MULTI\nLINE\";2024-01-02;30\r\nb;\"say \"\"hi\"\"\";\n\nlast"
+            ),
+            [
+                vec!["MULTI\nLINE", "2024-01-02", "30"],
+                vec!["b", "say \"hi\"", ""],
+                vec!["last"],
+            ]
         );
-        assert_eq!(recode(b'\t', "a\tb\t\tc"), "a,b,,c");
-        assert_eq!(recode(b'|', "only"), "only");
-        assert_eq!(recode(b';', ";;"), ",,");
-        assert_eq!(recode(b';', ""), "");
-        // A carriage return inside a line is data (quoted, since it would end a row elsewhere).
-        assert_eq!(recode(b';', "a\rb;c"), "\"a\rb\",c");
+        assert_eq!(records(b'\t', b"a\tb,c\n"), [vec!["a", "b,c"]]);
     }
 
     #[test]
-    fn quoting_is_read_in_the_file_dialect_and_written_as_rfc_4180() {
-        // The file's delimiter inside quotes is data; it needs no quotes with commas.
-        assert_eq!(recode(b';', "\"x;y\";z"), "x;y,z");
-        // A comma in a field is quoted on the way out.
-        assert_eq!(recode(b';', "1,5;2"), "\"1,5\",2");
-        // Escaped quotes stay escaped.
-        assert_eq!(recode(b';', "\"say \"\"hi\"\"\";x"), "\"say \"\"hi\"\"\",x");
-        // An open quote runs to the end of the line rather than failing the row.
-        assert_eq!(recode(b';', "\"open;end"), "open;end");
+    fn boundaries_move_to_the_next_record_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.csv");
+        // Records start at 0, 8 and 16; the first two hold a quoted newline, at bytes 2 and 12.
+        std::fs::write(&path, b"\"a\nb\",c\nd,\"e\nf\"\ng\n").unwrap();
+        assert_eq!(
+            record_starts(&path, b',', &[3, 8, 9, 17]).unwrap(),
+            [8, 8, 16, 18]
+        );
     }
 
     #[test]
-    fn buffers_grow_for_long_rows_and_are_reused() {
-        let mut recoder = CommaRecoder::new(b';');
-        let fields: Vec<String> = (0..100)
-            .map(|i| format!("{i}\"{}", "x".repeat(i)))
-            .collect();
-        let line = fields
-            .iter()
-            .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(";");
-        let want = fields
-            .iter()
-            .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(",");
-        assert_eq!(recoder.recode(line.as_bytes()), want.as_bytes());
-        assert_eq!(recoder.recode(b"a;b"), b"a,b");
+    fn the_header_is_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        std::fs::write(&path, b"\"sym\nbol\";vol\n1;2\n").unwrap();
+        assert_eq!(
+            read_header(&path, b';').unwrap(),
+            [b"sym\nbol".to_vec(), b"vol".to_vec()]
+        );
+        std::fs::write(&path, b"").unwrap();
+        assert!(read_header(&path, b';').unwrap().is_empty());
     }
 }

@@ -10,15 +10,16 @@ use crate::error::{Error, Result};
 
 /// How the bytes of an input file become records: the one vocabulary of input formats, from the
 /// job file (`[input] format`, `header`, `delimiter`) through the task protocol to the reader.
-/// Every format is line-oriented; see [`SplitReader`](crate::SplitReader) for the line and key
-/// rules they share.
+/// Text and JSON Lines are line-oriented, CSV record-oriented; see
+/// [`SplitReader`](crate::SplitReader) for the rules they share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InputFormat {
     /// Every line is a record.
     Text,
-    /// Every line is a row and a record. With `header`, the file's first line names the columns
-    /// and is not a record. UDFs receive each row comma-separated (RFC 4180 quoting): a file
-    /// delimited by another byte is re-encoded row by row, so a UDF reads every dialect alike.
+    /// RFC 4180 records (quotes, `""` escapes, quoted newlines) separated by `delimiter`. With
+    /// `header`, the file's first record names the columns and is not a record. UDFs receive each
+    /// record's fields, unquoted, in the row encoding (`weft_abi::row`; the Rust SDK's `Row`), with
+    /// the header's names when there is one.
     Csv {
         header: bool,
         /// The field separator of the file: one ASCII byte other than `"`, CR and LF (see
@@ -249,24 +250,43 @@ impl InputSplit {
 }
 
 /// Cuts every file into consecutive splits of `split_size` bytes (the last one of a file shorter),
-/// in the order of `files`.
+/// in the order of `files`. A CSV file longer than one split is read once to cut it only where a
+/// record starts (a quoted field may hold newlines; see `csv.rs`), so its splits are of about
+/// `split_size` bytes, and fewer where one record is longer than that.
 ///
 /// An empty file gives no split: it has no records, and a task for it would only cost a slot.
-pub fn plan_splits(files: &[InputFile], split_size: u64) -> Result<Vec<InputSplit>> {
+pub fn plan_splits(
+    files: &[InputFile],
+    split_size: u64,
+    format: InputFormat,
+) -> Result<Vec<InputSplit>> {
     if split_size == 0 {
         return Err(Error::ZeroSplitSize);
     }
     let mut splits = Vec::new();
     for file in files {
-        let mut start = 0;
-        while start < file.size {
-            let length = split_size.min(file.size - start);
-            splits.push(InputSplit {
-                path: file.path.clone(),
-                start,
-                length,
-            });
-            start += length;
+        // Every `split_size` bytes; for CSV, moved to where a record starts (see `csv.rs`).
+        let nominal: Vec<u64> = (1..file.size.div_ceil(split_size))
+            .map(|k| k * split_size)
+            .collect();
+        let mut bounds = match format {
+            InputFormat::Csv { delimiter, .. } if !nominal.is_empty() => {
+                crate::csv::record_starts(&file.path, delimiter, &nominal)?
+            }
+            _ => nominal,
+        };
+        bounds.insert(0, 0);
+        bounds.push(file.size);
+        bounds.dedup();
+        for pair in bounds.windows(2) {
+            let (start, end) = (pair[0], pair[1].min(file.size));
+            if end > start {
+                splits.push(InputSplit {
+                    path: file.path.clone(),
+                    start,
+                    length: end - start,
+                });
+            }
         }
     }
     Ok(splits)
@@ -286,7 +306,7 @@ mod tests {
     #[test]
     fn splits_cover_each_file_exactly() {
         let files = [file("a", 10), file("empty", 0), file("b", 3)];
-        let got: Vec<_> = plan_splits(&files, 4)
+        let got: Vec<_> = plan_splits(&files, 4, InputFormat::Text)
             .unwrap()
             .into_iter()
             .map(|s| (s.path.to_string_lossy().into_owned(), s.start, s.length))
@@ -299,7 +319,7 @@ mod tests {
     #[test]
     fn zero_split_size_is_an_error() {
         assert!(matches!(
-            plan_splits(&[file("a", 1)], 0),
+            plan_splits(&[file("a", 1)], 0, InputFormat::Text),
             Err(Error::ZeroSplitSize)
         ));
     }

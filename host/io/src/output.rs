@@ -29,14 +29,19 @@ pub enum OutputFormat {
     /// standard padded base64 under `"key_b64"` / `"value_b64"` instead, so every byte survives
     /// and a reader can tell the two apart by the field name.
     Jsonl,
+    /// One CSV record per record: two fields, the key and the value, comma-separated, each quoted
+    /// (RFC 4180, `""` for a quote) when it holds a comma, a quote, CR or LF; lines end in `\n`.
+    /// Bytes are written as they are (no UTF-8 check).
+    Csv,
 }
 
 impl OutputFormat {
-    /// The name a job file uses for the format: `text` or `jsonl`.
+    /// The name a job file uses for the format: `text`, `jsonl` or `csv`.
     pub fn name(self) -> &'static str {
         match self {
             OutputFormat::Text => "text",
             OutputFormat::Jsonl => "jsonl",
+            OutputFormat::Csv => "csv",
         }
     }
 }
@@ -52,7 +57,7 @@ impl FromStr for OutputFormat {
 
     /// A format by its [`name`](OutputFormat::name).
     fn from_str(s: &str) -> Result<Self, UnknownFormat> {
-        [OutputFormat::Text, OutputFormat::Jsonl]
+        [OutputFormat::Text, OutputFormat::Jsonl, OutputFormat::Csv]
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| UnknownFormat(s.to_owned()))
@@ -118,6 +123,7 @@ impl PartWriter {
         let written = match self.format {
             OutputFormat::Text => write_text(&mut self.out, records),
             OutputFormat::Jsonl => write_jsonl(&mut self.out, records),
+            OutputFormat::Csv => write_csv(&mut self.out, records),
         };
         match written {
             Ok(bytes) => {
@@ -174,6 +180,42 @@ fn write_jsonl(out: &mut impl Write, records: &Records) -> io::Result<u64> {
     Ok(out.bytes)
 }
 
+/// Returns the number of bytes written.
+fn write_csv(out: &mut impl Write, records: &Records) -> io::Result<u64> {
+    let mut bytes = 0u64;
+    for (key, value) in records.iter() {
+        bytes += write_csv_field(out, key)?;
+        out.write_all(b",")?;
+        bytes += write_csv_field(out, value)?;
+        out.write_all(b"\n")?;
+        bytes += 2;
+    }
+    Ok(bytes)
+}
+
+/// One field, quoted if it must be (RFC 4180); returns the bytes written.
+fn write_csv_field(out: &mut impl Write, field: &[u8]) -> io::Result<u64> {
+    if !field
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        out.write_all(field)?;
+        return Ok(field.len() as u64);
+    }
+    let mut bytes = 2;
+    out.write_all(b"\"")?;
+    for part in field.split_inclusive(|&b| b == b'"') {
+        out.write_all(part)?;
+        bytes += part.len() as u64;
+        if part.ends_with(b"\"") {
+            out.write_all(b"\"")?;
+            bytes += 1;
+        }
+    }
+    out.write_all(b"\"")?;
+    Ok(bytes)
+}
+
 /// Writes `"name":"text"` for UTF-8 bytes, else `"name_b64":"base64"`.
 fn write_json_field(out: &mut impl Write, name: &str, bytes: &[u8]) -> io::Result<()> {
     match std::str::from_utf8(bytes) {
@@ -216,6 +258,18 @@ mod tests {
         assert_eq!(part_file_name(0), "part-00000");
         assert_eq!(part_file_name(42), "part-00042");
         assert_eq!(part_file_name(123_456), "part-123456");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        let mut out = Vec::new();
+        let records = Records::from_pairs([("plain", "a,b"), ("say \"hi\"", "two\nlines")]);
+        let bytes = write_csv(&mut out, &records).unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "plain,\"a,b\"\n\"say \"\"hi\"\"\",\"two\nlines\"\n"
+        );
+        assert_eq!(bytes, out.len() as u64);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use arrow_array::BinaryArray;
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use weft_batch::Records;
 
-use crate::csv::CommaRecoder;
+use crate::csv::{Parsed, RecordParser};
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, InputSplit};
 
@@ -27,6 +27,9 @@ pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 /// Arrow `Binary` arrays address their data with `i32` offsets, so no batch column (and hence no
 /// line) can hold more than this.
 const MAX_COLUMN_BYTES: usize = i32::MAX as usize;
+/// The most a CSV record's fields may hold: past this, an unbalanced quote has most likely
+/// swallowed the rest of the file.
+pub(crate) const MAX_RECORD_BYTES: usize = 1 << 30;
 /// Batches close once they pass `batch_bytes`, so the cap keeps a full batch well below
 /// [`MAX_COLUMN_BYTES`] and leaves room for the line that pushes it over.
 const MAX_BATCH_BYTES: usize = 1 << 30;
@@ -91,8 +94,8 @@ pub struct SplitReader {
     /// `"{path}:"`, the part of every key that does not change.
     key_prefix: Vec<u8>,
     format: InputFormat,
-    /// For CSV delimited by anything but `,`: re-encodes each row comma-separated.
-    recoder: Option<CommaRecoder>,
+    /// For CSV: the record parser and what each row is encoded with.
+    csv: Option<Box<CsvState>>,
     file: File,
     start: u64,
     end: u64,
@@ -112,6 +115,20 @@ pub struct SplitReader {
     /// consumer has dropped it: a batch is megabytes, and a fresh one costs page faults to map
     /// and zero every time (glibc maps blocks that large anew).
     recycle: Option<[Column; 2]>,
+}
+
+/// A CSV reader's own state.
+struct CsvState {
+    parser: RecordParser,
+    /// The header's names, given with every row; `None` without a header.
+    names: Option<Vec<Vec<u8>>>,
+    /// This split starts the file and its first record is the header: skip it.
+    skip_header: bool,
+    /// The row being encoded.
+    row: Vec<u8>,
+    /// A record read but left for the next batch (the current one was full): its offset; its
+    /// encoding is in `row`.
+    pending: Option<u64>,
 }
 
 /// The buffers of a batch column handed out, kept to be reused.
@@ -188,8 +205,12 @@ impl SplitReader {
             source,
         })?;
         // A split starting mid-file reads from the byte before its start, to tell whether that
-        // start is also the start of a line (see `skip_partial_line`).
-        let read_from = split.start.saturating_sub(1);
+        // start is also the start of a line (see `skip_partial_line`). A CSV split starts at a
+        // record's first byte (see `csv.rs`).
+        let read_from = match format {
+            InputFormat::Csv { .. } => split.start,
+            _ => split.start.saturating_sub(1),
+        };
         if read_from > 0 {
             file.seek(SeekFrom::Start(read_from))
                 .map_err(|source| Error::Read {
@@ -204,17 +225,25 @@ impl SplitReader {
             .min(options.chunk_bytes);
         let mut key_prefix = path.to_string_lossy().into_owned().into_bytes();
         key_prefix.push(b':');
-        let recoder = match format {
-            InputFormat::Csv { delimiter, .. } if delimiter != b',' => {
-                Some(CommaRecoder::new(delimiter))
-            }
+        let csv = match format {
+            InputFormat::Csv { header, delimiter } => Some(Box::new(CsvState {
+                parser: RecordParser::new(delimiter),
+                names: if header {
+                    Some(crate::csv::read_header(&path, delimiter)?)
+                } else {
+                    None
+                },
+                skip_header: header && split.start == 0,
+                row: Vec::new(),
+                pending: None,
+            })),
             _ => None,
         };
         Ok(SplitReader {
             path,
             key_prefix,
             format,
-            recoder,
+            csv,
             file,
             start: split.start,
             end: split.end(),
@@ -264,7 +293,7 @@ impl SplitReader {
         match self.state {
             State::Done => return Ok(None),
             State::Start => {
-                if self.start > 0 {
+                if self.start > 0 && self.csv.is_none() {
                     self.skip_partial_line()?;
                 }
                 self.state = State::Reading;
@@ -291,7 +320,10 @@ impl SplitReader {
             ),
         };
 
-        loop {
+        if self.csv.is_some() {
+            self.read_csv_records(&mut keys, &mut values)?;
+        }
+        while self.csv.is_none() {
             if self.cursor() >= self.end {
                 self.state = State::Done;
                 break;
@@ -307,10 +339,6 @@ impl SplitReader {
                 line = rest;
             }
             match self.format {
-                InputFormat::Csv { header: true, .. } if offset == 0 => {
-                    self.consume(next);
-                    continue;
-                }
                 InputFormat::Jsonl => {
                     if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
                         self.consume(next);
@@ -325,9 +353,6 @@ impl SplitReader {
                     }
                 }
                 InputFormat::Text | InputFormat::Csv { .. } => {}
-            }
-            if let Some(recoder) = &mut self.recoder {
-                line = recoder.recode(line);
             }
             if !values.fits(line.len()) {
                 if values.len() > 0 {
@@ -363,6 +388,121 @@ impl SplitReader {
         Records::new(keys, values)
             .map(Some)
             .map_err(|e| batch_error(e.to_string()))
+    }
+
+    /// Reads CSV records into the batch until it is full or the split is over.
+    fn read_csv_records(
+        &mut self,
+        keys: &mut ColumnBuilder,
+        values: &mut ColumnBuilder,
+    ) -> Result<()> {
+        let batch_bytes = self.options.batch_bytes;
+        loop {
+            let mut csv = self.csv.take().expect("a CSV reader");
+            let offset = match csv.pending.take() {
+                Some(offset) => offset,
+                None => match self.next_csv_record(&mut csv) {
+                    Ok(Some(offset)) => offset,
+                    Ok(None) => {
+                        self.csv = Some(csv);
+                        self.state = State::Done;
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        self.csv = Some(csv);
+                        return Err(e);
+                    }
+                },
+            };
+            if !values.fits(csv.row.len()) {
+                if values.len() > 0 {
+                    csv.pending = Some(offset);
+                    self.csv = Some(csv);
+                    return Ok(());
+                }
+                self.csv = Some(csv);
+                return Err(Error::LineTooLong {
+                    path: self.path.clone(),
+                    offset,
+                    limit: MAX_COLUMN_BYTES,
+                });
+            }
+            values.push(&csv.row);
+            keys.push_key(&self.key_prefix, offset);
+            self.csv = Some(csv);
+            if values.data.len() >= batch_bytes || keys.data.len() >= batch_bytes {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Parses the next record that starts in the split into `csv.row`; returns its offset, or
+    /// `None` when no more records start in the split.
+    fn next_csv_record(&mut self, csv: &mut CsvState) -> Result<Option<u64>> {
+        loop {
+            if self.cursor() >= self.end {
+                return Ok(None);
+            }
+            // Line endings before a record (of the record before, or blank lines) are not part of
+            // it: its key names its first byte. Which split it belongs to was settled above, by
+            // where the record before it ended, as planning settles it.
+            if !self.skip_line_endings()? {
+                return Ok(None);
+            }
+            let offset = self.cursor();
+            csv.parser.clear();
+            let complete = loop {
+                match csv.parser.feed(&self.buf[self.pos..self.filled]) {
+                    Parsed::Record(n) => {
+                        self.consume(self.pos + n);
+                        break true;
+                    }
+                    Parsed::NeedInput => {
+                        self.consume(self.filled);
+                        if csv.parser.held() > MAX_RECORD_BYTES {
+                            return Err(Error::LineTooLong {
+                                path: self.path.clone(),
+                                offset,
+                                limit: MAX_RECORD_BYTES,
+                            });
+                        }
+                        if !self.fill()? {
+                            break csv.parser.finish();
+                        }
+                    }
+                }
+            };
+            if !complete {
+                return Ok(None);
+            }
+            if std::mem::take(&mut csv.skip_header) {
+                continue;
+            }
+            csv.row.clear();
+            weft_abi::row::encode_row(&mut csv.row, csv.parser.fields(), csv.names.as_deref());
+            return Ok(Some(offset));
+        }
+    }
+
+    /// Consumes `\r` and `\n` bytes; `false` if the file ends first.
+    fn skip_line_endings(&mut self) -> Result<bool> {
+        loop {
+            match self.buf[self.pos..self.filled]
+                .iter()
+                .position(|b| !matches!(b, b'\r' | b'\n'))
+            {
+                Some(i) => {
+                    self.consume(self.pos + i);
+                    return Ok(true);
+                }
+                None => {
+                    self.consume(self.filled);
+                    if !self.fill()? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
     }
 
     /// The file offset of the first unconsumed byte.

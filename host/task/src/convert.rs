@@ -136,6 +136,7 @@ fn output_format_to_pb(format: OutputFormat) -> pb::OutputFormat {
     match format {
         OutputFormat::Text => pb::OutputFormat::Text,
         OutputFormat::Jsonl => pb::OutputFormat::Jsonl,
+        OutputFormat::Csv => pb::OutputFormat::Csv,
     }
 }
 
@@ -143,6 +144,7 @@ fn output_format_from_pb(format: i32) -> Result<OutputFormat, ConvertError> {
     match pb::OutputFormat::try_from(format) {
         Ok(pb::OutputFormat::Text) => Ok(OutputFormat::Text),
         Ok(pb::OutputFormat::Jsonl) => Ok(OutputFormat::Jsonl),
+        Ok(pb::OutputFormat::Csv) => Ok(OutputFormat::Csv),
         _ => Err(bad("OutputPart", format!("unknown output format {format}"))),
     }
 }

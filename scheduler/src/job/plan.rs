@@ -20,7 +20,11 @@ use super::spec::{InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, Shu
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
 /// one shorter; an empty file gives none. Files keep their order. A `split_size` of 0 is taken as 1
 /// (a job file cannot give 0; this keeps a direct caller from dividing by zero).
-pub fn compute_splits(files: &[InputFile], split_size: u64) -> Result<Vec<InputSplit>, PlanError> {
+pub fn compute_splits(
+    files: &[InputFile],
+    split_size: u64,
+    format: InputFormat,
+) -> Result<Vec<InputSplit>, PlanError> {
     let split_size = split_size.max(1);
     // Count before allocating: a tiny split size over a large input must fail, not exhaust memory.
     let count = files
@@ -36,7 +40,7 @@ pub fn compute_splits(files: &[InputFile], split_size: u64) -> Result<Vec<InputS
         });
     }
     // `split_size` is at least 1 here, the one case weft-io refuses.
-    Ok(weft_io::plan_splits(files, split_size)?)
+    Ok(weft_io::plan_splits(files, split_size, format)?)
 }
 
 /// What a stage's tasks read.
@@ -140,7 +144,7 @@ impl ResolvedJob {
     /// Plans the job over `files` (the expansion of `input.path`, with sizes).
     pub fn plan(&self, files: &[InputFile]) -> Result<Plan, PlanError> {
         let spec = &self.spec;
-        let splits = compute_splits(files, spec.input.split_size)?;
+        let splits = compute_splits(files, spec.input.split_size, spec.input.format)?;
         // `compute_splits` bounds the count by MAX_TASKS_PER_STAGE, a u32.
         let split_tasks = u32::try_from(splits.len()).unwrap_or(MAX_TASKS_PER_STAGE);
 

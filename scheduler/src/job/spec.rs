@@ -471,7 +471,7 @@ impl Parser<'_> {
             return Err(self.invalid(
                 raw.format.as_ref().map(Spanned::span),
                 "output.format",
-                format!("unknown output format {format_name:?} (expected text or jsonl)"),
+                format!("unknown output format {format_name:?} (expected text, jsonl or csv)"),
             ));
         };
         let partitions = match &raw.partitions {

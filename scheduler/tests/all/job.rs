@@ -221,7 +221,11 @@ path = "out"
 format = "jsonl"
 partitions = 3
 "#;
-    let plan = plan(text, &[("in.txt", 2500)]);
+    // CSV is planned by reading the file (splits start where records do): a real one.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "x;y\n".repeat(625)).unwrap();
+    let plan = plan(text, &[(input.to_str().unwrap(), 2500)]);
     assert_eq!(
         plan.to_string(),
         "job two-shuffles: 3 stages\n\
@@ -418,7 +422,7 @@ fn splits_are_exact_byte_ranges() {
         size: s,
     })
     .collect();
-    let splits: Vec<(String, u64, u64)> = compute_splits(&files, 10)
+    let splits: Vec<(String, u64, u64)> = compute_splits(&files, 10, InputFormat::Text)
         .unwrap()
         .into_iter()
         .map(|s| (s.path.display().to_string(), s.start, s.length))
@@ -436,9 +440,18 @@ fn splits_are_exact_byte_ranges() {
     .map(|(p, a, b)| (p.to_owned(), a, b))
     .collect();
     assert_eq!(splits, expected);
-    assert!(compute_splits(&[], 10).unwrap().is_empty());
+    assert!(
+        compute_splits(&[], 10, InputFormat::Text)
+            .unwrap()
+            .is_empty()
+    );
     // A split size of 0 cannot come from a job file; called directly, it means 1.
-    assert_eq!(compute_splits(&files[1..2], 0).unwrap().len(), 1);
+    assert_eq!(
+        compute_splits(&files[1..2], 0, InputFormat::Text)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -447,7 +460,7 @@ fn too_many_splits_are_refused_before_allocating_them() {
         path: "huge".into(),
         size: u64::MAX,
     }];
-    let err = compute_splits(&files, 1).unwrap_err();
+    let err = compute_splits(&files, 1, InputFormat::Text).unwrap_err();
     assert!(
         matches!(err, PlanError::TooManySplits { limit: 100_000, .. }),
         "{err:?}"
@@ -651,9 +664,18 @@ fn formats_and_split_sizes_are_checked() {
         err,
         "job.toml:4:10: input.format: unknown input format \"xml\" (expected text, csv or jsonl)"
     );
-    let err = parse_error(&job("split_size = \"64MB\""));
+    // Decimal and binary units alike, as every size Weft takes.
+    assert_eq!(
+        parse(&job("split_size = \"64MB\"")).input.split_size,
+        64_000_000
+    );
+    assert_eq!(
+        parse(&job("split_size = \"64MiB\"")).input.split_size,
+        64 * MIB
+    );
+    let err = parse_error(&job("split_size = \"64 parsecs\""));
     assert!(
-        err.starts_with("job.toml:4:14: input.split_size: \"64MB\" is not a size"),
+        err.starts_with("job.toml:4:14: input.split_size: \"64 parsecs\" is not a size"),
         "{err}"
     );
     let err = parse_error(&job("split_size = 0"));
@@ -680,11 +702,11 @@ fn formats_and_split_sizes_are_checked() {
     assert!(err.starts_with("job.toml:5:1: duplicate key"), "{err}");
 
     let err = parse_error(
-        "name = \"j\"\ninput.path = \"in\"\n[[step]]\nmap = \"m/f\"\n[output]\npath = \"o\"\nformat = \"csv\"\n",
+        "name = \"j\"\ninput.path = \"in\"\n[[step]]\nmap = \"m/f\"\n[output]\npath = \"o\"\nformat = \"xls\"\n",
     );
     assert_eq!(
         err,
-        "job.toml:7:10: output.format: unknown output format \"csv\" (expected text or jsonl)"
+        "job.toml:7:10: output.format: unknown output format \"xls\" (expected text, jsonl or csv)"
     );
     let err = parse_error(
         "name = \"my job\"\ninput.path = \"in\"\noutput.path = \"o\"\n[[step]]\nmap = \"m/f\"\n",

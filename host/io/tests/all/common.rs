@@ -46,7 +46,7 @@ pub fn read_all_splits(
     options: ReadOptions,
 ) -> Vec<Pair> {
     let mut records = Vec::new();
-    for split in plan_splits(std::slice::from_ref(file), split_size).unwrap() {
+    for split in plan_splits(std::slice::from_ref(file), split_size, format).unwrap() {
         let reader = SplitReader::open_with(&split, format, options).unwrap();
         for batch in reader {
             let batch = batch.unwrap();

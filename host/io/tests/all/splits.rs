@@ -81,7 +81,7 @@ fn an_empty_file_has_no_records() {
     let file = input_file(dir.path(), "empty", b"");
     // No splits are planned for it, and reading it whole gives nothing either.
     assert!(
-        weft_io::plan_splits(std::slice::from_ref(&file), 10)
+        weft_io::plan_splits(std::slice::from_ref(&file), 10, InputFormat::Text)
             .unwrap()
             .is_empty()
     );

@@ -1,0 +1,219 @@
+//! The row encoding: how a CSV record reaches a UDF as one value — its fields, already unquoted,
+//! and, when the file has a header, the header's names — so that no UDF parses CSV itself.
+//!
+//! It is a value encoding, not part of the call ABI: a value in this layout is bytes like any
+//! other. All integers are little-endian `u32`:
+//!
+//! ```text
+//! n        number of fields
+//! named    1 if the names follow the fields, else 0
+//! len[n]   each field's length
+//! nlen[n]  each name's length            (only when named = 1)
+//! bytes    the fields, one after another, then the names, one after another
+//! ```
+//!
+//! For example, the row `ACME,12` of a file with header `symbol,volume` is
+//! `02000000 01000000 04000000 02000000 06000000 06000000 "ACME" "12" "symbol" "volume"`.
+
+use alloc::vec::Vec;
+
+/// Appends the row encoding of `fields` (and `names`, which must be as many, when given) to
+/// `out`.
+pub fn encode_row<'a, N: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    fields: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    names: Option<&[N]>,
+) {
+    let n = fields.len();
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    out.extend_from_slice(&u32::from(names.is_some()).to_le_bytes());
+    for field in fields.clone() {
+        out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+    }
+    if let Some(names) = names {
+        for name in names {
+            out.extend_from_slice(&(name.as_ref().len() as u32).to_le_bytes());
+        }
+    }
+    for field in fields {
+        out.extend_from_slice(field);
+    }
+    if let Some(names) = names {
+        for name in names {
+            out.extend_from_slice(name.as_ref());
+        }
+    }
+}
+
+/// A row read in place from its encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    n: usize,
+    named: bool,
+    /// The lengths: `n`, then `n` more when named, as raw little-endian `u32`s.
+    lengths: &'a [u8],
+    /// The fields' bytes, then the names'.
+    data: &'a [u8],
+    /// Where the names start in `data`.
+    names_at: usize,
+}
+
+/// Why bytes are not a row encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotARow;
+
+impl<'a> RowRef<'a> {
+    /// Reads `bytes` as a row, checking every length against the bytes there are.
+    pub fn parse(bytes: &'a [u8]) -> Result<RowRef<'a>, NotARow> {
+        let word = |i: usize| -> Result<usize, NotARow> {
+            let at = i.checked_mul(4).ok_or(NotARow)?;
+            let b = bytes.get(at..at + 4).ok_or(NotARow)?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        };
+        let n = word(0)?;
+        let named = match word(1)? {
+            0 => false,
+            1 => true,
+            _ => return Err(NotARow),
+        };
+        let count = if named {
+            n.checked_mul(2).ok_or(NotARow)?
+        } else {
+            n
+        };
+        let header = count
+            .checked_add(2)
+            .and_then(|w| w.checked_mul(4))
+            .ok_or(NotARow)?;
+        let lengths = bytes.get(8..header).ok_or(NotARow)?;
+        let data = &bytes[header..];
+        let (mut fields, mut total) = (0usize, 0usize);
+        for i in 0..count {
+            total = total.checked_add(word(2 + i)?).ok_or(NotARow)?;
+            if i + 1 == n {
+                fields = total;
+            }
+        }
+        if total != data.len() {
+            return Err(NotARow);
+        }
+        Ok(RowRef {
+            n,
+            named,
+            lengths,
+            data,
+            names_at: fields,
+        })
+    }
+
+    /// The number of fields.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Whether the row carries its header's names.
+    pub fn has_names(&self) -> bool {
+        self.named
+    }
+
+    fn length(&self, i: usize) -> usize {
+        let b = &self.lengths[i * 4..i * 4 + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    }
+
+    /// The `i`th of the `count` strings starting at length index `first`, whose bytes start at
+    /// `base`.
+    fn nth(&self, first: usize, base: usize, i: usize) -> &'a [u8] {
+        let start = base + (0..i).map(|j| self.length(first + j)).sum::<usize>();
+        &self.data[start..start + self.length(first + i)]
+    }
+
+    /// Field `i` (from 0).
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        (i < self.n).then(|| self.nth(0, 0, i))
+    }
+
+    /// Name `i` (from 0), when the row has names.
+    pub fn name(&self, i: usize) -> Option<&'a [u8]> {
+        (self.named && i < self.n).then(|| self.nth(self.n, self.names_at, i))
+    }
+
+    /// The field named `name` (the first, if the header repeats it).
+    pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
+        (0..self.n)
+            .find(|&i| self.name(i) == Some(name))
+            .and_then(|i| self.get(i))
+    }
+
+    /// The fields in order.
+    pub fn fields(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.n).map(|i| self.nth(0, 0, i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_and_without_names() {
+        let fields: [&[u8]; 3] = [b"ACME", b"", b"a,\"b\"\nc"];
+        let names: [&[u8]; 3] = [b"symbol", b"note", b"text"];
+        let mut named = Vec::new();
+        encode_row(&mut named, fields.iter().copied(), Some(&names));
+        let row = RowRef::parse(&named).unwrap();
+        assert_eq!(row.len(), 3);
+        assert!(row.has_names());
+        assert_eq!(row.fields().collect::<Vec<_>>(), fields);
+        assert_eq!(row.name(2), Some(&b"text"[..]));
+        assert_eq!(row.field(b"symbol"), Some(&b"ACME"[..]));
+        assert_eq!(row.field(b"nope"), None);
+        assert_eq!(row.get(3), None);
+
+        let mut plain = Vec::new();
+        encode_row::<&[u8]>(&mut plain, fields.iter().copied(), None);
+        let row = RowRef::parse(&plain).unwrap();
+        assert!(!row.has_names());
+        assert_eq!(row.get(2), Some(fields[2]));
+        assert_eq!(row.name(0), None);
+        assert_eq!(row.field(b"symbol"), None);
+    }
+
+    #[test]
+    fn the_documented_example() {
+        let mut out = Vec::new();
+        encode_row(
+            &mut out,
+            [&b"ACME"[..], b"12"].into_iter(),
+            Some(&[&b"symbol"[..], b"volume"]),
+        );
+        let mut want = Vec::new();
+        for w in [2u32, 1, 4, 2, 6, 6] {
+            want.extend_from_slice(&w.to_le_bytes());
+        }
+        want.extend_from_slice(b"ACME12symbolvolume");
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn malformed_rows_are_refused() {
+        let mut good = Vec::new();
+        encode_row::<&[u8]>(&mut good, [&b"ab"[..]].into_iter(), None);
+        for bad in [
+            &good[..good.len() - 1],
+            &good[..4],
+            &[][..],
+            &[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0][..],
+            &[255, 255, 255, 255, 1, 0, 0, 0][..],
+        ] {
+            assert_eq!(RowRef::parse(bad).unwrap_err(), NotARow, "{bad:?}");
+        }
+        let mut long = good.clone();
+        long.push(b'x');
+        assert!(RowRef::parse(&long).is_err());
+    }
+}
