@@ -334,6 +334,10 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
         outln!("error:   {error}")?;
     }
     outln!("output:  {}", s.output)?;
+    let skipped: u64 = s.stages.iter().map(|st| st.records_skipped).sum();
+    if skipped > 0 {
+        outln!("skipped: {skipped} malformed input records")?;
+    }
     outln!(
         "submitted {}{}",
         time(s.submitted_ms),

@@ -129,6 +129,8 @@ enum StageInputJson<'a> {
     Splits {
         #[serde(flatten)]
         format: FormatJson,
+        /// `fail`, `skip` or `quarantine`.
+        on_error: &'static str,
         splits: Vec<SplitJson<'a>>,
     },
     /// One task per partition of the parent's shuffle, each starting with `wide_step`.
@@ -204,8 +206,13 @@ impl<'a> From<&'a Plan> for PlanJson<'a> {
 impl<'a> From<&'a Stage> for StageJson<'a> {
     fn from(stage: &'a Stage) -> StageJson<'a> {
         let input = match &stage.input {
-            StageInput::Splits { format, splits } => StageInputJson::Splits {
+            StageInput::Splits {
+                format,
+                splits,
+                on_error,
+            } => StageInputJson::Splits {
                 format: (*format).into(),
+                on_error: on_error.name(),
                 splits: splits
                     .iter()
                     .map(|s| SplitJson {

@@ -99,6 +99,19 @@ fn print_summary(report: &JobReport) -> Result<()> {
             s.remote_fetches
         )?;
     }
+    let skipped: u64 = report.stages.iter().map(|s| s.records_skipped).sum();
+    if skipped > 0 {
+        let quarantine = report.output.join(weft_io::BAD_RECORDS_DIR);
+        let kept = if quarantine.is_dir() {
+            format!(", kept in {}", quarantine.display())
+        } else {
+            String::new()
+        };
+        outln!(
+            "skipped {skipped} malformed input record{}{kept}",
+            if skipped == 1 { "" } else { "s" }
+        )?;
+    }
     Ok(())
 }
 
@@ -152,6 +165,8 @@ struct StageJson {
     bytes_out: u64,
     /// Shuffle blocks this stage fetched from another worker (the rest were read locally).
     remote_fetches: u64,
+    /// Malformed input records dropped (`on_error` skip or quarantine).
+    records_skipped: u64,
 }
 
 impl<'a> ReportJson<'a> {
@@ -172,6 +187,7 @@ impl<'a> ReportJson<'a> {
                     bytes_in: s.bytes_in,
                     bytes_out: s.bytes_out,
                     remote_fetches: s.remote_fetches,
+                    records_skipped: s.records_skipped,
                 })
                 .collect(),
         }

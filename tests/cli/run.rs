@@ -332,6 +332,14 @@ path = "results/out"
                 message,
             ],
         );
+        // A UDF's own error names the input record's file and line (a trap cannot be re-run).
+        let at = format!("{function} on the record at {}:3", path(&input));
+        assert_eq!(
+            run.stderr().contains(&at),
+            function == "fail_on_boom",
+            "{at:?} in {}",
+            run.stderr()
+        );
         // No output, and no staging directory beside where it would have been.
         let results = weft.scratch("results");
         let left: Vec<_> = std::fs::read_dir(&results)
@@ -717,4 +725,100 @@ fn a_failed_rerun_with_overwrite_keeps_the_previous_output() {
         .filter(|name| name.starts_with('.'))
         .collect();
     assert!(siblings.is_empty(), "{siblings:?}");
+}
+
+#[test]
+fn malformed_records_fail_skip_or_quarantine_with_exact_counts_and_lines() {
+    let weft = weft_with_examples();
+    let bad_lines = [17u64, 250, 251, 999];
+    let mut text = String::new();
+    for line in 1..=1000u64 {
+        if bad_lines.contains(&line) {
+            text.push_str(&format!("{{\"broken\": {line}\n"));
+        } else {
+            text.push_str(&format!("{{\"n\":{line}}}\n"));
+        }
+    }
+    let input = weft.scratch("events.jsonl");
+    std::fs::write(&input, &text).unwrap();
+    let job = |mode: &str| {
+        job_file(
+            &weft,
+            &format!("{mode}.toml"),
+            &format!(
+                "name = \"events\"\n[input]\npath = {:?}\nformat = \"jsonl\"\nsplit_size = 2000\n\
+                 on_error = \"{mode}\"\n[[step]]\nmap = \"textkit/echo\"\n[output]\npath = \"out-{mode}\"\n",
+                path(&input)
+            ),
+        )
+    };
+
+    // fail: the job fails naming the file, the line and its start.
+    let run = weft.run(&["run", path(&job("fail")), "--workers", "1"]);
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    let stderr = run.stderr();
+    assert!(
+        bad_lines
+            .iter()
+            .any(|l| stderr.contains(&format!("{}:{l}: not valid JSON", path(&input))))
+            && stderr.contains("\"{\\\"broken\\\": "),
+        "{stderr}"
+    );
+
+    for mode in ["skip", "quarantine"] {
+        let report = weft
+            .ok(&["--json", "run", path(&job(mode)), "--workers", "2"])
+            .json();
+        let stage = &report["stages"][0];
+        assert_eq!(stage["records_skipped"], 4, "{report:#}");
+        assert_eq!(stage["records_in"], 996, "{report:#}");
+        let out = weft.scratch(&format!("out-{mode}"));
+        assert_eq!(read_output(&out).len(), 996);
+        let status = weft
+            .ok(&[
+                "--json",
+                "job",
+                "status",
+                report["job_id"].as_str().unwrap(),
+            ])
+            .json();
+        assert_eq!(status["stages"][0]["records_skipped"], 4, "{status:#}");
+        let quarantine = out.join("_bad_records");
+        if mode == "skip" {
+            assert!(!quarantine.exists());
+            continue;
+        }
+        let mut kept: Vec<(u64, String)> = Vec::new();
+        for entry in std::fs::read_dir(&quarantine).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let bad: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(bad["file"], path(&input), "{bad}");
+                assert!(
+                    bad["reason"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("not valid JSON")
+                );
+                kept.push((
+                    bad["line"].as_u64().unwrap(),
+                    bad["record"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        kept.sort();
+        let want: Vec<(u64, String)> = bad_lines
+            .iter()
+            .map(|&l| (l, format!("{{\"broken\": {l}")))
+            .collect();
+        assert_eq!(kept, want);
+        // The text report says so, and a quarantined output may be replaced.
+        let text = weft
+            .ok(&["run", path(&job(mode)), "--workers", "2", "--overwrite"])
+            .stdout();
+        assert!(
+            text.contains("skipped 4 malformed input records, kept in"),
+            "{text}"
+        );
+    }
 }

@@ -81,6 +81,14 @@ impl Records {
         &self.values
     }
 
+    /// `len` records from `offset`, sharing this batch's buffers (no copy).
+    pub fn slice(&self, offset: usize, len: usize) -> Records {
+        Records {
+            keys: self.keys.slice(offset, len),
+            values: self.values.slice(offset, len),
+        }
+    }
+
     /// Record `i` as borrowed byte slices.
     pub fn get(&self, i: usize) -> (&[u8], &[u8]) {
         (self.keys.value(i), self.values.value(i))

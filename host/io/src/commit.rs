@@ -16,6 +16,10 @@ pub const SUCCESS_MARKER: &str = "_SUCCESS";
 /// write too): `--overwrite` replaces only a directory holding both.
 pub const WEFT_MARKER: &str = "_WEFT";
 
+/// The directory of a committed output holding the malformed input records a job with
+/// `on_error = "quarantine"` dropped: one JSON Lines file per map task that had any.
+pub const BAD_RECORDS_DIR: &str = "_bad_records";
+
 /// What [`WEFT_MARKER`] holds.
 const WEFT_MARKER_TEXT: &str = "written by weft\n";
 
@@ -204,9 +208,10 @@ fn check_weft_output(dir: &Path) -> Result<()> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let is_file = entry.file_type().map_err(inspect)?.is_file();
+        let is_dir = entry.file_type().map_err(inspect)?.is_dir();
         if is_file && (name == SUCCESS_MARKER || name == WEFT_MARKER) {
             markers += 1;
-        } else if !(is_file && is_part_name(&name)) {
+        } else if !(is_file && is_part_name(&name) || is_dir && name == BAD_RECORDS_DIR) {
             unexpected.push(name.into_owned());
         }
     }

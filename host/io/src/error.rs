@@ -55,12 +55,33 @@ pub enum Error {
         limit: usize,
     },
 
-    #[error("{}: the line at byte {offset} is not valid JSON", path.display())]
+    /// A JSON Lines line that is not one JSON value (with `on_error = "fail"`).
+    #[error("{}:{line}: not valid JSON ({source}): {start}", path.display())]
     InvalidJson {
         path: PathBuf,
+        /// 1-based.
+        line: u64,
         offset: u64,
-        #[source]
+        /// The start of the line, quoted.
+        start: String,
         source: serde_json::Error,
+    },
+
+    /// A CSV record with another number of fields than the header (with `on_error = "fail"`).
+    #[error(
+        "{}:{line}: the record has {fields} field{}, the header {expected}: {start}",
+        path.display(),
+        if *fields == 1 { "" } else { "s" }
+    )]
+    BadCsvRecord {
+        path: PathBuf,
+        /// 1-based: the line the record starts on.
+        line: u64,
+        offset: u64,
+        fields: usize,
+        expected: usize,
+        /// The start of the record, quoted.
+        start: String,
     },
 
     /// Assembling a batch broke an invariant of the reader or writer: a bug in weft-io.

@@ -75,6 +75,49 @@ impl fmt::Display for InputFormat {
     }
 }
 
+/// What a reader does with a record it cannot decode (a line that is not JSON, a CSV record whose
+/// field count differs from its header's): Spark's `FAILFAST`, `DROPMALFORMED` and
+/// `badRecordsPath`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnError {
+    /// The task, and the job, fail with an error naming the file, the line and its start.
+    #[default]
+    Fail,
+    /// The record is dropped and counted.
+    Skip,
+    /// The record is dropped, counted, and kept with its file, line and reason for the job's
+    /// `_bad_records/` (see [`BadRecord`](crate::BadRecord)).
+    Quarantine,
+}
+
+impl OnError {
+    /// The name a job file uses: `fail`, `skip` or `quarantine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnError::Fail => "fail",
+            OnError::Skip => "skip",
+            OnError::Quarantine => "quarantine",
+        }
+    }
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OnError {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
+        [OnError::Fail, OnError::Skip, OnError::Quarantine]
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownFormat(s.to_owned()))
+    }
+}
+
 /// The unknown name a format was asked for by.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown format {0:?}")]

@@ -27,16 +27,17 @@ mod reader;
 mod size;
 
 pub use atomic::{AtomicFile, write_atomically};
-pub use commit::{OutputCommitter, SUCCESS_MARKER, WEFT_MARKER, check_output};
+pub use commit::{BAD_RECORDS_DIR, OutputCommitter, SUCCESS_MARKER, WEFT_MARKER, check_output};
 pub use error::{Error, Result};
 pub use input::{
-    InputFile, InputFormat, InputSplit, InvalidDelimiter, UnknownFormat, plan_splits,
+    InputFile, InputFormat, InputSplit, InvalidDelimiter, OnError, UnknownFormat, plan_splits,
     resolve_inputs,
 };
 pub use output::{OutputFormat, PartStats, PartWriter, part_file_name};
 pub use paths::{check_apart, normalize, real_path};
 pub use reader::{
-    DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
+    BadRecord, DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
+    line_number,
 };
 pub use size::{format_size, parse_size};
 

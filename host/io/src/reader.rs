@@ -17,7 +17,7 @@ use weft_batch::Records;
 
 use crate::csv::{Parsed, RecordParser};
 use crate::error::{Error, Result};
-use crate::input::{InputFormat, InputSplit};
+use crate::input::{InputFormat, InputSplit, OnError};
 
 /// Default value bytes per batch.
 pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
@@ -115,6 +115,90 @@ pub struct SplitReader {
     /// consumer has dropped it: a batch is megabytes, and a fresh one costs page faults to map
     /// and zero every time (glibc maps blocks that large anew).
     recycle: Option<[Column; 2]>,
+    on_error: OnError,
+    /// Records dropped as malformed.
+    skipped: u64,
+    /// Malformed records kept for quarantine, until [`SplitReader::take_bad_records`].
+    bad: Vec<BadRecord>,
+    /// Line numbers of the file: a known `(offset, line)` and a handle to count newlines from it.
+    lines: (u64, u64),
+    line_file: Option<File>,
+}
+
+/// A malformed input record, as `on_error = "quarantine"` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    pub path: PathBuf,
+    /// 1-based: the line the record starts on.
+    pub line: u64,
+    pub offset: u64,
+    pub reason: String,
+    /// The record's bytes (for CSV, its fields joined by the delimiter), at most
+    /// [`BadRecord::MAX_KEPT`] of them.
+    pub record: Vec<u8>,
+}
+
+impl BadRecord {
+    /// How much of a bad record is kept.
+    pub const MAX_KEPT: usize = 64 << 10;
+
+    /// One JSON Lines line: `{"file":…,"line":…,"offset":…,"reason":…,"record":…}` (the record
+    /// as text, invalid UTF-8 replaced), with its `\n`.
+    pub fn to_json_line(&self) -> Vec<u8> {
+        let mut line = serde_json::json!({
+            "file": self.path.to_string_lossy(),
+            "line": self.line,
+            "offset": self.offset,
+            "reason": self.reason,
+            "record": String::from_utf8_lossy(&self.record),
+        })
+        .to_string()
+        .into_bytes();
+        line.push(b'\n');
+        line
+    }
+}
+
+/// The 1-based number of the line of the file at `path` holding byte `offset`.
+pub fn line_number(path: &Path, offset: u64) -> Result<u64> {
+    let mut file = File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut line = 1;
+    let mut left = offset;
+    let mut chunk = vec![0; (offset as usize).clamp(1, 1 << 20)];
+    while left > 0 {
+        let want = (left as usize).min(chunk.len());
+        let n = match file.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::Read {
+                    path: path.to_owned(),
+                    offset: offset - left,
+                    source,
+                });
+            }
+        };
+        line += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
+        left -= n as u64;
+    }
+    Ok(line)
+}
+
+/// How much of a line an error message quotes: enough to find it, short enough to read.
+const QUOTED_CHARS: usize = 48;
+
+/// The start of `bytes`, quoted, for error messages.
+fn quote_start(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut shown: String = text.chars().take(QUOTED_CHARS).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    format!("{shown:?}")
 }
 
 /// A CSV reader's own state.
@@ -124,6 +208,7 @@ struct CsvState {
     names: Option<Vec<Vec<u8>>>,
     /// This split starts the file and its first record is the header: skip it.
     skip_header: bool,
+    delimiter: u8,
     /// The row being encoded.
     row: Vec<u8>,
     /// A record read but left for the next batch (the current one was full): its offset; its
@@ -234,6 +319,7 @@ impl SplitReader {
                     None
                 },
                 skip_header: header && split.start == 0,
+                delimiter,
                 row: Vec::new(),
                 pending: None,
             })),
@@ -261,7 +347,87 @@ impl SplitReader {
             eof: false,
             state: State::Start,
             recycle: buffers.columns,
+            on_error: OnError::Fail,
+            skipped: 0,
+            bad: Vec::new(),
+            lines: (0, 1),
+            line_file: None,
         })
+    }
+
+    /// Sets what to do with malformed records (by default, fail).
+    pub fn with_on_error(mut self, on_error: OnError) -> SplitReader {
+        self.on_error = on_error;
+        self
+    }
+
+    /// How many malformed records were dropped so far (with `skip` or `quarantine`).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The malformed records kept since the last call (with `quarantine`).
+    pub fn take_bad_records(&mut self) -> Vec<BadRecord> {
+        std::mem::take(&mut self.bad)
+    }
+
+    /// The 1-based number of the line holding byte `offset`: newlines are counted from the last
+    /// offset asked about (or the file's start), with a handle of its own, so this costs one read
+    /// of the file up to the last bad record, and nothing for a file without one.
+    fn line_at(&mut self, offset: u64) -> Result<u64> {
+        if offset < self.lines.0 {
+            self.lines = (0, 1);
+        }
+        let read_error = |source, at| Error::Read {
+            path: self.path.clone(),
+            offset: at,
+            source,
+        };
+        let file = match &mut self.line_file {
+            Some(file) => file,
+            None => {
+                let file = File::open(&self.path).map_err(|source| Error::Open {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                self.line_file.insert(file)
+            }
+        };
+        let (from, mut line) = self.lines;
+        file.seek(SeekFrom::Start(from))
+            .map_err(|e| read_error(e, from))?;
+        let mut left = offset - from;
+        let mut chunk = vec![0; (left as usize).min(1 << 20)];
+        while left > 0 {
+            let want = (left as usize).min(chunk.len());
+            let n = match file.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_error(e, offset - left)),
+            };
+            line += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
+            left -= n as u64;
+        }
+        self.lines = (offset, line);
+        Ok(line)
+    }
+
+    /// Deals with a malformed record per `on_error`: `Err(fail)` to fail, else counts it (and
+    /// keeps it for quarantine) and returns `Ok`.
+    fn malformed(&mut self, fail: Error, bad: impl FnOnce() -> BadRecord) -> Result<()> {
+        match self.on_error {
+            OnError::Fail => Err(fail),
+            OnError::Skip => {
+                self.skipped += 1;
+                Ok(())
+            }
+            OnError::Quarantine => {
+                self.skipped += 1;
+                self.bad.push(bad());
+                Ok(())
+            }
+        }
     }
 
     /// The reader's buffers, for the next reader to use ([`open_reusing`]). Those of a batch still
@@ -345,11 +511,27 @@ impl SplitReader {
                         continue;
                     }
                     if let Err(source) = validate_json(line) {
-                        return Err(Error::InvalidJson {
+                        let start = quote_start(line);
+                        let record = line[..line.len().min(BadRecord::MAX_KEPT)].to_vec();
+                        let line = self.line_at(offset)?;
+                        let reason = format!("not valid JSON ({source})");
+                        let fail = Error::InvalidJson {
                             path: self.path.clone(),
+                            line,
                             offset,
+                            start,
                             source,
-                        });
+                        };
+                        let path = self.path.clone();
+                        self.malformed(fail, || BadRecord {
+                            path,
+                            line,
+                            offset,
+                            reason,
+                            record,
+                        })?;
+                        self.consume(next);
+                        continue;
                     }
                 }
                 InputFormat::Text | InputFormat::Csv { .. } => {}
@@ -476,6 +658,33 @@ impl SplitReader {
                 return Ok(None);
             }
             if std::mem::take(&mut csv.skip_header) {
+                continue;
+            }
+            if let Some(names) = &csv.names
+                && csv.parser.fields().len() != names.len()
+            {
+                let (fields, expected) = (csv.parser.fields().len(), names.len());
+                let delimiter = [csv.delimiter];
+                let mut record = csv.parser.fields().collect::<Vec<_>>().join(&delimiter[..]);
+                record.truncate(BadRecord::MAX_KEPT);
+                let start = quote_start(&record);
+                let line = self.line_at(offset)?;
+                let fail = Error::BadCsvRecord {
+                    path: self.path.clone(),
+                    line,
+                    offset,
+                    fields,
+                    expected,
+                    start,
+                };
+                let path = self.path.clone();
+                self.malformed(fail, || BadRecord {
+                    path,
+                    line,
+                    offset,
+                    reason: format!("{fields} fields where the header has {expected}"),
+                    record,
+                })?;
                 continue;
             }
             csv.row.clear();

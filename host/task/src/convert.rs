@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_abi::UdfKind;
-use weft_io::{InputFormat, InputSplit, OutputFormat};
+use weft_io::{InputFormat, InputSplit, OnError, OutputFormat};
 use weft_proto::v1 as pb;
 
 use crate::task::{
@@ -100,6 +100,7 @@ fn split_to_pb(split: &InputSplit, format: InputFormat) -> pb::InputSplit {
         format: format as i32,
         csv_header,
         csv_delimiter,
+        ..Default::default()
     }
 }
 
@@ -268,8 +269,23 @@ impl TryFrom<pb::ShuffleBlock> for BlockLocation {
 impl From<&TaskSpec> for pb::TaskDefinition {
     fn from(t: &TaskSpec) -> pb::TaskDefinition {
         let input = match &t.input {
-            TaskInput::Split { split, format } => {
-                pb::partition_descriptor::Source::Split(split_to_pb(split, *format))
+            TaskInput::Split {
+                split,
+                format,
+                on_error,
+                quarantine_dir,
+            } => {
+                let mut pb = split_to_pb(split, *format);
+                pb.on_error = match on_error {
+                    OnError::Fail => pb::OnError::Fail,
+                    OnError::Skip => pb::OnError::Skip,
+                    OnError::Quarantine => pb::OnError::Quarantine,
+                } as i32;
+                pb.quarantine_dir = quarantine_dir
+                    .as_ref()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                pb::partition_descriptor::Source::Split(pb)
             }
             TaskInput::Shuffle { wide, blocks } => {
                 pb::partition_descriptor::Source::Shuffle(pb::ShuffleRead {
@@ -319,8 +335,26 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
         let source = required(required(t.input, M, "input")?.source, M, "input.source")?;
         let input = match source {
             pb::partition_descriptor::Source::Split(s) => {
+                let on_error = match pb::OnError::try_from(s.on_error) {
+                    Ok(pb::OnError::Fail) => OnError::Fail,
+                    Ok(pb::OnError::Skip) => OnError::Skip,
+                    Ok(pb::OnError::Quarantine) => OnError::Quarantine,
+                    Err(_) => return Err(bad(M, format!("unknown on_error {}", s.on_error))),
+                };
+                let quarantine_dir = match (on_error, s.quarantine_dir.is_empty()) {
+                    (OnError::Quarantine, false) => Some(PathBuf::from(&s.quarantine_dir)),
+                    (OnError::Quarantine, true) => {
+                        return Err(bad(M, "on_error quarantine without a quarantine_dir"));
+                    }
+                    _ => None,
+                };
                 let (split, format) = split_from_pb(s)?;
-                TaskInput::Split { split, format }
+                TaskInput::Split {
+                    split,
+                    format,
+                    on_error,
+                    quarantine_dir,
+                }
             }
             pb::partition_descriptor::Source::Shuffle(r) => TaskInput::Shuffle {
                 wide: required(r.wide_step, M, "input.shuffle.wide_step")?.try_into()?,
@@ -379,6 +413,7 @@ impl From<&TaskOutcome> for pb::TaskStatus {
                 status.bytes_out = r.bytes_out;
                 status.blocks = r.blocks.iter().map(Into::into).collect();
                 status.remote_fetches = r.remote_fetches;
+                status.records_skipped = r.records_skipped;
             }
             Err(f) => {
                 status.state = if f.cancelled {
@@ -411,6 +446,7 @@ impl TryFrom<pb::TaskStatus> for TaskOutcome {
                     .map(TryInto::try_into)
                     .collect::<Result<_, _>>()?,
                 remote_fetches: s.remote_fetches,
+                records_skipped: s.records_skipped,
             }),
             Ok(pb::TaskState::Failed) | Ok(pb::TaskState::Killed) => Err(TaskFailure {
                 message: s.error,

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use weft_abi::UdfKind;
-use weft_io::{InputFormat, InputSplit, OutputFormat};
+use weft_io::{InputFormat, InputSplit, OnError, OutputFormat};
 
 /// A step as a worker runs it: a kind, the id of the module that holds the function, and the
 /// function's name.
@@ -59,6 +59,10 @@ pub enum TaskInput {
     Split {
         split: InputSplit,
         format: InputFormat,
+        on_error: OnError,
+        /// With [`OnError::Quarantine`]: where the task writes its malformed records, as
+        /// `bad-records-SSSSS-PPPPP.jsonl` (stage, partition).
+        quarantine_dir: Option<PathBuf>,
     },
     /// Every map task's block for this reduce partition; `wide` runs over each key's values.
     Shuffle {
@@ -217,6 +221,8 @@ pub struct TaskResult {
     pub blocks: Vec<BlockLocation>,
     /// Shuffle input: blocks fetched from other workers.
     pub remote_fetches: u64,
+    /// Malformed input records dropped (`on_error` skip or quarantine).
+    pub records_skipped: u64,
 }
 
 /// Bytes of guest stdout, and of guest stderr, a task reports: enough for a panic message and a

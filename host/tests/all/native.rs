@@ -225,14 +225,13 @@ fn textkit_gives_the_same_output_for_every_kind() {
 fn stocks_parses_and_keeps_the_largest_volume() {
     let mut wasm = instantiate(&read(weft_examples::STOCKS_RUST));
     let mut native = stocks_native();
-    let csv = [
-        "symbol,date,open,high,low,close,volume",
-        "AAA,2024-01-02,1,2,0.5,1.5,0042\r",
+    // Rows as the CSV reader hands them over: fields and the header's names.
+    let rows = [
+        "AAA,2024-01-02,1,2,0.5,1.5,0042",
         "BBB,2024-01-02,1,2,0.5,1.5,7",
-        "",
         "AAA,2024-01-03,1,2,0.5,1.5,100",
     ];
-    let batch = Records::from_pairs(csv.iter().map(|l| ("", l)));
+    let batch = Records::from_pairs(rows.iter().map(|l| ("", quote_row(l))));
     let quotes = native.flat_map("parse", &batch).unwrap();
     assert_eq!(quotes, wasm.flat_map("parse", &batch).unwrap());
     assert_eq!(
@@ -305,11 +304,13 @@ fn guest_errors_carry_the_same_message() {
 
     let mut wasm = instantiate(&read(weft_examples::STOCKS_RUST));
     let mut native = stocks_native();
-    let batch = Records::from_pairs([("", "AAA,2024-01-02,1,2,0.5,1.5")]);
+    let batch = Records::from_pairs([("", quote_row("AAA,2024-01-02,1,2,0.5,1.5,1x"))]);
     let native_error = guest_message(native.flat_map("parse", &batch));
     assert_eq!(native_error, guest_message(wasm.flat_map("parse", &batch)));
     assert!(
-        native_error.1.contains("has 6 fields, not 7"),
+        native_error
+            .1
+            .contains(r#"the row field "volume" is not a decimal integer"#),
         "{native_error:?}"
     );
 }
@@ -424,4 +425,14 @@ fn an_interrupt_fails_the_next_native_combiner_call() {
             .map(|_| ()),
         "split_words"
     ));
+}
+
+/// A stocks quote row (comma-separated fields, none quoted) in the row encoding, with its header's
+/// names.
+fn quote_row(fields: &str) -> Vec<u8> {
+    let names = ["symbol", "date", "open", "high", "low", "close", "volume"];
+    let mut row = Vec::new();
+    let fields: Vec<&[u8]> = fields.split(',').map(str::as_bytes).collect();
+    weft_abi::row::encode_row(&mut row, fields.into_iter(), Some(&names));
+    row
 }

@@ -12,11 +12,17 @@ use weft_task::{Remote, StepRef};
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// A step's UDF failed (trap, guest error, limit): the user's code.
-    #[error("{kind} {module}/{function}")]
+    #[error(
+        "{kind} {module}/{function}{}",
+        at.as_ref().map(|at| format!(" on the record at {at}")).unwrap_or_default()
+    )]
     Step {
         kind: UdfKind,
         module: String,
         function: String,
+        /// Where the input record it failed on is (`path:line`), when that is known: the step
+        /// read input records and failed with an error of its own.
+        at: Option<String>,
         #[source]
         source: UdfFailure,
     },
@@ -87,6 +93,7 @@ impl TaskError {
             kind: step.kind,
             module: step.label.clone(),
             function: step.function.clone(),
+            at: None,
             source: UdfFailure(Box::new(source)),
         }
     }

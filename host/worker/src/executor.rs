@@ -382,20 +382,34 @@ impl Executor {
         };
 
         match &spec.input {
-            TaskInput::Split { split, format } => {
+            TaskInput::Split {
+                split,
+                format,
+                on_error,
+                quarantine_dir,
+            } => {
                 result.bytes_in = split.length;
                 let options = ReadOptions {
                     batch_bytes: input_batch_bytes(self.task_memory, limits.max_memory_bytes),
                     ..ReadOptions::default()
                 };
                 let buffers = lock(&self.read_buffers).pop().unwrap_or_default();
-                let mut reader = SplitReader::open_reusing(split, *format, options, buffers)?;
-                for batch in reader.by_ref() {
+                let mut reader = SplitReader::open_reusing(split, *format, options, buffers)?
+                    .with_on_error(*on_error);
+                let mut quarantine = Quarantine::new(quarantine_dir.as_deref(), &spec.id);
+                while let Some(batch) = reader.next_batch()? {
                     check()?;
-                    let batch = batch?;
+                    quarantine.keep(reader.take_bad_records())?;
                     result.records_in += batch.len() as u64;
-                    sink.take(pipeline, &spec.steps, batch)?;
+                    // Kept (buffers are shared, not copied) to find a failing record.
+                    let kept = batch.clone();
+                    if let Err(e) = sink.take(pipeline, &spec.steps, batch) {
+                        return Err(locate_failure(pipeline, &spec.steps, &kept, e));
+                    }
                 }
+                quarantine.keep(reader.take_bad_records())?;
+                quarantine.finish()?;
+                result.records_skipped = reader.skipped();
                 let mut kept = lock(&self.read_buffers);
                 if kept.len() < KEPT_READERS {
                     kept.push(reader.into_buffers());
@@ -538,6 +552,124 @@ fn input_batch_bytes(task_memory: usize, sandbox_memory: usize) -> usize {
         .min(task_memory / 16)
         .min(sandbox_memory / 16)
         .max(MIN_INPUT_BATCH)
+}
+
+/// Where a map task with `on_error = "quarantine"` writes its malformed records:
+/// `bad-records-SSSSS-PPPPP.jsonl` (stage, partition) in the job's quarantine directory, created
+/// on the first one and published whole when the task ends (a retry rewrites it).
+struct Quarantine<'a> {
+    dir: Option<&'a Path>,
+    id: &'a TaskId,
+    file: Option<(PathBuf, std::io::BufWriter<weft_io::AtomicFile>)>,
+}
+
+impl<'a> Quarantine<'a> {
+    fn new(dir: Option<&'a Path>, id: &'a TaskId) -> Quarantine<'a> {
+        Quarantine {
+            dir,
+            id,
+            file: None,
+        }
+    }
+
+    fn keep(&mut self, records: Vec<weft_io::BadRecord>) -> Result<(), TaskError> {
+        use std::io::Write;
+        let Some(dir) = self.dir else {
+            return Ok(());
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (path, file) = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let path = dir.join(format!(
+                    "bad-records-{:05}-{:05}.jsonl",
+                    self.id.stage, self.id.partition
+                ));
+                std::fs::create_dir_all(dir).map_err(|source| weft_io::Error::CreateDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                let file = std::io::BufWriter::new(weft_io::AtomicFile::create(&path)?);
+                self.file.insert((path, file))
+            }
+        };
+        for record in records {
+            file.write_all(&record.to_json_line())
+                .map_err(|source| weft_io::Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), TaskError> {
+        if let Some((path, file)) = self.file {
+            let file = file.into_inner().map_err(|e| weft_io::Error::Write {
+                path,
+                source: e.into_error(),
+            })?;
+            file.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// Names the input record a task's first step failed on, as `path:line`: a UDF's own error says
+/// which record of the *batch* it was, which means nothing to the user. The step alone is run
+/// again over ever shorter prefixes of the batch (a UDF is a function of its input: the first
+/// prefix that fails ends at the record), O(log n) calls, only on this error path. Traps and
+/// limits are left as they are (the instance may not be reusable), and so are steps after the
+/// first (their input is no longer input records).
+fn locate_failure(
+    pipeline: &mut Pipeline,
+    steps: &[StepRef],
+    batch: &Records,
+    error: TaskError,
+) -> TaskError {
+    let TaskError::Step {
+        kind,
+        module,
+        function,
+        at: None,
+        source,
+    } = error
+    else {
+        return error;
+    };
+    let first = &steps[..1.min(steps.len())];
+    let is_first = first
+        .first()
+        .is_some_and(|s| s.label == module && s.function == function && s.kind == kind);
+    let at = if is_first && matches!(*source.0, weft_host::CallError::Guest { .. }) {
+        // `len` records fail; find the shortest failing prefix.
+        let (mut fine, mut fails) = (0, batch.len());
+        while fails - fine > 1 {
+            let mid = fine + (fails - fine) / 2;
+            if pipeline.run(first, batch.slice(0, mid)).is_err() {
+                fails = mid;
+            } else {
+                fine = mid;
+            }
+        }
+        let key = String::from_utf8_lossy(batch.get(fails - 1).0).into_owned();
+        key.rsplit_once(':').and_then(|(path, offset)| {
+            let offset = offset.parse().ok()?;
+            let line = weft_io::line_number(Path::new(path), offset).ok()?;
+            Some(format!("{path}:{line}"))
+        })
+    } else {
+        None
+    };
+    TaskError::Step {
+        kind,
+        module,
+        function,
+        at,
+        source,
+    }
 }
 
 #[cfg(test)]

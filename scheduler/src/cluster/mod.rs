@@ -82,4 +82,6 @@ pub struct StageReport {
     pub bytes_out: u64,
     /// Shuffle blocks the stage's tasks fetched from another worker over gRPC.
     pub remote_fetches: u64,
+    /// Malformed input records the stage's tasks dropped (`on_error` skip or quarantine).
+    pub records_skipped: u64,
 }

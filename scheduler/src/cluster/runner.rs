@@ -249,6 +249,7 @@ async fn run_stages(
             bytes_in: results.iter().map(|r| r.bytes_in).sum(),
             bytes_out: results.iter().map(|r| r.bytes_out).sum(),
             remote_fetches: results.iter().map(|r| r.remote_fetches).sum(),
+            records_skipped: results.iter().map(|r| r.records_skipped).sum(),
         });
         blocks.insert(
             stage.id,
@@ -369,6 +370,7 @@ async fn run_tasks(
                     st.bytes_in += result.bytes_in;
                     st.bytes_out += result.bytes_out;
                     st.remote_fetches += result.remote_fetches;
+                    st.records_skipped += result.records_skipped;
                 });
                 results[outcome.id.partition as usize] = Some(result);
                 done += 1;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use weft_io::OnError;
 use weft_task::{BlockLocation, StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskSpec};
 
 use crate::Tenant;
@@ -67,7 +68,11 @@ impl JobTasks<'_> {
             limits: self.limits,
         };
         match &stage.input {
-            StageInput::Splits { format, splits } => splits
+            StageInput::Splits {
+                format,
+                splits,
+                on_error,
+            } => splits
                 .iter()
                 .zip(0..)
                 .map(|(split, partition)| {
@@ -76,6 +81,10 @@ impl JobTasks<'_> {
                         TaskInput::Split {
                             split: split.clone(),
                             format: *format,
+                            on_error: *on_error,
+                            // Committed with the output, beside its parts.
+                            quarantine_dir: (*on_error == OnError::Quarantine)
+                                .then(|| self.staging_dir.join(weft_io::BAD_RECORDS_DIR)),
                         },
                     )
                 })

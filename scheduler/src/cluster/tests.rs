@@ -210,6 +210,7 @@ impl Cluster {
                 bytes_out: 50,
                 blocks,
                 remote_fetches: 0,
+                records_skipped: 0,
             }),
             output: GuestOutput::default(),
         });
@@ -302,12 +303,14 @@ fn wordcount_plan(splits: u64, partitions: u32, output: &Path) -> Plan {
             path: input.clone(),
             format: InputFormat::Text,
             split_size: 100,
+            on_error: weft_io::OnError::Fail,
         },
         stages: vec![
             Stage {
                 id: 0,
                 parents: vec![],
                 input: StageInput::Splits {
+                    on_error: weft_io::OnError::Fail,
                     format: InputFormat::Text,
                     splits: (0..splits)
                         .map(|i| InputSplit {

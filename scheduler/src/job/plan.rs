@@ -15,7 +15,9 @@ use weft_io::{InputFile, InputSplit};
 
 use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
-use super::spec::{InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OutputFormat, ShuffleCompression};
+use super::spec::{
+    InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OnError, OutputFormat, ShuffleCompression,
+};
 
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
 /// one shorter; an empty file gives none. Files keep their order. A `split_size` of 0 is taken as 1
@@ -51,6 +53,8 @@ pub enum StageInput {
     Splits {
         format: InputFormat,
         splits: Vec<InputSplit>,
+        /// What the tasks do with a malformed record.
+        on_error: OnError,
     },
     /// The shuffle written by stage `parent`: one task per partition, which merges its partition's
     /// blocks and applies `wide_step` before the stage's narrow steps.
@@ -173,6 +177,7 @@ impl ResolvedJob {
                     StageInput::Splits {
                         format: spec.input.format,
                         splits: splits.take().unwrap_or_default(),
+                        on_error: spec.input.on_error,
                     },
                     split_tasks,
                     Vec::new(),
@@ -245,13 +250,23 @@ impl fmt::Display for Plan {
                 count(stage.tasks, "task")
             )?;
             match &stage.input {
-                StageInput::Splits { format, splits } => write!(
-                    f,
-                    "{} of {} ({format}, {})",
-                    count(splits.len() as u64, "split"),
-                    self.input.path.display(),
-                    weft_io::format_size(self.input.split_size)
-                )?,
+                StageInput::Splits {
+                    format,
+                    splits,
+                    on_error,
+                } => {
+                    write!(
+                        f,
+                        "{} of {} ({format}, {}",
+                        count(splits.len() as u64, "split"),
+                        self.input.path.display(),
+                        weft_io::format_size(self.input.split_size)
+                    )?;
+                    if *on_error != OnError::Fail {
+                        write!(f, ", on_error {on_error}")?;
+                    }
+                    f.write_str(")")?
+                }
                 StageInput::Shuffle { wide_step, .. } => {
                     let parents: Vec<String> = stage.parents.iter().map(u32::to_string).collect();
                     let noun = if parents.len() == 1 {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 use weft_abi::UdfKind;
-pub use weft_io::{InputFormat, OutputFormat};
+pub use weft_io::{InputFormat, OnError, OutputFormat};
 pub use weft_task::ShuffleCompression;
 
 use super::error::{JobFileError, JobFileErrorKind, Location};
@@ -57,6 +57,8 @@ pub struct InputSpec {
     pub format: InputFormat,
     /// Bytes per split; at least 1.
     pub split_size: u64,
+    /// What map tasks do with a malformed record: `on_error = "fail" | "skip" | "quarantine"`.
+    pub on_error: OnError,
 }
 
 /// `[output]`.
@@ -168,6 +170,7 @@ struct RawInput {
     delimiter: Option<Spanned<String>>,
     /// An integer or a string with a unit, so neither serde type fits alone.
     split_size: Option<Spanned<toml::Value>>,
+    on_error: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -298,10 +301,24 @@ impl Parser<'_> {
             None => DEFAULT_SPLIT_SIZE,
             Some(size) => self.split_size(size)?,
         };
+        let on_error = match &raw.on_error {
+            None => OnError::Fail,
+            Some(name) => name.get_ref().parse::<OnError>().map_err(|_| {
+                self.invalid(
+                    Some(name.span()),
+                    "input.on_error",
+                    format!(
+                        "{:?} is not one of \"fail\", \"skip\" or \"quarantine\"",
+                        name.get_ref()
+                    ),
+                )
+            })?,
+        };
         Ok(InputSpec {
             path,
             format,
             split_size,
+            on_error,
         })
     }
 

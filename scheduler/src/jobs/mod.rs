@@ -70,6 +70,9 @@ pub struct StageStatus {
     pub bytes_out: u64,
     /// Shuffle blocks this stage's tasks fetched from another worker.
     pub remote_fetches: u64,
+    /// Malformed input records the stage's tasks dropped (`on_error` skip or quarantine).
+    #[serde(default)]
+    pub records_skipped: u64,
 }
 
 /// A job's status: what `weft job status` prints.

@@ -98,6 +98,7 @@ impl From<&JobStatus> for pb::JobStatus {
                     bytes_out: st.bytes_out,
                     parent_stages: st.parents.clone(),
                     remote_fetches: st.remote_fetches,
+                    records_skipped: st.records_skipped,
                 })
                 .collect(),
             error: s.error.clone().unwrap_or_default(),
@@ -139,6 +140,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
                     bytes_in: st.bytes_in,
                     bytes_out: st.bytes_out,
                     remote_fetches: st.remote_fetches,
+                    records_skipped: st.records_skipped,
                 })
                 .collect(),
         })
@@ -411,6 +413,7 @@ mod tests {
                 bytes_in: 8,
                 bytes_out: 7,
                 remote_fetches: 2,
+                records_skipped: 1,
             }],
         };
         let back = JobStatus::try_from(pb::JobStatus::from(&status)).unwrap();

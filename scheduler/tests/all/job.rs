@@ -147,7 +147,7 @@ fn the_wordcount_job_plans_to_two_stages_with_a_combiner() {
         panic!("{plan:?}")
     };
     assert_eq!((s0.id, s0.tasks, s0.parents.as_slice()), (0, 3, &[][..]));
-    let StageInput::Splits { format, splits } = &s0.input else {
+    let StageInput::Splits { format, splits, .. } = &s0.input else {
         panic!("{s0:?}")
     };
     assert_eq!(*format, InputFormat::Text);
@@ -251,19 +251,20 @@ partitions = 3
                 header: false,
                 delimiter: b';'
             },
+            on_error: weft_scheduler::job::OnError::Fail,
             splits: vec![
                 InputSplit {
-                    path: "in.txt".into(),
+                    path: input.clone(),
                     start: 0,
                     length: 1000
                 },
                 InputSplit {
-                    path: "in.txt".into(),
+                    path: input.clone(),
                     start: 1000,
                     length: 1000
                 },
                 InputSplit {
-                    path: "in.txt".into(),
+                    path: input.clone(),
                     start: 2000,
                     length: 500
                 },

@@ -1,6 +1,6 @@
 //! CSV headers and JSON Lines: what each format keeps, skips and rejects, at every split size.
 
-use weft_io::{Error, InputFormat, InputSplit, ReadOptions, SplitReader, plan_splits};
+use weft_io::{Error, InputFormat, InputSplit, OnError, ReadOptions, SplitReader, plan_splits};
 
 use crate::common::{Pair, assert_same_records, input_file, read_all_splits};
 
@@ -211,10 +211,10 @@ fn invalid_jsonl_names_path_and_offset() {
     );
     let message = err.to_string();
     assert!(
-        message.contains(&file.path.display().to_string()),
+        message.starts_with(&format!("{}:2: not valid JSON (", file.path.display())),
         "{message}"
     );
-    assert!(message.contains("byte 8"), "{message}");
+    assert!(message.ends_with(r#"): "{\"b\":""#), "{message}");
     assert!(
         reader.next_batch().unwrap().is_none(),
         "fused after an error"
@@ -235,4 +235,112 @@ fn jsonl_rejects_trailing_garbage_and_non_utf8() {
     let (records, errors) = jsonl_errors(b"\"ok\"\n\"\xff\"\n", 5);
     assert_eq!(errors, [5]);
     assert_eq!(records.len(), 1);
+}
+
+/// JSON Lines with malformed lines at known lines (3, 6 and 9: not JSON, truncated, a bare word),
+/// blank lines among them, read in every mode at every split size.
+#[test]
+fn malformed_records_fail_skip_or_quarantine_with_their_line_numbers() {
+    let content = b"{\"a\":1}\n\n{oops\n[1]\n\n{\"b\":\n2\n\"s\"\nword\n{}";
+    let dir = tempfile::tempdir().unwrap();
+    let file = input_file(dir.path(), "bad.jsonl", content);
+    let good = 5;
+    for split_size in 1..=content.len() as u64 {
+        let (mut records, mut skipped, mut bad, mut failures) = (0, 0, Vec::new(), Vec::new());
+        for on_error in [OnError::Fail, OnError::Skip, OnError::Quarantine] {
+            for split in
+                plan_splits(std::slice::from_ref(&file), split_size, InputFormat::Jsonl).unwrap()
+            {
+                let mut reader = SplitReader::open(&split, InputFormat::Jsonl)
+                    .unwrap()
+                    .with_on_error(on_error);
+                loop {
+                    match reader.next_batch() {
+                        Ok(Some(batch)) => records += batch.len(),
+                        Ok(None) => break,
+                        Err(Error::InvalidJson { line, .. }) => {
+                            failures.push(line);
+                            break;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                skipped += reader.skipped();
+                bad.extend(reader.take_bad_records());
+            }
+        }
+        // fail: each split owning a bad line stops at its first one (so the first of the file
+        // always fails); the other two modes read every good record and drop the three bad ones.
+        assert_eq!(failures.first(), Some(&3), "split {split_size}");
+        assert!(
+            failures.windows(2).all(|w| w[0] < w[1])
+                && failures.iter().all(|l| [3, 6, 9].contains(l)),
+            "split {split_size}: {failures:?}"
+        );
+        assert_eq!(skipped, 6, "split {split_size}");
+        assert!(records >= 2 * good, "split {split_size}");
+        let lines: Vec<(u64, &[u8])> = bad.iter().map(|b| (b.line, b.record.as_slice())).collect();
+        assert_eq!(
+            lines,
+            [(3, &b"{oops"[..]), (6, b"{\"b\":"), (9, b"word")],
+            "split {split_size}"
+        );
+        assert!(
+            bad.iter()
+                .all(|b| b.path == file.path && b.reason.starts_with("not valid JSON"))
+        );
+    }
+    // A quarantined record is one JSON line naming where it was.
+    let line: serde_json::Value = serde_json::from_slice(
+        &weft_io::BadRecord {
+            path: "in.jsonl".into(),
+            line: 3,
+            offset: 10,
+            reason: "r".into(),
+            record: b"{oops".to_vec(),
+        }
+        .to_json_line(),
+    )
+    .unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"file": "in.jsonl", "line": 3, "offset": 10, "reason": "r", "record": "{oops"})
+    );
+}
+
+#[test]
+fn csv_records_of_the_wrong_width_are_malformed() {
+    let content = b"a,b\n1,2\n3\n\"x\ny\",4\n5,6,7\n8,9\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = input_file(dir.path(), "w.csv", content);
+    let split = InputSplit::whole(&file);
+    let err = SplitReader::open(&split, InputFormat::CSV)
+        .unwrap()
+        .next_batch()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:3: the record has 1 field, the header 2: \"3\"",
+            file.path.display()
+        )
+    );
+    for split_size in 1..=content.len() as u64 {
+        let mut bad = Vec::new();
+        let mut rows = 0;
+        for split in plan_splits(std::slice::from_ref(&file), split_size, InputFormat::CSV).unwrap()
+        {
+            let mut reader = SplitReader::open(&split, InputFormat::CSV)
+                .unwrap()
+                .with_on_error(OnError::Quarantine);
+            while let Some(batch) = reader.next_batch().unwrap() {
+                rows += batch.len();
+            }
+            bad.extend(reader.take_bad_records());
+        }
+        assert_eq!(rows, 3, "split {split_size}");
+        let lines: Vec<(u64, &[u8])> = bad.iter().map(|b| (b.line, b.record.as_slice())).collect();
+        // The record after the quoted newline starts on line 6.
+        assert_eq!(lines, [(3, &b"3"[..]), (6, b"5,6,7")], "split {split_size}");
+    }
 }

@@ -116,6 +116,8 @@ pub fn text_task(dir: &Path, job: &str, input: &[u8], steps: &[(UdfKind, &str, &
                 length: input.len() as u64,
             },
             format: InputFormat::Text,
+            on_error: weft_io::OnError::Fail,
+            quarantine_dir: None,
         },
         output: TaskOutput::Part {
             staging_dir,
