@@ -15,7 +15,7 @@ use weft_scheduler::cluster::Scheduler;
 use weft_scheduler::job::Submission;
 use weft_scheduler::{JobError, JobReport, Tenant};
 
-use super::{open_registry, pool_warning};
+use super::{pool_warning, read_registry};
 use crate::Globals;
 
 /// How a local run ended.
@@ -54,7 +54,7 @@ pub fn run(
     // The registry's lock is held only while copying the tenant's index: other processes may
     // register and list modules while this job runs.
     let registry = {
-        let registry = open_registry(globals)?;
+        let registry = read_registry(globals)?;
         Arc::new(registry.snapshot(&tenant)?)
     };
     let run = Arc::new(data.begin_run()?);

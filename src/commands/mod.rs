@@ -17,10 +17,30 @@ use weft_scheduler::Registry;
 
 use crate::Globals;
 
-/// Opens (creating if needed) the module registry in the data directory.
+/// Opens (creating if needed) the module registry in the data directory, to change it.
 pub fn open_registry(globals: &Globals) -> Result<Registry> {
     let dir = globals.data_dir.join("registry");
     Registry::open(&dir).with_context(|| format!("cannot open the registry in {}", dir.display()))
+}
+
+/// The module registry of the data directory, to read: an empty one, creating nothing, when the
+/// data directory has none yet (a read never makes a data directory).
+pub fn read_registry(globals: &Globals) -> Result<Registry> {
+    if globals.data_dir.join("registry").join("index").exists() {
+        open_registry(globals)
+    } else {
+        Ok(Registry::of_entries([])?)
+    }
+}
+
+/// The registry of the cluster at `url`, fetched into memory (names, versions and UDFs; no module
+/// bytes): enough to resolve and plan a job as that cluster would.
+pub fn cluster_registry(url: &str, tenant: &weft_scheduler::Tenant) -> Result<Registry> {
+    let entries = runtime()?.block_on(async {
+        let client = weft_scheduler::client::RegistryClient::connect(url).await?;
+        anyhow::Ok(client.list(tenant).await?)
+    })?;
+    Ok(Registry::of_entries(entries)?)
 }
 
 /// One worker per CPU, as local jobs run by default.

@@ -11,7 +11,7 @@ use weft_scheduler::Tenant;
 use weft_scheduler::client::RegistryClient;
 use weft_scheduler::registry::{ModuleEntry, ModuleRef, Registration, Removal, VersionRecord};
 
-use super::{open_registry, print_json};
+use super::{open_registry, print_json, read_registry};
 use crate::Globals;
 
 #[derive(Debug, Subcommand)]
@@ -109,15 +109,15 @@ fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<O
             let registry = open_registry(globals)?;
             Outcome::Registered(registry.register(tenant, &name, &module, &tags)?)
         }
-        ModuleCommand::List => Outcome::Listed(open_registry(globals)?.list(tenant)?),
+        ModuleCommand::List => Outcome::Listed(read_registry(globals)?.list(tenant)?),
         ModuleCommand::Show { module } => {
-            let registry = open_registry(globals)?;
+            let registry = read_registry(globals)?;
             let entry = registry.resolve(tenant, &module)?;
             let versions = registry.versions_of(tenant, &entry.version.name)?;
             Outcome::Shown(entry, versions)
         }
         ModuleCommand::Rm { module, .. } => {
-            Outcome::Removed(open_registry(globals)?.remove(tenant, &module)?)
+            Outcome::Removed(read_registry(globals)?.remove(tenant, &module)?)
         }
     })
 }

@@ -15,7 +15,7 @@ use weft_scheduler::job::{
     self, InputFormat, Plan, ResolvedStep, Stage, StageInput, StageOutput, Submission,
 };
 
-use super::{open_registry, print_json};
+use super::{cluster_registry, print_json, read_registry};
 use crate::Globals;
 
 /// The job file and the command-line overrides of its paths, shared by `weft plan` and `weft run`.
@@ -58,8 +58,14 @@ pub struct PlanArgs {
 
 pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
     let submission = args.job.submission(false)?;
-    let registry = open_registry(globals)?;
-    let plan = job::prepare(&registry, &Tenant::default(), &submission)?;
+    let tenant = Tenant::default();
+    // The registry the job would run against: the cluster's with --scheduler, else the data
+    // directory's (read only; nothing is created).
+    let registry = match &globals.scheduler {
+        Some(url) => cluster_registry(url, &tenant)?,
+        None => read_registry(globals)?,
+    };
+    let plan = job::prepare(&registry, &tenant, &submission)?;
     if globals.json {
         print_json(&PlanJson::from(&plan))
     } else {

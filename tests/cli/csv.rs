@@ -101,6 +101,10 @@ fn csv_is_read_as_python_reads_it_on_a_cluster() {
             &format!("quotes-{seed}.toml"),
             job_text(&input, delimiter, &out),
         );
+        // `plan` resolves against the cluster's registry, and leaves no local data directory.
+        let plan = cluster.ok(&["plan", path(&job)]).stdout();
+        assert!(plan.contains("stocks@1/parse"), "{plan}");
+        assert!(!cluster.path("client-home").exists());
         let run = cluster.client(&["--json", "job", "submit", path(&job), "--wait"]);
         assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout(), run.stderr());
         assert_eq!(output(&out), want, "delimiter {delimiter:?}");

@@ -249,3 +249,34 @@ fn sizes_take_decimal_and_binary_units_everywhere() {
     assert_eq!(bad.code(), Some(2));
     assert!(bad.stderr().contains("is not a size"), "{}", bad.stderr());
 }
+
+#[test]
+fn reading_commands_create_no_data_directory() {
+    let weft = Weft::new();
+    let job = weft.scratch("job.toml");
+    std::fs::write(
+        &job,
+        "name = \"j\"\n[input]\npath = \"in.txt\"\n[[step]]\nmap = \"textkit/echo\"\n\
+         [output]\npath = \"out\"\n",
+    )
+    .unwrap();
+    std::fs::write(weft.scratch("in.txt"), "x\n").unwrap();
+    let plan = weft.run(&["plan", path(&job)]);
+    assert!(
+        plan.stderr().contains("no module textkit"),
+        "{}",
+        plan.stderr()
+    );
+    weft.ok(&["module", "list"]);
+    weft.ok(&["job", "list"]);
+    assert!(
+        weft.run(&["job", "status", "j-1"])
+            .stderr()
+            .contains("no job j-1")
+    );
+    assert!(weft.run(&["module", "show", "textkit"]).code() == Some(1));
+    assert!(
+        !weft.data_dir().exists(),
+        "a read created the data directory"
+    );
+}

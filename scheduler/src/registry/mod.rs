@@ -202,7 +202,8 @@ fn check_tag(tag: &str) -> Result<(), RegistryError> {
 /// The registry: a blob directory and an index.
 #[derive(Debug)]
 pub struct Registry {
-    dir: PathBuf,
+    /// Where `blobs/` is; `None` for an index without module bytes ([`Registry::of_entries`]).
+    dir: Option<PathBuf>,
     index: Box<dyn RegistryIndex>,
     /// Registration and removal read-then-write several keys (next version number, tag moves, blob
     /// garbage); one writer at a time keeps them consistent.
@@ -228,8 +229,27 @@ impl Registry {
             source,
         })?;
         Ok(Registry {
-            dir: dir.to_owned(),
+            dir: Some(dir.to_owned()),
             index,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// A registry of these entries, in memory, without module bytes: what resolving and planning a
+    /// job need (e.g. a cluster's entries, as `weft plan --scheduler` fetches them, or none at all
+    /// for a data directory that has no registry yet). Reading a module's bytes from it says it is
+    /// not found; registering in it fails.
+    pub fn of_entries(
+        entries: impl IntoIterator<Item = ModuleEntry>,
+    ) -> Result<Registry, RegistryError> {
+        let index = MemoryIndex::new();
+        for entry in entries {
+            index.put_module(&entry.module)?;
+            index.put_version(&entry.version)?;
+        }
+        Ok(Registry {
+            dir: None,
+            index: Box::new(index),
             write_lock: Mutex::new(()),
         })
     }
@@ -248,7 +268,11 @@ impl Registry {
             }
             index.put_version(&version)?;
         }
-        Registry::with_index(&self.dir, Box::new(index))
+        Ok(Registry {
+            dir: self.dir.clone(),
+            index: Box::new(index),
+            write_lock: Mutex::new(()),
+        })
     }
 
     /// Stores a validated module under `tenant`/`name`, returning its id and version.
@@ -403,7 +427,7 @@ impl Registry {
 
     /// Reads a module's bytes and verifies them against the id.
     pub fn read(&self, id: &ModuleId) -> Result<Vec<u8>, RegistryError> {
-        let path = self.blob_path(id);
+        let path = self.blob_path(id)?;
         let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => RegistryError::NotFound(id.to_string()),
             _ => RegistryError::Io {
@@ -447,7 +471,7 @@ impl Registry {
         for id in candidates {
             if !self.index.is_referenced(&id)? {
                 self.index.remove_module(&id)?;
-                let path = self.blob_path(&id);
+                let path = self.blob_path(&id)?;
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -463,15 +487,18 @@ impl Registry {
         })
     }
 
-    fn blob_path(&self, id: &ModuleId) -> PathBuf {
-        self.dir.join("blobs").join(format!("{}.wasm", id.hex()))
+    fn blob_path(&self, id: &ModuleId) -> Result<PathBuf, RegistryError> {
+        match &self.dir {
+            Some(dir) => Ok(dir.join("blobs").join(format!("{}.wasm", id.hex()))),
+            None => Err(RegistryError::NotFound(id.to_string())),
+        }
     }
 
     /// Stores the blob unless an intact copy is already there. Returns whether it wrote one. The
     /// write is atomic (`weft_io::AtomicFile`): a crash never leaves a partial blob under a valid
     /// name.
     fn store_blob(&self, id: &ModuleId, bytes: &[u8]) -> Result<bool, RegistryError> {
-        let path = self.blob_path(id);
+        let path = self.blob_path(id)?;
         if let Ok(existing) = std::fs::read(&path)
             && id.matches(&existing)
         {
