@@ -8,18 +8,17 @@
 //!
 //! `--json job status` prints [`JobStatus`] as documented in the README ("Job status as JSON").
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use weft_local::DataDir;
 use weft_scheduler::Tenant;
 use weft_scheduler::client::JobsClient;
 use weft_scheduler::jobs::{JobState, JobStatus, TaskLog, TaskRef};
 
 use super::plan::JobArgs;
+use super::progress::{Lines, Progress};
 use super::{cpus, local, print_json, runtime};
 use crate::Globals;
 
@@ -38,8 +37,15 @@ pub enum JobCommand {
     },
     /// Show a job's state and its stages' progress.
     Status { job_id: String },
-    /// Follow a job's progress until it ends; exit 0 if it succeeded, 1 otherwise.
-    Watch { job_id: String },
+    /// Follow a job's progress until it ends; exit 0 if it succeeded, 1 otherwise. On a
+    /// terminal, a bar per stage (bytes read, records, tasks, elapsed time, time left); otherwise
+    /// a line per stage as it changes, at most once a second.
+    Watch {
+        job_id: String,
+        /// Print only how the job ended.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// List jobs, oldest first.
     List,
     /// Cancel a job: its tasks are killed and its output is not written.
@@ -186,13 +192,19 @@ fn dispatch(globals: &Globals, jobs: &mut Jobs, command: JobCommand) -> Result<(
                 }
                 Jobs::Local(data) => {
                     let data = data.clone();
-                    let ended = local::run(globals, cpus(), submission, |id| {
-                        if !wait {
-                            eprintln!(
-                                "no --scheduler: job {id} runs in this process; waiting for it"
-                            );
-                        }
-                    })?;
+                    let ended = local::run(
+                        globals,
+                        cpus(),
+                        submission,
+                        |id| {
+                            if !wait {
+                                eprintln!(
+                                    "no --scheduler: job {id} runs in this process; waiting for it"
+                                );
+                            }
+                        },
+                        None,
+                    )?;
                     let job_id = match ended {
                         local::Ended::Ran { job_id, .. }
                         | local::Ended::Interrupted { job_id, .. } => job_id,
@@ -207,11 +219,11 @@ fn dispatch(globals: &Globals, jobs: &mut Jobs, command: JobCommand) -> Result<(
             let status = jobs.status(&job_id)?;
             print_status(globals, &status)
         }
-        JobCommand::Watch { job_id } => {
-            let status = if globals.json {
+        JobCommand::Watch { job_id, quiet } => {
+            let status = if globals.json || quiet {
                 jobs.watch(&job_id, |_| {})?
             } else {
-                let mut progress = Progress::new();
+                let mut progress = Progress::new(Lines::Stdout);
                 let status = jobs.watch(&job_id, |s| progress.show(s))?;
                 progress.finish()?;
                 status
@@ -373,87 +385,6 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// Live progress of `weft job watch`: a bar per stage on a terminal, a line per change otherwise.
-struct Progress {
-    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
-    last: Vec<String>,
-    /// The first failure to print (stdout closed), returned by `finish`.
-    failed: Option<anyhow::Error>,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            bars: std::io::stderr()
-                .is_terminal()
-                .then(|| (MultiProgress::new(), Vec::new())),
-            last: Vec::new(),
-            failed: None,
-        }
-    }
-
-    fn show(&mut self, s: &JobStatus) {
-        let lines: Vec<String> = s
-            .stages
-            .iter()
-            .map(|st| {
-                format!(
-                    "stage {}: {}/{} tasks done, {} running, {} failed; {} records in, {} in, {} out",
-                    st.stage,
-                    st.tasks_done,
-                    st.tasks_total,
-                    st.tasks_running,
-                    st.tasks_failed,
-                    st.records_in,
-                    super::run::bytes(st.bytes_in),
-                    super::run::bytes(st.bytes_out)
-                )
-            })
-            .collect();
-        match &mut self.bars {
-            Some((multi, bars)) => {
-                let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-                for (i, st) in s.stages.iter().enumerate() {
-                    if bars.len() <= i {
-                        let bar = multi.add(ProgressBar::new(u64::from(st.tasks_total)));
-                        bar.set_style(style.clone());
-                        bar.set_prefix(format!("stage {}", st.stage));
-                        bars.push(bar);
-                    }
-                    let bar = &bars[i];
-                    bar.set_position(u64::from(st.tasks_done));
-                    bar.set_message(format!(
-                        "{} running, {} failed, {} records, {} in",
-                        st.tasks_running,
-                        st.tasks_failed,
-                        st.records_in,
-                        super::run::bytes(st.bytes_in)
-                    ));
-                }
-            }
-            None => {
-                for (i, line) in lines.iter().enumerate() {
-                    if self.last.get(i) != Some(line) && self.failed.is_none() {
-                        self.failed = outln!("{line}").err();
-                    }
-                }
-            }
-        }
-        self.last = lines;
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        if let Some((_, bars)) = &self.bars {
-            for bar in bars {
-                bar.finish();
-            }
-        }
-        self.failed.take().map_or(Ok(()), Err)
-    }
 }
 
 fn elapsed(s: &JobStatus) -> Option<Duration> {

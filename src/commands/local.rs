@@ -15,6 +15,7 @@ use weft_scheduler::cluster::Scheduler;
 use weft_scheduler::job::Submission;
 use weft_scheduler::{JobError, JobReport, Tenant};
 
+use super::progress::Progress;
 use super::{pool_warning, read_registry};
 use crate::Globals;
 
@@ -48,6 +49,7 @@ pub fn run(
     workers: usize,
     submission: Submission,
     accepted: impl FnOnce(&str),
+    progress: Option<Progress>,
 ) -> Result<Ended> {
     let tenant = Tenant::default();
     let data = data_dir(globals)?;
@@ -87,6 +89,16 @@ pub fn run(
             job_id.clone(),
             run.clone(),
         ));
+        let (stop_showing, stopped) = tokio::sync::oneshot::channel();
+        let shower = progress.map(|progress| {
+            tokio::spawn(show(
+                scheduler.clone(),
+                tenant.clone(),
+                job_id.clone(),
+                progress,
+                stopped,
+            ))
+        });
         let ended = tokio::select! {
             started = cluster.start_workers() => match started {
                 Ok(()) => tokio::select! {
@@ -107,6 +119,12 @@ pub fn run(
         }
         publisher.abort();
         let _ = publisher.await;
+        let _ = stop_showing.send(());
+        if let Some(shower) = shower
+            && let Ok(mut progress) = shower.await
+        {
+            progress.finish()?;
+        }
         // Shut down whatever the outcome, so workers delete their shuffle files.
         cluster.shutdown().await;
         anyhow::Ok(ended)
@@ -133,6 +151,30 @@ async fn publish(scheduler: Arc<Scheduler>, tenant: Tenant, job: String, run: Ar
         }
         tokio::time::sleep(PUBLISH_EVERY).await;
     }
+}
+
+/// Shows the job's progress as it changes, until `stop`; hands the display back to be finished.
+async fn show(
+    scheduler: Arc<Scheduler>,
+    tenant: Tenant,
+    job: String,
+    mut progress: Progress,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Progress {
+    let Ok(mut status) = scheduler.watch(&tenant, &job) else {
+        return progress;
+    };
+    loop {
+        let current = status.borrow_and_update().clone();
+        progress.show(&current);
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() { break },
+            _ = &mut stop => break,
+        }
+    }
+    // The last state, whatever it is now.
+    progress.show(&status.borrow().clone());
+    progress
 }
 
 /// The name of the first SIGINT or SIGTERM received.

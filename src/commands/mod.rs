@@ -7,6 +7,7 @@ pub mod job;
 pub mod local;
 pub mod module;
 pub mod plan;
+pub mod progress;
 pub mod run;
 pub mod scheduler;
 pub mod worker;

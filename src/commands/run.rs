@@ -19,6 +19,7 @@ use weft_scheduler::JobReport;
 
 use super::local::{self, Ended};
 use super::plan::JobArgs;
+use super::progress::{Lines, Progress};
 use super::{cpus, print_json};
 use crate::Globals;
 
@@ -35,6 +36,11 @@ pub struct RunArgs {
     /// Replace the output directory if it exists (only once the job has succeeded).
     #[arg(long)]
     pub overwrite: bool,
+
+    /// Show no progress while the job runs (by default: bars on a terminal, lines on stderr
+    /// otherwise).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
@@ -46,7 +52,8 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
              `weft job submit --wait` runs it there"
         );
     }
-    let report = match local::run(globals, workers, submission, |_| {})? {
+    let progress = (!args.quiet).then(|| Progress::new(Lines::Stderr));
+    let report = match local::run(globals, workers, submission, |_| {}, progress)? {
         Ended::Ran { outcome, .. } => outcome?,
         Ended::Interrupted { job_id, signal } => {
             anyhow::bail!("job {job_id} cancelled by the user ({signal}); nothing was written")

@@ -120,9 +120,32 @@ fn two_runs_share_a_data_directory_and_other_commands_work_meanwhile() {
         second.stdout()
     );
     assert_same_counts(&counts_of(read_output(&out)), &word_counts(&corpus));
+    // Off a terminal, progress is plain lines on stderr, ending with each stage done...
+    let stderr = second.stderr();
+    assert!(
+        stderr.contains("stage 0: 1/1 tasks done, 0 running; 150 records"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stage 1: 4/4 tasks done"), "{stderr}");
+    // ...and none with --quiet.
+    let quiet = weft.ok(&[
+        "run",
+        &example_job("wordcount"),
+        "--input",
+        path(&input),
+        "--output",
+        path(&weft.scratch("quiet-out")),
+        "--quiet",
+    ]);
+    assert!(!quiet.stderr().contains("stage 0"), "{}", quiet.stderr());
 
     let exit = first.wait_until(Instant::now() + Duration::from_secs(300));
     assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", first.log());
+    assert!(
+        first.log().contains("stage 0: 3/3 tasks done"),
+        "{}",
+        first.log()
+    );
     // burn passes each record through: the output is the input's lines.
     let mut lines: Vec<Vec<u8>> = read_output(&slow_out).into_values().collect();
     lines.sort();
@@ -137,7 +160,7 @@ fn two_runs_share_a_data_directory_and_other_commands_work_meanwhile() {
         .map(|j| j["job_id"].as_str().unwrap())
         .collect();
     ids.sort();
-    assert_eq!(ids, ["slow-1", "wordcount-2"], "{list:#}");
+    assert_eq!(ids, ["slow-1", "wordcount-2", "wordcount-3"], "{list:#}");
     assert!(run_dirs(&weft).is_empty(), "{:?}", run_dirs(&weft));
     assert!(!weft.data_dir().join("runs").exists());
 }

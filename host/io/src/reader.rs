@@ -361,6 +361,13 @@ impl SplitReader {
         self
     }
 
+    /// How many bytes of the split have been read into records so far (at most its length).
+    pub fn consumed(&self) -> u64 {
+        self.cursor()
+            .saturating_sub(self.start)
+            .min(self.end - self.start)
+    }
+
     /// How many malformed records were dropped so far (with `skip` or `quarantine`).
     pub fn skipped(&self) -> u64 {
         self.skipped

@@ -235,7 +235,11 @@ impl TryFrom<pb::TaskAttemptId> for TaskId {
     }
 }
 
-fn required<T>(field: Option<T>, message: &'static str, name: &str) -> Result<T, ConvertError> {
+pub(crate) fn required<T>(
+    field: Option<T>,
+    message: &'static str,
+    name: &str,
+) -> Result<T, ConvertError> {
     field.ok_or_else(|| bad(message, format!("missing field `{name}`")))
 }
 

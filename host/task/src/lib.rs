@@ -26,7 +26,9 @@ mod membership;
 mod task;
 
 pub use convert::ConvertError;
-pub use membership::{Heartbeat, HeartbeatReply, Launch, Registered, WorkerRegistration};
+pub use membership::{
+    Heartbeat, HeartbeatReply, Launch, Registered, TaskProgress, WorkerRegistration,
+};
 pub use task::{
     BlockLocation, GuestOutput, MAX_TASK_OUTPUT, ShuffleCompression, StepRef, TaskFailure, TaskId,
     TaskInput, TaskLimits, TaskOutcome, TaskOutput, TaskResult, TaskSpec,

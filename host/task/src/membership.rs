@@ -40,6 +40,16 @@ pub struct Heartbeat {
     pub running: Vec<TaskId>,
     /// Module ids it holds compiled, so the scheduler can prefer it for their tasks.
     pub compiled_modules: Vec<String>,
+    /// How far running attempts have read their input.
+    pub progress: Vec<TaskProgress>,
+}
+
+/// How far a running attempt has read its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskProgress {
+    pub id: TaskId,
+    pub records_in: u64,
+    pub bytes_in: u64,
 }
 
 /// The scheduler's answer to a heartbeat.
@@ -114,6 +124,15 @@ impl Heartbeat {
             free_slots: slots.saturating_sub(u32::try_from(self.running.len()).unwrap_or(u32::MAX)),
             running: self.running.iter().map(Into::into).collect(),
             compiled_modules: self.compiled_modules.clone(),
+            progress: self
+                .progress
+                .iter()
+                .map(|p| pb::TaskProgress {
+                    id: Some((&p.id).into()),
+                    records_in: p.records_in,
+                    bytes_in: p.bytes_in,
+                })
+                .collect(),
         }
     }
 }
@@ -129,6 +148,17 @@ impl TryFrom<pb::HeartbeatRequest> for Heartbeat {
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
             compiled_modules: r.compiled_modules,
+            progress: r
+                .progress
+                .into_iter()
+                .map(|p| {
+                    Ok(TaskProgress {
+                        id: crate::convert::required(p.id, "TaskProgress", "id")?.try_into()?,
+                        records_in: p.records_in,
+                        bytes_in: p.bytes_in,
+                    })
+                })
+                .collect::<Result<_, ConvertError>>()?,
         })
     }
 }

@@ -314,8 +314,21 @@ impl Executor {
         remote: RemoteFetch<'_>,
         cancelled: &Arc<AtomicBool>,
     ) -> TaskRun {
+        self.run_with_progress(spec, own_worker, remote, cancelled, &Progress::default())
+    }
+
+    /// [`Executor::run`], counting in `progress` what the task has read as it reads it.
+    pub fn run_with_progress(
+        &self,
+        spec: &TaskSpec,
+        own_worker: &str,
+        remote: RemoteFetch<'_>,
+        cancelled: &Arc<AtomicBool>,
+        progress: &Progress,
+    ) -> TaskRun {
         let mut pipeline = None;
-        let mut result = self.run_with(spec, own_worker, remote, cancelled, &mut pipeline);
+        let mut result =
+            self.run_with(spec, own_worker, remote, cancelled, progress, &mut pipeline);
         // Whatever a killed task failed with (an interrupted call, a half-read block), it was killed.
         if result.is_err() && cancelled.load(Ordering::Relaxed) {
             result = Err(TaskError::Cancelled);
@@ -336,6 +349,7 @@ impl Executor {
         own_worker: &str,
         remote: RemoteFetch<'_>,
         cancelled: &Arc<AtomicBool>,
+        progress: &Progress,
         slot: &mut Option<Pipeline>,
     ) -> Result<TaskResult, TaskError> {
         let steps = spec.all_steps();
@@ -401,6 +415,12 @@ impl Executor {
                     check()?;
                     quarantine.keep(reader.take_bad_records())?;
                     result.records_in += batch.len() as u64;
+                    progress
+                        .records_in
+                        .store(result.records_in, Ordering::Relaxed);
+                    progress
+                        .bytes_in
+                        .store(reader.consumed(), Ordering::Relaxed);
                     // Kept (buffers are shared, not copied) to find a failing record.
                     let kept = batch.clone();
                     if let Err(e) = sink.take(pipeline, &spec.steps, batch) {
@@ -430,6 +450,9 @@ impl Executor {
                     let mut absorb = |batch: Records| -> Result<(), TaskError> {
                         check()?;
                         result.records_in += batch.len() as u64;
+                        progress
+                            .records_in
+                            .store(result.records_in, Ordering::Relaxed);
                         grouper.absorb(pipeline, &batch)
                     };
                     if local {
@@ -441,6 +464,7 @@ impl Executor {
                         remote(block, &mut absorb)?;
                     }
                     result.bytes_in += block.bytes;
+                    progress.bytes_in.store(result.bytes_in, Ordering::Relaxed);
                 }
                 check()?;
                 // The grouper's output goes through the narrow steps after the wide one as it comes.
@@ -552,6 +576,14 @@ fn input_batch_bytes(task_memory: usize, sandbox_memory: usize) -> usize {
         .min(task_memory / 16)
         .min(sandbox_memory / 16)
         .max(MIN_INPUT_BATCH)
+}
+
+/// How far a running task has read its input, for its worker's heartbeats: records, and bytes of
+/// its split or of the shuffle blocks it has merged.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub records_in: AtomicU64,
+    pub bytes_in: AtomicU64,
 }
 
 /// Where a map task with `on_error = "quarantine"` writes its malformed records:

@@ -250,6 +250,7 @@ impl ControlState {
                     last_seen: Instant::now(),
                     running: HashMap::new(),
                     compiled: HashSet::new(),
+                    progress: HashMap::new(),
                 },
             );
         }
@@ -275,6 +276,11 @@ impl ControlState {
         };
         worker.last_seen = Instant::now();
         worker.compiled = heartbeat.compiled_modules.into_iter().collect();
+        worker.progress = heartbeat
+            .progress
+            .into_iter()
+            .map(|p| (p.id, (p.records_in, p.bytes_in)))
+            .collect();
         let kill: Vec<TaskId> = reported
             .iter()
             .filter(|id| !worker.running.contains_key(id))
@@ -325,6 +331,25 @@ impl ControlState {
         if released {
             self.changed.notify_waiters();
         }
+    }
+
+    /// What the running attempts of `job`'s stage `stage` have read so far, `(records, bytes)`, as
+    /// their workers last reported.
+    pub fn stage_progress(&self, job: &str, stage: u32) -> (u64, u64) {
+        let inner = self.lock();
+        let mut total = (0, 0);
+        for worker in inner.workers.values() {
+            for id in worker.running.keys() {
+                if id.job == job
+                    && id.stage == stage
+                    && let Some((records, bytes)) = worker.progress.get(id)
+                {
+                    total.0 += records;
+                    total.1 += bytes;
+                }
+            }
+        }
+        total
     }
 
     /// Silence after which a worker is dropped.

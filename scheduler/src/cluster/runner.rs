@@ -238,6 +238,11 @@ async fn run_stages(
             .flat_map(|p| blocks.get(p).into_iter().flatten().cloned())
             .collect();
         let specs = tasks.stage(stage, &parent_blocks);
+        let bytes_total: u64 = match &stage.input {
+            StageInput::Splits { splits, .. } => splits.iter().map(|s| s.length).sum(),
+            StageInput::Shuffle { .. } => parent_blocks.iter().map(|b| b.bytes).sum(),
+        };
+        job.update(false, |s| s.stages[index].bytes_total = bytes_total);
         // A map task may run only where its input is readable.
         let readers = matches!(stage.input, StageInput::Splits { .. }).then_some(&mut *readers);
         let results = run_tasks(job, index, specs, readers, outcomes).await?;
@@ -276,8 +281,22 @@ async fn run_tasks(
     let control = job.control.clone();
     // Since when tasks have waited with none running and no worker able to take them.
     let mut stranded: Option<Instant> = None;
+    let (job_id, stage_id) = (job.job_id(), job.status.borrow().stages[stage_index].stage);
 
     while done < total {
+        // What running tasks have read so far, as heartbeats report it: live progress.
+        let in_flight = control.stage_progress(&job_id, stage_id);
+        let shown = {
+            let status = job.status.borrow();
+            let st = &status.stages[stage_index];
+            (st.records_in_running, st.bytes_in_running)
+        };
+        if in_flight != shown {
+            job.update(false, |s| {
+                let st = &mut s.stages[stage_index];
+                (st.records_in_running, st.bytes_in_running) = in_flight;
+            });
+        }
         if job.cancelled() {
             stop_running(&control, &mut running, outcomes).await;
             return Err(JobError::Cancelled);
@@ -361,8 +380,10 @@ async fn run_tasks(
         record_task(job, &outcome);
         match outcome.result {
             Ok(result) => {
+                let in_flight = control.stage_progress(&job_id, stage_id);
                 job.update(true, |s| {
                     let st = &mut s.stages[stage_index];
+                    (st.records_in_running, st.bytes_in_running) = in_flight;
                     st.tasks_running -= 1;
                     st.tasks_done += 1;
                     st.records_in += result.records_in;

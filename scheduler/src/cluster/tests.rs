@@ -14,7 +14,7 @@ use weft_abi::UdfKind;
 use weft_io::{InputFormat, InputSplit, OutputFormat};
 use weft_task::{
     BlockLocation, GuestOutput, Heartbeat, Launch, TaskFailure, TaskId, TaskInput, TaskLimits,
-    TaskOutcome, TaskOutput, TaskResult, TaskSpec, WorkerRegistration,
+    TaskOutcome, TaskOutput, TaskProgress, TaskResult, TaskSpec, WorkerRegistration,
 };
 
 use super::control::ControlState;
@@ -613,14 +613,38 @@ async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
         worker_id: worker.clone(),
         running: vec![spec.id.clone(), stray.clone()],
         compiled_modules: vec![],
+        progress: vec![
+            TaskProgress {
+                id: spec.id.clone(),
+                records_in: 7,
+                bytes_in: 70,
+            },
+            TaskProgress {
+                id: stray.clone(),
+                records_in: 1000,
+                bytes_in: 1000,
+            },
+        ],
     });
     assert!(!reply.reregister);
     assert_eq!(reply.kill, [stray]);
+    // What the attempt has read shows in the job's status while it runs (the stray's does not).
+    let mut status = job.status.clone();
+    let progress = |s: &JobStatus| (s.stages[0].records_in_running, s.stages[0].bytes_in_running);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| progress(s) == (7, 70)),
+    )
+    .await
+    .expect("progress shows within 5 s")
+    .unwrap();
+    assert_eq!(status.borrow().stages[0].bytes_total, 100);
     // An unknown worker is told to register again.
     let reply = cluster.control.heartbeat(Heartbeat {
         worker_id: "w99".into(),
         running: vec![],
         compiled_modules: vec![],
+        progress: vec![],
     });
     assert!(reply.reregister);
     // The worker no longer runs the attempt, well after its launch: its report was lost.
@@ -629,6 +653,7 @@ async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
         worker_id: worker.clone(),
         running: vec![],
         compiled_modules: vec![],
+        progress: vec![],
     });
     let (result, _, _) = job.result().await;
     let Err(JobError::Task { message, .. }) = result else {
@@ -700,6 +725,7 @@ fn compiled_modules_then_free_slots_then_the_lowest_id_break_ties() {
         worker_id: "w1".into(),
         running: vec![],
         compiled_modules: vec![module],
+        progress: vec![],
     });
     assert_eq!(choose(None).as_deref(), Some("w1"));
     // But only among the eligible.

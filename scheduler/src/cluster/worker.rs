@@ -30,6 +30,8 @@ pub struct WorkerEntry {
     pub(super) running: HashMap<TaskId, Instant>,
     /// Module ids the worker reported holding compiled.
     pub(super) compiled: HashSet<String>,
+    /// How far its running attempts had read, `(records, bytes)`, at its last heartbeat.
+    pub(super) progress: HashMap<TaskId, (u64, u64)>,
 }
 
 impl WorkerEntry {

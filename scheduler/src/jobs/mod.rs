@@ -73,6 +73,16 @@ pub struct StageStatus {
     /// Malformed input records the stage's tasks dropped (`on_error` skip or quarantine).
     #[serde(default)]
     pub records_skipped: u64,
+    /// What the running tasks have read so far (not yet in `records_in` / `bytes_in`), as their
+    /// workers' heartbeats report it.
+    #[serde(default)]
+    pub records_in_running: u64,
+    #[serde(default)]
+    pub bytes_in_running: u64,
+    /// The bytes the stage reads in all (its splits, or its parent's shuffle output); 0 until
+    /// known. With `bytes_in + bytes_in_running`, how far along it is.
+    #[serde(default)]
+    pub bytes_total: u64,
 }
 
 /// A job's status: what `weft job status` prints.

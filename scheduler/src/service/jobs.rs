@@ -99,6 +99,9 @@ impl From<&JobStatus> for pb::JobStatus {
                     parent_stages: st.parents.clone(),
                     remote_fetches: st.remote_fetches,
                     records_skipped: st.records_skipped,
+                    records_in_running: st.records_in_running,
+                    bytes_in_running: st.bytes_in_running,
+                    bytes_total: st.bytes_total,
                 })
                 .collect(),
             error: s.error.clone().unwrap_or_default(),
@@ -141,6 +144,9 @@ impl TryFrom<pb::JobStatus> for JobStatus {
                     bytes_out: st.bytes_out,
                     remote_fetches: st.remote_fetches,
                     records_skipped: st.records_skipped,
+                    records_in_running: st.records_in_running,
+                    bytes_in_running: st.bytes_in_running,
+                    bytes_total: st.bytes_total,
                 })
                 .collect(),
         })
@@ -414,6 +420,9 @@ mod tests {
                 bytes_out: 7,
                 remote_fetches: 2,
                 records_skipped: 1,
+                records_in_running: 3,
+                bytes_in_running: 4,
+                bytes_total: 5,
             }],
         };
         let back = JobStatus::try_from(pb::JobStatus::from(&status)).unwrap();

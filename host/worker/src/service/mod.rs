@@ -23,10 +23,10 @@ use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
 use weft_task::{
     BlockLocation, Heartbeat, HeartbeatReply, Launch, Registered, Remote, TaskFailure, TaskId,
-    TaskOutcome, TaskSpec, WorkerRegistration,
+    TaskOutcome, TaskProgress, TaskSpec, WorkerRegistration,
 };
 
-use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, PeerError, TaskError};
+use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, PeerError, Progress, TaskError};
 
 /// The heartbeat interval when the scheduler's registration reply leaves it at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -139,7 +139,7 @@ impl WorkerHandle {
             .unwrap_or_else(|p| p.into_inner())
             .values()
         {
-            flag.store(true, Ordering::Relaxed);
+            flag.cancelled.store(true, Ordering::Relaxed);
         }
         let _ = self.stop.send(true);
         let _ = self.server.await;
@@ -155,7 +155,7 @@ struct State {
     id: watch::Sender<String>,
     slots: u32,
     /// Running attempts and their cancel flags.
-    running: Mutex<HashMap<TaskId, Arc<AtomicBool>>>,
+    running: Mutex<HashMap<TaskId, Running>>,
     /// Attempts that have ended and whose report is on its way. They no longer take a slot, but
     /// heartbeats still list them: a heartbeat that overtook the report would otherwise tell the
     /// scheduler the attempt vanished, and it would fail the task as lost.
@@ -169,6 +169,12 @@ struct State {
     /// What registration sends, kept so that registering again says exactly the same.
     registration: WorkerRegistration,
     scheduler_url: String,
+}
+
+/// An attempt running here: its kill flag and how far it has read.
+struct Running {
+    cancelled: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts and removes).
@@ -396,6 +402,14 @@ impl State {
                 running
             },
             compiled_modules: self.executor.compiled_modules(),
+            progress: lock(&self.running)
+                .iter()
+                .map(|(id, r)| TaskProgress {
+                    id: id.clone(),
+                    records_in: r.progress.records_in.load(Ordering::Relaxed),
+                    bytes_in: r.progress.bytes_in.load(Ordering::Relaxed),
+                })
+                .collect(),
         };
         let mut client = self.scheduler.clone();
         let call = client.heartbeat(heartbeat.to_pb(self.slots));
@@ -434,19 +448,26 @@ impl State {
     fn kill(&self, id: &TaskId) -> bool {
         lock(&self.running)
             .get(id)
-            .map(|flag| flag.store(true, Ordering::Relaxed))
+            .map(|r| r.cancelled.store(true, Ordering::Relaxed))
             .is_some()
     }
 
     /// Runs a task on this thread and reports its outcome.
-    fn run_and_report(self: &Arc<State>, spec: TaskSpec, cancelled: Arc<AtomicBool>) {
+    fn run_and_report(
+        self: &Arc<State>,
+        spec: TaskSpec,
+        cancelled: Arc<AtomicBool>,
+        progress: Arc<Progress>,
+    ) {
         let remote = |block: &BlockLocation,
                       each: &mut dyn FnMut(Records) -> Result<(), TaskError>|
          -> Result<(), TaskError> {
             self.runtime.block_on(self.fetch(block, each))
         };
         let worker_id = self.registered_id();
-        let run = self.executor.run(&spec, &worker_id, &remote, &cancelled);
+        let run = self
+            .executor
+            .run_with_progress(&spec, &worker_id, &remote, &cancelled, &progress);
         let result = run
             .result
             .map(|mut r| {
@@ -567,6 +588,7 @@ impl pb::worker_server::Worker for Service {
         let spec = TaskSpec::try_from(request.into_inner())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let flag = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
         {
             let mut running = lock(&self.0.running);
             if running.len() >= self.0.slots as usize {
@@ -574,12 +596,18 @@ impl pb::worker_server::Worker for Service {
                     (&Launch::Refused("no free slot".into())).into(),
                 ));
             }
-            running.insert(spec.id.clone(), flag.clone());
+            running.insert(
+                spec.id.clone(),
+                Running {
+                    cancelled: flag.clone(),
+                    progress: progress.clone(),
+                },
+            );
         }
         let state = self.0.clone();
         std::thread::Builder::new()
             .name(format!("weft-task-{}-{}", spec.id.stage, spec.id.partition))
-            .spawn(move || state.run_and_report(spec, flag))
+            .spawn(move || state.run_and_report(spec, flag, progress))
             .map_err(|e| Status::resource_exhausted(e.to_string()))?;
         Ok(Response::new((&Launch::Accepted).into()))
     }

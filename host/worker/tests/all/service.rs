@@ -313,6 +313,15 @@ async fn heartbeats_carry_the_id_free_slots_running_attempts_and_compiled_module
         last_heartbeat(s).is_some_and(|h| h.running == [attempt.clone()] && h.free_slots == 1)
     })
     .await;
+    // And how far it has read while it runs: its one record (14 bytes), burning in the guest.
+    until(seen, "a heartbeat says what the task has read", |s| {
+        last_heartbeat(s).is_some_and(|h| {
+            h.progress
+                .iter()
+                .any(|p| p.id.as_ref() == Some(&attempt) && (p.records_in, p.bytes_in) == (1, 14))
+        })
+    })
+    .await;
     *seen.kill.lock().unwrap() = vec![attempt];
     until(seen, "the long task is reported", |s| {
         !s.reports.lock().unwrap().is_empty()
