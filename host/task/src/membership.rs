@@ -22,6 +22,9 @@ pub struct WorkerRegistration {
     /// wasmtime's precompile-compatibility hash of the worker's engine: compiled artifacts are
     /// only shared between workers with equal hashes.
     pub engine_hash: String,
+    /// The id it had, when it registers again: kept if no other worker holds it, so a worker
+    /// keeps its name across a scheduler restart.
+    pub previous_id: Option<String>,
 }
 
 /// The scheduler's answer to a registration.
@@ -80,6 +83,7 @@ impl WorkerRegistration {
             slots: self.slots,
             memory_bytes: self.memory_bytes,
             hostname: self.hostname.clone(),
+            previous_id: self.previous_id.clone().unwrap_or_default(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl From<pb::RegisterWorkerRequest> for WorkerRegistration {
             memory_bytes: r.memory_bytes,
             hostname: r.hostname,
             engine_hash: r.engine_hash,
+            previous_id: (!r.previous_id.is_empty()).then_some(r.previous_id),
         }
     }
 }

@@ -221,7 +221,7 @@ impl ControlState {
         registration: WorkerRegistration,
         conn: Arc<dyn WorkerConnection>,
     ) -> Registered {
-        let id = format!("w{}", self.next_worker.fetch_add(1, Ordering::Relaxed));
+        let id;
         {
             let mut inner = self.lock();
             let stale: Vec<String> = inner
@@ -236,6 +236,20 @@ impl ControlState {
                     fail_all(&inner, &w, &why);
                 }
             }
+            // A worker registering again keeps its id (across a scheduler restart, say), unless
+            // another worker holds it now; new ids start past every id handed back.
+            let previous = registration.previous_id.as_deref().and_then(|prev| {
+                let n: u32 = prev.strip_prefix('w')?.parse().ok()?;
+                (format!("w{n}") == prev && !inner.workers.contains_key(prev)).then_some(n)
+            });
+            id = match previous {
+                Some(n) => {
+                    self.next_worker
+                        .fetch_max(n.saturating_add(1), Ordering::Relaxed);
+                    format!("w{n}")
+                }
+                None => format!("w{}", self.next_worker.fetch_add(1, Ordering::Relaxed)),
+            };
             inner.workers.insert(
                 id.clone(),
                 WorkerEntry {

@@ -151,6 +151,7 @@ impl Cluster {
                 memory_bytes: 0,
                 hostname: format!("host{i}"),
                 engine_hash: "e".into(),
+                previous_id: None,
             },
             worker.clone(),
         );
@@ -737,4 +738,47 @@ fn compiled_modules_then_free_slots_then_the_lowest_id_break_ties() {
         .acquire(&map.id, |w| (w.id == "w1").then_some(1));
     assert_eq!(taken.map(|(id, _)| id).as_deref(), Some("w1"));
     assert_eq!(choose(None).as_deref(), Some("w2"));
+}
+
+/// A worker registering again (the scheduler restarted, or dropped it) keeps its id unless another
+/// worker holds it; new workers get ids past it.
+#[tokio::test]
+async fn a_worker_registering_again_keeps_its_id() {
+    let cluster = Cluster::new(&[1]);
+    let conn = |address: &str| -> Arc<dyn WorkerConnection> {
+        Arc::new(FakeWorker {
+            address: address.to_owned(),
+            calls: cluster.tx.clone(),
+            refusals: AtomicUsize::new(0),
+            unreachable: AtomicBool::new(false),
+            unreadable: Mutex::new(None),
+            released: Mutex::new(Vec::new()),
+        })
+    };
+    let registration = |address: &str, previous: Option<&str>| WorkerRegistration {
+        address: address.to_owned(),
+        slots: 1,
+        memory_bytes: 0,
+        hostname: "h".into(),
+        engine_hash: "e".into(),
+        previous_id: previous.map(str::to_owned),
+    };
+    let id = |address: &str, previous: Option<&str>| {
+        cluster
+            .control
+            .register(registration(address, previous), conn(address))
+            .worker_id
+    };
+    assert_eq!(id("http://a:1", Some("w7")), "w7");
+    assert_eq!(
+        id("http://b:1", None),
+        "w8",
+        "new ids start past the ones given back"
+    );
+    // Held by another worker, or not an id this scheduler gives: a fresh one.
+    assert_eq!(id("http://c:1", Some("w7")), "w9");
+    assert_eq!(id("http://d:1", Some("worker-3")), "w10");
+    assert_eq!(id("http://e:1", Some("w03")), "w11");
+    // The same address again is the same worker come back: it keeps its id.
+    assert_eq!(id("http://a:1", Some("w7")), "w7");
 }

@@ -50,19 +50,25 @@
 //!   A relative path is relative to the directory of the job file, not to the working directory.
 //!   `weft run --input` replaces it ([`JobSpec::with_input`]).
 //! - `format` (string, default `"text"`): how files are cut into records. `"text"`: one record per
-//!   line; `"csv"`: one record per row; `"jsonl"`: one record per line, each line a JSON value.
-//!   The reader (weft-io) defines each format's exact key and value encoding.
-//! - `header` (boolean, default `true`; `csv` only): whether the first row of each file is a
-//!   header rather than a record.
+//!   line; `"csv"`: one record per CSV record (RFC 4180: quotes, `""` escapes, quoted newlines);
+//!   `"jsonl"`: one record per line, each line a JSON value. The reader (weft-io) defines each
+//!   format's exact key and value encoding; a CSV record reaches UDFs as its fields, unquoted, in
+//!   the row encoding (`weft_abi::row`, the Rust SDK's `Row`), with the header's names.
+//! - `header` (boolean, default `true`; `csv` only): whether the first record of each file is a
+//!   header naming the columns rather than a record. With a header, a record of another number
+//!   of fields is malformed (see `on_error`).
 //! - `delimiter` (string of one ASCII character other than a quote, CR or LF, default `","`;
-//!   `csv` only): the field separator of the files. UDFs receive every row comma-separated
-//!   (RFC 4180 quoting) whatever it is: the reader re-encodes rows of another delimiter, so one
-//!   UDF reads every dialect.
+//!   `csv` only): the field separator of the files.
+//! - `on_error` (string, default `"fail"`): what map tasks do with a malformed record (a line that
+//!   is not JSON, a CSV record whose width differs from its header's): `"fail"` the job, naming
+//!   the file, the line and its start; `"skip"` it, counting it; or `"quarantine"` it: skip and
+//!   count it, and keep it with its file, line and reason in the output's `_bad_records/`.
 //! - `split_size` (default 128 MiB): the size of the byte range one task reads; each file is cut
-//!   into `ceil(size / split_size)` splits (an empty file into none). Either an integer number of
-//!   bytes or a string: a whole number with an optional unit `B`, `KiB`, `MiB` or `GiB` (powers of
-//!   1024, spelled exactly so; a space between number and unit is allowed), e.g. `"64MiB"`,
-//!   `"512 KiB"`, `"1000"`. At least 1 byte. The input may make at most [`MAX_TASKS_PER_STAGE`]
+//!   into `ceil(size / split_size)` splits (an empty file into none; a CSV file only where a
+//!   record starts, so some splits may be longer). Either an integer number of bytes or a string
+//!   with a unit: decimal `KB`, `MB`, `GB` or binary `KiB`, `MiB`, `GiB`, any case, a fraction
+//!   allowed, e.g. `"64MiB"`, `"1MB"`, `"512 KiB"`, `"1000"` (`weft_io::parse_size`, the parser of
+//!   every size Weft takes). At least 1 byte. The input may make at most [`MAX_TASKS_PER_STAGE`]
 //!   splits.
 //!
 //! **`[[step]]`** (one or more, in order): each step applies one function to every record (or, for
@@ -85,8 +91,8 @@
 //! - `path` (string, required): the output directory, which receives one part file per partition.
 //!   Relative to the job file's directory like `input.path`; `weft run --output` replaces it
 //!   ([`JobSpec::with_output`]).
-//! - `format` (string, default `"text"`): `"text"` (one line per record) or `"jsonl"` (one JSON
-//!   object per line).
+//! - `format` (string, default `"text"`): `"text"` (one line per record), `"jsonl"` (one JSON
+//!   object per line) or `"csv"` (a `key,value` record per record, RFC 4180 quoting).
 //! - `partitions` (integer from 1 to [`MAX_TASKS_PER_STAGE`], default 1): the number of partitions
 //!   of every shuffle whose step does not set its own, and so of the output parts of a job whose
 //!   last shuffle step does not set it. The default, 1, gives a single output file, which is what a

@@ -204,6 +204,7 @@ pub async fn start(
         } else {
             config.hostname.clone()
         },
+        previous_id: None,
     };
     let mut executor = Executor::new(engine, source, &config.work_dir);
     if config.memory_bytes > 0 {
@@ -379,9 +380,15 @@ impl State {
         }
     }
 
+    /// Registers (again: with the id it had, to keep it).
     async fn register(&self) -> Result<Registered, RegisterError> {
         let mut client = self.scheduler.clone();
-        let call = client.register_worker(self.registration.to_pb(weft_proto::PROTOCOL_VERSION));
+        let id = self.worker_id();
+        let registration = WorkerRegistration {
+            previous_id: (!id.is_empty()).then_some(id),
+            ..self.registration.clone()
+        };
+        let call = client.register_worker(registration.to_pb(weft_proto::PROTOCOL_VERSION));
         match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
             Ok(Ok(reply)) => Ok(reply.into_inner().into()),
             Ok(Err(status)) => Err(Remote(status).into()),
