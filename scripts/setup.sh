@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 # C guests: clang 14, its wasm linker, the WASI C library and compiler-rt builtins for wasm32.
-packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
+# Tests: python3 (its csv module is the CSV tests' reference) and bsdutils (`script`, a terminal
+# for the progress-bar test).
+packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 python3 bsdutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -139,6 +139,16 @@ fn two_runs_share_a_data_directory_and_other_commands_work_meanwhile() {
     ]);
     assert!(!quiet.stderr().contains("stage 0"), "{}", quiet.stderr());
 
+    // `job watch` follows a job another process runs, to its end.
+    let watch = weft.ok(&["job", "watch", &first_id]).stdout();
+    assert!(watch.contains("stage 0: "), "{watch}");
+    assert!(
+        watch
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("job {first_id} succeeded in "))),
+        "{watch}"
+    );
     let exit = first.wait_until(Instant::now() + Duration::from_secs(300));
     assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", first.log());
     assert!(
@@ -194,6 +204,19 @@ fn sigint_and_sigkill_of_a_run_leave_nothing_after_the_next_command() {
     assert_eq!(status["state"], "cancelled", "{status:#}");
     assert_eq!(status["error"], "cancelled by the user (SIGINT)");
 
+    // `job cancel` from another command interrupts the process running the job.
+    let mut run = spawn_run(&weft, &job, "cancel.log");
+    let id = wait_running(&weft, &mut run, "burn");
+    let cancelled = weft.ok(&["--json", "job", "cancel", &id]).json();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    let exit = run.wait_until(Instant::now() + Duration::from_secs(60));
+    assert_eq!(exit.and_then(|s| s.code()), Some(1), "{}", run.log());
+    assert!(
+        hidden_siblings(&out).is_empty(),
+        "{:?}",
+        hidden_siblings(&out)
+    );
+
     // SIGKILL: nothing can clean up then, so the next command does.
     let mut run = spawn_run(&weft, &job, "sigkill.log");
     let id = wait_running(&weft, &mut run, "burn");
@@ -222,8 +245,20 @@ fn sigint_and_sigkill_of_a_run_leave_nothing_after_the_next_command() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let weft = weft_with_examples();
+    let input = weft.scratch("in.txt");
+    std::fs::write(&input, "a b\n").unwrap();
+    weft.ok(&[
+        "run",
+        &example_job("wordcount"),
+        "--input",
+        path(&input),
+        "--output",
+        path(&weft.scratch("out")),
+    ]);
     for args in [
-        &["--json", "module", "list"][..],
+        &["--json", "job", "list"][..],
+        &["job", "list"],
+        &["--json", "module", "list"],
         &["module", "list"],
         &["--help"],
     ] {
@@ -301,5 +336,35 @@ fn reading_commands_create_no_data_directory() {
     assert!(
         !weft.data_dir().exists(),
         "a read created the data directory"
+    );
+}
+
+/// On a terminal (a pseudo-terminal from `script`), `weft run` draws a bar per stage.
+#[test]
+fn on_a_terminal_run_draws_progress_bars() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("in.txt");
+    std::fs::write(&input, "a b c\n".repeat(1000)).unwrap();
+    let command = format!(
+        "{} --data-dir {} run {} --input {} --output {}",
+        env!("CARGO_BIN_EXE_weft"),
+        path(&weft.data_dir()),
+        example_job("wordcount"),
+        path(&input),
+        path(&weft.scratch("out"))
+    );
+    let typescript = weft.scratch("typescript");
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command, path(&typescript)])
+        .env_remove("WEFT_SCHEDULER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("script (util-linux) runs");
+    let drawn = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(status.success(), "{drawn}");
+    assert!(
+        drawn.contains("stage 0 [") && drawn.contains("100%") && drawn.contains("left ~"),
+        "{drawn}"
     );
 }
