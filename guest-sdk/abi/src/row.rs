@@ -45,6 +45,18 @@ pub fn encode_row<'a, N: AsRef<[u8]>>(
     }
 }
 
+/// How many bytes [`encode_row`] appends for `fields` and `names`.
+pub fn encoded_len<'a, N: AsRef<[u8]>>(
+    fields: impl ExactSizeIterator<Item = &'a [u8]>,
+    names: Option<&[N]>,
+) -> usize {
+    let n = fields.len();
+    let names_len = names.map_or(0, |names| {
+        4 * names.len() + names.iter().map(|n| n.as_ref().len()).sum::<usize>()
+    });
+    8 + 4 * n + fields.map(<[u8]>::len).sum::<usize>() + names_len
+}
+
 /// A row read in place from its encoding.
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
@@ -142,11 +154,21 @@ impl<'a> RowRef<'a> {
         (self.named && i < self.n).then(|| self.nth(self.n, self.names_at, i))
     }
 
-    /// The field named `name` (the first, if the header repeats it).
+    /// The field named `name` (the first, if the header repeats it). One pass over the lengths.
     pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
-        (0..self.n)
-            .find(|&i| self.name(i) == Some(name))
-            .and_then(|i| self.get(i))
+        if !self.named {
+            return None;
+        }
+        let (mut field_at, mut name_at) = (0, self.names_at);
+        for i in 0..self.n {
+            let (field_len, name_len) = (self.length(i), self.length(self.n + i));
+            if &self.data[name_at..name_at + name_len] == name {
+                return Some(&self.data[field_at..field_at + field_len]);
+            }
+            field_at += field_len;
+            name_at += name_len;
+        }
+        None
     }
 
     /// The fields in order.
@@ -165,6 +187,10 @@ mod tests {
         let names: [&[u8]; 3] = [b"symbol", b"note", b"text"];
         let mut named = Vec::new();
         encode_row(&mut named, fields.iter().copied(), Some(&names));
+        assert_eq!(
+            encoded_len(fields.iter().copied(), Some(&names)),
+            named.len()
+        );
         let row = RowRef::parse(&named).unwrap();
         assert_eq!(row.len(), 3);
         assert!(row.has_names());

@@ -68,13 +68,8 @@ impl RecordParser {
             self.count += nend;
             match result {
                 ReadRecordResult::InputEmpty => return Parsed::NeedInput,
-                ReadRecordResult::OutputFull => {
-                    let len = self.fields.len();
-                    self.fields.resize(len * 2, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let len = self.ends.len();
-                    self.ends.resize(len * 2, 0);
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {
+                    self.grow(result)
                 }
                 ReadRecordResult::Record => return Parsed::Record(used),
                 // Only returned for an empty input after the end; `feed` never gets one.
@@ -96,15 +91,21 @@ impl RecordParser {
             match result {
                 ReadRecordResult::Record => return true,
                 ReadRecordResult::End | ReadRecordResult::InputEmpty => return false,
-                ReadRecordResult::OutputFull => {
-                    let len = self.fields.len();
-                    self.fields.resize(len * 2, 0);
-                }
-                ReadRecordResult::OutputEndsFull => {
-                    let len = self.ends.len();
-                    self.ends.resize(len * 2, 0);
+                ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {
+                    self.grow(result)
                 }
             }
+        }
+    }
+
+    /// Doubles the buffer the parser ran out of.
+    fn grow(&mut self, full: ReadRecordResult) {
+        if full == ReadRecordResult::OutputFull {
+            let len = self.fields.len();
+            self.fields.resize(len * 2, 0);
+        } else {
+            let len = self.ends.len();
+            self.ends.resize(len * 2, 0);
         }
     }
 
@@ -136,6 +137,9 @@ const SCAN_CHUNK: usize = 1 << 20;
 /// file), or the file's size where no record starts after one: where the CSV file at `path` may
 /// be split (see the module's documentation).
 pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> Result<Vec<u64>> {
+    if !holds_a_quote(path)? {
+        return line_starts(path, boundaries);
+    }
     let mut file = File::open(path).map_err(|source| Error::Open {
         path: path.to_owned(),
         source,
@@ -181,6 +185,84 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
     // A record start at offset 0 only matters for a boundary at 0, which is not one.
     let _ = record_start;
     starts.resize(boundaries.len(), offset);
+    Ok(starts)
+}
+
+/// Whether the file holds a `"` anywhere. Without one no field is quoted, so every line ending
+/// ends a record and a split may start after any of them: a scan for a byte is some twenty times
+/// faster than parsing.
+fn holds_a_quote(path: &Path) -> Result<bool> {
+    let mut file = File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut chunk = vec![0; SCAN_CHUNK];
+    let mut offset = 0u64;
+    loop {
+        let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset,
+            source,
+        })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if memchr::memchr(b'"', &chunk[..n]).is_some() {
+            return Ok(true);
+        }
+        offset += n as u64;
+    }
+}
+
+/// For a file without quotes: after the first `\n` or `\r` at or after each boundary (or the
+/// file's end): where a record starts, or inside the line endings just before one.
+fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let size = file
+        .metadata()
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset: 0,
+            source,
+        })?
+        .len();
+    let mut starts = Vec::with_capacity(boundaries.len());
+    let mut chunk = vec![0; 64 << 10];
+    for &boundary in boundaries {
+        // A boundary inside the line found for the one before gives the same start.
+        if let Some(&last) = starts.last()
+            && boundary <= last
+        {
+            starts.push(last);
+            continue;
+        }
+        let mut offset = boundary;
+        let start = loop {
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|source| Error::Read {
+                    path: path.to_owned(),
+                    offset,
+                    source,
+                })?;
+            let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
+                path: path.to_owned(),
+                offset,
+                source,
+            })?;
+            if n == 0 {
+                break size;
+            }
+            if let Some(i) = memchr::memchr2(b'\n', b'\r', &chunk[..n]) {
+                break offset + i as u64 + 1;
+            }
+            offset += n as u64;
+        };
+        starts.push(start);
+    }
     Ok(starts)
 }
 
@@ -280,6 +362,19 @@ mod tests {
             ]
         );
         assert_eq!(records(b'\t', b"a\tb,c\n"), [vec!["a", "b,c"]]);
+    }
+
+    #[test]
+    fn without_quotes_boundaries_move_past_the_next_line_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.csv");
+        // Lines start at 0, 4 and 9; "\r\n" ends the second. A boundary already past is kept
+        // (8 is inside "\r\n", before the record at 9: as good a place to cut).
+        std::fs::write(&path, b"a,b\nc,d\r\ne,f").unwrap();
+        assert_eq!(
+            record_starts(&path, b',', &[1, 3, 4, 6, 8, 10]).unwrap(),
+            [4, 4, 4, 8, 8, 12]
+        );
     }
 
     #[test]

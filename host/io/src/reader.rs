@@ -209,10 +209,8 @@ struct CsvState {
     /// This split starts the file and its first record is the header: skip it.
     skip_header: bool,
     delimiter: u8,
-    /// The row being encoded.
-    row: Vec<u8>,
     /// A record read but left for the next batch (the current one was full): its offset; its
-    /// encoding is in `row`.
+    /// fields are still the parser's.
     pending: Option<u64>,
 }
 
@@ -320,7 +318,6 @@ impl SplitReader {
                 },
                 skip_header: header && split.start == 0,
                 delimiter,
-                row: Vec::new(),
                 pending: None,
             })),
             _ => None,
@@ -420,21 +417,31 @@ impl SplitReader {
         Ok(line)
     }
 
-    /// Deals with a malformed record per `on_error`: `Err(fail)` to fail, else counts it (and
-    /// keeps it for quarantine) and returns `Ok`.
-    fn malformed(&mut self, fail: Error, bad: impl FnOnce() -> BadRecord) -> Result<()> {
+    /// Deals with the malformed `record` at `offset` (on `line`) per `on_error`: `Err(fail)` to
+    /// fail, else counts it (keeping it, with `reason`, for quarantine) and returns `Ok`.
+    fn malformed(
+        &mut self,
+        (offset, line): (u64, u64),
+        mut record: Vec<u8>,
+        reason: String,
+        fail: Error,
+    ) -> Result<()> {
         match self.on_error {
-            OnError::Fail => Err(fail),
-            OnError::Skip => {
-                self.skipped += 1;
-                Ok(())
-            }
+            OnError::Fail => return Err(fail),
+            OnError::Skip => {}
             OnError::Quarantine => {
-                self.skipped += 1;
-                self.bad.push(bad());
-                Ok(())
+                record.truncate(BadRecord::MAX_KEPT);
+                self.bad.push(BadRecord {
+                    path: self.path.clone(),
+                    line,
+                    offset,
+                    reason,
+                    record,
+                });
             }
         }
+        self.skipped += 1;
+        Ok(())
     }
 
     /// The reader's buffers, for the next reader to use ([`open_reusing`]). Those of a batch still
@@ -518,8 +525,7 @@ impl SplitReader {
                         continue;
                     }
                     if let Err(source) = validate_json(line) {
-                        let start = quote_start(line);
-                        let record = line[..line.len().min(BadRecord::MAX_KEPT)].to_vec();
+                        let (start, record) = (quote_start(line), line.to_vec());
                         let line = self.line_at(offset)?;
                         let reason = format!("not valid JSON ({source})");
                         let fail = Error::InvalidJson {
@@ -529,14 +535,7 @@ impl SplitReader {
                             start,
                             source,
                         };
-                        let path = self.path.clone();
-                        self.malformed(fail, || BadRecord {
-                            path,
-                            line,
-                            offset,
-                            reason,
-                            record,
-                        })?;
+                        self.malformed((offset, line), record, reason, fail)?;
                         self.consume(next);
                         continue;
                     }
@@ -603,7 +602,9 @@ impl SplitReader {
                     }
                 },
             };
-            if !values.fits(csv.row.len()) {
+            // Encoded straight into the batch's value column: no copy per record.
+            let names = csv.names.as_deref();
+            if !values.fits(weft_abi::row::encoded_len(csv.parser.fields(), names)) {
                 if values.len() > 0 {
                     csv.pending = Some(offset);
                     self.csv = Some(csv);
@@ -616,7 +617,8 @@ impl SplitReader {
                     limit: MAX_COLUMN_BYTES,
                 });
             }
-            values.push(&csv.row);
+            weft_abi::row::encode_row(&mut values.data, csv.parser.fields(), names);
+            values.close_item();
             keys.push_key(&self.key_prefix, offset);
             self.csv = Some(csv);
             if values.data.len() >= batch_bytes || keys.data.len() >= batch_bytes {
@@ -625,17 +627,15 @@ impl SplitReader {
         }
     }
 
-    /// Parses the next record that starts in the split into `csv.row`; returns its offset, or
-    /// `None` when no more records start in the split.
+    /// Parses the next record that starts in the split (its fields are then the parser's);
+    /// returns its offset, or `None` when no more records start in the split.
     fn next_csv_record(&mut self, csv: &mut CsvState) -> Result<Option<u64>> {
         loop {
-            if self.cursor() >= self.end {
-                return Ok(None);
-            }
             // Line endings before a record (of the record before, or blank lines) are not part of
-            // it: its key names its first byte. Which split it belongs to was settled above, by
-            // where the record before it ended, as planning settles it.
-            if !self.skip_line_endings()? {
+            // it: a record starts at its first byte, and belongs to the split holding that byte.
+            // Planning cuts splits where a record starts or in the line endings just before it,
+            // so both sides of a boundary agree.
+            if !self.skip_line_endings()? || self.cursor() >= self.end {
                 return Ok(None);
             }
             let offset = self.cursor();
@@ -672,8 +672,7 @@ impl SplitReader {
             {
                 let (fields, expected) = (csv.parser.fields().len(), names.len());
                 let delimiter = [csv.delimiter];
-                let mut record = csv.parser.fields().collect::<Vec<_>>().join(&delimiter[..]);
-                record.truncate(BadRecord::MAX_KEPT);
+                let record = csv.parser.fields().collect::<Vec<_>>().join(&delimiter[..]);
                 let start = quote_start(&record);
                 let line = self.line_at(offset)?;
                 let fail = Error::BadCsvRecord {
@@ -684,18 +683,10 @@ impl SplitReader {
                     expected,
                     start,
                 };
-                let path = self.path.clone();
-                self.malformed(fail, || BadRecord {
-                    path,
-                    line,
-                    offset,
-                    reason: format!("{fields} fields where the header has {expected}"),
-                    record,
-                })?;
+                let reason = format!("{fields} fields where the header has {expected}");
+                self.malformed((offset, line), record, reason, fail)?;
                 continue;
             }
-            csv.row.clear();
-            weft_abi::row::encode_row(&mut csv.row, csv.parser.fields(), csv.names.as_deref());
             return Ok(Some(offset));
         }
     }

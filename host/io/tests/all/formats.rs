@@ -344,3 +344,29 @@ fn csv_records_of_the_wrong_width_are_malformed() {
         assert_eq!(lines, [(3, &b"3"[..]), (6, b"5,6,7")], "split {split_size}");
     }
 }
+
+/// A CSV file without a quote is split after any line ending (planning skips the parse): CRLF,
+/// lone CR and blank lines too, at every split size.
+#[test]
+fn csv_without_quotes_is_split_at_line_ends_at_every_split_size() {
+    let content = b"h1,h2\r\na,1\r\rb,2\n\nc,3\r\nd,4";
+    let dir = tempfile::tempdir().unwrap();
+    let file = input_file(dir.path(), "plain.csv", content);
+    let text = std::str::from_utf8(content).unwrap();
+    let names: [&[u8]; 2] = [b"h1", b"h2"];
+    let records: Vec<(u64, Vec<&[u8]>)> = ["a,1", "b,2", "c,3", "d,4"]
+        .iter()
+        .map(|r| {
+            let (field, value) = r.split_once(',').unwrap();
+            (
+                text.find(r).unwrap() as u64,
+                vec![field.as_bytes(), value.as_bytes()],
+            )
+        })
+        .collect();
+    let want = want_rows(&file.path, Some(&names), &records);
+    for split_size in 1..=content.len() as u64 {
+        let got = read_all_splits(&file, split_size, InputFormat::CSV, ReadOptions::default());
+        assert_eq!(rows(&got), want, "split {split_size}");
+    }
+}
