@@ -214,8 +214,9 @@ fn holds_a_quote(path: &Path) -> Result<bool> {
     }
 }
 
-/// For a file without quotes: after the first `\n` or `\r` at or after each boundary (or the
-/// file's end): where a record starts, or inside the line endings just before one.
+/// For a file without quotes: after the first `\n` or `\r` at or after the byte before each
+/// boundary (or the file's end): where a record starts, or inside the line endings just before
+/// one. A boundary that starts a line stays where it is.
 fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
     use std::io::{Seek, SeekFrom};
     let mut file = File::open(path).map_err(|source| Error::Open {
@@ -240,7 +241,8 @@ fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
             starts.push(last);
             continue;
         }
-        let mut offset = boundary;
+        // From the byte before the boundary: if it ends a line, the boundary starts one.
+        let mut offset = boundary - 1;
         let start = loop {
             file.seek(SeekFrom::Start(offset))
                 .map_err(|source| Error::Read {
@@ -368,12 +370,12 @@ mod tests {
     fn without_quotes_boundaries_move_past_the_next_line_ending() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plain.csv");
-        // Lines start at 0, 4 and 9; "\r\n" ends the second. A boundary already past is kept
-        // (8 is inside "\r\n", before the record at 9: as good a place to cut).
+        // Lines start at 0, 4 and 9; "\r\n" ends the second. A boundary that starts a line stays;
+        // 8, inside "\r\n" before the record at 9, is as good a place to cut as 9.
         std::fs::write(&path, b"a,b\nc,d\r\ne,f").unwrap();
         assert_eq!(
-            record_starts(&path, b',', &[1, 3, 4, 6, 8, 10]).unwrap(),
-            [4, 4, 4, 8, 8, 12]
+            record_starts(&path, b',', &[1, 3, 4, 6, 8, 9, 10]).unwrap(),
+            [4, 4, 4, 8, 8, 9, 12]
         );
     }
 

@@ -406,7 +406,18 @@ async fn a_reregister_reply_makes_the_worker_register_again_under_a_new_id() {
     .await;
     assert_eq!(worker.id(), "w1");
     let registrations = seen.registrations.lock().unwrap().clone();
-    assert_eq!(registrations[0], registrations[1], "the same request again");
+    // The same request again, asking for the id it had (this stand-in gives a new one; the
+    // scheduler keeps it when free).
+    assert_eq!(registrations[0].previous_id, "");
+    assert_eq!(registrations[1].previous_id, "w0");
+    assert_eq!(
+        registrations[0],
+        pb::RegisterWorkerRequest {
+            previous_id: String::new(),
+            ..registrations[1].clone()
+        },
+        "the same request again"
+    );
 
     // Reports name the new id too.
     let (_, textkit) = textkit();
