@@ -328,10 +328,18 @@ impl RunStore {
         // A live view for other processes: written whole (renamed into place), not fsynced —
         // after a crash, the sweep goes by what is there.
         let temp = path.with_extension(format!("json.{}-{}.tmp", self.pid, self.started));
-        // `runs/` is made again each time: a run ending in another process removes it when empty.
-        fs::create_dir_all(self.data.runs_dir())
-            .and_then(|()| fs::write(&temp, text))
-            .and_then(|()| fs::rename(&temp, &path))
+        // `runs/` is made again each time, and once more should it vanish in between: a run ending
+        // in another process removes it when it is empty.
+        let write = || {
+            fs::create_dir_all(self.data.runs_dir())
+                .and_then(|()| fs::write(&temp, &text))
+                .and_then(|()| fs::rename(&temp, &path))
+        };
+        write()
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::NotFound => write(),
+                _ => Err(e),
+            })
             .map_err(|e| StoreError::Malformed {
                 key: path.display().to_string(),
                 detail: format!("cannot write the run record: {e}"),
