@@ -95,6 +95,24 @@ pub enum ArtifactError {
     Load(String),
 }
 
+/// The most of a guest's error message the host keeps: a message is for a person, and one of
+/// megabytes would travel with the task's failure into job records and every `job list`.
+pub const MAX_GUEST_MESSAGE_BYTES: usize = 16 << 10;
+
+/// A guest's error message as the host keeps it: lossily UTF-8, cut after
+/// [`MAX_GUEST_MESSAGE_BYTES`] with a note of its full length.
+pub(crate) fn guest_message(bytes: &[u8]) -> String {
+    if bytes.len() <= MAX_GUEST_MESSAGE_BYTES {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut message = String::from_utf8_lossy(&bytes[..MAX_GUEST_MESSAGE_BYTES]).into_owned();
+    message.push_str(&format!(
+        "... (the guest's message is {} bytes; the first {MAX_GUEST_MESSAGE_BYTES} are kept)",
+        bytes.len()
+    ));
+    message
+}
+
 /// Why one call of a UDF (or the instantiation before it) failed.
 #[derive(Debug)]
 pub enum CallError {

@@ -41,7 +41,7 @@ mod wasm;
 pub use engine::{
     Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, SandboxLimits,
 };
-pub use error::{ArtifactError, CallError, ValidationError};
+pub use error::{ArtifactError, CallError, MAX_GUEST_MESSAGE_BYTES, ValidationError};
 pub use info::{ModuleInfo, UdfInfo};
 pub use module::{GuestInstance, GuestModule};
 pub use validate::{DEFAULT_MAX_MODULE_BYTES, ValidatedModule, ValidationLimits};

@@ -344,7 +344,7 @@ fn invoke<T>(
             Ok(output) => read(output).map_err(|detail| abi(udf, detail)),
             Err(message) => Err(CallError::Guest {
                 udf: udf.to_owned(),
-                message: message.to_owned(),
+                message: crate::error::guest_message(message.as_bytes()),
             }),
         });
     };

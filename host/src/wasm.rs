@@ -374,7 +374,7 @@ impl WasmInstance {
             weft_abi::STATUS_OK => Ok(frame),
             weft_abi::STATUS_ERROR => {
                 let message = slice(mem, frame.error_ptr, u64::from(frame.error_len))
-                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .map(crate::error::guest_message)
                     .ok_or_else(|| abi(udf, "error message lies outside guest memory".into()))?;
                 Err(CallError::Guest {
                     udf: udf.to_owned(),

@@ -1101,3 +1101,42 @@ fn a_worker_killed_mid_job_fails_the_job_naming_it_and_leaves_the_cluster() {
         },
     );
 }
+
+/// A guest failing with a 10 MiB message fails its job with the start of it; the job's status and
+/// every user's `job list` still work (the message is cut where the host reads it).
+#[test]
+fn a_huge_guest_error_does_not_break_job_status_or_list() {
+    let cluster = Cluster::start(1);
+    let wasm = cluster.write(
+        "shout.wasm",
+        weft_testkit::wat::guest("", weft_testkit::wat::HUGE_ERROR_MAP),
+    );
+    cluster.register("shout", path(&wasm));
+    let input = cluster.write("in.txt", "one line\n");
+    let job = cluster.write(
+        "shout.toml",
+        format!(
+            "name = \"shout\"\n[input]\npath = {:?}\n[[step]]\nmap = \"shout/shout\"\n\
+             [output]\npath = {:?}\n",
+            path(&input),
+            path(&cluster.path("out"))
+        ),
+    );
+    let id = cluster.submit(&job, &[]);
+    let status = wait_until("the job fails", START_DEADLINE, || {
+        let status = cluster.status(&id);
+        match status["state"].as_str().unwrap() {
+            "failed" => Ok(status),
+            other => Err(other.to_owned()),
+        }
+    });
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("xxxxxxxx") && error.contains("the guest's message is 10485760 bytes"),
+        "{}",
+        &error[error.len().saturating_sub(300)..]
+    );
+    assert!(error.len() < 64 << 10, "{} bytes", error.len());
+    let list = cluster.json(&["job", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+}

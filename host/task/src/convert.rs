@@ -453,7 +453,8 @@ impl TryFrom<pb::TaskStatus> for TaskOutcome {
                 records_skipped: s.records_skipped,
             }),
             Ok(pb::TaskState::Failed) | Ok(pb::TaskState::Killed) => Err(TaskFailure {
-                message: s.error,
+                // Capped on receipt too: the sender is a peer, and the message goes into records.
+                message: cap_message(s.error),
                 guest_fault: s.guest_fault,
                 cancelled: s.state == pb::TaskState::Killed as i32,
             }),
@@ -466,5 +467,56 @@ impl TryFrom<pb::TaskStatus> for TaskOutcome {
             // Capped again on receipt: the sender is a peer, and the receiver stores what it gets.
             output: GuestOutput::capped(s.stdout, s.stderr, s.output_truncated),
         })
+    }
+}
+
+/// The most of a task's failure message a receiver keeps: the guest's part is already cut at
+/// 16 KiB by the host (`weft_host::MAX_GUEST_MESSAGE_BYTES`); this bounds what a peer may send.
+pub const MAX_FAILURE_MESSAGE_BYTES: usize = 64 << 10;
+
+/// `message`, cut at [`MAX_FAILURE_MESSAGE_BYTES`] (on a character boundary) with a note.
+fn cap_message(mut message: String) -> String {
+    if message.len() <= MAX_FAILURE_MESSAGE_BYTES {
+        return message;
+    }
+    let full = message.len();
+    let mut cut = MAX_FAILURE_MESSAGE_BYTES;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push_str(&format!("... ({full} bytes in all)"));
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_failure_message_is_cut() {
+        assert_eq!(cap_message("short".into()), "short");
+        // Multi-byte characters across the cut stay whole.
+        let long = "é".repeat(MAX_FAILURE_MESSAGE_BYTES);
+        let cut = cap_message(long.clone());
+        assert!(cut.len() < MAX_FAILURE_MESSAGE_BYTES + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!("... ({} bytes in all)", long.len())));
+        let status = pb::TaskStatus {
+            id: Some(
+                (&TaskId {
+                    job: "j-1".into(),
+                    stage: 0,
+                    partition: 0,
+                    attempt: 0,
+                })
+                    .into(),
+            ),
+            state: pb::TaskState::Failed as i32,
+            error: "x".repeat(10 << 20),
+            ..Default::default()
+        };
+        let outcome = TaskOutcome::try_from(status).unwrap();
+        let message = outcome.result.unwrap_err().message;
+        assert!(message.len() < MAX_FAILURE_MESSAGE_BYTES + 40);
     }
 }

@@ -9,7 +9,7 @@ use weft_host::{
     CallError, Engine, GuestInstance, GuestModule, INSTANCES_PER_TASK, InstanceAllocation,
     MAX_LIVE_INSTANCES, Records, SandboxLimits, ValidatedModule, ValidationLimits,
 };
-use weft_testkit::wat::{IDENTITY_MAP, guest};
+use weft_testkit::wat::{HUGE_ERROR_BYTES, HUGE_ERROR_MAP, IDENTITY_MAP, guest};
 
 use crate::{instantiate, instantiate_with};
 
@@ -284,4 +284,27 @@ fn without_room_for_the_pool_guests_run_on_demand_within_their_limits() {
     // The memory limit holds without the pool too.
     let hog = GuestModule::new(&engine, &hog()).unwrap();
     assert_the_hog_hits_its_limit(|limits| hog.instantiate(limits).unwrap());
+}
+
+#[test]
+fn a_huge_guest_error_message_is_cut() {
+    let mut g = instantiate(&guest("", HUGE_ERROR_MAP));
+    let input = Records::from_pairs([("k", "v")]);
+    match g.map("shout", &input) {
+        Err(CallError::Guest { message, .. }) => {
+            let kept = &message[..weft_host::MAX_GUEST_MESSAGE_BYTES];
+            assert!(
+                kept.bytes().all(|b| b == b'x'),
+                "the message's start is kept"
+            );
+            assert_eq!(
+                &message[weft_host::MAX_GUEST_MESSAGE_BYTES..],
+                format!(
+                    "... (the guest's message is {HUGE_ERROR_BYTES} bytes; the first {} are kept)",
+                    weft_host::MAX_GUEST_MESSAGE_BYTES
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -37,6 +37,19 @@ pub const IDENTITY_MAP: &str = r#"
     (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
     (i32.const 0))"#;
 
+/// A map that fails every call with a 10 MiB message of `x`s (it grows memory to hold it): what
+/// a hostile or broken guest can send back.
+pub const HUGE_ERROR_MAP: &str = r#"
+  (func (export "weft_map_shout") (param $f i32) (result i32)
+    (drop (memory.grow (i32.const 161)))
+    (memory.fill (i32.const 65536) (i32.const 120) (i32.const 10485760))
+    (i32.store offset=48 (local.get $f) (i32.const 65536))
+    (i32.store offset=52 (local.get $f) (i32.const 10485760))
+    (i32.const 1))"#;
+
+/// The length of [`HUGE_ERROR_MAP`]'s message.
+pub const HUGE_ERROR_BYTES: usize = 10 << 20;
+
 /// Assembles a module from parts.
 pub fn module(parts: &[&str]) -> Vec<u8> {
     let text = format!("(module\n{}\n)", parts.join("\n"));
