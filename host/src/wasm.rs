@@ -77,6 +77,22 @@ fn describe_failure(store: &Store<Sandbox>, error: &wasmtime::Error) -> String {
 }
 
 /// The last few KiB of what the guest wrote to stderr, for error messages.
+/// What a call that failed other than by a trap (an error from a host function) says: the cause
+/// first — `proc_exit` named as such — and the wasm backtrace after it.
+fn host_failure(error: &wasmtime::Error) -> String {
+    let cause = match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        Some(exit) => format!(
+            "the guest called proc_exit({}) in the middle of the call",
+            exit.0
+        ),
+        None => error.root_cause().to_string(),
+    };
+    match error.downcast_ref::<wasmtime::WasmBacktrace>() {
+        Some(backtrace) => format!("{cause}\n{backtrace}"),
+        None => cause,
+    }
+}
+
 fn stderr_tail(store: &Store<Sandbox>) -> String {
     const TAIL: usize = 4096;
     let bytes = store.data().stderr.contents();
@@ -496,7 +512,7 @@ impl WasmInstance {
             },
             None => CallError::Trap {
                 udf,
-                trap: format!("{error:#}"),
+                trap: host_failure(&error),
                 stderr,
             },
         }

@@ -308,3 +308,23 @@ fn a_huge_guest_error_message_is_cut() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn proc_exit_in_a_call_is_named_before_the_backtrace() {
+    let mut g = instantiate(&guest(
+        r#"(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#,
+        r#"(func (export "weft_map_quit") (param $f i32) (result i32)
+             (call $exit (i32.const 3))
+             (i32.const 0))"#,
+    ));
+    let input = Records::from_pairs([("k", "v")]);
+    match g.map("quit", &input) {
+        Err(CallError::Trap { trap, .. }) => {
+            assert!(
+                trap.starts_with("the guest called proc_exit(3) in the middle of the call"),
+                "{trap}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
