@@ -247,14 +247,27 @@ fn a_closed_stdout_ends_quietly() {
     let weft = weft_with_examples();
     let input = weft.scratch("in.txt");
     std::fs::write(&input, "a b\n").unwrap();
-    weft.ok(&[
+    // (Also: `weft run` runs here even with --scheduler, and says so; paths print normalised.)
+    let run = weft.ok(&[
+        "--scheduler",
+        "127.0.0.1:1",
         "run",
         &example_job("wordcount"),
         "--input",
         path(&input),
         "--output",
-        path(&weft.scratch("out")),
+        &format!("{}/sub/../out", path(&weft.scratch(""))),
     ]);
+    assert!(
+        run.stderr()
+            .contains("weft run runs the job in this process")
+            && run
+                .stdout()
+                .contains(&format!("output: {} (", path(&weft.scratch("out")))),
+        "{}\n{}",
+        run.stdout(),
+        run.stderr()
+    );
     for args in [
         &["--json", "job", "list"][..],
         &["job", "list"],

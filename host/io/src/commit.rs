@@ -67,7 +67,7 @@ impl OutputCommitter {
                 source,
             })?;
         }
-        let staging_dir = parent.join(hidden_sibling(&name, "weft-staging"));
+        let staging_dir = parent.join(hidden_sibling(&name, STAGING));
         fs::create_dir(&staging_dir).map_err(|source| Error::CreateDir {
             path: staging_dir.clone(),
             source,
@@ -126,7 +126,7 @@ impl OutputCommitter {
         let (parent, name) = split_output_path(&self.final_dir)?;
         let replaced = match fs::symlink_metadata(&self.final_dir) {
             Ok(_) => {
-                let aside = parent.join(hidden_sibling(&name, "weft-replaced"));
+                let aside = parent.join(hidden_sibling(&name, REPLACED));
                 rename(&self.final_dir, &aside)?;
                 Some(aside)
             }
@@ -256,6 +256,40 @@ fn split_output_path(final_dir: &Path) -> Result<(PathBuf, OsString)> {
         _ => Err(Error::BadOutputPath {
             path: final_dir.to_owned(),
         }),
+    }
+}
+
+/// The role of a staging directory in its name (see [`hidden_sibling`]).
+const STAGING: &str = "weft-staging";
+/// The role of a replaced output set aside during a commit.
+const REPLACED: &str = "weft-replaced";
+
+/// Removes the staging directories process `pid` made beside `final_dir` and left behind (it was
+/// killed before it could commit or abort). Only for a process known to be gone: a live one's
+/// staging is its job's output in the making. A replaced output set aside is never touched.
+pub fn remove_abandoned_staging(final_dir: &Path, pid: u32) {
+    let Ok((parent, name)) = split_output_path(final_dir) else {
+        return;
+    };
+    // `hidden_sibling` names start with the pid (`crate::unique_suffix`).
+    let mut prefix = OsString::from(".");
+    prefix.push(&name);
+    prefix.push(format!(".{STAGING}-{pid}-"));
+    let dir = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &parent
+    };
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(prefix.as_encoded_bytes())
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 

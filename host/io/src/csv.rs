@@ -140,10 +140,7 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
     if !holds_a_quote(path)? {
         return line_starts(path, boundaries);
     }
-    let mut file = File::open(path).map_err(|source| Error::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut file = open(path)?;
     let mut parser = RecordParser::new(delimiter);
     let mut starts = Vec::with_capacity(boundaries.len());
     let mut chunk = vec![0; SCAN_CHUNK];
@@ -151,11 +148,7 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
     let (mut offset, mut record_start) = (0u64, 0u64);
     let mut next = boundaries.iter().peekable();
     loop {
-        let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            offset,
-            source,
-        })?;
+        let n = read_some(&mut file, path, offset, &mut chunk)?;
         if n == 0 {
             break;
         }
@@ -192,18 +185,11 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
 /// ends a record and a split may start after any of them: a scan for a byte is some twenty times
 /// faster than parsing.
 fn holds_a_quote(path: &Path) -> Result<bool> {
-    let mut file = File::open(path).map_err(|source| Error::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut file = open(path)?;
     let mut chunk = vec![0; SCAN_CHUNK];
     let mut offset = 0u64;
     loop {
-        let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            offset,
-            source,
-        })?;
+        let n = read_some(&mut file, path, offset, &mut chunk)?;
         if n == 0 {
             return Ok(false);
         }
@@ -219,10 +205,7 @@ fn holds_a_quote(path: &Path) -> Result<bool> {
 /// one. A boundary that starts a line stays where it is.
 fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
     use std::io::{Seek, SeekFrom};
-    let mut file = File::open(path).map_err(|source| Error::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut file = open(path)?;
     let size = file
         .metadata()
         .map_err(|source| Error::Read {
@@ -250,11 +233,7 @@ fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
                     offset,
                     source,
                 })?;
-            let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
-                path: path.to_owned(),
-                offset,
-                source,
-            })?;
+            let n = read_some(&mut file, path, offset, &mut chunk)?;
             if n == 0 {
                 break size;
             }
@@ -271,19 +250,12 @@ fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
 /// The first record of the CSV file at `path`: its header, when it has one. An empty file has an
 /// empty header.
 pub(crate) fn read_header(path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
-    let mut file = File::open(path).map_err(|source| Error::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut file = open(path)?;
     let mut parser = RecordParser::new(delimiter);
     let mut chunk = vec![0; 64 << 10];
     let mut offset = 0u64;
     loop {
-        let n = read_some(&mut file, &mut chunk).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            offset,
-            source,
-        })?;
+        let n = read_some(&mut file, path, offset, &mut chunk)?;
         offset += n as u64;
         let complete = if n == 0 {
             parser.finish()
@@ -306,11 +278,25 @@ pub(crate) fn read_header(path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
     }
 }
 
-fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// One read into `buf` (0 at the end of the file); `offset` is where, for the error.
+fn read_some(file: &mut File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<usize> {
     loop {
         match file.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
+            other => {
+                return other.map_err(|source| Error::Read {
+                    path: path.to_owned(),
+                    offset,
+                    source,
+                });
+            }
         }
     }
 }

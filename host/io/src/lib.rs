@@ -27,7 +27,10 @@ mod reader;
 mod size;
 
 pub use atomic::{AtomicFile, write_atomically};
-pub use commit::{BAD_RECORDS_DIR, OutputCommitter, SUCCESS_MARKER, WEFT_MARKER, check_output};
+pub use commit::{
+    BAD_RECORDS_DIR, OutputCommitter, SUCCESS_MARKER, WEFT_MARKER, check_output,
+    remove_abandoned_staging,
+};
 pub use error::{Error, Result};
 pub use input::{
     InputFile, InputFormat, InputSplit, InvalidDelimiter, OnError, UnknownFormat, plan_splits,

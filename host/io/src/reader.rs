@@ -165,27 +165,33 @@ pub fn line_number(path: &Path, offset: u64) -> Result<u64> {
         path: path.to_owned(),
         source,
     })?;
-    let mut line = 1;
-    let mut left = offset;
-    let mut chunk = vec![0; (offset as usize).clamp(1, 1 << 20)];
+    Ok(1 + count_newlines(&mut file, path, 0, offset)?)
+}
+
+/// The `\n`s in bytes `from..to` of `file` (at `path`, for errors); fewer if it ends first.
+fn count_newlines(file: &mut File, path: &Path, from: u64, to: u64) -> Result<u64> {
+    let read_error = |source, at| Error::Read {
+        path: path.to_owned(),
+        offset: at,
+        source,
+    };
+    file.seek(SeekFrom::Start(from))
+        .map_err(|e| read_error(e, from))?;
+    let mut lines = 0;
+    let mut left = to.saturating_sub(from);
+    let mut chunk = vec![0; (left as usize).clamp(1, 1 << 20)];
     while left > 0 {
         let want = (left as usize).min(chunk.len());
         let n = match file.read(&mut chunk[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(Error::Read {
-                    path: path.to_owned(),
-                    offset: offset - left,
-                    source,
-                });
-            }
+            Err(e) => return Err(read_error(e, to - left)),
         };
-        line += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
+        lines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
         left -= n as u64;
     }
-    Ok(line)
+    Ok(lines)
 }
 
 /// How much of a line an error message quotes: enough to find it, short enough to read.
@@ -382,11 +388,6 @@ impl SplitReader {
         if offset < self.lines.0 {
             self.lines = (0, 1);
         }
-        let read_error = |source, at| Error::Read {
-            path: self.path.clone(),
-            offset: at,
-            source,
-        };
         let file = match &mut self.line_file {
             Some(file) => file,
             None => {
@@ -397,22 +398,8 @@ impl SplitReader {
                 self.line_file.insert(file)
             }
         };
-        let (from, mut line) = self.lines;
-        file.seek(SeekFrom::Start(from))
-            .map_err(|e| read_error(e, from))?;
-        let mut left = offset - from;
-        let mut chunk = vec![0; (left as usize).min(1 << 20)];
-        while left > 0 {
-            let want = (left as usize).min(chunk.len());
-            let n = match file.read(&mut chunk[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_error(e, offset - left)),
-            };
-            line += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
-            left -= n as u64;
-        }
+        let (from, line) = self.lines;
+        let line = line + count_newlines(file, &self.path, from, offset)?;
         self.lines = (offset, line);
         Ok(line)
     }

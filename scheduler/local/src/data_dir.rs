@@ -207,7 +207,7 @@ impl DataDir {
                     stage.tasks_running = 0;
                 }
             }
-            remove_staging(Path::new(&status.output), run.pid);
+            weft_io::remove_abandoned_staging(Path::new(&status.output), run.pid);
             let _ = fs::remove_dir_all(&run.work_dir);
             let store = match &mut store {
                 Some(store) => store,
@@ -430,21 +430,6 @@ impl JobStore for RunStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
-    }
-}
-
-/// Removes `.{name}.weft-staging-{pid}-…` directories beside `output`: what a run of `pid` staged.
-fn remove_staging(output: &Path, pid: u32) {
-    let (Some(parent), Some(name)) = (output.parent(), output.file_name()) else {
-        return;
-    };
-    let prefix = format!(".{}.weft-staging-{pid}-", name.to_string_lossy());
-    if let Ok(entries) = fs::read_dir(parent) {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
     }
 }
 

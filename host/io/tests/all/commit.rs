@@ -278,3 +278,22 @@ fn missing_parent_directories_are_created() {
     );
     assert_eq!(dir_names(&parent.path().join("a/b")), ["out"]);
 }
+
+#[test]
+fn abandoned_staging_is_removed_by_the_pid_that_made_it() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    write_part(&committer, 0, "a");
+    // Another pid's staging, and this one's under another output name, stay.
+    weft_io::remove_abandoned_staging(&final_dir, std::process::id() + 1);
+    weft_io::remove_abandoned_staging(&parent.path().join("ou"), std::process::id());
+    assert!(committer.staging_dir().is_dir());
+    weft_io::remove_abandoned_staging(&final_dir, std::process::id());
+    assert!(
+        dir_names(parent.path()).is_empty(),
+        "{:?}",
+        dir_names(parent.path())
+    );
+    drop(committer);
+}
