@@ -75,6 +75,9 @@ enum Command {
     /// Ask a cluster about itself.
     #[command(subcommand)]
     Cluster(commands::cluster::ClusterCommand),
+    /// Compile one module from stdin to stdout (the child a server compiles in).
+    #[command(hide = true)]
+    CompileModule(commands::compile::CompileArgs),
 }
 
 /// What every command needs: where the data lives and how to print.
@@ -183,5 +186,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Scheduler(args) => commands::scheduler::run(&ctx, args),
         Command::Worker(args) => commands::worker::run(&ctx, args),
         Command::Cluster(cmd) => commands::cluster::run(&ctx, cmd),
+        Command::CompileModule(args) => commands::compile::run(args),
     }
 }

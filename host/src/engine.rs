@@ -15,17 +15,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Linker, ResourceLimiter, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::signature::Signature;
+use crate::wasi::{CapturePipe, GuestClock};
 
 /// How often the engine's epoch advances; the granularity of the time limit.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Guest instances alive at once on an [`Engine::new`] (a task holds one per module of its steps, for
 /// as long as it runs); one more fails to instantiate, with an error that says so. Each reserves its
@@ -53,18 +53,23 @@ const KEEP_RESIDENT: usize = 16 << 20;
 pub struct SandboxLimits {
     /// Largest linear memory a guest may grow to, in bytes.
     pub max_memory_bytes: usize,
-    /// Longest a single call into the guest may run before it is interrupted.
+    /// Longest a single call into the guest may run before it is interrupted, time spent in host
+    /// functions (a WASI sleep) included.
     pub max_call_time: Duration,
-    /// Bytes of stdout and of stderr kept per instance; writes past it are dropped by WASI.
+    /// Bytes of stdout and of stderr kept per instance; writes past it are dropped (they succeed
+    /// for the guest) and the output is marked truncated.
     pub max_captured_output: usize,
+    /// Most bytes one call may return: its output's keys, values and offsets.
+    pub max_batch_output_bytes: u64,
 }
 
 impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
             max_memory_bytes: 1 << 30,
-            max_call_time: Duration::from_secs(300),
-            max_captured_output: 1 << 20,
+            max_call_time: Duration::from_secs(60),
+            max_captured_output: 64 << 10,
+            max_batch_output_bytes: 256 << 20,
         }
     }
 }
@@ -143,8 +148,29 @@ impl Engine {
                 (wasm, InstanceAllocation::OnDemand { reason })
             }
         };
+        Engine::build(wasm, allocation)
+    }
+
+    /// An engine that allocates every instance on demand ([`InstanceAllocation::OnDemand`]) even
+    /// where a pool could be reserved: what a compiler process for an on-demand engine needs, so
+    /// that the code it compiles loads in that engine.
+    pub fn on_demand() -> Result<Engine, wasmtime::Error> {
+        let wasm = wasmtime::Engine::new(&on_demand_config())?;
+        Engine::build(
+            wasm,
+            InstanceAllocation::OnDemand {
+                reason: "asked for".into(),
+            },
+        )
+    }
+
+    fn build(
+        wasm: wasmtime::Engine,
+        allocation: InstanceAllocation,
+    ) -> Result<Engine, wasmtime::Error> {
         let mut linker: Linker<Sandbox> = Linker::new(&wasm);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut Sandbox| &mut s.wasi)?;
+        crate::wasi::shadow(&mut linker)?;
 
         let mut probe = Store::new(&wasm, Sandbox::new(&SandboxLimits::default()));
         let defined: Vec<(String, String, wasmtime::Extern)> = linker
@@ -201,10 +227,6 @@ impl Engine {
         self.inner.wasi_functions.get(name)
     }
 
-    /// Epoch ticks that make up `limit` (at least one).
-    pub(crate) fn ticks(limit: Duration) -> u64 {
-        (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
 }
 
 /// What every engine's configuration has in common.
@@ -253,31 +275,49 @@ fn on_demand_config() -> wasmtime::Config {
     config
 }
 
+/// Why a call into a guest was stopped from outside its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Its owner raised the instance's interrupt (the task was killed).
+    Cancelled,
+    /// The call ran for its whole time limit.
+    CallTime,
+    /// The task the instance belongs to ran for its whole time limit.
+    TaskTime,
+}
+
 /// The state of one guest instance's store: its WASI context (no preopens, no environment, no
-/// arguments, no network; stdout and stderr go to in-memory pipes) and its resource limits.
+/// arguments, no network; stdout and stderr kept in memory) and its resource limits.
 pub(crate) struct Sandbox {
     wasi: WasiP1Ctx,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stdout: CapturePipe,
+    pub(crate) stderr: CapturePipe,
     max_memory_bytes: usize,
     /// Set when the guest asked for more memory than allowed, so the trap that usually follows
     /// (an allocator abort) is reported as the limit it really is.
     pub(crate) memory_limit_hit: bool,
     /// Raised by whoever runs the instance to stop it, even inside a long call (a killed task).
     pub(crate) interrupt: Option<Arc<AtomicBool>>,
-    /// Set when a call was stopped because `interrupt` was raised, not by the time limit.
-    pub(crate) interrupted: bool,
-    /// Epoch ticks the current call may still run.
-    pub(crate) ticks_left: u64,
+    /// Why the current (or last) call was stopped, if it was.
+    pub(crate) stopped: Option<Stop>,
+    /// The time each call may take, and when the current one's is up.
+    call_limit: Duration,
+    call_deadline: Instant,
+    /// When the task's time is up, and the limit that set it.
+    pub(crate) task_deadline: Option<(Instant, Duration)>,
+    /// When the instance was made: the start of the guest's monotonic clock.
+    pub(crate) clock_start: Instant,
 }
 
 impl Sandbox {
     pub(crate) fn new(limits: &SandboxLimits) -> Sandbox {
-        let stdout = MemoryOutputPipe::new(limits.max_captured_output);
-        let stderr = MemoryOutputPipe::new(limits.max_captured_output);
+        let stdout = CapturePipe::new(limits.max_captured_output);
+        let stderr = CapturePipe::new(limits.max_captured_output);
+        let clock_start = Instant::now();
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .monotonic_clock(GuestClock { start: clock_start })
             .build_p1();
         Sandbox {
             wasi,
@@ -286,27 +326,58 @@ impl Sandbox {
             max_memory_bytes: limits.max_memory_bytes,
             memory_limit_hit: false,
             interrupt: None,
-            interrupted: false,
-            ticks_left: Engine::ticks(limits.max_call_time),
+            stopped: None,
+            call_limit: limits.max_call_time,
+            call_deadline: clock_start + limits.max_call_time,
+            task_deadline: None,
+            clock_start,
         }
     }
 
-    /// Called by wasmtime at every epoch tick while the guest runs: stops the call when its
-    /// instance is interrupted or its time is up, lets it go on for one more tick otherwise. Checking
-    /// every tick (10 ms) is what lets a kill stop a guest in the middle of one long call.
-    pub(crate) fn on_tick(&mut self) -> Result<wasmtime::UpdateDeadline, wasmtime::Error> {
-        if self
+    /// Gives the next call its full time limit.
+    pub(crate) fn arm(&mut self) {
+        self.stopped = None;
+        self.call_deadline = Instant::now() + self.call_limit;
+    }
+
+    /// The time limit of one call.
+    pub(crate) fn call_limit(&self) -> Duration {
+        self.call_limit
+    }
+
+    /// Whether the running call must stop: its instance was interrupted, or its time or its
+    /// task's is up. Records why and returns the trap that stops it.
+    pub(crate) fn check_stop(&mut self) -> Result<(), wasmtime::Error> {
+        let stop = if self
             .interrupt
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::Relaxed))
         {
-            self.interrupted = true;
-            return Err(wasmtime::Trap::Interrupt.into());
+            Some(Stop::Cancelled)
+        } else {
+            let now = Instant::now();
+            if self.task_deadline.is_some_and(|(at, _)| now >= at) {
+                Some(Stop::TaskTime)
+            } else if now >= self.call_deadline {
+                Some(Stop::CallTime)
+            } else {
+                None
+            }
+        };
+        match stop {
+            Some(stop) => {
+                self.stopped = Some(stop);
+                Err(wasmtime::Trap::Interrupt.into())
+            }
+            None => Ok(()),
         }
-        if self.ticks_left <= 1 {
-            return Err(wasmtime::Trap::Interrupt.into());
-        }
-        self.ticks_left -= 1;
+    }
+
+    /// Called by wasmtime at every epoch tick while the guest runs: stops the call when its
+    /// instance is interrupted or a time limit is up, lets it go on for one more tick otherwise.
+    /// Checking every tick (10 ms) is what lets a kill stop a guest in the middle of one long call.
+    pub(crate) fn on_tick(&mut self) -> Result<wasmtime::UpdateDeadline, wasmtime::Error> {
+        self.check_stop()?;
         Ok(wasmtime::UpdateDeadline::Continue(1))
     }
 }

@@ -6,9 +6,10 @@
 //! a retry. An [`ArtifactError`] only ever costs a compilation.
 
 use std::fmt;
+use std::time::Duration;
 
 use weft_abi::UdfKind;
-use weft_batch::BatchError;
+use weft_batch::{BatchError, format_size};
 
 /// Why a module cannot be registered or loaded. Every variant names what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,9 @@ pub enum ValidationError {
     Startup(String),
     #[error("compiling the module failed: {0}")]
     Compile(String),
+    /// Compiling ran into its time or memory limit (a compile bomb, or a limit set too low).
+    #[error("{0}")]
+    CompileLimit(String),
 }
 
 /// Why a compiled artifact could not be made or loaded. A reader that gets one compiles the module
@@ -140,8 +144,12 @@ pub enum CallError {
         limit: usize,
         stderr: String,
     },
-    /// The call ran longer than the sandbox time limit and was interrupted.
-    TimeLimit { udf: String, limit_ms: u128 },
+    /// The call ran longer than its time limit and was interrupted.
+    TimeLimit { udf: String, limit: Duration },
+    /// The task's time was up during the call, which was interrupted.
+    TaskTimeLimit { udf: String, limit: Duration },
+    /// The call returned more bytes than one call may.
+    OutputLimit { udf: String, bytes: u64, limit: u64 },
     /// The instance was interrupted by its owner (the task was killed) during the call.
     Cancelled { udf: String },
     /// A batch that cannot cross the ABI (over 4 GiB, or keys and values of different lengths).
@@ -161,6 +169,8 @@ impl CallError {
             | CallError::Abi { udf, .. }
             | CallError::MemoryLimit { udf, .. }
             | CallError::TimeLimit { udf, .. }
+            | CallError::TaskTimeLimit { udf, .. }
+            | CallError::OutputLimit { udf, .. }
             | CallError::Cancelled { udf } => Some(udf),
             _ => None,
         }
@@ -182,12 +192,23 @@ impl CallError {
             }
             CallError::Abi { detail, .. } => format!("broke the guest ABI: {detail}"),
             CallError::MemoryLimit { limit, stderr, .. } => format!(
-                "exceeded the sandbox memory limit of {limit} bytes{}",
+                "exceeded the memory limit of {} (limits.memory){}",
+                format_size(*limit as u64),
                 StderrTail(stderr)
             ),
-            CallError::TimeLimit { limit_ms, .. } => {
-                format!("exceeded the sandbox time limit of {limit_ms} ms")
-            }
+            CallError::TimeLimit { limit, .. } => format!(
+                "exceeded the time limit of {} per call (limits.call_time)",
+                humantime::format_duration(*limit)
+            ),
+            CallError::TaskTimeLimit { limit, .. } => format!(
+                "was stopped: the task exceeded its time limit of {} (limits.task_time)",
+                humantime::format_duration(*limit)
+            ),
+            CallError::OutputLimit { bytes, limit, .. } => format!(
+                "returned {} from one call, over the limit of {} (limits.batch_output)",
+                format_size(*bytes),
+                format_size(*limit)
+            ),
             CallError::Cancelled { .. } => "was interrupted: the task was cancelled".to_owned(),
             CallError::Batch(why) => format!("batch cannot be passed to the guest: {why}"),
             CallError::Instantiate(why) => format!("instantiating the module failed: {why}"),

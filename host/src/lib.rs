@@ -29,6 +29,7 @@
 // (the public facade and its constructors) on all of them.
 mod artifact;
 mod call;
+mod compile;
 mod engine;
 mod error;
 mod info;
@@ -36,15 +37,17 @@ mod module;
 mod native;
 mod signature;
 mod validate;
+mod wasi;
 mod wasm;
 
+pub use compile::{Compiler, ProcessCompiler, serve_compile};
 pub use engine::{
     Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, SandboxLimits,
 };
 pub use error::{ArtifactError, CallError, MAX_GUEST_MESSAGE_BYTES, ValidationError};
 pub use info::{ModuleInfo, UdfInfo};
 pub use module::{GuestInstance, GuestModule};
-pub use validate::{DEFAULT_MAX_MODULE_BYTES, ValidatedModule, ValidationLimits};
+pub use validate::{DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STARTUP_TIME, ValidatedModule, ValidationLimits};
 pub use weft_abi::native::NativeUdf;
 pub use weft_abi::{ABI_VERSION, UdfKind};
 pub use weft_batch::{BatchError, Groups, Records};

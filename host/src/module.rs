@@ -14,6 +14,7 @@ use weft_abi::native::NativeUdf;
 use weft_batch::{Groups, Records};
 
 use crate::artifact;
+use crate::compile::Compiler;
 use crate::engine::{Engine, Sandbox, SandboxLimits};
 use crate::error::{ArtifactError, CallError, ValidationError};
 use crate::info::UdfInfo;
@@ -49,9 +50,18 @@ impl GuestModule {
     /// (the caller is expected to have verified the bytes' hash); the ABI version is checked at
     /// instantiation.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<GuestModule, ValidationError> {
+        GuestModule::compile(engine, bytes, &Compiler::InProcess)
+    }
+
+    /// As [`GuestModule::new`], compiling where `compiler` says (a child process bounded in time
+    /// and memory, for a server).
+    pub fn compile(
+        engine: &Engine,
+        bytes: &[u8],
+        compiler: &Compiler,
+    ) -> Result<GuestModule, ValidationError> {
         let inspected = validate::inspect(engine, bytes)?;
-        let module = wasmtime::Module::new(engine.wasm(), bytes)
-            .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+        let module = compiler.compile(engine, bytes)?;
         let pre = engine
             .linker()
             .instantiate_pre(&module)
@@ -248,5 +258,22 @@ impl GuestInstance {
     /// runs: the flag fails the next call.
     pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
         dispatch!(self.set_interrupt(flag))
+    }
+
+    /// Whether the guest wrote more to stdout or stderr than the capture limit kept.
+    pub fn output_truncated(&self) -> bool {
+        match &self.0 {
+            Instance::Wasm(guest) => guest.output_truncated(),
+            Instance::Native(_) => false,
+        }
+    }
+
+    /// Makes every call fail with [`CallError::TaskTimeLimit`] once `deadline` has passed, even in
+    /// the middle of a call (within an epoch tick). A native call cannot be stopped while it
+    /// runs; its caller checks the deadline between calls.
+    pub fn set_task_deadline(&mut self, deadline: std::time::Instant, limit: std::time::Duration) {
+        if let Instance::Wasm(guest) = &mut self.0 {
+            guest.set_task_deadline(deadline, limit);
+        }
     }
 }

@@ -6,31 +6,42 @@
 //! sandboxed instantiation that runs `_initialize` and asks the guest its ABI version.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef};
 use weft_abi::UdfKind;
 
+use crate::compile::Compiler;
 use crate::engine::{Engine, SandboxLimits};
 use crate::error::ValidationError;
 use crate::info::{ModuleInfo, UdfInfo};
 use crate::signature::{Signature, sig};
 use crate::wasm;
 
-/// Limits checked at registration.
+/// Limits checked at registration, and where its compile runs (which bounds the compile's time
+/// and memory).
 #[derive(Debug, Clone)]
 pub struct ValidationLimits {
     /// Largest module accepted, in bytes.
     pub max_module_bytes: usize,
+    pub compiler: Compiler,
+    /// How long the module's start (`_initialize`, then `weft_abi_version`) may run.
+    pub max_startup_time: Duration,
 }
 
 /// Default size limit: generous for real guests (a Rust guest with std is ~100 KiB–2 MiB) while
 /// keeping a registry and every worker's cache safe from accidental uploads.
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 64 << 20;
 
+/// Default time a module's start may take at registration.
+pub const DEFAULT_MAX_STARTUP_TIME: Duration = Duration::from_secs(10);
+
 impl Default for ValidationLimits {
     fn default() -> Self {
         ValidationLimits {
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+            compiler: Compiler::InProcess,
+            max_startup_time: DEFAULT_MAX_STARTUP_TIME,
         }
     }
 }
@@ -58,16 +69,16 @@ impl<'a> ValidatedModule<'a> {
             });
         }
         let inspected = inspect(engine, bytes)?;
-        let module = wasmtime::Module::new(engine.wasm(), bytes)
-            .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
+        let module = limits.compiler.compile(engine, bytes)?;
         // Start it once under tight limits: `_initialize` must not trap and the guest must report
         // the ABI version it was built for.
-        let limits = SandboxLimits {
+        let startup = SandboxLimits {
             max_memory_bytes: 256 << 20,
-            max_call_time: std::time::Duration::from_secs(10),
+            max_call_time: limits.max_startup_time,
             max_captured_output: 64 << 10,
+            max_batch_output_bytes: 0,
         };
-        let abi_version = wasm::probe_abi_version(engine, &module, &limits)?;
+        let abi_version = wasm::probe_abi_version(engine, &module, &startup)?;
         if abi_version != weft_abi::ABI_VERSION {
             return Err(ValidationError::AbiVersion {
                 found: abi_version,

@@ -14,7 +14,7 @@ use weft_abi::{Frame, UdfKind};
 use weft_batch::{BatchError, Groups, Records, binary_array};
 
 use crate::call::map_count;
-use crate::engine::{Engine, Sandbox, SandboxLimits};
+use crate::engine::{Engine, Sandbox, SandboxLimits, Stop};
 use crate::error::{CallError, ValidationError};
 use crate::info::UdfInfo;
 
@@ -64,9 +64,16 @@ fn start(
 
 /// A readable account of a failed call: the trap or error, and the tail of the guest's stderr.
 fn describe_failure(store: &Store<Sandbox>, error: &wasmtime::Error) -> String {
-    let mut text = match error.downcast_ref::<Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
+    let sandbox = store.data();
+    let mut text = match (sandbox.stopped, error.downcast_ref::<Trap>()) {
+        (Some(Stop::CallTime), _) => format!(
+            "ran longer than the time limit of {}",
+            humantime::format_duration(sandbox.call_limit())
+        ),
+        (Some(Stop::TaskTime), _) => "the task's time limit was reached".to_owned(),
+        (Some(Stop::Cancelled), _) => "was interrupted: the task was cancelled".to_owned(),
+        (None, Some(trap)) => trap.to_string(),
+        (None, None) => format!("{error:#}"),
     };
     let stderr = stderr_tail(store);
     if !stderr.is_empty() {
@@ -120,8 +127,8 @@ pub(crate) struct WasmInstance {
     combiners: HashMap<String, TypedFunc<(u32, u32), u32>>,
     frame: u32,
     region: Region,
-    call_ticks: u64,
     max_memory_bytes: usize,
+    max_batch_output_bytes: u64,
 }
 
 impl std::fmt::Debug for WasmInstance {
@@ -184,6 +191,9 @@ impl WasmInstance {
             ));
         }
         let mem = self.memory.data(&self.store);
+        let bytes = binary_size(mem, frame.out_count, frame.out_values_offsets)
+            .map_err(|e| abi(udf, format!("output values: {e}")))?;
+        self.check_output(udf, bytes)?;
         read_binary(
             mem,
             frame.out_count,
@@ -268,12 +278,18 @@ impl WasmInstance {
 
     /// Everything the guest has written to stdout so far (up to the capture limit).
     pub fn stdout(&self) -> Vec<u8> {
-        self.store.data().stdout.contents().to_vec()
+        self.store.data().stdout.contents()
     }
 
     /// Everything the guest has written to stderr so far (up to the capture limit).
     pub fn stderr(&self) -> Vec<u8> {
-        self.store.data().stderr.contents().to_vec()
+        self.store.data().stderr.contents()
+    }
+
+    /// Whether the guest wrote more to stdout or stderr than the capture limit kept.
+    pub fn output_truncated(&self) -> bool {
+        let sandbox = self.store.data();
+        sandbox.stdout.truncated() || sandbox.stderr.truncated()
     }
 
     /// Copies the input in, calls the UDF, and returns the frame the guest filled in.
@@ -406,6 +422,11 @@ impl WasmInstance {
 
     fn read_records(&self, udf: &str, frame: &Frame) -> Result<Records, CallError> {
         let mem = self.memory.data(&self.store);
+        let bytes = binary_size(mem, frame.out_count, frame.out_keys_offsets)
+            .map_err(|e| abi(udf, format!("output keys: {e}")))?
+            + binary_size(mem, frame.out_count, frame.out_values_offsets)
+                .map_err(|e| abi(udf, format!("output values: {e}")))?;
+        self.check_output(udf, bytes)?;
         let keys = read_binary(
             mem,
             frame.out_count,
@@ -477,8 +498,25 @@ impl WasmInstance {
 
     /// Gives the next call its full time limit.
     fn arm(&mut self) {
-        self.store.data_mut().ticks_left = self.call_ticks;
+        self.store.data_mut().arm();
         self.store.set_epoch_deadline(1);
+    }
+
+    /// Fails a call whose output of `bytes` is over the limit of one call's output.
+    fn check_output(&self, udf: &str, bytes: u64) -> Result<(), CallError> {
+        if bytes > self.max_batch_output_bytes {
+            return Err(CallError::OutputLimit {
+                udf: udf.to_owned(),
+                bytes,
+                limit: self.max_batch_output_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes every call fail once `deadline` has passed, with the task time limit `limit` named.
+    pub fn set_task_deadline(&mut self, deadline: std::time::Instant, limit: std::time::Duration) {
+        self.store.data_mut().task_deadline = Some((deadline, limit));
     }
 
     /// Lets `flag` stop this instance: once it is raised, the running call (or the next) fails with
@@ -489,8 +527,22 @@ impl WasmInstance {
 
     fn call_failure(&self, udf: &str, error: wasmtime::Error) -> CallError {
         let udf = udf.to_owned();
-        if self.store.data().interrupted {
-            return CallError::Cancelled { udf };
+        let sandbox = self.store.data();
+        match sandbox.stopped {
+            Some(Stop::Cancelled) => return CallError::Cancelled { udf },
+            Some(Stop::CallTime) => {
+                return CallError::TimeLimit {
+                    udf,
+                    limit: sandbox.call_limit(),
+                };
+            }
+            Some(Stop::TaskTime) => {
+                return CallError::TaskTimeLimit {
+                    udf,
+                    limit: sandbox.task_deadline.map(|(_, l)| l).unwrap_or_default(),
+                };
+            }
+            None => {}
         }
         let stderr = stderr_tail(&self.store);
         if self.store.data().memory_limit_hit {
@@ -501,10 +553,6 @@ impl WasmInstance {
             };
         }
         match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::TimeLimit {
-                udf,
-                limit_ms: u128::from(self.call_ticks) * 10,
-            },
             Some(trap) => CallError::Trap {
                 udf,
                 trap: trap.to_string(),
@@ -579,8 +627,8 @@ impl WasmInstance {
             combiners,
             frame: 0,
             region: Region::default(),
-            call_ticks: Engine::ticks(limits.max_call_time),
             max_memory_bytes: limits.max_memory_bytes,
+            max_batch_output_bytes: limits.max_batch_output_bytes,
         };
         guest.frame = guest
             .allocate("(setup)", weft_abi::FRAME_SIZE, weft_abi::FRAME_ALIGN)
@@ -657,6 +705,26 @@ fn read_binary(
         .and_then(|start| slice(mem, start, u64::from(len)))
         .ok_or("the data lies outside guest memory")?;
     Ok(binary_array(offsets, data.to_vec()))
+}
+
+/// The bytes `count` binary items take as a batch (their data and offsets), from their first and
+/// last offsets, before any is copied; the offsets in between are checked when they are read.
+fn binary_size(mem: &[u8], count: u32, offsets_ptr: u32) -> Result<u64, String> {
+    if count == 0 {
+        return Ok(0);
+    }
+    let at = |i: u64| {
+        u32::try_from(u64::from(offsets_ptr) + i * 4)
+            .ok()
+            .and_then(|ptr| slice(mem, ptr, 4))
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or("the offsets array lies outside guest memory")
+    };
+    let (first, last) = (at(0)?, at(u64::from(count))?);
+    let data = last
+        .checked_sub(first)
+        .ok_or_else(|| format!("the last offset ({last}) is less than the first ({first})"))?;
+    Ok(u64::from(data) + (u64::from(count) + 1) * 4)
 }
 
 fn slice(mem: &[u8], ptr: u32, len: u64) -> Option<&[u8]> {

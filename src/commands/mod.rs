@@ -3,6 +3,7 @@
 //! signal of the serving commands, and the warning for an engine without its instance pool.
 
 pub mod cluster;
+pub mod compile;
 pub mod job;
 pub mod local;
 pub mod module;

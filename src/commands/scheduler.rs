@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use weft_host::{Engine, ValidationLimits};
+use weft_host::{DEFAULT_MAX_STARTUP_TIME, Engine, ValidationLimits};
 use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
 use weft_scheduler::jobs::SledJobStore;
+use weft_task::{Limit, TaskLimits};
 
+use super::compile::CompileLimits;
 use super::{init_logging, open_registry, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
 
@@ -30,6 +32,24 @@ pub struct SchedulerArgs {
     /// Silence after which a worker is dropped as dead and the tasks it ran fail.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub worker_timeout: Duration,
+
+    /// The most a job's tasks may ask for in its `[limits]` table; repeat for each limit.
+    /// KEY is memory, call_time, task_time, batch_output, task_output or log; a job that sets no
+    /// value gets the default, lowered to this (e.g. --limit memory=256MiB --limit call_time=10s).
+    #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
+    pub limits: Vec<(Limit, u64)>,
+
+    #[command(flatten)]
+    pub compile: CompileLimits,
+}
+
+/// `KEY=VALUE` of `--limit`.
+fn parse_limit(text: &str) -> Result<(Limit, u64), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE (e.g. memory=256MiB)"))?;
+    let limit = Limit::from_key(key.trim())?;
+    Ok((limit, limit.parse_value(value)?))
 }
 
 pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
@@ -50,20 +70,31 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
                 humantime::format_duration(args.heartbeat_interval)
             );
         }
+        let ceiling = TaskLimits::most()
+            .with_settings(&args.limits)
+            .map_err(|e| anyhow::anyhow!("--limit {e}"))?;
+        let limits = TaskLimits::default().capped_by(&ceiling);
         let config = SchedulerConfig {
             heartbeat_interval: args.heartbeat_interval,
             worker_timeout: args.worker_timeout,
-            ..SchedulerConfig::default()
+            limits,
+            ceiling,
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
+        // A module's start at registration gets no longer than one call of a task may.
+        let validation = ValidationLimits {
+            compiler: args.compile.compiler(&engine)?,
+            max_startup_time: DEFAULT_MAX_STARTUP_TIME.min(ceiling.max_call_time),
+            ..ValidationLimits::default()
+        };
         let handle = weft_scheduler::service::start(
             listener,
             scheduler,
             engine,
-            ValidationLimits::default(),
+            validation,
         )?;
         outln!("weft scheduler listening on {}", handle.url())?;
         tracing::info!(data_dir = %globals.data_dir.display(), "scheduler serving on {}", handle.url());

@@ -13,6 +13,7 @@ use weft_host::Engine;
 use weft_worker::RegistryModuleSource;
 use weft_worker::service::WorkerConfig;
 
+use super::compile::CompileLimits;
 use super::{init_logging, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
 
@@ -33,6 +34,9 @@ pub struct WorkerArgs {
     /// sorted runs to disk). Default: unknown to the scheduler, 256 MiB per task.
     #[arg(long, value_name = "SIZE", value_parser = weft_io::parse_size)]
     pub memory: Option<u64>,
+
+    #[command(flatten)]
+    pub compile: CompileLimits,
 }
 
 pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
@@ -68,6 +72,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
             work_dir,
             memory_bytes: args.memory.unwrap_or(0),
             cache_dir: Some(cache_dir),
+            compiler: args.compile.compiler(&engine)?,
             ..WorkerConfig::default()
         };
         let handle = weft_worker::service::start(listener, config, engine, source)

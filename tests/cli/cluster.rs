@@ -65,15 +65,20 @@ impl Cluster {
     /// Starts a scheduler and `workers` workers with [`SLOTS`] slots each, and returns once every
     /// one has said it is listening.
     pub fn start(workers: usize) -> Cluster {
-        Cluster::start_with(workers, None)
+        Cluster::start_with(workers, None, &[])
     }
 
     /// As [`Cluster::start`], with the scheduler and workers each under `ulimit -v KIB`.
     pub fn start_with_address_space(workers: usize, kib: u64) -> Cluster {
-        Cluster::start_with(workers, Some(kib))
+        Cluster::start_with(workers, Some(kib), &[])
     }
 
-    fn start_with(workers: usize, address_space_kib: Option<u64>) -> Cluster {
+    /// As [`Cluster::start`], with more arguments for `weft scheduler` (`--limit …`).
+    pub fn start_with_scheduler_args(workers: usize, args: &[&str]) -> Cluster {
+        Cluster::start_with(workers, None, args)
+    }
+
+    fn start_with(workers: usize, address_space_kib: Option<u64>, extra: &[&str]) -> Cluster {
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             scheduler: String::new(),
@@ -88,20 +93,19 @@ impl Cluster {
         // `cluster` already owns each child as it is spawned, so a start that panics half-way
         // still stops the ones that did start.
         let data = cluster.path("scheduler");
-        cluster.spawn(
+        let mut args = vec![
             "scheduler",
-            &[
-                "scheduler",
-                "--listen",
-                "127.0.0.1:0",
-                "--heartbeat-interval",
-                "200ms",
-                "--worker-timeout",
-                "2s",
-                "--data-dir",
-                path(&data),
-            ],
-        );
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "200ms",
+            "--worker-timeout",
+            "2s",
+            "--data-dir",
+            path(&data),
+        ];
+        args.extend_from_slice(extra);
+        cluster.spawn("scheduler", &args);
         let line = cluster.wait_for_line(0, |line| {
             line.strip_prefix("weft scheduler listening on ")
                 .map(str::to_owned)
@@ -344,6 +348,17 @@ impl Cluster {
     pub fn kill_worker(&mut self, i: usize) -> Worker {
         self.processes[i + 1].kill();
         self.workers[i].clone()
+    }
+
+    /// Panics, naming `after`, unless every process of the cluster is still running.
+    pub fn assert_running(&self, after: &str) {
+        for process in &self.processes {
+            assert!(
+                process.is_running(),
+                "{} is no longer running after {after}",
+                process.name()
+            );
+        }
     }
 
     /// What process `name` (`scheduler`, `worker-0`, ...) has written so far.

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod csv;
+mod hostile;
 mod local;
 mod module;
 mod run;

@@ -5,6 +5,10 @@
 //! copies each buffer once into guest memory and once out, with no per-record encoding. A crate of its
 //! own so that what reads and writes batches (weft-io) does not build the sandbox (weft-host, wasmtime).
 
+mod size;
+
+pub use size::{format_size, parse_size};
+
 use arrow_array::{Array, BinaryArray};
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 
@@ -79,6 +83,15 @@ impl Records {
 
     pub fn values(&self) -> &BinaryArray {
         &self.values
+    }
+
+    /// The bytes of the records' keys and values (offsets not counted).
+    pub fn data_bytes(&self) -> u64 {
+        let span = |a: &BinaryArray| {
+            let offsets = a.value_offsets();
+            (offsets[offsets.len() - 1] - offsets[0]) as u64
+        };
+        span(&self.keys) + span(&self.values)
     }
 
     /// `len` records from `offset`, sharing this batch's buffers (no copy).

@@ -24,7 +24,6 @@ mod input;
 mod output;
 mod paths;
 mod reader;
-mod size;
 
 pub use atomic::{AtomicFile, write_atomically};
 pub use commit::{
@@ -42,7 +41,7 @@ pub use reader::{
     BadRecord, DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
     line_number,
 };
-pub use size::{format_size, parse_size};
+pub use weft_batch::{format_size, parse_size};
 
 /// A suffix no other temporary name from this or a concurrent process has: pid, wall-clock
 /// nanoseconds, and a per-process counter for names made within one clock tick.

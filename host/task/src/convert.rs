@@ -3,15 +3,15 @@
 //! it, never an `unwrap()`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use weft_abi::UdfKind;
 use weft_io::{InputFormat, InputSplit, OnError, OutputFormat};
 use weft_proto::v1 as pb;
 
+use crate::limits::{Limit, TaskLimits};
 use crate::task::{
     BlockLocation, GuestOutput, ShuffleCompression, StepRef, TaskFailure, TaskId, TaskInput,
-    TaskLimits, TaskOutcome, TaskOutput, TaskResult, TaskSpec,
+    TaskOutcome, TaskOutput, TaskResult, TaskSpec,
 };
 
 /// A message that cannot be turned into a domain value (here, and in the scheduler's registry and
@@ -153,8 +153,12 @@ fn output_format_from_pb(format: i32) -> Result<OutputFormat, ConvertError> {
 impl From<TaskLimits> for pb::SandboxLimits {
     fn from(l: TaskLimits) -> pb::SandboxLimits {
         pb::SandboxLimits {
-            max_memory_bytes: l.max_memory_bytes,
-            max_call_millis: u64::try_from(l.max_call_time.as_millis()).unwrap_or(u64::MAX),
+            max_memory_bytes: l.get(Limit::Memory),
+            max_call_millis: l.get(Limit::CallTime),
+            max_task_millis: Some(l.get(Limit::TaskTime)),
+            max_batch_output_bytes: Some(l.get(Limit::BatchOutput)),
+            max_task_output_bytes: Some(l.get(Limit::TaskOutput)),
+            max_log_bytes: Some(l.get(Limit::Log)),
         }
     }
 }
@@ -162,13 +166,22 @@ impl From<TaskLimits> for pb::SandboxLimits {
 /// Limits a message leaves out are the defaults.
 impl From<Option<pb::SandboxLimits>> for TaskLimits {
     fn from(l: Option<pb::SandboxLimits>) -> TaskLimits {
-        match l {
-            Some(l) => TaskLimits {
-                max_memory_bytes: l.max_memory_bytes,
-                max_call_time: Duration::from_millis(l.max_call_millis),
-            },
-            None => TaskLimits::default(),
+        let mut limits = TaskLimits::default();
+        if let Some(l) = l {
+            for (limit, value) in [
+                (Limit::Memory, Some(l.max_memory_bytes)),
+                (Limit::CallTime, Some(l.max_call_millis)),
+                (Limit::TaskTime, l.max_task_millis),
+                (Limit::BatchOutput, l.max_batch_output_bytes),
+                (Limit::TaskOutput, l.max_task_output_bytes),
+                (Limit::Log, l.max_log_bytes),
+            ] {
+                if let Some(value) = value {
+                    limits.set(limit, value);
+                }
+            }
         }
+        limits
     }
 }
 

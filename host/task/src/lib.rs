@@ -9,7 +9,8 @@
 //! # Brief overview
 //! - [`TaskSpec`] — one task attempt ([`TaskId`]): its steps ([`StepRef`]), its input (an input
 //!   split, or shuffle blocks at [`BlockLocation`]s), its output (shuffle files with a
-//!   [`ShuffleCompression`], or a part file of the job's output), its [`TaskLimits`].
+//!   [`ShuffleCompression`], or a part file of the job's output), its [`TaskLimits`] (each
+//!   a [`Limit`]).
 //! - [`TaskOutcome`] — how an attempt ended: a [`TaskResult`] or a [`TaskFailure`], with its
 //!   guests' [`GuestOutput`].
 //! - [`WorkerRegistration`], [`Heartbeat`], [`HeartbeatReply`], [`Launch`] — membership.
@@ -22,16 +23,18 @@
 //! from the job file to the reader.
 
 pub mod convert;
+mod limits;
 mod membership;
 mod task;
 
 pub use convert::ConvertError;
+pub use limits::{Limit, LimitError, TaskLimits};
 pub use membership::{
     Heartbeat, HeartbeatReply, Launch, Registered, TaskProgress, WorkerRegistration,
 };
 pub use task::{
     BlockLocation, GuestOutput, MAX_TASK_OUTPUT, ShuffleCompression, StepRef, TaskFailure, TaskId,
-    TaskInput, TaskLimits, TaskOutcome, TaskOutput, TaskResult, TaskSpec,
+    TaskInput, TaskOutcome, TaskOutput, TaskResult, TaskSpec,
     UnknownShuffleCompression,
 };
 pub use weft_io::{InputFormat, InputSplit, OutputFormat};

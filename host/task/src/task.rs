@@ -4,10 +4,11 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use weft_abi::UdfKind;
 use weft_io::{InputFormat, InputSplit, OnError, OutputFormat};
+
+use crate::TaskLimits;
 
 /// A step as a worker runs it: a kind, the id of the module that holds the function, and the
 /// function's name.
@@ -152,26 +153,6 @@ pub enum TaskOutput {
         part: u32,
         format: OutputFormat,
     },
-}
-
-/// The limits every guest of a task runs under: what the scheduler asks of the worker's sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskLimits {
-    /// Largest linear memory a guest may grow to, in bytes.
-    pub max_memory_bytes: u64,
-    /// Longest a single call into a guest may run before it is interrupted.
-    pub max_call_time: Duration,
-}
-
-impl Default for TaskLimits {
-    /// 1 GiB and 300 s: room for any batch a worker hands a guest, and time for a slow UDF over a
-    /// large batch, while a runaway one is still stopped.
-    fn default() -> Self {
-        TaskLimits {
-            max_memory_bytes: 1 << 30,
-            max_call_time: Duration::from_secs(300),
-        }
-    }
 }
 
 /// Everything a worker needs to run one task attempt.

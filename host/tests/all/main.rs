@@ -3,7 +3,9 @@
 
 mod artifact;
 mod combine;
+mod compile;
 mod kinds;
+mod limits;
 mod native;
 mod sandbox;
 mod validation;

@@ -180,6 +180,7 @@ fn over_the_size_limit() {
     let bytes = guest("", IDENTITY_MAP);
     let limits = ValidationLimits {
         max_module_bytes: bytes.len() - 1,
+        ..ValidationLimits::default()
     };
     match ValidatedModule::new(engine(), &bytes, &limits) {
         Err(ValidationError::TooLarge { size, limit }) => {

@@ -62,6 +62,12 @@ pub enum TaskError {
     /// The task was killed.
     #[error("the task was cancelled")]
     Cancelled,
+    /// The task ran for its whole time limit.
+    #[error("the task exceeded its time limit of {} (limits.task_time)", humantime::format_duration(*limit))]
+    TaskTime { limit: std::time::Duration },
+    /// The task's records out came to more than its limit.
+    #[error("the task wrote more than its output limit of {} (limits.task_output)", weft_io::format_size(*limit))]
+    TaskOutput { limit: u64 },
     /// Reading or writing shuffle data failed.
     #[error("shuffle file {}", path.display())]
     Shuffle {
@@ -83,6 +89,7 @@ impl TaskError {
     pub fn is_guest_fault(&self) -> bool {
         match self {
             TaskError::Step { source, .. } => source.0.is_guest_fault(),
+            TaskError::TaskTime { .. } | TaskError::TaskOutput { .. } => true,
             _ => false,
         }
     }

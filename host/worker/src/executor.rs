@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use weft_host::{Engine, GuestModule, Records, SandboxLimits};
+use weft_host::{Compiler, Engine, GuestModule, Records, SandboxLimits};
 use weft_io::{PartWriter, ReadOptions, ReaderBuffers, SplitReader};
 use weft_task::{
     BlockLocation, GuestOutput, StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskResult,
@@ -52,6 +53,8 @@ pub struct Executor {
     work_dir: PathBuf,
     /// `CACHE_DIR/compiled/<engine hash>`; `None` keeps compiled modules in memory only.
     artifact_dir: Option<PathBuf>,
+    /// Where modules are compiled (in this process unless set).
+    compiler: Compiler,
     /// Bytes a task's grouping (map-side combiner, reduce-side tables) may hold before it hands
     /// partial results on or spills sorted runs to disk.
     task_memory: usize,
@@ -121,10 +124,18 @@ impl Executor {
             loading: Mutex::new(HashMap::new()),
             work_dir: work_dir.to_owned(),
             artifact_dir: None,
+            compiler: Compiler::InProcess,
             task_memory: DEFAULT_GROUP_BUDGET,
             read_buffers: Mutex::new(Vec::new()),
             counters: Counters::default(),
         }
+    }
+
+    /// Compiles modules with `compiler` (e.g. in a child process under a deadline and a memory
+    /// limit) instead of in this process.
+    pub fn with_compiler(mut self, compiler: Compiler) -> Executor {
+        self.compiler = compiler;
+        self
     }
 
     /// Keeps compiled modules on disk too, under `cache_dir/compiled/<engine hash>/` (created when
@@ -259,8 +270,8 @@ impl Executor {
         if blake3::hash(&bytes) != expected {
             return Err(fail(ModuleError::Mismatch));
         }
-        let module =
-            GuestModule::new(&self.engine, &bytes).map_err(|e| fail(ModuleError::Compile(e)))?;
+        let module = GuestModule::compile(&self.engine, &bytes, &self.compiler)
+            .map_err(|e| fail(ModuleError::Compile(e)))?;
         self.counters.compiles.fetch_add(1, Ordering::Relaxed);
         if let Some(path) = &artifact
             && let Err(e) = write_artifact(&module, path)
@@ -336,7 +347,7 @@ impl Executor {
         let output = pipeline
             .map(|p| {
                 let (stdout, stderr) = p.output();
-                GuestOutput::capped(stdout, stderr, false)
+                GuestOutput::capped(stdout, stderr, p.output_truncated())
             })
             .unwrap_or_default();
         TaskRun { result, output }
@@ -352,6 +363,9 @@ impl Executor {
         progress: &Progress,
         slot: &mut Option<Pipeline>,
     ) -> Result<TaskResult, TaskError> {
+        // The task's time runs from here: fetching and compiling its modules count.
+        let limit = spec.limits.max_task_time;
+        let deadline = Instant::now() + limit;
         let steps = spec.all_steps();
         let mut modules = HashMap::new();
         for step in &steps {
@@ -365,6 +379,8 @@ impl Executor {
         let limits = sandbox_limits(spec.limits);
         let pipeline = slot.insert(Pipeline::new(&modules, &steps, &limits)?);
         pipeline.set_interrupt(cancelled);
+        pipeline.set_task_deadline(deadline, limit);
+        let max_output = spec.limits.max_task_output_bytes;
         let mut result = TaskResult::default();
         let mut sink = match &spec.output {
             TaskOutput::Shuffle {
@@ -378,18 +394,25 @@ impl Executor {
                     ShuffleWriter::new(&dir, *partitions, combiner.clone())?
                         .with_compression(*compression)
                         .with_combine_budget(self.task_memory)
-                        .with_sandbox_memory(limits.max_memory_bytes),
+                        .with_sandbox_memory(limits.max_memory_bytes)
+                        .with_output_limit(max_output),
                 )
             }
             TaskOutput::Part {
                 staging_dir,
                 part,
                 format,
-            } => Sink::Part(PartWriter::create(staging_dir, *part, *format)?),
+            } => Sink::Part {
+                writer: PartWriter::create(staging_dir, *part, *format)?,
+                written: 0,
+                max_written: max_output,
+            },
         };
         let check = || {
             if cancelled.load(Ordering::Relaxed) {
                 Err(TaskError::Cancelled)
+            } else if Instant::now() >= deadline {
+                Err(TaskError::TaskTime { limit })
             } else {
                 Ok(())
             }
@@ -499,7 +522,7 @@ impl Executor {
                     });
                 }
             }
-            Sink::Part(writer) => {
+            Sink::Part { writer, .. } => {
                 let stats = writer.finish()?;
                 result.records_out = stats.records;
                 result.bytes_out = stats.bytes;
@@ -511,7 +534,12 @@ impl Executor {
 
 enum Sink {
     Shuffle(ShuffleWriter),
-    Part(PartWriter),
+    /// A part file, and the bytes of records written to it against the task's limit.
+    Part {
+        writer: PartWriter,
+        written: u64,
+        max_written: u64,
+    },
 }
 
 impl Sink {
@@ -524,7 +552,20 @@ impl Sink {
     ) -> Result<(), TaskError> {
         match self {
             Sink::Shuffle(w) => w.run_and_write(pipeline, steps, batch),
-            Sink::Part(w) => Ok(w.write(&pipeline.run(steps, batch)?)?),
+            Sink::Part {
+                writer,
+                written,
+                max_written,
+            } => {
+                let out = pipeline.run(steps, batch)?;
+                *written += out.data_bytes();
+                if *written > *max_written {
+                    return Err(TaskError::TaskOutput {
+                        limit: *max_written,
+                    });
+                }
+                Ok(writer.write(&out)?)
+            }
         }
     }
 }
@@ -534,7 +575,8 @@ fn sandbox_limits(limits: TaskLimits) -> SandboxLimits {
     SandboxLimits {
         max_memory_bytes: usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX),
         max_call_time: limits.max_call_time,
-        ..SandboxLimits::default()
+        max_captured_output: usize::try_from(limits.max_log_bytes).unwrap_or(usize::MAX),
+        max_batch_output_bytes: limits.max_batch_output_bytes,
     }
 }
 

@@ -54,6 +54,18 @@ impl Pipeline {
         }
     }
 
+    /// Stops every instance's calls once `deadline` has passed ([`Limit::TaskTime`](weft_task::Limit)).
+    pub fn set_task_deadline(&mut self, deadline: std::time::Instant, limit: std::time::Duration) {
+        for instance in self.instances.values_mut() {
+            instance.set_task_deadline(deadline, limit);
+        }
+    }
+
+    /// Whether any guest wrote more to stdout or stderr than was kept.
+    pub fn output_truncated(&self) -> bool {
+        self.instances.values().any(|g| g.output_truncated())
+    }
+
     fn guest(&mut self, step: &StepRef) -> Result<&mut GuestInstance, TaskError> {
         self.instances
             .get_mut(&step.module)

@@ -89,6 +89,9 @@ pub struct ShuffleWriter {
     sandbox_memory: usize,
     /// The codec of every file this writer creates; readers learn it from each batch's metadata.
     compression: ShuffleCompression,
+    /// Bytes of records routed to the files so far, and the most the task may write.
+    written: u64,
+    max_written: u64,
 }
 
 impl ShuffleWriter {
@@ -116,7 +119,16 @@ impl ShuffleWriter {
             combine_budget: crate::DEFAULT_GROUP_BUDGET,
             sandbox_memory: usize::MAX,
             compression: ShuffleCompression::None,
+            written: 0,
+            max_written: u64::MAX,
         })
+    }
+
+    /// Fails the task once the records it writes (keys and values, after any combine) come to
+    /// more than `bytes` ([`TaskError::TaskOutput`]).
+    pub fn with_output_limit(mut self, bytes: u64) -> ShuffleWriter {
+        self.max_written = bytes;
+        self
     }
 
     /// Compresses the files with `compression` (the default of a new writer is
@@ -203,6 +215,12 @@ impl ShuffleWriter {
     }
 
     fn route(&mut self, batch: &Records) -> Result<(), TaskError> {
+        self.written += batch.data_bytes();
+        if self.written > self.max_written {
+            return Err(TaskError::TaskOutput {
+                limit: self.max_written,
+            });
+        }
         let n = self.parts.len() as u32;
         for (k, v) in batch.iter() {
             let p = partition_of(k, n) as usize;

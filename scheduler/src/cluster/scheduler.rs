@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weft_task::TaskLimits;
+use weft_task::{Limit, LimitError, TaskLimits};
 
 use super::control::{ControlState, WorkerInfo};
 use super::runner::{self, JobRun};
 use super::tasks::initial_status;
 use super::{JobError, JobReport};
-use crate::job::{self, Plan, PrepareError, Submission};
+use crate::job::{self, Location, Plan, PrepareError, Submission};
 use crate::jobs::store::JobRecord;
 use crate::jobs::{JobState, JobStatus, JobStore, StoreError, TaskLog, TaskRef, now_ms};
 use crate::{Registry, Tenant};
@@ -29,8 +29,10 @@ pub struct SchedulerConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which a worker is considered dead and its tasks failed.
     pub worker_timeout: Duration,
-    /// Sandbox limits of every task.
+    /// The limits of a task whose job's `[limits]` does not set them (each at most `ceiling`'s).
     pub limits: TaskLimits,
+    /// The most a job may ask for (`weft scheduler --limit KEY=VALUE`).
+    pub ceiling: TaskLimits,
 }
 
 impl Default for SchedulerConfig {
@@ -39,6 +41,7 @@ impl Default for SchedulerConfig {
             heartbeat_interval: Duration::from_secs(1),
             worker_timeout: Duration::from_secs(10),
             limits: TaskLimits::default(),
+            ceiling: TaskLimits::most(),
         }
     }
 }
@@ -49,6 +52,14 @@ pub enum SubmitError {
     /// The job file, the input or the output is wrong.
     #[error(transparent)]
     Prepare(#[from] PrepareError),
+    /// The job's `[limits]` ask for more than its ceiling, or less than a task needs.
+    #[error("{job_file}{}: {source}", at.map(|at| format!(":{at}")).unwrap_or_default())]
+    Limits {
+        job_file: String,
+        at: Option<Location>,
+        #[source]
+        source: LimitError,
+    },
     /// No registered worker can read the input; `field` is where the pattern came from.
     #[error("{field}: {detail}")]
     Unreadable { field: String, detail: String },
@@ -135,6 +146,7 @@ impl Scheduler {
         submission: Submission,
     ) -> Result<String, SubmitError> {
         let plan = job::prepare(&self.registry, tenant, &submission)?;
+        let limits = self.limits_of(&plan, &submission)?;
         job::check_output(&plan, &submission)?;
         // Refuse now, rather than at run time, an input that no registered worker can read.
         if self.control.worker_count() > 0 {
@@ -147,7 +159,29 @@ impl Scheduler {
                 });
             }
         }
-        self.start(tenant, plan, submission)
+        self.start(tenant, plan, submission, limits)
+    }
+
+    /// The limits the job's tasks run under: its `[limits]` over the defaults, within the ceiling.
+    fn limits_of(&self, plan: &Plan, submission: &Submission) -> Result<TaskLimits, SubmitError> {
+        let requested: Vec<(Limit, u64)> =
+            plan.limits.iter().map(|l| (l.limit, l.value)).collect();
+        self.config
+            .limits
+            .resolve(&requested, &self.config.ceiling, "the cluster")
+            .map_err(|source| {
+                let limit = match &source {
+                    LimitError::AboveCeiling { limit, .. } | LimitError::BelowFloor { limit, .. } => {
+                        *limit
+                    }
+                };
+                let at = plan.limits.iter().find(|l| l.limit == limit).map(|l| l.at);
+                SubmitError::Limits {
+                    job_file: submission.job_file.clone(),
+                    at,
+                    source,
+                }
+            })
     }
 
     fn start(
@@ -155,6 +189,7 @@ impl Scheduler {
         tenant: &Tenant,
         plan: Plan,
         submission: Submission,
+        limits: TaskLimits,
     ) -> Result<String, SubmitError> {
         let job_id = self.store.new_job_id(&plan.job_name)?;
         let status = initial_status(&job_id, tenant, &plan);
@@ -174,7 +209,7 @@ impl Scheduler {
             cancel: cancel_rx,
             tenant: tenant.clone(),
             plan,
-            limits: self.config.limits,
+            limits,
         };
         let handle = tokio::spawn(runner::run(run));
         self.live_jobs().insert(

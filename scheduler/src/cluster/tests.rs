@@ -300,6 +300,7 @@ fn wordcount_plan(splits: u64, partitions: u32, output: &Path) -> Plan {
     let sum = step(2, UdfKind::Reduce, "sum");
     Plan {
         job_name: "wc".into(),
+        limits: Vec::new(),
         input: InputSpec {
             path: input.clone(),
             format: InputFormat::Text,

@@ -16,7 +16,8 @@ use weft_io::{InputFile, InputSplit};
 use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
 use super::spec::{
-    InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OnError, OutputFormat, ShuffleCompression,
+    InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OnError, OutputFormat, RequestedLimit,
+    ShuffleCompression,
 };
 
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
@@ -108,6 +109,8 @@ pub struct Plan {
     /// The job's input as the job file gave it, for display.
     pub input: InputSpec,
     pub stages: Vec<Stage>,
+    /// The job file's `[limits]`, granted or refused at submission.
+    pub limits: Vec<RequestedLimit>,
 }
 
 impl Plan {
@@ -218,6 +221,7 @@ impl ResolvedJob {
             job_name: spec.name.clone(),
             input: spec.input.clone(),
             stages,
+            limits: spec.limits.clone(),
         })
     }
 }

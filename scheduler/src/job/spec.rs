@@ -6,6 +6,7 @@
 //! types cannot express (exactly one kind per step, ranges, formats, references) and reports each
 //! problem at the span of the value it is about.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use weft_abi::UdfKind;
 pub use weft_io::{InputFormat, OnError, OutputFormat};
-pub use weft_task::ShuffleCompression;
+pub use weft_task::{Limit, ShuffleCompression};
 
 use super::error::{JobFileError, JobFileErrorKind, Location};
 use crate::registry::ModuleRef;
@@ -45,6 +46,9 @@ pub struct JobSpec {
     pub steps: Vec<StepSpec>,
     pub output: OutputSpec,
     pub shuffle: ShuffleSpec,
+    /// `[limits]`: what the job asks for in place of the cluster's defaults, in the order of
+    /// [`Limit::ALL`]; granted or refused against its ceiling at submission.
+    pub limits: Vec<RequestedLimit>,
     /// The file name given to [`JobSpec::parse`]; every later error about the job starts with it.
     pub origin: PathBuf,
 }
@@ -76,6 +80,16 @@ pub struct OutputSpec {
 pub struct ShuffleSpec {
     /// The codec of every shuffle file of the job.
     pub compression: ShuffleCompression,
+}
+
+/// One key of `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedLimit {
+    pub limit: Limit,
+    /// Bytes, or milliseconds for a time.
+    pub value: u64,
+    /// The value in the file, where a refusal points.
+    pub at: Location,
 }
 
 /// One `[[step]]`, before its module is looked up.
@@ -159,6 +173,8 @@ struct RawJob {
     step: Option<Spanned<Vec<Spanned<RawStep>>>>,
     output: RawOutput,
     shuffle: Option<RawShuffle>,
+    /// Keys are checked against [`Limit`] in the second pass, so an unknown one gets the list.
+    limits: Option<BTreeMap<String, Spanned<toml::Value>>>,
 }
 
 #[derive(Deserialize)]
@@ -243,12 +259,14 @@ impl Parser<'_> {
         let has_wide_step = steps.iter().any(StepSpec::is_wide);
         let output = self.output(raw.output, has_wide_step)?;
         let shuffle = self.shuffle(raw.shuffle, has_wide_step)?;
+        let limits = self.limits(raw.limits.unwrap_or_default())?;
         Ok(JobSpec {
             name,
             input,
             steps,
             output,
             shuffle,
+            limits,
             origin: self.origin.to_owned(),
         })
     }
@@ -342,6 +360,41 @@ impl Parser<'_> {
                 ),
             )),
         }
+    }
+
+    fn limits(
+        &self,
+        raw: BTreeMap<String, Spanned<toml::Value>>,
+    ) -> Result<Vec<RequestedLimit>, JobFileError> {
+        let mut limits = Vec::new();
+        for (key, value) in raw {
+            let field = format!("limits.{key}");
+            let limit = Limit::from_key(&key)
+                .map_err(|message| self.invalid(Some(value.span()), &field, message))?;
+            let parsed = match value.get_ref() {
+                toml::Value::String(text) => limit.parse_value(text),
+                toml::Value::Integer(n) if !limit.is_time() => {
+                    u64::try_from(*n).map_err(|_| format!("{n} is not a size"))
+                }
+                toml::Value::Integer(n) => Err(format!(
+                    "{n} has no unit: write a duration as a string, e.g. \"10s\" or \"5m\""
+                )),
+                other => Err(format!(
+                    "expected a {} as a string, not a {}",
+                    if limit.is_time() { "duration" } else { "size" },
+                    other.type_str()
+                )),
+            };
+            let value_at = value.span();
+            let value = parsed.map_err(|message| self.invalid(Some(value_at.clone()), &field, message))?;
+            limits.push(RequestedLimit {
+                limit,
+                value,
+                at: self.location(value_at),
+            });
+        }
+        limits.sort_by_key(|l| l.limit);
+        Ok(limits)
     }
 
     fn split_size(&self, raw: &Spanned<toml::Value>) -> Result<u64, JobFileError> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use weft_host::UdfKind;
 use weft_io::{InputFile, InputSplit};
 use weft_scheduler::job::{
-    DEFAULT_SPLIT_SIZE, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Location,
+    DEFAULT_SPLIT_SIZE, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Limit, Location,
     OutputFormat, Plan, PlanError, ShuffleCompression, StageInput, StageOutput, compute_splits,
 };
 use weft_scheduler::{ModuleId, Registry, Tenant};
@@ -874,4 +874,57 @@ compression = "zstd"
         })
         .collect();
     assert_eq!(codecs, [ShuffleCompression::Zstd; 2]);
+}
+
+/// A map-only job with `limits`, the text after a `[limits]` header.
+fn with_limits(limits: &str) -> String {
+    format!("{}[limits]\n{limits}\n", with_step("map = \"m/f\""))
+}
+
+#[test]
+fn limits_parse_sizes_and_durations() {
+    let spec = parse(&with_limits(
+        "memory = \"64MiB\"\ncall_time = \"2s\"\ntask_output = 4096\nlog = \"1KiB\"",
+    ));
+    let got: Vec<(Limit, u64)> = spec.limits.iter().map(|l| (l.limit, l.value)).collect();
+    assert_eq!(
+        got,
+        [
+            (Limit::Memory, 64 << 20),
+            (Limit::CallTime, 2000),
+            (Limit::TaskOutput, 4096),
+            (Limit::Log, 1024),
+        ]
+    );
+    assert_eq!(spec.limits[1].at, Location { line: 12, column: 13 });
+    assert!(parse(&with_step("map = \"m/f\"")).limits.is_empty());
+}
+
+#[test]
+fn limits_are_checked() {
+    let err = parse_error(&with_limits("cpu = \"1s\""));
+    assert_eq!(
+        err,
+        "job.toml:11:7: limits.cpu: unknown limit `cpu` (expected one of memory, call_time, \
+         task_time, batch_output, task_output, log)"
+    );
+    let err = parse_error(&with_limits("call_time = 10"));
+    assert!(
+        err.starts_with("job.toml:11:13: limits.call_time: 10 has no unit"),
+        "{err}"
+    );
+    let err = parse_error(&with_limits("memory = \"lots\""));
+    assert!(
+        err.starts_with("job.toml:11:10: limits.memory: \"lots\" is not a size"),
+        "{err}"
+    );
+    let err = parse_error(&with_limits("task_time = true"));
+    assert!(
+        err.starts_with(
+            "job.toml:11:13: limits.task_time: expected a duration as a string, not a boolean"
+        ),
+        "{err}"
+    );
+    let err = parse_error(&with_limits("memory = -1"));
+    assert!(err.contains("limits.memory: -1 is not a size"), "{err}");
 }

@@ -386,6 +386,7 @@ async fn malformed_uploads_are_refused_with_what_is_wrong() {
 async fn an_oversize_upload_is_refused_as_it_arrives() {
     let limits = ValidationLimits {
         max_module_bytes: 1000,
+        ..ValidationLimits::default()
     };
     let server = Server::start(limits).await;
 

@@ -135,8 +135,20 @@ impl Process {
         self.exit
     }
 
-    /// Sends SIGTERM (unless it has ended): how an operator stops a process, and what lets it
-    /// clean up.
+    /// Whether the process still runs (not exited, nor a zombie waiting to be reaped), read from
+    /// `/proc`: callers that share the process cannot reap it.
+    pub fn is_running(&self) -> bool {
+        if self.exit.is_some() {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) else {
+            return false;
+        };
+        // `PID (COMMAND) STATE …`; the command may itself hold parentheses.
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        !matches!(state, None | Some('Z' | 'X'))
+    }
+
     /// Sends `signal` (a name `kill` takes: `INT`, `TERM`, `KILL`…) if the process still runs.
     pub fn signal(&mut self, signal: &str) {
         if self.try_wait().is_none() {
@@ -149,6 +161,8 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM (unless it has ended): how an operator stops a process, and what lets it
+    /// clean up.
     pub fn terminate(&mut self) {
         if self.try_wait().is_none() {
             // `kill` is the command: the harness has no libc binding.

@@ -60,3 +60,117 @@ pub fn module(parts: &[&str]) -> Vec<u8> {
 pub fn guest(imports: &str, items: &str) -> Vec<u8> {
     module(&[imports, MEMORY, ABI_V1, ALLOC, FREE, items])
 }
+
+/// The WASI imports the hostile fixtures below use, for [`guest`]'s `imports`.
+pub const WASI_IMPORTS: &str = r#"
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))"#;
+
+/// A map that loops forever in guest code.
+pub const SPIN_MAP: &str = r#"
+  (func (export "weft_map_spin") (param i32) (result i32) (loop br 0) i32.const 0)"#;
+
+/// A map that sleeps an hour in WASI `poll_oneoff` (one relative clock subscription), then
+/// returns its input; needs [`WASI_IMPORTS`].
+pub const SLEEP_MAP: &str = r#"
+  (func (export "weft_map_sleep") (param $f i32) (result i32)
+    (i64.store (i32.const 256) (i64.const 7))              ;; userdata
+    (i32.store8 (i32.const 264) (i32.const 0))             ;; tag: clock
+    (i32.store (i32.const 272) (i32.const 1))              ;; id: monotonic
+    (i64.store (i32.const 280) (i64.const 3600000000000))  ;; timeout: 1 h
+    (i64.store (i32.const 288) (i64.const 0))              ;; precision
+    (i32.store16 (i32.const 296) (i32.const 0))            ;; flags: relative
+    (drop (call $poll_oneoff (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
+    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
+    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
+    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
+    (i32.const 0))"#;
+
+/// A map that naps 30 ms in `poll_oneoff`, traps unless the sleep reports its one clock event,
+/// then returns its input; needs [`WASI_IMPORTS`].
+pub const NAP_MAP: &str = r#"
+  (func (export "weft_map_nap") (param $f i32) (result i32)
+    (i64.store (i32.const 256) (i64.const 7))
+    (i32.store8 (i32.const 264) (i32.const 0))
+    (i32.store (i32.const 272) (i32.const 1))
+    (i64.store (i32.const 280) (i64.const 30000000))
+    (i64.store (i32.const 288) (i64.const 0))
+    (i32.store16 (i32.const 296) (i32.const 0))
+    (if (i32.ne (call $poll_oneoff (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600))
+                (i32.const 0))
+      (then unreachable))
+    (if (i32.ne (i32.load (i32.const 600)) (i32.const 1)) (then unreachable))
+    (if (i64.ne (i64.load (i32.const 512)) (i64.const 7)) (then unreachable))
+    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
+    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
+    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
+    (i32.const 0))"#;
+
+/// How many bytes [`CHATTY_MAP`] writes to stdout per call.
+pub const CHATTY_BYTES: usize = 2 << 20;
+
+/// A map that writes [`CHATTY_BYTES`] of `a` to stdout per call (64 KiB at a time, the way a guest
+/// logging a lot does), trapping if any write fails, then returns its input; needs
+/// [`WASI_IMPORTS`].
+pub const CHATTY_MAP: &str = r#"
+  (func (export "weft_map_chatty") (param $f i32) (result i32)
+    (local $i i32)
+    (memory.fill (i32.const 4096) (i32.const 97) (i32.const 65536))
+    (i32.store (i32.const 256) (i32.const 4096))   ;; iovec: buf
+    (i32.store (i32.const 260) (i32.const 65536))  ;; iovec: len
+    (loop $write
+      (if (i32.ne (call $fd_write (i32.const 1) (i32.const 256) (i32.const 1) (i32.const 264))
+                  (i32.const 0))
+        (then unreachable))
+      (local.set $i (i32.add (local.get $i) (i32.load (i32.const 264))))
+      (br_if $write (i32.lt_u (local.get $i) (i32.const 2097152))))
+    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
+    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
+    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
+    (i32.const 0))"#;
+
+/// A map that calls the unimplemented WASI `sock_accept` 100,000 times per call, trapping unless
+/// each says "not a socket" (errno 57), then returns its input; needs [`WASI_IMPORTS`].
+pub const SOCKET_FLOOD_MAP: &str = r#"
+  (func (export "weft_map_sockets") (param $f i32) (result i32)
+    (local $i i32)
+    (loop $again
+      (if (i32.ne (call $sock_accept (i32.const 0) (i32.const 0) (i32.const 256)) (i32.const 57))
+        (then unreachable))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 100000))))
+    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
+    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
+    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
+    (i32.const 0))"#;
+
+/// A flat_map that returns one record of [`BLOAT_BYTES`] whatever its input (growing its memory
+/// to hold it): an output far larger than any batch should be.
+pub const BLOAT_FLAT_MAP: &str = r#"
+  (func (export "weft_flat_map_bloat") (param $f i32) (result i32)
+    (local $base i32)
+    (local.set $base (i32.mul (memory.grow (i32.const 1025)) (i32.const 65536)))
+    (if (i32.lt_s (local.get $base) (i32.const 0)) (then unreachable))
+    ;; offsets: keys [0, 0] at base, values [0, BLOAT] at base+8; data after them
+    (i32.store (local.get $base) (i32.const 0))
+    (i32.store offset=4 (local.get $base) (i32.const 0))
+    (i32.store offset=8 (local.get $base) (i32.const 0))
+    (i32.store offset=12 (local.get $base) (i32.const 67108864))
+    (i32.store offset=24 (local.get $f) (i32.const 1))
+    (i32.store offset=28 (local.get $f) (local.get $base))
+    (i32.store offset=32 (local.get $f) (i32.add (local.get $base) (i32.const 16)))
+    (i32.store offset=36 (local.get $f) (i32.add (local.get $base) (i32.const 8)))
+    (i32.store offset=40 (local.get $f) (i32.add (local.get $base) (i32.const 16)))
+    (i32.const 0))"#;
+
+/// The size of [`BLOAT_FLAT_MAP`]'s record: 64 MiB.
+pub const BLOAT_BYTES: usize = 64 << 20;

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
-use weft_host::{Engine, GuestModule, Records};
+use weft_host::{Compiler, Engine, GuestModule, Records};
 use weft_proto::v1 as pb;
 use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
@@ -64,6 +64,9 @@ pub struct WorkerConfig {
     /// restarting), retrying with back-off from 100 ms to 5 s; `None` waits for it forever. A
     /// scheduler that answers with a refusal is never retried.
     pub register_patience: Option<Duration>,
+    /// Where modules are compiled: a server compiles in a child process it can kill
+    /// ([`Compiler::Process`]), so a compile bomb costs it nothing but the child.
+    pub compiler: Compiler,
 }
 
 /// Why a worker could not start.
@@ -214,6 +217,7 @@ pub async fn start(
     if let Some(dir) = &config.cache_dir {
         executor = executor.with_cache_dir(dir);
     }
+    executor = executor.with_compiler(config.compiler.clone());
     for (id, module) in &config.preloaded {
         executor.preload(id, module.clone());
     }

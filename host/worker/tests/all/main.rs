@@ -3,6 +3,7 @@
 //! side of the scheduler protocol.
 
 mod cache;
+mod limits;
 mod output;
 mod service;
 mod shuffle;

@@ -40,7 +40,7 @@ fn logging_guest() -> Vec<u8> {
     )
 }
 
-fn run(executor: &Executor, spec: &weft_task::TaskSpec) -> TaskRun {
+pub fn run(executor: &Executor, spec: &weft_task::TaskSpec) -> TaskRun {
     let no_remote = |_: &BlockLocation,
                      _: &mut dyn FnMut(weft_host::Records) -> Result<(), TaskError>|
      -> Result<(), TaskError> {

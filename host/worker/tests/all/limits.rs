@@ -1,0 +1,164 @@
+//! Each limit of a task, hit: the failure names the limit and its value, counts as the guest's
+//! fault, and comes within a bound of the value.
+
+use std::time::{Duration, Instant};
+
+use weft_host::UdfKind;
+use weft_task::TaskLimits;
+use weft_testkit::wat::{
+    BLOAT_FLAT_MAP, CHATTY_MAP, IDENTITY_MAP, SLEEP_MAP, SPIN_MAP, WASI_IMPORTS, guest,
+};
+use weft_worker::{Executor, TaskError};
+
+use crate::output::run;
+use crate::{Modules, engine, id_of, text_task};
+
+/// Runs `function` of `guest` as a map over `input` under `limits`; returns the run and how
+/// long it took.
+fn run_under(
+    guest: &[u8],
+    kind: UdfKind,
+    function: &str,
+    input: &[u8],
+    limits: TaskLimits,
+) -> (weft_worker::TaskRun, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = id_of(guest);
+    let executor = Executor::new(engine().clone(), Modules::of(&[guest]), dir.path());
+    let mut spec = text_task(dir.path(), "a", input, &[(kind, &id, function)]);
+    spec.limits = limits;
+    let started = Instant::now();
+    let run = run(&executor, &spec);
+    (run, started.elapsed())
+}
+
+fn failure(run: weft_worker::TaskRun) -> TaskError {
+    let error = run.result.expect_err("the task must fail");
+    assert!(error.is_guest_fault(), "{error}");
+    error
+}
+
+#[test]
+fn the_task_time_limit_stops_a_guest_looping_or_asleep() {
+    for (bytes, function) in [
+        (guest("", SPIN_MAP), "spin"),
+        (guest(WASI_IMPORTS, SLEEP_MAP), "sleep"),
+    ] {
+        let limits = TaskLimits {
+            max_task_time: Duration::from_millis(500),
+            ..TaskLimits::default()
+        };
+        let (run, took) = run_under(&bytes, UdfKind::Map, function, b"x\n", limits);
+        let error = weft_task::error_chain(&failure(run));
+        assert!(
+            error.ends_with(&format!(
+                "{function}: was stopped: the task exceeded its time limit of 500ms \
+                 (limits.task_time)"
+            )),
+            "{error}"
+        );
+        assert!(took < Duration::from_secs(5), "{function} stopped after {took:?}");
+    }
+}
+
+#[test]
+fn the_task_time_limit_counts_from_the_start_of_the_task() {
+    // Compiling the module alone takes longer than this.
+    let limits = TaskLimits {
+        max_task_time: Duration::from_millis(1),
+        ..TaskLimits::default()
+    };
+    let (run, _) = run_under(&guest("", IDENTITY_MAP), UdfKind::Map, "identity", b"x\n", limits);
+    let error = failure(run);
+    assert!(matches!(error, TaskError::TaskTime { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "the task exceeded its time limit of 1ms (limits.task_time)"
+    );
+}
+
+#[test]
+fn the_call_time_limit_is_the_tasks() {
+    let limits = TaskLimits {
+        max_call_time: Duration::from_millis(300),
+        ..TaskLimits::default()
+    };
+    let (run, took) = run_under(&guest("", SPIN_MAP), UdfKind::Map, "spin", b"x\n", limits);
+    let error = weft_task::error_chain(&failure(run));
+    assert!(
+        error.ends_with("spin: exceeded the time limit of 300ms per call (limits.call_time)"),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn what_a_task_writes_is_bounded() {
+    // Ten records of "NNNN" under keys "a.txt:OFFSET": well over 40 bytes in all.
+    let input: String = (0..10).map(|i| format!("{i:04}\n")).collect();
+    let limits = TaskLimits {
+        max_task_output_bytes: 40,
+        ..TaskLimits::default()
+    };
+    let (run, _) = run_under(
+        &guest("", IDENTITY_MAP),
+        UdfKind::Map,
+        "identity",
+        input.as_bytes(),
+        limits,
+    );
+    let error = failure(run);
+    assert!(matches!(error, TaskError::TaskOutput { limit: 40 }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "the task wrote more than its output limit of 40 B (limits.task_output)"
+    );
+
+    // The same task under the default limit writes all ten.
+    let (run, _) = run_under(
+        &guest("", IDENTITY_MAP),
+        UdfKind::Map,
+        "identity",
+        input.as_bytes(),
+        TaskLimits::default(),
+    );
+    assert_eq!(run.result.unwrap().records_out, 10);
+}
+
+#[test]
+fn one_calls_output_is_bounded() {
+    let limits = TaskLimits {
+        max_batch_output_bytes: 1 << 20,
+        ..TaskLimits::default()
+    };
+    let (run, _) = run_under(
+        &guest("", BLOAT_FLAT_MAP),
+        UdfKind::FlatMap,
+        "bloat",
+        b"x\n",
+        limits,
+    );
+    let error = weft_task::error_chain(&failure(run));
+    assert!(
+        error.ends_with("over the limit of 1 MiB (limits.batch_output)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_log_limit_keeps_the_head_and_says_it_cut() {
+    let limits = TaskLimits {
+        max_log_bytes: 100,
+        ..TaskLimits::default()
+    };
+    let (run, _) = run_under(
+        &guest(WASI_IMPORTS, CHATTY_MAP),
+        UdfKind::Map,
+        "chatty",
+        b"x\ny\n",
+        limits,
+    );
+    assert_eq!(run.result.unwrap().records_out, 2);
+    assert_eq!(run.output.stdout, vec![b'a'; 100]);
+    assert!(run.output.truncated);
+}
