@@ -226,7 +226,6 @@ impl Engine {
     pub(crate) fn wasi_function(&self, name: &str) -> Option<&Signature> {
         self.inner.wasi_functions.get(name)
     }
-
 }
 
 /// What every engine's configuration has in common.

@@ -47,7 +47,9 @@ pub use engine::{
 pub use error::{ArtifactError, CallError, MAX_GUEST_MESSAGE_BYTES, ValidationError};
 pub use info::{ModuleInfo, UdfInfo};
 pub use module::{GuestInstance, GuestModule};
-pub use validate::{DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STARTUP_TIME, ValidatedModule, ValidationLimits};
+pub use validate::{
+    DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STARTUP_TIME, ValidatedModule, ValidationLimits,
+};
 pub use weft_abi::native::NativeUdf;
 pub use weft_abi::{ABI_VERSION, UdfKind};
 pub use weft_batch::{BatchError, Groups, Records};

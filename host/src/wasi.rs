@@ -71,7 +71,11 @@ enum Subscription {
     /// Due after `after` (already past if zero).
     Clock { userdata: u64, after: Duration },
     /// Ready or failed at once: stdin at its end, stdout and stderr writable, or a bad descriptor.
-    Now { userdata: u64, event: u8, error: u32 },
+    Now {
+        userdata: u64,
+        event: u8,
+        error: u32,
+    },
 }
 
 /// `poll_oneoff(in, out, nsubscriptions, nevents) -> errno`: answers descriptor subscriptions at

@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use weft_testkit::wat::{
-    BLOAT_FLAT_MAP, CHATTY_MAP, HUGE_ERROR_MAP, IDENTITY_MAP, SLEEP_MAP,
-    SOCKET_FLOOD_MAP, SPIN_MAP, WASI_IMPORTS, guest, module,
-};
 use weft_testkit::wat::{ABI_V1, ALLOC, FREE};
+use weft_testkit::wat::{
+    BLOAT_FLAT_MAP, CHATTY_MAP, HUGE_ERROR_MAP, IDENTITY_MAP, SLEEP_MAP, SOCKET_FLOOD_MAP,
+    SPIN_MAP, WASI_IMPORTS, guest, module,
+};
 
 use crate::cluster::Cluster;
 use crate::{assert_same_counts, counts_of, path, read_output, word_counts};
@@ -39,7 +39,10 @@ enum Expect {
     RefusedAny(&'static [&'static str]),
     /// The module registers; a job of one step, `step` (`KIND/FUNCTION` of the module), fails
     /// with an error containing this.
-    Fails { step: &'static str, error: &'static str },
+    Fails {
+        step: &'static str,
+        error: &'static str,
+    },
     /// The module registers and the job succeeds: what the guest tried did it no good.
     Harmless { step: &'static str },
 }
@@ -74,43 +77,224 @@ fn cases() -> Vec<Case> {
     let fails = |step, error| Fails { step, error };
     vec![
         // Runaway guests: stopped at the call time limit (2 s), even asleep in a host function.
-        case("infinite loop", map(SPIN_MAP), fails("map/spin", "exceeded the time limit of 2s per call"), SECS_10),
-        case("sleep in poll_oneoff", guest(WASI_IMPORTS, SLEEP_MAP), fails("map/sleep", "exceeded the time limit of 2s per call"), SECS_10),
+        case(
+            "infinite loop",
+            map(SPIN_MAP),
+            fails("map/spin", "exceeded the time limit of 2s per call"),
+            SECS_10,
+        ),
+        case(
+            "sleep in poll_oneoff",
+            guest(WASI_IMPORTS, SLEEP_MAP),
+            fails("map/sleep", "exceeded the time limit of 2s per call"),
+            SECS_10,
+        ),
         // Memory.
-        case("memory.grow until refused", map(GROW_UNTIL_REFUSED), fails("map/grow", "exceeded the memory limit of 128 MiB"), SECS_10),
-        case("one huge memory.grow", map(HUGE_GROW), fails("map/grow", "exceeded the memory limit of 128 MiB"), SECS_10),
-        case("huge initial memory", module(&[r#"(memory (export "memory") 65536)"#, ABI_V1, ALLOC, FREE, IDENTITY_MAP]), Refused("the module failed to start"), SECS_10),
-        case("huge table", guest("", &format!("(table 100000000 funcref){IDENTITY_MAP}")), Refused("table"), SECS_10),
-        case("unbounded recursion", map(RECURSE), fails("map/recurse", "call stack exhausted"), SECS_10),
+        case(
+            "memory.grow until refused",
+            map(GROW_UNTIL_REFUSED),
+            fails("map/grow", "exceeded the memory limit of 128 MiB"),
+            SECS_10,
+        ),
+        case(
+            "one huge memory.grow",
+            map(HUGE_GROW),
+            fails("map/grow", "exceeded the memory limit of 128 MiB"),
+            SECS_10,
+        ),
+        case(
+            "huge initial memory",
+            module(&[
+                r#"(memory (export "memory") 65536)"#,
+                ABI_V1,
+                ALLOC,
+                FREE,
+                IDENTITY_MAP,
+            ]),
+            Refused("the module failed to start"),
+            SECS_10,
+        ),
+        case(
+            "huge table",
+            guest("", &format!("(table 100000000 funcref){IDENTITY_MAP}")),
+            Refused("table"),
+            SECS_10,
+        ),
+        case(
+            "unbounded recursion",
+            map(RECURSE),
+            fails("map/recurse", "call stack exhausted"),
+            SECS_10,
+        ),
         // Output the guest claims.
-        case("output outside memory", map(OUTPUT_OUTSIDE), fails("flat_map/wild", "lies outside guest memory"), SECS_10),
-        case("output wrapping past 4 GiB", map(OUTPUT_WRAPS), fails("flat_map/wrap", "lies outside guest memory"), SECS_10),
-        case("more records than the buffer", map(TOO_MANY_RECORDS), fails("flat_map/many", "lies outside guest memory"), SECS_10),
-        case("error message out of bounds", map(ERROR_OUTSIDE), fails("map/err", "error message lies outside guest memory"), SECS_10),
-        case("10 MiB error message", map(HUGE_ERROR_MAP), fails("map/shout", "the guest's message is 10485760 bytes"), SECS_10),
-        case("batch output of 64 MiB", map(BLOAT_FLAT_MAP), fails("flat_map/bloat", "over the limit of 8 MiB (limits.batch_output)"), SECS_10),
-        case("proc_exit mid-call", guest(PROC_EXIT_IMPORT, PROC_EXIT_MAP), fails("map/quit", "the guest called proc_exit(3) in the middle of the call"), SECS_10),
+        case(
+            "output outside memory",
+            map(OUTPUT_OUTSIDE),
+            fails("flat_map/wild", "lies outside guest memory"),
+            SECS_10,
+        ),
+        case(
+            "output wrapping past 4 GiB",
+            map(OUTPUT_WRAPS),
+            fails("flat_map/wrap", "lies outside guest memory"),
+            SECS_10,
+        ),
+        case(
+            "more records than the buffer",
+            map(TOO_MANY_RECORDS),
+            fails("flat_map/many", "lies outside guest memory"),
+            SECS_10,
+        ),
+        case(
+            "error message out of bounds",
+            map(ERROR_OUTSIDE),
+            fails("map/err", "error message lies outside guest memory"),
+            SECS_10,
+        ),
+        case(
+            "10 MiB error message",
+            map(HUGE_ERROR_MAP),
+            fails("map/shout", "the guest's message is 10485760 bytes"),
+            SECS_10,
+        ),
+        case(
+            "batch output of 64 MiB",
+            map(BLOAT_FLAT_MAP),
+            fails(
+                "flat_map/bloat",
+                "over the limit of 8 MiB (limits.batch_output)",
+            ),
+            SECS_10,
+        ),
+        case(
+            "proc_exit mid-call",
+            guest(PROC_EXIT_IMPORT, PROC_EXIT_MAP),
+            fails(
+                "map/quit",
+                "the guest called proc_exit(3) in the middle of the call",
+            ),
+            SECS_10,
+        ),
         // Ambient capabilities: none to be had.
-        case("path_open of /etc/passwd, .. and low fds", guest(PATH_OPEN_IMPORT, PATH_OPEN_MAP), Harmless { step: "map/open" }, SECS_10),
-        case("environ, args and sockets", guest(ENV_IMPORTS, ENV_MAP), Harmless { step: "map/env" }, SECS_10),
-        case("100,000 sock_accept calls", guest(WASI_IMPORTS, SOCKET_FLOOD_MAP), Harmless { step: "map/sockets" }, SECS_20),
-        case("2 MiB of stdout per call", guest(WASI_IMPORTS, CHATTY_MAP), Harmless { step: "map/chatty" }, SECS_20),
+        case(
+            "path_open of /etc/passwd, .. and low fds",
+            guest(PATH_OPEN_IMPORT, PATH_OPEN_MAP),
+            Harmless { step: "map/open" },
+            SECS_10,
+        ),
+        case(
+            "environ, args and sockets",
+            guest(ENV_IMPORTS, ENV_MAP),
+            Harmless { step: "map/env" },
+            SECS_10,
+        ),
+        case(
+            "100,000 sock_accept calls",
+            guest(WASI_IMPORTS, SOCKET_FLOOD_MAP),
+            Harmless {
+                step: "map/sockets",
+            },
+            SECS_20,
+        ),
+        case(
+            "2 MiB of stdout per call",
+            guest(WASI_IMPORTS, CHATTY_MAP),
+            Harmless { step: "map/chatty" },
+            SECS_20,
+        ),
         // Imports and files.
-        case("import that does not exist", guest(r#"(import "env" "launch" (func))"#, IDENTITY_MAP), Refused("which the sandbox does not provide"), SECS_10),
-        case("imported memory", module(&[r#"(import "env" "memory" (memory 1))"#, ABI_V1, ALLOC, FREE, IDENTITY_MAP]), Refused("`env::memory`"), SECS_10),
-        case("imported table", guest(r#"(import "env" "table" (table 1 funcref))"#, IDENTITY_MAP), Refused("`env::table`"), SECS_10),
-        case("imported global", guest(r#"(import "env" "g" (global i32))"#, IDENTITY_MAP), Refused("`env::g`"), SECS_10),
-        case("invalid bytes", b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0f".to_vec(), Refused("invalid WebAssembly"), SECS_10),
-        case("truncated module", truncated(), Refused("invalid WebAssembly"), SECS_10),
-        case("empty file", Vec::new(), Refused("not a WebAssembly module"), SECS_10),
-        case("component", b"\0asm\x0d\0\x01\0".to_vec(), Refused("WebAssembly"), SECS_10),
-        case("oversized file", oversized(), Refused("over the size limit"), SECS_20),
+        case(
+            "import that does not exist",
+            guest(r#"(import "env" "launch" (func))"#, IDENTITY_MAP),
+            Refused("which the sandbox does not provide"),
+            SECS_10,
+        ),
+        case(
+            "imported memory",
+            module(&[
+                r#"(import "env" "memory" (memory 1))"#,
+                ABI_V1,
+                ALLOC,
+                FREE,
+                IDENTITY_MAP,
+            ]),
+            Refused("`env::memory`"),
+            SECS_10,
+        ),
+        case(
+            "imported table",
+            guest(r#"(import "env" "table" (table 1 funcref))"#, IDENTITY_MAP),
+            Refused("`env::table`"),
+            SECS_10,
+        ),
+        case(
+            "imported global",
+            guest(r#"(import "env" "g" (global i32))"#, IDENTITY_MAP),
+            Refused("`env::g`"),
+            SECS_10,
+        ),
+        case(
+            "invalid bytes",
+            b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0f".to_vec(),
+            Refused("invalid WebAssembly"),
+            SECS_10,
+        ),
+        case(
+            "truncated module",
+            truncated(),
+            Refused("invalid WebAssembly"),
+            SECS_10,
+        ),
+        case(
+            "empty file",
+            Vec::new(),
+            Refused("not a WebAssembly module"),
+            SECS_10,
+        ),
+        case(
+            "component",
+            b"\0asm\x0d\0\x01\0".to_vec(),
+            Refused("WebAssembly"),
+            SECS_10,
+        ),
+        case(
+            "oversized file",
+            oversized(),
+            Refused("over the size limit"),
+            SECS_20,
+        ),
         // Compile bombs: stopped at the compile limits, in a child the scheduler kills.
-        case("100,000 functions", many_functions(100_000), RefusedAny(&["compiling took longer than the limit of 5s", "compiling needed more than the memory limit"]), SECS_20),
-        case("one huge function body", huge_body(64_000), RefusedAny(&["compiling took longer than the limit of 5s", "compiling needed more than the memory limit"]), SECS_20),
+        case(
+            "100,000 functions",
+            many_functions(100_000),
+            RefusedAny(&[
+                "compiling took longer than the limit of 5s",
+                "compiling needed more than the memory limit",
+            ]),
+            SECS_20,
+        ),
+        case(
+            "one huge function body",
+            huge_body(64_000),
+            RefusedAny(&[
+                "compiling took longer than the limit of 5s",
+                "compiling needed more than the memory limit",
+            ]),
+            SECS_20,
+        ),
         // Start-up.
-        case("_initialize that traps", guest("", &format!("{INIT_TRAPS}{IDENTITY_MAP}")), Refused("`_initialize` failed"), SECS_10),
-        case("_initialize that loops", guest("", &format!("{INIT_LOOPS}{IDENTITY_MAP}")), Refused("`_initialize` failed: ran longer than the time limit of 2s"), SECS_10),
+        case(
+            "_initialize that traps",
+            guest("", &format!("{INIT_TRAPS}{IDENTITY_MAP}")),
+            Refused("`_initialize` failed"),
+            SECS_10,
+        ),
+        case(
+            "_initialize that loops",
+            guest("", &format!("{INIT_LOOPS}{IDENTITY_MAP}")),
+            Refused("`_initialize` failed: ran longer than the time limit of 2s"),
+            SECS_10,
+        ),
     ]
 }
 
@@ -246,9 +430,8 @@ fn many_functions(n: usize) -> Vec<u8> {
 
 /// One function of `n` conditional branches: compile time grows faster than its size.
 fn huge_body(n: usize) -> Vec<u8> {
-    let mut body = String::from(
-        r#"(func (export "weft_map_big") (param $f i32) (result i32) (local $a i32)"#,
-    );
+    let mut body =
+        String::from(r#"(func (export "weft_map_big") (param $f i32) (result i32) (local $a i32)"#);
     for i in 0..n {
         let _ = write!(
             body,
@@ -405,7 +588,11 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
             Expect::Refused(needle) => {
                 let stderr = register.stderr();
                 assert!(!register.0.status.success(), "{}: registered", case.name);
-                assert!(stderr.contains(needle), "{}: {needle:?} not in {stderr}", case.name);
+                assert!(
+                    stderr.contains(needle),
+                    "{}: {needle:?} not in {stderr}",
+                    case.name
+                );
                 format!("refused: {}", after_scheduler(&stderr))
             }
             Expect::RefusedAny(needles) => {
@@ -428,7 +615,11 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
                 let status = run_job(&cluster, &slug, step, &input);
                 assert_eq!(status["state"], "failed", "{}: {status:#}", case.name);
                 let message = status["error"].as_str().unwrap_or_default();
-                assert!(message.contains(error), "{}: {error:?} not in {message}", case.name);
+                assert!(
+                    message.contains(error),
+                    "{}: {error:?} not in {message}",
+                    case.name
+                );
                 format!("failed: {}", cause(message))
             }
             Expect::Harmless { step } => {
@@ -444,11 +635,20 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
             }
         };
         let took = started.elapsed();
-        assert!(took <= case.bound, "{}: took {took:?}, over {:?}", case.name, case.bound);
+        assert!(
+            took <= case.bound,
+            "{}: took {took:?}, over {:?}",
+            case.name,
+            case.bound
+        );
         // Nothing a guest does floods a worker's own log.
         for (i, before) in logs_before.iter().enumerate() {
             let grown = cluster.log(&format!("worker-{i}")).len() - before;
-            assert!(grown < 64 << 10, "{}: worker-{i}'s log grew {grown} bytes", case.name);
+            assert!(
+                grown < 64 << 10,
+                "{}: worker-{i}'s log grew {grown} bytes",
+                case.name
+            );
         }
         assert_workers_serving(&cluster, case.name);
         table.lock().unwrap().push((case.name, took, outcome));

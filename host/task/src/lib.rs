@@ -34,8 +34,7 @@ pub use membership::{
 };
 pub use task::{
     BlockLocation, GuestOutput, MAX_TASK_OUTPUT, ShuffleCompression, StepRef, TaskFailure, TaskId,
-    TaskInput, TaskOutcome, TaskOutput, TaskResult, TaskSpec,
-    UnknownShuffleCompression,
+    TaskInput, TaskOutcome, TaskOutput, TaskResult, TaskSpec, UnknownShuffleCompression,
 };
 pub use weft_io::{InputFormat, InputSplit, OutputFormat};
 

@@ -73,9 +73,8 @@ impl Limit {
     /// `1m 30s`, `500ms`). Durations are kept in milliseconds.
     pub fn parse_value(self, text: &str) -> Result<u64, String> {
         if self.is_time() {
-            let duration = humantime::parse_duration(text.trim()).map_err(|_| {
-                format!("{text:?} is not a duration (e.g. 500ms, 10s, 5m, 1h 30m)")
-            })?;
+            let duration = humantime::parse_duration(text.trim())
+                .map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 10s, 5m, 1h 30m)"))?;
             Ok(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
         } else {
             parse_size(text)
@@ -287,13 +286,21 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
-        assert!(Limit::Log.parse_value("lots").unwrap_err().contains("not a size"));
+        assert!(
+            Limit::Log
+                .parse_value("lots")
+                .unwrap_err()
+                .contains("not a size")
+        );
         assert_eq!(Limit::Memory.show(64 << 20), "64 MiB");
         assert_eq!(Limit::CallTime.show(90_000), "1m 30s");
         assert_eq!(Limit::TaskOutput.show(u64::MAX), "unlimited");
         assert_eq!(Limit::from_key("call_time"), Ok(Limit::CallTime));
         let unknown = Limit::from_key("cpu").unwrap_err();
-        assert!(unknown.contains("`cpu`") && unknown.contains("task_output"), "{unknown}");
+        assert!(
+            unknown.contains("`cpu`") && unknown.contains("task_output"),
+            "{unknown}"
+        );
     }
 
     #[test]
@@ -302,13 +309,17 @@ mod tests {
             .with_settings(&[(Limit::Memory, 256 << 20), (Limit::CallTime, 10_000)])
             .unwrap();
         // Defaults above the ceiling come down to it; the rest stay.
-        let limits = TaskLimits::default().resolve(&[], &ceiling, "the cluster").unwrap();
+        let limits = TaskLimits::default()
+            .resolve(&[], &ceiling, "the cluster")
+            .unwrap();
         assert_eq!(limits.max_memory_bytes, 256 << 20);
         assert_eq!(limits.max_call_time, Duration::from_secs(10));
         assert_eq!(limits.max_task_time, TaskLimits::default().max_task_time);
 
         let asked = [(Limit::Memory, 64 << 20), (Limit::TaskTime, 5_000)];
-        let limits = TaskLimits::default().resolve(&asked, &ceiling, "the cluster").unwrap();
+        let limits = TaskLimits::default()
+            .resolve(&asked, &ceiling, "the cluster")
+            .unwrap();
         assert_eq!(limits.max_memory_bytes, 64 << 20);
         assert_eq!(limits.max_task_time, Duration::from_secs(5));
 
@@ -342,7 +353,10 @@ mod tests {
             let mut set = TaskLimits::default();
             set.set(limit, 12_345);
             assert_eq!(set.get(limit), 12_345, "{limit}");
-            assert!(TaskLimits::default().get(limit) <= most.get(limit), "{limit}");
+            assert!(
+                TaskLimits::default().get(limit) <= most.get(limit),
+                "{limit}"
+            );
         }
     }
 }

@@ -28,13 +28,20 @@ fn compile_error(compiler: &Compiler) -> ValidationError {
 #[test]
 fn a_child_past_its_deadline_is_killed() {
     let started = Instant::now();
-    let e = compile_error(&child("cat >/dev/null; sleep 30", Duration::from_millis(300)));
+    let e = compile_error(&child(
+        "cat >/dev/null; sleep 30",
+        Duration::from_millis(300),
+    ));
     assert!(matches!(e, ValidationError::CompileLimit(_)), "{e}");
     assert_eq!(
         e.to_string(),
         "compiling took longer than the limit of 300ms and was stopped"
     );
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -164,16 +164,14 @@ impl Scheduler {
 
     /// The limits the job's tasks run under: its `[limits]` over the defaults, within the ceiling.
     fn limits_of(&self, plan: &Plan, submission: &Submission) -> Result<TaskLimits, SubmitError> {
-        let requested: Vec<(Limit, u64)> =
-            plan.limits.iter().map(|l| (l.limit, l.value)).collect();
+        let requested: Vec<(Limit, u64)> = plan.limits.iter().map(|l| (l.limit, l.value)).collect();
         self.config
             .limits
             .resolve(&requested, &self.config.ceiling, "the cluster")
             .map_err(|source| {
                 let limit = match &source {
-                    LimitError::AboveCeiling { limit, .. } | LimitError::BelowFloor { limit, .. } => {
-                        *limit
-                    }
+                    LimitError::AboveCeiling { limit, .. }
+                    | LimitError::BelowFloor { limit, .. } => *limit,
                 };
                 let at = plan.limits.iter().find(|l| l.limit == limit).map(|l| l.at);
                 SubmitError::Limits {

@@ -386,7 +386,8 @@ impl Parser<'_> {
                 )),
             };
             let value_at = value.span();
-            let value = parsed.map_err(|message| self.invalid(Some(value_at.clone()), &field, message))?;
+            let value =
+                parsed.map_err(|message| self.invalid(Some(value_at.clone()), &field, message))?;
             limits.push(RequestedLimit {
                 limit,
                 value,

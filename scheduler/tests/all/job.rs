@@ -896,7 +896,13 @@ fn limits_parse_sizes_and_durations() {
             (Limit::Log, 1024),
         ]
     );
-    assert_eq!(spec.limits[1].at, Location { line: 12, column: 13 });
+    assert_eq!(
+        spec.limits[1].at,
+        Location {
+            line: 12,
+            column: 13
+        }
+    );
     assert!(parse(&with_step("map = \"m/f\"")).limits.is_empty());
 }
 

@@ -145,7 +145,9 @@ impl Process {
             return false;
         };
         // `PID (COMMAND) STATE …`; the command may itself hold parentheses.
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
         !matches!(state, None | Some('Z' | 'X'))
     }
 

@@ -57,7 +57,10 @@ fn the_task_time_limit_stops_a_guest_looping_or_asleep() {
             )),
             "{error}"
         );
-        assert!(took < Duration::from_secs(5), "{function} stopped after {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{function} stopped after {took:?}"
+        );
     }
 }
 
@@ -68,7 +71,13 @@ fn the_task_time_limit_counts_from_the_start_of_the_task() {
         max_task_time: Duration::from_millis(1),
         ..TaskLimits::default()
     };
-    let (run, _) = run_under(&guest("", IDENTITY_MAP), UdfKind::Map, "identity", b"x\n", limits);
+    let (run, _) = run_under(
+        &guest("", IDENTITY_MAP),
+        UdfKind::Map,
+        "identity",
+        b"x\n",
+        limits,
+    );
     let error = failure(run);
     assert!(matches!(error, TaskError::TaskTime { .. }), "{error}");
     assert_eq!(
@@ -108,7 +117,10 @@ fn what_a_task_writes_is_bounded() {
         limits,
     );
     let error = failure(run);
-    assert!(matches!(error, TaskError::TaskOutput { limit: 40 }), "{error}");
+    assert!(
+        matches!(error, TaskError::TaskOutput { limit: 40 }),
+        "{error}"
+    );
     assert_eq!(
         error.to_string(),
         "the task wrote more than its output limit of 40 B (limits.task_output)"
