@@ -52,6 +52,12 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// A file holding your API token for a scheduler with tenants. Default: $WEFT_TOKEN, else the
+    /// file `weft/token` in your config directory (~/.config/weft/token). Never a flag's value:
+    /// a command line shows in `ps`.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +81,9 @@ enum Command {
     /// Ask a cluster about itself.
     #[command(subcommand)]
     Cluster(commands::cluster::ClusterCommand),
+    /// Tenants of a shared cluster: mint API tokens.
+    #[command(subcommand)]
+    Tenant(commands::tenant::TenantCommand),
     /// Compile one module from stdin to stdout (the child a server compiles in).
     #[command(hide = true)]
     CompileModule(commands::compile::CompileArgs),
@@ -87,6 +96,8 @@ pub struct Globals {
     /// `--scheduler URL`: module and job commands go to this cluster instead of the data dir.
     pub scheduler: Option<String>,
     pub json: bool,
+    /// `--token-file`, if given (see [`commands::user_token`]).
+    pub token_file: Option<PathBuf>,
 }
 
 /// An error whose story a command has already printed (e.g. a job's final status): it only makes
@@ -177,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
         data_dir,
         scheduler: cli.scheduler,
         json: cli.json,
+        token_file: cli.token_file,
     };
     match cli.command {
         Command::Module(cmd) => commands::module::run(&ctx, cmd),
@@ -187,5 +199,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Worker(args) => commands::worker::run(&ctx, args),
         Command::Cluster(cmd) => commands::cluster::run(&ctx, cmd),
         Command::CompileModule(args) => commands::compile::run(args),
+        Command::Tenant(cmd) => commands::tenant::run(&ctx, cmd),
     }
 }

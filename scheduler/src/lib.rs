@@ -20,6 +20,7 @@
 //! - [`Tenant`] — who owns a module and a job. There is one tenant today, `default`, but
 //!   every key already carries it, so tenancy does not need a data migration.
 
+pub mod access;
 pub mod client;
 pub mod cluster;
 pub mod job;

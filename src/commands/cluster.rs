@@ -22,7 +22,9 @@ pub fn run(globals: &Globals, command: ClusterCommand) -> Result<()> {
     match command {
         ClusterCommand::Workers => {
             let workers = runtime()?.block_on(async {
-                let mut client = JobsClient::connect(&url, Tenant::default()).await?;
+                let token = super::user_token(globals)?;
+                let mut client =
+                    JobsClient::connect_with(&url, Tenant::default(), token.as_ref()).await?;
                 anyhow::Ok(client.workers().await?)
             })?;
             if globals.json {

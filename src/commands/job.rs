@@ -63,7 +63,12 @@ pub fn run(globals: &Globals, command: JobCommand) -> Result<()> {
     let mut jobs = match &globals.scheduler {
         Some(url) => {
             let runtime = runtime()?;
-            let client = runtime.block_on(JobsClient::connect(url, Tenant::default()))?;
+            let token = super::user_token(globals)?;
+            let client = runtime.block_on(JobsClient::connect_with(
+                url,
+                Tenant::default(),
+                token.as_ref(),
+            ))?;
             Jobs::Remote {
                 runtime,
                 client: Box::new(client),

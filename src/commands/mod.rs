@@ -11,11 +11,15 @@ pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod scheduler;
+pub mod tenant;
 pub mod worker;
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use weft_host::{Engine, InstanceAllocation};
 use weft_scheduler::Registry;
+use weft_task::auth::Secret;
 
 use crate::Globals;
 
@@ -37,12 +41,57 @@ pub fn read_registry(globals: &Globals) -> Result<Registry> {
 
 /// The registry of the cluster at `url`, fetched into memory (names, versions and UDFs; no module
 /// bytes): enough to resolve and plan a job as that cluster would.
-pub fn cluster_registry(url: &str, tenant: &weft_scheduler::Tenant) -> Result<Registry> {
+pub fn cluster_registry(
+    globals: &Globals,
+    url: &str,
+    tenant: &weft_scheduler::Tenant,
+) -> Result<Registry> {
+    let token = user_token(globals)?;
     let entries = runtime()?.block_on(async {
-        let client = weft_scheduler::client::RegistryClient::connect(url).await?;
+        let client =
+            weft_scheduler::client::RegistryClient::connect_with(url, token.as_ref()).await?;
         anyhow::Ok(client.list(tenant).await?)
     })?;
     Ok(Registry::of_entries(entries)?)
+}
+
+/// The API token to present to a scheduler: `--token-file`, else `$WEFT_TOKEN`, else the file
+/// `weft/token` in the user's config directory, else none (a scheduler without tenants needs none).
+pub fn user_token(globals: &Globals) -> Result<Option<Secret>> {
+    if let Some(file) = &globals.token_file {
+        return read_secret(file, "--token-file").map(Some);
+    }
+    if let Some(value) = std::env::var_os("WEFT_TOKEN") {
+        let value = value.to_string_lossy();
+        return Secret::new(&value)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("WEFT_TOKEN: {e}"));
+    }
+    match dirs::config_dir().map(|dir| dir.join("weft").join("token")) {
+        Some(file) if file.exists() => read_secret(&file, "the credentials file").map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The cluster secret of a scheduler or worker: the file given, else `$WEFT_CLUSTER_SECRET`, else
+/// none. Never a flag's value: a command line shows in `ps`.
+pub fn cluster_secret(file: Option<&Path>) -> Result<Option<Secret>> {
+    if let Some(file) = file {
+        return read_secret(file, "--cluster-secret-file").map(Some);
+    }
+    match std::env::var_os("WEFT_CLUSTER_SECRET") {
+        Some(value) => Secret::new(&value.to_string_lossy())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("WEFT_CLUSTER_SECRET: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// A secret kept in `file`; `what` names where it was asked for in an error.
+fn read_secret(file: &Path, what: &str) -> Result<Secret> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{what}: cannot read {}", file.display()))?;
+    Secret::new(&text).map_err(|e| anyhow::anyhow!("{what} {}: {e}", file.display()))
 }
 
 /// One worker per CPU, as local jobs run by default.

@@ -10,6 +10,7 @@ use weft_host::{Engine, ValidatedModule, ValidationLimits};
 use weft_scheduler::Tenant;
 use weft_scheduler::client::RegistryClient;
 use weft_scheduler::registry::{ModuleEntry, ModuleRef, Registration, Removal, VersionRecord};
+use weft_task::auth::Secret;
 
 use super::{open_registry, print_json, read_registry};
 use crate::Globals;
@@ -61,7 +62,10 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
         confirm_removal(module)?;
     }
     let (outcome, location) = match &globals.scheduler {
-        Some(url) => (remote(url, &tenant, command)?, format!("at {url}")),
+        Some(url) => (
+            remote(url, super::user_token(globals)?, &tenant, command)?,
+            format!("at {url}"),
+        ),
         None => (
             local(globals, &tenant, command)?,
             format!("in {}", globals.data_dir.display()),
@@ -123,7 +127,12 @@ fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<O
 }
 
 /// The command on the registry of the scheduler at `url`; the scheduler validates uploads.
-fn remote(url: &str, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome> {
+fn remote(
+    url: &str,
+    token: Option<Secret>,
+    tenant: &Tenant,
+    command: ModuleCommand,
+) -> Result<Outcome> {
     // Read the file before connecting: a typo in the path is reported as such.
     let upload = match &command {
         ModuleCommand::Register { file, .. } => {
@@ -136,7 +145,7 @@ fn remote(url: &str, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome>
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let client = RegistryClient::connect(url).await?;
+        let client = RegistryClient::connect_with(url, token.as_ref()).await?;
         Ok(match command {
             ModuleCommand::Register { file, name, tags } => {
                 let bytes = upload.unwrap_or_default();

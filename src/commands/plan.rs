@@ -62,7 +62,7 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
     // The registry the job would run against: the cluster's with --scheduler, else the data
     // directory's (read only; nothing is created).
     let registry = match &globals.scheduler {
-        Some(url) => cluster_registry(url, &tenant)?,
+        Some(url) => cluster_registry(globals, url, &tenant)?,
         None => read_registry(globals)?,
     };
     let plan = job::prepare(&registry, &tenant, &submission)?;

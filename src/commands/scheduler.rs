@@ -4,16 +4,19 @@
 //! Once serving it prints one line on stdout, `weft scheduler listening on http://ADDRESS`, so that
 //! scripts (and tests) started with port 0 learn the address. Logs go to stderr.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use weft_host::{DEFAULT_MAX_STARTUP_TIME, Engine, ValidationLimits};
+use weft_scheduler::access::Access;
 use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
 use weft_scheduler::jobs::SledJobStore;
 use weft_task::{Limit, TaskLimits};
 
+use super::cluster_secret;
 use super::compile::CompileLimits;
 use super::{init_logging, open_registry, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
@@ -41,6 +44,16 @@ pub struct SchedulerArgs {
 
     #[command(flatten)]
     pub compile: CompileLimits,
+
+    /// Serve the tenants of this file (TOML): each with its API tokens' digests and its limits;
+    /// every request then needs a token, and the tenant comes from it. Needs a cluster secret.
+    /// Without it: one implicit tenant, open to anyone who can reach the port.
+    #[arg(long, value_name = "FILE")]
+    pub tenants: Option<PathBuf>,
+
+    /// A file holding the cluster secret workers must present (default: $WEFT_CLUSTER_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// `KEY=VALUE` of `--limit`.
@@ -54,6 +67,15 @@ fn parse_limit(text: &str) -> Result<(Limit, u64), String> {
 
 pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
     init_logging();
+    let secret = cluster_secret(args.cluster_secret_file.as_deref())?;
+    let access = match (&args.tenants, secret) {
+        (Some(file), Some(secret)) => Access::from_file(file, secret)?,
+        (Some(_), None) => anyhow::bail!(
+            "--tenants needs a cluster secret, or anyone could join as a worker and be sent              tenants' tasks: pass --cluster-secret-file FILE or set WEFT_CLUSTER_SECRET              (`weft tenant token` mints one)"
+        ),
+        (None, secret) => Access::open(secret),
+    };
+    tracing::info!("access: {}", access.describe());
     let registry = Arc::new(open_registry(globals)?);
     let jobs_dir = globals.data_dir.join("jobs");
     let store = SledJobStore::open(&jobs_dir)
@@ -79,6 +101,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             worker_timeout: args.worker_timeout,
             limits,
             ceiling,
+            tenant_limits: access.tenant_limits(),
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -90,11 +113,8 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             max_startup_time: DEFAULT_MAX_STARTUP_TIME.min(ceiling.max_call_time),
             ..ValidationLimits::default()
         };
-        let handle = weft_scheduler::service::start(
-            listener,
-            scheduler,
-            engine,
-            validation,
+        let handle = weft_scheduler::service::start_with_access(
+            listener, scheduler, engine, validation, access,
         )?;
         outln!("weft scheduler listening on {}", handle.url())?;
         tracing::info!(data_dir = %globals.data_dir.display(), "scheduler serving on {}", handle.url());

@@ -5,6 +5,7 @@
 //! them again. Shuffle files live under the data directory's `work/`. Once registered it prints
 //! one line on stdout, `weft worker ID listening on http://ADDRESS`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
@@ -13,6 +14,7 @@ use weft_host::Engine;
 use weft_worker::RegistryModuleSource;
 use weft_worker::service::WorkerConfig;
 
+use super::cluster_secret;
 use super::compile::CompileLimits;
 use super::{init_logging, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
@@ -37,6 +39,11 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     pub compile: CompileLimits,
+
+    /// A file holding the cluster's secret, presented to the scheduler and to other workers and
+    /// required of whoever calls this worker (default: $WEFT_CLUSTER_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
@@ -44,6 +51,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
         anyhow!("weft worker needs the scheduler's URL: pass --scheduler URL or set WEFT_SCHEDULER")
     })?;
     init_logging();
+    let secret = cluster_secret(args.cluster_secret_file.as_deref())?;
     let slots = match args.slots {
         Some(n) => n,
         None => u32::try_from(super::cpus()).unwrap_or(u32::MAX),
@@ -61,11 +69,14 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("--listen {}: cannot listen there", args.listen))?;
-        let source = Arc::new(RegistryModuleSource::new(
-            scheduler.clone(),
-            cache_dir.clone(),
-            tokio::runtime::Handle::current(),
-        ));
+        let source = Arc::new(
+            RegistryModuleSource::new(
+                scheduler.clone(),
+                cache_dir.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .with_secret(secret.clone()),
+        );
         let config = WorkerConfig {
             scheduler: scheduler.clone(),
             slots,
@@ -73,6 +84,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
             memory_bytes: args.memory.unwrap_or(0),
             cache_dir: Some(cache_dir),
             compiler: args.compile.compiler(&engine)?,
+            cluster_secret: secret,
             ..WorkerConfig::default()
         };
         let handle = weft_worker::service::start(listener, config, engine, source)

@@ -59,26 +59,43 @@ pub struct Cluster {
     clients: AtomicUsize,
     /// The address space each server process may map (`ulimit -v`, KiB), if limited.
     address_space_kib: Option<u64>,
+    /// Environment variables every server process gets (`WEFT_CLUSTER_SECRET`).
+    server_env: Vec<(String, String)>,
 }
 
 impl Cluster {
     /// Starts a scheduler and `workers` workers with [`SLOTS`] slots each, and returns once every
     /// one has said it is listening.
     pub fn start(workers: usize) -> Cluster {
-        Cluster::start_with(workers, None, &[])
+        Cluster::start_with(workers, None, &[], &[])
     }
 
     /// As [`Cluster::start`], with the scheduler and workers each under `ulimit -v KIB`.
     pub fn start_with_address_space(workers: usize, kib: u64) -> Cluster {
-        Cluster::start_with(workers, Some(kib), &[])
+        Cluster::start_with(workers, Some(kib), &[], &[])
     }
 
     /// As [`Cluster::start`], with more arguments for `weft scheduler` (`--limit …`).
     pub fn start_with_scheduler_args(workers: usize, args: &[&str]) -> Cluster {
-        Cluster::start_with(workers, None, args)
+        Cluster::start_with(workers, None, args, &[])
     }
 
-    fn start_with(workers: usize, address_space_kib: Option<u64>, extra: &[&str]) -> Cluster {
+    /// As [`Cluster::start`], with `env` set for the scheduler and every worker, and more
+    /// arguments for the scheduler.
+    pub fn start_with_env(
+        workers: usize,
+        env: &[(&str, &str)],
+        scheduler_args: &[&str],
+    ) -> Cluster {
+        Cluster::start_with(workers, None, scheduler_args, env)
+    }
+
+    fn start_with(
+        workers: usize,
+        address_space_kib: Option<u64>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Cluster {
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             scheduler: String::new(),
@@ -86,6 +103,10 @@ impl Cluster {
             processes: Vec::new(),
             clients: AtomicUsize::new(0),
             address_space_kib,
+            server_env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         std::fs::create_dir_all(cluster.path("logs")).unwrap();
         std::fs::create_dir_all(cluster.path("clients")).unwrap();
@@ -177,7 +198,10 @@ impl Cluster {
             .args(args)
             .env_remove("WEFT_HOME")
             .env_remove("WEFT_SCHEDULER")
-            .env("RUST_BACKTRACE", "1");
+            .env_remove("WEFT_CLUSTER_SECRET")
+            .env_remove("WEFT_TOKEN")
+            .env("RUST_BACKTRACE", "1")
+            .envs(self.server_env.iter().map(|(k, v)| (k, v)));
         let process = Process::spawn(name, command, &log)
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         self.processes.push(process);
@@ -198,6 +222,11 @@ impl Cluster {
     /// Runs `weft --scheduler URL ARGS` in the test's directory (so relative paths are relative to
     /// it) and returns its output, whatever the exit status.
     pub fn client(&self, args: &[&str]) -> Run {
+        self.client_with_env(&[], args)
+    }
+
+    /// [`Cluster::client`] with `env` set (`WEFT_TOKEN`).
+    pub fn client_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         let n = self.clients.fetch_add(1, Ordering::Relaxed);
         let stdout_path = self.path(&format!("clients/{n}.stdout"));
         let stderr_path = self.path(&format!("clients/{n}.stderr"));
@@ -210,6 +239,8 @@ impl Cluster {
             // rather than the user's own.
             .env("WEFT_HOME", self.path("client-home"))
             .env_remove("WEFT_SCHEDULER")
+            .env_remove("WEFT_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).unwrap())
             .stderr(File::create(&stderr_path).unwrap())

@@ -8,6 +8,7 @@ mod hostile;
 mod local;
 mod module;
 mod run;
+mod tenants;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -22,6 +22,7 @@
 //! The input and output formats are weft-io's ([`InputFormat`], [`OutputFormat`]): one vocabulary
 //! from the job file to the reader.
 
+pub mod auth;
 pub mod convert;
 mod limits;
 mod membership;

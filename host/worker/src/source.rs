@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_client::RegistryClient;
 use weft_task::Remote;
+use weft_task::auth::{AuthChannel, Secret, authed};
 
 use crate::{FetchError, ModuleSource};
 
@@ -40,7 +41,9 @@ pub struct RegistryModuleSource {
     runtime: tokio::runtime::Handle,
     /// Connected on first use, so a worker can be set up before the scheduler is reachable; shared by
     /// every task afterwards (a tonic channel multiplexes concurrent calls).
-    client: Mutex<Option<RegistryClient<Channel>>>,
+    client: Mutex<Option<RegistryClient<AuthChannel>>>,
+    /// The cluster secret, presented to the scheduler.
+    secret: Option<Secret>,
 }
 
 impl RegistryModuleSource {
@@ -56,7 +59,14 @@ impl RegistryModuleSource {
             dir: cache_dir.join("modules"),
             runtime,
             client: Mutex::new(None),
+            secret: None,
         }
+    }
+
+    /// Presents the cluster `secret` to the scheduler.
+    pub fn with_secret(mut self, secret: Option<Secret>) -> RegistryModuleSource {
+        self.secret = secret;
+        self
     }
 
     /// Where the cached copy of the module with hash `hex` lives.
@@ -85,7 +95,7 @@ impl RegistryModuleSource {
         weft_io::write_atomically(path, bytes)
     }
 
-    async fn client(&self) -> Result<RegistryClient<Channel>, FetchError> {
+    async fn client(&self) -> Result<RegistryClient<AuthChannel>, FetchError> {
         if let Some(client) = self
             .client
             .lock()
@@ -102,7 +112,7 @@ impl RegistryModuleSource {
             .map_err(connect)?
             .connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint.connect().await.map_err(connect)?;
-        let client = RegistryClient::new(channel);
+        let client = RegistryClient::new(authed(channel, self.secret.as_ref()));
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
         Ok(client)
     }

@@ -1,10 +1,10 @@
 //! [`JobsClient`]: jobs and the cluster's workers on a remote scheduler, as domain types.
 
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use weft_proto::v1 as pb;
 use weft_proto::v1::cluster_client::ClusterClient;
 use weft_proto::v1::jobs_client::JobsClient as RpcClient;
+use weft_task::auth::{AuthChannel, Secret};
 use weft_task::convert::bad;
 
 use super::ClientError;
@@ -17,8 +17,8 @@ use crate::service::jobs::logs_from_chunks;
 /// Jobs and workers of the scheduler at one URL.
 #[derive(Debug, Clone)]
 pub struct JobsClient {
-    jobs: RpcClient<Channel>,
-    cluster: ClusterClient<Channel>,
+    jobs: RpcClient<AuthChannel>,
+    cluster: ClusterClient<AuthChannel>,
     url: String,
     tenant: Tenant,
 }
@@ -26,7 +26,17 @@ pub struct JobsClient {
 impl JobsClient {
     /// Connects to the scheduler at `url`, acting for `tenant`.
     pub async fn connect(url: &str, tenant: Tenant) -> Result<JobsClient, ClientError> {
-        let channel = super::channel(url).await?;
+        JobsClient::connect_with(url, tenant, None).await
+    }
+
+    /// [`JobsClient::connect`], presenting `token` (an API token) with every request; a scheduler
+    /// with tenants takes the tenant from the token.
+    pub async fn connect_with(
+        url: &str,
+        tenant: Tenant,
+        token: Option<&Secret>,
+    ) -> Result<JobsClient, ClientError> {
+        let channel = super::channel(url, token).await?;
         Ok(JobsClient {
             jobs: RpcClient::new(channel.clone()),
             cluster: ClusterClient::new(channel),

@@ -4,9 +4,9 @@
 //!
 //! [`Registry`]: crate::Registry
 
-use tonic::transport::Channel;
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_client::RegistryClient as RpcClient;
+use weft_task::auth::{AuthChannel, Secret};
 use weft_task::convert::bad;
 
 use super::ClientError;
@@ -17,7 +17,7 @@ use crate::service::registry::{CHUNK_BYTES, MAX_REPLY_BYTES};
 /// A connection to a scheduler's registry service. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
-    rpc: RpcClient<Channel>,
+    rpc: RpcClient<AuthChannel>,
     /// The scheduler's URL, for messages.
     url: String,
     /// Largest module `fetch` accepts: a bound on what a misbehaving server can make us buffer.
@@ -27,7 +27,15 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// Connects to the scheduler at `url` (e.g. `http://10.0.0.5:7070`).
     pub async fn connect(url: &str) -> Result<RegistryClient, ClientError> {
-        let channel = super::channel(url).await?;
+        RegistryClient::connect_with(url, None).await
+    }
+
+    /// [`RegistryClient::connect`], presenting `token` (an API token) with every request.
+    pub async fn connect_with(
+        url: &str,
+        token: Option<&Secret>,
+    ) -> Result<RegistryClient, ClientError> {
+        let channel = super::channel(url, token).await?;
         Ok(RegistryClient {
             rpc: RpcClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
             url: url.to_owned(),

@@ -33,6 +33,8 @@ pub struct SchedulerConfig {
     pub limits: TaskLimits,
     /// The most a job may ask for (`weft scheduler --limit KEY=VALUE`).
     pub ceiling: TaskLimits,
+    /// Tenants' own ceilings (the tenants file), each under `ceiling`.
+    pub tenant_limits: HashMap<Tenant, Vec<(Limit, u64)>>,
 }
 
 impl Default for SchedulerConfig {
@@ -42,6 +44,7 @@ impl Default for SchedulerConfig {
             worker_timeout: Duration::from_secs(10),
             limits: TaskLimits::default(),
             ceiling: TaskLimits::most(),
+            tenant_limits: HashMap::new(),
         }
     }
 }
@@ -146,7 +149,7 @@ impl Scheduler {
         submission: Submission,
     ) -> Result<String, SubmitError> {
         let plan = job::prepare(&self.registry, tenant, &submission)?;
-        let limits = self.limits_of(&plan, &submission)?;
+        let limits = self.limits_of(tenant, &plan, &submission)?;
         job::check_output(&plan, &submission)?;
         // Refuse now, rather than at run time, an input that no registered worker can read.
         if self.control.worker_count() > 0 {
@@ -162,12 +165,24 @@ impl Scheduler {
         self.start(tenant, plan, submission, limits)
     }
 
-    /// The limits the job's tasks run under: its `[limits]` over the defaults, within the ceiling.
-    fn limits_of(&self, plan: &Plan, submission: &Submission) -> Result<TaskLimits, SubmitError> {
+    /// The limits the job's tasks run under: its `[limits]` over the defaults, within the
+    /// cluster's ceiling and its tenant's.
+    fn limits_of(
+        &self,
+        tenant: &Tenant,
+        plan: &Plan,
+        submission: &Submission,
+    ) -> Result<TaskLimits, SubmitError> {
         let requested: Vec<(Limit, u64)> = plan.limits.iter().map(|l| (l.limit, l.value)).collect();
-        self.config
-            .limits
-            .resolve(&requested, &self.config.ceiling, "the cluster")
+        let cluster = &self.config.ceiling;
+        let mut own = *cluster;
+        for &(limit, value) in self.config.tenant_limits.get(tenant).into_iter().flatten() {
+            own.set(limit, value.min(cluster.get(limit)));
+        }
+        let defaults = &self.config.limits;
+        defaults
+            .resolve(&requested, cluster, "the cluster")
+            .and_then(|_| defaults.resolve(&requested, &own, &format!("tenant `{tenant}`")))
             .map_err(|source| {
                 let limit = match &source {
                     LimitError::AboveCeiling { limit, .. }
@@ -261,12 +276,32 @@ impl Scheduler {
 
     /// Every job of `tenant`, oldest first.
     pub fn list(&self, tenant: &Tenant) -> Result<Vec<JobStatus>, LookupError> {
+        self.list_where(|owner| owner == tenant.as_str())
+    }
+
+    /// Every job of every tenant, oldest first: what an operator sees.
+    pub fn list_all(&self) -> Result<Vec<JobStatus>, LookupError> {
+        self.list_where(|_| true)
+    }
+
+    /// The tenant that owns `job`, if there is such a job.
+    pub fn owner_of(&self, job: &str) -> Result<Option<Tenant>, LookupError> {
+        if let Some(live) = self.live_jobs().get(job) {
+            return Ok(Tenant::new(&live.tenant).ok());
+        }
+        Ok(self
+            .store
+            .get(job)?
+            .and_then(|r| Tenant::new(&r.status.tenant).ok()))
+    }
+
+    fn list_where(&self, owned: impl Fn(&str) -> bool) -> Result<Vec<JobStatus>, LookupError> {
         let live = self.live_jobs().clone();
         Ok(self
             .store
             .all()?
             .into_iter()
-            .filter(|r| r.status.tenant == tenant.as_str())
+            .filter(|r| owned(&r.status.tenant))
             .map(|r| match live.get(&r.status.job_id) {
                 Some(j) => j.status.borrow().clone(),
                 None => r.status,

@@ -131,7 +131,7 @@ mod error;
 mod plan;
 mod prepare;
 mod resolve;
-mod spec;
+pub(crate) mod spec;
 
 pub use error::{JobFileError, JobFileErrorKind, Location, PlanError};
 pub use plan::{Plan, Stage, StageInput, StageOutput, compute_splits};

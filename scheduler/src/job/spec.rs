@@ -82,6 +82,24 @@ pub struct ShuffleSpec {
     pub compression: ShuffleCompression,
 }
 
+/// A limit's value as TOML gives it: a string with a unit, or an integer of bytes for a size.
+pub(crate) fn limit_value(limit: Limit, value: &toml::Value) -> Result<u64, String> {
+    match value {
+        toml::Value::String(text) => limit.parse_value(text),
+        toml::Value::Integer(n) if !limit.is_time() => {
+            u64::try_from(*n).map_err(|_| format!("{n} is not a size"))
+        }
+        toml::Value::Integer(n) => Err(format!(
+            "{n} has no unit: write a duration as a string, e.g. \"10s\" or \"5m\""
+        )),
+        other => Err(format!(
+            "expected a {} as a string, not a {}",
+            if limit.is_time() { "duration" } else { "size" },
+            other.type_str()
+        )),
+    }
+}
+
 /// One key of `[limits]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestedLimit {
@@ -371,20 +389,7 @@ impl Parser<'_> {
             let field = format!("limits.{key}");
             let limit = Limit::from_key(&key)
                 .map_err(|message| self.invalid(Some(value.span()), &field, message))?;
-            let parsed = match value.get_ref() {
-                toml::Value::String(text) => limit.parse_value(text),
-                toml::Value::Integer(n) if !limit.is_time() => {
-                    u64::try_from(*n).map_err(|_| format!("{n} is not a size"))
-                }
-                toml::Value::Integer(n) => Err(format!(
-                    "{n} has no unit: write a duration as a string, e.g. \"10s\" or \"5m\""
-                )),
-                other => Err(format!(
-                    "expected a {} as a string, not a {}",
-                    if limit.is_time() { "duration" } else { "size" },
-                    other.type_str()
-                )),
-            };
+            let parsed = limit_value(limit, value.get_ref());
             let value_at = value.span();
             let value =
                 parsed.map_err(|message| self.invalid(Some(value_at.clone()), &field, message))?;

@@ -10,11 +10,17 @@ use weft_proto::v1 as pb;
 use weft_task::{Heartbeat, TaskOutcome, WorkerRegistration};
 
 use super::worker::GrpcWorker;
+use crate::access::Access;
 use crate::cluster::ControlState;
 
-/// The gRPC face of [`ControlState`].
+/// The gRPC face of [`ControlState`], for workers only: it is mounted behind
+/// [`Access::worker_interceptor`], which refuses a caller without the cluster secret (when one is
+/// set); `access` gives the secret to present when calling a worker back.
 #[derive(Debug)]
-pub struct ControlService(pub Arc<ControlState>);
+pub struct ControlService {
+    pub control: Arc<ControlState>,
+    pub access: Arc<Access>,
+}
 
 #[tonic::async_trait]
 impl pb::scheduler_control_server::SchedulerControl for ControlService {
@@ -32,7 +38,7 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
             )));
         }
         let registration = WorkerRegistration::from(r);
-        let worker = GrpcWorker::connect(&registration.address)
+        let worker = GrpcWorker::connect(&registration.address, self.access.cluster_secret())
             .await
             .map_err(|e| {
                 Status::unavailable(format!(
@@ -41,7 +47,7 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
                     weft_task::error_chain(&e)
                 ))
             })?;
-        let registered = self.0.register(registration, Arc::new(worker));
+        let registered = self.control.register(registration, Arc::new(worker));
         Ok(Response::new((&registered).into()))
     }
 
@@ -51,7 +57,7 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
     ) -> Result<Response<pb::HeartbeatReply>, Status> {
         let heartbeat = Heartbeat::try_from(request.into_inner())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let reply = self.0.heartbeat(heartbeat);
+        let reply = self.control.heartbeat(heartbeat);
         Ok(Response::new((&reply).into()))
     }
 
@@ -61,7 +67,7 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
     ) -> Result<Response<pb::ReportTaskReply>, Status> {
         let outcome = TaskOutcome::try_from(request.into_inner())
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.0.report(outcome);
+        self.control.report(outcome);
         Ok(Response::new(pb::ReportTaskReply {}))
     }
 }

@@ -13,18 +13,10 @@ use weft_task::convert::bad;
 use weft_task::{ConvertError, error_chain};
 
 use crate::Tenant;
+use crate::access::{Identity, identity_of};
 use crate::cluster::{LookupError, Scheduler, SubmitError, WorkerInfo};
 use crate::job::{PrepareError, Submission};
 use crate::jobs::{JobState, JobStatus, StageStatus, TaskLog, TaskRef};
-
-/// The tenant a request names; empty means the default one.
-pub(crate) fn tenant_of(name: &str) -> Result<Tenant, Status> {
-    if name.is_empty() {
-        Ok(Tenant::default())
-    } else {
-        Tenant::new(name).map_err(Status::invalid_argument)
-    }
-}
 
 fn lookup_status(e: LookupError) -> Status {
     match e {
@@ -248,14 +240,27 @@ pub fn logs_from_chunks(chunks: Vec<pb::LogChunk>) -> Result<Vec<TaskLog>, Conve
 #[derive(Debug)]
 pub struct JobsService(pub Arc<Scheduler>);
 
+impl JobsService {
+    /// The tenant a request about one job acts as: an operator acts as the job's owner (so it sees
+    /// any job); anyone else as its own tenant, so another's job looks like no job at all.
+    fn job_tenant(&self, identity: &Identity, job: &pb::JobRef) -> Result<Tenant, Status> {
+        if *identity == Identity::Operator {
+            let owner = self.0.owner_of(&job.job_id).map_err(lookup_status)?;
+            return Ok(owner.unwrap_or_default());
+        }
+        identity.tenant(&job.tenant)
+    }
+}
+
 #[tonic::async_trait]
 impl pb::jobs_server::Jobs for JobsService {
     async fn submit(
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::JobRef>, Status> {
+        let identity = identity_of(&request);
         let r = request.into_inner();
-        let tenant = tenant_of(&r.tenant)?;
+        let tenant = identity.tenant(&r.tenant)?;
         let submission = Submission {
             job_toml: r.job_toml,
             job_file: r.job_file,
@@ -278,10 +283,11 @@ impl pb::jobs_server::Jobs for JobsService {
         &self,
         request: Request<pb::JobRef>,
     ) -> Result<Response<pb::JobStatus>, Status> {
+        let identity = identity_of(&request);
         let r = request.into_inner();
         let status = self
             .0
-            .status(&tenant_of(&r.tenant)?, &r.job_id)
+            .status(&self.job_tenant(&identity, &r)?, &r.job_id)
             .map_err(lookup_status)?;
         Ok(Response::new((&status).into()))
     }
@@ -292,10 +298,11 @@ impl pb::jobs_server::Jobs for JobsService {
         &self,
         request: Request<pb::JobRef>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let identity = identity_of(&request);
         let r = request.into_inner();
         let mut rx = self
             .0
-            .watch(&tenant_of(&r.tenant)?, &r.job_id)
+            .watch(&self.job_tenant(&identity, &r)?, &r.job_id)
             .map_err(lookup_status)?;
         let (tx, out) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
@@ -322,8 +329,12 @@ impl pb::jobs_server::Jobs for JobsService {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsReply>, Status> {
-        let tenant = tenant_of(&request.into_inner().tenant)?;
-        let jobs = self.0.list(&tenant).map_err(lookup_status)?;
+        let identity = identity_of(&request);
+        let jobs = match identity {
+            Identity::Operator => self.0.list_all(),
+            _ => self.0.list(&identity.tenant(&request.into_inner().tenant)?),
+        }
+        .map_err(lookup_status)?;
         Ok(Response::new(pb::ListJobsReply {
             jobs: jobs.iter().map(pb::JobStatus::from).collect(),
         }))
@@ -333,10 +344,11 @@ impl pb::jobs_server::Jobs for JobsService {
         &self,
         request: Request<pb::JobRef>,
     ) -> Result<Response<pb::JobStatus>, Status> {
+        let identity = identity_of(&request);
         let r = request.into_inner();
         let status = self
             .0
-            .cancel(&tenant_of(&r.tenant)?, &r.job_id)
+            .cancel(&self.job_tenant(&identity, &r)?, &r.job_id)
             .await
             .map_err(lookup_status)?;
         Ok(Response::new((&status).into()))
@@ -348,17 +360,19 @@ impl pb::jobs_server::Jobs for JobsService {
         &self,
         request: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
+        let identity = identity_of(&request);
         let r = request.into_inner();
         let job = r
             .job
             .ok_or_else(|| Status::invalid_argument("missing job"))?;
+        let tenant = self.job_tenant(&identity, &job)?;
         let task = r.task.map(|t| TaskRef {
             stage: t.stage_id,
             partition: t.partition,
         });
         let logs = self
             .0
-            .logs(&tenant_of(&job.tenant)?, &job.job_id, task)
+            .logs(&tenant, &job.job_id, task)
             .map_err(lookup_status)?;
         let (tx, out) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
@@ -382,8 +396,9 @@ pub struct ClusterService(pub Arc<Scheduler>);
 impl pb::cluster_server::Cluster for ClusterService {
     async fn workers(
         &self,
-        _request: Request<pb::WorkersRequest>,
+        request: Request<pb::WorkersRequest>,
     ) -> Result<Response<pb::WorkersReply>, Status> {
+        identity_of(&request).require_operator("listing the cluster's workers")?;
         Ok(Response::new(pb::WorkersReply {
             workers: self.0.workers().iter().map(pb::WorkerInfo::from).collect(),
         }))

@@ -24,5 +24,5 @@ pub mod worker;
 
 pub use control::ControlService;
 pub use registry::RegistryService;
-pub use server::{SchedulerHandle, start};
+pub use server::{SchedulerHandle, start, start_with_access};
 pub use worker::GrpcWorker;

@@ -18,6 +18,7 @@ use weft_proto::v1 as pb;
 use weft_proto::v1::registry_server::{Registry as RegistryRpc, RegistryServer};
 
 use super::convert_registry::registered_to_pb;
+use crate::access::{Identity, identity_of};
 use crate::registry::{ModuleId, ModuleRef};
 use crate::{Registry, RegistryError, Tenant};
 
@@ -69,15 +70,6 @@ impl RegistryService {
     }
 }
 
-/// The tenant a request names; empty means the default tenant.
-fn tenant(name: &str) -> Result<Tenant, Status> {
-    if name.is_empty() {
-        Ok(Tenant::default())
-    } else {
-        Tenant::new(name).map_err(Status::invalid_argument)
-    }
-}
-
 /// Maps a registry error to the status a client can act on, keeping the registry's message.
 fn status(e: RegistryError) -> Status {
     let message = weft_task::error_chain(&e);
@@ -106,7 +98,7 @@ struct Header {
 }
 
 impl Header {
-    fn check(h: pb::RegisterHeader, limit: usize) -> Result<Header, Status> {
+    fn check(h: pb::RegisterHeader, limit: usize, identity: &Identity) -> Result<Header, Status> {
         // The name is checked before any byte is received: a typo should not cost an upload.
         match ModuleRef::parse(&h.name) {
             Ok(ModuleRef::Latest(name)) if name == h.name => {}
@@ -128,7 +120,7 @@ impl Header {
             })?),
         };
         Ok(Header {
-            tenant: tenant(&h.tenant)?,
+            tenant: identity.tenant(&h.tenant)?,
             name: h.name,
             tags: h.tags,
             size,
@@ -144,6 +136,7 @@ impl RegistryRpc for RegistryService {
         request: Request<Streaming<pb::RegisterChunk>>,
     ) -> Result<Response<pb::ModuleVersion>, Status> {
         let limit = self.limits.max_module_bytes;
+        let identity = identity_of(&request);
         let mut stream = request.into_inner();
         let first = stream
             .message()
@@ -154,7 +147,7 @@ impl RegistryRpc for RegistryService {
                 "the first message of an upload must carry the header (tenant, name, tags, size)",
             )
         })?;
-        let header = Header::check(header, limit)?;
+        let header = Header::check(header, limit, &identity)?;
 
         let mut bytes = Vec::with_capacity(header.size);
         let mut data = first.data;
@@ -216,7 +209,7 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<pb::ListModulesRequest>,
     ) -> Result<Response<pb::ListModulesReply>, Status> {
-        let tenant = tenant(&request.into_inner().tenant)?;
+        let tenant = identity_of(&request).tenant(&request.into_inner().tenant)?;
         let entries = self
             .blocking(move |registry| registry.list(&tenant).map_err(status))
             .await?;
@@ -229,8 +222,9 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<pb::ModuleRequest>,
     ) -> Result<Response<pb::ShowModuleReply>, Status> {
+        let identity = identity_of(&request);
         let request = request.into_inner();
-        let tenant = tenant(&request.tenant)?;
+        let tenant = identity.tenant(&request.tenant)?;
         let (entry, versions) = self
             .blocking(move |registry| {
                 let entry = registry
@@ -252,8 +246,9 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<pb::ModuleRequest>,
     ) -> Result<Response<pb::RemoveModuleReply>, Status> {
+        let identity = identity_of(&request);
         let request = request.into_inner();
-        let tenant = tenant(&request.tenant)?;
+        let tenant = identity.tenant(&request.tenant)?;
         let removal = self
             .blocking(move |registry| registry.remove(&tenant, &request.reference).map_err(status))
             .await?;
@@ -266,8 +261,9 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<pb::FetchModuleRequest>,
     ) -> Result<Response<Self::FetchStream>, Status> {
+        let identity = identity_of(&request);
         let request = request.into_inner();
-        let tenant = tenant(&request.tenant)?;
+        let tenant = identity.fetch_tenant(&request.tenant)?;
         let id: ModuleId = request.id.parse().map_err(Status::invalid_argument)?;
         let bytes = self
             .blocking(move |registry| {

@@ -13,7 +13,9 @@ use weft_proto::v1 as pb;
 
 use super::jobs::{ClusterService, JobsService};
 use super::{ControlService, RegistryService};
+use crate::access::Access;
 use crate::cluster::Scheduler;
+use tonic::service::interceptor::InterceptedService;
 
 /// A running scheduler server.
 #[derive(Debug)]
@@ -56,22 +58,50 @@ impl SchedulerHandle {
     }
 }
 
-/// Serves `scheduler` on `listener`. `engine` validates uploaded modules.
+/// Serves `scheduler` on `listener`, open to anyone who reaches it (one implicit tenant, no
+/// secrets). `engine` validates uploaded modules.
 pub fn start(
     listener: TcpListener,
     scheduler: Arc<Scheduler>,
     engine: Engine,
     validation: ValidationLimits,
 ) -> std::io::Result<SchedulerHandle> {
+    start_with_access(listener, scheduler, engine, validation, Access::open(None))
+}
+
+/// [`start`], with `access` deciding who may call what: every service identifies each request by
+/// its bearer secret first ([`Access::identify`]).
+pub fn start_with_access(
+    listener: TcpListener,
+    scheduler: Arc<Scheduler>,
+    engine: Engine,
+    validation: ValidationLimits,
+    access: Access,
+) -> std::io::Result<SchedulerHandle> {
     let address = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let registry = RegistryService::new(scheduler.registry().clone(), engine, validation).server();
-    let jobs = pb::jobs_server::JobsServer::new(JobsService(scheduler.clone()));
-    let cluster = pb::cluster_server::ClusterServer::new(ClusterService(scheduler.clone()));
-    let control = pb::scheduler_control_server::SchedulerControlServer::new(ControlService(
-        scheduler.control().clone(),
-    ))
-    .max_decoding_message_size(64 << 20);
+    let access = Arc::new(access);
+    let guard = access.interceptor();
+    let registry = InterceptedService::new(
+        RegistryService::new(scheduler.registry().clone(), engine, validation).server(),
+        guard.clone(),
+    );
+    let jobs = pb::jobs_server::JobsServer::with_interceptor(
+        JobsService(scheduler.clone()),
+        guard.clone(),
+    );
+    let cluster = pb::cluster_server::ClusterServer::with_interceptor(
+        ClusterService(scheduler.clone()),
+        guard,
+    );
+    let control = InterceptedService::new(
+        pb::scheduler_control_server::SchedulerControlServer::new(ControlService {
+            control: scheduler.control().clone(),
+            access: access.clone(),
+        })
+        .max_decoding_message_size(64 << 20),
+        access.worker_interceptor(),
+    );
     let server = tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .add_service(registry)

@@ -1,8 +1,9 @@
 //! [`GrpcWorker`]: the [`WorkerConnection`] of a real worker, over `weft.v1.Worker`.
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use weft_proto::v1 as pb;
 use weft_proto::v1::worker_client::WorkerClient;
+use weft_task::auth::{AuthChannel, Secret, authed};
 use weft_task::{Launch, Remote, TaskId, TaskSpec};
 
 use crate::cluster::{WorkerCallError, WorkerConnection};
@@ -14,15 +15,20 @@ const MAX_REPLY_BYTES: usize = 64 << 20;
 /// A worker's service, reached over gRPC.
 #[derive(Debug, Clone)]
 pub struct GrpcWorker {
-    client: WorkerClient<Channel>,
+    client: WorkerClient<AuthChannel>,
 }
 
 impl GrpcWorker {
     /// Connects to the worker serving at `address` (`http://host:port`).
-    pub async fn connect(address: &str) -> Result<GrpcWorker, tonic::transport::Error> {
+    /// Connects to the worker at `address`, presenting the cluster secret, if there is one.
+    pub async fn connect(
+        address: &str,
+        secret: Option<&Secret>,
+    ) -> Result<GrpcWorker, tonic::transport::Error> {
         let channel = Endpoint::from_shared(address.to_owned())?.connect().await?;
         Ok(GrpcWorker {
-            client: WorkerClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
+            client: WorkerClient::new(authed(channel, secret))
+                .max_decoding_message_size(MAX_REPLY_BYTES),
         })
     }
 }

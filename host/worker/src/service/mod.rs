@@ -15,12 +15,14 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::transport::Channel;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 use weft_host::{Compiler, Engine, GuestModule, Records};
 use weft_proto::v1 as pb;
 use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
+use weft_task::auth::{AuthChannel, Secret, authed, presented};
 use weft_task::{
     BlockLocation, Heartbeat, HeartbeatReply, Launch, Registered, Remote, TaskFailure, TaskId,
     TaskOutcome, TaskProgress, TaskSpec, WorkerRegistration,
@@ -67,6 +69,9 @@ pub struct WorkerConfig {
     /// Where modules are compiled: a server compiles in a child process it can kill
     /// ([`Compiler::Process`]), so a compile bomb costs it nothing but the child.
     pub compiler: Compiler,
+    /// The cluster secret: presented to the scheduler and to other workers, and required of
+    /// whoever calls this worker. `None` for a cluster without one.
+    pub cluster_secret: Option<Secret>,
 }
 
 /// Why a worker could not start.
@@ -163,9 +168,11 @@ struct State {
     /// heartbeats still list them: a heartbeat that overtook the report would otherwise tell the
     /// scheduler the attempt vanished, and it would fail the task as lost.
     reporting: Mutex<HashSet<TaskId>>,
-    scheduler: SchedulerControlClient<Channel>,
+    scheduler: SchedulerControlClient<AuthChannel>,
     /// Connections to other workers, for shuffle fetches.
-    peers: Mutex<HashMap<String, WorkerClient<Channel>>>,
+    peers: Mutex<HashMap<String, WorkerClient<AuthChannel>>>,
+    /// The cluster secret, presented to other workers.
+    secret: Option<Secret>,
     runtime: tokio::runtime::Handle,
     /// This worker's address as other workers reach it (`http://host:port`).
     address: String,
@@ -229,7 +236,7 @@ pub async fn start(
         })?
         .connect_timeout(CONTROL_TIMEOUT)
         .connect_lazy();
-    let scheduler = SchedulerControlClient::new(scheduler);
+    let scheduler = SchedulerControlClient::new(authed(scheduler, config.cluster_secret.as_ref()));
     let state = Arc::new(State {
         executor,
         id: watch::Sender::new(String::new()),
@@ -238,6 +245,7 @@ pub async fn start(
         reporting: Mutex::new(HashSet::new()),
         scheduler,
         peers: Mutex::new(HashMap::new()),
+        secret: config.cluster_secret.clone(),
         runtime: tokio::runtime::Handle::current(),
         address: registration.address.clone(),
         registration,
@@ -245,8 +253,11 @@ pub async fn start(
     });
 
     let (stop, stopped) = watch::channel(false);
-    let service = pb::worker_server::WorkerServer::new(Service(state.clone()))
-        .max_decoding_message_size(64 << 20);
+    let service = InterceptedService::new(
+        pb::worker_server::WorkerServer::new(Service(state.clone()))
+            .max_decoding_message_size(64 << 20),
+        require_secret(config.cluster_secret.as_ref()),
+    );
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
@@ -524,7 +535,7 @@ impl State {
         let mut client = match client {
             Some(c) => c,
             None => {
-                let c = connect_peer(&block.worker_address).await?;
+                let c = connect_peer(&block.worker_address, self.secret.as_ref()).await?;
                 self.peers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -543,8 +554,29 @@ impl State {
     }
 }
 
-/// A client of the worker at `address` (`http://host:port`), for fetching its shuffle blocks.
-pub async fn connect_peer(address: &str) -> Result<WorkerClient<Channel>, TaskError> {
+/// Refuses every call that does not present `secret` (when there is one): a worker takes tasks
+/// from its scheduler and serves shuffle blocks to its peers, no one else.
+fn require_secret(secret: Option<&Secret>) -> impl Interceptor + Clone + use<> {
+    let hash = secret.map(Secret::hash);
+    move |request: Request<()>| {
+        let Some(hash) = &hash else {
+            return Ok(request);
+        };
+        match presented(request.metadata()) {
+            Ok(Some(given)) if hash.matches(given) => Ok(request),
+            _ => Err(Status::unauthenticated(
+                "this worker serves only its own cluster: the cluster secret is required",
+            )),
+        }
+    }
+}
+
+/// A client of the worker at `address` (`http://host:port`), for fetching its shuffle blocks,
+/// presenting the cluster `secret`.
+pub async fn connect_peer(
+    address: &str,
+    secret: Option<&Secret>,
+) -> Result<WorkerClient<AuthChannel>, TaskError> {
     let fail = |e| TaskError::Fetch {
         from: address.to_owned(),
         source: PeerError::Connect(e),
@@ -554,7 +586,7 @@ pub async fn connect_peer(address: &str) -> Result<WorkerClient<Channel>, TaskEr
         .connect()
         .await
         .map_err(fail)?;
-    Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
+    Ok(WorkerClient::new(authed(channel, secret)).max_decoding_message_size(64 << 20))
 }
 
 /// Streams the block of `map_task` for reduce `partition` from the worker at `address` through
@@ -562,7 +594,7 @@ pub async fn connect_peer(address: &str) -> Result<WorkerClient<Channel>, TaskEr
 /// block is never held whole. What a reduce task does for each remote block; public so that the
 /// benchmark measures this very path.
 pub async fn fetch_block(
-    client: &mut WorkerClient<Channel>,
+    client: &mut WorkerClient<AuthChannel>,
     address: &str,
     map_task: &TaskId,
     partition: u32,

@@ -1,0 +1,466 @@
+//! Who may do what on a scheduler: the tenants file (`weft scheduler --tenants FILE`), the cluster
+//! secret, and the [`Identity`] every request is served as.
+//!
+//! ```toml
+//! [tenants.alice]
+//! tokens = ["blake3:…"]          # digests of alice's API tokens (`weft tenant token` mints one)
+//! [tenants.alice.limits]         # alice's ceilings, under the cluster's (`--limit`)
+//! memory = "512MiB"
+//!
+//! [operators]
+//! tokens = ["blake3:…"]          # may see every tenant's jobs, and the workers
+//! ```
+//!
+//! A request's identity comes from its bearer secret alone ([`Access::identify`]): a tenant's
+//! token makes it that tenant's, whatever tenant the request body names; the cluster secret makes
+//! it a worker's. Without a tenants file the scheduler has one implicit tenant, `default`, open to
+//! whoever reaches its port ([`Identity::Open`]), as before tenants existed. A revoked token is one
+//! taken out of the file (the scheduler reads it at start).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+use weft_task::auth::{Secret, SecretHash, presented};
+use weft_task::{Limit, TaskLimits};
+
+use crate::Tenant;
+
+/// Who a request is from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A tenant, by one of its tokens: it sees and acts on its own modules and jobs only.
+    Tenant(Tenant),
+    /// An operator token: every tenant's jobs, and the workers.
+    Operator,
+    /// A worker, by the cluster secret: the control service and module downloads.
+    Worker,
+    /// No tenants file and no secret: the single-user scheduler of before, where the request
+    /// names its tenant.
+    Open,
+}
+
+/// How a client passes its token, for refusals.
+pub const HOW_TO_PASS_A_TOKEN: &str = "pass your API token in the environment (WEFT_TOKEN=…), \
+     in a file (--token-file FILE), or in the credentials file (~/.config/weft/token)";
+
+impl Identity {
+    /// The tenant a tenant-scoped request (modules, jobs) acts for: a tenant's own, whatever the
+    /// request names; the named one for an operator or an open scheduler.
+    pub fn tenant(&self, named: &str) -> Result<Tenant, Status> {
+        match self {
+            Identity::Tenant(tenant) => Ok(tenant.clone()),
+            Identity::Operator | Identity::Open => named_tenant(named),
+            Identity::Worker => Err(Status::permission_denied(
+                "the cluster secret is for workers: a user needs an API token",
+            )),
+        }
+    }
+
+    /// The tenant a module download is for: a worker fetches for the task's tenant, which it
+    /// names; anyone else for its own.
+    pub fn fetch_tenant(&self, named: &str) -> Result<Tenant, Status> {
+        match self {
+            Identity::Worker => named_tenant(named),
+            other => other.tenant(named),
+        }
+    }
+
+    /// Whether the identity sees every tenant (an operator, or an open scheduler's user).
+    pub fn sees_all(&self) -> bool {
+        matches!(self, Identity::Operator | Identity::Open)
+    }
+
+    /// Refuses all but an operator (or an open scheduler's user): the workers are the cluster's.
+    pub fn require_operator(&self, what: &str) -> Result<(), Status> {
+        if self.sees_all() {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{what} takes an operator token"
+            )))
+        }
+    }
+}
+
+/// The tenant a request body names; empty means the default one.
+pub fn named_tenant(name: &str) -> Result<Tenant, Status> {
+    if name.is_empty() {
+        Ok(Tenant::default())
+    } else {
+        Tenant::new(name).map_err(Status::invalid_argument)
+    }
+}
+
+/// The identity the interceptor found for a request; [`Identity::Open`] where none ran (a service
+/// mounted without one, in tests).
+pub fn identity_of<T>(request: &tonic::Request<T>) -> Identity {
+    request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .unwrap_or(Identity::Open)
+}
+
+/// The scheduler's access rules.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// Present when a tenants file was given.
+    tenants: Option<BTreeMap<Tenant, TenantRules>>,
+    by_hash: HashMap<SecretHash, Identity>,
+    cluster_secret: Option<Secret>,
+}
+
+/// What the tenants file says of one tenant.
+#[derive(Debug, Clone, Default)]
+pub struct TenantRules {
+    /// The tenant's ceilings, each under the cluster's.
+    pub limits: Vec<(Limit, u64)>,
+}
+
+/// Why a tenants file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("cannot read the tenants file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    tenants: BTreeMap<String, RawTenant>,
+    operators: Option<RawOperators>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    #[serde(default)]
+    tokens: Vec<String>,
+    #[serde(default)]
+    limits: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperators {
+    #[serde(default)]
+    tokens: Vec<String>,
+}
+
+impl Access {
+    /// No tenants file: one implicit tenant for whoever can connect. With `cluster_secret`,
+    /// workers must still present it.
+    pub fn open(cluster_secret: Option<Secret>) -> Access {
+        Access {
+            cluster_secret,
+            ..Access::default()
+        }
+    }
+
+    /// The rules of the tenants file at `path`, with the workers' `cluster_secret`.
+    pub fn from_file(path: &Path, cluster_secret: Secret) -> Result<Access, AccessError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Access::parse(&text, cluster_secret).map_err(|message| AccessError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// The rules of a tenants file's text.
+    pub fn parse(text: &str, cluster_secret: Secret) -> Result<Access, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut by_hash = HashMap::new();
+        let mut add = |token: &str, who: Identity, whose: &str| -> Result<(), String> {
+            let hash: SecretHash = token.parse().map_err(|e| format!("{whose}: {e}"))?;
+            if by_hash.insert(hash, who).is_some() {
+                return Err(format!("{whose}: token {hash} is listed twice"));
+            }
+            Ok(())
+        };
+        let mut tenants = BTreeMap::new();
+        for (name, raw) in raw.tenants {
+            let tenant = Tenant::new(&name).map_err(|e| format!("tenants.{name}: {e}"))?;
+            for token in &raw.tokens {
+                add(
+                    token,
+                    Identity::Tenant(tenant.clone()),
+                    &format!("tenants.{name}"),
+                )?;
+            }
+            let mut limits = Vec::new();
+            for (key, value) in raw.limits {
+                let field = format!("tenants.{name}.limits.{key}");
+                let limit = Limit::from_key(&key).map_err(|e| format!("{field}: {e}"))?;
+                let value = crate::job::spec::limit_value(limit, &value)
+                    .map_err(|e| format!("{field}: {e}"))?;
+                limits.push((limit, value));
+            }
+            TaskLimits::most()
+                .with_settings(&limits)
+                .map_err(|e| format!("tenants.{name}.limits: {e}"))?;
+            tenants.insert(tenant, TenantRules { limits });
+        }
+        for token in raw.operators.map(|o| o.tokens).unwrap_or_default() {
+            add(&token, Identity::Operator, "operators")?;
+        }
+        if by_hash.contains_key(&cluster_secret.hash()) {
+            return Err(
+                "the cluster secret is also listed as a token: use a secret of its own".into(),
+            );
+        }
+        Ok(Access {
+            tenants: Some(tenants),
+            by_hash,
+            cluster_secret: Some(cluster_secret),
+        })
+    }
+
+    /// The secret workers present, which the scheduler presents to them in turn.
+    pub fn cluster_secret(&self) -> Option<&Secret> {
+        self.cluster_secret.as_ref()
+    }
+
+    /// Whether requests need a token (a tenants file was given).
+    pub fn has_tenants(&self) -> bool {
+        self.tenants.is_some()
+    }
+
+    /// The tenants of the file, with their rules.
+    pub fn tenants(&self) -> impl Iterator<Item = (&Tenant, &TenantRules)> {
+        self.tenants.iter().flatten()
+    }
+
+    /// One line for the scheduler's start-up log.
+    pub fn describe(&self) -> String {
+        match &self.tenants {
+            None => format!(
+                "no --tenants: one implicit tenant, `default`, open to anyone who can reach this \
+                 port{}",
+                if self.cluster_secret.is_some() {
+                    "; workers must present the cluster secret"
+                } else {
+                    ", workers included"
+                }
+            ),
+            Some(tenants) => format!(
+                "{} tenants ({}), {} operator token(s); every request needs a token, workers the \
+                 cluster secret",
+                tenants.len(),
+                tenants
+                    .keys()
+                    .map(Tenant::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.by_hash
+                    .values()
+                    .filter(|i| **i == Identity::Operator)
+                    .count()
+            ),
+        }
+    }
+
+    /// Who a request with `metadata` is from, or why it is refused (`UNAUTHENTICATED`, saying how
+    /// to pass a token).
+    pub fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
+        let secret = presented(metadata)
+            .map_err(|why| Status::unauthenticated(format!("{why}: {HOW_TO_PASS_A_TOKEN}")))?;
+        let Some(secret) = secret else {
+            return if self.has_tenants() {
+                Err(Status::unauthenticated(format!(
+                    "this scheduler serves several tenants and needs your API token: \
+                     {HOW_TO_PASS_A_TOKEN}"
+                )))
+            } else {
+                Ok(Identity::Open)
+            };
+        };
+        if self
+            .cluster_secret
+            .as_ref()
+            .is_some_and(|s| s.hash().matches(secret))
+        {
+            return Ok(Identity::Worker);
+        }
+        let hash = Secret::new(secret)
+            .map(|s| s.hash())
+            .map_err(|_| unknown_token())?;
+        match self.by_hash.get(&hash) {
+            Some(identity) => Ok(identity.clone()),
+            None if self.has_tenants() || self.cluster_secret.is_some() => Err(unknown_token()),
+            // An open scheduler takes anyone; a token it does not know changes nothing.
+            None => Ok(Identity::Open),
+        }
+    }
+
+    /// Whether `identity` may use the workers' control service: a worker, or anyone when no
+    /// cluster secret is set.
+    pub fn admits_worker(&self, identity: &Identity) -> Result<(), Status> {
+        match identity {
+            Identity::Worker => Ok(()),
+            Identity::Open if self.cluster_secret.is_none() => Ok(()),
+            _ => Err(Status::unauthenticated(
+                "only workers presenting the cluster secret may join this cluster \
+                 (weft worker reads it from --cluster-secret-file or WEFT_CLUSTER_SECRET)",
+            )),
+        }
+    }
+
+    /// The interceptor every service of the scheduler is mounted with: it identifies the request
+    /// and leaves the [`Identity`] in its extensions.
+    pub fn interceptor(self: &Arc<Self>) -> impl tonic::service::Interceptor + Clone + use<> {
+        let access = self.clone();
+        move |mut request: tonic::Request<()>| {
+            let identity = access.identify(request.metadata())?;
+            request.extensions_mut().insert(identity);
+            Ok(request)
+        }
+    }
+
+    /// The interceptor of the workers' control service: only a worker (by the cluster secret, when
+    /// one is set) gets through, and anyone else is told what a worker needs.
+    pub fn worker_interceptor(
+        self: &Arc<Self>,
+    ) -> impl tonic::service::Interceptor + Clone + use<> {
+        let access = self.clone();
+        move |mut request: tonic::Request<()>| {
+            let identity = access
+                .identify(request.metadata())
+                .unwrap_or(Identity::Open);
+            access.admits_worker(&identity)?;
+            request.extensions_mut().insert(identity);
+            Ok(request)
+        }
+    }
+
+    /// The limits ceilings of each tenant of the file.
+    pub fn tenant_limits(&self) -> HashMap<Tenant, Vec<(Limit, u64)>> {
+        self.tenants()
+            .map(|(t, rules)| (t.clone(), rules.limits.clone()))
+            .collect()
+    }
+}
+
+fn unknown_token() -> Status {
+    Status::unauthenticated(format!(
+        "the token presented is not one this scheduler knows (mistyped, revoked, or for another \
+         cluster): {HOW_TO_PASS_A_TOKEN}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(secret: Option<&str>) -> MetadataMap {
+        let mut md = MetadataMap::new();
+        if let Some(s) = secret {
+            md.insert("authorization", format!("Bearer {s}").parse().unwrap());
+        }
+        md
+    }
+
+    #[test]
+    fn tokens_make_identities_and_nothing_else_does() {
+        let (alice, op, secret) = (
+            Secret::mint().unwrap(),
+            Secret::mint().unwrap(),
+            Secret::mint().unwrap(),
+        );
+        let file = format!(
+            "[tenants.alice]\ntokens = [\"{}\"]\n[tenants.alice.limits]\nmemory = \"64MiB\"\n\
+             [operators]\ntokens = [\"{}\"]\n",
+            alice.hash(),
+            op.hash()
+        );
+        let access = Access::parse(&file, secret.clone()).unwrap();
+        let id = |s: Option<&str>| access.identify(&metadata(s));
+        assert_eq!(
+            id(Some(alice.expose())).unwrap(),
+            Identity::Tenant(Tenant::new("alice").unwrap())
+        );
+        assert_eq!(id(Some(op.expose())).unwrap(), Identity::Operator);
+        assert_eq!(id(Some(secret.expose())).unwrap(), Identity::Worker);
+        let missing = id(None).unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert!(missing.message().contains("WEFT_TOKEN"), "{missing}");
+        let unknown = id(Some(Secret::mint().unwrap().expose())).unwrap_err();
+        assert_eq!(unknown.code(), tonic::Code::Unauthenticated);
+        assert!(unknown.message().contains("revoked"), "{unknown}");
+        assert_eq!(
+            access.tenant_limits()[&Tenant::new("alice").unwrap()],
+            [(Limit::Memory, 64 << 20)]
+        );
+        // A tenant acts as itself whatever it names; a worker only fetches.
+        let alice_id = Identity::Tenant(Tenant::new("alice").unwrap());
+        assert_eq!(alice_id.tenant("bob").unwrap().as_str(), "alice");
+        assert!(Identity::Worker.tenant("bob").is_err());
+        assert_eq!(
+            Identity::Worker.fetch_tenant("bob").unwrap().as_str(),
+            "bob"
+        );
+        assert!(alice_id.require_operator("listing workers").is_err());
+        assert!(access.admits_worker(&alice_id).is_err());
+        assert!(access.admits_worker(&Identity::Worker).is_ok());
+    }
+
+    #[test]
+    fn an_open_scheduler_serves_anyone_but_guards_its_workers_with_a_secret() {
+        let open = Access::open(None);
+        assert_eq!(open.identify(&metadata(None)).unwrap(), Identity::Open);
+        assert!(open.admits_worker(&Identity::Open).is_ok());
+        let secret = Secret::mint().unwrap();
+        let guarded = Access::open(Some(secret.clone()));
+        assert!(guarded.admits_worker(&Identity::Open).is_err());
+        assert_eq!(
+            guarded.identify(&metadata(Some(secret.expose()))).unwrap(),
+            Identity::Worker
+        );
+        assert!(
+            guarded
+                .identify(&metadata(Some("a-wrong-secret-0000")))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_naming_the_field() {
+        let secret = Secret::mint().unwrap();
+        let err = |text: &str| Access::parse(text, secret.clone()).unwrap_err();
+        assert!(
+            err("[tenants.alice]\ntokens = [\"nope\"]")
+                .starts_with("tenants.alice: \"nope\" is not a token hash")
+        );
+        assert!(err("[tenants.Alice]\n").contains("invalid tenant name"));
+        assert!(err("[tenants.a]\nweight = 3\n").contains("unknown field `weight`"));
+        assert!(
+            err("[tenants.a.limits]\ncpu = \"1s\"\n")
+                .starts_with("tenants.a.limits.cpu: unknown limit")
+        );
+        assert!(err("[tenants.a.limits]\nmemory = \"8GiB\"\n").contains("above the most"));
+        let hash = Secret::mint().unwrap().hash();
+        assert!(
+            err(&format!(
+                "[tenants.a]\ntokens = [\"{hash}\"]\n[tenants.b]\ntokens = [\"{hash}\"]\n"
+            ))
+            .contains("listed twice")
+        );
+        assert!(
+            err(&format!("[operators]\ntokens = [\"{}\"]\n", secret.hash()))
+                .contains("cluster secret is also listed")
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! Two tenants on one cluster of real processes (`weft scheduler --tenants FILE` and two workers
+//! joined with the cluster secret): each sees only its own modules and jobs, and what it asks about
+//! the other's gets the very answer a name or id that does not exist gets; wrong, missing and
+//! revoked tokens are refused saying how to pass one; a worker without the secret cannot join; an
+//! operator sees every tenant's jobs and the workers; a tenant's limits are its own; and no token
+//! is written anywhere in the clear.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::{Weft, assert_same_counts, counts_of, path, read_output, word_counts};
+
+/// A minted token and the digest the tenants file keeps.
+struct Minted {
+    token: String,
+    hash: String,
+}
+
+fn mint() -> Minted {
+    let run = Weft::new().ok(&["--json", "tenant", "token"]);
+    let json = run.json();
+    let minted = Minted {
+        token: json["token"].as_str().unwrap().to_owned(),
+        hash: json["hash"].as_str().unwrap().to_owned(),
+    };
+    assert!(minted.token.starts_with("weft_"), "{json}");
+    assert!(minted.hash.starts_with("blake3:"), "{json}");
+    minted
+}
+
+struct Tenants {
+    cluster: Cluster,
+    alice: Minted,
+    bob: Minted,
+    operator: Minted,
+    /// A token the file never listed (or no longer lists: revoked).
+    revoked: Minted,
+    secret: Minted,
+    /// Holds the tenants file.
+    _config: tempfile::TempDir,
+}
+
+impl Tenants {
+    fn start() -> Tenants {
+        let (alice, bob, operator, revoked, secret) = (mint(), mint(), mint(), mint(), mint());
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("tenants.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[tenants.alice]\ntokens = [\"{}\"]\n[tenants.alice.limits]\nmemory = \"256MiB\"\n\n\
+                 [tenants.bob]\ntokens = [\"{}\"]\n\n[operators]\ntokens = [\"{}\"]\n",
+                alice.hash, bob.hash, operator.hash
+            ),
+        )
+        .unwrap();
+        let cluster = Cluster::start_with_env(
+            2,
+            &[("WEFT_CLUSTER_SECRET", &secret.token)],
+            &["--tenants", path(&file)],
+        );
+        Tenants {
+            cluster,
+            alice,
+            bob,
+            operator,
+            revoked,
+            secret,
+            _config: config,
+        }
+    }
+
+    /// Runs `weft --scheduler URL ARGS` with `token` in `WEFT_TOKEN`.
+    fn as_(&self, token: &Minted, args: &[&str]) -> crate::Run {
+        self.cluster
+            .client_with_env(&[("WEFT_TOKEN", &token.token)], args)
+    }
+
+    fn ok_as(&self, token: &Minted, args: &[&str]) -> crate::Run {
+        let run = self.as_(token, args);
+        assert!(
+            run.0.status.success(),
+            "weft {args:?} failed:\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        );
+        run
+    }
+
+    fn json_as(&self, token: &Minted, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        self.ok_as(token, &full).json()
+    }
+}
+
+fn wordcount_job(input: &Path, output: &Path, limits: &str) -> String {
+    format!(
+        "name = \"wc\"\n[input]\npath = {:?}\nsplit_size = \"4KB\"\n[[step]]\n\
+         flat_map = \"wordcount/split_words\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\n\
+         path = {:?}\n{limits}",
+        path(input),
+        path(output)
+    )
+}
+
+/// The error a failed command printed, first line.
+fn error_of(run: &crate::Run) -> String {
+    assert!(!run.0.status.success(), "succeeded:\n{}", run.stdout());
+    run.stderr().lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn tenants_see_only_their_own_and_need_their_tokens() {
+    let t = Tenants::start();
+    let c = &t.cluster;
+    let wasm = weft_examples::WORDCOUNT_RUST;
+
+    // Alice registers and runs a word count: the exact answer.
+    let alice_id = t
+        .ok_as(
+            &t.alice,
+            &["module", "register", wasm, "--name", "wordcount"],
+        )
+        .stdout()
+        .trim()
+        .to_owned();
+    let text: String = (0..400)
+        .map(|i| format!("alice counts {} words\n", i % 7))
+        .collect();
+    let input = c.write("alice.txt", &text);
+    let out = c.path("alice-out");
+    let job = c.write("alice.toml", wordcount_job(&input, &out, ""));
+    let status = t.json_as(&t.alice, &["job", "submit", path(&job), "--wait"]);
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    assert_eq!(status["tenant"], "alice", "{status:#}");
+    assert_same_counts(&counts_of(read_output(&out)), &word_counts(text.as_bytes()));
+    let alice_job = status["job_id"].as_str().unwrap().to_owned();
+
+    // Bob sees nothing of it, and learns nothing: each answer is the one for what does not exist.
+    let listed = t.json_as(&t.bob, &["module", "list"]);
+    assert_eq!(listed, serde_json::json!([]), "{listed:#}");
+    let nothing = error_of(&t.as_(&t.bob, &["module", "show", "never-registered"]));
+    let hidden = error_of(&t.as_(&t.bob, &["module", "show", "wordcount"]));
+    assert_eq!(
+        hidden.replace("wordcount", "NAME"),
+        nothing.replace("never-registered", "NAME")
+    );
+    let by_id = error_of(&t.as_(&t.bob, &["module", "show", &alice_id]));
+    assert!(by_id.contains("no module"), "{by_id}");
+    let removed = error_of(&t.as_(&t.bob, &["module", "rm", "wordcount", "--yes"]));
+    assert!(removed.contains("no module"), "{removed}");
+    let jobs = t.json_as(&t.bob, &["job", "list"]);
+    assert_eq!(jobs, serde_json::json!([]), "{jobs:#}");
+    for verb in ["status", "logs", "cancel"] {
+        let theirs = error_of(&t.as_(&t.bob, &["job", verb, &alice_job]));
+        let none = error_of(&t.as_(&t.bob, &["job", verb, "wc-999"]));
+        assert_eq!(
+            theirs.replace(&alice_job, "ID"),
+            none.replace("wc-999", "ID"),
+            "{verb}"
+        );
+    }
+    // Running alice's module by name or by id: unknown to bob.
+    let bob_out = c.path("bob-out");
+    let job = c.write("bob.toml", wordcount_job(&input, &bob_out, ""));
+    let refused = error_of(&t.as_(&t.bob, &["job", "submit", path(&job), "--wait"]));
+    assert!(refused.contains("wordcount"), "{refused}");
+    let by_id_job = c.write(
+        "bob-by-id.toml",
+        wordcount_job(&input, &bob_out, "").replace("wordcount/", &format!("{alice_id}/")),
+    );
+    let refused = error_of(&t.as_(&t.bob, &["job", "submit", path(&by_id_job)]));
+    assert!(refused.contains(&alice_id), "{refused}");
+    assert!(!bob_out.exists());
+    // Alice's module is still hers, untouched.
+    t.ok_as(&t.alice, &["module", "show", "wordcount"]);
+
+    // A tenant's limits are its own: alice's ceiling is 256 MiB, bob's the cluster's.
+    let greedy = c.write(
+        "greedy.toml",
+        wordcount_job(
+            &input,
+            &c.path("greedy-out"),
+            "[limits]\nmemory = \"512MiB\"\n",
+        ),
+    );
+    let refused = error_of(&t.as_(&t.alice, &["job", "submit", path(&greedy)]));
+    assert!(
+        refused.contains("limits.memory = 512 MiB is above tenant `alice`'s ceiling of 256 MiB"),
+        "{refused}"
+    );
+
+    // Workers and every tenant's jobs are the operator's to see.
+    let workers = error_of(&t.as_(&t.alice, &["cluster", "workers"]));
+    assert!(workers.contains("operator token"), "{workers}");
+    let workers = t.json_as(&t.operator, &["cluster", "workers"]);
+    assert_eq!(workers.as_array().map(Vec::len), Some(2), "{workers:#}");
+    let all = t.json_as(&t.operator, &["job", "list"]);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["job_id"] == alice_job.as_str()),
+        "{all:#}"
+    );
+    let theirs = t.json_as(&t.operator, &["job", "status", &alice_job]);
+    assert_eq!(theirs["tenant"], "alice");
+
+    // No token, a wrong one, a revoked one, the workers' secret: refused, saying how to pass one.
+    let missing = error_of(&c.client(&["module", "list"]));
+    assert!(
+        missing.contains("needs your API token") && missing.contains("WEFT_TOKEN"),
+        "{missing}"
+    );
+    let revoked = error_of(&t.as_(&t.revoked, &["job", "list"]));
+    assert!(
+        revoked.contains("not one this scheduler knows"),
+        "{revoked}"
+    );
+    let garbage = error_of(&c.client_with_env(
+        &[("WEFT_TOKEN", "weft_not-a-real-token-at-all")],
+        &["module", "list"],
+    ));
+    assert!(
+        garbage.contains("not one this scheduler knows"),
+        "{garbage}"
+    );
+    let secret = error_of(&t.as_(&t.secret, &["module", "list"]));
+    assert!(secret.contains("for workers"), "{secret}");
+
+    // A worker without the secret cannot join.
+    let fake = c.client(&[
+        "--data-dir",
+        path(&c.path("fake-worker")),
+        "worker",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let refused = error_of(&fake);
+    assert!(
+        refused.contains("cluster secret"),
+        "{refused}\n{}",
+        fake.stderr()
+    );
+    let workers = t.json_as(&t.operator, &["cluster", "workers"]);
+    assert_eq!(workers.as_array().map(Vec::len), Some(2), "{workers:#}");
+
+    // No token or secret is written anywhere in the clear: logs, data directories, job records.
+    let secrets = [&t.alice, &t.bob, &t.operator, &t.revoked, &t.secret];
+    for file in files_under(&c.path("")) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for s in secrets {
+            assert!(
+                !contains(&bytes, s.token.as_bytes()),
+                "a token is written in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
