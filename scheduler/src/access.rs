@@ -24,6 +24,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
+use weft_io::DataRoots;
 use weft_task::auth::{Secret, SecretHash, presented};
 use weft_task::{Limit, TaskLimits};
 
@@ -119,6 +120,8 @@ pub struct Access {
 pub struct TenantRules {
     /// The tenant's ceilings, each under the cluster's.
     pub limits: Vec<(Limit, u64)>,
+    /// Where its jobs may read and write: nowhere unless the file says.
+    pub data: DataRoots,
 }
 
 /// Why a tenants file was refused.
@@ -149,6 +152,17 @@ struct RawTenant {
     tokens: Vec<String>,
     #[serde(default)]
     limits: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    data: RawData,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    #[serde(default)]
+    read: Vec<PathBuf>,
+    #[serde(default)]
+    write: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -212,7 +226,19 @@ impl Access {
             TaskLimits::most()
                 .with_settings(&limits)
                 .map_err(|e| format!("tenants.{name}.limits: {e}"))?;
-            tenants.insert(tenant, TenantRules { limits });
+            for (which, roots) in [("read", &raw.data.read), ("write", &raw.data.write)] {
+                if let Some(relative) = roots.iter().find(|p| !p.is_absolute()) {
+                    return Err(format!(
+                        "tenants.{name}.data.{which}: {} is not an absolute path",
+                        relative.display()
+                    ));
+                }
+            }
+            let data = DataRoots {
+                read: raw.data.read,
+                write: raw.data.write,
+            };
+            tenants.insert(tenant, TenantRules { limits, data });
         }
         for token in raw.operators.map(|o| o.tokens).unwrap_or_default() {
             add(&token, Identity::Operator, "operators")?;
@@ -344,6 +370,16 @@ impl Access {
             request.extensions_mut().insert(identity);
             Ok(request)
         }
+    }
+
+    /// Where each tenant's jobs may read and write; `None` without a tenants file (anywhere).
+    pub fn data_roots(&self) -> Option<HashMap<Tenant, DataRoots>> {
+        self.tenants.as_ref().map(|tenants| {
+            tenants
+                .iter()
+                .map(|(t, rules)| (t.clone(), rules.data.clone()))
+                .collect()
+        })
     }
 
     /// The limits ceilings of each tenant of the file.

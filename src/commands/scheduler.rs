@@ -71,7 +71,9 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
     let access = match (&args.tenants, secret) {
         (Some(file), Some(secret)) => Access::from_file(file, secret)?,
         (Some(_), None) => anyhow::bail!(
-            "--tenants needs a cluster secret, or anyone could join as a worker and be sent              tenants' tasks: pass --cluster-secret-file FILE or set WEFT_CLUSTER_SECRET              (`weft tenant token` mints one)"
+            "--tenants needs a cluster secret, or anyone could join as a worker and be sent \
+             tenants' tasks: pass --cluster-secret-file FILE or set WEFT_CLUSTER_SECRET \
+             (`weft tenant token` mints one)"
         ),
         (None, secret) => Access::open(secret),
     };
@@ -102,6 +104,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             limits,
             ceiling,
             tenant_limits: access.tenant_limits(),
+            data_roots: access.data_roots(),
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -38,21 +38,37 @@ struct Tenants {
     /// A token the file never listed (or no longer lists: revoked).
     revoked: Minted,
     secret: Minted,
-    /// Holds the tenants file.
-    _config: tempfile::TempDir,
+    /// Holds the tenants file, and each tenant's data under `data/NAME` (its read root) and
+    /// `data/NAME/out` (its write root).
+    config: tempfile::TempDir,
 }
 
 impl Tenants {
     fn start() -> Tenants {
         let (alice, bob, operator, revoked, secret) = (mint(), mint(), mint(), mint(), mint());
         let config = tempfile::tempdir().unwrap();
+        let data = config.path().join("data");
+        for tenant in ["alice", "bob"] {
+            std::fs::create_dir_all(data.join(tenant).join("out")).unwrap();
+        }
+        let roots = |tenant: &str| {
+            format!(
+                "[tenants.{tenant}.data]\nread = [{:?}]\nwrite = [{:?}]\n",
+                path(&data.join(tenant)),
+                path(&data.join(tenant).join("out"))
+            )
+        };
         let file = config.path().join("tenants.toml");
         std::fs::write(
             &file,
             format!(
-                "[tenants.alice]\ntokens = [\"{}\"]\n[tenants.alice.limits]\nmemory = \"256MiB\"\n\n\
-                 [tenants.bob]\ntokens = [\"{}\"]\n\n[operators]\ntokens = [\"{}\"]\n",
-                alice.hash, bob.hash, operator.hash
+                "[tenants.alice]\ntokens = [\"{}\"]\n[tenants.alice.limits]\nmemory = \"256MiB\"\n\
+                 {}\n[tenants.bob]\ntokens = [\"{}\"]\n{}\n[operators]\ntokens = [\"{}\"]\n",
+                alice.hash,
+                roots("alice"),
+                bob.hash,
+                roots("bob"),
+                operator.hash
             ),
         )
         .unwrap();
@@ -68,8 +84,13 @@ impl Tenants {
             operator,
             revoked,
             secret,
-            _config: config,
+            config,
         }
+    }
+
+    /// A path under the tenants' `data/`.
+    fn data(&self, path: &str) -> std::path::PathBuf {
+        self.config.path().join("data").join(path)
     }
 
     /// Runs `weft --scheduler URL ARGS` with `token` in `WEFT_TOKEN`.
@@ -130,8 +151,9 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     let text: String = (0..400)
         .map(|i| format!("alice counts {} words\n", i % 7))
         .collect();
-    let input = c.write("alice.txt", &text);
-    let out = c.path("alice-out");
+    let input = t.data("alice/in.txt");
+    std::fs::write(&input, &text).unwrap();
+    let out = t.data("alice/out/wc");
     let job = c.write("alice.toml", wordcount_job(&input, &out, ""));
     let status = t.json_as(&t.alice, &["job", "submit", path(&job), "--wait"]);
     assert_eq!(status["state"], "succeeded", "{status:#}");
@@ -164,7 +186,7 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
         );
     }
     // Running alice's module by name or by id: unknown to bob.
-    let bob_out = c.path("bob-out");
+    let bob_out = t.data("bob/out/wc");
     let job = c.write("bob.toml", wordcount_job(&input, &bob_out, ""));
     let refused = error_of(&t.as_(&t.bob, &["job", "submit", path(&job), "--wait"]));
     assert!(refused.contains("wordcount"), "{refused}");
@@ -178,12 +200,55 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     // Alice's module is still hers, untouched.
     t.ok_as(&t.alice, &["module", "show", "wordcount"]);
 
+    // Bob's own word count runs within his roots; alice's data is out of his reach by any path.
+    t.ok_as(&t.bob, &["module", "register", wasm, "--name", "wordcount"]);
+    let bob_input = t.data("bob/in.txt");
+    std::fs::write(&bob_input, "bob has his own words\n").unwrap();
+    let job = c.write("bob-own.toml", wordcount_job(&bob_input, &bob_out, ""));
+    t.ok_as(&t.bob, &["job", "submit", path(&job), "--wait"]);
+    std::os::unix::fs::symlink(&input, t.data("bob/link.txt")).unwrap();
+    for (what, input, output, rule) in [
+        ("her input", input.clone(), t.data("bob/out/a"), "may read"),
+        (
+            "her input by ..",
+            t.data("bob/../alice/in.txt"),
+            t.data("bob/out/b"),
+            "may read",
+        ),
+        (
+            "a link to her input",
+            t.data("bob/link.txt"),
+            t.data("bob/out/c"),
+            "may read",
+        ),
+        (
+            "into her output root",
+            bob_input.clone(),
+            t.data("alice/out/stolen"),
+            "may write",
+        ),
+        (
+            "his write root itself",
+            bob_input.clone(),
+            t.data("bob/out"),
+            "may write",
+        ),
+    ] {
+        let job = c.write("bob-reach.toml", wordcount_job(&input, &output, ""));
+        let refused = error_of(&t.as_(&t.bob, &["job", "submit", path(&job)]));
+        assert!(
+            refused.contains("outside the directories this job may") && refused.contains(rule),
+            "{what}: {refused}"
+        );
+    }
+    assert!(!t.data("alice/out/stolen").exists());
+
     // A tenant's limits are its own: alice's ceiling is 256 MiB, bob's the cluster's.
     let greedy = c.write(
         "greedy.toml",
         wordcount_job(
             &input,
-            &c.path("greedy-out"),
+            &t.data("alice/out/greedy"),
             "[limits]\nmemory = \"512MiB\"\n",
         ),
     );
@@ -250,7 +315,10 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
 
     // No token or secret is written anywhere in the clear: logs, data directories, job records.
     let secrets = [&t.alice, &t.bob, &t.operator, &t.revoked, &t.secret];
-    for file in files_under(&c.path("")) {
+    for file in files_under(&c.path(""))
+        .into_iter()
+        .chain(files_under(&t.data("")))
+    {
         let bytes = std::fs::read(&file).unwrap_or_default();
         for s in secrets {
             assert!(

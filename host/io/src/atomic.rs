@@ -57,6 +57,11 @@ impl AtomicFile {
         })
     }
 
+    /// The temporary file being written.
+    pub fn as_file(&self) -> &File {
+        self.temp.as_file()
+    }
+
     /// Where the file will be once committed.
     pub fn path(&self) -> &Path {
         &self.path

@@ -247,10 +247,14 @@ fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
     Ok(starts)
 }
 
-/// The first record of the CSV file at `path`: its header, when it has one. An empty file has an
-/// empty header.
-pub(crate) fn read_header(path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
-    let mut file = open(path)?;
+#[cfg(test)]
+fn read_header(path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
+    read_header_of(open(path)?, path, delimiter)
+}
+
+/// The first record of the CSV file `file`, open on `path` and read from its start: its header,
+/// when it has one. An empty file has an empty header.
+pub(crate) fn read_header_of(mut file: File, path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
     let mut parser = RecordParser::new(delimiter);
     let mut chunk = vec![0; 64 << 10];
     let mut offset = 0u64;

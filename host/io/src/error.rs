@@ -122,6 +122,20 @@ pub enum Error {
     #[error("output path {} has no directory name", path.display())]
     BadOutputPath { path: PathBuf },
 
+    /// A path leads outside the data roots its job may use.
+    #[error(
+        "{} {}outside the directories this job may {access} ({roots}): a tenant's jobs {access} \
+         only under the roots the tenants file gives it",
+        path.display(),
+        if path == real { String::new() } else { format!("leads to {}, ", real.display()) }
+    )]
+    OutsideRoots {
+        path: PathBuf,
+        real: PathBuf,
+        access: &'static str,
+        roots: String,
+    },
+
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,

@@ -24,6 +24,7 @@ mod input;
 mod output;
 mod paths;
 mod reader;
+mod roots;
 
 pub use atomic::{AtomicFile, write_atomically};
 pub use commit::{
@@ -41,6 +42,7 @@ pub use reader::{
     BadRecord, DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,
     line_number,
 };
+pub use roots::{Access, DataRoots};
 pub use weft_batch::{format_size, parse_size};
 
 /// A suffix no other temporary name from this or a concurrent process has: pid, wall-clock

@@ -15,6 +15,7 @@ use weft_batch::Records;
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::input::UnknownFormat;
+use crate::roots::{Access, DataRoots};
 
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -103,9 +104,26 @@ impl fmt::Debug for PartWriter {
 impl PartWriter {
     /// Starts `dir/part-NNNNN` for `partition`. `dir` must exist.
     pub fn create(dir: &Path, partition: u32, format: OutputFormat) -> Result<PartWriter> {
+        PartWriter::create_within(dir, partition, format, None)
+    }
+
+    /// [`PartWriter::create`], refusing a directory that is not really inside `roots`' write
+    /// roots (the file created is checked, not the path: see [`DataRoots::check_opened`]).
+    pub fn create_within(
+        dir: &Path,
+        partition: u32,
+        format: OutputFormat,
+        roots: Option<&DataRoots>,
+    ) -> Result<PartWriter> {
+        if let Some(roots) = roots {
+            roots.check(dir, Access::Write)?;
+        }
         // A unique temporary name keeps two attempts at the same partition (a retry racing a slow
         // original) from writing into one file.
         let file = AtomicFile::create(&dir.join(part_file_name(partition)))?;
+        if let Some(roots) = roots {
+            roots.check_opened(file.as_file(), file.path(), Access::Write)?;
+        }
         Ok(PartWriter {
             format,
             out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),

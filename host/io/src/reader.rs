@@ -18,6 +18,7 @@ use weft_batch::Records;
 use crate::csv::{Parsed, RecordParser};
 use crate::error::{Error, Result};
 use crate::input::{InputFormat, InputSplit, OnError};
+use crate::roots::{Access, DataRoots};
 
 /// Default value bytes per batch.
 pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
@@ -123,6 +124,8 @@ pub struct SplitReader {
     /// Line numbers of the file: a known `(offset, line)` and a handle to count newlines from it.
     lines: (u64, u64),
     line_file: Option<File>,
+    /// The roots every file this reader opens must lie in, if restricted.
+    roots: Option<DataRoots>,
 }
 
 /// A malformed input record, as `on_error = "quarantine"` keeps it.
@@ -284,6 +287,18 @@ impl SplitReader {
         options: ReadOptions,
         buffers: ReaderBuffers,
     ) -> Result<SplitReader> {
+        SplitReader::open_within(split, format, options, buffers, None)
+    }
+
+    /// [`SplitReader::open_reusing`], refusing a file that is not really inside `roots` (what
+    /// was opened is checked, not the path: see [`DataRoots::check_opened`]).
+    pub fn open_within(
+        split: &InputSplit,
+        format: InputFormat,
+        options: ReadOptions,
+        buffers: ReaderBuffers,
+        roots: Option<&DataRoots>,
+    ) -> Result<SplitReader> {
         let options = ReadOptions {
             batch_bytes: options.batch_bytes.clamp(1, MAX_BATCH_BYTES),
             chunk_bytes: options.chunk_bytes.clamp(1, MAX_CHUNK_BYTES),
@@ -293,6 +308,9 @@ impl SplitReader {
             path: path.clone(),
             source,
         })?;
+        if let Some(roots) = roots {
+            roots.check_opened(&file, &path, Access::Read)?;
+        }
         // A split starting mid-file reads from the byte before its start, to tell whether that
         // start is also the start of a line (see `skip_partial_line`). A CSV split starts at a
         // record's first byte (see `csv.rs`).
@@ -318,7 +336,25 @@ impl SplitReader {
             InputFormat::Csv { header, delimiter } => Some(Box::new(CsvState {
                 parser: RecordParser::new(delimiter),
                 names: if header {
-                    Some(crate::csv::read_header(&path, delimiter)?)
+                    // From this very file: another handle on it, which shares its offset, read
+                    // from the start; then the reader's offset is put back.
+                    let mut own = file.try_clone().map_err(|source| Error::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    own.seek(SeekFrom::Start(0)).map_err(|source| Error::Read {
+                        path: path.clone(),
+                        offset: 0,
+                        source,
+                    })?;
+                    let names = crate::csv::read_header_of(own, &path, delimiter)?;
+                    file.seek(SeekFrom::Start(read_from))
+                        .map_err(|source| Error::Read {
+                            path: path.clone(),
+                            offset: read_from,
+                            source,
+                        })?;
+                    Some(names)
                 } else {
                     None
                 },
@@ -355,6 +391,7 @@ impl SplitReader {
             bad: Vec::new(),
             lines: (0, 1),
             line_file: None,
+            roots: roots.cloned(),
         })
     }
 
@@ -395,6 +432,9 @@ impl SplitReader {
                     path: self.path.clone(),
                     source,
                 })?;
+                if let Some(roots) = &self.roots {
+                    roots.check_opened(&file, &self.path, Access::Read)?;
+                }
                 self.line_file.insert(file)
             }
         };

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use weft_abi::UdfKind;
-use weft_io::{InputFormat, InputSplit, OnError, OutputFormat};
+use weft_io::{DataRoots, InputFormat, InputSplit, OnError, OutputFormat};
 use weft_proto::v1 as pb;
 
 use crate::limits::{Limit, TaskLimits};
@@ -341,6 +341,18 @@ impl From<&TaskSpec> for pb::TaskDefinition {
             output: Some(pb::TaskOutput { sink: Some(output) }),
             limits: Some(t.limits.into()),
             job_name: t.job_name.clone(),
+            roots: t.roots.as_ref().map(|r| pb::DataRoots {
+                read: r
+                    .read
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                write: r
+                    .write
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+            }),
         }
     }
 }
@@ -407,6 +419,10 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
             input,
             output,
             limits: t.limits.into(),
+            roots: t.roots.map(|r| DataRoots {
+                read: r.read.into_iter().map(PathBuf::from).collect(),
+                write: r.write.into_iter().map(PathBuf::from).collect(),
+            }),
         })
     }
 }

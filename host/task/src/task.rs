@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use weft_abi::UdfKind;
-use weft_io::{InputFormat, InputSplit, OnError, OutputFormat};
+use weft_io::{DataRoots, InputFormat, InputSplit, OnError, OutputFormat};
 
 use crate::TaskLimits;
 
@@ -166,6 +166,9 @@ pub struct TaskSpec {
     pub input: TaskInput,
     pub output: TaskOutput,
     pub limits: TaskLimits,
+    /// The directories the task's files must really lie in (its tenant's data roots); `None`:
+    /// anywhere the worker can reach.
+    pub roots: Option<DataRoots>,
 }
 
 impl TaskSpec {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use weft_host::{Compiler, Engine, GuestModule, Records, SandboxLimits};
-use weft_io::{PartWriter, ReadOptions, ReaderBuffers, SplitReader};
+use weft_io::{Access, DataRoots, PartWriter, ReadOptions, ReaderBuffers, SplitReader};
 use weft_task::{
     BlockLocation, GuestOutput, StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskResult,
     TaskSpec,
@@ -403,7 +403,12 @@ impl Executor {
                 part,
                 format,
             } => Sink::Part {
-                writer: PartWriter::create(staging_dir, *part, *format)?,
+                writer: PartWriter::create_within(
+                    staging_dir,
+                    *part,
+                    *format,
+                    spec.roots.as_ref(),
+                )?,
                 written: 0,
                 max_written: max_output,
             },
@@ -431,9 +436,16 @@ impl Executor {
                     ..ReadOptions::default()
                 };
                 let buffers = lock(&self.read_buffers).pop().unwrap_or_default();
-                let mut reader = SplitReader::open_reusing(split, *format, options, buffers)?
-                    .with_on_error(*on_error);
-                let mut quarantine = Quarantine::new(quarantine_dir.as_deref(), &spec.id);
+                let mut reader = SplitReader::open_within(
+                    split,
+                    *format,
+                    options,
+                    buffers,
+                    spec.roots.as_ref(),
+                )?
+                .with_on_error(*on_error);
+                let mut quarantine =
+                    Quarantine::new(quarantine_dir.as_deref(), &spec.id, spec.roots.as_ref());
                 while let Some(batch) = reader.next_batch()? {
                     check()?;
                     quarantine.keep(reader.take_bad_records())?;
@@ -634,14 +646,16 @@ pub struct Progress {
 struct Quarantine<'a> {
     dir: Option<&'a Path>,
     id: &'a TaskId,
+    roots: Option<&'a DataRoots>,
     file: Option<(PathBuf, std::io::BufWriter<weft_io::AtomicFile>)>,
 }
 
 impl<'a> Quarantine<'a> {
-    fn new(dir: Option<&'a Path>, id: &'a TaskId) -> Quarantine<'a> {
+    fn new(dir: Option<&'a Path>, id: &'a TaskId, roots: Option<&'a DataRoots>) -> Quarantine<'a> {
         Quarantine {
             dir,
             id,
+            roots,
             file: None,
         }
     }
@@ -665,8 +679,11 @@ impl<'a> Quarantine<'a> {
                     path: dir.to_owned(),
                     source,
                 })?;
-                let file = std::io::BufWriter::new(weft_io::AtomicFile::create(&path)?);
-                self.file.insert((path, file))
+                let file = weft_io::AtomicFile::create(&path)?;
+                if let Some(roots) = self.roots {
+                    roots.check_opened(file.as_file(), &path, Access::Write)?;
+                }
+                self.file.insert((path, std::io::BufWriter::new(file)))
             }
         };
         for record in records {

@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use weft_io::DataRoots;
+
 use tokio::sync::{mpsc, watch};
 use weft_io::OutputCommitter;
 use weft_task::{BlockLocation, Launch, TaskId, TaskLimits, TaskOutcome, TaskResult, TaskSpec};
@@ -40,6 +42,8 @@ pub(crate) struct JobRun {
     pub plan: Plan,
     pub overwrite: bool,
     pub limits: TaskLimits,
+    /// The tenant's data roots, when the cluster restricts them.
+    pub roots: Option<DataRoots>,
 }
 
 impl JobRun {
@@ -224,11 +228,13 @@ async fn run_stages(
     let plan = job.plan.clone();
     let job_id = job.job_id();
     let tenant = job.tenant.clone();
+    let roots = job.roots.clone();
     let tasks = JobTasks {
         job_id: &job_id,
         tenant: &tenant,
         job_name: &plan.job_name,
         limits: job.limits,
+        roots: roots.as_ref(),
         staging_dir,
     };
     for (index, stage) in plan.stages.iter().enumerate() {

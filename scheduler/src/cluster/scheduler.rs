@@ -6,11 +6,13 @@
 //! failed, since their tasks died with the previous process.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use weft_io::{Access, DataRoots};
 use weft_task::{Limit, LimitError, TaskLimits};
 
 use super::control::{ControlState, WorkerInfo};
@@ -35,6 +37,10 @@ pub struct SchedulerConfig {
     pub ceiling: TaskLimits,
     /// Tenants' own ceilings (the tenants file), each under `ceiling`.
     pub tenant_limits: HashMap<Tenant, Vec<(Limit, u64)>>,
+    /// Where each tenant's jobs may read and write (the tenants file); `None`: anywhere the
+    /// scheduler and workers can (a cluster without tenants). A tenant missing from a map may
+    /// touch nothing.
+    pub data_roots: Option<HashMap<Tenant, DataRoots>>,
 }
 
 impl Default for SchedulerConfig {
@@ -45,6 +51,7 @@ impl Default for SchedulerConfig {
             limits: TaskLimits::default(),
             ceiling: TaskLimits::most(),
             tenant_limits: HashMap::new(),
+            data_roots: None,
         }
     }
 }
@@ -63,11 +70,41 @@ pub enum SubmitError {
         #[source]
         source: LimitError,
     },
+    /// An input or the output lies outside the tenant's data roots; `field` is where the path came
+    /// from.
+    #[error("{field}")]
+    Roots {
+        field: String,
+        #[source]
+        source: weft_io::Error,
+    },
     /// No registered worker can read the input; `field` is where the pattern came from.
     #[error("{field}: {detail}")]
     Unreadable { field: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Refuses a job whose input files or output lie outside `roots`: the inputs must be readable,
+/// the output strictly inside a write root.
+fn check_roots(roots: &DataRoots, plan: &Plan, submission: &Submission) -> Result<(), SubmitError> {
+    for input in plan.input_paths() {
+        roots
+            .check(Path::new(&input), Access::Read)
+            .map_err(|source| SubmitError::Roots {
+                field: submission.input_field(),
+                source,
+            })?;
+    }
+    if let Some(output) = plan.output_dir() {
+        roots
+            .check(output, Access::Write)
+            .map_err(|source| SubmitError::Roots {
+                field: submission.output_field(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Why a job could not be looked up or acted on.
@@ -150,6 +187,10 @@ impl Scheduler {
     ) -> Result<String, SubmitError> {
         let plan = job::prepare(&self.registry, tenant, &submission)?;
         let limits = self.limits_of(tenant, &plan, &submission)?;
+        let roots = self.roots_of(tenant);
+        if let Some(roots) = &roots {
+            check_roots(roots, &plan, &submission)?;
+        }
         job::check_output(&plan, &submission)?;
         // Refuse now, rather than at run time, an input that no registered worker can read.
         if self.control.worker_count() > 0 {
@@ -162,7 +203,13 @@ impl Scheduler {
                 });
             }
         }
-        self.start(tenant, plan, submission, limits)
+        self.start(tenant, plan, submission, limits, roots)
+    }
+
+    /// The data roots of `tenant`'s jobs, when the cluster restricts them.
+    fn roots_of(&self, tenant: &Tenant) -> Option<DataRoots> {
+        let roots = self.config.data_roots.as_ref()?;
+        Some(roots.get(tenant).cloned().unwrap_or_default())
     }
 
     /// The limits the job's tasks run under: its `[limits]` over the defaults, within the
@@ -203,6 +250,7 @@ impl Scheduler {
         plan: Plan,
         submission: Submission,
         limits: TaskLimits,
+        roots: Option<DataRoots>,
     ) -> Result<String, SubmitError> {
         let job_id = self.store.new_job_id(&plan.job_name)?;
         let status = initial_status(&job_id, tenant, &plan);
@@ -223,6 +271,7 @@ impl Scheduler {
             tenant: tenant.clone(),
             plan,
             limits,
+            roots,
         };
         let handle = tokio::spawn(runner::run(run));
         self.live_jobs().insert(

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use weft_io::DataRoots;
+
 use weft_io::OnError;
 use weft_task::{BlockLocation, StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskSpec};
 
@@ -27,6 +29,8 @@ pub(crate) struct JobTasks<'a> {
     pub tenant: &'a Tenant,
     pub job_name: &'a str,
     pub limits: TaskLimits,
+    /// The tenant's data roots, when the cluster restricts them.
+    pub roots: Option<&'a DataRoots>,
     /// Where the job's output parts are written until the commit.
     pub staging_dir: &'a Path,
 }
@@ -66,6 +70,7 @@ impl JobTasks<'_> {
             input,
             output: output(partition),
             limits: self.limits,
+            roots: self.roots.cloned(),
         };
         match &stage.input {
             StageInput::Splits {

@@ -254,6 +254,7 @@ impl Cluster {
             plan,
             overwrite: false,
             limits: TaskLimits::default(),
+            roots: None,
         };
         RunningJob {
             handle: tokio::spawn(runner::run(run)),
@@ -689,6 +690,7 @@ fn reduce_task(blocks: &[(&str, u64)]) -> TaskSpec {
         tenant: &Tenant::default(),
         job_name: "wc",
         limits: TaskLimits::default(),
+        roots: None,
         staging_dir: Path::new("/staging"),
     };
     tasks.stage(&plan.stages[1], &blocks).remove(0)
@@ -711,6 +713,7 @@ fn compiled_modules_then_free_slots_then_the_lowest_id_break_ties() {
         tenant: &Tenant::default(),
         job_name: "wc",
         limits: TaskLimits::default(),
+        roots: None,
         staging_dir: Path::new("/staging"),
     }
     .stage(&wordcount_plan(1, 1, Path::new("/out")).stages[0], &[])

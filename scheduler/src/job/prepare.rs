@@ -72,7 +72,7 @@ impl Submission {
         }
     }
 
-    fn output_field(&self) -> String {
+    pub(crate) fn output_field(&self) -> String {
         if self.output.is_empty() {
             format!("{}: output.path", self.job_file)
         } else {

@@ -36,6 +36,7 @@ fn submit_status(e: SubmitError) -> Status {
              one the scheduler and every worker can read, at the same path)"
         )),
         SubmitError::Store(_) => Status::internal(message),
+        SubmitError::Roots { .. } => Status::permission_denied(message),
         SubmitError::Prepare(_) | SubmitError::Unreadable { .. } | SubmitError::Limits { .. } => {
             Status::invalid_argument(message)
         }

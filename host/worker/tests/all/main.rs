@@ -5,6 +5,7 @@
 mod cache;
 mod limits;
 mod output;
+mod roots;
 mod service;
 mod shuffle;
 mod spill;
@@ -126,6 +127,7 @@ pub fn text_task(dir: &Path, job: &str, input: &[u8], steps: &[(UdfKind, &str, &
             format: OutputFormat::Text,
         },
         limits: TaskLimits::default(),
+        roots: None,
     }
 }
 

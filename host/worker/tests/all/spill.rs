@@ -93,6 +93,7 @@ fn reduce_task(
             format: OutputFormat::Text,
         },
         limits: weft_task::TaskLimits::default(),
+        roots: None,
     }
 }
 
