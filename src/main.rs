@@ -58,6 +58,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
 
+    /// The CA certificate (PEM) that signed the cluster's TLS certificates: what a client, a worker
+    /// or the scheduler trusts when it calls an `https://` URL.
+    #[arg(long, global = true, env = "WEFT_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -96,8 +101,10 @@ pub struct Globals {
     /// `--scheduler URL`: module and job commands go to this cluster instead of the data dir.
     pub scheduler: Option<String>,
     pub json: bool,
-    /// `--token-file`, if given (see [`commands::user_token`]).
+    /// `--token-file`, if given (see [`commands::client_link`]).
     pub token_file: Option<PathBuf>,
+    /// `--tls-ca`, if given.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// An error whose story a command has already printed (e.g. a job's final status): it only makes
@@ -189,6 +196,7 @@ fn run(cli: Cli) -> Result<()> {
         scheduler: cli.scheduler,
         json: cli.json,
         token_file: cli.token_file,
+        tls_ca: cli.tls_ca,
     };
     match cli.command {
         Command::Module(cmd) => commands::module::run(&ctx, cmd),

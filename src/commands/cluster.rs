@@ -22,9 +22,8 @@ pub fn run(globals: &Globals, command: ClusterCommand) -> Result<()> {
     match command {
         ClusterCommand::Workers => {
             let workers = runtime()?.block_on(async {
-                let token = super::user_token(globals)?;
-                let mut client =
-                    JobsClient::connect_with(&url, Tenant::default(), token.as_ref()).await?;
+                let link = super::client_link(globals)?;
+                let mut client = JobsClient::connect_with(&url, Tenant::default(), &link).await?;
                 anyhow::Ok(client.workers().await?)
             })?;
             if globals.json {

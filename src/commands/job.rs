@@ -63,12 +63,9 @@ pub fn run(globals: &Globals, command: JobCommand) -> Result<()> {
     let mut jobs = match &globals.scheduler {
         Some(url) => {
             let runtime = runtime()?;
-            let token = super::user_token(globals)?;
-            let client = runtime.block_on(JobsClient::connect_with(
-                url,
-                Tenant::default(),
-                token.as_ref(),
-            ))?;
+            let link = super::client_link(globals)?;
+            let client =
+                runtime.block_on(JobsClient::connect_with(url, Tenant::default(), &link))?;
             Jobs::Remote {
                 runtime,
                 client: Box::new(client),

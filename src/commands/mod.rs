@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use weft_host::{Engine, InstanceAllocation};
 use weft_scheduler::Registry;
 use weft_task::auth::Secret;
+use weft_task::link::{Link, Tls};
 
 use crate::Globals;
 
@@ -46,13 +47,23 @@ pub fn cluster_registry(
     url: &str,
     tenant: &weft_scheduler::Tenant,
 ) -> Result<Registry> {
-    let token = user_token(globals)?;
+    let link = client_link(globals)?;
     let entries = runtime()?.block_on(async {
-        let client =
-            weft_scheduler::client::RegistryClient::connect_with(url, token.as_ref()).await?;
+        let client = weft_scheduler::client::RegistryClient::connect_with(url, &link).await?;
         anyhow::Ok(client.list(tenant).await?)
     })?;
     Ok(Registry::of_entries(entries)?)
+}
+
+/// How a client command reaches the scheduler: its API token ([`user_token`]) and the CA it
+/// trusts for an `https://` URL (`--tls-ca`).
+pub fn client_link(globals: &Globals) -> Result<Link> {
+    Ok(Link::new(user_token(globals)?, tls(globals, None, None)?))
+}
+
+/// The TLS of this process: `--tls-ca` (global) to trust, `cert` and `key` to serve with.
+pub fn tls(globals: &Globals, cert: Option<&Path>, key: Option<&Path>) -> Result<Option<Tls>> {
+    Tls::from_files(cert, key, globals.tls_ca.as_deref()).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// The API token to present to a scheduler: `--token-file`, else `$WEFT_TOKEN`, else the file

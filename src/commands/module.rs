@@ -10,7 +10,7 @@ use weft_host::{Engine, ValidatedModule, ValidationLimits};
 use weft_scheduler::Tenant;
 use weft_scheduler::client::RegistryClient;
 use weft_scheduler::registry::{ModuleEntry, ModuleRef, Registration, Removal, VersionRecord};
-use weft_task::auth::Secret;
+use weft_task::link::Link;
 
 use super::{open_registry, print_json, read_registry};
 use crate::Globals;
@@ -63,7 +63,7 @@ pub fn run(globals: &Globals, command: ModuleCommand) -> Result<()> {
     }
     let (outcome, location) = match &globals.scheduler {
         Some(url) => (
-            remote(url, super::user_token(globals)?, &tenant, command)?,
+            remote(url, super::client_link(globals)?, &tenant, command)?,
             format!("at {url}"),
         ),
         None => (
@@ -127,12 +127,7 @@ fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<O
 }
 
 /// The command on the registry of the scheduler at `url`; the scheduler validates uploads.
-fn remote(
-    url: &str,
-    token: Option<Secret>,
-    tenant: &Tenant,
-    command: ModuleCommand,
-) -> Result<Outcome> {
+fn remote(url: &str, link: Link, tenant: &Tenant, command: ModuleCommand) -> Result<Outcome> {
     // Read the file before connecting: a typo in the path is reported as such.
     let upload = match &command {
         ModuleCommand::Register { file, .. } => {
@@ -145,7 +140,7 @@ fn remote(
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let client = RegistryClient::connect_with(url, token.as_ref()).await?;
+        let client = RegistryClient::connect_with(url, &link).await?;
         Ok(match command {
             ModuleCommand::Register { file, name, tags } => {
                 let bytes = upload.unwrap_or_default();

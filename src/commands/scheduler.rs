@@ -54,6 +54,15 @@ pub struct SchedulerArgs {
     /// A file holding the cluster secret workers must present (default: $WEFT_CLUSTER_SECRET).
     #[arg(long, value_name = "FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+
+    /// Serve over TLS with this certificate (PEM; with --tls-key): the URL is then `https://`.
+    /// Workers are called back over TLS, trusting --tls-ca.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `KEY=VALUE` of `--limit`.
@@ -78,6 +87,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
         (None, secret) => Access::open(secret),
     };
     tracing::info!("access: {}", access.describe());
+    let tls = super::tls(globals, args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let registry = Arc::new(open_registry(globals)?);
     let jobs_dir = globals.data_dir.join("jobs");
     let store = SledJobStore::open(&jobs_dir)
@@ -117,7 +127,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             ..ValidationLimits::default()
         };
         let handle = weft_scheduler::service::start_with_access(
-            listener, scheduler, engine, validation, access,
+            listener, scheduler, engine, validation, access, tls,
         )?;
         outln!("weft scheduler listening on {}", handle.url())?;
         tracing::info!(data_dir = %globals.data_dir.display(), "scheduler serving on {}", handle.url());

@@ -3,7 +3,7 @@
 //! Modules are fetched from the scheduler's registry by id (verified by hash) and cached in the data
 //! directory with their compiled artifacts, so a restarted worker neither downloads nor compiles
 //! them again. Shuffle files live under the data directory's `work/`. Once registered it prints
-//! one line on stdout, `weft worker ID listening on http://ADDRESS`.
+//! one line on stdout, `weft worker ID listening on http://ADDRESS` (`https://` over TLS).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use weft_host::Engine;
+use weft_task::link::{Link, Tls};
 use weft_worker::RegistryModuleSource;
 use weft_worker::service::WorkerConfig;
 
@@ -44,6 +45,15 @@ pub struct WorkerArgs {
     /// required of whoever calls this worker (default: $WEFT_CLUSTER_SECRET).
     #[arg(long, value_name = "FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+
+    /// Serve over TLS with this certificate (PEM; with --tls-key): the address this worker gives
+    /// is then `https://`. The scheduler and other workers are trusted by --tls-ca.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
@@ -52,6 +62,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
     })?;
     init_logging();
     let secret = cluster_secret(args.cluster_secret_file.as_deref())?;
+    let tls = super::tls(globals, args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let slots = match args.slots {
         Some(n) => n,
         None => u32::try_from(super::cpus()).unwrap_or(u32::MAX),
@@ -75,7 +86,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
                 cache_dir.clone(),
                 tokio::runtime::Handle::current(),
             )
-            .with_secret(secret.clone()),
+            .with_link(Link::new(secret.clone(), tls.clone())),
         );
         let config = WorkerConfig {
             scheduler: scheduler.clone(),
@@ -85,13 +96,19 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
             cache_dir: Some(cache_dir),
             compiler: args.compile.compiler(&engine)?,
             cluster_secret: secret,
+            tls: tls.clone(),
             ..WorkerConfig::default()
         };
         let handle = weft_worker::service::start(listener, config, engine, source)
             .await
             .context("cannot start the worker")?;
+        let scheme = if tls.as_ref().is_some_and(Tls::serves) {
+            "https"
+        } else {
+            "http"
+        };
         outln!(
-            "weft worker {} listening on http://{}",
+            "weft worker {} listening on {scheme}://{}",
             handle.id(),
             handle.address
         )?;

@@ -67,33 +67,35 @@ impl Cluster {
     /// Starts a scheduler and `workers` workers with [`SLOTS`] slots each, and returns once every
     /// one has said it is listening.
     pub fn start(workers: usize) -> Cluster {
-        Cluster::start_with(workers, None, &[], &[])
+        Cluster::start_with(workers, None, &[], &[], &[])
     }
 
     /// As [`Cluster::start`], with the scheduler and workers each under `ulimit -v KIB`.
     pub fn start_with_address_space(workers: usize, kib: u64) -> Cluster {
-        Cluster::start_with(workers, Some(kib), &[], &[])
+        Cluster::start_with(workers, Some(kib), &[], &[], &[])
     }
 
     /// As [`Cluster::start`], with more arguments for `weft scheduler` (`--limit …`).
     pub fn start_with_scheduler_args(workers: usize, args: &[&str]) -> Cluster {
-        Cluster::start_with(workers, None, args, &[])
+        Cluster::start_with(workers, None, args, &[], &[])
     }
 
     /// As [`Cluster::start`], with `env` set for the scheduler and every worker, and more
-    /// arguments for the scheduler.
+    /// arguments for the scheduler and for each worker.
     pub fn start_with_env(
         workers: usize,
         env: &[(&str, &str)],
         scheduler_args: &[&str],
+        worker_args: &[&str],
     ) -> Cluster {
-        Cluster::start_with(workers, None, scheduler_args, env)
+        Cluster::start_with(workers, None, scheduler_args, worker_args, env)
     }
 
     fn start_with(
         workers: usize,
         address_space_kib: Option<u64>,
         extra: &[&str],
+        worker_extra: &[&str],
         env: &[(&str, &str)],
     ) -> Cluster {
         let mut cluster = Cluster {
@@ -131,7 +133,10 @@ impl Cluster {
             line.strip_prefix("weft scheduler listening on ")
                 .map(str::to_owned)
         });
-        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        assert!(
+            line.starts_with("http://127.0.0.1:") || line.starts_with("https://127.0.0.1:"),
+            "{line:?}"
+        );
         cluster.scheduler = line;
 
         // Spawned together, then awaited, so their start-up overlaps.
@@ -139,20 +144,19 @@ impl Cluster {
         for i in 0..workers {
             let data = cluster.path(&format!("worker-{i}"));
             let scheduler = cluster.scheduler.clone();
-            cluster.spawn(
-                &format!("worker-{i}"),
-                &[
-                    "worker",
-                    "--scheduler",
-                    &scheduler,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--slots",
-                    &slots,
-                    "--data-dir",
-                    path(&data),
-                ],
-            );
+            let mut args = vec![
+                "worker",
+                "--scheduler",
+                &scheduler,
+                "--listen",
+                "127.0.0.1:0",
+                "--slots",
+                &slots,
+                "--data-dir",
+                path(&data),
+            ];
+            args.extend_from_slice(worker_extra);
+            cluster.spawn(&format!("worker-{i}"), &args);
         }
         for i in 0..workers {
             let worker = cluster.wait_for_line(i + 1, |line| {
@@ -163,7 +167,11 @@ impl Cluster {
                     url: url.to_owned(),
                 })
             });
-            assert!(worker.url.starts_with("http://127.0.0.1:"), "{worker:?}");
+            assert!(
+                worker.url.starts_with("http://127.0.0.1:")
+                    || worker.url.starts_with("https://127.0.0.1:"),
+                "{worker:?}"
+            );
             cluster.workers.push(worker);
         }
         let ids: BTreeSet<&str> = cluster.workers.iter().map(|w| w.id.as_str()).collect();
@@ -227,12 +235,23 @@ impl Cluster {
 
     /// [`Cluster::client`] with `env` set (`WEFT_TOKEN`).
     pub fn client_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        self.client_to(&self.scheduler, env, args)
+    }
+
+    /// The scheduler's URL.
+    pub fn url(&self) -> &str {
+        &self.scheduler
+    }
+
+    /// [`Cluster::client_with_env`] of the scheduler at `url` (the scheduler's own, or another
+    /// spelling of it).
+    pub fn client_to(&self, url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
         let n = self.clients.fetch_add(1, Ordering::Relaxed);
         let stdout_path = self.path(&format!("clients/{n}.stdout"));
         let stderr_path = self.path(&format!("clients/{n}.stderr"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .arg("--scheduler")
-            .arg(&self.scheduler)
+            .arg(url)
             .args(args)
             .current_dir(self.dir.path())
             // Somewhere harmless should a client command wrongly reach for a local data directory,

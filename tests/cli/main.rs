@@ -9,6 +9,7 @@ mod local;
 mod module;
 mod run;
 mod tenants;
+mod tls;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -76,6 +76,7 @@ impl Tenants {
             2,
             &[("WEFT_CLUSTER_SECRET", &secret.token)],
             &["--tenants", path(&file)],
+            &[],
         );
         Tenants {
             cluster,

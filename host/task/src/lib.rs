@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod convert;
 mod limits;
+pub mod link;
 mod membership;
 mod task;
 

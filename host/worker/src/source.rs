@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_client::RegistryClient;
 use weft_task::Remote;
-use weft_task::auth::{AuthChannel, Secret, authed};
+use weft_task::auth::AuthChannel;
+use weft_task::link::Link;
 
 use crate::{FetchError, ModuleSource};
 
@@ -42,8 +42,8 @@ pub struct RegistryModuleSource {
     /// Connected on first use, so a worker can be set up before the scheduler is reachable; shared by
     /// every task afterwards (a tonic channel multiplexes concurrent calls).
     client: Mutex<Option<RegistryClient<AuthChannel>>>,
-    /// The cluster secret, presented to the scheduler.
-    secret: Option<Secret>,
+    /// How to reach the scheduler: TLS, and the cluster secret.
+    link: Link,
 }
 
 impl RegistryModuleSource {
@@ -59,13 +59,13 @@ impl RegistryModuleSource {
             dir: cache_dir.join("modules"),
             runtime,
             client: Mutex::new(None),
-            secret: None,
+            link: Link::default(),
         }
     }
 
-    /// Presents the cluster `secret` to the scheduler.
-    pub fn with_secret(mut self, secret: Option<Secret>) -> RegistryModuleSource {
-        self.secret = secret;
+    /// Reaches the scheduler over `link` (TLS, and the cluster secret to present).
+    pub fn with_link(mut self, link: Link) -> RegistryModuleSource {
+        self.link = link;
         self
     }
 
@@ -108,11 +108,12 @@ impl RegistryModuleSource {
             url: self.scheduler.clone(),
             source,
         };
-        let endpoint = Endpoint::from_shared(self.scheduler.clone())
-            .map_err(connect)?
-            .connect_timeout(CONNECT_TIMEOUT);
-        let channel = endpoint.connect().await.map_err(connect)?;
-        let client = RegistryClient::new(authed(channel, self.secret.as_ref()));
+        let channel = self
+            .link
+            .connect(&self.scheduler, CONNECT_TIMEOUT)
+            .await
+            .map_err(connect)?;
+        let client = RegistryClient::new(channel);
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
         Ok(client)
     }

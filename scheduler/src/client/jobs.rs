@@ -4,8 +4,9 @@ use tokio_stream::StreamExt;
 use weft_proto::v1 as pb;
 use weft_proto::v1::cluster_client::ClusterClient;
 use weft_proto::v1::jobs_client::JobsClient as RpcClient;
-use weft_task::auth::{AuthChannel, Secret};
+use weft_task::auth::AuthChannel;
 use weft_task::convert::bad;
+use weft_task::link::Link;
 
 use super::ClientError;
 use crate::Tenant;
@@ -26,17 +27,17 @@ pub struct JobsClient {
 impl JobsClient {
     /// Connects to the scheduler at `url`, acting for `tenant`.
     pub async fn connect(url: &str, tenant: Tenant) -> Result<JobsClient, ClientError> {
-        JobsClient::connect_with(url, tenant, None).await
+        JobsClient::connect_with(url, tenant, &Link::default()).await
     }
 
-    /// [`JobsClient::connect`], presenting `token` (an API token) with every request; a scheduler
-    /// with tenants takes the tenant from the token.
+    /// [`JobsClient::connect`] over `link`: TLS for an `https://` URL, and an API token presented
+    /// with every request (a scheduler with tenants takes the tenant from it).
     pub async fn connect_with(
         url: &str,
         tenant: Tenant,
-        token: Option<&Secret>,
+        link: &Link,
     ) -> Result<JobsClient, ClientError> {
-        let channel = super::channel(url, token).await?;
+        let channel = super::channel(url, link).await?;
         Ok(JobsClient {
             jobs: RpcClient::new(channel.clone()),
             cluster: ClusterClient::new(channel),

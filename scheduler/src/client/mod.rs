@@ -16,8 +16,8 @@ pub use registry::RegistryClient;
 
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
-use weft_task::auth::{AuthChannel, Secret, authed};
+use weft_task::auth::AuthChannel;
+use weft_task::link::Link;
 
 /// The port `weft scheduler` listens on by default, and a URL without one means.
 pub const DEFAULT_PORT: u16 = 7070;
@@ -54,18 +54,16 @@ pub fn scheduler_url(text: &str) -> Result<String, String> {
 /// How long a client waits for the scheduler to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A channel to the scheduler at `url` whose every request presents `token` (an API token); the
-/// error names the URL and why it could not be reached.
-pub(crate) async fn channel(url: &str, token: Option<&Secret>) -> Result<AuthChannel, ClientError> {
+/// A channel to the scheduler at `url` over `link` (its TLS, and the API token every request
+/// presents); the error names the URL and why it could not be reached.
+pub(crate) async fn channel(url: &str, link: &Link) -> Result<AuthChannel, ClientError> {
     let connect_error = |e: tonic::transport::Error| ClientError::Connect {
         url: url.to_owned(),
         source: Box::new(e),
     };
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(connect_error)?
-        .connect_timeout(CONNECT_TIMEOUT);
-    let channel = endpoint.connect().await.map_err(connect_error)?;
-    Ok(authed(channel, token))
+    link.connect(url, CONNECT_TIMEOUT)
+        .await
+        .map_err(connect_error)
 }
 
 #[cfg(test)]

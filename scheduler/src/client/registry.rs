@@ -6,8 +6,9 @@
 
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_client::RegistryClient as RpcClient;
-use weft_task::auth::{AuthChannel, Secret};
+use weft_task::auth::AuthChannel;
 use weft_task::convert::bad;
+use weft_task::link::Link;
 
 use super::ClientError;
 use crate::Tenant;
@@ -27,15 +28,12 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// Connects to the scheduler at `url` (e.g. `http://10.0.0.5:7070`).
     pub async fn connect(url: &str) -> Result<RegistryClient, ClientError> {
-        RegistryClient::connect_with(url, None).await
+        RegistryClient::connect_with(url, &Link::default()).await
     }
 
-    /// [`RegistryClient::connect`], presenting `token` (an API token) with every request.
-    pub async fn connect_with(
-        url: &str,
-        token: Option<&Secret>,
-    ) -> Result<RegistryClient, ClientError> {
-        let channel = super::channel(url, token).await?;
+    /// [`RegistryClient::connect`] over `link` (TLS, and the API token every request presents).
+    pub async fn connect_with(url: &str, link: &Link) -> Result<RegistryClient, ClientError> {
+        let channel = super::channel(url, link).await?;
         Ok(RegistryClient {
             rpc: RpcClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
             url: url.to_owned(),

@@ -10,16 +10,17 @@ use weft_proto::v1 as pb;
 use weft_task::{Heartbeat, TaskOutcome, WorkerRegistration};
 
 use super::worker::GrpcWorker;
-use crate::access::Access;
 use crate::cluster::ControlState;
+use weft_task::link::Link;
 
 /// The gRPC face of [`ControlState`], for workers only: it is mounted behind
-/// [`Access::worker_interceptor`], which refuses a caller without the cluster secret (when one is
-/// set); `access` gives the secret to present when calling a worker back.
+/// [`Access::worker_interceptor`](crate::access::Access::worker_interceptor), which refuses a
+/// caller without the cluster secret (when one is set).
 #[derive(Debug)]
 pub struct ControlService {
     pub control: Arc<ControlState>,
-    pub access: Arc<Access>,
+    /// How to call a worker back: TLS, and the cluster secret.
+    pub link: Link,
 }
 
 #[tonic::async_trait]
@@ -38,7 +39,7 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
             )));
         }
         let registration = WorkerRegistration::from(r);
-        let worker = GrpcWorker::connect(&registration.address, self.access.cluster_secret())
+        let worker = GrpcWorker::connect(&registration.address, &self.link)
             .await
             .map_err(|e| {
                 Status::unavailable(format!(

@@ -16,11 +16,14 @@ use super::{ControlService, RegistryService};
 use crate::access::Access;
 use crate::cluster::Scheduler;
 use tonic::service::interceptor::InterceptedService;
+use weft_task::link::{Link, Tls};
 
 /// A running scheduler server.
 #[derive(Debug)]
 pub struct SchedulerHandle {
     address: SocketAddr,
+    /// `https` when serving over TLS.
+    scheme: &'static str,
     scheduler: Arc<Scheduler>,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -33,9 +36,9 @@ impl SchedulerHandle {
         self.address
     }
 
-    /// `http://ADDRESS`, what workers and clients connect to.
+    /// `http://ADDRESS` (`https://` over TLS), what workers and clients connect to.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     pub fn scheduler(&self) -> &Arc<Scheduler> {
@@ -66,17 +69,26 @@ pub fn start(
     engine: Engine,
     validation: ValidationLimits,
 ) -> std::io::Result<SchedulerHandle> {
-    start_with_access(listener, scheduler, engine, validation, Access::open(None))
+    start_with_access(
+        listener,
+        scheduler,
+        engine,
+        validation,
+        Access::open(None),
+        None,
+    )
 }
 
-/// [`start`], with `access` deciding who may call what: every service identifies each request by
-/// its bearer secret first ([`Access::identify`]).
+/// [`start`], with `access` deciding who may call what (every service identifies each request by
+/// its bearer secret first: [`Access::identify`]), and over TLS when `tls` has a certificate
+/// (workers are then called back over TLS too, trusting its CA).
 pub fn start_with_access(
     listener: TcpListener,
     scheduler: Arc<Scheduler>,
     engine: Engine,
     validation: ValidationLimits,
     access: Access,
+    tls: Option<Tls>,
 ) -> std::io::Result<SchedulerHandle> {
     let address = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
@@ -97,13 +109,24 @@ pub fn start_with_access(
     let control = InterceptedService::new(
         pb::scheduler_control_server::SchedulerControlServer::new(ControlService {
             control: scheduler.control().clone(),
-            access: access.clone(),
+            link: Link::new(access.cluster_secret().cloned(), tls.clone()),
         })
         .max_decoding_message_size(64 << 20),
         access.worker_interceptor(),
     );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = tls.as_ref().and_then(Tls::server) {
+        builder = builder.tls_config(config).map_err(|e| {
+            std::io::Error::other(format!("the TLS certificate or key is refused: {e}"))
+        })?;
+    }
+    let scheme = if tls.as_ref().is_some_and(Tls::serves) {
+        "https"
+    } else {
+        "http"
+    };
     let server = tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
+        let result = builder
             .add_service(registry)
             .add_service(jobs)
             .add_service(cluster)
@@ -128,6 +151,7 @@ pub fn start_with_access(
     });
     Ok(SchedulerHandle {
         address,
+        scheme,
         scheduler,
         shutdown: Some(tx),
         server,

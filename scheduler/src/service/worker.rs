@@ -1,12 +1,15 @@
 //! [`GrpcWorker`]: the [`WorkerConnection`] of a real worker, over `weft.v1.Worker`.
 
-use tonic::transport::Endpoint;
 use weft_proto::v1 as pb;
 use weft_proto::v1::worker_client::WorkerClient;
-use weft_task::auth::{AuthChannel, Secret, authed};
+use weft_task::auth::AuthChannel;
+use weft_task::link::Link;
 use weft_task::{Launch, Remote, TaskId, TaskSpec};
 
 use crate::cluster::{WorkerCallError, WorkerConnection};
+
+/// How long the scheduler waits for a worker to accept a connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Replies from workers may carry this much (shuffle-block lists of large jobs); tonic's default
 /// of 4 MiB is too small for them.
@@ -20,15 +23,15 @@ pub struct GrpcWorker {
 
 impl GrpcWorker {
     /// Connects to the worker serving at `address` (`http://host:port`).
-    /// Connects to the worker at `address`, presenting the cluster secret, if there is one.
+    /// Connects to the worker at `address` over `link` (TLS for `https://`, and the cluster
+    /// secret).
     pub async fn connect(
         address: &str,
-        secret: Option<&Secret>,
+        link: &Link,
     ) -> Result<GrpcWorker, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(address.to_owned())?.connect().await?;
+        let channel = link.connect(address, CONNECT_TIMEOUT).await?;
         Ok(GrpcWorker {
-            client: WorkerClient::new(authed(channel, secret))
-                .max_decoding_message_size(MAX_REPLY_BYTES),
+            client: WorkerClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
         })
     }
 }

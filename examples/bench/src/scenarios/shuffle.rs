@@ -165,7 +165,7 @@ fn word_records(text: &Path) -> Result<Vec<Records>> {
 /// Fetches one block from a worker and decodes it, as a reduce task does: with the worker's own
 /// fetch, frame by frame.
 async fn fetch(url: &str, task: &TaskId) -> Result<Vec<Records>> {
-    let mut client = connect_peer(url, None).await?;
+    let mut client = connect_peer(url, &weft_task::link::Link::default()).await?;
     let mut batches = Vec::new();
     fetch_block(&mut client, url, task, 0, &mut |records| {
         batches.push(records);

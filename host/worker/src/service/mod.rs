@@ -22,7 +22,8 @@ use weft_host::{Compiler, Engine, GuestModule, Records};
 use weft_proto::v1 as pb;
 use weft_proto::v1::scheduler_control_client::SchedulerControlClient;
 use weft_proto::v1::worker_client::WorkerClient;
-use weft_task::auth::{AuthChannel, Secret, authed, presented};
+use weft_task::auth::{AuthChannel, Secret, presented};
+use weft_task::link::{Link, Tls};
 use weft_task::{
     BlockLocation, Heartbeat, HeartbeatReply, Launch, Registered, Remote, TaskFailure, TaskId,
     TaskOutcome, TaskProgress, TaskSpec, WorkerRegistration,
@@ -72,6 +73,9 @@ pub struct WorkerConfig {
     /// The cluster secret: presented to the scheduler and to other workers, and required of
     /// whoever calls this worker. `None` for a cluster without one.
     pub cluster_secret: Option<Secret>,
+    /// TLS: with a certificate, the worker serves over TLS (its address is `https://`); its CA is
+    /// what it trusts when calling the scheduler and other workers.
+    pub tls: Option<Tls>,
 }
 
 /// Why a worker could not start.
@@ -91,6 +95,8 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the TLS certificate or key is refused")]
+    Tls(#[source] tonic::transport::Error),
     #[error("worker I/O")]
     Io(#[from] std::io::Error),
 }
@@ -171,8 +177,8 @@ struct State {
     scheduler: SchedulerControlClient<AuthChannel>,
     /// Connections to other workers, for shuffle fetches.
     peers: Mutex<HashMap<String, WorkerClient<AuthChannel>>>,
-    /// The cluster secret, presented to other workers.
-    secret: Option<Secret>,
+    /// How to reach other workers: TLS, and the cluster secret.
+    link: Link,
     runtime: tokio::runtime::Handle,
     /// This worker's address as other workers reach it (`http://host:port`).
     address: String,
@@ -206,7 +212,14 @@ pub async fn start(
     })?;
     let registration = WorkerRegistration {
         engine_hash: engine.compatibility_hash(),
-        address: format!("http://{address}"),
+        address: format!(
+            "{}://{address}",
+            if config.tls.as_ref().is_some_and(Tls::serves) {
+                "https"
+            } else {
+                "http"
+            }
+        ),
         slots: config.slots.max(1),
         memory_bytes: config.memory_bytes,
         hostname: if config.hostname.is_empty() {
@@ -229,14 +242,14 @@ pub async fn start(
         executor.preload(id, module.clone());
     }
     // Connected on first use, so a worker may start before its scheduler (see `register`).
-    let scheduler = tonic::transport::Endpoint::from_shared(config.scheduler.clone())
+    let link = Link::new(config.cluster_secret.clone(), config.tls.clone());
+    let scheduler = link
+        .connect_lazy(&config.scheduler, CONTROL_TIMEOUT)
         .map_err(|source| WorkerError::Connect {
             url: config.scheduler.clone(),
             source,
-        })?
-        .connect_timeout(CONTROL_TIMEOUT)
-        .connect_lazy();
-    let scheduler = SchedulerControlClient::new(authed(scheduler, config.cluster_secret.as_ref()));
+        })?;
+    let scheduler = SchedulerControlClient::new(scheduler);
     let state = Arc::new(State {
         executor,
         id: watch::Sender::new(String::new()),
@@ -245,7 +258,7 @@ pub async fn start(
         reporting: Mutex::new(HashSet::new()),
         scheduler,
         peers: Mutex::new(HashMap::new()),
-        secret: config.cluster_secret.clone(),
+        link,
         runtime: tokio::runtime::Handle::current(),
         address: registration.address.clone(),
         registration,
@@ -259,8 +272,12 @@ pub async fn start(
         require_secret(config.cluster_secret.as_ref()),
     );
     let mut server_stop = stopped.clone();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = config.tls.as_ref().and_then(Tls::server) {
+        builder = builder.tls_config(tls).map_err(WorkerError::Tls)?;
+    }
     let server = tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
+        let _ = builder
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 // A dropped sender stops the server as well.
@@ -535,7 +552,7 @@ impl State {
         let mut client = match client {
             Some(c) => c,
             None => {
-                let c = connect_peer(&block.worker_address, self.secret.as_ref()).await?;
+                let c = connect_peer(&block.worker_address, &self.link).await?;
                 self.peers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -571,22 +588,18 @@ fn require_secret(secret: Option<&Secret>) -> impl Interceptor + Clone + use<> {
     }
 }
 
-/// A client of the worker at `address` (`http://host:port`), for fetching its shuffle blocks,
-/// presenting the cluster `secret`.
+/// A client of the worker at `address` (`http://host:port`, or `https://`), for fetching its
+/// shuffle blocks, over `link` (TLS, and the cluster secret).
 pub async fn connect_peer(
     address: &str,
-    secret: Option<&Secret>,
+    link: &Link,
 ) -> Result<WorkerClient<AuthChannel>, TaskError> {
     let fail = |e| TaskError::Fetch {
         from: address.to_owned(),
         source: PeerError::Connect(e),
     };
-    let channel = tonic::transport::Endpoint::from_shared(address.to_owned())
-        .map_err(fail)?
-        .connect()
-        .await
-        .map_err(fail)?;
-    Ok(WorkerClient::new(authed(channel, secret)).max_decoding_message_size(64 << 20))
+    let channel = link.connect(address, CONTROL_TIMEOUT).await.map_err(fail)?;
+    Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
 /// Streams the block of `map_task` for reduce `partition` from the worker at `address` through

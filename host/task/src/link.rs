@@ -1,0 +1,127 @@
+//! How one Weft process reaches another: over TLS when the URL says `https://` ([`Tls`]), presenting
+//! a bearer secret ([`Secret`]) with every request — together a [`Link`], the one way every client
+//! in Weft (the CLI, a worker, the scheduler calling a worker) opens a channel.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
+
+use crate::auth::{AuthChannel, Secret, authed};
+
+/// TLS material of a process: its own certificate and key (to serve), and the CA that signed its
+/// peers' certificates (to trust them).
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    identity: Option<Identity>,
+    ca: Option<Certificate>,
+}
+
+impl Tls {
+    /// Reads PEM files: `cert` and `key` together (a server's), `ca` (a client's). `None` when no
+    /// file is given. The error names the file or the flag missing.
+    pub fn from_files(
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        ca: Option<&Path>,
+    ) -> Result<Option<Tls>, String> {
+        let read = |path: &Path, flag: &str| {
+            std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+        };
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some(Identity::from_pem(
+                read(cert, "--tls-cert")?,
+                read(key, "--tls-key")?,
+            )),
+            (None, None) => None,
+            (Some(_), None) => return Err("--tls-cert needs --tls-key".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert".into()),
+        };
+        let ca = ca
+            .map(|ca| read(ca, "--tls-ca").map(Certificate::from_pem))
+            .transpose()?;
+        Ok((identity.is_some() || ca.is_some()).then_some(Tls { identity, ca }))
+    }
+
+    /// A process's TLS from PEM text: what tests build from certificates they generate.
+    pub fn from_pem(cert_and_key: Option<(&str, &str)>, ca: Option<&str>) -> Tls {
+        Tls {
+            identity: cert_and_key.map(|(cert, key)| Identity::from_pem(cert, key)),
+            ca: ca.map(Certificate::from_pem),
+        }
+    }
+
+    /// The server side, if this process has a certificate to serve with.
+    pub fn server(&self) -> Option<ServerTlsConfig> {
+        self.identity
+            .clone()
+            .map(|identity| ServerTlsConfig::new().identity(identity))
+    }
+
+    /// Whether this process serves over TLS (its URLs are `https://`).
+    pub fn serves(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    fn client(&self) -> ClientTlsConfig {
+        let config = ClientTlsConfig::new();
+        match &self.ca {
+            Some(ca) => config.ca_certificate(ca.clone()),
+            None => config,
+        }
+    }
+}
+
+/// How to reach other Weft processes: TLS for `https://` URLs, and the secret to present.
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    pub secret: Option<Secret>,
+    pub tls: Option<Tls>,
+}
+
+impl Link {
+    pub fn new(secret: Option<Secret>, tls: Option<Tls>) -> Link {
+        Link { secret, tls }
+    }
+
+    /// The endpoint of `url`, with TLS when it is `https://` (trusting the CA of [`Tls`], or no
+    /// one: a TLS URL without a CA cannot be verified, and the handshake fails saying so).
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(url.to_owned())?;
+        if url.starts_with("https://") {
+            let tls = self.tls.clone().unwrap_or_default();
+            return endpoint.tls_config(tls.client());
+        }
+        Ok(endpoint)
+    }
+
+    /// A channel to `url`, connected now (within `timeout`).
+    pub async fn connect(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<AuthChannel, tonic::transport::Error> {
+        let channel = self
+            .endpoint(url)?
+            .connect_timeout(timeout)
+            .connect()
+            .await?;
+        Ok(self.wrap(channel))
+    }
+
+    /// A channel to `url` that connects on first use.
+    pub fn connect_lazy(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<AuthChannel, tonic::transport::Error> {
+        let channel = self.endpoint(url)?.connect_timeout(timeout).connect_lazy();
+        Ok(self.wrap(channel))
+    }
+
+    fn wrap(&self, channel: Channel) -> AuthChannel {
+        authed(channel, self.secret.as_ref())
+    }
+}
