@@ -292,6 +292,8 @@ pub(crate) struct Sandbox {
     pub(crate) stdout: CapturePipe,
     pub(crate) stderr: CapturePipe,
     max_memory_bytes: usize,
+    /// The largest linear memory the guest has grown to.
+    pub(crate) peak_memory: usize,
     /// Set when the guest asked for more memory than allowed, so the trap that usually follows
     /// (an allocator abort) is reported as the limit it really is.
     pub(crate) memory_limit_hit: bool,
@@ -323,6 +325,7 @@ impl Sandbox {
             stdout,
             stderr,
             max_memory_bytes: limits.max_memory_bytes,
+            peak_memory: 0,
             memory_limit_hit: false,
             interrupt: None,
             stopped: None,
@@ -392,6 +395,7 @@ impl ResourceLimiter for Sandbox {
             self.memory_limit_hit = true;
             return Ok(false);
         }
+        self.peak_memory = self.peak_memory.max(desired);
         Ok(true)
     }
 

@@ -260,6 +260,14 @@ impl GuestInstance {
         dispatch!(self.set_interrupt(flag))
     }
 
+    /// The largest linear memory the guest has grown to, in bytes (0 for a native module).
+    pub fn peak_memory_bytes(&self) -> u64 {
+        match &self.0 {
+            Instance::Wasm(guest) => guest.peak_memory_bytes(),
+            Instance::Native(_) => 0,
+        }
+    }
+
     /// Whether the guest wrote more to stdout or stderr than the capture limit kept.
     pub fn output_truncated(&self) -> bool {
         match &self.0 {

@@ -286,6 +286,11 @@ impl WasmInstance {
         self.store.data().stderr.contents()
     }
 
+    /// The largest linear memory the guest has grown to, in bytes.
+    pub fn peak_memory_bytes(&self) -> u64 {
+        self.store.data().peak_memory as u64
+    }
+
     /// Whether the guest wrote more to stdout or stderr than the capture limit kept.
     pub fn output_truncated(&self) -> bool {
         let sandbox = self.store.data();

@@ -6,6 +6,10 @@ use anyhow::{Result, anyhow};
 use clap::Subcommand;
 use weft_task::auth::Secret;
 
+use weft_scheduler::Tenant;
+use weft_scheduler::client::JobsClient;
+use weft_scheduler::jobs::usage_by_tenant;
+
 use super::print_json;
 use crate::Globals;
 
@@ -15,10 +19,55 @@ pub enum TenantCommand {
     /// the line for the tenants file (`tokens = ["blake3:…"]`, under [tenants.NAME] or
     /// [operators]). With --json: {"token", "hash"}.
     Token,
+    /// What each tenant's jobs used: CPU and wall time, peak guest memory, attempts, records and
+    /// bytes in and out. Against a cluster, a tenant's token shows its own; an operator's, every
+    /// tenant's. Locally, the jobs run with this data directory.
+    Usage,
 }
 
 pub fn run(globals: &Globals, command: TenantCommand) -> Result<()> {
     match command {
+        TenantCommand::Usage => {
+            let tenants = match &globals.scheduler {
+                Some(url) => {
+                    let link = super::client_link(globals)?;
+                    super::runtime()?.block_on(async {
+                        let mut client =
+                            JobsClient::connect_with(url, Tenant::default(), &link).await?;
+                        anyhow::Ok(client.usage().await?)
+                    })?
+                }
+                None => usage_by_tenant(&super::local::data_dir(globals)?.list()?),
+            };
+            if globals.json {
+                return print_json(&tenants);
+            }
+            outln!(
+                "{:<16} {:>6} {:>9} {:>12} {:>12} {:>10} {:>14} {:>14}",
+                "TENANT",
+                "JOBS",
+                "ATTEMPTS",
+                "CPU",
+                "WALL",
+                "PEAK MEM",
+                "RECORDS IN",
+                "RECORDS OUT"
+            )?;
+            for t in &tenants {
+                outln!(
+                    "{:<16} {:>6} {:>9} {:>11.1}s {:>11.1}s {:>10} {:>14} {:>14}",
+                    t.tenant,
+                    t.jobs,
+                    t.usage.attempts,
+                    t.usage.cpu_us as f64 / 1e6,
+                    t.usage.wall_us as f64 / 1e6,
+                    weft_io::format_size(t.usage.peak_memory_bytes),
+                    t.records_in,
+                    t.records_out
+                )?;
+            }
+            Ok(())
+        }
         TenantCommand::Token => {
             let token = Secret::mint().map_err(|e| anyhow!(e))?;
             let hash = token.hash().to_string();

@@ -161,6 +161,7 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     assert_eq!(status["tenant"], "alice", "{status:#}");
     assert_same_counts(&counts_of(read_output(&out)), &word_counts(text.as_bytes()));
     let alice_job = status["job_id"].as_str().unwrap().to_owned();
+    assert_accounted(&status);
 
     // Bob sees nothing of it, and learns nothing: each answer is the one for what does not exist.
     let listed = t.json_as(&t.bob, &["module", "list"]);
@@ -275,6 +276,32 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     let theirs = t.json_as(&t.operator, &["job", "status", &alice_job]);
     assert_eq!(theirs["tenant"], "alice");
 
+    // Accounting: each tenant's usage is the sum of its jobs'; a tenant sees only its own.
+    let everyone = t.json_as(&t.operator, &["tenant", "usage"]);
+    let everyone = everyone.as_array().unwrap();
+    for tenant in ["alice", "bob"] {
+        let jobs: Vec<Value> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["tenant"] == tenant)
+            .cloned()
+            .collect();
+        let row = everyone.iter().find(|r| r["tenant"] == tenant).unwrap();
+        assert_eq!(row["jobs"].as_u64(), Some(jobs.len() as u64), "{row:#}");
+        for key in ["cpu_us", "wall_us", "attempts"] {
+            let sum: u64 = jobs.iter().map(|j| j["usage"][key].as_u64().unwrap()).sum();
+            assert_eq!(
+                row["usage"][key].as_u64(),
+                Some(sum),
+                "{tenant} {key}: {row:#}"
+            );
+        }
+    }
+    let own = t.json_as(&t.alice, &["tenant", "usage"]);
+    assert_eq!(own.as_array().map(Vec::len), Some(1), "{own:#}");
+    assert_eq!(own[0]["tenant"], "alice");
+
     // No token, a wrong one, a revoked one, the workers' secret: refused, saying how to pass one.
     let missing = error_of(&c.client(&["module", "list"]));
     assert!(
@@ -328,6 +355,32 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
                 file.display()
             );
         }
+    }
+}
+
+/// A finished job's usage: CPU and wall time in every stage, and the job's the stages' sum.
+fn assert_accounted(status: &Value) {
+    let stages = status["stages"].as_array().unwrap();
+    for key in ["cpu_us", "wall_us", "attempts"] {
+        let sum: u64 = stages
+            .iter()
+            .map(|s| s["usage"][key].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            status["usage"][key].as_u64(),
+            Some(sum),
+            "{key}: {status:#}"
+        );
+    }
+    for stage in stages {
+        let usage = &stage["usage"];
+        assert!(usage["cpu_us"].as_u64() > Some(0), "{stage:#}");
+        assert!(
+            usage["wall_us"].as_u64() >= usage["cpu_us"].as_u64(),
+            "{stage:#}"
+        );
+        assert!(usage["peak_memory_bytes"].as_u64() > Some(0), "{stage:#}");
+        assert_eq!(usage["attempts"], stage["tasks_done"], "{stage:#}");
     }
 }
 

@@ -11,7 +11,7 @@ use weft_proto::v1 as pb;
 use crate::limits::{Limit, TaskLimits};
 use crate::task::{
     BlockLocation, GuestOutput, ShuffleCompression, StepRef, TaskFailure, TaskId, TaskInput,
-    TaskOutcome, TaskOutput, TaskResult, TaskSpec,
+    TaskOutcome, TaskOutput, TaskResult, TaskSpec, TaskUsage,
 };
 
 /// A message that cannot be turned into a domain value (here, and in the scheduler's registry and
@@ -435,6 +435,9 @@ impl From<&TaskOutcome> for pb::TaskStatus {
             stdout: o.output.stdout.clone(),
             stderr: o.output.stderr.clone(),
             output_truncated: o.output.truncated,
+            cpu_us: o.usage.cpu_us,
+            wall_us: o.usage.wall_us,
+            peak_memory_bytes: o.usage.peak_memory_bytes,
             ..Default::default()
         };
         match &o.result {
@@ -495,6 +498,11 @@ impl TryFrom<pb::TaskStatus> for TaskOutcome {
             result,
             // Capped again on receipt: the sender is a peer, and the receiver stores what it gets.
             output: GuestOutput::capped(s.stdout, s.stderr, s.output_truncated),
+            usage: TaskUsage {
+                cpu_us: s.cpu_us,
+                wall_us: s.wall_us,
+                peak_memory_bytes: s.peak_memory_bytes,
+            },
         })
     }
 }

@@ -36,7 +36,7 @@ pub use membership::{
 };
 pub use task::{
     BlockLocation, GuestOutput, MAX_TASK_OUTPUT, ShuffleCompression, StepRef, TaskFailure, TaskId,
-    TaskInput, TaskOutcome, TaskOutput, TaskResult, TaskSpec, UnknownShuffleCompression,
+    TaskInput, TaskOutcome, TaskOutput, TaskResult, TaskSpec, TaskUsage, UnknownShuffleCompression,
 };
 pub use weft_io::{InputFormat, InputSplit, OutputFormat};
 

@@ -231,6 +231,29 @@ pub struct TaskOutcome {
     pub result: Result<TaskResult, TaskFailure>,
     /// What the task's guests wrote, whether it succeeded or failed (for `weft job logs`).
     pub output: GuestOutput,
+    /// What the attempt used, whether it succeeded or not: a tenant pays for failed attempts too.
+    pub usage: TaskUsage,
+}
+
+/// What one task attempt used, as its worker measured it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskUsage {
+    /// CPU time of the thread that ran the task (its guests' calls, reading, writing), in
+    /// microseconds. Compiling a module (in a child process) is not counted.
+    pub cpu_us: u64,
+    /// Wall time from the start of the attempt to its end, in microseconds.
+    pub wall_us: u64,
+    /// The largest linear memory its guests grew to, added over the task's instances.
+    pub peak_memory_bytes: u64,
+}
+
+impl TaskUsage {
+    /// `self` and `other` together: times add up, the peak is the larger.
+    pub fn add(&mut self, other: &TaskUsage) {
+        self.cpu_us += other.cpu_us;
+        self.wall_us += other.wall_us;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(other.peak_memory_bytes);
+    }
 }
 
 /// A failed task: the message (naming the step, module and function, with the error's causes) and

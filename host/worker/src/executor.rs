@@ -19,7 +19,7 @@ use weft_host::{Compiler, Engine, GuestModule, Records, SandboxLimits};
 use weft_io::{Access, DataRoots, PartWriter, ReadOptions, ReaderBuffers, SplitReader};
 use weft_task::{
     BlockLocation, GuestOutput, StepRef, TaskId, TaskInput, TaskLimits, TaskOutput, TaskResult,
-    TaskSpec,
+    TaskSpec, TaskUsage,
 };
 
 use crate::{
@@ -98,6 +98,8 @@ pub struct ExecutorStats {
 pub struct TaskRun {
     pub result: Result<TaskResult, TaskError>,
     pub output: GuestOutput,
+    /// What the attempt used (measured whether it succeeded or not).
+    pub usage: TaskUsage,
 }
 
 impl std::fmt::Debug for Executor {
@@ -337,9 +339,16 @@ impl Executor {
         cancelled: &Arc<AtomicBool>,
         progress: &Progress,
     ) -> TaskRun {
+        let started = Instant::now();
+        let cpu_started = thread_cpu_us();
         let mut pipeline = None;
         let mut result =
             self.run_with(spec, own_worker, remote, cancelled, progress, &mut pipeline);
+        let usage = TaskUsage {
+            cpu_us: thread_cpu_us().saturating_sub(cpu_started),
+            wall_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            peak_memory_bytes: pipeline.as_ref().map_or(0, Pipeline::peak_memory_bytes),
+        };
         // Whatever a killed task failed with (an interrupted call, a half-read block), it was killed.
         if result.is_err() && cancelled.load(Ordering::Relaxed) {
             result = Err(TaskError::Cancelled);
@@ -350,7 +359,11 @@ impl Executor {
                 GuestOutput::capped(stdout, stderr, p.output_truncated())
             })
             .unwrap_or_default();
-        TaskRun { result, output }
+        TaskRun {
+            result,
+            output,
+            usage,
+        }
     }
 
     /// The task itself; the pipeline it builds is left in `slot` so its output survives a failure.
@@ -580,6 +593,25 @@ impl Sink {
             }
         }
     }
+}
+
+/// CPU time of the calling thread so far, in microseconds (0 where the platform cannot say).
+#[cfg(unix)]
+fn thread_cpu_us() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct it is given, which lives for the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return 0;
+    }
+    (now.tv_sec as u64) * 1_000_000 + (now.tv_nsec as u64) / 1_000
+}
+
+#[cfg(not(unix))]
+fn thread_cpu_us() -> u64 {
+    0
 }
 
 /// The sandbox a task's limits ask for; what the contract leaves out is the sandbox's default.

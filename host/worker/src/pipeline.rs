@@ -61,6 +61,11 @@ impl Pipeline {
         }
     }
 
+    /// The largest linear memories the task's guests grew to, added up.
+    pub fn peak_memory_bytes(&self) -> u64 {
+        self.instances.values().map(|g| g.peak_memory_bytes()).sum()
+    }
+
     /// Whether any guest wrote more to stdout or stderr than was kept.
     pub fn output_truncated(&self) -> bool {
         self.instances.values().any(|g| g.output_truncated())

@@ -12,7 +12,7 @@ use super::ClientError;
 use crate::Tenant;
 use crate::cluster::WorkerInfo;
 use crate::job::Submission;
-use crate::jobs::{JobStatus, TaskLog, TaskRef};
+use crate::jobs::{JobStatus, TaskLog, TaskRef, TenantUsage};
 use crate::service::jobs::logs_from_chunks;
 
 /// Jobs and workers of the scheduler at one URL.
@@ -69,6 +69,23 @@ impl JobsClient {
         };
         let reply = self.jobs.submit(request).await.map_err(|s| self.error(s))?;
         Ok(reply.into_inner().job_id)
+    }
+
+    /// What each tenant's jobs used: this client's tenant, or every tenant for an operator.
+    pub async fn usage(&mut self) -> Result<Vec<TenantUsage>, ClientError> {
+        let reply = self
+            .jobs
+            .usage(pb::UsageRequest {
+                tenant: self.tenant.to_string(),
+            })
+            .await
+            .map_err(|s| self.error(s))?;
+        Ok(reply
+            .into_inner()
+            .tenants
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     pub async fn status(&mut self, job: &str) -> Result<JobStatus, ClientError> {

@@ -394,5 +394,6 @@ fn lost(id: TaskId, worker: &str, message: String) -> TaskOutcome {
             cancelled: false,
         }),
         output: GuestOutput::default(),
+        usage: Default::default(),
     }
 }

@@ -384,6 +384,10 @@ async fn run_tasks(
             continue; // not ours (a superseded attempt)
         }
         record_task(job, &outcome);
+        job.update(false, |s| {
+            s.stages[stage_index].usage.add(&outcome.usage);
+            s.usage.add(&outcome.usage);
+        });
         match outcome.result {
             Ok(result) => {
                 let in_flight = control.stage_progress(&job_id, stage_id);

@@ -151,6 +151,7 @@ pub(crate) fn initial_status(job_id: &str, tenant: &Tenant, plan: &Plan) -> JobS
                 }
             })
             .collect(),
+        usage: Default::default(),
     }
 }
 

@@ -214,6 +214,7 @@ impl Cluster {
                 records_skipped: 0,
             }),
             output: GuestOutput::default(),
+            usage: Default::default(),
         });
     }
 
@@ -227,6 +228,7 @@ impl Cluster {
                 cancelled,
             }),
             output: GuestOutput::default(),
+            usage: Default::default(),
         });
     }
 

@@ -83,6 +83,97 @@ pub struct StageStatus {
     /// known. With `bytes_in + bytes_in_running`, how far along it is.
     #[serde(default)]
     pub bytes_total: u64,
+    /// What the stage's finished task attempts used, failed ones included.
+    #[serde(default)]
+    pub usage: Usage,
+}
+
+/// Resources task attempts used: CPU and wall time summed over them (microseconds), the largest
+/// guest memory one grew to, and how many attempts are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub cpu_us: u64,
+    pub wall_us: u64,
+    pub peak_memory_bytes: u64,
+    pub attempts: u64,
+}
+
+impl Usage {
+    /// Counts one more attempt's `usage`.
+    pub fn add(&mut self, usage: &weft_task::TaskUsage) {
+        self.cpu_us += usage.cpu_us;
+        self.wall_us += usage.wall_us;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(usage.peak_memory_bytes);
+        self.attempts += 1;
+    }
+
+    /// `self` and `other` together.
+    pub fn merge(&mut self, other: &Usage) {
+        self.cpu_us += other.cpu_us;
+        self.wall_us += other.wall_us;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(other.peak_memory_bytes);
+        self.attempts += other.attempts;
+    }
+}
+
+impl From<&Usage> for weft_proto::v1::Usage {
+    fn from(u: &Usage) -> weft_proto::v1::Usage {
+        weft_proto::v1::Usage {
+            cpu_us: u.cpu_us,
+            wall_us: u.wall_us,
+            peak_memory_bytes: u.peak_memory_bytes,
+            attempts: u.attempts,
+        }
+    }
+}
+
+impl From<Option<weft_proto::v1::Usage>> for Usage {
+    fn from(u: Option<weft_proto::v1::Usage>) -> Usage {
+        u.map(|u| Usage {
+            cpu_us: u.cpu_us,
+            wall_us: u.wall_us,
+            peak_memory_bytes: u.peak_memory_bytes,
+            attempts: u.attempts,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// What one tenant's jobs used in all: `weft tenant usage`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantUsage {
+    pub tenant: String,
+    pub jobs: u64,
+    pub usage: Usage,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Each tenant's totals over `jobs`, by tenant name. Records and bytes are the jobs' input
+/// (their first stages') and output (their last stages'), not counted again at every shuffle.
+pub fn usage_by_tenant(jobs: &[JobStatus]) -> Vec<TenantUsage> {
+    let mut by_tenant: std::collections::BTreeMap<&str, TenantUsage> = Default::default();
+    for job in jobs {
+        let total = by_tenant
+            .entry(job.tenant.as_str())
+            .or_insert_with(|| TenantUsage {
+                tenant: job.tenant.clone(),
+                ..TenantUsage::default()
+            });
+        total.jobs += 1;
+        total.usage.merge(&job.usage);
+        for stage in job.stages.iter().filter(|s| s.parents.is_empty()) {
+            total.records_in += stage.records_in;
+            total.bytes_in += stage.bytes_in;
+        }
+        if let Some(last) = job.stages.last() {
+            total.records_out += last.records_out;
+            total.bytes_out += last.bytes_out;
+        }
+    }
+    by_tenant.into_values().collect()
 }
 
 /// A job's status: what `weft job status` prints.
@@ -100,6 +191,9 @@ pub struct JobStatus {
     pub started_ms: Option<u64>,
     pub finished_ms: Option<u64>,
     pub stages: Vec<StageStatus>,
+    /// What the job's finished task attempts used, over all its stages.
+    #[serde(default)]
+    pub usage: Usage,
 }
 
 /// A task attempt's captured guest output.

@@ -394,6 +394,7 @@ mod tests {
                 started_ms: None,
                 finished_ms: None,
                 stages: vec![],
+                usage: Default::default(),
             },
             submission: Submission::default(),
         }

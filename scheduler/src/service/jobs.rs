@@ -16,7 +16,9 @@ use crate::Tenant;
 use crate::access::{Identity, identity_of};
 use crate::cluster::{LookupError, Scheduler, SubmitError, WorkerInfo};
 use crate::job::{PrepareError, Submission};
-use crate::jobs::{JobState, JobStatus, StageStatus, TaskLog, TaskRef};
+use crate::jobs::{
+    JobState, JobStatus, StageStatus, TaskLog, TaskRef, TenantUsage, usage_by_tenant,
+};
 
 fn lookup_status(e: LookupError) -> Status {
     match e {
@@ -95,8 +97,10 @@ impl From<&JobStatus> for pb::JobStatus {
                     records_in_running: st.records_in_running,
                     bytes_in_running: st.bytes_in_running,
                     bytes_total: st.bytes_total,
+                    usage: Some((&st.usage).into()),
                 })
                 .collect(),
+            usage: Some((&s.usage).into()),
             error: s.error.clone().unwrap_or_default(),
             output: s.output.clone(),
             submitted_ms: s.submitted_ms,
@@ -140,8 +144,10 @@ impl TryFrom<pb::JobStatus> for JobStatus {
                     records_in_running: st.records_in_running,
                     bytes_in_running: st.bytes_in_running,
                     bytes_total: st.bytes_total,
+                    usage: st.usage.into(),
                 })
                 .collect(),
+            usage: s.usage.into(),
         })
     }
 }
@@ -253,8 +259,51 @@ impl JobsService {
     }
 }
 
+impl From<&TenantUsage> for pb::TenantUsage {
+    fn from(t: &TenantUsage) -> pb::TenantUsage {
+        pb::TenantUsage {
+            tenant: t.tenant.clone(),
+            jobs: t.jobs,
+            usage: Some((&t.usage).into()),
+            records_in: t.records_in,
+            records_out: t.records_out,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+        }
+    }
+}
+
+impl From<pb::TenantUsage> for TenantUsage {
+    fn from(t: pb::TenantUsage) -> TenantUsage {
+        TenantUsage {
+            tenant: t.tenant,
+            jobs: t.jobs,
+            usage: t.usage.into(),
+            records_in: t.records_in,
+            records_out: t.records_out,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::jobs_server::Jobs for JobsService {
+    async fn usage(
+        &self,
+        request: Request<pb::UsageRequest>,
+    ) -> Result<Response<pb::UsageReply>, Status> {
+        let identity = identity_of(&request);
+        let jobs = match identity {
+            Identity::Operator => self.0.list_all(),
+            _ => self.0.list(&identity.tenant(&request.into_inner().tenant)?),
+        }
+        .map_err(lookup_status)?;
+        Ok(Response::new(pb::UsageReply {
+            tenants: usage_by_tenant(&jobs).iter().map(Into::into).collect(),
+        }))
+    }
+
     async fn submit(
         &self,
         request: Request<pb::SubmitJobRequest>,
@@ -409,6 +458,7 @@ impl pb::cluster_server::Cluster for ClusterService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::Usage;
 
     #[test]
     fn job_status_round_trips_through_protobuf() {
@@ -439,7 +489,19 @@ mod tests {
                 records_in_running: 3,
                 bytes_in_running: 4,
                 bytes_total: 5,
+                usage: Usage {
+                    cpu_us: 11,
+                    wall_us: 12,
+                    peak_memory_bytes: 13,
+                    attempts: 4,
+                },
             }],
+            usage: Usage {
+                cpu_us: 21,
+                wall_us: 22,
+                peak_memory_bytes: 23,
+                attempts: 6,
+            },
         };
         let back = JobStatus::try_from(pb::JobStatus::from(&status)).unwrap();
         assert_eq!(back, status);

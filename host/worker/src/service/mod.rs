@@ -527,6 +527,7 @@ impl State {
             worker_id: self.worker_id(),
             result,
             output: run.output,
+            usage: run.usage,
         };
         let status = pb::TaskStatus::from(&outcome);
         let mut scheduler = self.scheduler.clone();

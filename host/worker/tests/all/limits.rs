@@ -174,3 +174,36 @@ fn the_log_limit_keeps_the_head_and_says_it_cut() {
     assert_eq!(run.output.stdout, vec![b'a'; 100]);
     assert!(run.output.truncated);
 }
+
+#[test]
+fn every_attempt_reports_what_it_used() {
+    // A guest spinning until its 300 ms call limit: about that much CPU, failed or not.
+    let limits = TaskLimits {
+        max_call_time: Duration::from_millis(300),
+        ..TaskLimits::default()
+    };
+    let (run, took) = run_under(&guest("", SPIN_MAP), UdfKind::Map, "spin", b"x\n", limits);
+    let usage = run.usage;
+    assert!(run.result.is_err());
+    assert!(
+        usage.cpu_us >= 200_000 && usage.cpu_us <= usage.wall_us + 10_000,
+        "{usage:?}"
+    );
+    assert!(
+        usage.wall_us <= took.as_micros() as u64,
+        "{usage:?} {took:?}"
+    );
+    // The fixture's memory is 2 pages; the bump allocator grows it for the input.
+    assert!(usage.peak_memory_bytes >= 2 << 16, "{usage:?}");
+
+    // A guest that grows 64 MiB more reports it.
+    let (run, _) = run_under(
+        &guest("", BLOAT_FLAT_MAP),
+        UdfKind::FlatMap,
+        "bloat",
+        b"x\n",
+        TaskLimits::default(),
+    );
+    assert!(run.result.is_ok());
+    assert!(run.usage.peak_memory_bytes > 64 << 20, "{:?}", run.usage);
+}

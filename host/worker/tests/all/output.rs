@@ -137,6 +137,11 @@ fn outcome(result: Result<TaskResult, TaskFailure>, output: GuestOutput) -> Task
         worker_id: "w7".into(),
         result,
         output,
+        usage: weft_task::TaskUsage {
+            cpu_us: 1234,
+            wall_us: 5678,
+            peak_memory_bytes: 1 << 20,
+        },
     }
 }
 

@@ -501,6 +501,7 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
             started_ms: Some(2),
             finished_ms: None,
             stages: vec![],
+            usage: Default::default(),
         };
         store
             .put(&weft_scheduler::jobs::JobRecord {
