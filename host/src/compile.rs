@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use weft_batch::format_size;
@@ -43,6 +44,41 @@ pub struct ProcessCompiler {
     /// The memory the child may use, which the child is asked to enforce on itself (it is part of
     /// `args`; kept here for messages).
     pub max_memory: u64,
+    /// Children compiling at once, shared by every clone: a flood of uploads waits its turn
+    /// instead of starting a child each.
+    pub gate: Gate,
+}
+
+/// At most so many holders at once; one more waits for a place.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<(Mutex<u32>, Condvar)>);
+
+impl Gate {
+    /// A gate of `places` (at least 1).
+    pub fn new(places: u32) -> Gate {
+        Gate(Arc::new((Mutex::new(places.max(1)), Condvar::new())))
+    }
+
+    fn enter(&self) -> Entered<'_> {
+        let (free, changed) = &*self.0;
+        let mut free = free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = changed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Entered(self)
+    }
+}
+
+/// A place in a [`Gate`], given back when dropped.
+struct Entered<'a>(&'a Gate);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let (free, changed) = &*(self.0).0;
+        *free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        changed.notify_one();
+    }
 }
 
 /// How often a waiting parent looks at its child.
@@ -80,6 +116,7 @@ impl ProcessCompiler {
     /// Runs the child over `bytes` and returns what it wrote, or why it failed.
     fn run(&self, bytes: &[u8]) -> Result<Vec<u8>, ValidationError> {
         let failed = |what: String| ValidationError::Compile(what);
+        let _place = self.gate.enter();
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .stdin(Stdio::piped())

@@ -40,7 +40,7 @@ mod validate;
 mod wasi;
 mod wasm;
 
-pub use compile::{Compiler, ProcessCompiler, serve_compile};
+pub use compile::{Compiler, Gate, ProcessCompiler, serve_compile};
 pub use engine::{
     Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, SandboxLimits,
 };

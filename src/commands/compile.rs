@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use weft_host::{Compiler, Engine, InstanceAllocation, ProcessCompiler};
+use weft_host::{Compiler, Engine, Gate, InstanceAllocation, ProcessCompiler};
 
 /// Arguments of the compiler child.
 #[derive(Debug, Args)]
@@ -94,6 +94,8 @@ pub fn child_compiler(engine: &Engine, timeout: Duration, memory: u64) -> Result
         args,
         timeout,
         max_memory: memory,
+        // As many compiles at once as there are CPUs: more would only share them.
+        gate: Gate::new(u32::try_from(super::cpus()).unwrap_or(u32::MAX)),
     }))
 }
 

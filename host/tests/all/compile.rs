@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use weft_host::{Compiler, GuestModule, ProcessCompiler, ValidationError};
+use weft_host::{Compiler, Gate, GuestModule, ProcessCompiler, ValidationError};
 use weft_testkit::wat::{IDENTITY_MAP, guest};
 
 use crate::engine;
@@ -15,6 +15,7 @@ fn child(script: &str, timeout: Duration) -> Compiler {
         args: vec!["-c".into(), script.into()],
         timeout,
         max_memory: 64 << 20,
+        gate: Gate::new(1),
     })
 }
 
@@ -84,11 +85,33 @@ fn a_missing_program_is_named() {
         args: Vec::new(),
         timeout: Duration::from_secs(5),
         max_memory: 1 << 30,
+        gate: Gate::new(1),
     });
     let e = compile_error(&compiler);
     assert!(
         e.to_string()
             .contains("cannot start the compiler process /nonexistent/weft"),
         "{e}"
+    );
+}
+
+#[test]
+fn compiles_wait_their_turn_at_the_gate() {
+    // One place: two compiles of 300 ms each take 600 ms or more, one after the other.
+    let compiler = child("cat >/dev/null; sleep 0.3; exit 1", Duration::from_secs(30));
+    let started = Instant::now();
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let compiler = compiler.clone();
+            std::thread::spawn(move || compile_error(&compiler))
+        })
+        .collect();
+    for handle in both {
+        handle.join().unwrap();
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
     );
 }

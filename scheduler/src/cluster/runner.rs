@@ -126,6 +126,16 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
     if let Some(error) = readers.none_can_read() {
         return Err(error);
     }
+    // The output is checked against the tenant's roots again where it is about to be made, and
+    // again before the commit: a directory swapped for a symlink since submission leads nowhere.
+    let roots = job.roots.clone();
+    let within_roots = || match &roots {
+        Some(roots) => roots
+            .check(&output_dir, weft_io::Access::Write)
+            .map_err(JobError::Output),
+        None => Ok(()),
+    };
+    within_roots()?;
     let committer = OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
     let job_id = job.job_id();
     let mut outcomes = job.control.subscribe(&job_id);
@@ -140,6 +150,10 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
     }
     match result {
         Ok(stages) => {
+            if let Err(e) = within_roots() {
+                let _ = committer.abort();
+                return Err(e);
+            }
             committer.commit().map_err(JobError::Output)?;
             Ok(stages)
         }
