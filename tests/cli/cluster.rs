@@ -75,11 +75,6 @@ impl Cluster {
         Cluster::start_with(workers, Some(kib), &[], &[], &[])
     }
 
-    /// As [`Cluster::start`], with more arguments for `weft scheduler` (`--limit …`).
-    pub fn start_with_scheduler_args(workers: usize, args: &[&str]) -> Cluster {
-        Cluster::start_with(workers, None, args, &[], &[])
-    }
-
     /// As [`Cluster::start`], with `env` set for the scheduler and every worker, and more
     /// arguments for the scheduler and for each worker.
     pub fn start_with_env(

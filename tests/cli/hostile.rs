@@ -1,10 +1,11 @@
 //! The hostile-module suite: guests written against ABI.md to break the sandbox, the worker or the
-//! scheduler, each built from WAT source here, registered and run through a real `weft scheduler`
-//! and two `weft worker` processes (two slots each) under low limits. Each case asserts its outcome
-//! — refused at registration, or the job failed with a message naming the cause or limit, or (for
-//! what must simply be harmless) the job succeeded — and how soon it was stopped; after each, both
-//! workers must still be running and registered, and a word count running beside the suite the
-//! whole time must give the exact answer. A table of the cases and their times is printed.
+//! scheduler, each built from WAT source here, registered and run by tenant `mallory` through a
+//! real `weft scheduler --tenants` and two `weft worker` processes (two slots each) under low
+//! limits. Each case asserts its outcome — refused at registration, or the job failed with a message
+//! naming the cause or limit, or (for what must simply be harmless) the job succeeded — and how soon
+//! it was stopped; after each, both workers must still be running and registered, and word counts
+//! another tenant, `bystander`, runs beside the suite the whole time must give the exact answer. A
+//! table of the cases and their times is printed.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -474,11 +475,78 @@ const COUNTING_MAP: &str = r#"
     (i32.store offset=40 (local.get $f) (i32.const 8192))
     (i32.const 0))"#;
 
-/// A cluster under the suite's limits, with the word count's module registered.
-fn hostile_cluster() -> Cluster {
-    let cluster = Cluster::start_with_scheduler_args(
+/// The suite's cluster: two tenants, `mallory` (who runs the hostile modules) and `bystander`
+/// (who counts words beside them), each with its token and its data under `data/NAME` (read) and
+/// `data/NAME/out` (write), and an operator token to look at the workers.
+struct Shared {
+    cluster: Cluster,
+    mallory: String,
+    bystander: String,
+    operator: String,
+    data: tempfile::TempDir,
+}
+
+impl Shared {
+    fn as_(&self, token: &str, args: &[&str]) -> crate::Run {
+        self.cluster.client_with_env(&[("WEFT_TOKEN", token)], args)
+    }
+
+    fn as_mallory(&self, args: &[&str]) -> crate::Run {
+        self.as_(&self.mallory, args)
+    }
+
+    fn as_bystander(&self, args: &[&str]) -> crate::Run {
+        self.as_(&self.bystander, args)
+    }
+
+    /// A path under `data/`.
+    fn data(&self, path: &str) -> std::path::PathBuf {
+        self.data.path().join(path)
+    }
+
+    /// Writes a file under `data/` and returns its path.
+    fn write(&self, path: &str, bytes: impl AsRef<[u8]>) -> std::path::PathBuf {
+        let file = self.data(path);
+        std::fs::write(&file, bytes).unwrap();
+        file
+    }
+}
+
+/// A token minted by `weft tenant token`, and its digest.
+fn mint() -> (String, String) {
+    let json = crate::Weft::new().ok(&["--json", "tenant", "token"]).json();
+    (
+        json["token"].as_str().unwrap().to_owned(),
+        json["hash"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A cluster of tenants under the suite's limits, with the bystander's word count registered.
+fn hostile_cluster() -> Shared {
+    let ((mallory, mallory_hash), (bystander, bystander_hash)) = (mint(), mint());
+    let ((operator, operator_hash), (secret, _)) = (mint(), mint());
+    let data = tempfile::tempdir().unwrap();
+    let mut tenants = String::new();
+    for (tenant, hash) in [("mallory", &mallory_hash), ("bystander", &bystander_hash)] {
+        let root = data.path().join(tenant);
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        let _ = write!(
+            tenants,
+            "[tenants.{tenant}]\ntokens = [{hash:?}]\n[tenants.{tenant}.data]\nread = [{:?}]\n\
+             write = [{:?}]\n",
+            path(&root),
+            path(&root.join("out"))
+        );
+    }
+    let _ = write!(tenants, "[operators]\ntokens = [{operator_hash:?}]\n");
+    let file = data.path().join("tenants.toml");
+    std::fs::write(&file, tenants).unwrap();
+    let cluster = Cluster::start_with_env(
         2,
+        &[("WEFT_CLUSTER_SECRET", &secret)],
         &[
+            "--tenants",
+            path(&file),
             "--limit",
             &format!("call_time={CALL_TIME}"),
             "--limit",
@@ -492,9 +560,24 @@ fn hostile_cluster() -> Cluster {
             "--compile-memory",
             COMPILE_MEMORY,
         ],
+        &[],
     );
-    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
-    cluster
+    let shared = Shared {
+        cluster,
+        mallory,
+        bystander,
+        operator,
+        data,
+    };
+    let run = shared.as_bystander(&[
+        "module",
+        "register",
+        weft_examples::WORDCOUNT_RUST,
+        "--name",
+        "wordcount",
+    ]);
+    assert!(run.0.status.success(), "{}", run.stderr());
+    shared
 }
 
 /// A one-step job over `input`.
@@ -512,11 +595,11 @@ struct Bystander {
     expected: std::collections::HashMap<Vec<u8>, u64>,
 }
 
-fn bystander(cluster: &Cluster) -> Bystander {
+fn bystander(shared: &Shared) -> Bystander {
     let text: String = (0..3000)
         .map(|i| format!("bystander {} counts words {}\n", i % 97, i % 13))
         .collect();
-    let input = cluster.write("bystander.txt", &text);
+    let input = shared.write("bystander/in.txt", &text);
     Bystander {
         expected: word_counts(text.as_bytes()),
         input,
@@ -525,11 +608,11 @@ fn bystander(cluster: &Cluster) -> Bystander {
 
 /// Runs word counts one after another until `stop` is raised; returns how many ran, each checked
 /// exact.
-fn run_bystanders(cluster: &Cluster, who: &Bystander, stop: &AtomicBool) -> usize {
+fn run_bystanders(shared: &Shared, who: &Bystander, stop: &AtomicBool) -> usize {
     let mut runs = 0;
     while !stop.load(Ordering::Relaxed) || runs == 0 {
-        let out = cluster.path(&format!("bystander-out-{runs}"));
-        let job = cluster.write(
+        let out = shared.data(&format!("bystander/out/{runs}"));
+        let job = shared.cluster.write(
             &format!("bystander-{runs}.toml"),
             format!(
                 "name = \"bystander\"\n[input]\npath = {:?}\nsplit_size = \"16KB\"\n[[step]]\n\
@@ -539,7 +622,7 @@ fn run_bystanders(cluster: &Cluster, who: &Bystander, stop: &AtomicBool) -> usiz
                 path(&out)
             ),
         );
-        let run = cluster.client(&["job", "submit", path(&job), "--wait"]);
+        let run = shared.as_bystander(&["job", "submit", path(&job), "--wait"]);
         assert!(
             run.0.status.success(),
             "a bystander's word count failed beside the hostile suite:\n{}\n{}",
@@ -553,21 +636,28 @@ fn run_bystanders(cluster: &Cluster, who: &Bystander, stop: &AtomicBool) -> usiz
 }
 
 /// The worker processes are running and both registered.
-fn assert_workers_serving(cluster: &Cluster, after: &str) {
-    cluster.assert_running(after);
-    let workers = cluster.cluster_workers();
-    assert_eq!(workers.len(), 2, "after {after}: {workers:#?}");
+fn assert_workers_serving(shared: &Shared, after: &str) {
+    shared.cluster.assert_running(after);
+    let workers = shared
+        .as_(&shared.operator, &["--json", "cluster", "workers"])
+        .json();
+    assert_eq!(
+        workers.as_array().map(Vec::len),
+        Some(2),
+        "after {after}: {workers:#}"
+    );
 }
 
 #[test]
 fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
-    let cluster = Arc::new(hostile_cluster());
-    let input = cluster.write("hostile.txt", "one line\nanother line\nand a third\n");
-    let who = bystander(&cluster);
+    let shared = Arc::new(hostile_cluster());
+    let cluster = &shared.cluster;
+    let input = shared.write("mallory/in.txt", "one line\nanother line\nand a third\n");
+    let who = bystander(&shared);
     let stop = Arc::new(AtomicBool::new(false));
     let beside = {
-        let (cluster, stop) = (cluster.clone(), stop.clone());
-        std::thread::spawn(move || run_bystanders(&cluster, &who, &stop))
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || run_bystanders(&shared, &who, &stop))
     };
 
     let table = Mutex::new(Vec::new());
@@ -583,7 +673,7 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
             .map(|w| cluster.log(w).len())
             .collect();
         let started = Instant::now();
-        let register = cluster.client(&["module", "register", path(&wasm), "--name", &slug]);
+        let register = shared.as_mallory(&["module", "register", path(&wasm), "--name", &slug]);
         let outcome = match &case.expect {
             Expect::Refused(needle) => {
                 let stderr = register.stderr();
@@ -612,7 +702,7 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
                     case.name,
                     register.stderr()
                 );
-                let status = run_job(&cluster, &slug, step, &input);
+                let status = run_job(&shared, &slug, step, &input);
                 assert_eq!(status["state"], "failed", "{}: {status:#}", case.name);
                 let message = status["error"].as_str().unwrap_or_default();
                 assert!(
@@ -629,7 +719,7 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
                     case.name,
                     register.stderr()
                 );
-                let status = run_job(&cluster, &slug, step, &input);
+                let status = run_job(&shared, &slug, step, &input);
                 assert_eq!(status["state"], "succeeded", "{}: {status:#}", case.name);
                 "harmless: the job succeeded".to_owned()
             }
@@ -650,20 +740,22 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
                 case.name
             );
         }
-        assert_workers_serving(&cluster, case.name);
+        assert_workers_serving(&shared, case.name);
         table.lock().unwrap().push((case.name, took, outcome));
     }
 
     // State kept in a guest's globals does not outlive its task, nor reach another job.
     let counting = cluster.write("counting.wasm", guest("", COUNTING_MAP));
-    cluster.register("counting", path(&counting));
+    let run = shared.as_mallory(&["module", "register", path(&counting), "--name", "counting"]);
+    assert!(run.0.status.success(), "{}", run.stderr());
     for round in 0..2 {
-        let out = cluster.path(&format!("counting-out-{round}"));
+        let out = shared.data(&format!("mallory/out/counting-{round}"));
         let job = cluster.write(
             &format!("counting-{round}.toml"),
             one_step_job("counting", "map = \"counting/count\"", &input, &out),
         );
-        cluster.ok(&["job", "submit", path(&job), "--wait"]);
+        let run = shared.as_mallory(&["job", "submit", path(&job), "--wait"]);
+        assert!(run.0.status.success(), "{}", run.stderr());
         let values: Vec<Vec<u8>> = read_output(&out).into_values().collect();
         assert_eq!(values.len(), 3, "one record per line");
         assert!(
@@ -674,7 +766,7 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
 
     stop.store(true, Ordering::Relaxed);
     let bystanders = beside.join().expect("the bystander's word counts");
-    assert_workers_serving(&cluster, "the suite");
+    assert_workers_serving(&shared, "the suite");
 
     let mut report = format!(
         "\nhostile-module suite: {} cases, {bystanders} exact word counts beside them\n",
@@ -694,15 +786,16 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
 
 /// Submits a job of one step, `step` (`KIND/FUNCTION`) of module `slug`, over `input`, waits,
 /// and returns its final status.
-fn run_job(cluster: &Cluster, slug: &str, step: &str, input: &Path) -> Value {
-    let out = cluster.path(&format!("{slug}-out"));
+fn run_job(shared: &Shared, slug: &str, step: &str, input: &Path) -> Value {
+    let cluster = &shared.cluster;
+    let out = shared.data(&format!("mallory/out/{slug}"));
     let (kind, function) = step.split_once('/').expect("KIND/FUNCTION");
     let step = format!("{kind} = \"{slug}/{function}\"");
     let job = cluster.write(
         &format!("{slug}.toml"),
         one_step_job("hostile", &step, input, &out),
     );
-    let run = cluster.client(&["--json", "job", "submit", path(&job), "--wait"]);
+    let run = shared.as_mallory(&["--json", "job", "submit", path(&job), "--wait"]);
     serde_json::Deserializer::from_slice(&run.0.stdout)
         .into_iter::<Value>()
         .next()
