@@ -122,6 +122,8 @@ pub struct TenantRules {
     pub limits: Vec<(Limit, u64)>,
     /// Where its jobs may read and write: nowhere unless the file says.
     pub data: DataRoots,
+    /// Its weight in the share of slots (1 unless the file says).
+    pub weight: u32,
 }
 
 /// Why a tenants file was refused.
@@ -150,6 +152,8 @@ struct RawFile {
 struct RawTenant {
     #[serde(default)]
     tokens: Vec<String>,
+    /// The tenant's weight in the share of slots (default 1).
+    weight: Option<u32>,
     #[serde(default)]
     limits: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -238,7 +242,19 @@ impl Access {
                 read: raw.data.read,
                 write: raw.data.write,
             };
-            tenants.insert(tenant, TenantRules { limits, data });
+            let weight = match raw.weight {
+                None => 1,
+                Some(0) => return Err(format!("tenants.{name}.weight: must be at least 1")),
+                Some(w) => w,
+            };
+            tenants.insert(
+                tenant,
+                TenantRules {
+                    limits,
+                    data,
+                    weight,
+                },
+            );
         }
         for token in raw.operators.map(|o| o.tokens).unwrap_or_default() {
             add(&token, Identity::Operator, "operators")?;
@@ -382,6 +398,13 @@ impl Access {
         })
     }
 
+    /// Each tenant's weight in the share of slots.
+    pub fn weights(&self) -> HashMap<String, u32> {
+        self.tenants()
+            .map(|(t, rules)| (t.to_string(), rules.weight))
+            .collect()
+    }
+
     /// The limits ceilings of each tenant of the file.
     pub fn tenant_limits(&self) -> HashMap<Tenant, Vec<(Limit, u64)>> {
         self.tenants()
@@ -481,7 +504,8 @@ mod tests {
                 .starts_with("tenants.alice: \"nope\" is not a token hash")
         );
         assert!(err("[tenants.Alice]\n").contains("invalid tenant name"));
-        assert!(err("[tenants.a]\nweight = 3\n").contains("unknown field `weight`"));
+        assert!(err("[tenants.a]\nweight = 0\n").contains("weight: must be at least 1"));
+        assert!(err("[tenants.a]\nshare = 3\n").contains("unknown field `share`"));
         assert!(
             err("[tenants.a.limits]\ncpu = \"1s\"\n")
                 .starts_with("tenants.a.limits.cpu: unknown limit")

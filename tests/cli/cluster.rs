@@ -1200,3 +1200,79 @@ fn a_huge_guest_error_does_not_break_job_status_or_list() {
     let list = cluster.json(&["job", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
 }
+
+/// A map that sleeps a second in WASI `poll_oneoff`, then returns its input.
+const SECOND_NAP_MAP: &str = r#"
+  (func (export "weft_map_second") (param $f i32) (result i32)
+    (i64.store (i32.const 256) (i64.const 7))
+    (i32.store8 (i32.const 264) (i32.const 0))
+    (i32.store (i32.const 272) (i32.const 1))
+    (i64.store (i32.const 280) (i64.const 1000000000))
+    (i64.store (i32.const 288) (i64.const 0))
+    (i32.store16 (i32.const 296) (i32.const 0))
+    (drop (call $poll_oneoff (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
+    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
+    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
+    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
+    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
+    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
+    (i32.const 0))"#;
+
+#[test]
+fn a_cancel_wakes_sleeping_guests_and_every_slot_serves_again() {
+    use weft_testkit::wat::{SLEEP_MAP, WASI_IMPORTS, guest};
+    let cluster = Cluster::start(2);
+    let wasm = cluster.write(
+        "sleepy.wasm",
+        guest(WASI_IMPORTS, &format!("{SLEEP_MAP}{SECOND_NAP_MAP}")),
+    );
+    cluster.register("sleepy", path(&wasm));
+    // Nine tasks, one line each.
+    let line = "a line of its own\n";
+    let input = cluster.write("nine.txt", line.repeat(9));
+    let job = |name: &str, function: &str| {
+        cluster.write(
+            &format!("{name}.toml"),
+            format!(
+                "name = {name:?}\n[input]\npath = {:?}\nsplit_size = {}\n[[step]]\n\
+                 map = \"sleepy/{function}\"\n[output]\npath = {:?}\n",
+                path(&input),
+                line.len(),
+                path(&cluster.path(&format!("{name}-out")))
+            ),
+        )
+    };
+
+    // Every slot asleep for an hour in a host function; the cancel wakes them all.
+    let id = cluster.submit(&job("asleep", "sleep"), &[]);
+    wait_until("four sleeping tasks", START_DEADLINE, || {
+        let status = cluster.status(&id);
+        match stages(&status)[0]["tasks_running"].as_u64() {
+            Some(4) => Ok(()),
+            _ => Err(format!("{status:#}")),
+        }
+    });
+    let started = Instant::now();
+    cluster.ok(&["job", "cancel", &id]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "the cancel took {took:?}");
+    wait_until(
+        "every worker idle after the cancel",
+        HEARTBEAT_DEADLINE,
+        || all_idle(&cluster.cluster_workers()),
+    );
+
+    // Then a job of nine one-second tasks runs on all four slots at once.
+    let id = cluster.submit(&job("napping", "second"), &[]);
+    let mut most = 0;
+    let status = loop {
+        let status = cluster.status(&id);
+        most = most.max(stages(&status)[0]["tasks_running"].as_u64().unwrap());
+        if status["state"] != "running" && status["state"] != "queued" {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    assert_eq!(most, 4, "at most {most} tasks ran at once on 4 free slots");
+}

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod csv;
+mod fair;
 mod hostile;
 mod local;
 mod module;

@@ -46,6 +46,38 @@ struct Inner {
     workers: BTreeMap<String, WorkerEntry>,
     /// Where each running job wants its task outcomes.
     jobs: HashMap<String, mpsc::UnboundedSender<TaskOutcome>>,
+    /// The tenant of each running job, for fair share.
+    tenants: HashMap<String, String>,
+    /// Jobs whose last try for a slot found none (or was held back): they wait for one.
+    waiting: HashSet<String>,
+    /// Each tenant's weight in the share of slots; 1 when not set.
+    weights: HashMap<String, u32>,
+}
+
+impl Inner {
+    /// Tasks of `tenant` running now, over its weight: its share of the cluster's slots.
+    fn share(&self, tenant: &str) -> f64 {
+        let running = self
+            .workers
+            .values()
+            .flat_map(|w| w.running.keys())
+            .filter(|task| self.tenants.get(&task.job).is_some_and(|t| t == tenant))
+            .count();
+        let weight = self.weights.get(tenant).copied().unwrap_or(1).max(1);
+        running as f64 / f64::from(weight)
+    }
+
+    /// Whether another tenant waiting for a slot holds a smaller share than `tenant`: then that
+    /// one gets the next free slot (weighted fair share, as Spark's FAIR pools or YARN's fair
+    /// scheduler give slots). A tenant alone, or ahead of no one, takes any free slot.
+    fn behind_others(&self, tenant: &str) -> bool {
+        let mine = self.share(tenant);
+        self.waiting
+            .iter()
+            .filter_map(|job| self.tenants.get(job))
+            .filter(|other| *other != tenant)
+            .any(|other| self.share(other) < mine)
+    }
 }
 
 /// What the control service shares with job runners.
@@ -142,13 +174,28 @@ impl ControlState {
     /// Takes a slot for `task` on the free worker `score` rates highest (`None`: not eligible;
     /// see [`placement::choose`]), returning the worker's id and connection; `None` when no
     /// eligible worker has a free slot.
+    ///
+    /// Slots are shared among tenants by weight: while another tenant with a smaller share of
+    /// the running tasks (over its weight) waits for a slot, this one is held back (`None`) and
+    /// the other gets the slot when its runner tries.
     pub fn acquire(
         &self,
         task: &TaskId,
         score: impl Fn(&WorkerEntry) -> Option<i64>,
     ) -> Option<(String, Arc<dyn WorkerConnection>)> {
         let mut inner = self.lock();
-        let best = placement::choose(inner.workers.values(), score)?.id.clone();
+        let free = placement::choose(inner.workers.values(), score).map(|w| w.id.clone());
+        let held_back = inner
+            .tenants
+            .get(&task.job)
+            .is_some_and(|tenant| inner.behind_others(tenant));
+        let Some(best) = free.filter(|_| !held_back) else {
+            if inner.tenants.contains_key(&task.job) {
+                inner.waiting.insert(task.job.clone());
+            }
+            return None;
+        };
+        inner.waiting.remove(&task.job);
         let worker = inner.workers.get_mut(&best)?;
         worker.running.insert(task.clone(), Instant::now());
         Some((worker.id.clone(), worker.conn.clone()))
@@ -167,15 +214,29 @@ impl ControlState {
         released
     }
 
-    /// Starts routing outcomes of `job`'s tasks to the returned receiver.
-    pub fn subscribe(&self, job: &str) -> mpsc::UnboundedReceiver<TaskOutcome> {
+    /// Starts routing outcomes of `job`'s tasks to the returned receiver; `tenant` owns the job
+    /// (its tasks count in the tenant's share of the slots).
+    pub fn subscribe(&self, job: &str, tenant: &str) -> mpsc::UnboundedReceiver<TaskOutcome> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().jobs.insert(job.to_owned(), tx);
+        let mut inner = self.lock();
+        inner.jobs.insert(job.to_owned(), tx);
+        inner.tenants.insert(job.to_owned(), tenant.to_owned());
         rx
     }
 
     pub fn unsubscribe(&self, job: &str) {
-        self.lock().jobs.remove(job);
+        let mut inner = self.lock();
+        inner.jobs.remove(job);
+        inner.tenants.remove(job);
+        inner.waiting.remove(job);
+        drop(inner);
+        // A job that stopped waiting may have held others back.
+        self.changed.notify_waiters();
+    }
+
+    /// Sets each tenant's weight in the share of slots (a tenant not named weighs 1).
+    pub fn set_weights(&self, weights: HashMap<String, u32>) {
+        self.lock().weights = weights;
     }
 
     /// Sends `outcome` to its job, if the job still listens.

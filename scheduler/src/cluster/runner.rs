@@ -138,7 +138,7 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
     within_roots()?;
     let committer = OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
     let job_id = job.job_id();
-    let mut outcomes = job.control.subscribe(&job_id);
+    let mut outcomes = job.control.subscribe(&job_id, job.tenant.as_str());
     let result = run_stages(job, &mut readers, committer.staging_dir(), &mut outcomes).await;
     job.control.unsubscribe(&job_id);
     // Shuffle files are released on every worker, whatever happened.

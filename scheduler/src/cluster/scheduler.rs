@@ -41,6 +41,8 @@ pub struct SchedulerConfig {
     /// scheduler and workers can (a cluster without tenants). A tenant missing from a map may
     /// touch nothing.
     pub data_roots: Option<HashMap<Tenant, DataRoots>>,
+    /// Each tenant's weight in the share of slots (the tenants file); 1 when not named.
+    pub tenant_weights: HashMap<String, u32>,
 }
 
 impl Default for SchedulerConfig {
@@ -52,6 +54,7 @@ impl Default for SchedulerConfig {
             ceiling: TaskLimits::most(),
             tenant_limits: HashMap::new(),
             data_roots: None,
+            tenant_weights: HashMap::new(),
         }
     }
 }
@@ -161,6 +164,7 @@ impl Scheduler {
             config.heartbeat_interval,
             config.worker_timeout,
         ));
+        control.set_weights(config.tenant_weights.clone());
         Ok(Arc::new(Scheduler {
             registry,
             store,
