@@ -1201,30 +1201,16 @@ fn a_huge_guest_error_does_not_break_job_status_or_list() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
 }
 
-/// A map that sleeps a second in WASI `poll_oneoff`, then returns its input.
-const SECOND_NAP_MAP: &str = r#"
-  (func (export "weft_map_second") (param $f i32) (result i32)
-    (i64.store (i32.const 256) (i64.const 7))
-    (i32.store8 (i32.const 264) (i32.const 0))
-    (i32.store (i32.const 272) (i32.const 1))
-    (i64.store (i32.const 280) (i64.const 1000000000))
-    (i64.store (i32.const 288) (i64.const 0))
-    (i32.store16 (i32.const 296) (i32.const 0))
-    (drop (call $poll_oneoff (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
-
 #[test]
 fn a_cancel_wakes_sleeping_guests_and_every_slot_serves_again() {
-    use weft_testkit::wat::{SLEEP_MAP, WASI_IMPORTS, guest};
+    use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map, sleep_map};
     let cluster = Cluster::start(2);
     let wasm = cluster.write(
         "sleepy.wasm",
-        guest(WASI_IMPORTS, &format!("{SLEEP_MAP}{SECOND_NAP_MAP}")),
+        guest(
+            WASI_IMPORTS,
+            &format!("{}{}", sleep_map(), napping_map("second", 1_000_000_000)),
+        ),
     );
     cluster.register("sleepy", path(&wasm));
     // Nine tasks, one line each.

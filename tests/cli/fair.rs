@@ -8,31 +8,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use weft_testkit::wat::guest;
+use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
 
 use crate::Weft;
 use crate::cluster::Cluster;
 use crate::path;
-
-/// The import of [`NAP_BODY`].
-const NAP_IMPORT: &str = r#"
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))"#;
-/// A map that naps 600 ms in WASI `poll_oneoff`, then returns its input.
-const NAP_BODY: &str = r#"
-  (func (export "weft_map_nap") (param $f i32) (result i32)
-    (i64.store (i32.const 256) (i64.const 7))
-    (i32.store8 (i32.const 264) (i32.const 0))
-    (i32.store (i32.const 272) (i32.const 1))
-    (i64.store (i32.const 280) (i64.const 600000000))
-    (i64.store (i32.const 288) (i64.const 0))
-    (i32.store16 (i32.const 296) (i32.const 0))
-    (drop (call $poll_oneoff (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
 
 /// Two tenants, `ann` and `ben`, with the given weights, their tokens, an operator's, and data
 /// roots under a directory of their own.
@@ -88,7 +68,7 @@ impl Fair {
             jobs: std::cell::Cell::new(0),
         };
         let wasm = fair.data.path().join("nap.wasm");
-        std::fs::write(&wasm, guest(NAP_IMPORT, NAP_BODY)).unwrap();
+        std::fs::write(&wasm, guest(WASI_IMPORTS, &napping_map("nap", 600_000_000))).unwrap();
         for t in 0..2 {
             fair.ok(t, &["module", "register", path(&wasm), "--name", "nap"]);
         }
@@ -196,7 +176,7 @@ fn a_flood_of_jobs_does_not_hold_another_tenant_back() {
 fn slots_go_by_weight_between_saturating_tenants() {
     let fair = Fair::start([3, 1]);
     // 16 jobs of 4 tasks each, submitted in turns: 38 task-seconds each. At 3:1, Ann's are done
-    // after about 13 s; sampled over the first 8 s, while both have work queued, and only when
+    // after about 13 s; sampled over the first 10 s, while both have work queued, and only when
     // the four slots are all taken.
     for _ in 0..16 {
         fair.flood(0, 1, 4);
@@ -205,7 +185,7 @@ fn slots_go_by_weight_between_saturating_tenants() {
     let mut totals = [0usize; 2];
     let mut samples = 0;
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(8) {
+    while started.elapsed() < Duration::from_secs(10) {
         let running = fair.running();
         if running[0] + running[1] == 4 && running[0] > 0 && running[1] > 0 {
             totals[0] += running[0];

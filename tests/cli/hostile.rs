@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use weft_testkit::wat::{ABI_V1, ALLOC, FREE};
 use weft_testkit::wat::{
-    BLOAT_FLAT_MAP, CHATTY_MAP, HUGE_ERROR_MAP, IDENTITY_MAP, SLEEP_MAP, SOCKET_FLOOD_MAP,
-    SPIN_MAP, WASI_IMPORTS, guest, module,
+    BLOAT_FLAT_MAP, CHATTY_MAP, HUGE_ERROR_MAP, IDENTITY_MAP, PASS_THROUGH, SOCKET_FLOOD_MAP,
+    SPIN_MAP, WASI_IMPORTS, guest, module, sleep_map,
 };
 
 use crate::cluster::Cluster;
@@ -86,7 +86,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "sleep in poll_oneoff",
-            guest(WASI_IMPORTS, SLEEP_MAP),
+            guest(WASI_IMPORTS, &sleep_map()),
             fails("map/sleep", "exceeded the time limit of 2s per call"),
             SECS_10,
         ),
@@ -179,13 +179,13 @@ fn cases() -> Vec<Case> {
         // Ambient capabilities: none to be had.
         case(
             "path_open of /etc/passwd, .. and low fds",
-            guest(PATH_OPEN_IMPORT, PATH_OPEN_MAP),
+            guest(PATH_OPEN_IMPORT, &format!("{PATH_OPEN_MAP}{PASS_THROUGH})")),
             Harmless { step: "map/open" },
             SECS_10,
         ),
         case(
             "environ, args and sockets",
-            guest(ENV_IMPORTS, ENV_MAP),
+            guest(ENV_IMPORTS, &format!("{ENV_MAP}{PASS_THROUGH})")),
             Harmless { step: "map/env" },
             SECS_10,
         ),
@@ -353,7 +353,7 @@ const PATH_OPEN_IMPORT: &str = r#"(import "wasi_snapshot_preview1" "path_open"
     (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#;
 
 /// Tries `path_open` of `/etc/passwd`, `..` and `../../etc/passwd` from every fd 0..16; traps if
-/// any succeeds, else passes its input through.
+/// any succeeds (the map's body: [`PASS_THROUGH`] ends it).
 const PATH_OPEN_MAP: &str = r#"
   (data (i32.const 128) "/etc/passwd")
   (data (i32.const 160) "..")
@@ -370,19 +370,15 @@ const PATH_OPEN_MAP: &str = r#"
       (call $try (local.get $fd) (i32.const 176) (i32.const 16))
       (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
       (br_if $each (i32.lt_u (local.get $fd) (i32.const 16))))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+"#;
 
 const ENV_IMPORTS: &str = r#"
   (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))"#;
 
-/// Traps if the sandbox shows any environment variable or argument, or a socket on fds 0..8.
+/// Traps if the sandbox shows any environment variable or argument, or a socket on fds 0..8 (the
+/// map's body: [`PASS_THROUGH`] ends it).
 const ENV_MAP: &str = r#"
   (func (export "weft_map_env") (param $f i32) (result i32)
     (local $fd i32)
@@ -395,12 +391,7 @@ const ENV_MAP: &str = r#"
         (then unreachable))
       (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
       (br_if $each (i32.lt_u (local.get $fd) (i32.const 8))))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+"#;
 
 const INIT_TRAPS: &str = r#"(func (export "_initialize") unreachable)"#;
 const INIT_LOOPS: &str = r#"(func (export "_initialize") (loop br 0))"#;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use weft_host::{CallError, Records, SandboxLimits};
 use weft_testkit::wat::{
-    BLOAT_BYTES, BLOAT_FLAT_MAP, CHATTY_BYTES, CHATTY_MAP, IDENTITY_MAP, NAP_MAP, SLEEP_MAP,
-    SOCKET_FLOOD_MAP, SPIN_MAP, WASI_IMPORTS, guest,
+    BLOAT_BYTES, BLOAT_FLAT_MAP, CHATTY_BYTES, CHATTY_MAP, IDENTITY_MAP, NAP_MAP, SOCKET_FLOOD_MAP,
+    SPIN_MAP, WASI_IMPORTS, guest, sleep_map,
 };
 
 use crate::{instantiate, instantiate_with};
@@ -25,7 +25,7 @@ fn a_guest_asleep_in_poll_oneoff_is_stopped_at_its_call_time_limit() {
         max_call_time: Duration::from_millis(300),
         ..Default::default()
     };
-    let mut g = instantiate_with(&guest(WASI_IMPORTS, SLEEP_MAP), &limits);
+    let mut g = instantiate_with(&guest(WASI_IMPORTS, &sleep_map()), &limits);
     let started = Instant::now();
     let e = g.map("sleep", &one()).unwrap_err();
     let took = started.elapsed();
@@ -43,7 +43,7 @@ fn a_guest_asleep_in_poll_oneoff_is_stopped_at_its_call_time_limit() {
 
 #[test]
 fn a_cancel_wakes_a_sleeping_guest() {
-    let mut g = instantiate(&guest(WASI_IMPORTS, SLEEP_MAP));
+    let mut g = instantiate(&guest(WASI_IMPORTS, &sleep_map()));
     let flag = Arc::new(AtomicBool::new(false));
     g.set_interrupt(flag.clone());
     let raise = std::thread::spawn(move || {
@@ -74,7 +74,7 @@ fn a_short_sleep_returns_its_clock_event() {
 fn the_task_deadline_stops_a_call_in_the_middle() {
     for (name, bytes) in [
         ("spin", guest("", SPIN_MAP)),
-        ("sleep", guest(WASI_IMPORTS, SLEEP_MAP)),
+        ("sleep", guest(WASI_IMPORTS, &sleep_map())),
     ] {
         let mut g = instantiate(&bytes);
         let started = Instant::now();

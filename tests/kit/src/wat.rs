@@ -27,15 +27,29 @@ pub const ALLOC: &str = r#"
     (local.get $ptr))"#;
 /// `weft_free` that does nothing (valid for a bump allocator).
 pub const FREE: &str = r#"(func (export "weft_free") (param i32 i32 i32))"#;
-/// A map that returns its input unchanged by pointing the output at the input buffers.
-pub const IDENTITY_MAP: &str = r#"
-  (func (export "weft_map_identity") (param $f i32) (result i32)
+/// The body of a map that returns its input unchanged: the output fields of the frame (`$f`)
+/// point at the input buffers. A macro, so that fixtures can `concat!` it.
+macro_rules! pass_through {
+    () => {
+        "
     (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
     (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
     (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
     (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
     (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+    (i32.const 0)"
+    };
+}
+
+/// [`pass_through!`] for fixtures written elsewhere: ends a map body with "return the input".
+pub const PASS_THROUGH: &str = pass_through!();
+
+/// A map that returns its input unchanged by pointing the output at the input buffers.
+pub const IDENTITY_MAP: &str = concat!(
+    r#"(func (export "weft_map_identity") (param $f i32) (result i32)"#,
+    pass_through!(),
+    ")"
+);
 
 /// A map that fails every call with a 10 MiB message of `x`s (it grows memory to hold it): what
 /// a hostile or broken guest can send back.
@@ -71,27 +85,31 @@ pub const WASI_IMPORTS: &str = r#"
 pub const SPIN_MAP: &str = r#"
   (func (export "weft_map_spin") (param i32) (result i32) (loop br 0) i32.const 0)"#;
 
-/// A map that sleeps an hour in WASI `poll_oneoff` (one relative clock subscription), then
-/// returns its input; needs [`WASI_IMPORTS`].
-pub const SLEEP_MAP: &str = r#"
-  (func (export "weft_map_sleep") (param $f i32) (result i32)
+/// `weft_map_NAME`: sleeps `nanos` in WASI `poll_oneoff` (one relative clock subscription on the
+/// monotonic clock), then returns its input; needs the `poll_oneoff` of [`WASI_IMPORTS`].
+pub fn napping_map(name: &str, nanos: u64) -> String {
+    format!(
+        r#"(func (export "weft_map_{name}") (param $f i32) (result i32)
     (i64.store (i32.const 256) (i64.const 7))              ;; userdata
     (i32.store8 (i32.const 264) (i32.const 0))             ;; tag: clock
     (i32.store (i32.const 272) (i32.const 1))              ;; id: monotonic
-    (i64.store (i32.const 280) (i64.const 3600000000000))  ;; timeout: 1 h
+    (i64.store (i32.const 280) (i64.const {nanos}))        ;; timeout
     (i64.store (i32.const 288) (i64.const 0))              ;; precision
     (i32.store16 (i32.const 296) (i32.const 0))            ;; flags: relative
     (drop (call $poll_oneoff (i32.const 256) (i32.const 512) (i32.const 1) (i32.const 600)))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+    {PASS_THROUGH})"#
+    )
+}
+
+/// `weft_map_sleep`, asleep an hour in `poll_oneoff` ([`napping_map`]).
+pub fn sleep_map() -> String {
+    napping_map("sleep", 3_600_000_000_000)
+}
 
 /// A map that naps 30 ms in `poll_oneoff`, traps unless the sleep reports its one clock event,
 /// then returns its input; needs [`WASI_IMPORTS`].
-pub const NAP_MAP: &str = r#"
+pub const NAP_MAP: &str = concat!(
+    r#"
   (func (export "weft_map_nap") (param $f i32) (result i32)
     (i64.store (i32.const 256) (i64.const 7))
     (i32.store8 (i32.const 264) (i32.const 0))
@@ -104,12 +122,10 @@ pub const NAP_MAP: &str = r#"
       (then unreachable))
     (if (i32.ne (i32.load (i32.const 600)) (i32.const 1)) (then unreachable))
     (if (i64.ne (i64.load (i32.const 512)) (i64.const 7)) (then unreachable))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+"#,
+    pass_through!(),
+    ")"
+);
 
 /// How many bytes [`CHATTY_MAP`] writes to stdout per call.
 pub const CHATTY_BYTES: usize = 2 << 20;
@@ -117,7 +133,8 @@ pub const CHATTY_BYTES: usize = 2 << 20;
 /// A map that writes [`CHATTY_BYTES`] of `a` to stdout per call (64 KiB at a time, the way a guest
 /// logging a lot does), trapping if any write fails, then returns its input; needs
 /// [`WASI_IMPORTS`].
-pub const CHATTY_MAP: &str = r#"
+pub const CHATTY_MAP: &str = concat!(
+    r#"
   (func (export "weft_map_chatty") (param $f i32) (result i32)
     (local $i i32)
     (memory.fill (i32.const 4096) (i32.const 97) (i32.const 65536))
@@ -129,16 +146,15 @@ pub const CHATTY_MAP: &str = r#"
         (then unreachable))
       (local.set $i (i32.add (local.get $i) (i32.load (i32.const 264))))
       (br_if $write (i32.lt_u (local.get $i) (i32.const 2097152))))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+"#,
+    pass_through!(),
+    ")"
+);
 
 /// A map that calls the unimplemented WASI `sock_accept` 100,000 times per call, trapping unless
 /// each says "not a socket" (errno 57), then returns its input; needs [`WASI_IMPORTS`].
-pub const SOCKET_FLOOD_MAP: &str = r#"
+pub const SOCKET_FLOOD_MAP: &str = concat!(
+    r#"
   (func (export "weft_map_sockets") (param $f i32) (result i32)
     (local $i i32)
     (loop $again
@@ -146,12 +162,10 @@ pub const SOCKET_FLOOD_MAP: &str = r#"
         (then unreachable))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $again (i32.lt_u (local.get $i) (i32.const 100000))))
-    (i32.store offset=24 (local.get $f) (i32.load offset=0 (local.get $f)))
-    (i32.store offset=28 (local.get $f) (i32.load offset=4 (local.get $f)))
-    (i32.store offset=32 (local.get $f) (i32.load offset=8 (local.get $f)))
-    (i32.store offset=36 (local.get $f) (i32.load offset=12 (local.get $f)))
-    (i32.store offset=40 (local.get $f) (i32.load offset=16 (local.get $f)))
-    (i32.const 0))"#;
+"#,
+    pass_through!(),
+    ")"
+);
 
 /// A flat_map that returns one record of [`BLOAT_BYTES`] whatever its input (growing its memory
 /// to hold it): an output far larger than any batch should be.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use weft_host::UdfKind;
 use weft_task::TaskLimits;
 use weft_testkit::wat::{
-    BLOAT_FLAT_MAP, CHATTY_MAP, IDENTITY_MAP, SLEEP_MAP, SPIN_MAP, WASI_IMPORTS, guest,
+    BLOAT_FLAT_MAP, CHATTY_MAP, IDENTITY_MAP, SPIN_MAP, WASI_IMPORTS, guest, sleep_map,
 };
 use weft_worker::{Executor, TaskError};
 
@@ -42,7 +42,7 @@ fn failure(run: weft_worker::TaskRun) -> TaskError {
 fn the_task_time_limit_stops_a_guest_looping_or_asleep() {
     for (bytes, function) in [
         (guest("", SPIN_MAP), "spin"),
-        (guest(WASI_IMPORTS, SLEEP_MAP), "sleep"),
+        (guest(WASI_IMPORTS, &sleep_map()), "sleep"),
     ] {
         let limits = TaskLimits {
             max_task_time: Duration::from_millis(500),
@@ -177,21 +177,33 @@ fn the_log_limit_keeps_the_head_and_says_it_cut() {
 
 #[test]
 fn every_attempt_reports_what_it_used() {
-    // A guest spinning until its 300 ms call limit: about that much CPU, failed or not.
+    // A guest spinning until its 300 ms call limit burns CPU; one asleep as long hardly any. (Only
+    // ratios: on a loaded machine the spinner gets a fraction of a core.)
     let limits = TaskLimits {
         max_call_time: Duration::from_millis(300),
         ..TaskLimits::default()
     };
     let (run, took) = run_under(&guest("", SPIN_MAP), UdfKind::Map, "spin", b"x\n", limits);
     let usage = run.usage;
-    assert!(run.result.is_err());
-    assert!(
-        usage.cpu_us >= 200_000 && usage.cpu_us <= usage.wall_us + 10_000,
-        "{usage:?}"
-    );
+    assert!(run.result.is_err(), "failed attempts are measured too");
+    assert!(usage.cpu_us <= usage.wall_us + 10_000, "{usage:?}");
+    assert!(usage.wall_us >= 300_000, "{usage:?}");
     assert!(
         usage.wall_us <= took.as_micros() as u64,
         "{usage:?} {took:?}"
+    );
+    let (asleep, _) = run_under(
+        &guest(WASI_IMPORTS, &sleep_map()),
+        UdfKind::Map,
+        "sleep",
+        b"x\n",
+        limits,
+    );
+    assert!(asleep.usage.wall_us >= 300_000, "{:?}", asleep.usage);
+    assert!(
+        asleep.usage.cpu_us * 2 < usage.cpu_us,
+        "asleep {:?}, spinning {usage:?}",
+        asleep.usage
     );
     // The fixture's memory is 2 pages; the bump allocator grows it for the input.
     assert!(usage.peak_memory_bytes >= 2 << 16, "{usage:?}");
