@@ -124,6 +124,16 @@ pub struct TenantRules {
     pub data: DataRoots,
     /// Its weight in the share of slots (1 unless the file says).
     pub weight: u32,
+    /// Its caps on jobs running at once and jobs waiting.
+    pub caps: JobCaps,
+}
+
+/// A tenant's caps on its jobs: how many may run at once (the rest wait, queued, in order), and
+/// how many may wait (a submission past it is refused). `None`: no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCaps {
+    pub running: Option<u32>,
+    pub queued: Option<u32>,
 }
 
 /// Why a tenants file was refused.
@@ -154,6 +164,10 @@ struct RawTenant {
     tokens: Vec<String>,
     /// The tenant's weight in the share of slots (default 1).
     weight: Option<u32>,
+    /// Jobs the tenant may run at once; more wait, queued.
+    max_running_jobs: Option<u32>,
+    /// Jobs the tenant may have waiting; a submission past it is refused.
+    max_queued_jobs: Option<u32>,
     #[serde(default)]
     limits: BTreeMap<String, toml::Value>,
     #[serde(default)]
@@ -247,12 +261,22 @@ impl Access {
                 Some(0) => return Err(format!("tenants.{name}.weight: must be at least 1")),
                 Some(w) => w,
             };
+            if raw.max_running_jobs == Some(0) {
+                return Err(format!(
+                    "tenants.{name}.max_running_jobs: must be at least 1"
+                ));
+            }
+            let caps = JobCaps {
+                running: raw.max_running_jobs,
+                queued: raw.max_queued_jobs,
+            };
             tenants.insert(
                 tenant,
                 TenantRules {
                     limits,
                     data,
                     weight,
+                    caps,
                 },
             );
         }
@@ -398,6 +422,13 @@ impl Access {
         })
     }
 
+    /// Each tenant's caps on its jobs.
+    pub fn job_caps(&self) -> HashMap<Tenant, JobCaps> {
+        self.tenants()
+            .map(|(t, rules)| (t.clone(), rules.caps))
+            .collect()
+    }
+
     /// Each tenant's weight in the share of slots.
     pub fn weights(&self) -> HashMap<String, u32> {
         self.tenants()
@@ -505,6 +536,10 @@ mod tests {
         );
         assert!(err("[tenants.Alice]\n").contains("invalid tenant name"));
         assert!(err("[tenants.a]\nweight = 0\n").contains("weight: must be at least 1"));
+        assert!(
+            err("[tenants.a]\nmax_running_jobs = 0\n")
+                .contains("max_running_jobs: must be at least 1")
+        );
         assert!(err("[tenants.a]\nshare = 3\n").contains("unknown field `share`"));
         assert!(
             err("[tenants.a.limits]\ncpu = \"1s\"\n")

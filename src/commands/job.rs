@@ -344,6 +344,9 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
     }
     outln!("job:     {} ({})", s.job_id, s.name)?;
     outln!("state:   {}", s.state)?;
+    if let Some(waiting) = &s.waiting {
+        outln!("waiting: {waiting}")?;
+    }
     if let Some(error) = &s.error {
         outln!("error:   {error}")?;
     }

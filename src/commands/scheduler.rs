@@ -116,6 +116,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             tenant_limits: access.tenant_limits(),
             data_roots: access.data_roots(),
             tenant_weights: access.weights(),
+            job_caps: access.job_caps(),
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

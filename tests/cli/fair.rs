@@ -36,16 +36,23 @@ fn mint() -> (String, String) {
 
 impl Fair {
     fn start(weights: [u32; 2]) -> Fair {
+        Fair::start_with(weights, ["", ""])
+    }
+
+    /// [`Fair::start`], with more keys for each tenant's table (`max_running_jobs = 1`).
+    fn start_with(weights: [u32; 2], extra: [&str; 2]) -> Fair {
         let (ann, ben, operator, secret) = (mint(), mint(), mint(), mint());
         let data = tempfile::tempdir().unwrap();
         let mut file = String::new();
-        for ((tenant, weight), (_, hash)) in TENANTS.iter().zip(weights).zip([&ann, &ben]) {
+        for (((tenant, weight), (_, hash)), extra) in
+            TENANTS.iter().zip(weights).zip([&ann, &ben]).zip(extra)
+        {
             let root = data.path().join(tenant);
             std::fs::create_dir_all(root.join("out")).unwrap();
             std::fs::write(root.join("in.txt"), "one line\n".repeat(4)).unwrap();
             let _ = write!(
                 file,
-                "[tenants.{tenant}]\ntokens = [{hash:?}]\nweight = {weight}\n\
+                "[tenants.{tenant}]\ntokens = [{hash:?}]\nweight = {weight}\n{extra}\n\
                  [tenants.{tenant}.data]\nread = [{:?}]\nwrite = [{:?}]\n",
                 path(&root),
                 path(&root.join("out"))
@@ -207,5 +214,73 @@ fn slots_go_by_weight_between_saturating_tenants() {
     assert!(
         (2.55..=3.45).contains(&ratio),
         "slots went {ratio:.2} : 1, not 3 : 1"
+    );
+}
+
+#[test]
+fn a_tenant_over_its_job_caps_waits_in_line_then_is_refused() {
+    let fair = Fair::start_with([1, 1], ["", "max_running_jobs = 1\nmax_queued_jobs = 2"]);
+    let submit = |tasks| {
+        let job = fair.job(1, tasks);
+        fair.cluster.client_with_env(
+            &[("WEFT_TOKEN", &fair.tokens[1])],
+            &["job", "submit", path(&job)],
+        )
+    };
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            let run = submit(2);
+            assert!(run.0.status.success(), "{}", run.stderr());
+            run.stdout().trim().to_owned()
+        })
+        .collect();
+    // One runs, two wait; a fourth is refused.
+    let full = submit(1);
+    assert!(!full.0.status.success());
+    assert!(
+        full.stderr()
+            .contains("tenant `ben` has 2 jobs waiting, the most it may (max_queued_jobs)"),
+        "{}",
+        full.stderr()
+    );
+    let status = |id: &str| -> Value {
+        let run = fair.cluster.client_with_env(
+            &[("WEFT_TOKEN", &fair.tokens[1])],
+            &["--json", "job", "status", id],
+        );
+        run.json()
+    };
+    let last = status(&ids[2]);
+    assert_eq!(last["state"], "queued", "{last:#}");
+    assert_eq!(
+        last["waiting"], "tenant `ben` may run 1 job at once (max_running_jobs): 2nd of 2 waiting",
+        "{last:#}"
+    );
+    // They run one at a time, in order, and all succeed.
+    let started = Instant::now();
+    let mut most = 0;
+    loop {
+        let running = fair.running()[1];
+        most = most.max(running);
+        let states: Vec<Value> = ids.iter().map(|id| status(id)["state"].clone()).collect();
+        if states.iter().all(|s| s == "succeeded") {
+            break;
+        }
+        assert!(
+            states.iter().all(|s| s != "failed" && s != "cancelled"),
+            "{states:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "{states:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        most <= 2,
+        "{most} tasks of a tenant capped at one 2-task job ran at once"
+    );
+    let first = status(&ids[0]);
+    let third = status(&ids[2]);
+    assert!(
+        first["finished_ms"].as_u64() <= third["started_ms"].as_u64(),
+        "the third started before the first finished:\n{first:#}\n{third:#}"
     );
 }

@@ -44,6 +44,8 @@ pub(crate) struct JobRun {
     pub limits: TaskLimits,
     /// The tenant's data roots, when the cluster restricts them.
     pub roots: Option<DataRoots>,
+    /// The tenant's cap on running jobs: the job waits, queued, for a place.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl JobRun {
@@ -102,7 +104,22 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
         .output_dir()
         .ok_or_else(|| JobError::Cluster("the plan has no output stage".into()))?
         .to_owned();
-    // Queued until some worker is there.
+    // Queued until the tenant's cap has a place for it (held while it runs)...
+    let _place = match job.gate.clone() {
+        Some(gate) => loop {
+            if job.cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            tokio::select! {
+                place = gate.clone().acquire_owned() => break Some(place.map_err(|_| {
+                    JobError::Cluster("the tenant's job gate was closed".into())
+                })?),
+                _ = job.cancel.changed() => {}
+            }
+        },
+        None => None,
+    };
+    // ... and until some worker is there.
     loop {
         if job.cancelled() {
             return Err(JobError::Cancelled);

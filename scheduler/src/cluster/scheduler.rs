@@ -19,6 +19,7 @@ use super::control::{ControlState, WorkerInfo};
 use super::runner::{self, JobRun};
 use super::tasks::initial_status;
 use super::{JobError, JobReport};
+use crate::access::JobCaps;
 use crate::job::{self, Location, Plan, PrepareError, Submission};
 use crate::jobs::store::JobRecord;
 use crate::jobs::{JobState, JobStatus, JobStore, StoreError, TaskLog, TaskRef, now_ms};
@@ -43,6 +44,8 @@ pub struct SchedulerConfig {
     pub data_roots: Option<HashMap<Tenant, DataRoots>>,
     /// Each tenant's weight in the share of slots (the tenants file); 1 when not named.
     pub tenant_weights: HashMap<String, u32>,
+    /// Each tenant's caps on running and queued jobs (the tenants file).
+    pub job_caps: HashMap<Tenant, JobCaps>,
 }
 
 impl Default for SchedulerConfig {
@@ -55,6 +58,7 @@ impl Default for SchedulerConfig {
             tenant_limits: HashMap::new(),
             data_roots: None,
             tenant_weights: HashMap::new(),
+            job_caps: HashMap::new(),
         }
     }
 }
@@ -81,11 +85,29 @@ pub enum SubmitError {
         #[source]
         source: weft_io::Error,
     },
+    /// The tenant's queue of waiting jobs is full.
+    #[error(
+        "tenant `{tenant}` has {queued} jobs waiting, the most it may (max_queued_jobs); submit \
+         again once one has started"
+    )]
+    QueueFull { tenant: String, queued: u32 },
     /// No registered worker can read the input; `field` is where the pattern came from.
     #[error("{field}: {detail}")]
     Unreadable { field: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`…
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Refuses a job whose input files or output lie outside `roots`: the inputs must be readable,
@@ -137,6 +159,8 @@ pub struct Scheduler {
     control: Arc<ControlState>,
     config: SchedulerConfig,
     live: Mutex<HashMap<String, Arc<LiveJob>>>,
+    /// Per tenant with a cap on running jobs, the places its jobs take while they run.
+    gates: Mutex<HashMap<Tenant, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Scheduler {
@@ -171,6 +195,7 @@ impl Scheduler {
             control,
             config,
             live: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -190,6 +215,21 @@ impl Scheduler {
         submission: Submission,
     ) -> Result<String, SubmitError> {
         let plan = job::prepare(&self.registry, tenant, &submission)?;
+        let caps = self
+            .config
+            .job_caps
+            .get(tenant)
+            .copied()
+            .unwrap_or_default();
+        if let Some(most) = caps.queued {
+            let queued = self.queued_jobs(tenant).len() as u32;
+            if queued >= most {
+                return Err(SubmitError::QueueFull {
+                    tenant: tenant.to_string(),
+                    queued,
+                });
+            }
+        }
         let limits = self.limits_of(tenant, &plan, &submission)?;
         let roots = self.roots_of(tenant);
         if let Some(roots) = &roots {
@@ -208,6 +248,57 @@ impl Scheduler {
             }
         }
         self.start(tenant, plan, submission, limits, roots)
+    }
+
+    /// The gate of `tenant`'s running jobs, when it has a cap: a job holds a place while it runs.
+    fn gate(&self, tenant: &Tenant) -> Option<Arc<tokio::sync::Semaphore>> {
+        let most = self.config.job_caps.get(tenant)?.running?;
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            gates
+                .entry(tenant.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(most as usize)))
+                .clone(),
+        )
+    }
+
+    /// `tenant`'s live jobs not started yet, oldest first, as (submitted, job id).
+    fn queued_jobs(&self, tenant: &Tenant) -> Vec<(u64, String)> {
+        let mut queued: Vec<(u64, String)> = self
+            .live_jobs()
+            .iter()
+            .filter(|(_, j)| j.tenant == tenant.as_str())
+            .map(|(id, j)| (j.status.borrow().clone(), id))
+            .filter(|(s, _)| s.state == JobState::Queued)
+            .map(|(s, id)| (s.submitted_ms, id.clone()))
+            .collect();
+        // By submission, then by the job number in `NAME-N` (`wc-9` before `wc-10`).
+        queued.sort_by_key(|(submitted, id)| (*submitted, id.len(), id.clone()));
+        queued
+    }
+
+    /// `status`, saying why a queued job waits and its place, if its tenant's cap holds it.
+    fn explained(&self, mut status: JobStatus) -> JobStatus {
+        if status.state != JobState::Queued {
+            return status;
+        }
+        let Ok(tenant) = Tenant::new(&status.tenant) else {
+            return status;
+        };
+        let Some(most) = self.config.job_caps.get(&tenant).and_then(|c| c.running) else {
+            return status;
+        };
+        let queued = self.queued_jobs(&tenant);
+        if let Some(place) = queued.iter().position(|(_, id)| *id == status.job_id) {
+            status.waiting = Some(format!(
+                "tenant `{tenant}` may run {most} job{} at once (max_running_jobs): {} of {} \
+                 waiting",
+                if most == 1 { "" } else { "s" },
+                ordinal(place + 1),
+                queued.len()
+            ));
+        }
+        status
     }
 
     /// The data roots of `tenant`'s jobs, when the cluster restricts them.
@@ -276,6 +367,7 @@ impl Scheduler {
             plan,
             limits,
             roots,
+            gate: self.gate(tenant),
         };
         let handle = tokio::spawn(runner::run(run));
         self.live_jobs().insert(
@@ -304,7 +396,8 @@ impl Scheduler {
     /// A job's current status. Tenants only see their own jobs.
     pub fn status(&self, tenant: &Tenant, job: &str) -> Result<JobStatus, LookupError> {
         if let Some(live) = self.live(tenant, job) {
-            return Ok(live.status.borrow().clone());
+            let status = live.status.borrow().clone();
+            return Ok(self.explained(status));
         }
         match self.store.get(job)? {
             Some(r) if r.status.tenant == tenant.as_str() => Ok(r.status),
@@ -356,7 +449,7 @@ impl Scheduler {
             .into_iter()
             .filter(|r| owned(&r.status.tenant))
             .map(|r| match live.get(&r.status.job_id) {
-                Some(j) => j.status.borrow().clone(),
+                Some(j) => self.explained(j.status.borrow().clone()),
                 None => r.status,
             })
             .collect())

@@ -152,6 +152,7 @@ pub(crate) fn initial_status(job_id: &str, tenant: &Tenant, plan: &Plan) -> JobS
             })
             .collect(),
         usage: Default::default(),
+        waiting: None,
     }
 }
 

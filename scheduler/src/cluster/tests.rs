@@ -257,6 +257,7 @@ impl Cluster {
             overwrite: false,
             limits: TaskLimits::default(),
             roots: None,
+            gate: None,
         };
         RunningJob {
             handle: tokio::spawn(runner::run(run)),

@@ -194,6 +194,10 @@ pub struct JobStatus {
     /// What the job's finished task attempts used, over all its stages.
     #[serde(default)]
     pub usage: Usage,
+    /// Why a queued job has not started, and its place in line (its tenant's cap of running
+    /// jobs); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// A task attempt's captured guest output.

@@ -395,6 +395,7 @@ mod tests {
                 finished_ms: None,
                 stages: vec![],
                 usage: Default::default(),
+                waiting: None,
             },
             submission: Submission::default(),
         }

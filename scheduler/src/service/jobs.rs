@@ -39,6 +39,7 @@ fn submit_status(e: SubmitError) -> Status {
         )),
         SubmitError::Store(_) => Status::internal(message),
         SubmitError::Roots { .. } => Status::permission_denied(message),
+        SubmitError::QueueFull { .. } => Status::resource_exhausted(message),
         SubmitError::Prepare(_) | SubmitError::Unreadable { .. } | SubmitError::Limits { .. } => {
             Status::invalid_argument(message)
         }
@@ -101,6 +102,7 @@ impl From<&JobStatus> for pb::JobStatus {
                 })
                 .collect(),
             usage: Some((&s.usage).into()),
+            waiting: s.waiting.clone().unwrap_or_default(),
             error: s.error.clone().unwrap_or_default(),
             output: s.output.clone(),
             submitted_ms: s.submitted_ms,
@@ -148,6 +150,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
                 })
                 .collect(),
             usage: s.usage.into(),
+            waiting: (!s.waiting.is_empty()).then_some(s.waiting),
         })
     }
 }
@@ -502,6 +505,7 @@ mod tests {
                 peak_memory_bytes: 23,
                 attempts: 6,
             },
+            waiting: Some("queued: 2nd in line".into()),
         };
         let back = JobStatus::try_from(pb::JobStatus::from(&status)).unwrap();
         assert_eq!(back, status);

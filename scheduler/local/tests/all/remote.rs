@@ -502,6 +502,7 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
             finished_ms: None,
             stages: vec![],
             usage: Default::default(),
+            waiting: None,
         };
         store
             .put(&weft_scheduler::jobs::JobRecord {
