@@ -29,6 +29,10 @@ const ERRNO_INVAL: u32 = 28;
 const ERRNO_NOTSOCK: u32 = 57;
 
 const SUBSCRIPTION_SIZE: u64 = 48;
+/// The most subscriptions one `poll_oneoff` takes: the host reads them into memory of its own, so
+/// a guest must not make it allocate in proportion to the guest's memory. (Rust's std uses one or
+/// two; WASI sets no bound of its own.)
+const MAX_SUBSCRIPTIONS: u32 = 1024;
 const EVENT_SIZE: u64 = 32;
 const EVENTTYPE_CLOCK: u8 = 0;
 const EVENTTYPE_FD_READ: u8 = 1;
@@ -91,7 +95,7 @@ fn poll_oneoff(
     let Some(Extern::Memory(memory)) = caller.get_export(weft_abi::MEMORY_EXPORT) else {
         return Ok(ERRNO_FAULT);
     };
-    if count == 0 {
+    if count == 0 || count > MAX_SUBSCRIPTIONS {
         return Ok(ERRNO_INVAL);
     }
     let clock_start = caller.data().clock_start;

@@ -149,3 +149,22 @@ fn socket_calls_fail_quietly() {
     assert_eq!(g.map("sockets", &one()).unwrap(), one());
     assert!(!g.output_truncated());
 }
+
+#[test]
+fn a_poll_of_a_million_subscriptions_is_refused_not_read() {
+    // `poll_oneoff` over 1,000,000 subscriptions: EINVAL (28), or the guest traps.
+    let bytes = guest(
+        WASI_IMPORTS,
+        &format!(
+            r#"(func (export "weft_map_poll") (param $f i32) (result i32)
+                 (if (i32.ne (call $poll_oneoff (i32.const 0) (i32.const 0) (i32.const 1000000)
+                                                (i32.const 600))
+                             (i32.const 28))
+                   (then unreachable))
+                 {})"#,
+            weft_testkit::wat::PASS_THROUGH
+        ),
+    );
+    let mut g = instantiate(&bytes);
+    assert_eq!(g.map("poll", &one()).unwrap(), one());
+}
