@@ -381,3 +381,32 @@ fn on_a_terminal_run_draws_progress_bars() {
         "{drawn}"
     );
 }
+
+#[test]
+fn local_usage_sums_the_jobs_run_with_the_data_directory() {
+    let weft = weft_with_examples();
+    let input = weft.scratch("usage.txt");
+    std::fs::write(&input, "a few words to count\n".repeat(50)).unwrap();
+    for n in 0..2 {
+        let out = weft.scratch(&format!("usage-out-{n}"));
+        weft.ok(&[
+            "run",
+            &example_job("wordcount"),
+            "--input",
+            path(&input),
+            "--output",
+            path(&out),
+        ]);
+    }
+    let usage = weft.ok(&["--json", "tenant", "usage"]).json();
+    let rows = usage.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{usage:#}");
+    assert_eq!(rows[0]["tenant"], "default");
+    assert_eq!(rows[0]["jobs"], 2, "{usage:#}");
+    assert!(rows[0]["usage"]["cpu_us"].as_u64() > Some(0), "{usage:#}");
+    assert!(
+        rows[0]["usage"]["attempts"].as_u64() >= Some(4),
+        "two stages of two jobs: {usage:#}"
+    );
+    assert_eq!(rows[0]["records_in"], 100, "50 lines, twice: {usage:#}");
+}
