@@ -14,7 +14,7 @@ pub mod scheduler;
 pub mod tenant;
 pub mod worker;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use weft_host::{Engine, InstanceAllocation};
@@ -64,6 +64,35 @@ pub fn client_link(globals: &Globals) -> Result<Link> {
 /// The TLS of this process: `--tls-ca` (global) to trust, `cert` and `key` to serve with.
 pub fn tls(globals: &Globals, cert: Option<&Path>, key: Option<&Path>) -> Result<Option<Tls>> {
     Tls::from_files(cert, key, globals.tls_ca.as_deref()).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// What `weft scheduler` and `weft worker` share: the cluster secret and the certificate they
+/// serve with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// A file holding the cluster secret: workers present it to the scheduler and to each other,
+    /// and require it of whoever calls them (default: $WEFT_CLUSTER_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Serve over TLS with this certificate (PEM; with --tls-key): the URL is then `https://`.
+    /// What this process calls over TLS is trusted by --tls-ca.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    pub fn secret(&self) -> Result<Option<Secret>> {
+        cluster_secret(self.cluster_secret_file.as_deref())
+    }
+
+    pub fn tls(&self, globals: &Globals) -> Result<Option<Tls>> {
+        tls(globals, self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
 }
 
 /// The API token to present to a scheduler: `--token-file`, else `$WEFT_TOKEN`, else the file

@@ -16,7 +16,7 @@ use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
 use weft_scheduler::jobs::SledJobStore;
 use weft_task::{Limit, TaskLimits};
 
-use super::cluster_secret;
+use super::ServeArgs;
 use super::compile::CompileLimits;
 use super::{init_logging, open_registry, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
@@ -51,18 +51,8 @@ pub struct SchedulerArgs {
     #[arg(long, value_name = "FILE")]
     pub tenants: Option<PathBuf>,
 
-    /// A file holding the cluster secret workers must present (default: $WEFT_CLUSTER_SECRET).
-    #[arg(long, value_name = "FILE")]
-    pub cluster_secret_file: Option<PathBuf>,
-
-    /// Serve over TLS with this certificate (PEM; with --tls-key): the URL is then `https://`.
-    /// Workers are called back over TLS, trusting --tls-ca.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `KEY=VALUE` of `--limit`.
@@ -76,7 +66,7 @@ fn parse_limit(text: &str) -> Result<(Limit, u64), String> {
 
 pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
     init_logging();
-    let secret = cluster_secret(args.cluster_secret_file.as_deref())?;
+    let secret = args.serve.secret()?;
     let access = match (&args.tenants, secret) {
         (Some(file), Some(secret)) => Access::from_file(file, secret)?,
         (Some(_), None) => anyhow::bail!(
@@ -87,7 +77,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
         (None, secret) => Access::open(secret),
     };
     tracing::info!("access: {}", access.describe());
-    let tls = super::tls(globals, args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    let tls = args.serve.tls(globals)?;
     let registry = Arc::new(open_registry(globals)?);
     let jobs_dir = globals.data_dir.join("jobs");
     let store = SledJobStore::open(&jobs_dir)

@@ -5,7 +5,6 @@
 //! them again. Shuffle files live under the data directory's `work/`. Once registered it prints
 //! one line on stdout, `weft worker ID listening on http://ADDRESS` (`https://` over TLS).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
@@ -15,7 +14,7 @@ use weft_task::link::{Link, Tls};
 use weft_worker::RegistryModuleSource;
 use weft_worker::service::WorkerConfig;
 
-use super::cluster_secret;
+use super::ServeArgs;
 use super::compile::CompileLimits;
 use super::{init_logging, pool_warning, runtime, shutdown_signal};
 use crate::Globals;
@@ -41,19 +40,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub compile: CompileLimits,
 
-    /// A file holding the cluster's secret, presented to the scheduler and to other workers and
-    /// required of whoever calls this worker (default: $WEFT_CLUSTER_SECRET).
-    #[arg(long, value_name = "FILE")]
-    pub cluster_secret_file: Option<PathBuf>,
-
-    /// Serve over TLS with this certificate (PEM; with --tls-key): the address this worker gives
-    /// is then `https://`. The scheduler and other workers are trusted by --tls-ca.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
@@ -61,8 +49,8 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
         anyhow!("weft worker needs the scheduler's URL: pass --scheduler URL or set WEFT_SCHEDULER")
     })?;
     init_logging();
-    let secret = cluster_secret(args.cluster_secret_file.as_deref())?;
-    let tls = super::tls(globals, args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    let secret = args.serve.secret()?;
+    let tls = args.serve.tls(globals)?;
     let slots = match args.slots {
         Some(n) => n,
         None => u32::try_from(super::cpus()).unwrap_or(u32::MAX),
@@ -102,11 +90,7 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
         let handle = weft_worker::service::start(listener, config, engine, source)
             .await
             .context("cannot start the worker")?;
-        let scheme = if tls.as_ref().is_some_and(Tls::serves) {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = Tls::scheme(tls.as_ref());
         outln!(
             "weft worker {} listening on {scheme}://{}",
             handle.id(),

@@ -128,6 +128,17 @@ pub struct SplitReader {
     roots: Option<DataRoots>,
 }
 
+/// Moves `file` (open on `path`) to `offset`.
+fn seek(file: &mut File, path: &Path, offset: u64) -> Result<()> {
+    file.seek(SeekFrom::Start(offset))
+        .map(drop)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset,
+            source,
+        })
+}
+
 /// A malformed input record, as `on_error = "quarantine"` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRecord {
@@ -319,12 +330,7 @@ impl SplitReader {
             _ => split.start.saturating_sub(1),
         };
         if read_from > 0 {
-            file.seek(SeekFrom::Start(read_from))
-                .map_err(|source| Error::Read {
-                    path: path.clone(),
-                    offset: read_from,
-                    source,
-                })?;
+            seek(&mut file, &path, read_from)?;
         }
         // A small split needs no multi-megabyte window; one that is too small grows on demand.
         let window = usize::try_from(split.length.saturating_add(WINDOW_SLACK))
@@ -342,18 +348,9 @@ impl SplitReader {
                         path: path.clone(),
                         source,
                     })?;
-                    own.seek(SeekFrom::Start(0)).map_err(|source| Error::Read {
-                        path: path.clone(),
-                        offset: 0,
-                        source,
-                    })?;
+                    seek(&mut own, &path, 0)?;
                     let names = crate::csv::read_header_of(own, &path, delimiter)?;
-                    file.seek(SeekFrom::Start(read_from))
-                        .map_err(|source| Error::Read {
-                            path: path.clone(),
-                            offset: read_from,
-                            source,
-                        })?;
+                    seek(&mut file, &path, read_from)?;
                     Some(names)
                 } else {
                     None

@@ -65,6 +65,15 @@ impl Tls {
         self.identity.is_some()
     }
 
+    /// The scheme of the URLs of a process serving with `tls`: `https` or `http`.
+    pub fn scheme(tls: Option<&Tls>) -> &'static str {
+        if tls.is_some_and(Tls::serves) {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     fn client(&self) -> ClientTlsConfig {
         let config = ClientTlsConfig::new();
         match &self.ca {

@@ -120,11 +120,7 @@ pub fn start_with_access(
             std::io::Error::other(format!("the TLS certificate or key is refused: {e}"))
         })?;
     }
-    let scheme = if tls.as_ref().is_some_and(Tls::serves) {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = Tls::scheme(tls.as_ref());
     let server = tokio::spawn(async move {
         let result = builder
             .add_service(registry)

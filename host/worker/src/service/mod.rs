@@ -212,14 +212,7 @@ pub async fn start(
     })?;
     let registration = WorkerRegistration {
         engine_hash: engine.compatibility_hash(),
-        address: format!(
-            "{}://{address}",
-            if config.tls.as_ref().is_some_and(Tls::serves) {
-                "https"
-            } else {
-                "http"
-            }
-        ),
+        address: format!("{}://{address}", Tls::scheme(config.tls.as_ref())),
         slots: config.slots.max(1),
         memory_bytes: config.memory_bytes,
         hostname: if config.hostname.is_empty() {
