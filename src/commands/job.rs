@@ -15,7 +15,7 @@ use clap::Subcommand;
 use weft_local::DataDir;
 use weft_scheduler::Tenant;
 use weft_scheduler::client::JobsClient;
-use weft_scheduler::jobs::{JobState, JobStatus, TaskLog, TaskRef};
+use weft_scheduler::jobs::{JobState, JobStatus, TaskLog, TaskRef, TaskReport};
 
 use super::plan::JobArgs;
 use super::progress::{Lines, Progress};
@@ -35,8 +35,14 @@ pub enum JobCommand {
         #[arg(long)]
         wait: bool,
     },
-    /// Show a job's state and its stages' progress.
-    Status { job_id: String },
+    /// Show a job's state, its stages' progress and what it used; with --json, every task
+    /// attempt too (under `tasks`).
+    Status {
+        job_id: String,
+        /// Also list every task attempt: where it ran, how it ended, what it read, wrote and used.
+        #[arg(long)]
+        tasks: bool,
+    },
     /// Follow a job's progress until it ends; exit 0 if it succeeded, 1 otherwise. On a
     /// terminal, a bar per stage (bytes read, records, tasks, elapsed time, time left); otherwise
     /// a line per stage as it changes, at most once a second.
@@ -134,6 +140,13 @@ impl Jobs {
         }
     }
 
+    fn tasks(&mut self, job: &str) -> Result<Vec<TaskReport>> {
+        match self {
+            Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.tasks(job))?),
+            Jobs::Local(data) => Ok(data.tasks(job)?),
+        }
+    }
+
     fn logs(&mut self, job: &str, task: Option<TaskRef>) -> Result<Vec<TaskLog>> {
         match self {
             Jobs::Remote { runtime, client } => Ok(runtime.block_on(client.logs(job, task))?),
@@ -217,9 +230,20 @@ fn dispatch(globals: &Globals, jobs: &mut Jobs, command: JobCommand) -> Result<(
             print_status(globals, &status)?;
             outcome(&status)
         }
-        JobCommand::Status { job_id } => {
+        JobCommand::Status { job_id, tasks } => {
             let status = jobs.status(&job_id)?;
-            print_status(globals, &status)
+            if globals.json {
+                let tasks = jobs.tasks(&job_id)?;
+                return print_json(&StatusWithTasks {
+                    status: &status,
+                    tasks: &tasks,
+                });
+            }
+            print_status(globals, &status)?;
+            if tasks {
+                print_tasks(&jobs.tasks(&job_id)?)?;
+            }
+            Ok(())
         }
         JobCommand::Watch { job_id, quiet } => {
             let status = if globals.json || quiet {
@@ -360,6 +384,15 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
         time(s.submitted_ms),
         elapsed(s).map_or(String::new(), |d| format!(", ran {}", seconds(d)))
     )?;
+    if s.usage.attempts > 0 {
+        outln!(
+            "used:    {} CPU, {} in task attempts ({}), peak guest memory {}",
+            seconds(Duration::from_micros(s.usage.cpu_us)),
+            seconds(Duration::from_micros(s.usage.wall_us)),
+            s.usage.attempts,
+            super::run::bytes(s.usage.peak_memory_bytes)
+        )?;
+    }
     outln!(
         "{:<6} {:>5} {:>5} {:>5} {:>6} {:>12} {:>12} {:>10} {:>10} {:>7}  STEPS",
         "STAGE",
@@ -387,6 +420,54 @@ fn print_status(globals: &Globals, s: &JobStatus) -> Result<()> {
             super::run::bytes(st.bytes_out),
             st.remote_fetches,
             st.steps.join(" -> ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `weft job status --json`: the status, and every task attempt under `tasks`.
+#[derive(serde::Serialize)]
+struct StatusWithTasks<'a> {
+    #[serde(flatten)]
+    status: &'a JobStatus,
+    tasks: &'a [TaskReport],
+}
+
+/// `weft job status --tasks`: a line per task attempt.
+fn print_tasks(tasks: &[TaskReport]) -> Result<()> {
+    outln!()?;
+    if tasks.is_empty() {
+        outln!("no task has ended yet")?;
+        return Ok(());
+    }
+    outln!(
+        "{:<8} {:>3} {:<10} {:<10} {:>11} {:>11} {:>10} {:>10} {:>9} {:>9} {:>10}",
+        "TASK",
+        "TRY",
+        "STATE",
+        "WORKER",
+        "RECORDS IN",
+        "RECORDS OUT",
+        "BYTES IN",
+        "BYTES OUT",
+        "CPU",
+        "WALL",
+        "MEMORY"
+    )?;
+    for t in tasks {
+        outln!(
+            "{:<8} {:>3} {:<10} {:<10} {:>11} {:>11} {:>10} {:>10} {:>9} {:>9} {:>10}",
+            format!("{}.{}", t.stage, t.partition),
+            t.attempt,
+            t.state,
+            t.worker_id,
+            t.records_in,
+            t.records_out,
+            super::run::bytes(t.bytes_in),
+            super::run::bytes(t.bytes_out),
+            seconds(Duration::from_micros(t.cpu_us)),
+            seconds(Duration::from_micros(t.wall_us)),
+            super::run::bytes(t.peak_memory_bytes),
         )?;
     }
     Ok(())

@@ -409,4 +409,32 @@ fn local_usage_sums_the_jobs_run_with_the_data_directory() {
         "two stages of two jobs: {usage:#}"
     );
     assert_eq!(rows[0]["records_in"], 100, "50 lines, twice: {usage:#}");
+
+    // Each job's task attempts are listed by `job status --json`, and add up to the usage.
+    let jobs = weft.ok(&["--json", "job", "list"]).json();
+    let mut cpu_us = 0;
+    let mut attempts = 0;
+    for job in jobs.as_array().unwrap() {
+        let id = job["job_id"].as_str().unwrap();
+        let status = weft.ok(&["--json", "job", "status", id]).json();
+        let tasks = status["tasks"].as_array().unwrap();
+        let read: u64 = tasks
+            .iter()
+            .filter(|t| t["stage"] == 0)
+            .map(|t| t["records_in"].as_u64().unwrap())
+            .sum();
+        assert_eq!(read, 50, "{status:#}");
+        cpu_us += tasks
+            .iter()
+            .map(|t| t["cpu_us"].as_u64().unwrap())
+            .sum::<u64>();
+        attempts += tasks.len() as u64;
+        let table = weft.ok(&["job", "status", id, "--tasks"]).stdout();
+        assert!(
+            table.contains("TASK") && table.contains("0.0") && table.contains("succeeded"),
+            "{table}"
+        );
+    }
+    assert_eq!(rows[0]["usage"]["cpu_us"].as_u64(), Some(cpu_us));
+    assert_eq!(rows[0]["usage"]["attempts"].as_u64(), Some(attempts));
 }

@@ -161,7 +161,15 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     assert_eq!(status["tenant"], "alice", "{status:#}");
     assert_same_counts(&counts_of(read_output(&out)), &word_counts(text.as_bytes()));
     let alice_job = status["job_id"].as_str().unwrap().to_owned();
+    let status = t.json_as(&t.alice, &["job", "status", &alice_job]);
     assert_accounted(&status);
+    let tasks = status["tasks"].as_array().unwrap();
+    let read: u64 = tasks
+        .iter()
+        .filter(|t| t["stage"] == 0)
+        .map(|t| t["records_in"].as_u64().unwrap())
+        .sum();
+    assert_eq!(read, text.lines().count() as u64, "{status:#}");
 
     // Bob sees nothing of it, and learns nothing: each answer is the one for what does not exist.
     let listed = t.json_as(&t.bob, &["module", "list"]);
@@ -297,6 +305,20 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
                 "{tenant} {key}: {row:#}"
             );
         }
+        // ... and the sum of every task attempt of those jobs, as `job status --json` lists them.
+        let tasks: Vec<Value> = jobs
+            .iter()
+            .flat_map(|j| {
+                let id = j["job_id"].as_str().unwrap();
+                let status = t.json_as(&t.operator, &["job", "status", id]);
+                status["tasks"].as_array().unwrap().clone()
+            })
+            .collect();
+        assert_eq!(row["usage"]["attempts"].as_u64(), Some(tasks.len() as u64));
+        for key in ["cpu_us", "wall_us"] {
+            let sum: u64 = tasks.iter().map(|t| t[key].as_u64().unwrap()).sum();
+            assert_eq!(row["usage"][key].as_u64(), Some(sum), "{tenant} {key}");
+        }
     }
     let own = t.json_as(&t.alice, &["tenant", "usage"]);
     assert_eq!(own.as_array().map(Vec::len), Some(1), "{own:#}");
@@ -358,9 +380,41 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     }
 }
 
-/// A finished job's usage: CPU and wall time in every stage, and the job's the stages' sum.
+/// A finished job's usage: CPU and wall time in every stage, and the job's the stages' sum; each
+/// stage's usage, records and bytes the sum of its task attempts' (`job status --json`'s `tasks`).
 fn assert_accounted(status: &Value) {
     let stages = status["stages"].as_array().unwrap();
+    let tasks = status["tasks"].as_array().expect("tasks in job status --json");
+    for stage in stages {
+        let mine: Vec<&Value> = tasks
+            .iter()
+            .filter(|t| t["stage"] == stage["stage"])
+            .collect();
+        assert_eq!(
+            mine.len() as u64,
+            stage["usage"]["attempts"].as_u64().unwrap()
+        );
+        let sum = |key: &str| -> u64 { mine.iter().map(|t| t[key].as_u64().unwrap()).sum() };
+        for key in ["cpu_us", "wall_us"] {
+            assert_eq!(stage["usage"][key].as_u64(), Some(sum(key)), "{key}: {status:#}");
+        }
+        for key in ["records_in", "records_out", "bytes_in", "bytes_out"] {
+            assert_eq!(stage[key].as_u64(), Some(sum(key)), "{key}: {status:#}");
+        }
+        for t in &mine {
+            assert_eq!(t["state"], "succeeded", "{t:#}");
+            assert!(t["cpu_us"].as_u64() > Some(0), "{t:#}");
+            assert!(t["peak_memory_bytes"].as_u64() > Some(0), "{t:#}");
+            assert!(!t["worker_id"].as_str().unwrap().is_empty(), "{t:#}");
+        }
+        // A map stage writes its output into the shuffle; the reduce stage reads all of it.
+        let (read, written) = (sum("shuffle_bytes_read"), sum("shuffle_bytes_written"));
+        if stage["parents"].as_array().unwrap().is_empty() {
+            assert_eq!((read, written), (0, sum("bytes_out")), "{status:#}");
+        } else {
+            assert_eq!((read, written), (sum("bytes_in"), 0), "{status:#}");
+        }
+    }
     for key in ["cpu_us", "wall_us", "attempts"] {
         let sum: u64 = stages
             .iter()

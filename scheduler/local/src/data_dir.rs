@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use weft_scheduler::jobs::store::AttemptKey;
 use weft_scheduler::jobs::{
     JobRecord, JobState, JobStatus, JobStore, MemoryJobStore, SledJobStore, StoreError, TaskLog,
-    TaskRecord,
+    TaskRecord, TaskReport,
 };
 
 /// Why the data directory's jobs could not be read or written.
@@ -139,6 +139,19 @@ impl DataDir {
     pub fn logs(&self, job: &str) -> Result<Vec<TaskLog>, DataDirError> {
         match self.shared()? {
             Some(store) => Ok(store.logs(job)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every recorded attempt of a job that is over (a running job's are kept by its process
+    /// until it ends: empty here).
+    pub fn tasks(&self, job: &str) -> Result<Vec<TaskReport>, DataDirError> {
+        match self.shared()? {
+            Some(store) => Ok(store
+                .tasks(job)?
+                .into_iter()
+                .map(|(key, record)| TaskReport::new(key, &record))
+                .collect()),
             None => Ok(Vec::new()),
         }
     }

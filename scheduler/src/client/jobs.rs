@@ -12,7 +12,7 @@ use super::ClientError;
 use crate::Tenant;
 use crate::cluster::WorkerInfo;
 use crate::job::Submission;
-use crate::jobs::{JobStatus, TaskLog, TaskRef, TenantUsage};
+use crate::jobs::{JobStatus, TaskLog, TaskRef, TaskReport, TenantUsage};
 use crate::service::jobs::logs_from_chunks;
 
 /// Jobs and workers of the scheduler at one URL.
@@ -95,6 +95,22 @@ impl JobsClient {
             .await
             .map_err(|s| self.error(s))?;
         JobStatus::try_from(reply.into_inner()).map_err(ClientError::Invalid)
+    }
+
+    /// Every recorded attempt of the job's tasks, in stage, partition and attempt order.
+    pub async fn tasks(&mut self, job: &str) -> Result<Vec<TaskReport>, ClientError> {
+        let mut stream = self
+            .jobs
+            .tasks(self.job_ref(job))
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let mut tasks = Vec::new();
+        while let Some(item) = stream.next().await {
+            let task = item.map_err(|s| self.error(s))?;
+            tasks.push(TaskReport::try_from(task).map_err(ClientError::Invalid)?);
+        }
+        Ok(tasks)
     }
 
     /// Calls `each` with every status snapshot until the job is over; returns the final status.

@@ -335,7 +335,7 @@ async fn run_tasks(
             });
         }
         if job.cancelled() {
-            stop_running(&control, &mut running, outcomes).await;
+            stop_running(job, stage_index, &mut running, outcomes).await;
             return Err(JobError::Cancelled);
         }
         // Armed before trying, so a slot freed while we launch is not missed.
@@ -369,7 +369,7 @@ async fn run_tasks(
                 }
                 Err(e) => {
                     control.release(&worker, &spec.id);
-                    stop_running(&control, &mut running, outcomes).await;
+                    stop_running(job, stage_index, &mut running, outcomes).await;
                     return Err(JobError::Cluster(format!(
                         "launching {} on {worker}: {}",
                         spec.id,
@@ -414,11 +414,7 @@ async fn run_tasks(
         if running.remove(&outcome.id).is_none() {
             continue; // not ours (a superseded attempt)
         }
-        record_task(job, &outcome);
-        job.update(false, |s| {
-            s.stages[stage_index].usage.add(&outcome.usage);
-            s.usage.add(&outcome.usage);
-        });
+        account(job, stage_index, &outcome);
         match outcome.result {
             Ok(result) => {
                 let in_flight = control.stage_progress(&job_id, stage_id);
@@ -443,7 +439,7 @@ async fn run_tasks(
                     st.tasks_running -= 1;
                     st.tasks_failed += 1;
                 });
-                stop_running(&control, &mut running, outcomes).await;
+                stop_running(job, stage_index, &mut running, outcomes).await;
                 // A kill this job did not ask for: the worker stopped (or another scheduler told
                 // it to); say where, since the task's own message only says it was cancelled.
                 let message = if failure.cancelled {
@@ -467,24 +463,46 @@ async fn run_tasks(
     Ok(results.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+/// Counts what a finished task attempt used in its stage's and job's usage, and keeps what it did
+/// (and what its guest printed) in the job store: every attempt the job saw end, failed and killed
+/// ones too, so that the per-task records add up to the job's usage.
+fn account(job: &mut JobRun, stage_index: usize, outcome: &TaskOutcome) {
+    let reads_shuffle = !job.status.borrow().stages[stage_index].parents.is_empty();
+    record_task(job, reads_shuffle, outcome);
+    job.update(false, |s| {
+        s.stages[stage_index].usage.add(&outcome.usage);
+        s.usage.add(&outcome.usage);
+    });
+}
+
 /// Keeps what a task attempt did, and what its guest printed, in the job store.
-fn record_task(job: &JobRun, outcome: &TaskOutcome) {
+fn record_task(job: &JobRun, reads_shuffle: bool, outcome: &TaskOutcome) {
     let id = &outcome.id;
+    let usage = &outcome.usage;
+    let record = TaskRecord {
+        worker_id: outcome.worker_id.clone(),
+        cpu_us: usage.cpu_us,
+        wall_us: usage.wall_us,
+        peak_memory_bytes: usage.peak_memory_bytes,
+        ..TaskRecord::default()
+    };
     let record = match &outcome.result {
         Ok(r) => TaskRecord {
-            worker_id: outcome.worker_id.clone(),
             succeeded: true,
-            error: None,
             records_in: r.records_in,
             records_out: r.records_out,
+            records_skipped: r.records_skipped,
             bytes_in: r.bytes_in,
             bytes_out: r.bytes_out,
+            shuffle_bytes_read: if reads_shuffle { r.bytes_in } else { 0 },
+            remote_fetches: r.remote_fetches,
             blocks: r.blocks.iter().map(|b| (b.partition, b.bytes)).collect(),
+            ..record
         },
         Err(f) => TaskRecord {
-            worker_id: outcome.worker_id.clone(),
             error: Some(f.message.clone()),
-            ..TaskRecord::default()
+            cancelled: f.cancelled,
+            ..record
         },
     };
     let output = outcome.output.clone();
@@ -509,10 +527,12 @@ fn record_task(job: &JobRun, outcome: &TaskOutcome) {
 /// nothing of the job still writes once the caller cleans up. An attempt that does not answer in
 /// time gets its slot back anyway; the worker's next heartbeat kills it.
 async fn stop_running(
-    control: &ControlState,
+    job: &mut JobRun,
+    stage_index: usize,
     running: &mut HashMap<TaskId, String>,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) {
+    let control = job.control.clone();
     for (id, worker) in running.iter() {
         if let Some(conn) = control.connection(worker)
             && let Err(e) = conn.kill(id).await
@@ -525,7 +545,9 @@ async fn stop_running(
     while !running.is_empty() {
         match tokio::time::timeout_at(deadline, outcomes.recv()).await {
             Ok(Some(o)) => {
-                running.remove(&o.id);
+                if running.remove(&o.id).is_some() {
+                    account(job, stage_index, &o);
+                }
             }
             _ => break,
         }

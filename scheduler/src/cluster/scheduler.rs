@@ -22,7 +22,9 @@ use super::{JobError, JobReport};
 use crate::access::JobCaps;
 use crate::job::{self, Location, Plan, PrepareError, Submission};
 use crate::jobs::store::JobRecord;
-use crate::jobs::{JobState, JobStatus, JobStore, StoreError, TaskLog, TaskRef, now_ms};
+use crate::jobs::{
+    JobState, JobStatus, JobStore, StoreError, TaskLog, TaskRef, TaskReport, now_ms,
+};
 use crate::{Registry, Tenant};
 
 /// How the scheduler runs.
@@ -496,6 +498,17 @@ impl Scheduler {
             .logs(job)?
             .into_iter()
             .filter(|l| task.is_none_or(|t| t.stage == l.stage && t.partition == l.partition))
+            .collect())
+    }
+
+    /// Every recorded attempt of the job's tasks, in stage, partition and attempt order.
+    pub fn tasks(&self, tenant: &Tenant, job: &str) -> Result<Vec<TaskReport>, LookupError> {
+        self.status(tenant, job)?;
+        Ok(self
+            .store
+            .tasks(job)?
+            .into_iter()
+            .map(|(key, record)| TaskReport::new(key, &record))
             .collect())
     }
 

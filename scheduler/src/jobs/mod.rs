@@ -139,6 +139,76 @@ impl From<Option<weft_proto::v1::Usage>> for Usage {
     }
 }
 
+/// One recorded task attempt, as `weft job status --json` lists it under `tasks`: where it ran,
+/// how it ended, what it read, wrote and used. Part of the JSON contract: fields are only added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub stage: u32,
+    pub partition: u32,
+    pub attempt: u32,
+    pub worker_id: String,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub state: JobState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub records_skipped: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Of `bytes_in`, what was read from a shuffle; of `bytes_out`, what was written into one.
+    pub shuffle_bytes_read: u64,
+    pub shuffle_bytes_written: u64,
+    /// Shuffle blocks fetched from another worker.
+    pub remote_fetches: u64,
+    /// CPU time of the thread that ran the attempt, and its wall time, in microseconds.
+    pub cpu_us: u64,
+    pub wall_us: u64,
+    /// The largest linear memory its guests grew to.
+    pub peak_memory_bytes: u64,
+}
+
+impl TaskReport {
+    pub fn new((stage, partition, attempt): store::AttemptKey, record: &TaskRecord) -> TaskReport {
+        let state = if record.succeeded {
+            JobState::Succeeded
+        } else if record.cancelled {
+            JobState::Cancelled
+        } else {
+            JobState::Failed
+        };
+        TaskReport {
+            stage,
+            partition,
+            attempt,
+            worker_id: record.worker_id.clone(),
+            state,
+            error: record.error.clone(),
+            records_in: record.records_in,
+            records_out: record.records_out,
+            records_skipped: record.records_skipped,
+            bytes_in: record.bytes_in,
+            bytes_out: record.bytes_out,
+            shuffle_bytes_read: record.shuffle_bytes_read,
+            shuffle_bytes_written: record.blocks.iter().map(|(_, bytes)| bytes).sum(),
+            remote_fetches: record.remote_fetches,
+            cpu_us: record.cpu_us,
+            wall_us: record.wall_us,
+            peak_memory_bytes: record.peak_memory_bytes,
+        }
+    }
+
+    /// What the attempt used, as one attempt of [`Usage`].
+    pub fn usage(&self) -> Usage {
+        Usage {
+            cpu_us: self.cpu_us,
+            wall_us: self.wall_us,
+            peak_memory_bytes: self.peak_memory_bytes,
+            attempts: 1,
+        }
+    }
+}
+
 /// What one tenant's jobs used in all: `weft tenant usage`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantUsage {

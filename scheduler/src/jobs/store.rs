@@ -57,6 +57,23 @@ pub struct TaskRecord {
     pub bytes_out: u64,
     /// Shuffle blocks written: `(reduce partition, bytes)` on `worker_id`.
     pub blocks: Vec<(u32, u64)>,
+    /// The attempt was killed (the job was cancelled or failed elsewhere, or its worker stopped).
+    #[serde(default)]
+    pub cancelled: bool,
+    #[serde(default)]
+    pub records_skipped: u64,
+    /// Of `bytes_in`, what was read from a shuffle (all of it, in a stage that reads one).
+    #[serde(default)]
+    pub shuffle_bytes_read: u64,
+    #[serde(default)]
+    pub remote_fetches: u64,
+    /// What the attempt used (see [`weft_task::TaskUsage`]), whether it succeeded or not.
+    #[serde(default)]
+    pub cpu_us: u64,
+    #[serde(default)]
+    pub wall_us: u64,
+    #[serde(default)]
+    pub peak_memory_bytes: u64,
 }
 
 /// A task attempt's `(stage, partition, attempt)`.

@@ -17,7 +17,7 @@ use crate::access::{Identity, identity_of};
 use crate::cluster::{LookupError, Scheduler, SubmitError, WorkerInfo};
 use crate::job::{PrepareError, Submission};
 use crate::jobs::{
-    JobState, JobStatus, StageStatus, TaskLog, TaskRef, TenantUsage, usage_by_tenant,
+    JobState, JobStatus, StageStatus, TaskLog, TaskRef, TaskReport, TenantUsage, usage_by_tenant,
 };
 
 fn lookup_status(e: LookupError) -> Status {
@@ -64,6 +64,56 @@ pub fn state_from_pb(state: i32) -> Result<JobState, ConvertError> {
         Ok(pb::JobState::Failed) => Ok(JobState::Failed),
         Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
         _ => Err(bad("JobStatus.state", format!("invalid job state {state}"))),
+    }
+}
+
+impl From<&TaskReport> for pb::TaskReport {
+    fn from(t: &TaskReport) -> pb::TaskReport {
+        pb::TaskReport {
+            stage_id: t.stage,
+            partition: t.partition,
+            attempt: t.attempt,
+            worker_id: t.worker_id.clone(),
+            state: state_to_pb(t.state).into(),
+            error: t.error.clone().unwrap_or_default(),
+            records_in: t.records_in,
+            records_out: t.records_out,
+            records_skipped: t.records_skipped,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            shuffle_bytes_read: t.shuffle_bytes_read,
+            shuffle_bytes_written: t.shuffle_bytes_written,
+            remote_fetches: t.remote_fetches,
+            cpu_us: t.cpu_us,
+            wall_us: t.wall_us,
+            peak_memory_bytes: t.peak_memory_bytes,
+        }
+    }
+}
+
+impl TryFrom<pb::TaskReport> for TaskReport {
+    type Error = ConvertError;
+
+    fn try_from(t: pb::TaskReport) -> Result<TaskReport, ConvertError> {
+        Ok(TaskReport {
+            stage: t.stage_id,
+            partition: t.partition,
+            attempt: t.attempt,
+            worker_id: t.worker_id,
+            state: state_from_pb(t.state)?,
+            error: (!t.error.is_empty()).then_some(t.error),
+            records_in: t.records_in,
+            records_out: t.records_out,
+            records_skipped: t.records_skipped,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            shuffle_bytes_read: t.shuffle_bytes_read,
+            shuffle_bytes_written: t.shuffle_bytes_written,
+            remote_fetches: t.remote_fetches,
+            cpu_us: t.cpu_us,
+            wall_us: t.wall_us,
+            peak_memory_bytes: t.peak_memory_bytes,
+        })
     }
 }
 
@@ -434,6 +484,29 @@ impl pb::jobs_server::Jobs for JobsService {
                     if tx.send(Ok(chunk)).await.is_err() {
                         return;
                     }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(out)))
+    }
+
+    type TasksStream = ReceiverStream<Result<pb::TaskReport, Status>>;
+
+    async fn tasks(
+        &self,
+        request: Request<pb::JobRef>,
+    ) -> Result<Response<Self::TasksStream>, Status> {
+        let identity = identity_of(&request);
+        let r = request.into_inner();
+        let tasks = self
+            .0
+            .tasks(&self.job_tenant(&identity, &r)?, &r.job_id)
+            .map_err(lookup_status)?;
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            for task in &tasks {
+                if tx.send(Ok(task.into())).await.is_err() {
+                    return;
                 }
             }
         });
