@@ -33,16 +33,17 @@ pub enum Compiler {
     Process(ProcessCompiler),
 }
 
-/// A child process that compiles one module: `program args…`, given the wasm bytes on stdin, must
-/// write [`serve_compile`]'s output on stdout and exit 0, or write why on stderr and exit non-zero.
+/// A child process that compiles one module: `program args… --memory BYTES`, given the wasm bytes
+/// on stdin, must write [`serve_compile`]'s output on stdout and exit 0, or write why on stderr and
+/// exit non-zero.
 #[derive(Debug, Clone)]
 pub struct ProcessCompiler {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     /// How long a compile may take before the child is killed.
     pub timeout: Duration,
-    /// The memory the child may use, which the child is asked to enforce on itself (it is part of
-    /// `args`; kept here for messages).
+    /// The memory the child may use, which the child is asked to enforce on itself (passed as
+    /// `--memory BYTES` after `args`).
     pub max_memory: u64,
     /// Children compiling at once, shared by every clone: a flood of uploads waits its turn
     /// instead of starting a child each.
@@ -85,6 +86,19 @@ impl Drop for Entered<'_> {
 const POLL: Duration = Duration::from_millis(5);
 
 impl Compiler {
+    /// This compiler with a deadline and a memory limit no larger than `timeout` and `memory`
+    /// (a tenant's ceilings under the server's). A compiler in this process has neither to lower.
+    pub fn capped(&self, timeout: Option<Duration>, memory: Option<u64>) -> Compiler {
+        match self {
+            Compiler::InProcess => Compiler::InProcess,
+            Compiler::Process(child) => Compiler::Process(ProcessCompiler {
+                timeout: timeout.map_or(child.timeout, |t| t.min(child.timeout)),
+                max_memory: memory.map_or(child.max_memory, |m| m.min(child.max_memory)),
+                ..child.clone()
+            }),
+        }
+    }
+
     /// Compiles `bytes` (already validated: [`crate::validate`]'s static checks) for `engine`.
     pub(crate) fn compile(
         &self,
@@ -119,6 +133,8 @@ impl ProcessCompiler {
         let _place = self.gate.enter();
         let mut child = Command::new(&self.program)
             .args(&self.args)
+            .arg("--memory")
+            .arg(self.max_memory.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

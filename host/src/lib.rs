@@ -48,7 +48,8 @@ pub use error::{ArtifactError, CallError, MAX_GUEST_MESSAGE_BYTES, ValidationErr
 pub use info::{ModuleInfo, UdfInfo};
 pub use module::{GuestInstance, GuestModule};
 pub use validate::{
-    DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STARTUP_TIME, ValidatedModule, ValidationLimits,
+    DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STARTUP_TIME, ModuleLimits, ValidatedModule,
+    ValidationLimits,
 };
 pub use weft_abi::native::NativeUdf;
 pub use weft_abi::{ABI_VERSION, UdfKind};

@@ -29,6 +29,32 @@ pub struct ValidationLimits {
     pub max_startup_time: Duration,
 }
 
+/// A tenant's ceilings on what it registers, each under the server's [`ValidationLimits`] (`None`:
+/// the server's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModuleLimits {
+    pub max_module_bytes: Option<usize>,
+    /// How long compiling one of its modules may take.
+    pub compile_time: Option<Duration>,
+    /// The memory compiling one of its modules may use.
+    pub compile_memory: Option<u64>,
+}
+
+impl ValidationLimits {
+    /// These limits, lowered to `tenant`'s ceilings where those are lower.
+    pub fn capped_by(&self, tenant: &ModuleLimits) -> ValidationLimits {
+        ValidationLimits {
+            max_module_bytes: tenant
+                .max_module_bytes
+                .map_or(self.max_module_bytes, |m| m.min(self.max_module_bytes)),
+            compiler: self
+                .compiler
+                .capped(tenant.compile_time, tenant.compile_memory),
+            max_startup_time: self.max_startup_time,
+        }
+    }
+}
+
 /// Default size limit: generous for real guests (a Rust guest with std is ~100 KiB–2 MiB) while
 /// keeping a registry and every worker's cache safe from accidental uploads.
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 64 << 20;

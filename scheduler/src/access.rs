@@ -6,6 +6,10 @@
 //! tokens = ["blake3:…"]          # digests of alice's API tokens (`weft tenant token` mints one)
 //! [tenants.alice.limits]         # alice's ceilings, under the cluster's (`--limit`)
 //! memory = "512MiB"
+//! [tenants.alice.modules]        # what alice may register, under the scheduler's own limits
+//! size = "8MiB"
+//! compile_time = "20s"
+//! compile_memory = "512MiB"
 //!
 //! [operators]
 //! tokens = ["blake3:…"]          # may see every tenant's jobs, and the workers
@@ -20,10 +24,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
+use weft_host::ModuleLimits;
 use weft_io::DataRoots;
 use weft_task::auth::{Secret, SecretHash, presented};
 use weft_task::{Limit, TaskLimits};
@@ -126,6 +132,8 @@ pub struct TenantRules {
     pub weight: u32,
     /// Its caps on jobs running at once and jobs waiting.
     pub caps: JobCaps,
+    /// Its ceilings on the modules it registers.
+    pub modules: ModuleLimits,
 }
 
 /// A tenant's caps on its jobs: how many may run at once (the rest wait, queued, in order), and
@@ -172,6 +180,38 @@ struct RawTenant {
     limits: BTreeMap<String, toml::Value>,
     #[serde(default)]
     data: RawData,
+    #[serde(default)]
+    modules: RawModules,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawModules {
+    size: Option<toml::Value>,
+    compile_time: Option<toml::Value>,
+    compile_memory: Option<toml::Value>,
+}
+
+impl RawModules {
+    /// The tenant's module ceilings; sizes and durations are written as in `[limits]`.
+    fn parse(&self, name: &str) -> Result<ModuleLimits, String> {
+        use crate::job::spec::limit_value;
+        // Any size-valued limit parses a size, any time-valued one a duration (in milliseconds).
+        let value = |key: &str, kind: Limit, value: &Option<toml::Value>| {
+            value
+                .as_ref()
+                .map(|v| limit_value(kind, v))
+                .transpose()
+                .map_err(|e| format!("tenants.{name}.modules.{key}: {e}"))
+        };
+        Ok(ModuleLimits {
+            max_module_bytes: value("size", Limit::Memory, &self.size)?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            compile_time: value("compile_time", Limit::CallTime, &self.compile_time)?
+                .map(Duration::from_millis),
+            compile_memory: value("compile_memory", Limit::Memory, &self.compile_memory)?,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -270,6 +310,7 @@ impl Access {
                 running: raw.max_running_jobs,
                 queued: raw.max_queued_jobs,
             };
+            let modules = raw.modules.parse(&name)?;
             tenants.insert(
                 tenant,
                 TenantRules {
@@ -277,6 +318,7 @@ impl Access {
                     data,
                     weight,
                     caps,
+                    modules,
                 },
             );
         }
@@ -436,6 +478,13 @@ impl Access {
             .collect()
     }
 
+    /// Each tenant's ceilings on the modules it registers.
+    pub fn module_limits(&self) -> HashMap<Tenant, ModuleLimits> {
+        self.tenants()
+            .map(|(t, rules)| (t.clone(), rules.modules))
+            .collect()
+    }
+
     /// The limits ceilings of each tenant of the file.
     pub fn tenant_limits(&self) -> HashMap<Tenant, Vec<(Limit, u64)>> {
         self.tenants()
@@ -546,6 +595,27 @@ mod tests {
                 .starts_with("tenants.a.limits.cpu: unknown limit")
         );
         assert!(err("[tenants.a.limits]\nmemory = \"8GiB\"\n").contains("above the most"));
+        assert!(
+            err("[tenants.a.modules]\ncompile_time = 5\n")
+                .starts_with("tenants.a.modules.compile_time: 5 has no unit")
+        );
+        assert!(
+            err("[tenants.a.modules]\nsize = \"lots\"\n").starts_with("tenants.a.modules.size: ")
+        );
+        assert!(err("[tenants.a.modules]\ncpu = 1\n").contains("unknown field `cpu`"));
+        let access = Access::parse(
+            "[tenants.a.modules]\nsize = \"1MiB\"\ncompile_time = \"2s\"\n",
+            secret.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            access.module_limits()[&Tenant::new("a").unwrap()],
+            ModuleLimits {
+                max_module_bytes: Some(1 << 20),
+                compile_time: Some(Duration::from_secs(2)),
+                compile_memory: None,
+            }
+        );
         let hash = Secret::mint().unwrap().hash();
         assert!(
             err(&format!(

@@ -81,11 +81,7 @@ fn limit_data(_bytes: u64) -> Result<()> {
 /// `compile-module`, killed after `timeout`, its memory capped at `memory`.
 pub fn child_compiler(engine: &Engine, timeout: Duration, memory: u64) -> Result<Compiler> {
     let program = std::env::current_exe().context("cannot find the weft executable")?;
-    let mut args = vec![
-        "compile-module".into(),
-        "--memory".into(),
-        memory.to_string().into(),
-    ];
+    let mut args = vec!["compile-module".into()];
     if matches!(engine.allocation(), InstanceAllocation::OnDemand { .. }) {
         args.push("--on-demand".into());
     }

@@ -35,6 +35,8 @@ struct Tenants {
     alice: Minted,
     bob: Minted,
     operator: Minted,
+    /// A tenant held to tiny module ceilings: 1 KiB modules, compiled in 1 ms.
+    carol: Minted,
     /// A token the file never listed (or no longer lists: revoked).
     revoked: Minted,
     secret: Minted,
@@ -45,7 +47,8 @@ struct Tenants {
 
 impl Tenants {
     fn start() -> Tenants {
-        let (alice, bob, operator, revoked, secret) = (mint(), mint(), mint(), mint(), mint());
+        let (alice, bob, carol, operator, revoked, secret) =
+            (mint(), mint(), mint(), mint(), mint(), mint());
         let config = tempfile::tempdir().unwrap();
         let data = config.path().join("data");
         for tenant in ["alice", "bob"] {
@@ -63,11 +66,14 @@ impl Tenants {
             &file,
             format!(
                 "[tenants.alice]\ntokens = [\"{}\"]\n[tenants.alice.limits]\nmemory = \"256MiB\"\n\
-                 {}\n[tenants.bob]\ntokens = [\"{}\"]\n{}\n[operators]\ntokens = [\"{}\"]\n",
+                 {}\n[tenants.bob]\ntokens = [\"{}\"]\n{}\n[tenants.carol]\ntokens = [\"{}\"]\n\
+                 [tenants.carol.modules]\nsize = \"1KiB\"\ncompile_time = \"1ms\"\n\
+                 [operators]\ntokens = [\"{}\"]\n",
                 alice.hash,
                 roots("alice"),
                 bob.hash,
                 roots("bob"),
+                carol.hash,
                 operator.hash
             ),
         )
@@ -82,6 +88,7 @@ impl Tenants {
             cluster,
             alice,
             bob,
+            carol,
             operator,
             revoked,
             secret,
@@ -268,6 +275,26 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
         "{refused}"
     );
 
+    // So are the ceilings on what a tenant registers: carol's modules may have 1 KiB and take 1 ms
+    // to compile, which the word count (and any compile in a child process) does not fit.
+    let refused = error_of(&t.as_(&t.carol, &["module", "register", wasm, "--name", "wc"]));
+    assert!(
+        refused.contains("over the size limit of 1024 bytes"),
+        "{refused}"
+    );
+    let tiny = c.write(
+        "tiny.wasm",
+        weft_testkit::wat::guest("", weft_testkit::wat::IDENTITY_MAP),
+    );
+    assert!(std::fs::metadata(&tiny).unwrap().len() < 1024);
+    let refused = error_of(&t.as_(&t.carol, &["module", "register", path(&tiny), "--name", "tiny"]));
+    assert!(
+        refused.contains("compiling took longer than the limit of 1ms"),
+        "{refused}"
+    );
+    // Alice, under the cluster's limits only, registers the same module.
+    t.ok_as(&t.alice, &["module", "register", path(&tiny), "--name", "tiny"]);
+
     // Workers and every tenant's jobs are the operator's to see.
     let workers = error_of(&t.as_(&t.alice, &["cluster", "workers"]));
     assert!(workers.contains("operator token"), "{workers}");
@@ -364,7 +391,7 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     assert_eq!(workers.as_array().map(Vec::len), Some(2), "{workers:#}");
 
     // No token or secret is written anywhere in the clear: logs, data directories, job records.
-    let secrets = [&t.alice, &t.bob, &t.operator, &t.revoked, &t.secret];
+    let secrets = [&t.alice, &t.bob, &t.carol, &t.operator, &t.revoked, &t.secret];
     for file in files_under(&c.path(""))
         .into_iter()
         .chain(files_under(&t.data("")))

@@ -115,3 +115,24 @@ fn compiles_wait_their_turn_at_the_gate() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_capped_compiler_passes_the_lower_limits_to_its_child() {
+    // `sh -c SCRIPT --memory BYTES`: the shell sees `--memory` as $0 and the bytes as $1.
+    let compiler = child("cat >/dev/null; echo \"$0 $1\" >&2; exit 1", Duration::from_secs(30));
+    let e = compile_error(&compiler.capped(None, Some(1 << 20)));
+    assert_eq!(
+        e.to_string(),
+        "compiling the module failed: --memory 1048576"
+    );
+    // A ceiling above the compiler's own changes nothing; a lower deadline is kept.
+    let e = compile_error(&compiler.capped(Some(Duration::from_secs(3600)), Some(1 << 40)));
+    assert_eq!(e.to_string(), "compiling the module failed: --memory 67108864");
+    let slow = child("cat >/dev/null; sleep 30", Duration::from_secs(30))
+        .capped(Some(Duration::from_millis(200)), None);
+    let e = compile_error(&slow);
+    assert_eq!(
+        e.to_string(),
+        "compiling took longer than the limit of 200ms and was stopped"
+    );
+}

@@ -8,17 +8,18 @@
 //! blocking, so they run on tokio's blocking pool. Downloads are resolved in the requesting tenant
 //! first, so a tenant cannot read another tenant's module by guessing its id.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use weft_host::{Engine, ValidatedModule, ValidationLimits};
+use weft_host::{Engine, ModuleLimits, ValidatedModule, ValidationLimits};
 use weft_proto::v1 as pb;
 use weft_proto::v1::registry_server::{Registry as RegistryRpc, RegistryServer};
 
 use super::convert_registry::registered_to_pb;
-use crate::access::{Identity, identity_of};
+use crate::access::identity_of;
 use crate::registry::{ModuleId, ModuleRef};
 use crate::{Registry, RegistryError, Tenant};
 
@@ -40,6 +41,8 @@ pub struct RegistryService {
     /// Validates uploads, exactly as local registration does.
     engine: Engine,
     limits: ValidationLimits,
+    /// Tenants' own ceilings under `limits` (the tenants file's `modules` tables).
+    tenant_limits: Arc<HashMap<Tenant, ModuleLimits>>,
 }
 
 impl RegistryService {
@@ -48,6 +51,21 @@ impl RegistryService {
             registry,
             engine,
             limits,
+            tenant_limits: Arc::default(),
+        }
+    }
+
+    /// Holds each tenant in `tenant_limits` to its own ceilings, under the service's limits.
+    pub fn with_tenant_limits(mut self, tenant_limits: HashMap<Tenant, ModuleLimits>) -> Self {
+        self.tenant_limits = Arc::new(tenant_limits);
+        self
+    }
+
+    /// The limits an upload of `tenant` is validated under.
+    fn limits_for(&self, tenant: &Tenant) -> ValidationLimits {
+        match self.tenant_limits.get(tenant) {
+            Some(ceilings) => self.limits.capped_by(ceilings),
+            None => self.limits.clone(),
         }
     }
 
@@ -98,7 +116,7 @@ struct Header {
 }
 
 impl Header {
-    fn check(h: pb::RegisterHeader, limit: usize, identity: &Identity) -> Result<Header, Status> {
+    fn check(h: pb::RegisterHeader, tenant: Tenant, limit: usize) -> Result<Header, Status> {
         // The name is checked before any byte is received: a typo should not cost an upload.
         match ModuleRef::parse(&h.name) {
             Ok(ModuleRef::Latest(name)) if name == h.name => {}
@@ -120,7 +138,7 @@ impl Header {
             })?),
         };
         Ok(Header {
-            tenant: identity.tenant(&h.tenant)?,
+            tenant,
             name: h.name,
             tags: h.tags,
             size,
@@ -135,7 +153,6 @@ impl RegistryRpc for RegistryService {
         &self,
         request: Request<Streaming<pb::RegisterChunk>>,
     ) -> Result<Response<pb::ModuleVersion>, Status> {
-        let limit = self.limits.max_module_bytes;
         let identity = identity_of(&request);
         let mut stream = request.into_inner();
         let first = stream
@@ -147,7 +164,10 @@ impl RegistryRpc for RegistryService {
                 "the first message of an upload must carry the header (tenant, name, tags, size)",
             )
         })?;
-        let header = Header::check(header, limit, &identity)?;
+        let tenant = identity.tenant(&header.tenant)?;
+        let limits = self.limits_for(&tenant);
+        let limit = limits.max_module_bytes;
+        let header = Header::check(header, tenant, limit)?;
 
         let mut bytes = Vec::with_capacity(header.size);
         let mut data = first.data;
@@ -178,7 +198,7 @@ impl RegistryRpc for RegistryService {
             )));
         }
 
-        let (engine, limits) = (self.engine.clone(), self.limits.clone());
+        let engine = self.engine.clone();
         let reply = self
             .blocking(move |registry| {
                 let actual = ModuleId::of(&bytes);

@@ -95,7 +95,9 @@ pub fn start_with_access(
     let access = Arc::new(access);
     let guard = access.interceptor();
     let registry = InterceptedService::new(
-        RegistryService::new(scheduler.registry().clone(), engine, validation).server(),
+        RegistryService::new(scheduler.registry().clone(), engine, validation)
+            .with_tenant_limits(access.module_limits())
+            .server(),
         guard.clone(),
     );
     let jobs = pb::jobs_server::JobsServer::with_interceptor(
