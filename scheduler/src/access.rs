@@ -35,6 +35,7 @@ use weft_task::auth::{Secret, SecretHash, presented};
 use weft_task::{Limit, TaskLimits};
 
 use crate::Tenant;
+use crate::cluster::SlotShare;
 
 /// Who a request is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +131,8 @@ pub struct TenantRules {
     pub data: DataRoots,
     /// Its weight in the share of slots (1 unless the file says).
     pub weight: u32,
+    /// The most slots its tasks may hold at once (no cap unless the file says).
+    pub max_slots: Option<u32>,
     /// Its caps on jobs running at once and jobs waiting.
     pub caps: JobCaps,
     /// Its ceilings on the modules it registers.
@@ -172,6 +175,8 @@ struct RawTenant {
     tokens: Vec<String>,
     /// The tenant's weight in the share of slots (default 1).
     weight: Option<u32>,
+    /// Slots the tenant's tasks may hold at once.
+    max_slots: Option<u32>,
     /// Jobs the tenant may run at once; more wait, queued.
     max_running_jobs: Option<u32>,
     /// Jobs the tenant may have waiting; a submission past it is refused.
@@ -301,6 +306,9 @@ impl Access {
                 Some(0) => return Err(format!("tenants.{name}.weight: must be at least 1")),
                 Some(w) => w,
             };
+            if raw.max_slots == Some(0) {
+                return Err(format!("tenants.{name}.max_slots: must be at least 1"));
+            }
             if raw.max_running_jobs == Some(0) {
                 return Err(format!(
                     "tenants.{name}.max_running_jobs: must be at least 1"
@@ -317,6 +325,7 @@ impl Access {
                     limits,
                     data,
                     weight,
+                    max_slots: raw.max_slots,
                     caps,
                     modules,
                 },
@@ -471,10 +480,16 @@ impl Access {
             .collect()
     }
 
-    /// Each tenant's weight in the share of slots.
-    pub fn weights(&self) -> HashMap<String, u32> {
+    /// Each tenant's weight and cap in the share of slots.
+    pub fn slot_shares(&self) -> HashMap<String, SlotShare> {
         self.tenants()
-            .map(|(t, rules)| (t.to_string(), rules.weight))
+            .map(|(t, rules)| {
+                let share = SlotShare {
+                    weight: rules.weight,
+                    max_slots: rules.max_slots,
+                };
+                (t.to_string(), share)
+            })
             .collect()
     }
 
@@ -590,6 +605,7 @@ mod tests {
                 .contains("max_running_jobs: must be at least 1")
         );
         assert!(err("[tenants.a]\nshare = 3\n").contains("unknown field `share`"));
+        assert!(err("[tenants.a]\nmax_slots = 0\n").contains("max_slots: must be at least 1"));
         assert!(
             err("[tenants.a.limits]\ncpu = \"1s\"\n")
                 .starts_with("tenants.a.limits.cpu: unknown limit")
@@ -604,7 +620,8 @@ mod tests {
         );
         assert!(err("[tenants.a.modules]\ncpu = 1\n").contains("unknown field `cpu`"));
         let access = Access::parse(
-            "[tenants.a.modules]\nsize = \"1MiB\"\ncompile_time = \"2s\"\n",
+            "[tenants.a]\nmax_slots = 3\nweight = 2\n[tenants.a.modules]\nsize = \"1MiB\"\n\
+             compile_time = \"2s\"\n",
             secret.clone(),
         )
         .unwrap();
@@ -614,6 +631,13 @@ mod tests {
                 max_module_bytes: Some(1 << 20),
                 compile_time: Some(Duration::from_secs(2)),
                 compile_memory: None,
+            }
+        );
+        assert_eq!(
+            access.slot_shares()["a"],
+            SlotShare {
+                weight: 2,
+                max_slots: Some(3)
             }
         );
         let hash = Secret::mint().unwrap().hash();

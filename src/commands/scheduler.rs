@@ -105,7 +105,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             ceiling,
             tenant_limits: access.tenant_limits(),
             data_roots: access.data_roots(),
-            tenant_weights: access.weights(),
+            slot_shares: access.slot_shares(),
             job_caps: access.job_caps(),
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;

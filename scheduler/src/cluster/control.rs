@@ -50,33 +50,70 @@ struct Inner {
     tenants: HashMap<String, String>,
     /// Jobs whose last try for a slot found none (or was held back): they wait for one.
     waiting: HashSet<String>,
-    /// Each tenant's weight in the share of slots; 1 when not set.
-    weights: HashMap<String, u32>,
+    /// Each tenant's weight and slot cap; weight 1 and no cap when not set.
+    shares: HashMap<String, SlotShare>,
+}
+
+/// A tenant's part in the sharing of slots (the tenants file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotShare {
+    /// Its weight against other tenants competing for slots (at least 1).
+    pub weight: u32,
+    /// The most slots its tasks may hold at once, however many are free; `None`: no cap.
+    pub max_slots: Option<u32>,
+}
+
+impl Default for SlotShare {
+    fn default() -> Self {
+        SlotShare {
+            weight: 1,
+            max_slots: None,
+        }
+    }
 }
 
 impl Inner {
-    /// Tasks of `tenant` running now, over its weight: its share of the cluster's slots.
-    fn share(&self, tenant: &str) -> f64 {
-        let running = self
-            .workers
-            .values()
-            .flat_map(|w| w.running.keys())
-            .filter(|task| self.tenants.get(&task.job).is_some_and(|t| t == tenant))
-            .count();
-        let weight = self.weights.get(tenant).copied().unwrap_or(1).max(1);
-        running as f64 / f64::from(weight)
+    /// The tasks running now, by tenant: one pass over the workers.
+    fn running_by_tenant(&self) -> HashMap<&str, u32> {
+        let mut running: HashMap<&str, u32> = HashMap::new();
+        for task in self.workers.values().flat_map(|w| w.running.keys()) {
+            if let Some(tenant) = self.tenants.get(&task.job) {
+                *running.entry(tenant.as_str()).or_default() += 1;
+            }
+        }
+        running
     }
 
-    /// Whether another tenant waiting for a slot holds a smaller share than `tenant`: then that
-    /// one gets the next free slot (weighted fair share, as Spark's FAIR pools or YARN's fair
-    /// scheduler give slots). A tenant alone, or ahead of no one, takes any free slot.
-    fn behind_others(&self, tenant: &str) -> bool {
-        let mine = self.share(tenant);
+    fn slot_share(&self, tenant: &str) -> SlotShare {
+        self.shares.get(tenant).copied().unwrap_or_default()
+    }
+
+    /// Whether `tenant` may take one more slot now: `None` if so; otherwise whether it must wait
+    /// its turn (`Some(true)`: another tenant waiting holds a smaller share) or is at its own cap
+    /// (`Some(false)`, and then it does not wait in line: it holds no one back).
+    ///
+    /// A tenant's share is its running tasks over its weight; while another tenant waiting for a
+    /// slot holds a smaller share, that one gets the next free slot (weighted fair share, as
+    /// Spark's FAIR pools or YARN's fair scheduler give slots). A tenant alone, or ahead of no
+    /// one, takes any free slot up to its cap.
+    fn held_back(&self, tenant: &str) -> Option<bool> {
+        let running = self.running_by_tenant();
+        let count = |t: &str| running.get(t).copied().unwrap_or(0);
+        let share = |t: &str| f64::from(count(t)) / f64::from(self.slot_share(t).weight.max(1));
+        if self
+            .slot_share(tenant)
+            .max_slots
+            .is_some_and(|cap| count(tenant) >= cap)
+        {
+            return Some(false);
+        }
+        let mine = share(tenant);
         self.waiting
             .iter()
             .filter_map(|job| self.tenants.get(job))
             .filter(|other| *other != tenant)
-            .any(|other| self.share(other) < mine)
+            .any(|other| share(other) < mine)
+            .then_some(true)
     }
 }
 
@@ -177,19 +214,24 @@ impl ControlState {
     ///
     /// Slots are shared among tenants by weight: while another tenant with a smaller share of
     /// the running tasks (over its weight) waits for a slot, this one is held back (`None`) and
-    /// the other gets the slot when its runner tries.
+    /// the other gets the slot when its runner tries. A tenant at its slot cap gets none.
     pub fn acquire(
         &self,
         task: &TaskId,
         score: impl Fn(&WorkerEntry) -> Option<i64>,
     ) -> Option<(String, Arc<dyn WorkerConnection>)> {
         let mut inner = self.lock();
-        let free = placement::choose(inner.workers.values(), score).map(|w| w.id.clone());
         let held_back = inner
             .tenants
             .get(&task.job)
-            .is_some_and(|tenant| inner.behind_others(tenant));
-        let Some(best) = free.filter(|_| !held_back) else {
+            .and_then(|tenant| inner.held_back(tenant));
+        if held_back == Some(false) {
+            // At its tenant's cap: it waits for one of its own tasks to end, not in line.
+            inner.waiting.remove(&task.job);
+            return None;
+        }
+        let free = placement::choose(inner.workers.values(), score).map(|w| w.id.clone());
+        let Some(best) = free.filter(|_| held_back.is_none()) else {
             if inner.tenants.contains_key(&task.job) {
                 inner.waiting.insert(task.job.clone());
             }
@@ -234,9 +276,10 @@ impl ControlState {
         self.changed.notify_waiters();
     }
 
-    /// Sets each tenant's weight in the share of slots (a tenant not named weighs 1).
-    pub fn set_weights(&self, weights: HashMap<String, u32>) {
-        self.lock().weights = weights;
+    /// Sets each tenant's weight and cap in the share of slots (a tenant not named weighs 1 and
+    /// has no cap).
+    pub fn set_shares(&self, shares: HashMap<String, SlotShare>) {
+        self.lock().shares = shares;
     }
 
     /// Sends `outcome` to its job, if the job still listens.

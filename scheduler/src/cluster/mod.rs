@@ -30,7 +30,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use control::{ControlState, WorkerInfo};
+pub use control::{ControlState, SlotShare, WorkerInfo};
 pub use scheduler::{LookupError, Scheduler, SchedulerConfig, SubmitError};
 pub use worker::{WorkerCallError, WorkerConnection, WorkerEntry};
 

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use weft_io::{Access, DataRoots};
 use weft_task::{Limit, LimitError, TaskLimits};
 
-use super::control::{ControlState, WorkerInfo};
+use super::control::{ControlState, SlotShare, WorkerInfo};
 use super::runner::{self, JobRun};
 use super::tasks::initial_status;
 use super::{JobError, JobReport};
@@ -44,8 +44,9 @@ pub struct SchedulerConfig {
     /// scheduler and workers can (a cluster without tenants). A tenant missing from a map may
     /// touch nothing.
     pub data_roots: Option<HashMap<Tenant, DataRoots>>,
-    /// Each tenant's weight in the share of slots (the tenants file); 1 when not named.
-    pub tenant_weights: HashMap<String, u32>,
+    /// Each tenant's weight and cap in the share of slots (the tenants file); weight 1 and no
+    /// cap when not named.
+    pub slot_shares: HashMap<String, SlotShare>,
     /// Each tenant's caps on running and queued jobs (the tenants file).
     pub job_caps: HashMap<Tenant, JobCaps>,
 }
@@ -59,7 +60,7 @@ impl Default for SchedulerConfig {
             ceiling: TaskLimits::most(),
             tenant_limits: HashMap::new(),
             data_roots: None,
-            tenant_weights: HashMap::new(),
+            slot_shares: HashMap::new(),
             job_caps: HashMap::new(),
         }
     }
@@ -190,7 +191,7 @@ impl Scheduler {
             config.heartbeat_interval,
             config.worker_timeout,
         ));
-        control.set_weights(config.tenant_weights.clone());
+        control.set_shares(config.slot_shares.clone());
         Ok(Arc::new(Scheduler {
             registry,
             store,

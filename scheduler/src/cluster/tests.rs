@@ -17,7 +17,7 @@ use weft_task::{
     TaskOutcome, TaskOutput, TaskProgress, TaskResult, TaskSpec, WorkerRegistration,
 };
 
-use super::control::ControlState;
+use super::control::{ControlState, SlotShare};
 use super::runner::{self, JobRun};
 use super::tasks::{JobTasks, initial_status};
 use super::worker::{WorkerCallError, WorkerConnection};
@@ -788,4 +788,62 @@ async fn a_worker_registering_again_keeps_its_id() {
     assert_eq!(id("http://e:1", Some("w03")), "w11");
     // The same address again is the same worker come back: it keeps its id.
     assert_eq!(id("http://a:1", Some("w7")), "w7");
+}
+
+#[test]
+fn slots_go_by_weight_and_a_capped_tenant_holds_no_one_back() {
+    let cluster = Cluster::new(&[6]);
+    let control = &cluster.control;
+    control.set_shares(HashMap::from([
+        (
+            "capped".to_owned(),
+            SlotShare {
+                weight: 10,
+                max_slots: Some(2),
+            },
+        ),
+        (
+            "heavy".to_owned(),
+            SlotShare {
+                weight: 2,
+                max_slots: None,
+            },
+        ),
+    ]));
+    let task = |job: &str, partition| TaskId {
+        job: job.into(),
+        stage: 0,
+        partition,
+        attempt: 0,
+    };
+    let _rx = (
+        control.subscribe("c", "capped"),
+        control.subscribe("h", "heavy"),
+        control.subscribe("l", "light"),
+    );
+    let take = |t: &TaskId| control.acquire(t, |_| Some(0)).map(|(w, _)| w);
+
+    // The capped tenant takes two slots and no more, though four are free...
+    assert!(take(&task("c", 0)).is_some());
+    assert!(take(&task("c", 1)).is_some());
+    assert_eq!(take(&task("c", 2)), None);
+    // ... and, at its cap, does not wait in line: the others take the free slots.
+    assert!(take(&task("l", 0)).is_some());
+    assert!(take(&task("h", 0)).is_some());
+    assert!(take(&task("h", 1)).is_some());
+    // Its share (2 over weight 10) is the smallest, but asking again at its cap, it holds no one
+    // back: `light` (1 running) still gets a free slot.
+    assert_eq!(take(&task("c", 2)), None);
+    assert!(take(&task("l", 1)).is_some());
+    // Once `heavy` finds no slot...
+    assert_eq!(take(&task("h", 2)), None, "every slot is taken");
+    // ... the next free slot is `heavy`'s (2 running over weight 2 is a share of 1, `light` has 2),
+    // and `light` is held back while `heavy` waits with the smaller share.
+    let worker = cluster.ids.values().next().unwrap().clone();
+    assert!(control.release(&worker, &task("c", 0)));
+    assert_eq!(take(&task("l", 2)), None, "held back for `heavy`");
+    assert!(take(&task("h", 2)).is_some());
+    // Under its cap again, the capped tenant (a share of 0.1) goes before `light` (2), waiting.
+    assert!(control.release(&worker, &task("h", 2)));
+    assert!(take(&task("c", 2)).is_some());
 }
