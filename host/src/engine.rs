@@ -48,6 +48,10 @@ const ON_DEMAND_GROWTH: u64 = 16 << 20;
 /// bound), and a large guest touches far more than this anyway. A small guest never faults again.
 const KEEP_RESIDENT: usize = 16 << 20;
 
+/// The wasm stack a guest call may use unless a task asks for another ([`Engine::with_max_stack`]):
+/// wasmtime's default.
+pub const DEFAULT_MAX_STACK: usize = 512 << 10;
+
 /// Limits every guest instance runs under.
 #[derive(Debug, Clone)]
 pub struct SandboxLimits {
@@ -100,6 +104,8 @@ pub struct Engine {
 struct EngineInner {
     wasm: wasmtime::Engine,
     allocation: InstanceAllocation,
+    /// The wasm stack one call may use (`max_wasm_stack`), in bytes.
+    max_stack: usize,
     linker: Linker<Sandbox>,
     /// What the linker provides, by import name, so validation can name a missing or mistyped
     /// import precisely instead of relaying wasmtime's generic link error.
@@ -135,11 +141,12 @@ impl Engine {
     /// address-space limit still runs guests, only slower.
     pub fn with_max_live_instances(max_live: u32) -> Result<Engine, wasmtime::Error> {
         let max_live = max_live.max(1);
-        let (wasm, allocation) = match wasmtime::Engine::new(&pooled_config(max_live)) {
+        let stack = DEFAULT_MAX_STACK;
+        let (wasm, allocation) = match wasmtime::Engine::new(&pooled_config(max_live, stack)) {
             Ok(wasm) => (wasm, InstanceAllocation::Pooled { max_live }),
             Err(pool_error) => {
                 let reason = format!("{pool_error:#}");
-                let wasm = wasmtime::Engine::new(&on_demand_config()).map_err(|e| {
+                let wasm = wasmtime::Engine::new(&on_demand_config(stack)).map_err(|e| {
                     e.context(format!(
                         "the instance pool could not be reserved ({reason}), and neither could \
                          instances be allocated on demand"
@@ -148,25 +155,50 @@ impl Engine {
                 (wasm, InstanceAllocation::OnDemand { reason })
             }
         };
-        Engine::build(wasm, allocation)
+        Engine::build(wasm, allocation, stack)
+    }
+
+    /// An engine like this one (the same allocation, so the same compiled code loads in both)
+    /// whose guest calls may use `max_stack` bytes of wasm stack. Each has its own instance pool,
+    /// so a process keeps few: one per stack size its tasks ask for.
+    pub fn with_max_stack(&self, max_stack: usize) -> Result<Engine, wasmtime::Error> {
+        if max_stack == self.max_stack() {
+            return Ok(self.clone());
+        }
+        let config = match &self.inner.allocation {
+            InstanceAllocation::Pooled { max_live } => pooled_config(*max_live, max_stack),
+            InstanceAllocation::OnDemand { .. } => on_demand_config(max_stack),
+        };
+        Engine::build(
+            wasmtime::Engine::new(&config)?,
+            self.inner.allocation.clone(),
+            max_stack,
+        )
+    }
+
+    /// The wasm stack one guest call may use, in bytes.
+    pub fn max_stack(&self) -> usize {
+        self.inner.max_stack
     }
 
     /// An engine that allocates every instance on demand ([`InstanceAllocation::OnDemand`]) even
     /// where a pool could be reserved: what a compiler process for an on-demand engine needs, so
     /// that the code it compiles loads in that engine.
     pub fn on_demand() -> Result<Engine, wasmtime::Error> {
-        let wasm = wasmtime::Engine::new(&on_demand_config())?;
+        let wasm = wasmtime::Engine::new(&on_demand_config(DEFAULT_MAX_STACK))?;
         Engine::build(
             wasm,
             InstanceAllocation::OnDemand {
                 reason: "asked for".into(),
             },
+            DEFAULT_MAX_STACK,
         )
     }
 
     fn build(
         wasm: wasmtime::Engine,
         allocation: InstanceAllocation,
+        max_stack: usize,
     ) -> Result<Engine, wasmtime::Error> {
         let mut linker: Linker<Sandbox> = Linker::new(&wasm);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut Sandbox| &mut s.wasi)?;
@@ -203,6 +235,7 @@ impl Engine {
             inner: Arc::new(EngineInner {
                 wasm,
                 allocation,
+                max_stack,
                 linker,
                 wasi_functions,
             }),
@@ -228,10 +261,14 @@ impl Engine {
     }
 }
 
-/// What every engine's configuration has in common.
-fn base_config() -> wasmtime::Config {
+/// What every engine's configuration has in common, with `max_stack` bytes of wasm stack per
+/// call (which changes nothing in the compiled code: modules load in engines of any stack size).
+fn base_config(max_stack: usize) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config
+        .max_wasm_stack(max_stack)
+        // Unused (guests run synchronously), but wasmtime wants it at least the wasm stack.
+        .async_stack_size(max_stack.max(2 << 20))
         .epoch_interruption(true)
         // Guests are single-threaded core modules with 32-bit memories (ABI §1); threads are not
         // compiled into this wasmtime at all.
@@ -244,7 +281,7 @@ fn base_config() -> wasmtime::Config {
 /// left, its memory mapping ready (a warm task launch went from 21 to 5 µs), its first
 /// `KEEP_RESIDENT` bytes still resident and zeroed with a `memset` instead of handed back to the
 /// kernel and faulted in again page by page.
-fn pooled_config(max_live: u32) -> wasmtime::Config {
+fn pooled_config(max_live: u32, max_stack: usize) -> wasmtime::Config {
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(max_live)
         .total_memories(max_live)
@@ -255,7 +292,7 @@ fn pooled_config(max_live: u32) -> wasmtime::Config {
         // memory kept resident is then bounded by the instances that ran at once.
         .max_unused_warm_slots(0)
         .linear_memory_keep_resident(KEEP_RESIDENT);
-    let mut config = base_config();
+    let mut config = base_config(max_stack);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     config
 }
@@ -263,8 +300,8 @@ fn pooled_config(max_live: u32) -> wasmtime::Config {
 /// Instances allocated one by one, each memory mapped at its size with a little room to grow
 /// (growing past it moves the memory), no guard regions, and bounds checks in the compiled code:
 /// the least address space a guest can run in.
-fn on_demand_config() -> wasmtime::Config {
-    let mut config = base_config();
+fn on_demand_config(max_stack: usize) -> wasmtime::Config {
+    let mut config = base_config(max_stack);
     config
         .allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand)
         .memory_reservation(0)

@@ -144,6 +144,8 @@ pub enum CallError {
         limit: usize,
         stderr: String,
     },
+    /// The call used up its wasm stack (a recursion too deep for the limit).
+    StackLimit { udf: String, limit: usize },
     /// The call ran longer than its time limit and was interrupted.
     TimeLimit { udf: String, limit: Duration },
     /// The task's time was up during the call, which was interrupted.
@@ -168,6 +170,7 @@ impl CallError {
             | CallError::Trap { udf, .. }
             | CallError::Abi { udf, .. }
             | CallError::MemoryLimit { udf, .. }
+            | CallError::StackLimit { udf, .. }
             | CallError::TimeLimit { udf, .. }
             | CallError::TaskTimeLimit { udf, .. }
             | CallError::OutputLimit { udf, .. }
@@ -195,6 +198,10 @@ impl CallError {
                 "exceeded the memory limit of {} (limits.memory){}",
                 format_size(*limit as u64),
                 StderrTail(stderr)
+            ),
+            CallError::StackLimit { limit, .. } => format!(
+                "exceeded the stack limit of {} (limits.stack): call stack exhausted",
+                format_size(*limit as u64)
             ),
             CallError::TimeLimit { limit, .. } => format!(
                 "exceeded the time limit of {} per call (limits.call_time)",

@@ -42,7 +42,8 @@ mod wasm;
 
 pub use compile::{Compiler, Gate, ProcessCompiler, serve_compile};
 pub use engine::{
-    Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES, SandboxLimits,
+    DEFAULT_MAX_STACK, Engine, INSTANCES_PER_TASK, InstanceAllocation, MAX_LIVE_INSTANCES,
+    SandboxLimits,
 };
 pub use error::{ArtifactError, CallError, MAX_GUEST_MESSAGE_BYTES, ValidationError};
 pub use info::{ModuleInfo, UdfInfo};

@@ -558,6 +558,10 @@ impl WasmInstance {
             };
         }
         match error.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => CallError::StackLimit {
+                udf,
+                limit: self.store.engine().get_max_wasm_stack(),
+            },
             Some(trap) => CallError::Trap {
                 udf,
                 trap: trap.to_string(),

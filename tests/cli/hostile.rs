@@ -122,7 +122,10 @@ fn cases() -> Vec<Case> {
         case(
             "unbounded recursion",
             map(RECURSE),
-            fails("map/recurse", "call stack exhausted"),
+            fails(
+                "map/recurse",
+                "exceeded the stack limit of 512 KiB (limits.stack): call stack exhausted",
+            ),
             SECS_10,
         ),
         // Output the guest claims.

@@ -287,13 +287,19 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
         weft_testkit::wat::guest("", weft_testkit::wat::IDENTITY_MAP),
     );
     assert!(std::fs::metadata(&tiny).unwrap().len() < 1024);
-    let refused = error_of(&t.as_(&t.carol, &["module", "register", path(&tiny), "--name", "tiny"]));
+    let refused = error_of(&t.as_(
+        &t.carol,
+        &["module", "register", path(&tiny), "--name", "tiny"],
+    ));
     assert!(
         refused.contains("compiling took longer than the limit of 1ms"),
         "{refused}"
     );
     // Alice, under the cluster's limits only, registers the same module.
-    t.ok_as(&t.alice, &["module", "register", path(&tiny), "--name", "tiny"]);
+    t.ok_as(
+        &t.alice,
+        &["module", "register", path(&tiny), "--name", "tiny"],
+    );
 
     // Workers and every tenant's jobs are the operator's to see.
     let workers = error_of(&t.as_(&t.alice, &["cluster", "workers"]));
@@ -391,7 +397,14 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
     assert_eq!(workers.as_array().map(Vec::len), Some(2), "{workers:#}");
 
     // No token or secret is written anywhere in the clear: logs, data directories, job records.
-    let secrets = [&t.alice, &t.bob, &t.carol, &t.operator, &t.revoked, &t.secret];
+    let secrets = [
+        &t.alice,
+        &t.bob,
+        &t.carol,
+        &t.operator,
+        &t.revoked,
+        &t.secret,
+    ];
     for file in files_under(&c.path(""))
         .into_iter()
         .chain(files_under(&t.data("")))
@@ -411,7 +424,9 @@ fn tenants_see_only_their_own_and_need_their_tokens() {
 /// stage's usage, records and bytes the sum of its task attempts' (`job status --json`'s `tasks`).
 fn assert_accounted(status: &Value) {
     let stages = status["stages"].as_array().unwrap();
-    let tasks = status["tasks"].as_array().expect("tasks in job status --json");
+    let tasks = status["tasks"]
+        .as_array()
+        .expect("tasks in job status --json");
     for stage in stages {
         let mine: Vec<&Value> = tasks
             .iter()
@@ -423,7 +438,11 @@ fn assert_accounted(status: &Value) {
         );
         let sum = |key: &str| -> u64 { mine.iter().map(|t| t[key].as_u64().unwrap()).sum() };
         for key in ["cpu_us", "wall_us"] {
-            assert_eq!(stage["usage"][key].as_u64(), Some(sum(key)), "{key}: {status:#}");
+            assert_eq!(
+                stage["usage"][key].as_u64(),
+                Some(sum(key)),
+                "{key}: {status:#}"
+            );
         }
         for key in ["records_in", "records_out", "bytes_in", "bytes_out"] {
             assert_eq!(stage[key].as_u64(), Some(sum(key)), "{key}: {status:#}");

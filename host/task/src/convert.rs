@@ -159,6 +159,7 @@ impl From<TaskLimits> for pb::SandboxLimits {
             max_batch_output_bytes: Some(l.get(Limit::BatchOutput)),
             max_task_output_bytes: Some(l.get(Limit::TaskOutput)),
             max_log_bytes: Some(l.get(Limit::Log)),
+            max_stack_bytes: Some(l.get(Limit::Stack)),
         }
     }
 }
@@ -175,6 +176,7 @@ impl From<Option<pb::SandboxLimits>> for TaskLimits {
                 (Limit::BatchOutput, l.max_batch_output_bytes),
                 (Limit::TaskOutput, l.max_task_output_bytes),
                 (Limit::Log, l.max_log_bytes),
+                (Limit::Stack, l.max_stack_bytes),
             ] {
                 if let Some(value) = value {
                     limits.set(limit, value);

@@ -30,7 +30,7 @@ mod membership;
 mod task;
 
 pub use convert::ConvertError;
-pub use limits::{Limit, LimitError, TaskLimits};
+pub use limits::{DEFAULT_STACK_BYTES, Limit, LimitError, MAX_STACK_BYTES, TaskLimits};
 pub use membership::{
     Heartbeat, HeartbeatReply, Launch, Registered, TaskProgress, WorkerRegistration,
 };

@@ -26,17 +26,21 @@ pub enum Limit {
     /// `log`: the bytes of stdout, and of stderr, kept of a task's guests; writes past it are
     /// dropped (the guest's writes still succeed).
     Log,
+    /// `stack`: the wasm stack a guest call may use (deep recursion past it traps). A power of
+    /// two: a worker keeps one engine per stack size.
+    Stack,
 }
 
 impl Limit {
     /// Every limit, in the order messages and tables list them.
-    pub const ALL: [Limit; 6] = [
+    pub const ALL: [Limit; 7] = [
         Limit::Memory,
         Limit::CallTime,
         Limit::TaskTime,
         Limit::BatchOutput,
         Limit::TaskOutput,
         Limit::Log,
+        Limit::Stack,
     ];
 
     /// The key of the limit in a job file's `[limits]` table and in `--limit KEY=VALUE`.
@@ -48,6 +52,7 @@ impl Limit {
             Limit::BatchOutput => "batch_output",
             Limit::TaskOutput => "task_output",
             Limit::Log => "log",
+            Limit::Stack => "stack",
         }
     }
 
@@ -98,9 +103,30 @@ impl Limit {
             Limit::Memory => 64 << 10,
             Limit::CallTime | Limit::TaskTime => 10,
             Limit::BatchOutput | Limit::TaskOutput | Limit::Log => 0,
+            Limit::Stack => MIN_STACK_BYTES,
         }
     }
+
+    /// Why `value` cannot be this limit's value at all, whatever the ceiling: a stack size must
+    /// be a power of two.
+    fn invalid(self, value: u64) -> Option<String> {
+        (self == Limit::Stack && !value.is_power_of_two()).then(|| {
+            format!(
+                "{self} = {} is not a power of two ({} to {}, e.g. 1MiB)",
+                self.show(value),
+                self.show(MIN_STACK_BYTES),
+                self.show(MAX_STACK_BYTES)
+            )
+        })
+    }
 }
+
+/// The least wasm stack a task may be given: a few hundred frames.
+const MIN_STACK_BYTES: u64 = 64 << 10;
+/// The most wasm stack a task may be given; a worker's task threads have room for it.
+pub const MAX_STACK_BYTES: u64 = 8 << 20;
+/// The wasm stack a task gets unless its job asks: wasmtime's default.
+pub const DEFAULT_STACK_BYTES: u64 = 512 << 10;
 
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,6 +154,8 @@ pub struct TaskLimits {
     pub max_task_output_bytes: u64,
     /// Bytes of stdout, and of stderr, kept of the task's guests.
     pub max_log_bytes: u64,
+    /// The wasm stack one guest call may use, in bytes (a power of two).
+    pub max_stack_bytes: u64,
 }
 
 impl Default for TaskLimits {
@@ -143,6 +171,7 @@ impl Default for TaskLimits {
             max_batch_output_bytes: 256 << 20,
             max_task_output_bytes: 16 << 30,
             max_log_bytes: MAX_LOG_BYTES,
+            max_stack_bytes: DEFAULT_STACK_BYTES,
         }
     }
 }
@@ -159,6 +188,7 @@ impl TaskLimits {
             max_batch_output_bytes: 2 << 30,
             max_task_output_bytes: u64::MAX,
             max_log_bytes: MAX_LOG_BYTES,
+            max_stack_bytes: MAX_STACK_BYTES,
         }
     }
 
@@ -172,6 +202,7 @@ impl TaskLimits {
             Limit::BatchOutput => self.max_batch_output_bytes,
             Limit::TaskOutput => self.max_task_output_bytes,
             Limit::Log => self.max_log_bytes,
+            Limit::Stack => self.max_stack_bytes,
         }
     }
 
@@ -184,6 +215,7 @@ impl TaskLimits {
             Limit::BatchOutput => self.max_batch_output_bytes = value,
             Limit::TaskOutput => self.max_task_output_bytes = value,
             Limit::Log => self.max_log_bytes = value,
+            Limit::Stack => self.max_stack_bytes = value,
         }
     }
 
@@ -214,6 +246,9 @@ impl TaskLimits {
                     limit.show(limit.floor())
                 ));
             }
+            if let Some(why) = limit.invalid(value) {
+                return Err(why);
+            }
             self.set(limit, value);
         }
         Ok(self)
@@ -243,6 +278,9 @@ impl TaskLimits {
             if asked < limit.floor() {
                 return Err(LimitError::BelowFloor { limit, asked });
             }
+            if let Some(why) = limit.invalid(asked) {
+                return Err(LimitError::Invalid { limit, why });
+            }
             limits.set(limit, asked);
         }
         Ok(limits)
@@ -269,6 +307,9 @@ pub enum LimitError {
         limit.show(limit.floor())
     )]
     BelowFloor { limit: Limit, asked: u64 },
+    /// A value no limit of its kind can have (`why` names the limit and the rule).
+    #[error("limits.{why}")]
+    Invalid { limit: Limit, why: String },
 }
 
 #[cfg(test)]
@@ -358,5 +399,38 @@ mod tests {
                 "{limit}"
             );
         }
+    }
+
+    #[test]
+    fn a_stack_is_a_power_of_two_between_64_kib_and_8_mib() {
+        let ceiling = TaskLimits::most();
+        let ask = |bytes: u64| {
+            TaskLimits::default()
+                .resolve(&[(Limit::Stack, bytes)], &ceiling, "the cluster")
+                .map(|l| l.max_stack_bytes)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(ask(1 << 20), Ok(1 << 20));
+        assert_eq!(ask(64 << 10), Ok(64 << 10));
+        assert_eq!(
+            ask(300 << 10),
+            Err("limits.stack = 300 KiB is not a power of two (64 KiB to 8 MiB, e.g. 1MiB)".into())
+        );
+        assert_eq!(
+            ask(32 << 10),
+            Err("limits.stack = 32 KiB is below the least a task needs, 64 KiB".into())
+        );
+        assert!(
+            ask(16 << 20)
+                .unwrap_err()
+                .contains("above the cluster's ceiling of 8 MiB")
+        );
+        assert!(
+            TaskLimits::most()
+                .with_settings(&[(Limit::Stack, 3 << 20)])
+                .unwrap_err()
+                .contains("not a power of two")
+        );
+        assert_eq!(TaskLimits::default().max_stack_bytes, DEFAULT_STACK_BYTES);
     }
 }

@@ -119,7 +119,10 @@ fn compiles_wait_their_turn_at_the_gate() {
 #[test]
 fn a_capped_compiler_passes_the_lower_limits_to_its_child() {
     // `sh -c SCRIPT --memory BYTES`: the shell sees `--memory` as $0 and the bytes as $1.
-    let compiler = child("cat >/dev/null; echo \"$0 $1\" >&2; exit 1", Duration::from_secs(30));
+    let compiler = child(
+        "cat >/dev/null; echo \"$0 $1\" >&2; exit 1",
+        Duration::from_secs(30),
+    );
     let e = compile_error(&compiler.capped(None, Some(1 << 20)));
     assert_eq!(
         e.to_string(),
@@ -127,7 +130,10 @@ fn a_capped_compiler_passes_the_lower_limits_to_its_child() {
     );
     // A ceiling above the compiler's own changes nothing; a lower deadline is kept.
     let e = compile_error(&compiler.capped(Some(Duration::from_secs(3600)), Some(1 << 40)));
-    assert_eq!(e.to_string(), "compiling the module failed: --memory 67108864");
+    assert_eq!(
+        e.to_string(),
+        "compiling the module failed: --memory 67108864"
+    );
     let slow = child("cat >/dev/null; sleep 30", Duration::from_secs(30))
         .capped(Some(Duration::from_millis(200)), None);
     let e = compile_error(&slow);

@@ -174,6 +174,8 @@ pub enum ModuleError {
     Mismatch,
     #[error("cannot compile it")]
     Compile(#[source] ValidationError),
+    #[error("cannot load it with a wasm stack of {stack} bytes: {detail}")]
+    Stack { stack: usize, detail: String },
 }
 
 /// Why a [`ModuleSource`](crate::ModuleSource) could not give a module's bytes.

@@ -47,6 +47,9 @@ pub struct Executor {
     source: Arc<dyn ModuleSource>,
     /// Compiled modules by id, for the life of the executor.
     compiled: Mutex<HashMap<String, GuestModule>>,
+    /// Engines for tasks that ask for another wasm stack than `engine`'s, by stack size (a power
+    /// of two: few), and the modules loaded into each, by stack size and id.
+    stacks: Mutex<Stacks>,
     /// A gate per module being loaded: tasks that need the same module at once (a stage starting on
     /// every slot) wait for the first one to compile it instead of each compiling it.
     loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -61,6 +64,13 @@ pub struct Executor {
     /// Buffers finished map tasks' readers left, for the next ones (at most [`KEPT_READERS`]).
     read_buffers: Mutex<Vec<ReaderBuffers>>,
     counters: Counters,
+}
+
+/// Engines of other wasm stack sizes than the executor's own, and the modules loaded into them.
+#[derive(Default)]
+struct Stacks {
+    engines: HashMap<usize, Engine>,
+    modules: HashMap<(usize, String), GuestModule>,
 }
 
 /// Reader buffers kept between map tasks: one per task that may read at once is enough in steady
@@ -123,6 +133,7 @@ impl Executor {
             engine,
             source,
             compiled: Mutex::new(HashMap::new()),
+            stacks: Mutex::new(Stacks::default()),
             loading: Mutex::new(HashMap::new()),
             work_dir: work_dir.to_owned(),
             artifact_dir: None,
@@ -222,6 +233,48 @@ impl Executor {
         let module = lock(&self.compiled).get(id).cloned()?;
         self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
         Some(module)
+    }
+
+    /// The module `id` loaded into an engine whose calls may use `stack` bytes of wasm stack: the
+    /// executor's own engine's module when that is its stack (or the module is native), else the
+    /// same compiled code loaded into an engine of that stack size, once.
+    fn module_with_stack(
+        &self,
+        tenant: &str,
+        id: &str,
+        stack: u64,
+    ) -> Result<GuestModule, TaskError> {
+        let module = self.module(tenant, id)?;
+        let stack = usize::try_from(stack).unwrap_or(usize::MAX);
+        if module.is_native() || stack == self.engine.max_stack() {
+            return Ok(module);
+        }
+        let fail = |detail: String| TaskError::Module {
+            id: id.to_owned(),
+            source: ModuleError::Stack { stack, detail },
+        };
+        let mut stacks = lock(&self.stacks);
+        if let Some(m) = stacks.modules.get(&(stack, id.to_owned())) {
+            return Ok(m.clone());
+        }
+        let engine = match stacks.engines.get(&stack) {
+            Some(engine) => engine.clone(),
+            None => {
+                let engine = self
+                    .engine
+                    .with_max_stack(stack)
+                    .map_err(|e| fail(format!("{e:#}")))?;
+                stacks.engines.insert(stack, engine.clone());
+                engine
+            }
+        };
+        let artifact = module.to_artifact().map_err(|e| fail(e.to_string()))?;
+        // SAFETY: the artifact was just serialized from a module this process compiled (or loaded
+        // after checking it), for an engine of the same configuration but its stack size.
+        let moved = unsafe { GuestModule::deserialize(&engine, &artifact) }
+            .map_err(|e| fail(e.to_string()))?;
+        stacks.modules.insert((stack, id.to_owned()), moved.clone());
+        Ok(moved)
     }
 
     /// The compiled module `id`: from memory, else from disk, else fetched and compiled.
@@ -385,7 +438,11 @@ impl Executor {
             if !modules.contains_key(&step.module) {
                 modules.insert(
                     step.module.clone(),
-                    self.module(&spec.tenant, &step.module)?,
+                    self.module_with_stack(
+                        &spec.tenant,
+                        &step.module,
+                        spec.limits.max_stack_bytes,
+                    )?,
                 );
             }
         }

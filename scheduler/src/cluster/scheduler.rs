@@ -331,7 +331,8 @@ impl Scheduler {
             .map_err(|source| {
                 let limit = match &source {
                     LimitError::AboveCeiling { limit, .. }
-                    | LimitError::BelowFloor { limit, .. } => *limit,
+                    | LimitError::BelowFloor { limit, .. }
+                    | LimitError::Invalid { limit, .. } => *limit,
                 };
                 let at = plan.limits.iter().find(|l| l.limit == limit).map(|l| l.at);
                 SubmitError::Limits {

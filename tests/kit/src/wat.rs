@@ -188,3 +188,17 @@ pub const BLOAT_FLAT_MAP: &str = r#"
 
 /// The size of [`BLOAT_FLAT_MAP`]'s record: 64 MiB.
 pub const BLOAT_BYTES: usize = 64 << 20;
+
+/// `weft_map_deep`: recurses `depth` calls deep (each frame at least 16 bytes of native stack),
+/// then returns its input. 10,000 deep overflows 64 KiB of wasm stack and fits in 2 MiB.
+pub fn deep_map(depth: u32) -> String {
+    format!(
+        r#"(func $down (param $n i32) (result i32)
+    (if (result i32) (i32.eqz (local.get $n))
+      (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $down (i32.sub (local.get $n) (i32.const 1)))))))
+  (func (export "weft_map_deep") (param $f i32) (result i32)
+    (drop (call $down (i32.const {depth})))
+    {PASS_THROUGH})"#
+    )
+}

@@ -31,6 +31,10 @@ use weft_task::{
 
 use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, PeerError, Progress, TaskError};
 
+/// The stack of a task's thread: the most wasm stack a task may ask for (its guests' calls run on
+/// this thread), and room for the host's own frames (reading, writing, wasmtime's entry) beside.
+/// Address space only: pages are touched as calls go deep.
+const TASK_THREAD_STACK: usize = weft_task::MAX_STACK_BYTES as usize + (8 << 20);
 /// The heartbeat interval when the scheduler's registration reply leaves it at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// The shortest interval honoured: a scheduler asking for less would have workers spin.
@@ -657,6 +661,7 @@ impl pb::worker_server::Worker for Service {
         let state = self.0.clone();
         std::thread::Builder::new()
             .name(format!("weft-task-{}-{}", spec.id.stage, spec.id.partition))
+            .stack_size(TASK_THREAD_STACK)
             .spawn(move || state.run_and_report(spec, flag, progress))
             .map_err(|e| Status::resource_exhausted(e.to_string()))?;
         Ok(Response::new((&Launch::Accepted).into()))

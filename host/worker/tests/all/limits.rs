@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use weft_host::UdfKind;
 use weft_task::TaskLimits;
 use weft_testkit::wat::{
-    BLOAT_FLAT_MAP, CHATTY_MAP, IDENTITY_MAP, SPIN_MAP, WASI_IMPORTS, guest, sleep_map,
+    BLOAT_FLAT_MAP, CHATTY_MAP, IDENTITY_MAP, SPIN_MAP, WASI_IMPORTS, deep_map, guest, sleep_map,
 };
 use weft_worker::{Executor, TaskError};
 
@@ -62,6 +62,43 @@ fn the_task_time_limit_stops_a_guest_looping_or_asleep() {
             "{function} stopped after {took:?}"
         );
     }
+}
+
+#[test]
+fn the_stack_limit_is_the_tasks() {
+    // A task's guests run on a thread with room for the largest stack (as a worker's do).
+    std::thread::Builder::new()
+        .stack_size(weft_task::MAX_STACK_BYTES as usize + (8 << 20))
+        .spawn(|| {
+            // The executor's engine has the default stack of a task, which needs no other engine.
+            assert_eq!(
+                weft_host::DEFAULT_MAX_STACK as u64,
+                weft_task::DEFAULT_STACK_BYTES
+            );
+            let deep = guest("", &deep_map(10_000));
+            let with_stack = |bytes: u64| TaskLimits {
+                max_stack_bytes: bytes,
+                ..TaskLimits::default()
+            };
+            let (run, _) = run_under(&deep, UdfKind::Map, "deep", b"x\n", with_stack(64 << 10));
+            let error = weft_task::error_chain(&failure(run));
+            assert!(
+                error.ends_with(
+                    "deep: exceeded the stack limit of 64 KiB (limits.stack): call \
+                     stack exhausted"
+                ),
+                "{error}"
+            );
+            // The same recursion in 2 MiB (another engine than the worker's default one, the
+            // module's compiled code loaded into it) runs through, and so does it in the default.
+            for stack in [2 << 20, weft_task::DEFAULT_STACK_BYTES] {
+                let (run, _) = run_under(&deep, UdfKind::Map, "deep", b"x\ny\n", with_stack(stack));
+                assert_eq!(run.result.expect("enough stack").records_out, 2);
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 #[test]
