@@ -48,8 +48,9 @@ struct Inner {
     jobs: HashMap<String, mpsc::UnboundedSender<TaskOutcome>>,
     /// The tenant of each running job, for fair share.
     tenants: HashMap<String, String>,
-    /// Jobs whose last try for a slot found none (or was held back): they wait for one.
-    waiting: HashSet<String>,
+    /// Jobs whose last try for a slot found none (or was held back): they wait for one, on one of
+    /// the workers listed (those their task could run on).
+    waiting: HashMap<String, HashSet<String>>,
     /// Each tenant's weight and slot cap; weight 1 and no cap when not set.
     shares: HashMap<String, SlotShare>,
 }
@@ -88,15 +89,16 @@ impl Inner {
         self.shares.get(tenant).copied().unwrap_or_default()
     }
 
-    /// Whether `tenant` may take one more slot now: `None` if so; otherwise whether it must wait
-    /// its turn (`Some(true)`: another tenant waiting holds a smaller share) or is at its own cap
-    /// (`Some(false)`, and then it does not wait in line: it holds no one back).
+    /// Whether `tenant` may take one more slot now (on worker `slot`, if one is free): `None` if so;
+    /// otherwise whether it must wait its turn (`Some(true)`: another tenant waiting for a slot on
+    /// that worker holds a smaller share) or is at its own cap (`Some(false)`, and then it does not
+    /// wait in line: it holds no one back).
     ///
     /// A tenant's share is its running tasks over its weight; while another tenant waiting for a
     /// slot holds a smaller share, that one gets the next free slot (weighted fair share, as
     /// Spark's FAIR pools or YARN's fair scheduler give slots). A tenant alone, or ahead of no
     /// one, takes any free slot up to its cap.
-    fn held_back(&self, tenant: &str) -> Option<bool> {
+    fn held_back(&self, tenant: &str, slot: Option<&str>) -> Option<bool> {
         let running = self.running_by_tenant();
         let count = |t: &str| running.get(t).copied().unwrap_or(0);
         let share = |t: &str| f64::from(count(t)) / f64::from(self.slot_share(t).weight.max(1));
@@ -108,9 +110,12 @@ impl Inner {
             return Some(false);
         }
         let mine = share(tenant);
+        // A tenant waiting only for workers this slot is not on cannot take it: it holds no one
+        // back from it.
         self.waiting
             .iter()
-            .filter_map(|job| self.tenants.get(job))
+            .filter(|(_, usable)| slot.is_none_or(|slot| usable.contains(slot)))
+            .filter_map(|(job, _)| self.tenants.get(job))
             .filter(|other| *other != tenant)
             .any(|other| share(other) < mine)
             .then_some(true)
@@ -221,19 +226,25 @@ impl ControlState {
         score: impl Fn(&WorkerEntry) -> Option<i64>,
     ) -> Option<(String, Arc<dyn WorkerConnection>)> {
         let mut inner = self.lock();
+        let free = placement::choose(inner.workers.values(), &score).map(|w| w.id.clone());
         let held_back = inner
             .tenants
             .get(&task.job)
-            .and_then(|tenant| inner.held_back(tenant));
+            .and_then(|tenant| inner.held_back(tenant, free.as_deref()));
         if held_back == Some(false) {
             // At its tenant's cap: it waits for one of its own tasks to end, not in line.
             inner.waiting.remove(&task.job);
             return None;
         }
-        let free = placement::choose(inner.workers.values(), score).map(|w| w.id.clone());
         let Some(best) = free.filter(|_| held_back.is_none()) else {
             if inner.tenants.contains_key(&task.job) {
-                inner.waiting.insert(task.job.clone());
+                let usable = inner
+                    .workers
+                    .values()
+                    .filter(|w| score(w).is_some())
+                    .map(|w| w.id.clone())
+                    .collect();
+                inner.waiting.insert(task.job.clone(), usable);
             }
             return None;
         };

@@ -847,3 +847,38 @@ fn slots_go_by_weight_and_a_capped_tenant_holds_no_one_back() {
     assert!(control.release(&worker, &task("h", 2)));
     assert!(take(&task("c", 2)).is_some());
 }
+
+#[test]
+fn a_tenant_waiting_for_other_workers_holds_no_one_back_from_a_free_slot() {
+    let cluster = Cluster::new(&[1, 1]);
+    let control = &cluster.control;
+    let task = |job: &str, partition| TaskId {
+        job: job.into(),
+        stage: 0,
+        partition,
+        attempt: 0,
+    };
+    let _rx = (control.subscribe("a", "a"), control.subscribe("b", "b"));
+    let (w1, w2) = ("w1".to_owned(), "w2".to_owned());
+    let on = |worker: &str| {
+        let worker = worker.to_owned();
+        move |w: &super::WorkerEntry| (w.id == worker).then_some(0)
+    };
+    assert_eq!(
+        control.acquire(&task("b", 0), on(&w1)).map(|(w, _)| w),
+        Some(w1.clone())
+    );
+    // `a` can run only on w1, which `b` holds: it waits, with the smaller share (0 against 1)...
+    assert!(control.acquire(&task("a", 0), on(&w1)).is_none());
+    // ... but not for w2, which `b` takes rather than leave it idle.
+    assert_eq!(
+        control.acquire(&task("b", 1), |_| Some(0)).map(|(w, _)| w),
+        Some(w2.clone())
+    );
+    // When w1 frees up, `a` gets it.
+    assert!(control.release(&w1, &task("b", 0)));
+    assert_eq!(
+        control.acquire(&task("a", 0), on(&w1)).map(|(w, _)| w),
+        Some(w1)
+    );
+}
