@@ -577,8 +577,14 @@ fn without_a_scheduler_job_commands_use_the_data_directory() {
         .map(|j| (j["name"].as_str().unwrap(), j["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, vec![("wordcount", "succeeded"); 2]);
-    let again = weft.ok(&["--json", "job", "status", &id]).json();
+    // `job status` is the status `submit --wait` printed, and every task attempt besides.
+    let mut again = weft.ok(&["--json", "job", "status", &id]).json();
+    let tasks = again.as_object_mut().unwrap().remove("tasks").unwrap();
     assert_eq!(again, status);
+    assert_eq!(
+        tasks.as_array().map(|t| t.len() as u64),
+        status["usage"]["attempts"].as_u64()
+    );
     // Word count writes nothing to stdout or stderr.
     let logs = weft.ok(&["--json", "job", "logs", &id]).json();
     assert_eq!(logs, serde_json::json!([]));
