@@ -1,7 +1,7 @@
 //! Fair share, measured on a scheduler with two tenants and two workers of two slots: a tenant
 //! flooding the cluster with jobs does not hold another's job back beyond its share, and with
-//! weights 3:1 two saturating tenants run their tasks 3:1. Every task naps 600 ms in a guest, so
-//! the slots, not the CPUs, are what the tenants share.
+//! weights 3:1 two saturating tenants run their tasks 3:1. Every task naps in a guest (600 ms;
+//! 300 ms in a flood), so the slots, not the CPUs, are what the tenants share.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -75,7 +75,8 @@ impl Fair {
             jobs: std::cell::Cell::new(0),
         };
         let wasm = fair.data.path().join("nap.wasm");
-        std::fs::write(&wasm, guest(WASI_IMPORTS, &napping_map("nap", 600_000_000))).unwrap();
+        let naps = napping_map("nap", 600_000_000) + &napping_map("quick", 300_000_000);
+        std::fs::write(&wasm, guest(WASI_IMPORTS, &naps)).unwrap();
         for t in 0..2 {
             fair.ok(t, &["module", "register", path(&wasm), "--name", "nap"]);
         }
@@ -90,8 +91,13 @@ impl Fair {
         run.stdout()
     }
 
-    /// Writes a job of `tasks` napping tasks for `tenant` and returns its file.
+    /// Writes a job of `tasks` tasks napping 600 ms for `tenant` and returns its file.
     fn job(&self, tenant: usize, tasks: usize) -> PathBuf {
+        self.job_of(tenant, tasks, "nap")
+    }
+
+    /// Writes a job of `tasks` tasks of `function` (`nap`, or `quick`: 300 ms) for `tenant`.
+    fn job_of(&self, tenant: usize, tasks: usize, function: &str) -> PathBuf {
         let n = self.jobs.get();
         self.jobs.set(n + 1);
         let root = self.data.path().join(TENANTS[tenant]);
@@ -101,8 +107,8 @@ impl Fair {
         std::fs::write(
             &file,
             format!(
-                "name = {:?}\n[input]\npath = {:?}\nsplit_size = 9\n[[step]]\nmap = \"nap/nap\"\n\
-                 [output]\npath = {:?}\n",
+                "name = {:?}\n[input]\npath = {:?}\nsplit_size = 9\n[[step]]\n\
+                 map = \"nap/{function}\"\n[output]\npath = {:?}\n",
                 TENANTS[tenant],
                 path(&input),
                 path(&root.join("out").join(format!("{n}")))
@@ -120,10 +126,10 @@ impl Fair {
         started.elapsed()
     }
 
-    /// Submits `jobs` jobs of `tasks` tasks for `tenant`, without waiting.
-    fn flood(&self, tenant: usize, jobs: usize, tasks: usize) {
+    /// Submits `jobs` jobs of `tasks` tasks of `function` for `tenant`, without waiting.
+    fn flood(&self, tenant: usize, jobs: usize, tasks: usize, function: &str) {
         for _ in 0..jobs {
-            let job = self.job(tenant, tasks);
+            let job = self.job_of(tenant, tasks, function);
             self.ok(tenant, &["job", "submit", path(&job)]);
         }
     }
@@ -158,8 +164,9 @@ impl Fair {
 fn a_flood_of_jobs_does_not_hold_another_tenant_back() {
     let fair = Fair::start([1, 1]);
     let idle = fair.timed(1, 2);
-    // Ann fills every slot with 20 jobs of 4 tasks (48 task-seconds for 4 slots), then Ben asks.
-    fair.flood(0, 20, 4);
+    // Ann fills every slot with 20 jobs of 4 short tasks (24 task-seconds for 4 slots), then Ben
+    // asks: no task is preempted, so his wait for a slot is at most one of hers.
+    fair.flood(0, 20, 4, "quick");
     let started = Instant::now();
     while fair.running()[0] < 4 {
         assert!(
@@ -186,8 +193,8 @@ fn slots_go_by_weight_between_saturating_tenants() {
     // after about 13 s; sampled over the first 10 s, while both have work queued, and only when
     // the four slots are all taken.
     for _ in 0..16 {
-        fair.flood(0, 1, 4);
-        fair.flood(1, 1, 4);
+        fair.flood(0, 1, 4, "nap");
+        fair.flood(1, 1, 4, "nap");
     }
     let mut totals = [0usize; 2];
     let mut samples = 0;

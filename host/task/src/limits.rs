@@ -107,17 +107,18 @@ impl Limit {
         }
     }
 
-    /// Why `value` cannot be this limit's value at all, whatever the ceiling: a stack size must
-    /// be a power of two.
-    fn invalid(self, value: u64) -> Option<String> {
-        (self == Limit::Stack && !value.is_power_of_two()).then(|| {
-            format!(
-                "{self} = {} is not a power of two ({} to {}, e.g. 1MiB)",
+    /// Whether `value` can be this limit's value at all, whatever the ceiling: a stack size must
+    /// be a power of two. The refusal names the value and the rule.
+    pub fn check(self, value: u64) -> Result<(), String> {
+        if self == Limit::Stack && !value.is_power_of_two() {
+            return Err(format!(
+                "{} is not a power of two ({} to {}, e.g. 1MiB)",
                 self.show(value),
                 self.show(MIN_STACK_BYTES),
                 self.show(MAX_STACK_BYTES)
-            )
-        })
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -246,9 +247,9 @@ impl TaskLimits {
                     limit.show(limit.floor())
                 ));
             }
-            if let Some(why) = limit.invalid(value) {
-                return Err(why);
-            }
+            limit
+                .check(value)
+                .map_err(|why| format!("{limit} = {why}"))?;
             self.set(limit, value);
         }
         Ok(self)
@@ -278,9 +279,9 @@ impl TaskLimits {
             if asked < limit.floor() {
                 return Err(LimitError::BelowFloor { limit, asked });
             }
-            if let Some(why) = limit.invalid(asked) {
-                return Err(LimitError::Invalid { limit, why });
-            }
+            limit
+                .check(asked)
+                .map_err(|why| LimitError::Invalid { limit, why })?;
             limits.set(limit, asked);
         }
         Ok(limits)
@@ -307,8 +308,8 @@ pub enum LimitError {
         limit.show(limit.floor())
     )]
     BelowFloor { limit: Limit, asked: u64 },
-    /// A value no limit of its kind can have (`why` names the limit and the rule).
-    #[error("limits.{why}")]
+    /// A value no limit of its kind can have (`why` names the value and the rule).
+    #[error("limits.{limit} = {why}")]
     Invalid { limit: Limit, why: String },
 }
 

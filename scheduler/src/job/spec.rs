@@ -84,6 +84,12 @@ pub struct ShuffleSpec {
 
 /// A limit's value as TOML gives it: a string with a unit, or an integer of bytes for a size.
 pub(crate) fn limit_value(limit: Limit, value: &toml::Value) -> Result<u64, String> {
+    let value = limit_number(limit, value)?;
+    limit.check(value)?;
+    Ok(value)
+}
+
+fn limit_number(limit: Limit, value: &toml::Value) -> Result<u64, String> {
     match value {
         toml::Value::String(text) => limit.parse_value(text),
         toml::Value::Integer(n) if !limit.is_time() => {

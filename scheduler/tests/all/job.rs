@@ -912,7 +912,12 @@ fn limits_are_checked() {
     assert_eq!(
         err,
         "job.toml:11:7: limits.cpu: unknown limit `cpu` (expected one of memory, call_time, \
-         task_time, batch_output, task_output, log)"
+         task_time, batch_output, task_output, log, stack)"
+    );
+    let err = parse_error(&with_limits("stack = \"300KiB\""));
+    assert_eq!(
+        err,
+        "job.toml:11:9: limits.stack: 300 KiB is not a power of two (64 KiB to 8 MiB, e.g. 1MiB)"
     );
     let err = parse_error(&with_limits("call_time = 10"));
     assert!(
