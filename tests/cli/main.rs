@@ -2,6 +2,7 @@
 //! directories — one per test in local mode, a scheduler and workers per test in cluster mode —
 //! and checks the answers against references computed here.
 
+mod chaos;
 mod cluster;
 mod csv;
 mod fair;

@@ -37,6 +37,13 @@ pub fn upper<'a>(key: &'a [u8], value: &'a [u8]) -> (&'a [u8], impl Encode + 'a)
     (key, AsciiUpper(value))
 }
 
+/// Turns a count into a key: `(word, count)` becomes `(count, 1)`, so that a `reduce` summing
+/// the ones (word count's `sum`) makes a histogram of counts: how many words occur once, twice...
+#[map]
+pub fn by_count<'a>(_word: &'a [u8], count: &'a [u8]) -> (&'a [u8], &'static [u8]) {
+    (count, b"1")
+}
+
 /// Keeps the records whose value has something besides whitespace (space, `\t`, `\n`, `\v`, `\f`,
 /// `\r`): empty and blank values are dropped.
 #[filter]
@@ -213,6 +220,11 @@ mod tests {
     fn mixing_depends_on_the_number_of_rounds() {
         assert_ne!(mix_rounds(1), mix_rounds(2));
         assert_eq!(mix_rounds(1000), mix_rounds(1000));
+    }
+
+    #[test]
+    fn by_count_keys_a_one_by_the_count() {
+        assert_eq!(by_count(b"word", b"17"), (&b"17"[..], &b"1"[..]));
     }
 
     #[test]

@@ -164,3 +164,8 @@ mod tests {
         );
     }
 }
+
+/// Whether `name` is an [`AtomicFile`]'s temporary name (`.{file name}.{random}.tmp`).
+pub(crate) fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp") && name.len() > ".x..tmp".len()
+}

@@ -106,6 +106,20 @@ impl OutputCommitter {
     }
 
     fn publish(&self) -> Result<()> {
+        // An attempt killed while it wrote (its worker died) leaves its part's temporary file;
+        // the part itself came from the attempt that won. Such leftovers are not output.
+        for dir in [
+            self.staging_dir.clone(),
+            self.staging_dir.join(BAD_RECORDS_DIR),
+        ] {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if crate::atomic::is_temporary(&name) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         for (name, text) in [(WEFT_MARKER, WEFT_MARKER_TEXT), (SUCCESS_MARKER, "")] {
             let marker = self.staging_dir.join(name);
             let write = |source| Error::Write {

@@ -174,6 +174,11 @@ impl ControlState {
             .collect()
     }
 
+    /// The ids of the registered workers.
+    pub fn live_workers(&self) -> HashSet<String> {
+        self.lock().workers.keys().cloned().collect()
+    }
+
     /// A snapshot of every registered worker.
     pub fn workers(&self) -> Vec<WorkerEntry> {
         self.lock().workers.values().cloned().collect()

@@ -59,6 +59,10 @@ pub enum JobError {
     /// The cluster could not run the job.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A task could not read shuffle output kept by a worker that is gone. Internal to a run:
+    /// the tasks that wrote the output run again.
+    #[error("shuffle output was lost with its worker")]
+    InputLost,
 }
 
 /// What a finished job did.

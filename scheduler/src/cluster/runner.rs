@@ -17,7 +17,9 @@ use weft_io::DataRoots;
 
 use tokio::sync::{mpsc, watch};
 use weft_io::OutputCommitter;
-use weft_task::{BlockLocation, Launch, TaskId, TaskLimits, TaskOutcome, TaskResult, TaskSpec};
+use weft_task::{
+    BlockLocation, Launch, TaskId, TaskInput, TaskLimits, TaskOutcome, TaskResult, TaskSpec,
+};
 
 use super::control::ControlState;
 use super::placement;
@@ -254,8 +256,6 @@ async fn run_stages(
     staging_dir: &Path,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) -> Result<Vec<StageReport>, JobError> {
-    let mut blocks: HashMap<u32, Vec<BlockLocation>> = HashMap::new();
-    let mut reports = Vec::new();
     let plan = job.plan.clone();
     let job_id = job.job_id();
     let tenant = job.tenant.clone();
@@ -268,13 +268,51 @@ async fn run_stages(
         roots: roots.as_ref(),
         staging_dir,
     };
-    for (index, stage) in plan.stages.iter().enumerate() {
+    // What each task of each stage produced, by partition; `None` until it has (or since its
+    // output was lost with its worker).
+    let mut outputs: Vec<Vec<Option<TaskResult>>> = plan
+        .stages
+        .iter()
+        .map(|stage| vec![None; tasks.stage(stage, &[]).len()])
+        .collect();
+    // The next attempt number of each task, so that a report of an attempt given up is ignored.
+    let mut attempts: HashMap<(usize, u32), u32> = HashMap::new();
+    let mut recomputes = 0;
+    let mut index = 0;
+    while index < plan.stages.len() {
+        let stage = &plan.stages[index];
+        // Shuffle output on a worker that is gone is lost: the tasks that wrote it run again
+        // (lineage), from the earliest stage that lost some.
+        let lost = lost_outputs(job, &mut outputs, index, &job.control.live_workers());
+        if let Some(earliest) = lost {
+            recomputes += 1;
+            if recomputes > MAX_RECOMPUTES {
+                return Err(JobError::Cluster(format!(
+                    "shuffle output was lost with its workers {MAX_RECOMPUTES} times; giving up"
+                )));
+            }
+            tracing::info!(job = %job_id, stage = plan.stages[earliest].id,
+                "shuffle output lost with its worker: running the tasks that wrote it again");
+            index = earliest;
+            continue;
+        }
         let parent_blocks: Vec<BlockLocation> = stage
             .parents
             .iter()
-            .flat_map(|p| blocks.get(p).into_iter().flatten().cloned())
+            .filter_map(|p| plan.stages.iter().position(|s| s.id == *p))
+            .flat_map(|p| outputs[p].iter().flatten().flat_map(|r| r.blocks.clone()))
             .collect();
-        let specs = tasks.stage(stage, &parent_blocks);
+        let specs: Vec<TaskSpec> = tasks
+            .stage(stage, &parent_blocks)
+            .into_iter()
+            .filter(|spec| outputs[index][spec.id.partition as usize].is_none())
+            .map(|mut spec| {
+                let next = attempts.entry((index, spec.id.partition)).or_default();
+                spec.id.attempt = *next;
+                *next += 1;
+                spec
+            })
+            .collect();
         let bytes_total: u64 = match &stage.input {
             StageInput::Splits { splits, .. } => splits.iter().map(|s| s.length).sum(),
             StageInput::Shuffle { .. } => parent_blocks.iter().map(|b| b.bytes).sum(),
@@ -282,43 +320,105 @@ async fn run_stages(
         job.update(false, |s| s.stages[index].bytes_total = bytes_total);
         // A map task may run only where its input is readable.
         let readers = matches!(stage.input, StageInput::Splits { .. }).then_some(&mut *readers);
-        let results = run_tasks(job, index, specs, readers, outcomes).await?;
-        reports.push(StageReport {
-            stage: stage.id,
-            tasks: results.len() as u32,
-            records_in: results.iter().map(|r| r.records_in).sum(),
-            records_out: results.iter().map(|r| r.records_out).sum(),
-            bytes_in: results.iter().map(|r| r.bytes_in).sum(),
-            bytes_out: results.iter().map(|r| r.bytes_out).sum(),
-            remote_fetches: results.iter().map(|r| r.remote_fetches).sum(),
-            records_skipped: results.iter().map(|r| r.records_skipped).sum(),
-        });
-        blocks.insert(
-            stage.id,
-            results.into_iter().flat_map(|r| r.blocks).collect(),
-        );
+        let results = &mut outputs[index];
+        match run_tasks(job, index, specs, readers, outcomes, results, &mut attempts).await {
+            Ok(()) => index += 1,
+            // A task could not read shuffle output of a worker that is gone: the loop's next turn
+            // finds what was lost and runs it again.
+            Err(JobError::InputLost) => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(reports)
+    Ok(plan
+        .stages
+        .iter()
+        .zip(outputs)
+        .map(|(stage, results)| {
+            let results: Vec<TaskResult> = results.into_iter().flatten().collect();
+            StageReport {
+                stage: stage.id,
+                tasks: results.len() as u32,
+                records_in: results.iter().map(|r| r.records_in).sum(),
+                records_out: results.iter().map(|r| r.records_out).sum(),
+                bytes_in: results.iter().map(|r| r.bytes_in).sum(),
+                bytes_out: results.iter().map(|r| r.bytes_out).sum(),
+                remote_fetches: results.iter().map(|r| r.remote_fetches).sum(),
+                records_skipped: results.iter().map(|r| r.records_skipped).sum(),
+            }
+        })
+        .collect())
 }
 
-/// Runs one stage's tasks to completion, or fails on the first failed task after stopping the
-/// rest.
+/// How often a job runs lost shuffle output again before it gives up.
+const MAX_RECOMPUTES: u32 = 8;
+/// Attempts of one task lost to the infrastructure (its worker lost, a fetch or launch failing)
+/// before the job gives up; a user's failure (a trap, a limit) is not retried.
+const MAX_INFRA_ATTEMPTS: u32 = 6;
+
+/// Forgets the output of every finished task of the stages before `index` (and of `index`
+/// itself) whose shuffle blocks were on a worker not in `live`, taking it out of the status too.
+/// Returns the earliest stage that lost some.
+fn lost_outputs(
+    job: &mut JobRun,
+    outputs: &mut [Vec<Option<TaskResult>>],
+    index: usize,
+    live: &HashSet<String>,
+) -> Option<usize> {
+    let mut earliest = None;
+    for (stage, results) in outputs.iter_mut().enumerate().take(index + 1) {
+        for slot in results.iter_mut() {
+            let gone = slot
+                .as_ref()
+                .is_some_and(|r| r.blocks.iter().any(|b| !live.contains(&b.worker_id)));
+            if !gone {
+                continue;
+            }
+            let result = slot.take().expect("checked above");
+            earliest = Some(earliest.map_or(stage, |e: usize| e.min(stage)));
+            job.update(true, |s| {
+                let st = &mut s.stages[stage];
+                st.tasks_done -= 1;
+                st.records_in -= result.records_in;
+                st.records_out -= result.records_out;
+                st.bytes_in -= result.bytes_in;
+                st.bytes_out -= result.bytes_out;
+                st.remote_fetches -= result.remote_fetches;
+                st.records_skipped -= result.records_skipped;
+            });
+        }
+    }
+    earliest
+}
+
+/// Runs the stage's tasks of `specs` to completion, each result into `results` (by partition).
+/// A task lost to the infrastructure (its worker lost or stopped, a fetch failing) runs again as
+/// its next attempt, after a pause, elsewhere if its launch failed; a task that could not read the
+/// shuffle output of a worker that is gone ends the stage with [`JobError::InputLost`]; a user's
+/// failure fails the job after stopping the rest.
 async fn run_tasks(
     job: &mut JobRun,
     stage_index: usize,
     specs: Vec<TaskSpec>,
     mut readers: Option<&mut Readers>,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
-) -> Result<Vec<TaskResult>, JobError> {
+    results: &mut [Option<TaskResult>],
+    attempts: &mut HashMap<(usize, u32), u32>,
+) -> Result<(), JobError> {
     let total = specs.len();
-    let mut results: Vec<Option<TaskResult>> = vec![None; total];
-    let mut pending: VecDeque<TaskSpec> = specs.into();
-    let mut running: HashMap<TaskId, String> = HashMap::new();
+    // Each task waiting for a slot, with when it may be launched (a retry waits a little).
+    let mut pending: VecDeque<(TaskSpec, Instant)> =
+        specs.into_iter().map(|s| (s, Instant::now())).collect();
+    let mut running: HashMap<TaskId, (String, TaskSpec)> = HashMap::new();
     let mut done = 0;
     let control = job.control.clone();
     // Since when tasks have waited with none running and no worker able to take them.
     let mut stranded: Option<Instant> = None;
     let (job_id, stage_id) = (job.job_id(), job.status.borrow().stages[stage_index].stage);
+    // Attempts of each task lost to the infrastructure so far.
+    let mut lost_attempts: HashMap<u32, u32> = HashMap::new();
+    // Workers a launch failed on, not tried again for this job until then.
+    let mut excluded: HashMap<String, Instant> = HashMap::new();
+    let mut last_launch_error: Option<String> = None;
 
     while done < total {
         // What running tasks have read so far, as heartbeats report it: live progress.
@@ -346,17 +446,25 @@ async fn run_tasks(
             readers.ask_new_workers(&control).await;
         }
         let eligible = readers.as_deref().map(Readers::readable);
+        let now = Instant::now();
+        excluded.retain(|_, until| *until > now);
 
-        while let Some(spec) = pending.front() {
+        // Tasks in order; one waiting out its retry pause lets those behind it go first.
+        let mut waiting = VecDeque::new();
+        while let Some((spec, not_before)) = pending.pop_front() {
+            if not_before > now {
+                waiting.push_back((spec, not_before));
+                continue;
+            }
             let Some((worker, conn)) =
-                control.acquire(&spec.id, |w| placement::score(w, spec, eligible))
+                control.acquire(&spec.id, |w| usable(w, &spec, eligible, &excluded))
             else {
+                waiting.push_back((spec, not_before));
                 break;
             };
-            let spec = pending.pop_front().expect("front exists");
             match conn.launch(&spec).await {
                 Ok(Launch::Accepted) => {
-                    running.insert(spec.id.clone(), worker);
+                    running.insert(spec.id.clone(), (worker, spec));
                     job.update(false, |s| s.stages[stage_index].tasks_running += 1);
                 }
                 Ok(Launch::Refused(reason)) => {
@@ -364,20 +472,33 @@ async fn run_tasks(
                     // killed attempt): try again when something changes.
                     tracing::debug!(task = %spec.id, %worker, %reason, "launch refused");
                     control.release(&worker, &spec.id);
-                    pending.push_front(spec);
+                    waiting.push_back((spec, not_before));
                     break;
                 }
                 Err(e) => {
+                    // The worker cannot be reached (stopped, partitioned away): another may take
+                    // the task, as a new attempt; this one is left alone for a while.
                     control.release(&worker, &spec.id);
-                    stop_running(job, stage_index, &mut running, outcomes).await;
-                    return Err(JobError::Cluster(format!(
+                    let why = format!(
                         "launching {} on {worker}: {}",
                         spec.id,
                         weft_task::error_chain(&e)
-                    )));
+                    );
+                    tracing::warn!(job = %job_id, "{why}");
+                    excluded.insert(worker, now + control.worker_timeout());
+                    let tries = lost_attempts.entry(spec.id.partition).or_default();
+                    *tries += 1;
+                    if *tries >= MAX_INFRA_ATTEMPTS {
+                        stop_running(job, stage_index, &mut running, outcomes).await;
+                        return Err(JobError::Cluster(why));
+                    }
+                    last_launch_error = Some(why);
+                    waiting.push_back((next_attempt(spec, stage_index, attempts), now));
                 }
             }
         }
+        waiting.extend(pending.drain(..));
+        pending = waiting;
 
         // Tasks that no worker can take, with nothing running, wait for a worker to (re)join, but
         // not forever: a job must end rather than hang on a cluster that lost its workers.
@@ -385,7 +506,7 @@ async fn run_tasks(
             let able = control
                 .workers()
                 .iter()
-                .any(|w| placement::score(w, &pending[0], eligible).is_some());
+                .any(|w| usable(w, &pending[0].0, eligible, &excluded).is_some());
             if able {
                 stranded = None;
             } else {
@@ -393,10 +514,14 @@ async fn run_tasks(
                 if since.elapsed() > control.worker_timeout() {
                     return Err(JobError::Cluster(format!(
                         "no registered worker could take stage {}'s tasks for {} s ({} worker(s) \
-                         registered; a map task needs one that can read the input)",
-                        pending[0].id.stage,
+                         registered; a map task needs one that can read the input){}",
+                        pending[0].0.id.stage,
                         control.worker_timeout().as_secs(),
-                        control.worker_count()
+                        control.worker_count(),
+                        last_launch_error
+                            .as_deref()
+                            .map(|e| format!("; the last launch failed: {e}"))
+                            .unwrap_or_default()
                     )));
                 }
             }
@@ -408,12 +533,12 @@ async fn run_tasks(
             }
             _ = &mut changed => continue,
             _ = job.cancel.changed() => continue,
-            // A launch refused for a busy worker is retried at least this often.
-            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            // A launch refused for a busy worker, or a retry's pause, is looked at this often.
+            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
         };
-        if running.remove(&outcome.id).is_none() {
+        let Some((_, spec)) = running.remove(&outcome.id) else {
             continue; // not ours (a superseded attempt)
-        }
+        };
         account(job, stage_index, &outcome);
         match outcome.result {
             Ok(result) => {
@@ -439,6 +564,29 @@ async fn run_tasks(
                     st.tasks_running -= 1;
                     st.tasks_failed += 1;
                 });
+                if !failure.guest_fault {
+                    // Its input was on a worker that is gone: what wrote it must run again first.
+                    let live = control.live_workers();
+                    if let TaskInput::Shuffle { blocks, .. } = &spec.input
+                        && blocks.iter().any(|b| !live.contains(&b.worker_id))
+                    {
+                        stop_running(job, stage_index, &mut running, outcomes).await;
+                        return Err(JobError::InputLost);
+                    }
+                    let tries = lost_attempts.entry(outcome.id.partition).or_default();
+                    *tries += 1;
+                    if *tries < MAX_INFRA_ATTEMPTS {
+                        tracing::info!(task = %outcome.id, worker = %outcome.worker_id,
+                            error = %failure.message, "attempt lost; running the task again");
+                        // A pause that grows, so that a worker about to be found lost (a fetch
+                        // from it failing) is, before the task's attempts run out: together they
+                        // last several worker timeouts.
+                        let pause = control.worker_timeout() * *tries / 4;
+                        let retry = next_attempt(spec, stage_index, attempts);
+                        pending.push_back((retry, Instant::now() + pause));
+                        continue;
+                    }
+                }
                 stop_running(job, stage_index, &mut running, outcomes).await;
                 // A kill this job did not ask for: the worker stopped (or another scheduler told
                 // it to); say where, since the task's own message only says it was cancelled.
@@ -460,7 +608,33 @@ async fn run_tasks(
             }
         }
     }
-    Ok(results.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(())
+}
+
+/// How well `worker` suits `spec` ([`placement::score`]); `None` if it cannot take it, or a launch
+/// on it failed a moment ago.
+fn usable(
+    worker: &super::WorkerEntry,
+    spec: &TaskSpec,
+    eligible: Option<&HashSet<String>>,
+    excluded: &HashMap<String, Instant>,
+) -> Option<i64> {
+    placement::score(worker, spec, eligible).filter(|_| !excluded.contains_key(&worker.id))
+}
+
+/// The same task as `spec`, as its next attempt (numbered on from every attempt the job made of
+/// it, so that no two share a number).
+fn next_attempt(
+    mut spec: TaskSpec,
+    stage_index: usize,
+    attempts: &mut HashMap<(usize, u32), u32>,
+) -> TaskSpec {
+    let next = attempts
+        .entry((stage_index, spec.id.partition))
+        .or_default();
+    spec.id.attempt = (*next).max(spec.id.attempt + 1);
+    *next = spec.id.attempt + 1;
+    spec
 }
 
 /// Counts what a finished task attempt used in its stage's and job's usage, and keeps what it did
@@ -529,11 +703,11 @@ fn record_task(job: &JobRun, reads_shuffle: bool, outcome: &TaskOutcome) {
 async fn stop_running(
     job: &mut JobRun,
     stage_index: usize,
-    running: &mut HashMap<TaskId, String>,
+    running: &mut HashMap<TaskId, (String, TaskSpec)>,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
 ) {
     let control = job.control.clone();
-    for (id, worker) in running.iter() {
+    for (id, (worker, _)) in running.iter() {
         if let Some(conn) = control.connection(worker)
             && let Err(e) = conn.kill(id).await
         {
@@ -552,7 +726,7 @@ async fn stop_running(
             _ => break,
         }
     }
-    for (id, worker) in running.drain() {
+    for (id, (worker, _)) in running.drain() {
         control.release(&worker, &id);
     }
 }

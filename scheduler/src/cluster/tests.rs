@@ -483,7 +483,9 @@ async fn a_refused_launch_is_tried_again() {
 
 #[tokio::test]
 async fn a_worker_that_cannot_be_reached_fails_the_job_naming_it() {
-    let cluster = Cluster::new(&[1]);
+    // A launch that fails leaves the worker aside for a while (the worker timeout); with no other
+    // worker, the job ends saying what the last launch met.
+    let cluster = Cluster::with_timeout(&[1], Duration::from_millis(300));
     cluster
         .worker("w1")
         .unreachable
@@ -494,10 +496,31 @@ async fn a_worker_that_cannot_be_reached_fails_the_job_naming_it() {
     assert!(matches!(error, JobError::Cluster(_)), "{error:?}");
     let text = error.to_string();
     assert!(
-        text.contains("launching job-1 stage 0 partition 0 attempt 0 on w1: connection refused"),
+        text.contains("the last launch failed: launching job-1 stage 0 partition 0 attempt ")
+            && text.ends_with(" on w1: connection refused"),
         "{text}"
     );
     assert_eq!(status.error.as_deref(), Some(text.as_str()));
+}
+
+#[tokio::test]
+async fn a_launch_that_fails_goes_to_another_worker_as_the_next_attempt() {
+    let mut cluster = Cluster::new(&[1, 1]);
+    cluster
+        .worker("w1")
+        .unreachable
+        .store(true, Ordering::Relaxed);
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    // w1 scores as well as w2; whichever is tried first, the map runs on w2.
+    let (worker, map) = cluster.next_launch().await;
+    assert_eq!(worker, "w2");
+    cluster.succeed(&worker, &map, &[(0, 10)]);
+    let (worker, reduce) = cluster.next_launch().await;
+    assert_eq!(worker, "w2");
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, status, _) = job.result().await;
+    result.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
 }
 
 #[tokio::test]
@@ -555,14 +578,24 @@ async fn a_worker_that_registers_while_the_job_runs_takes_map_tasks() {
 }
 
 #[tokio::test]
-async fn a_lost_worker_fails_the_tasks_it_ran() {
-    let mut cluster = Cluster::with_timeout(&[1], Duration::from_millis(200));
+async fn a_task_lost_with_its_worker_runs_again_and_a_users_failure_does_not() {
+    let mut cluster = Cluster::new(&[1, 1]);
     let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
-    let (worker, _) = cluster.next_launch().await;
-    // No heartbeat comes: the reaper (the server runs it every interval) drops the worker.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(cluster.control.reap(), std::slice::from_ref(&worker));
-    let (result, _, _) = job.result().await;
+    let (worker, map) = cluster.next_launch().await;
+    assert_eq!(map.id.attempt, 0);
+    // Lost to the infrastructure (the worker stopped, a disk failed): it runs again, attempt 1.
+    cluster.fail(&worker, &map.id, "disk full", false, false);
+    let (worker, map) = cluster.next_launch().await;
+    assert_eq!((map.id.partition, map.id.attempt), (0, 1));
+    // A late report of attempt 0 changes nothing.
+    let mut stale = map.clone();
+    stale.id.attempt = 0;
+    cluster.succeed(&worker, &stale, &[(0, 99)]);
+    cluster.succeed(&worker, &map, &[(0, 10)]);
+    // The user's failure fails the job at once, with the guest's message.
+    let (worker, reduce) = cluster.next_launch().await;
+    cluster.fail(&worker, &reduce.id, "trapped: unreachable", true, false);
+    let (result, status, store) = job.result().await;
     let Err(JobError::Task {
         message,
         guest_fault,
@@ -571,11 +604,90 @@ async fn a_lost_worker_fails_the_tasks_it_ran() {
     else {
         panic!("{result:?}")
     };
-    assert!(!guest_fault);
+    assert!(guest_fault);
+    assert_eq!(message, "trapped: unreachable");
+    assert_eq!(status.stages[0].tasks_failed, 1);
+    assert_eq!(status.stages[0].tasks_done, 1);
+    let attempts: Vec<(u32, u32, u32)> = store
+        .tasks("job-1")
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(attempts, [(0, 0, 0), (0, 0, 1), (1, 0, 0)]);
+}
+
+#[tokio::test]
+async fn shuffle_output_lost_with_its_worker_is_written_again_then_read() {
+    let mut cluster = Cluster::with_timeout(&[1, 1], Duration::from_millis(300));
+    let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
+    let mut maps = Vec::new();
+    for _ in 0..2 {
+        maps.push(cluster.next_launch().await);
+    }
+    maps.sort_by_key(|(w, _)| w.clone());
+    let [(w1, map_a), (w2, map_b)] = <[_; 2]>::try_from(maps).unwrap();
+    assert_eq!((w1.as_str(), w2.as_str()), ("w1", "w2"));
+    cluster.succeed(&w1, &map_a, &[(0, 10)]);
+    cluster.succeed(&w2, &map_b, &[(0, 20)]);
+    let (reducer, reduce) = cluster.next_launch().await;
+    assert_eq!(reduce.id.stage, 1);
+
+    // w1 goes silent and is dropped; w2 keeps its heartbeat.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let beat = |cluster: &Cluster| {
+        cluster.control.heartbeat(weft_task::Heartbeat {
+            worker_id: "w2".into(),
+            running: Vec::new(),
+            compiled_modules: Vec::new(),
+            progress: Vec::new(),
+        })
+    };
+    beat(&cluster);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    beat(&cluster);
+    assert_eq!(cluster.control.reap(), ["w1"]);
+    if reducer == "w2" {
+        // The reduce on w2 cannot fetch w1's block.
+        cluster.fail(
+            "w2",
+            &reduce.id,
+            "fetching a shuffle block from fake-w1: connection refused",
+            false,
+            false,
+        );
+    }
+    // Only the map task whose output was on w1 runs again (on w2), then the reduce, reading the
+    // new block and the one w2 kept.
+    let (worker, again) = cluster.next_launch().await;
+    assert_eq!(worker, "w2");
     assert_eq!(
-        message,
-        format!("worker {worker} at fake://0 was lost: no heartbeat for 0 s")
+        (again.id.stage, again.id.partition, again.id.attempt),
+        (0, map_a.id.partition, 1)
     );
+    cluster.succeed("w2", &again, &[(0, 11)]);
+    let (worker, reduce) = cluster.next_launch().await;
+    assert_eq!(
+        (worker.as_str(), reduce.id.stage, reduce.id.attempt),
+        ("w2", 1, 1)
+    );
+    let TaskInput::Shuffle { blocks, .. } = &reduce.input else {
+        panic!("{reduce:?}")
+    };
+    let mut read: Vec<(String, u64)> = blocks
+        .iter()
+        .map(|b| (b.worker_id.clone(), b.bytes))
+        .collect();
+    read.sort();
+    assert_eq!(read, [("w2".to_owned(), 11), ("w2".to_owned(), 20)]);
+    cluster.succeed("w2", &reduce, &[]);
+    let (result, status, _) = job.result().await;
+    let report = result.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
+    // The status counts each task once: the lost output is out, its replacement in.
+    assert_eq!(status.stages[0].tasks_done, 2);
+    assert_eq!(status.stages[0].records_in, 20);
+    assert_eq!(report.stages[0].bytes_out, 100);
 }
 
 #[tokio::test]
@@ -661,10 +773,16 @@ async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
         compiled_modules: vec![],
         progress: vec![],
     });
-    let (result, _, _) = job.result().await;
-    let Err(JobError::Task { message, .. }) = result else {
-        panic!("{result:?}")
-    };
+    // It runs again, as attempt 1, and the job finishes.
+    let (worker, again) = cluster.next_launch().await;
+    assert_eq!((again.id.stage, again.id.attempt), (0, 1));
+    cluster.succeed(&worker, &again, &[(0, 10)]);
+    let (worker, reduce) = cluster.next_launch().await;
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, _, store) = job.result().await;
+    result.unwrap();
+    let (_, lost) = &store.tasks("job-1").unwrap()[0];
+    let message = lost.error.as_deref().unwrap_or_default();
     assert!(message.contains("its report was lost"), "{message}");
 }
 

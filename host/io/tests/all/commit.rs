@@ -60,6 +60,24 @@ fn output_appears_only_on_commit() {
 }
 
 #[test]
+fn what_a_killed_attempt_left_half_written_is_not_committed() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    // An attempt killed mid-write (its process died: nothing ran its drop) leaves its temporary
+    // file; another attempt wrote the part.
+    let half = PartWriter::create(committer.staging_dir(), 0, OutputFormat::Text).unwrap();
+    std::mem::forget(half);
+    write_part(&committer, 0, "a");
+    assert_eq!(dir_names(committer.staging_dir()).len(), 2);
+    committer.commit().unwrap();
+    assert_eq!(
+        dir_names(&final_dir),
+        [SUCCESS_MARKER, WEFT_MARKER, "part-00000"]
+    );
+}
+
+#[test]
 fn abort_and_drop_remove_the_staging_directory() {
     let parent = tempfile::tempdir().unwrap();
     let final_dir = parent.path().join("out");
