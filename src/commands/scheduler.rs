@@ -32,12 +32,19 @@ pub struct SchedulerArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
 
-    /// Silence after which a worker is dropped as dead and the tasks it ran fail.
+    /// Silence after which a worker is dropped as dead and the tasks it ran run again elsewhere.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub worker_timeout: Duration,
 
+    /// How many times a task failing by its own code (a trap, a guest error, a limit) runs before
+    /// its job fails, unless the job file's `[retry] max_attempts` says. Tasks lost to the
+    /// infrastructure (a lost worker, a failed fetch) run again regardless.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=weft_scheduler::job::MAX_ATTEMPTS as i64))]
+    pub max_attempts: u32,
+
     /// The most a job's tasks may ask for in its `[limits]` table; repeat for each limit.
-    /// KEY is memory, call_time, task_time, batch_output, task_output or log; a job that sets no
+    /// KEY is memory, call_time, task_time, batch_output, task_output, log or stack; a job that sets no
     /// value gets the default, lowered to this (e.g. --limit memory=256MiB --limit call_time=10s).
     #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
     pub limits: Vec<(Limit, u64)>,
@@ -107,6 +114,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             data_roots: access.data_roots(),
             slot_shares: access.slot_shares(),
             job_caps: access.job_caps(),
+            max_attempts: args.max_attempts,
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -44,6 +44,8 @@ pub(crate) struct JobRun {
     pub plan: Plan,
     pub overwrite: bool,
     pub limits: TaskLimits,
+    /// How many times a task failing by its own code runs before the job fails.
+    pub max_attempts: u32,
     /// The tenant's data roots, when the cluster restricts them.
     pub roots: Option<DataRoots>,
     /// The tenant's cap on running jobs: the job waits, queued, for a place.
@@ -414,8 +416,9 @@ async fn run_tasks(
     // Since when tasks have waited with none running and no worker able to take them.
     let mut stranded: Option<Instant> = None;
     let (job_id, stage_id) = (job.job_id(), job.status.borrow().stages[stage_index].stage);
-    // Attempts of each task lost to the infrastructure so far.
+    // Attempts of each task lost to the infrastructure, and failed by the user's code, so far.
     let mut lost_attempts: HashMap<u32, u32> = HashMap::new();
+    let mut failed_attempts: HashMap<u32, u32> = HashMap::new();
     // Workers a launch failed on, not tried again for this job until then.
     let mut excluded: HashMap<String, Instant> = HashMap::new();
     let mut last_launch_error: Option<String> = None;
@@ -584,6 +587,17 @@ async fn run_tasks(
                         let pause = control.worker_timeout() * *tries / 4;
                         let retry = next_attempt(spec, stage_index, attempts);
                         pending.push_back((retry, Instant::now() + pause));
+                        continue;
+                    }
+                }
+                if failure.guest_fault {
+                    let failed = failed_attempts.entry(outcome.id.partition).or_default();
+                    *failed += 1;
+                    if *failed < job.max_attempts {
+                        tracing::info!(task = %outcome.id, error = %failure.message,
+                            "attempt failed; running the task again ([retry] max_attempts)");
+                        let retry = next_attempt(spec, stage_index, attempts);
+                        pending.push_back((retry, Instant::now()));
                         continue;
                     }
                 }

@@ -49,6 +49,11 @@ pub struct SchedulerConfig {
     pub slot_shares: HashMap<String, SlotShare>,
     /// Each tenant's caps on running and queued jobs (the tenants file).
     pub job_caps: HashMap<Tenant, JobCaps>,
+    /// How many times a task failing by its own code (a trap, a guest error, a limit) runs
+    /// before its job fails, unless the job file says (`[retry] max_attempts`). 1: guests are
+    /// deterministic, so the same input fails the same way again. Failures of the infrastructure
+    /// are retried regardless.
+    pub max_attempts: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -62,6 +67,7 @@ impl Default for SchedulerConfig {
             data_roots: None,
             slot_shares: HashMap::new(),
             job_caps: HashMap::new(),
+            max_attempts: 1,
         }
     }
 }
@@ -368,6 +374,7 @@ impl Scheduler {
             status: status_tx,
             cancel: cancel_rx,
             tenant: tenant.clone(),
+            max_attempts: plan.max_attempts.unwrap_or(self.config.max_attempts),
             plan,
             limits,
             roots,

@@ -104,6 +104,8 @@ struct Cluster {
     tx: mpsc::UnboundedSender<(String, Call)>,
     calls: mpsc::UnboundedReceiver<(String, Call)>,
     dir: tempfile::TempDir,
+    /// What jobs run by [`Cluster::run`] get as their `max_attempts`.
+    max_attempts: u32,
 }
 
 impl Cluster {
@@ -125,6 +127,7 @@ impl Cluster {
             tx,
             calls,
             dir: tempfile::tempdir().unwrap(),
+            max_attempts: 1,
         };
         for &slots in slots {
             cluster.add_worker(slots);
@@ -256,6 +259,7 @@ impl Cluster {
             plan,
             overwrite: false,
             limits: TaskLimits::default(),
+            max_attempts: self.max_attempts,
             roots: None,
             gate: None,
         };
@@ -305,6 +309,7 @@ fn wordcount_plan(splits: u64, partitions: u32, output: &Path) -> Plan {
     Plan {
         job_name: "wc".into(),
         limits: Vec::new(),
+        max_attempts: None,
         input: InputSpec {
             path: input.clone(),
             format: InputFormat::Text,
@@ -636,7 +641,7 @@ async fn shuffle_output_lost_with_its_worker_is_written_again_then_read() {
     // w1 goes silent and is dropped; w2 keeps its heartbeat.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let beat = |cluster: &Cluster| {
-        cluster.control.heartbeat(weft_task::Heartbeat {
+        cluster.control.heartbeat(Heartbeat {
             worker_id: "w2".into(),
             running: Vec::new(),
             compiled_modules: Vec::new(),
@@ -999,4 +1004,32 @@ fn a_tenant_waiting_for_other_workers_holds_no_one_back_from_a_free_slot() {
         control.acquire(&task("a", 0), on(&w1)).map(|(w, _)| w),
         Some(w1)
     );
+}
+
+#[tokio::test]
+async fn a_task_failing_by_its_own_code_runs_up_to_max_attempts() {
+    let mut cluster = Cluster::new(&[1]);
+    cluster.max_attempts = 3;
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    // Fails twice (a limit hit on a loaded machine, say), succeeds the third time.
+    for attempt in 0..2 {
+        let (worker, map) = cluster.next_launch().await;
+        assert_eq!(map.id.attempt, attempt);
+        cluster.fail(&worker, &map.id, "exceeded the time limit", true, false);
+    }
+    let (worker, map) = cluster.next_launch().await;
+    assert_eq!(map.id.attempt, 2);
+    cluster.succeed(&worker, &map, &[(0, 10)]);
+    // The reduce fails three times: the job fails with the last message.
+    for attempt in 0..3 {
+        let (worker, reduce) = cluster.next_launch().await;
+        assert_eq!(reduce.id.attempt, attempt);
+        cluster.fail(&worker, &reduce.id, &format!("trap {attempt}"), true, false);
+    }
+    let (result, status, _) = job.result().await;
+    let Err(JobError::Task { message, .. }) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(message, "trap 2");
+    assert_eq!(status.stages[1].tasks_failed, 3);
 }

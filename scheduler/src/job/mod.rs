@@ -138,6 +138,6 @@ pub use plan::{Plan, Stage, StageInput, StageOutput, compute_splits};
 pub use prepare::{PrepareError, Submission, check_output, prepare};
 pub use resolve::{ResolvedJob, ResolvedStep};
 pub use spec::{
-    DEFAULT_SPLIT_SIZE, InputFormat, InputSpec, JobSpec, Limit, MAX_TASKS_PER_STAGE, OnError,
-    OutputFormat, OutputSpec, RequestedLimit, ShuffleCompression, ShuffleSpec, StepSpec,
+    DEFAULT_SPLIT_SIZE, InputFormat, InputSpec, JobSpec, Limit, MAX_ATTEMPTS, MAX_TASKS_PER_STAGE,
+    OnError, OutputFormat, OutputSpec, RequestedLimit, ShuffleCompression, ShuffleSpec, StepSpec,
 };

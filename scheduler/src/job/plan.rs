@@ -111,6 +111,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// The job file's `[limits]`, granted or refused at submission.
     pub limits: Vec<RequestedLimit>,
+    /// The job file's `[retry] max_attempts`, if it sets one.
+    pub max_attempts: Option<u32>,
 }
 
 impl Plan {
@@ -222,6 +224,7 @@ impl ResolvedJob {
             input: spec.input.clone(),
             stages,
             limits: spec.limits.clone(),
+            max_attempts: spec.max_attempts,
         })
     }
 }

@@ -34,6 +34,9 @@ pub const DEFAULT_SPLIT_SIZE: u64 = 128 * MIB;
 /// or schedule; real jobs stay far below it.
 pub const MAX_TASKS_PER_STAGE: u32 = 100_000;
 
+/// The most attempts a job may ask of a task that fails by its own code.
+pub const MAX_ATTEMPTS: u32 = 10;
+
 /// The most characters of a job name; names appear in status lines, so they are kept short.
 const MAX_NAME_LEN: usize = 128;
 
@@ -49,6 +52,9 @@ pub struct JobSpec {
     /// `[limits]`: what the job asks for in place of the cluster's defaults, in the order of
     /// [`Limit::ALL`]; granted or refused against its ceiling at submission.
     pub limits: Vec<RequestedLimit>,
+    /// `[retry] max_attempts`: how many times a task failing by its own code may run; `None`:
+    /// the cluster's default.
+    pub max_attempts: Option<u32>,
     /// The file name given to [`JobSpec::parse`]; every later error about the job starts with it.
     pub origin: PathBuf,
 }
@@ -199,6 +205,14 @@ struct RawJob {
     shuffle: Option<RawShuffle>,
     /// Keys are checked against [`Limit`] in the second pass, so an unknown one gets the list.
     limits: Option<BTreeMap<String, Spanned<toml::Value>>>,
+    retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    /// Signed, so that `0` and `-1` get the same range message.
+    max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +298,24 @@ impl Parser<'_> {
         let output = self.output(raw.output, has_wide_step)?;
         let shuffle = self.shuffle(raw.shuffle, has_wide_step)?;
         let limits = self.limits(raw.limits.unwrap_or_default())?;
+        let max_attempts = match raw.retry.and_then(|r| r.max_attempts) {
+            None => None,
+            Some(n) => Some(
+                u32::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|n| (1..=MAX_ATTEMPTS).contains(n))
+                    .ok_or_else(|| {
+                        self.invalid(
+                            Some(n.span()),
+                            "retry.max_attempts",
+                            format!(
+                                "{} is not between 1 and {MAX_ATTEMPTS} (1: no retry)",
+                                n.get_ref()
+                            ),
+                        )
+                    })?,
+            ),
+        };
         Ok(JobSpec {
             name,
             input,
@@ -291,6 +323,7 @@ impl Parser<'_> {
             output,
             shuffle,
             limits,
+            max_attempts,
             origin: self.origin.to_owned(),
         })
     }

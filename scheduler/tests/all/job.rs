@@ -907,6 +907,20 @@ fn limits_parse_sizes_and_durations() {
 }
 
 #[test]
+fn retry_sets_max_attempts_between_1_and_10() {
+    let retry = |text: &str| format!("{}[retry]\n{text}\n", with_step("map = \"m/f\""));
+    assert_eq!(parse(&with_step("map = \"m/f\"")).max_attempts, None);
+    assert_eq!(parse(&retry("max_attempts = 3")).max_attempts, Some(3));
+    let err = parse_error(&retry("max_attempts = 0"));
+    assert_eq!(
+        err,
+        "job.toml:11:16: retry.max_attempts: 0 is not between 1 and 10 (1: no retry)"
+    );
+    assert!(parse_error(&retry("max_attempts = 11")).contains("11 is not between 1 and 10"));
+    assert!(parse_error(&retry("attempts = 2")).contains("unknown field `attempts`"));
+}
+
+#[test]
 fn limits_are_checked() {
     let err = parse_error(&with_limits("cpu = \"1s\""));
     assert_eq!(
