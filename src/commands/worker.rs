@@ -6,6 +6,7 @@
 //! one line on stdout, `weft worker ID listening on http://ADDRESS` (`https://` over TLS).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
@@ -36,6 +37,12 @@ pub struct WorkerArgs {
     /// sorted runs to disk). Default: unknown to the scheduler, 256 MiB per task.
     #[arg(long, value_name = "SIZE", value_parser = weft_io::parse_size)]
     pub memory: Option<u64>,
+
+    /// On SIGTERM or Ctrl-C, how long to drain at most: take no new task, finish the running
+    /// ones and serve shuffle blocks until the jobs that need them end. A second signal stops at
+    /// once (running tasks killed; their jobs run them again elsewhere).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
 
     #[command(flatten)]
     pub compile: CompileLimits,
@@ -98,7 +105,11 @@ pub fn run(globals: &Globals, args: WorkerArgs) -> Result<()> {
         )?;
         tracing::info!(%scheduler, slots, "worker {} serving on {}", handle.id(), handle.address);
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("stopping: draining first (signal again to stop now)");
+        tokio::select! {
+            () = handle.drain(args.drain_timeout) => {}
+            () = shutdown_signal() => tracing::warn!("stopping now: running tasks are killed"),
+        }
         handle.shutdown().await;
         anyhow::Ok(())
     })

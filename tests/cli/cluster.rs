@@ -417,6 +417,17 @@ impl Cluster {
         self.workers[i].clone()
     }
 
+    /// Sends SIGTERM to worker `i`: how an operator stops one (it drains first).
+    pub fn terminate_worker(&mut self, i: usize) -> Worker {
+        self.processes[i + 1].terminate();
+        self.workers[i].clone()
+    }
+
+    /// Waits until `deadline` for worker `i` to exit; `None` if it had to be killed.
+    pub fn wait_for_worker_exit(&mut self, i: usize, deadline: Instant) -> Option<ExitStatus> {
+        self.processes[i + 1].wait_until(deadline)
+    }
+
     /// Panics, naming `after`, unless every process of the cluster is still running.
     pub fn assert_running(&self, after: &str) {
         for process in &self.processes {
@@ -1210,6 +1221,70 @@ fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact(
             all_idle(&workers)
         },
     );
+}
+
+#[test]
+fn a_draining_worker_finishes_its_tasks_serves_its_blocks_then_exits_0() {
+    use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
+    let mut cluster = Cluster::start(2);
+    let nap = cluster.write(
+        "nap.wasm",
+        guest(WASI_IMPORTS, &napping_map("nap", 1_500_000_000)),
+    );
+    cluster.register("nap", path(&nap));
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    // Four map tasks of 1.5 s, two per worker, then a shuffle: the reduce reads every map's block.
+    let input = cluster.write("numbers.txt", "1\n2\n3\n4\n");
+    let out = cluster.path("results/out");
+    let job = cluster.write(
+        "drain.toml",
+        format!(
+            "name = \"drain\"\n[input]\npath = {:?}\nsplit_size = 2\n[[step]]\n\
+             map = \"nap/nap\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\npath = {:?}\n\
+             partitions = 2\n",
+            path(&input),
+            path(&out)
+        ),
+    );
+    let id = cluster.submit(&job, &[]);
+    wait_until("four tasks running", START_DEADLINE, || {
+        let status = cluster.status(&id);
+        match stages(&status)[0]["tasks_running"].as_u64() {
+            Some(4) => Ok(()),
+            _ => Err(format!("{status:#}")),
+        }
+    });
+    let draining = cluster.terminate_worker(0);
+    let watch = cluster.client(&["job", "watch", &id]);
+    assert_eq!(
+        watch.code(),
+        Some(0),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    let mut got: Vec<Vec<u8>> = read_output(&out).into_values().collect();
+    got.sort();
+    assert_eq!(got, [b"1", b"2", b"3", b"4"]);
+    // No work was lost: the draining worker finished its two tasks, and no reduce task went to it;
+    // the reduce read its blocks from it.
+    let status = cluster.status(&id);
+    let (map, reduce) = (&stages(&status)[0], &stages(&status)[1]);
+    assert_eq!(map["tasks_failed"], 0, "{status:#}");
+    assert_eq!(reduce["tasks_failed"], 0, "{status:#}");
+    let tasks = status["tasks"].as_array().unwrap();
+    let on_drained = |stage: u64| {
+        tasks
+            .iter()
+            .filter(|t| t["stage"] == stage && t["worker_id"] == draining.id.as_str())
+            .count()
+    };
+    assert_eq!((on_drained(0), on_drained(1)), (2, 0), "{status:#}");
+    assert!(reduce["remote_fetches"].as_u64() >= Some(1), "{status:#}");
+    // Its blocks released with the job, it exits, cleanly.
+    let exit = cluster.wait_for_worker_exit(0, Instant::now() + HEARTBEAT_DEADLINE);
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    assert!(cluster.log("worker-0").contains("drained"));
 }
 
 /// A guest failing with a 10 MiB message fails its job with the start of it; the job's status and

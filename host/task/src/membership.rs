@@ -45,6 +45,8 @@ pub struct Heartbeat {
     pub compiled_modules: Vec<String>,
     /// How far running attempts have read their input.
     pub progress: Vec<TaskProgress>,
+    /// The worker takes no new task: it is stopping once its tasks and shuffle blocks are done.
+    pub draining: bool,
 }
 
 /// How far a running attempt has read its input.
@@ -138,6 +140,7 @@ impl Heartbeat {
                     bytes_in: p.bytes_in,
                 })
                 .collect(),
+            draining: self.draining,
         }
     }
 }
@@ -164,6 +167,7 @@ impl TryFrom<pb::HeartbeatRequest> for Heartbeat {
                     })
                 })
                 .collect::<Result<_, ConvertError>>()?,
+            draining: r.draining,
         })
     }
 }

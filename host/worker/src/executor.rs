@@ -217,6 +217,13 @@ impl Executor {
             .join(format!("part-{partition:05}.arrow"))
     }
 
+    /// Whether some job's shuffle files are still here (jobs release them when they end).
+    pub fn holds_shuffle_output(&self) -> bool {
+        std::fs::read_dir(self.work_dir.join("shuffle"))
+            .map(|mut jobs| jobs.next().is_some())
+            .unwrap_or(false)
+    }
+
     /// Deletes every shuffle file of a job (and the job's spill directory, whose tasks have
     /// already deleted their runs).
     pub fn release_job(&self, job: &str) -> std::io::Result<()> {

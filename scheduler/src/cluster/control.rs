@@ -39,6 +39,9 @@ pub struct WorkerInfo {
     pub compiled_modules: Vec<String>,
     pub last_seen_ms_ago: u64,
     pub registered_ms: u64,
+    /// Finishing its tasks and serving its shuffle blocks before it stops: it takes no new task.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 #[derive(Debug, Default)]
@@ -213,6 +216,7 @@ impl ControlState {
                     last_seen_ms_ago: u64::try_from(w.last_seen.elapsed().as_millis())
                         .unwrap_or(u64::MAX),
                     registered_ms: w.registered_ms,
+                    draining: w.draining,
                 }
             })
             .collect()
@@ -385,6 +389,7 @@ impl ControlState {
                     running: HashMap::new(),
                     compiled: HashSet::new(),
                     progress: HashMap::new(),
+                    draining: false,
                 },
             );
         }
@@ -409,6 +414,10 @@ impl ControlState {
             };
         };
         worker.last_seen = Instant::now();
+        if heartbeat.draining && !worker.draining {
+            tracing::info!(worker = %worker.id, "the worker is draining: no new task goes there");
+        }
+        worker.draining = heartbeat.draining;
         worker.compiled = heartbeat.compiled_modules.into_iter().collect();
         worker.progress = heartbeat
             .progress

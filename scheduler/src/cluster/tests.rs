@@ -646,6 +646,7 @@ async fn shuffle_output_lost_with_its_worker_is_written_again_then_read() {
             running: Vec::new(),
             compiled_modules: Vec::new(),
             progress: Vec::new(),
+            draining: false,
         })
     };
     beat(&cluster);
@@ -748,6 +749,7 @@ async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
                 bytes_in: 1000,
             },
         ],
+        draining: false,
     });
     assert!(!reply.reregister);
     assert_eq!(reply.kill, [stray]);
@@ -768,6 +770,7 @@ async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
         running: vec![],
         compiled_modules: vec![],
         progress: vec![],
+        draining: false,
     });
     assert!(reply.reregister);
     // The worker no longer runs the attempt, well after its launch: its report was lost.
@@ -777,6 +780,7 @@ async fn a_heartbeat_reconciles_what_the_worker_runs_with_what_jobs_want() {
         running: vec![],
         compiled_modules: vec![],
         progress: vec![],
+        draining: false,
     });
     // It runs again, as attempt 1, and the job finishes.
     let (worker, again) = cluster.next_launch().await;
@@ -857,6 +861,7 @@ fn compiled_modules_then_free_slots_then_the_lowest_id_break_ties() {
         running: vec![],
         compiled_modules: vec![module],
         progress: vec![],
+        draining: false,
     });
     assert_eq!(choose(None).as_deref(), Some("w1"));
     // But only among the eligible.

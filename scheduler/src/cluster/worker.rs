@@ -32,10 +32,16 @@ pub struct WorkerEntry {
     pub(super) compiled: HashSet<String>,
     /// How far its running attempts had read, `(records, bytes)`, at its last heartbeat.
     pub(super) progress: HashMap<TaskId, (u64, u64)>,
+    /// It said it is draining: it takes no new task.
+    pub(super) draining: bool,
 }
 
 impl WorkerEntry {
+    /// Slots a new task may take: none on a draining worker.
     pub fn free_slots(&self) -> u32 {
+        if self.draining {
+            return 0;
+        }
         self.slots.saturating_sub(self.running.len() as u32)
     }
 

@@ -219,6 +219,7 @@ impl From<&WorkerInfo> for pb::WorkerInfo {
             compiled_modules: w.compiled_modules.clone(),
             last_seen_ms_ago: w.last_seen_ms_ago,
             registered_ms: w.registered_ms,
+            draining: w.draining,
         }
     }
 }
@@ -237,6 +238,7 @@ impl From<pb::WorkerInfo> for WorkerInfo {
             compiled_modules: w.compiled_modules,
             last_seen_ms_ago: w.last_seen_ms_ago,
             registered_ms: w.registered_ms,
+            draining: w.draining,
         }
     }
 }

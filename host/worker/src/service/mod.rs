@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -35,6 +35,10 @@ use crate::{BlockDecoder, Executor, ExecutorStats, ModuleSource, PeerError, Prog
 /// this thread), and room for the host's own frames (reading, writing, wasmtime's entry) beside.
 /// Address space only: pages are touched as calls go deep.
 const TASK_THREAD_STACK: usize = weft_task::MAX_STACK_BYTES as usize + (8 << 20);
+/// How often a draining worker looks whether it is done.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+/// How long a draining worker with no task waits for a scheduler out of reach before it stops.
+const SCHEDULER_GONE: Duration = Duration::from_secs(10);
 /// The heartbeat interval when the scheduler's registration reply leaves it at 0.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 /// The shortest interval honoured: a scheduler asking for less would have workers spin.
@@ -147,6 +151,43 @@ impl WorkerHandle {
         self.state.executor.stats()
     }
 
+    /// Drains the worker, as before a restart: it takes no new task (and tells the scheduler so),
+    /// lets the tasks it runs finish and report, and serves its shuffle blocks until the jobs that
+    /// need them have released them — or until `timeout`, or until the scheduler has been out of
+    /// reach for a while (then no job can go on). Call [`WorkerHandle::shutdown`] after.
+    pub async fn drain(&self, timeout: Duration) {
+        let state = &self.state;
+        state.draining.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut announced = false;
+        loop {
+            let tasks = lock(&state.running).len() + lock(&state.reporting).len();
+            let blocks = state.executor.holds_shuffle_output();
+            if tasks == 0 && !blocks {
+                tracing::info!("drained: no task runs, no shuffle block is needed");
+                return;
+            }
+            if !announced {
+                announced = true;
+                tracing::info!(
+                    tasks,
+                    "draining: finishing the running tasks and serving shuffle \
+                    blocks until their jobs end (at most {timeout:?})"
+                );
+            }
+            if started.elapsed() > timeout {
+                tracing::warn!(tasks, "drain timed out after {timeout:?}; stopping");
+                return;
+            }
+            let silent = lock(&state.last_heartbeat).map_or(started.elapsed(), |t| t.elapsed());
+            if tasks == 0 && silent > SCHEDULER_GONE {
+                tracing::warn!("the scheduler is out of reach: no job needs the shuffle blocks");
+                return;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
     /// Stops serving and heartbeating, and waits for both to end.
     pub async fn shutdown(self) {
         // Tasks still running are killed: nobody will take their results any more.
@@ -189,6 +230,10 @@ struct State {
     /// What registration sends, kept so that registering again says exactly the same.
     registration: WorkerRegistration,
     scheduler_url: String,
+    /// Set once the worker drains: launches are refused and heartbeats say so.
+    draining: AtomicBool,
+    /// When a heartbeat last reached the scheduler.
+    last_heartbeat: Mutex<Option<Instant>>,
 }
 
 /// An attempt running here: its kill flag and how far it has read.
@@ -260,6 +305,8 @@ pub async fn start(
         address: registration.address.clone(),
         registration,
         scheduler_url: config.scheduler.clone(),
+        draining: AtomicBool::new(false),
+        last_heartbeat: Mutex::new(None),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -438,6 +485,7 @@ impl State {
                 running
             },
             compiled_modules: self.executor.compiled_modules(),
+            draining: self.draining.load(Ordering::Relaxed),
             progress: lock(&self.running)
                 .iter()
                 .map(|(id, r)| TaskProgress {
@@ -458,6 +506,7 @@ impl State {
             Ok(reply) => reply,
             Err(e) => return Some(format!("a malformed heartbeat reply: {e}")),
         };
+        *lock(&self.last_heartbeat) = Some(Instant::now());
         for id in &reply.kill {
             self.kill(id);
         }
@@ -645,6 +694,11 @@ impl pb::worker_server::Worker for Service {
         let progress = Arc::new(Progress::default());
         {
             let mut running = lock(&self.0.running);
+            if self.0.draining.load(Ordering::Relaxed) {
+                return Ok(Response::new(
+                    (&Launch::Refused("the worker is draining".into())).into(),
+                ));
+            }
             if running.len() >= self.0.slots as usize {
                 return Ok(Response::new(
                     (&Launch::Refused("no free slot".into())).into(),
