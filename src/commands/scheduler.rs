@@ -43,6 +43,12 @@ pub struct SchedulerArgs {
           value_parser = clap::value_parser!(u32).range(1..=weft_scheduler::job::MAX_ATTEMPTS as i64))]
     pub max_attempts: u32,
 
+    /// Give a straggling task a second attempt on another worker (the first to finish wins) once
+    /// three quarters of its stage are done and it has run 1.5 times the stage's median; a job
+    /// file's `[retry] speculation` says otherwise for its job.
+    #[arg(long)]
+    pub speculation: bool,
+
     /// The most a job's tasks may ask for in its `[limits]` table; repeat for each limit.
     /// KEY is memory, call_time, task_time, batch_output, task_output, log or stack; a job that sets no
     /// value gets the default, lowered to this (e.g. --limit memory=256MiB --limit call_time=10s).
@@ -115,6 +121,7 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             slot_shares: access.slot_shares(),
             job_caps: access.job_caps(),
             max_attempts: args.max_attempts,
+            speculation: args.speculation,
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -257,6 +257,7 @@ fn every_example_module_is_accepted_with_its_udf_table() {
     let stocks = [("max", Reduce), ("parse", FlatMap)];
     let textkit = [
         ("burn", Map),
+        ("by_count", Map),
         ("distinct_sorted", GroupReduce),
         ("echo", Map),
         ("fail_on_boom", Map),

@@ -46,6 +46,8 @@ pub(crate) struct JobRun {
     pub limits: TaskLimits,
     /// How many times a task failing by its own code runs before the job fails.
     pub max_attempts: u32,
+    /// Whether a straggling task gets a second attempt on another worker (first to finish wins).
+    pub speculation: bool,
     /// The tenant's data roots, when the cluster restricts them.
     pub roots: Option<DataRoots>,
     /// The tenant's cap on running jobs: the job waits, queued, for a place.
@@ -422,6 +424,12 @@ async fn run_tasks(
     // Workers a launch failed on, not tried again for this job until then.
     let mut excluded: HashMap<String, Instant> = HashMap::new();
     let mut last_launch_error: Option<String> = None;
+    // Speculation: when each running attempt started, how long the stage's finished ones took,
+    // the tasks given a second attempt, and the worker each second attempt must avoid.
+    let mut started: HashMap<TaskId, Instant> = HashMap::new();
+    let mut took: Vec<Duration> = Vec::new();
+    let mut speculated: HashSet<u32> = HashSet::new();
+    let mut avoid: HashMap<TaskId, String> = HashMap::new();
 
     while done < total {
         // What running tasks have read so far, as heartbeats report it: live progress.
@@ -459,14 +467,16 @@ async fn run_tasks(
                 waiting.push_back((spec, not_before));
                 continue;
             }
-            let Some((worker, conn)) =
-                control.acquire(&spec.id, |w| usable(w, &spec, eligible, &excluded))
-            else {
+            let shunned = avoid.get(&spec.id);
+            let Some((worker, conn)) = control.acquire(&spec.id, |w| {
+                usable(w, &spec, eligible, &excluded).filter(|_| shunned != Some(&w.id))
+            }) else {
                 waiting.push_back((spec, not_before));
                 break;
             };
             match conn.launch(&spec).await {
                 Ok(Launch::Accepted) => {
+                    started.insert(spec.id.clone(), Instant::now());
                     running.insert(spec.id.clone(), (worker, spec));
                     job.update(false, |s| s.stages[stage_index].tasks_running += 1);
                 }
@@ -502,6 +512,28 @@ async fn run_tasks(
         }
         waiting.extend(pending.drain(..));
         pending = waiting;
+
+        // A straggler — running far longer than most of the stage's tasks took — gets a second
+        // attempt elsewhere, as Spark's speculation does; the first of the two to finish wins.
+        if job.speculation && done * 4 >= total * 3 && !took.is_empty() {
+            let mut sorted = took.clone();
+            sorted.sort();
+            let slow = (sorted[sorted.len() / 2] * 3 / 2).max(SPECULATION_MIN_RUNTIME);
+            let stragglers: Vec<(TaskId, String, TaskSpec)> = running
+                .iter()
+                .filter(|(id, _)| !speculated.contains(&id.partition))
+                .filter(|(id, _)| started.get(*id).is_some_and(|t| t.elapsed() > slow))
+                .map(|(id, (worker, spec))| (id.clone(), worker.clone(), spec.clone()))
+                .collect();
+            for (id, worker, spec) in stragglers {
+                speculated.insert(id.partition);
+                let copy = next_attempt(spec, stage_index, attempts);
+                tracing::info!(task = %id, copy = %copy.id, %worker,
+                    "a straggler: a second attempt starts on another worker");
+                avoid.insert(copy.id.clone(), worker);
+                pending.push_front((copy, now));
+            }
+        }
 
         // Tasks that no worker can take, with nothing running, wait for a worker to (re)join, but
         // not forever: a job must end rather than hang on a cluster that lost its workers.
@@ -543,8 +575,41 @@ async fn run_tasks(
             continue; // not ours (a superseded attempt)
         };
         account(job, stage_index, &outcome);
+        let partition = outcome.id.partition;
+        // Another attempt of the same task won already, or still runs (speculation): this one's
+        // end decides nothing.
+        let twin_running = running.keys().any(|id| id.partition == partition);
+        if results[partition as usize].is_some() || (outcome.result.is_err() && twin_running) {
+            job.update(true, |s| {
+                let st = &mut s.stages[stage_index];
+                st.tasks_running -= 1;
+                if outcome.result.is_err() {
+                    st.tasks_failed += 1;
+                }
+            });
+            continue;
+        }
         match outcome.result {
             Ok(result) => {
+                if let Some(at) = started.remove(&outcome.id) {
+                    took.push(at.elapsed());
+                }
+                // The other attempt of a speculated task lost the race: stop it.
+                let losers: Vec<(TaskId, String)> = running
+                    .iter()
+                    .filter(|(id, _)| id.partition == partition)
+                    .map(|(id, (worker, _))| (id.clone(), worker.clone()))
+                    .collect();
+                for (id, worker) in losers {
+                    running.remove(&id);
+                    job.update(false, |s| s.stages[stage_index].tasks_running -= 1);
+                    if let Some(conn) = control.connection(&worker)
+                        && let Err(e) = conn.kill(&id).await
+                    {
+                        tracing::warn!(task = %id, %worker, error = %weft_task::error_chain(&e),
+                            "cannot kill the slower attempt; its worker's next heartbeat will");
+                    }
+                }
                 let in_flight = control.stage_progress(&job_id, stage_id);
                 job.update(true, |s| {
                     let st = &mut s.stages[stage_index];
@@ -635,6 +700,9 @@ fn usable(
 ) -> Option<i64> {
     placement::score(worker, spec, eligible).filter(|_| !excluded.contains_key(&worker.id))
 }
+
+/// The least time a task runs before it may be speculated on: shorter tasks are not worth a copy.
+const SPECULATION_MIN_RUNTIME: Duration = Duration::from_secs(1);
 
 /// The same task as `spec`, as its next attempt (numbered on from every attempt the job made of
 /// it, so that no two share a number).

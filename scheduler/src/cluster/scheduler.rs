@@ -54,6 +54,9 @@ pub struct SchedulerConfig {
     /// deterministic, so the same input fails the same way again. Failures of the infrastructure
     /// are retried regardless.
     pub max_attempts: u32,
+    /// Whether a straggling task gets a second attempt on another worker, unless the job file
+    /// says (`[retry] speculation`). Off by default: a copy costs a slot.
+    pub speculation: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -68,6 +71,7 @@ impl Default for SchedulerConfig {
             slot_shares: HashMap::new(),
             job_caps: HashMap::new(),
             max_attempts: 1,
+            speculation: false,
         }
     }
 }
@@ -375,6 +379,7 @@ impl Scheduler {
             cancel: cancel_rx,
             tenant: tenant.clone(),
             max_attempts: plan.max_attempts.unwrap_or(self.config.max_attempts),
+            speculation: plan.speculation.unwrap_or(self.config.speculation),
             plan,
             limits,
             roots,

@@ -104,8 +104,9 @@ struct Cluster {
     tx: mpsc::UnboundedSender<(String, Call)>,
     calls: mpsc::UnboundedReceiver<(String, Call)>,
     dir: tempfile::TempDir,
-    /// What jobs run by [`Cluster::run`] get as their `max_attempts`.
+    /// What jobs run by [`Cluster::run`] get as their `max_attempts` and `speculation`.
     max_attempts: u32,
+    speculation: bool,
 }
 
 impl Cluster {
@@ -128,6 +129,7 @@ impl Cluster {
             calls,
             dir: tempfile::tempdir().unwrap(),
             max_attempts: 1,
+            speculation: false,
         };
         for &slots in slots {
             cluster.add_worker(slots);
@@ -260,6 +262,7 @@ impl Cluster {
             overwrite: false,
             limits: TaskLimits::default(),
             max_attempts: self.max_attempts,
+            speculation: self.speculation,
             roots: None,
             gate: None,
         };
@@ -310,6 +313,7 @@ fn wordcount_plan(splits: u64, partitions: u32, output: &Path) -> Plan {
         job_name: "wc".into(),
         limits: Vec::new(),
         max_attempts: None,
+        speculation: None,
         input: InputSpec {
             path: input.clone(),
             format: InputFormat::Text,
@@ -1037,4 +1041,45 @@ async fn a_task_failing_by_its_own_code_runs_up_to_max_attempts() {
     };
     assert_eq!(message, "trap 2");
     assert_eq!(status.stages[1].tasks_failed, 3);
+}
+
+#[tokio::test]
+async fn a_straggler_gets_a_second_attempt_elsewhere_and_the_first_to_finish_wins() {
+    let mut cluster = Cluster::new(&[2, 2]);
+    cluster.speculation = true;
+    let job = cluster.run(wordcount_plan(4, 1, &cluster.output()));
+    let mut maps = Vec::new();
+    for _ in 0..4 {
+        maps.push(cluster.next_launch().await);
+    }
+    // Three finish at once; the fourth runs on, past the least time worth a copy (1 s).
+    let (slow_worker, slow) = maps.pop().unwrap();
+    for (worker, spec) in &maps {
+        cluster.succeed(worker, spec, &[(0, 10)]);
+    }
+    let (copy_worker, copy) = cluster.next_launch().await;
+    assert_eq!(copy.id.partition, slow.id.partition);
+    assert_eq!(copy.id.attempt, 1);
+    assert_ne!(copy_worker, slow_worker, "the copy runs on another worker");
+    // The copy finishes first: the original is killed, and the reduce reads the copy's block.
+    cluster.succeed(&copy_worker, &copy, &[(0, 7)]);
+    let (worker, call) = cluster.next_call().await;
+    assert_eq!(
+        (worker, call),
+        (slow_worker.clone(), Call::Kill(slow.id.clone()))
+    );
+    let (worker, reduce) = cluster.next_launch().await;
+    let TaskInput::Shuffle { blocks, .. } = &reduce.input else {
+        panic!("{reduce:?}")
+    };
+    assert_eq!(blocks.len(), 4);
+    assert!(blocks.iter().any(|b| b.map_task == copy.id && b.bytes == 7));
+    assert!(!blocks.iter().any(|b| b.map_task == slow.id));
+    // The loser's late report changes nothing.
+    cluster.succeed(&slow_worker, &slow, &[(0, 99)]);
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, status, _) = job.result().await;
+    result.unwrap();
+    assert_eq!(status.stages[0].tasks_done, 4);
+    assert_eq!(status.stages[0].tasks_running, 0);
 }

@@ -113,6 +113,8 @@ pub struct Plan {
     pub limits: Vec<RequestedLimit>,
     /// The job file's `[retry] max_attempts`, if it sets one.
     pub max_attempts: Option<u32>,
+    /// The job file's `[retry] speculation`, if it sets it.
+    pub speculation: Option<bool>,
 }
 
 impl Plan {
@@ -225,6 +227,7 @@ impl ResolvedJob {
             stages,
             limits: spec.limits.clone(),
             max_attempts: spec.max_attempts,
+            speculation: spec.speculation,
         })
     }
 }

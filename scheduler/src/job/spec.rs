@@ -55,6 +55,9 @@ pub struct JobSpec {
     /// `[retry] max_attempts`: how many times a task failing by its own code may run; `None`:
     /// the cluster's default.
     pub max_attempts: Option<u32>,
+    /// `[retry] speculation`: whether stragglers get a second attempt; `None`: the cluster's
+    /// setting.
+    pub speculation: Option<bool>,
     /// The file name given to [`JobSpec::parse`]; every later error about the job starts with it.
     pub origin: PathBuf,
 }
@@ -213,6 +216,7 @@ struct RawJob {
 struct RawRetry {
     /// Signed, so that `0` and `-1` get the same range message.
     max_attempts: Option<Spanned<i64>>,
+    speculation: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +302,7 @@ impl Parser<'_> {
         let output = self.output(raw.output, has_wide_step)?;
         let shuffle = self.shuffle(raw.shuffle, has_wide_step)?;
         let limits = self.limits(raw.limits.unwrap_or_default())?;
+        let speculation = raw.retry.as_ref().and_then(|r| r.speculation);
         let max_attempts = match raw.retry.and_then(|r| r.max_attempts) {
             None => None,
             Some(n) => Some(
@@ -324,6 +329,7 @@ impl Parser<'_> {
             shuffle,
             limits,
             max_attempts,
+            speculation,
             origin: self.origin.to_owned(),
         })
     }

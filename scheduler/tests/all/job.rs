@@ -907,7 +907,7 @@ fn limits_parse_sizes_and_durations() {
 }
 
 #[test]
-fn retry_sets_max_attempts_between_1_and_10() {
+fn retry_sets_max_attempts_between_1_and_10_and_speculation() {
     let retry = |text: &str| format!("{}[retry]\n{text}\n", with_step("map = \"m/f\""));
     assert_eq!(parse(&with_step("map = \"m/f\"")).max_attempts, None);
     assert_eq!(parse(&retry("max_attempts = 3")).max_attempts, Some(3));
@@ -918,6 +918,8 @@ fn retry_sets_max_attempts_between_1_and_10() {
     );
     assert!(parse_error(&retry("max_attempts = 11")).contains("11 is not between 1 and 10"));
     assert!(parse_error(&retry("attempts = 2")).contains("unknown field `attempts`"));
+    assert_eq!(parse(&retry("speculation = true")).speculation, Some(true));
+    assert_eq!(parse(&with_step("map = \"m/f\"")).speculation, None);
 }
 
 #[test]
