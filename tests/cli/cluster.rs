@@ -428,6 +428,12 @@ impl Cluster {
         self.processes[i + 1].wait_until(deadline)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`…) to worker `i`.
+    pub fn signal_worker(&mut self, i: usize, signal: &str) -> Worker {
+        self.processes[i + 1].signal(signal);
+        self.workers[i].clone()
+    }
+
     /// Panics, naming `after`, unless every process of the cluster is still running.
     pub fn assert_running(&self, after: &str) {
         for process in &self.processes {
@@ -1285,6 +1291,96 @@ fn a_draining_worker_finishes_its_tasks_serves_its_blocks_then_exits_0() {
     let exit = cluster.wait_for_worker_exit(0, Instant::now() + HEARTBEAT_DEADLINE);
     assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
     assert!(cluster.log("worker-0").contains("drained"));
+}
+
+#[test]
+fn a_stopped_worker_is_lost_then_comes_back_clean() {
+    use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
+    let mut cluster = Cluster::start(2);
+    let nap = cluster.write(
+        "nap.wasm",
+        guest(WASI_IMPORTS, &napping_map("nap", 1_500_000_000)),
+    );
+    cluster.register("nap", path(&nap));
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    let input = cluster.write("numbers.txt", "1\n2\n3\n4\n");
+    let job = |cluster: &Cluster, name: &str| {
+        let out = cluster.path(&format!("results/{name}"));
+        let file = cluster.write(
+            &format!("{name}.toml"),
+            format!(
+                "name = {name:?}\n[input]\npath = {:?}\nsplit_size = 2\n[[step]]\n\
+                 map = \"nap/nap\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\n\
+                 path = {:?}\npartitions = 2\n",
+                path(&input),
+                path(&out)
+            ),
+        );
+        (file, out)
+    };
+    let exact = |out: &Path| {
+        let mut got: Vec<Vec<u8>> = read_output(out).into_values().collect();
+        got.sort();
+        assert_eq!(got, [b"1", b"2", b"3", b"4"]);
+    };
+    let (file, out) = job(&cluster, "stopped");
+    let id = cluster.submit(&file, &[]);
+    wait_until("four tasks running", START_DEADLINE, || {
+        let status = cluster.status(&id);
+        match stages(&status)[0]["tasks_running"].as_u64() {
+            Some(4) => Ok(()),
+            _ => Err(format!("{status:#}")),
+        }
+    });
+    // Frozen (SIGSTOP), it stops heartbeating: after the worker timeout it is lost, and its
+    // tasks run again on the other worker. The answer is exact.
+    let frozen = cluster.signal_worker(0, "STOP");
+    let watch = cluster.client(&["job", "watch", &id]);
+    assert_eq!(
+        watch.code(),
+        Some(0),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    exact(&out);
+    let status = cluster.status(&id);
+    let lost: Vec<&Value> = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "failed")
+        .collect();
+    assert_eq!(lost.len(), 2, "{status:#}");
+    assert!(lost.iter().all(|t| t["worker_id"] == frozen.id.as_str()));
+    // Thawed, it hears it is unknown, registers again, and is told to kill what it still ran:
+    // it is back, idle, and the next job runs on both workers, exactly.
+    cluster.signal_worker(0, "CONT");
+    wait_until(
+        "the thawed worker back and idle",
+        HEARTBEAT_DEADLINE,
+        || {
+            let workers = cluster.cluster_workers();
+            if workers.len() != 2 {
+                return Err(format!("{workers:#?}"));
+            }
+            all_idle(&workers)
+        },
+    );
+    let (file, out) = job(&cluster, "thawed");
+    let id = cluster.submit(&file, &[]);
+    let watch = cluster.client(&["job", "watch", &id]);
+    assert_eq!(
+        watch.code(),
+        Some(0),
+        "{}\n{}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    exact(&out);
+    let status = cluster.status(&id);
+    assert_eq!(stages(&status)[0]["tasks_failed"], 0, "{status:#}");
+    cluster.assert_running("a stop and a continue");
 }
 
 /// A guest failing with a 10 MiB message fails its job with the start of it; the job's status and

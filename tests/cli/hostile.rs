@@ -641,6 +641,22 @@ fn assert_workers_serving(shared: &Shared, after: &str) {
     );
 }
 
+/// The bystanders' thread, stopped and waited for when dropped: on a failed case too, so that the
+/// cluster it shares is dropped, and its processes stopped, before the test ends.
+struct Beside {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[test]
 fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
     let shared = Arc::new(hostile_cluster());
@@ -648,9 +664,12 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
     let input = shared.write("mallory/in.txt", "one line\nanother line\nand a third\n");
     let who = bystander(&shared);
     let stop = Arc::new(AtomicBool::new(false));
-    let beside = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || run_bystanders(&shared, &who, &stop))
+    let mut beside = Beside {
+        stop: stop.clone(),
+        thread: Some({
+            let (shared, stop) = (shared.clone(), stop.clone());
+            std::thread::spawn(move || run_bystanders(&shared, &who, &stop))
+        }),
     };
 
     let table = Mutex::new(Vec::new());
@@ -748,7 +767,12 @@ fn hostile_modules_are_refused_or_stopped_and_the_cluster_serves_on() {
     }
 
     stop.store(true, Ordering::Relaxed);
-    let bystanders = beside.join().expect("the bystander's word counts");
+    let bystanders = beside
+        .thread
+        .take()
+        .expect("joined once")
+        .join()
+        .expect("the bystander's word counts");
     assert_workers_serving(&shared, "the suite");
 
     let mut report = format!(

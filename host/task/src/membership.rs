@@ -33,6 +33,8 @@ pub struct Registered {
     /// The id the worker reports and heartbeats under.
     pub worker_id: String,
     pub heartbeat_interval: Duration,
+    /// The jobs running now; the worker drops the shuffle files of any other.
+    pub live_jobs: Vec<String>,
 }
 
 /// What a worker says at every heartbeat.
@@ -110,6 +112,7 @@ impl From<&Registered> for pb::RegisterWorkerReply {
             worker_id: r.worker_id.clone(),
             heartbeat_interval_ms: u64::try_from(r.heartbeat_interval.as_millis())
                 .unwrap_or(u64::MAX),
+            live_jobs: r.live_jobs.clone(),
         }
     }
 }
@@ -119,6 +122,7 @@ impl From<pb::RegisterWorkerReply> for Registered {
         Registered {
             worker_id: r.worker_id,
             heartbeat_interval: Duration::from_millis(r.heartbeat_interval_ms),
+            live_jobs: r.live_jobs,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! machine kind from even trying another's artifacts; a damaged artifact is refused by its digest,
 //! deleted and compiled again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -215,6 +215,29 @@ impl Executor {
     pub fn block_path(&self, task: &TaskId, partition: u32) -> PathBuf {
         self.shuffle_dir(task)
             .join(format!("part-{partition:05}.arrow"))
+    }
+
+    /// Deletes the shuffle and spill files of every job but those in `live`; returns how many
+    /// jobs' files went.
+    pub fn release_all_but(&self, live: &[String]) -> std::io::Result<usize> {
+        let mut released = HashSet::new();
+        for area in ["shuffle", "spill"] {
+            let dir = self.work_dir.join(area);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let job = entry.file_name().to_string_lossy().into_owned();
+                if !live.contains(&job) {
+                    std::fs::remove_dir_all(entry.path())?;
+                    released.insert(job);
+                }
+            }
+        }
+        Ok(released.len())
     }
 
     /// Whether some job's shuffle files are still here (jobs release them when they end).

@@ -393,10 +393,12 @@ impl ControlState {
                 },
             );
         }
+        let live_jobs = self.lock().jobs.keys().cloned().collect();
         self.changed.notify_waiters();
         Registered {
             worker_id: id,
             heartbeat_interval: self.heartbeat_interval,
+            live_jobs,
         }
     }
 

@@ -340,6 +340,7 @@ pub async fn start(
         }
     };
     state.set_id(reply.worker_id);
+    state.forget_ended_jobs(&reply.live_jobs);
     let heartbeat = tokio::spawn(heartbeat_loop(
         state.clone(),
         heartbeat_interval(reply.heartbeat_interval),
@@ -516,6 +517,7 @@ impl State {
                     tracing::info!(old = %self.worker_id(), new = %reply.worker_id,
                         "registered again at the scheduler's request");
                     self.set_id(reply.worker_id);
+                    self.forget_ended_jobs(&reply.live_jobs);
                     *every = heartbeat_interval(reply.heartbeat_interval);
                 }
                 Err(refused) => {
@@ -527,6 +529,16 @@ impl State {
             }
         }
         None
+    }
+
+    /// Deletes the shuffle and spill files of every job not in `live`: jobs that ended while the
+    /// worker was out of reach (their release never came) or before it restarted.
+    fn forget_ended_jobs(&self, live: &[String]) {
+        match self.executor.release_all_but(live) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "deleted the shuffle files of jobs that ended"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete the files of jobs that ended"),
+        }
     }
 
     /// Asks a running attempt to stop (it does between batches); false if it is not running here.

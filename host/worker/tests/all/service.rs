@@ -40,6 +40,8 @@ struct Recorder {
     kill: Mutex<Vec<pb::TaskAttemptId>>,
     /// Take this long to answer a report (recorded on arrival): a slow or distant scheduler.
     report_delay: Mutex<Duration>,
+    /// The jobs a registration reply says run now.
+    live_jobs: Mutex<Vec<String>>,
     next_id: AtomicU32,
 }
 
@@ -63,6 +65,7 @@ impl pb::scheduler_control_server::SchedulerControl for StandIn {
         Ok(Response::new(pb::RegisterWorkerReply {
             worker_id: format!("w{}", self.0.next_id.fetch_add(1, Ordering::SeqCst)),
             heartbeat_interval_ms: INTERVAL_MS,
+            live_jobs: self.0.live_jobs.lock().unwrap().clone(),
         }))
     }
 
@@ -203,6 +206,46 @@ async fn registration_says_who_the_worker_is() {
     assert_eq!((named.id(), defaulted.id()), ("w0".into(), "w1".into()));
     named.shutdown().await;
     defaulted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registering_deletes_the_files_of_jobs_that_are_over() {
+    let scheduler = scheduler().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Left from before a restart (or from while the worker was out of reach): one job still
+    // runs, the other ended.
+    for job in ["running-1", "ended-2"] {
+        for area in ["shuffle", "spill"] {
+            let files = dir
+                .path()
+                .join("work")
+                .join(area)
+                .join(job)
+                .join("s0-p0-a0");
+            std::fs::create_dir_all(&files).unwrap();
+            std::fs::write(files.join("part-00000.arrow"), b"blocks").unwrap();
+        }
+    }
+    *scheduler.seen.live_jobs.lock().unwrap() = vec!["running-1".into()];
+    let w = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    for area in ["shuffle", "spill"] {
+        let area = dir.path().join("work").join(area);
+        assert!(area.join("running-1").is_dir());
+        assert!(!area.join("ended-2").exists());
+    }
+    // Registering again (the scheduler forgot it) does the same.
+    *scheduler.seen.live_jobs.lock().unwrap() = vec![];
+    scheduler.seen.reregister.store(true, Ordering::SeqCst);
+    let shuffle = dir.path().join("work").join("shuffle");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shuffle.join("running-1").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "not deleted on registering again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    w.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
