@@ -114,6 +114,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.commit()
 }
 
+/// Whether `name` is an [`AtomicFile`]'s temporary name (`.{file name}.{random}.tmp`).
+pub(crate) fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp") && name.len() > ".x..tmp".len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,9 +168,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// Whether `name` is an [`AtomicFile`]'s temporary name (`.{file name}.{random}.tmp`).
-pub(crate) fn is_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp") && name.len() > ".x..tmp".len()
 }

@@ -639,6 +639,9 @@ async fn run_tasks(
                         && blocks.iter().any(|b| !live.contains(&b.worker_id))
                     {
                         stop_running(job, stage_index, &mut running, outcomes).await;
+                        // None of the stage's attempts runs now; the stage goes on after the
+                        // lost output is written again.
+                        job.update(false, |s| s.stages[stage_index].tasks_running = 0);
                         return Err(JobError::InputLost);
                     }
                     let tries = lost_attempts.entry(outcome.id.partition).or_default();
