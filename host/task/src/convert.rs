@@ -461,6 +461,7 @@ impl From<&TaskOutcome> for pb::TaskStatus {
                 } as i32;
                 status.error = f.message.clone();
                 status.guest_fault = f.guest_fault;
+                status.unreachable_peer = f.unreachable.clone().unwrap_or_default();
             }
         }
         status
@@ -491,6 +492,7 @@ impl TryFrom<pb::TaskStatus> for TaskOutcome {
                 message: cap_message(s.error),
                 guest_fault: s.guest_fault,
                 cancelled: s.state == pb::TaskState::Killed as i32,
+                unreachable: (!s.unreachable_peer.is_empty()).then_some(s.unreachable_peer),
             }),
             _ => return Err(bad(M, format!("not a final state: {}", s.state))),
         };

@@ -265,6 +265,9 @@ pub struct TaskFailure {
     pub guest_fault: bool,
     /// The attempt was killed.
     pub cancelled: bool,
+    /// The address of a worker the attempt could not reach to fetch shuffle blocks from: a sign
+    /// that worker is gone, which the scheduler checks at once rather than after its timeout.
+    pub unreachable: Option<String>,
 }
 
 impl GuestOutput {

@@ -52,7 +52,7 @@ pub enum TaskError {
     /// Reading input or writing output failed.
     #[error(transparent)]
     Io(#[from] weft_io::Error),
-    /// A shuffle block could not be fetched from another worker.
+    /// A shuffle block could not be fetched from another worker (`from`, its address).
     #[error("fetching a shuffle block from {from}")]
     Fetch {
         from: String,
@@ -91,6 +91,28 @@ impl TaskError {
             TaskError::Step { source, .. } => source.0.is_guest_fault(),
             TaskError::TaskTime { .. } | TaskError::TaskOutput { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The address of the worker a shuffle fetch could not reach (its connection failed, or it
+    /// did not answer), if that is why the task failed.
+    pub fn unreachable_peer(&self) -> Option<&str> {
+        match self {
+            TaskError::Fetch {
+                from,
+                source: PeerError::Connect(_),
+            } => Some(from),
+            TaskError::Fetch {
+                from,
+                source: PeerError::Rpc(Remote(status)),
+            } if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ) =>
+            {
+                Some(from)
+            }
+            _ => None,
         }
     }
 

@@ -310,6 +310,28 @@ impl ControlState {
         }
     }
 
+    /// Drops worker `id` as lost, for `why`; each task it was running fails to its job. Returns
+    /// whether it was registered.
+    pub fn lose(&self, id: &str, why: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(worker) = inner.workers.remove(id) else {
+            return false;
+        };
+        fail_all(&inner, &worker, why);
+        drop(inner);
+        self.changed.notify_waiters();
+        true
+    }
+
+    /// The id of the registered worker at `address`, and its connection.
+    pub fn worker_at(&self, address: &str) -> Option<(String, Arc<dyn WorkerConnection>)> {
+        self.lock()
+            .workers
+            .values()
+            .find(|w| w.address == address)
+            .map(|w| (w.id.clone(), w.conn.clone()))
+    }
+
     /// Drops every worker not heard from within the timeout; each task it ran fails to its job.
     /// Returns the ids dropped.
     pub fn reap(&self) -> Vec<String> {
@@ -523,6 +545,7 @@ fn lost(id: TaskId, worker: &str, message: String) -> TaskOutcome {
             message,
             guest_fault: false,
             cancelled: false,
+            unreachable: None,
         }),
         output: GuestOutput::default(),
         usage: Default::default(),

@@ -633,6 +633,11 @@ async fn run_tasks(
                     st.tasks_failed += 1;
                 });
                 if !failure.guest_fault {
+                    // A peer it could not fetch from may be gone: asked at once, one that does not
+                    // answer is lost now rather than after its heartbeat timeout.
+                    if let Some(address) = &failure.unreachable {
+                        probe_peer(&control, address).await;
+                    }
                     // Its input was on a worker that is gone: what wrote it must run again first.
                     let live = control.live_workers();
                     if let TaskInput::Shuffle { blocks, .. } = &spec.input
@@ -691,6 +696,28 @@ async fn run_tasks(
         }
     }
     Ok(())
+}
+
+/// How long a worker a peer could not reach has to answer before it is taken as lost.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks the worker at `address`, which a task could not reach, whether it is there (a cheap call);
+/// if it does not answer in time, it is lost: its tasks fail to their jobs and its shuffle output
+/// is written again.
+async fn probe_peer(control: &ControlState, address: &str) {
+    let Some((id, conn)) = control.worker_at(address) else {
+        return; // lost already
+    };
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, conn.check_paths(&[])).await;
+    let why = match answer {
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => weft_task::error_chain(&e),
+        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+    };
+    let why = format!("worker {id} at {address} was lost: a peer could not fetch from it ({why})");
+    if control.lose(&id, &why) {
+        tracing::warn!("{why}");
+    }
 }
 
 /// How well `worker` suits `spec` ([`placement::score`]); `None` if it cannot take it, or a launch

@@ -46,6 +46,9 @@ struct FakeWorker {
     refusals: AtomicUsize,
     /// Launches fail as if the worker could not be reached.
     unreachable: AtomicBool,
+    /// Every other call fails as if the worker were gone (launches still go through: the worker
+    /// died after taking its tasks).
+    gone: AtomicBool,
     /// What `check_paths` answers for every path: `None`, readable.
     unreadable: Mutex<Option<String>>,
     released: Mutex<Vec<String>>,
@@ -86,6 +89,9 @@ impl WorkerConnection for FakeWorker {
         &self,
         paths: &[String],
     ) -> Result<Vec<Result<(), String>>, WorkerCallError> {
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(WorkerCallError::new("connection refused"));
+        }
         let answer = self.unreadable.lock().unwrap().clone();
         Ok(paths
             .iter()
@@ -146,6 +152,7 @@ impl Cluster {
             calls: self.tx.clone(),
             refusals: AtomicUsize::new(0),
             unreachable: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
             unreadable: Mutex::new(None),
             released: Mutex::new(Vec::new()),
         });
@@ -224,6 +231,19 @@ impl Cluster {
     }
 
     fn fail(&self, worker: &str, task: &TaskId, message: &str, guest_fault: bool, cancelled: bool) {
+        self.fail_reaching(worker, task, message, guest_fault, cancelled, None);
+    }
+
+    /// [`Cluster::fail`], saying the attempt could not reach the worker at `unreachable`.
+    fn fail_reaching(
+        &self,
+        worker: &str,
+        task: &TaskId,
+        message: &str,
+        guest_fault: bool,
+        cancelled: bool,
+        unreachable: Option<&str>,
+    ) {
         self.control.report(TaskOutcome {
             id: task.clone(),
             worker_id: worker.to_owned(),
@@ -231,6 +251,7 @@ impl Cluster {
                 message: message.to_owned(),
                 guest_fault,
                 cancelled,
+                unreachable: unreachable.map(str::to_owned),
             }),
             output: GuestOutput::default(),
             usage: Default::default(),
@@ -890,6 +911,7 @@ async fn a_worker_registering_again_keeps_its_id() {
             calls: cluster.tx.clone(),
             refusals: AtomicUsize::new(0),
             unreachable: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
             unreadable: Mutex::new(None),
             released: Mutex::new(Vec::new()),
         })
@@ -1082,4 +1104,52 @@ async fn a_straggler_gets_a_second_attempt_elsewhere_and_the_first_to_finish_win
     result.unwrap();
     assert_eq!(status.stages[0].tasks_done, 4);
     assert_eq!(status.stages[0].tasks_running, 0);
+}
+
+#[tokio::test]
+async fn a_peer_a_fetch_cannot_reach_is_lost_at_once_and_its_output_written_again() {
+    // A worker timeout far longer than the test may take: the loss must come from the probe.
+    let mut cluster = Cluster::with_timeout(&[1, 1], Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
+    let mut maps = Vec::new();
+    for _ in 0..2 {
+        maps.push(cluster.next_launch().await);
+    }
+    maps.sort_by_key(|(w, _)| w.clone());
+    let [(w1, map_a), (w2, map_b)] = <[_; 2]>::try_from(maps).unwrap();
+    cluster.succeed(&w1, &map_a, &[(0, 10)]);
+    cluster.succeed(&w2, &map_b, &[(0, 20)]);
+    let (reducer, reduce) = cluster.next_launch().await;
+    assert_eq!(reducer, "w2", "the reduce goes where most of its input is");
+    // w1 dies; the reduce on w2 cannot fetch its block and says from where.
+    cluster.worker("w1").gone.store(true, Ordering::Relaxed);
+    cluster.fail_reaching(
+        "w2",
+        &reduce.id,
+        "fetching a shuffle block from fake://0: connection refused",
+        false,
+        false,
+        Some("fake://0"),
+    );
+    let (worker, again) = cluster.next_launch().await;
+    assert_eq!(
+        (worker.as_str(), again.id.stage, again.id.attempt),
+        ("w2", 0, 1)
+    );
+    assert_eq!(
+        cluster.control.live_workers(),
+        HashSet::from(["w2".to_owned()])
+    );
+    cluster.succeed("w2", &again, &[(0, 11)]);
+    let (worker, reduce) = cluster.next_launch().await;
+    assert_eq!((worker.as_str(), reduce.id.stage), ("w2", 1));
+    cluster.succeed("w2", &reduce, &[]);
+    let (result, _, _) = job.result().await;
+    result.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -577,6 +577,7 @@ impl State {
                 message: weft_task::error_chain(&e),
                 guest_fault: e.is_guest_fault(),
                 cancelled: matches!(e, TaskError::Cancelled),
+                unreachable: e.unreachable_peer().map(str::to_owned),
             });
         lock(&self.reporting).insert(spec.id.clone());
         lock(&self.running).remove(&spec.id);

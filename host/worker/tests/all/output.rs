@@ -156,6 +156,7 @@ fn output_crosses_the_wire_on_success_and_failure() {
         message: "trapped".into(),
         guest_fault: true,
         cancelled: false,
+        unreachable: Some("http://10.0.0.7:7071".into()),
     };
     for result in [Ok(TaskResult::default()), Err(failure)] {
         let status = pb::TaskStatus::from(&outcome(result, output.clone()));
