@@ -2,8 +2,10 @@
 //! workers can read the input, then runs stage after stage — each task on a free slot taken from
 //! the cluster-wide pool ([`placement`](super::placement)) — and commits the output at the end.
 //! Progress goes to the job's status (watched by clients) and, at every task end, to the job store.
-//! The first failed task, a lost worker or a cancel stops the job: running tasks are killed and
-//! waited for, the output is aborted, and the job's shuffle files are released either way.
+//! A task lost to the infrastructure runs again as its next attempt, and shuffle output lost with
+//! its worker is written again from lineage (`run_stages`, `run_tasks`); a task failing by its own
+//! code past its `max_attempts`, or a cancel, stops the job: running tasks are killed and waited
+//! for, the output is aborted, and the job's shuffle files are released either way.
 //!
 //! Workers are reached only through [`WorkerConnection`](super::worker::WorkerConnection)s held by
 //! the [`ControlState`]; outcomes come back through it.
