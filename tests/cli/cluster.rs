@@ -1140,15 +1140,59 @@ fn logs_show_guest_stderr_of_a_failed_task() {
     let _ = run.json();
 }
 
-#[test]
-fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact() {
+/// Two workers, and the modules of the tests that stop a worker mid-job: `nap/nap`, a map that
+/// naps 1.5 s per batch (so its tasks are running when the worker goes), and `wordcount`.
+fn nap_cluster() -> Cluster {
     use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
-    let mut cluster = Cluster::start(2);
+    let cluster = Cluster::start(2);
     let nap = cluster.write(
         "nap.wasm",
         guest(WASI_IMPORTS, &napping_map("nap", 1_500_000_000)),
     );
     cluster.register("nap", path(&nap));
+    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    cluster
+}
+
+/// A job `name` of four napping map tasks over the lines `1` to `4`, then a shuffle into
+/// `wordcount/sum`: its file, and its output directory ([`assert_numbers`] checks it).
+fn nap_then_sum_job(cluster: &Cluster, name: &str) -> (PathBuf, PathBuf) {
+    let input = cluster.write("numbers.txt", "1\n2\n3\n4\n");
+    let out = cluster.path(&format!("results/{name}"));
+    let file = cluster.write(
+        &format!("{name}.toml"),
+        format!(
+            "name = {name:?}\n[input]\npath = {:?}\nsplit_size = 2\n[[step]]\n\
+             map = \"nap/nap\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\n\
+             path = {:?}\npartitions = 2\n",
+            path(&input),
+            path(&out)
+        ),
+    );
+    (file, out)
+}
+
+/// Panics unless the output of a [`nap_then_sum_job`] holds each of `1` to `4` once.
+fn assert_numbers(out: &Path) {
+    let mut got: Vec<Vec<u8>> = read_output(out).into_values().collect();
+    got.sort();
+    assert_eq!(got, [b"1", b"2", b"3", b"4"]);
+}
+
+/// Waits until job `id`'s four map tasks all run.
+fn wait_for_four_running(cluster: &Cluster, id: &str) {
+    wait_until("four tasks running", START_DEADLINE, || {
+        let status = cluster.status(id);
+        match stages(&status)[0]["tasks_running"].as_u64() {
+            Some(4) => Ok(()),
+            _ => Err(format!("{status:#}")),
+        }
+    });
+}
+
+#[test]
+fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact() {
+    let mut cluster = nap_cluster();
     // Four tasks of 1.5 s, one per line: they are running, two per worker, when one dies.
     let lines: Vec<String> = (0..4).map(|i| format!("line {i:05}")).collect();
     let input = cluster.write("lines.txt", lines.join("\n") + "\n");
@@ -1164,13 +1208,7 @@ fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact(
         ),
     );
     let id = cluster.submit(&job, &[]);
-    wait_until("four tasks running", START_DEADLINE, || {
-        let status = cluster.status(&id);
-        match stages(&status)[0]["tasks_running"].as_u64() {
-            Some(4) => Ok(()),
-            _ => Err(format!("{status:#}")),
-        }
-    });
+    wait_for_four_running(&cluster, &id);
     let dead = cluster.kill_worker(0);
     let watch = cluster.client(&["job", "watch", &id]);
     assert_eq!(
@@ -1231,35 +1269,11 @@ fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact(
 
 #[test]
 fn a_draining_worker_finishes_its_tasks_serves_its_blocks_then_exits_0() {
-    use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
-    let mut cluster = Cluster::start(2);
-    let nap = cluster.write(
-        "nap.wasm",
-        guest(WASI_IMPORTS, &napping_map("nap", 1_500_000_000)),
-    );
-    cluster.register("nap", path(&nap));
-    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
+    let mut cluster = nap_cluster();
     // Four map tasks of 1.5 s, two per worker, then a shuffle: the reduce reads every map's block.
-    let input = cluster.write("numbers.txt", "1\n2\n3\n4\n");
-    let out = cluster.path("results/out");
-    let job = cluster.write(
-        "drain.toml",
-        format!(
-            "name = \"drain\"\n[input]\npath = {:?}\nsplit_size = 2\n[[step]]\n\
-             map = \"nap/nap\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\npath = {:?}\n\
-             partitions = 2\n",
-            path(&input),
-            path(&out)
-        ),
-    );
+    let (job, out) = nap_then_sum_job(&cluster, "drain");
     let id = cluster.submit(&job, &[]);
-    wait_until("four tasks running", START_DEADLINE, || {
-        let status = cluster.status(&id);
-        match stages(&status)[0]["tasks_running"].as_u64() {
-            Some(4) => Ok(()),
-            _ => Err(format!("{status:#}")),
-        }
-    });
+    wait_for_four_running(&cluster, &id);
     let draining = cluster.terminate_worker(0);
     let watch = cluster.client(&["job", "watch", &id]);
     assert_eq!(
@@ -1269,9 +1283,7 @@ fn a_draining_worker_finishes_its_tasks_serves_its_blocks_then_exits_0() {
         watch.stdout(),
         watch.stderr()
     );
-    let mut got: Vec<Vec<u8>> = read_output(&out).into_values().collect();
-    got.sort();
-    assert_eq!(got, [b"1", b"2", b"3", b"4"]);
+    assert_numbers(&out);
     // No work was lost: the draining worker finished its two tasks, and no reduce task went to it;
     // the reduce read its blocks from it.
     let status = cluster.status(&id);
@@ -1295,43 +1307,10 @@ fn a_draining_worker_finishes_its_tasks_serves_its_blocks_then_exits_0() {
 
 #[test]
 fn a_stopped_worker_is_lost_then_comes_back_clean() {
-    use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
-    let mut cluster = Cluster::start(2);
-    let nap = cluster.write(
-        "nap.wasm",
-        guest(WASI_IMPORTS, &napping_map("nap", 1_500_000_000)),
-    );
-    cluster.register("nap", path(&nap));
-    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
-    let input = cluster.write("numbers.txt", "1\n2\n3\n4\n");
-    let job = |cluster: &Cluster, name: &str| {
-        let out = cluster.path(&format!("results/{name}"));
-        let file = cluster.write(
-            &format!("{name}.toml"),
-            format!(
-                "name = {name:?}\n[input]\npath = {:?}\nsplit_size = 2\n[[step]]\n\
-                 map = \"nap/nap\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\n\
-                 path = {:?}\npartitions = 2\n",
-                path(&input),
-                path(&out)
-            ),
-        );
-        (file, out)
-    };
-    let exact = |out: &Path| {
-        let mut got: Vec<Vec<u8>> = read_output(out).into_values().collect();
-        got.sort();
-        assert_eq!(got, [b"1", b"2", b"3", b"4"]);
-    };
-    let (file, out) = job(&cluster, "stopped");
+    let mut cluster = nap_cluster();
+    let (file, out) = nap_then_sum_job(&cluster, "stopped");
     let id = cluster.submit(&file, &[]);
-    wait_until("four tasks running", START_DEADLINE, || {
-        let status = cluster.status(&id);
-        match stages(&status)[0]["tasks_running"].as_u64() {
-            Some(4) => Ok(()),
-            _ => Err(format!("{status:#}")),
-        }
-    });
+    wait_for_four_running(&cluster, &id);
     // Frozen (SIGSTOP), it stops heartbeating: after the worker timeout it is lost, and its
     // tasks run again on the other worker. The answer is exact.
     let frozen = cluster.signal_worker(0, "STOP");
@@ -1343,7 +1322,7 @@ fn a_stopped_worker_is_lost_then_comes_back_clean() {
         watch.stdout(),
         watch.stderr()
     );
-    exact(&out);
+    assert_numbers(&out);
     let status = cluster.status(&id);
     let lost: Vec<&Value> = status["tasks"]
         .as_array()
@@ -1367,7 +1346,7 @@ fn a_stopped_worker_is_lost_then_comes_back_clean() {
             all_idle(&workers)
         },
     );
-    let (file, out) = job(&cluster, "thawed");
+    let (file, out) = nap_then_sum_job(&cluster, "thawed");
     let id = cluster.submit(&file, &[]);
     let watch = cluster.client(&["job", "watch", &id]);
     assert_eq!(
@@ -1377,7 +1356,7 @@ fn a_stopped_worker_is_lost_then_comes_back_clean() {
         watch.stdout(),
         watch.stderr()
     );
-    exact(&out);
+    assert_numbers(&out);
     let status = cluster.status(&id);
     assert_eq!(stages(&status)[0]["tasks_failed"], 0, "{status:#}");
     cluster.assert_running("a stop and a continue");

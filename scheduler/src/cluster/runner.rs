@@ -370,30 +370,32 @@ fn lost_outputs(
     index: usize,
     live: &HashSet<String>,
 ) -> Option<usize> {
-    let mut earliest = None;
+    let mut lost: Vec<(usize, TaskResult)> = Vec::new();
     for (stage, results) in outputs.iter_mut().enumerate().take(index + 1) {
         for slot in results.iter_mut() {
-            let gone = slot
+            if slot
                 .as_ref()
-                .is_some_and(|r| r.blocks.iter().any(|b| !live.contains(&b.worker_id)));
-            if !gone {
-                continue;
+                .is_some_and(|r| r.blocks.iter().any(|b| !live.contains(&b.worker_id)))
+            {
+                lost.extend(slot.take().map(|result| (stage, result)));
             }
-            let result = slot.take().expect("checked above");
-            earliest = Some(earliest.map_or(stage, |e: usize| e.min(stage)));
-            job.update(true, |s| {
-                let st = &mut s.stages[stage];
-                st.tasks_done -= 1;
-                st.records_in -= result.records_in;
-                st.records_out -= result.records_out;
-                st.bytes_in -= result.bytes_in;
-                st.bytes_out -= result.bytes_out;
-                st.remote_fetches -= result.remote_fetches;
-                st.records_skipped -= result.records_skipped;
-            });
         }
     }
-    earliest
+    // Stages are visited in order: the first lost output is of the earliest stage.
+    let earliest = lost.first().map(|(stage, _)| *stage)?;
+    job.update(true, |s| {
+        for (stage, result) in &lost {
+            let st = &mut s.stages[*stage];
+            st.tasks_done -= 1;
+            st.records_in -= result.records_in;
+            st.records_out -= result.records_out;
+            st.bytes_in -= result.bytes_in;
+            st.bytes_out -= result.bytes_out;
+            st.remote_fetches -= result.remote_fetches;
+            st.records_skipped -= result.records_skipped;
+        }
+    });
+    Some(earliest)
 }
 
 /// Runs the stage's tasks of `specs` to completion, each result into `results` (by partition).
@@ -596,7 +598,9 @@ async fn run_tasks(
                 if let Some(at) = started.remove(&outcome.id) {
                     took.push(at.elapsed());
                 }
-                // The other attempt of a speculated task lost the race: stop it.
+                // The other attempt of a speculated task lost the race: stop it, or drop it if it
+                // has not started.
+                pending.retain(|(spec, _)| spec.id.partition != partition);
                 let losers: Vec<(TaskId, String)> = running
                     .iter()
                     .filter(|(id, _)| id.partition == partition)
@@ -625,7 +629,7 @@ async fn run_tasks(
                     st.remote_fetches += result.remote_fetches;
                     st.records_skipped += result.records_skipped;
                 });
-                results[outcome.id.partition as usize] = Some(result);
+                results[partition as usize] = Some(result);
                 done += 1;
             }
             Err(failure) => {
@@ -634,7 +638,17 @@ async fn run_tasks(
                     st.tasks_running -= 1;
                     st.tasks_failed += 1;
                 });
-                if !failure.guest_fault {
+                if failure.guest_fault {
+                    let failed = failed_attempts.entry(partition).or_default();
+                    *failed += 1;
+                    if *failed < job.max_attempts {
+                        tracing::info!(task = %outcome.id, error = %failure.message,
+                            "attempt failed; running the task again ([retry] max_attempts)");
+                        let retry = next_attempt(spec, stage_index, attempts);
+                        pending.push_back((retry, Instant::now()));
+                        continue;
+                    }
+                } else {
                     // A peer it could not fetch from may be gone: asked at once, one that does not
                     // answer is lost now rather than after its heartbeat timeout.
                     if let Some(address) = &failure.unreachable {
@@ -651,7 +665,7 @@ async fn run_tasks(
                         job.update(false, |s| s.stages[stage_index].tasks_running = 0);
                         return Err(JobError::InputLost);
                     }
-                    let tries = lost_attempts.entry(outcome.id.partition).or_default();
+                    let tries = lost_attempts.entry(partition).or_default();
                     *tries += 1;
                     if *tries < MAX_INFRA_ATTEMPTS {
                         tracing::info!(task = %outcome.id, worker = %outcome.worker_id,
@@ -662,17 +676,6 @@ async fn run_tasks(
                         let pause = control.worker_timeout() * *tries / 4;
                         let retry = next_attempt(spec, stage_index, attempts);
                         pending.push_back((retry, Instant::now() + pause));
-                        continue;
-                    }
-                }
-                if failure.guest_fault {
-                    let failed = failed_attempts.entry(outcome.id.partition).or_default();
-                    *failed += 1;
-                    if *failed < job.max_attempts {
-                        tracing::info!(task = %outcome.id, error = %failure.message,
-                            "attempt failed; running the task again ([retry] max_attempts)");
-                        let retry = next_attempt(spec, stage_index, attempts);
-                        pending.push_back((retry, Instant::now()));
                         continue;
                     }
                 }

@@ -199,6 +199,16 @@ impl Cluster {
         }
     }
 
+    /// The next `n` launches, by worker id.
+    async fn next_launches(&mut self, n: usize) -> Vec<(String, TaskSpec)> {
+        let mut launches = Vec::new();
+        for _ in 0..n {
+            launches.push(self.next_launch().await);
+        }
+        launches.sort_by(|a, b| a.0.cmp(&b.0));
+        launches
+    }
+
     /// Reports `task` done on `worker`, having written one block per entry of `blocks`
     /// (`(reduce partition, bytes)`).
     fn succeed(&self, worker: &str, task: &TaskSpec, blocks: &[(u32, u64)]) {
@@ -651,12 +661,7 @@ async fn a_task_lost_with_its_worker_runs_again_and_a_users_failure_does_not() {
 async fn shuffle_output_lost_with_its_worker_is_written_again_then_read() {
     let mut cluster = Cluster::with_timeout(&[1, 1], Duration::from_millis(300));
     let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
-    let mut maps = Vec::new();
-    for _ in 0..2 {
-        maps.push(cluster.next_launch().await);
-    }
-    maps.sort_by_key(|(w, _)| w.clone());
-    let [(w1, map_a), (w2, map_b)] = <[_; 2]>::try_from(maps).unwrap();
+    let [(w1, map_a), (w2, map_b)] = <[_; 2]>::try_from(cluster.next_launches(2).await).unwrap();
     assert_eq!((w1.as_str(), w2.as_str()), ("w1", "w2"));
     cluster.succeed(&w1, &map_a, &[(0, 10)]);
     cluster.succeed(&w2, &map_b, &[(0, 20)]);
@@ -1070,10 +1075,7 @@ async fn a_straggler_gets_a_second_attempt_elsewhere_and_the_first_to_finish_win
     let mut cluster = Cluster::new(&[2, 2]);
     cluster.speculation = true;
     let job = cluster.run(wordcount_plan(4, 1, &cluster.output()));
-    let mut maps = Vec::new();
-    for _ in 0..4 {
-        maps.push(cluster.next_launch().await);
-    }
+    let mut maps = cluster.next_launches(4).await;
     // Three finish at once; the fourth runs on, past the least time worth a copy (1 s).
     let (slow_worker, slow) = maps.pop().unwrap();
     for (worker, spec) in &maps {
@@ -1112,12 +1114,7 @@ async fn a_peer_a_fetch_cannot_reach_is_lost_at_once_and_its_output_written_agai
     let mut cluster = Cluster::with_timeout(&[1, 1], Duration::from_secs(60));
     let started = std::time::Instant::now();
     let job = cluster.run(wordcount_plan(2, 1, &cluster.output()));
-    let mut maps = Vec::new();
-    for _ in 0..2 {
-        maps.push(cluster.next_launch().await);
-    }
-    maps.sort_by_key(|(w, _)| w.clone());
-    let [(w1, map_a), (w2, map_b)] = <[_; 2]>::try_from(maps).unwrap();
+    let [(w1, map_a), (w2, map_b)] = <[_; 2]>::try_from(cluster.next_launches(2).await).unwrap();
     cluster.succeed(&w1, &map_a, &[(0, 10)]);
     cluster.succeed(&w2, &map_b, &[(0, 20)]);
     let (reducer, reduce) = cluster.next_launch().await;
@@ -1152,4 +1149,41 @@ async fn a_peer_a_fetch_cannot_reach_is_lost_at_once_and_its_output_written_agai
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_draining_worker_shows_as_such_and_gets_no_task() {
+    let cluster = Cluster::new(&[2, 2]);
+    let control = &cluster.control;
+    control.heartbeat(Heartbeat {
+        worker_id: "w1".into(),
+        running: Vec::new(),
+        compiled_modules: Vec::new(),
+        progress: Vec::new(),
+        draining: true,
+    });
+    let infos = control.worker_infos();
+    let shown: Vec<(&str, bool, u32)> = infos
+        .iter()
+        .map(|w| (w.worker_id.as_str(), w.draining, w.free_slots))
+        .collect();
+    assert_eq!(shown, [("w1", true, 0), ("w2", false, 2)]);
+    let _rx = control.subscribe("job", "t");
+    for partition in 0..2 {
+        let task = TaskId {
+            job: "job".into(),
+            stage: 0,
+            partition,
+            attempt: 0,
+        };
+        let taken = control.acquire(&task, |_| Some(0)).map(|(w, _)| w);
+        assert_eq!(taken.as_deref(), Some("w2"));
+    }
+    let third = TaskId {
+        job: "job".into(),
+        stage: 0,
+        partition: 2,
+        attempt: 0,
+    };
+    assert!(control.acquire(&third, |_| Some(0)).is_none(), "w1 drains");
 }

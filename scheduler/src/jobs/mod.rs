@@ -197,16 +197,6 @@ impl TaskReport {
             peak_memory_bytes: record.peak_memory_bytes,
         }
     }
-
-    /// What the attempt used, as one attempt of [`Usage`].
-    pub fn usage(&self) -> Usage {
-        Usage {
-            cpu_us: self.cpu_us,
-            wall_us: self.wall_us,
-            peak_memory_bytes: self.peak_memory_bytes,
-            attempts: 1,
-        }
-    }
 }
 
 /// What one tenant's jobs used in all: `weft tenant usage`.
