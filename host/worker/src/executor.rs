@@ -217,27 +217,15 @@ impl Executor {
             .join(format!("part-{partition:05}.arrow"))
     }
 
-    /// Deletes the shuffle and spill files of every job but those in `live`; returns how many
-    /// jobs' files went.
-    pub fn release_all_but(&self, live: &[String]) -> std::io::Result<usize> {
-        let mut released = HashSet::new();
-        for area in ["shuffle", "spill"] {
-            let dir = self.work_dir.join(area);
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                let job = entry.file_name().to_string_lossy().into_owned();
-                if !live.contains(&job) {
-                    std::fs::remove_dir_all(entry.path())?;
-                    released.insert(job);
-                }
-            }
-        }
-        Ok(released.len())
+    /// The jobs with shuffle or spill files here.
+    pub fn jobs_with_files(&self) -> HashSet<String> {
+        ["shuffle", "spill"]
+            .iter()
+            .filter_map(|area| std::fs::read_dir(self.work_dir.join(area)).ok())
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
     }
 
     /// Whether some job's shuffle files are still here (jobs release them when they end).

@@ -331,6 +331,7 @@ pub async fn start(
     });
 
     // The server is up first: a scheduler may call the worker back while registering it.
+    let had_files = state.executor.jobs_with_files();
     let reply = match state.register_patiently(config.register_patience).await {
         Ok(reply) => reply,
         Err(refused) => {
@@ -340,7 +341,7 @@ pub async fn start(
         }
     };
     state.set_id(reply.worker_id);
-    state.forget_ended_jobs(&reply.live_jobs);
+    state.forget_ended_jobs(&had_files, &reply.live_jobs);
     let heartbeat = tokio::spawn(heartbeat_loop(
         state.clone(),
         heartbeat_interval(reply.heartbeat_interval),
@@ -512,12 +513,13 @@ impl State {
             self.kill(id);
         }
         if reply.reregister {
+            let had_files = self.executor.jobs_with_files();
             match self.register().await {
                 Ok(reply) => {
                     tracing::info!(old = %self.worker_id(), new = %reply.worker_id,
                         "registered again at the scheduler's request");
                     self.set_id(reply.worker_id);
-                    self.forget_ended_jobs(&reply.live_jobs);
+                    self.forget_ended_jobs(&had_files, &reply.live_jobs);
                     *every = heartbeat_interval(reply.heartbeat_interval);
                 }
                 Err(refused) => {
@@ -531,13 +533,22 @@ impl State {
         None
     }
 
-    /// Deletes the shuffle and spill files of every job not in `live`: jobs that ended while the
-    /// worker was out of reach (their release never came) or before it restarted.
-    fn forget_ended_jobs(&self, live: &[String]) {
-        match self.executor.release_all_but(live) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, "deleted the shuffle files of jobs that ended"),
-            Err(e) => tracing::warn!(error = %e, "cannot delete the files of jobs that ended"),
+    /// Deletes the shuffle and spill files of the jobs of `had_files` (those with files here
+    /// before the registration was sent) not in `live`: jobs that ended while the worker was out of
+    /// reach (their release never came) or before it restarted. Only those: a job that started
+    /// after the scheduler answered is not in `live`, and its first files may already be here.
+    fn forget_ended_jobs(&self, had_files: &HashSet<String>, live: &[String]) {
+        let ended: Vec<&String> = had_files.iter().filter(|j| !live.contains(j)).collect();
+        for job in &ended {
+            if let Err(e) = self.executor.release_job(job) {
+                tracing::warn!(%job, error = %e, "cannot delete the files of a job that ended");
+            }
+        }
+        if !ended.is_empty() {
+            tracing::info!(
+                jobs = ended.len(),
+                "deleted the shuffle files of jobs that ended"
+            );
         }
     }
 
