@@ -122,6 +122,8 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             job_caps: access.job_caps(),
             max_attempts: args.max_attempts,
             speculation: args.speculation,
+            // Jobs a killed scheduler ran go on where they were.
+            resume: true,
         };
         let scheduler = Scheduler::new(registry, Arc::new(store), config)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)

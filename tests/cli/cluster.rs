@@ -23,7 +23,7 @@ use crate::{
 
 /// How long a process may take to say it is listening. Generous: a debug build on a loaded
 /// two-core machine, with other tests' clusters starting beside it, can take seconds.
-const START_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long a process gets to exit after SIGTERM before it is killed outright.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -63,6 +63,10 @@ pub struct Cluster {
     server_env: Vec<(String, String)>,
     /// More arguments for every worker.
     worker_extra: Vec<String>,
+    /// The scheduler's arguments, to start it again the same way.
+    scheduler_args: Vec<String>,
+    /// Processes replaced by a restart, kept for their logs.
+    retired: Vec<Process>,
 }
 
 impl Cluster {
@@ -107,6 +111,8 @@ impl Cluster {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             worker_extra: worker_extra.iter().map(|a| (*a).to_owned()).collect(),
+            scheduler_args: Vec::new(),
+            retired: Vec::new(),
         };
         std::fs::create_dir_all(cluster.path("logs")).unwrap();
         std::fs::create_dir_all(cluster.path("clients")).unwrap();
@@ -126,6 +132,7 @@ impl Cluster {
             path(&data),
         ];
         args.extend_from_slice(extra);
+        cluster.scheduler_args = args.iter().map(|a| (*a).to_owned()).collect();
         cluster.spawn("scheduler", &args);
         let line = cluster.wait_for_line(0, |line| {
             line.strip_prefix("weft scheduler listening on ")
@@ -428,6 +435,32 @@ impl Cluster {
         self.processes[i + 1].wait_until(deadline)
     }
 
+    /// Kills the scheduler with SIGKILL, as its machine dies, and starts it again on the same
+    /// address with the same arguments and data directory (its log continues in
+    /// `scheduler-N.log`); returns once it listens.
+    pub fn crash_and_restart_scheduler(&mut self) {
+        self.processes[0].kill();
+        let address = self
+            .scheduler
+            .split_once("://")
+            .map_or(self.scheduler.as_str(), |(_, a)| a)
+            .to_owned();
+        let mut args = self.scheduler_args.clone();
+        let listen = args.iter().position(|a| a == "--listen").unwrap() + 1;
+        args[listen] = address;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let name = format!("scheduler-{}", self.retired.len() + 2);
+        self.spawn(&name, &args);
+        let restarted = self.processes.pop().unwrap();
+        let old = std::mem::replace(&mut self.processes[0], restarted);
+        self.retired.push(old);
+        let url = self.wait_for_line(0, |line| {
+            line.strip_prefix("weft scheduler listening on ")
+                .map(str::to_owned)
+        });
+        assert_eq!(url, self.scheduler, "restarted on the same address");
+    }
+
     /// Sends `signal` (`STOP`, `CONT`…) to worker `i`.
     pub fn signal_worker(&mut self, i: usize, signal: &str) -> Worker {
         self.processes[i + 1].signal(signal);
@@ -455,7 +488,7 @@ impl Cluster {
     }
 
     fn print_logs(&self) {
-        for process in &self.processes {
+        for process in self.retired.iter().chain(&self.processes) {
             eprintln!(
                 "===== {} ({}) =====\n{}",
                 process.name(),
@@ -479,7 +512,7 @@ impl Drop for Cluster {
 
 /// Polls `probe` every 100 ms until it returns `Ok`, and panics with `what` and the last `Err`
 /// (what was seen instead) if `deadline` passes first.
-fn wait_until<T>(
+pub(crate) fn wait_until<T>(
     what: &str,
     deadline: Duration,
     mut probe: impl FnMut() -> Result<T, String>,
@@ -602,7 +635,7 @@ fn all_idle(workers: &[Value]) -> Result<(), String> {
 }
 
 /// The stage statuses of a job status, by stage number.
-fn stages(status: &Value) -> &[Value] {
+pub(crate) fn stages(status: &Value) -> &[Value] {
     status["stages"].as_array().unwrap()
 }
 
@@ -713,7 +746,7 @@ fn entries(dir: &Path) -> Vec<String> {
 /// Whether `job watch`'s output ends with the outcome: `word` on a line after the last progress
 /// line (`stage N: ...`). Not simply the last line: a failure's message may go on over several
 /// lines, with what the guest wrote to stderr.
-fn ends_with_outcome(text: &str, word: &str) -> bool {
+pub(crate) fn ends_with_outcome(text: &str, word: &str) -> bool {
     let lines: Vec<&str> = text.lines().collect();
     let after = lines
         .iter()
@@ -1142,7 +1175,7 @@ fn logs_show_guest_stderr_of_a_failed_task() {
 
 /// Two workers, and the modules of the tests that stop a worker mid-job: `nap/nap`, a map that
 /// naps 1.5 s per batch (so its tasks are running when the worker goes), and `wordcount`.
-fn nap_cluster() -> Cluster {
+pub(crate) fn nap_cluster() -> Cluster {
     use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
     let cluster = Cluster::start(2);
     let nap = cluster.write(
@@ -1173,7 +1206,7 @@ fn nap_then_sum_job(cluster: &Cluster, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// Panics unless the output of a [`nap_then_sum_job`] holds each of `1` to `4` once.
-fn assert_numbers(out: &Path) {
+pub(crate) fn assert_numbers(out: &Path) {
     let mut got: Vec<Vec<u8>> = read_output(out).into_values().collect();
     got.sort();
     assert_eq!(got, [b"1", b"2", b"3", b"4"]);

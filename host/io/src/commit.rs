@@ -20,6 +20,11 @@ pub const WEFT_MARKER: &str = "_WEFT";
 /// `on_error = "quarantine"` dropped: one JSON Lines file per map task that had any.
 pub const BAD_RECORDS_DIR: &str = "_bad_records";
 
+/// The directory of the staging directory task attempts write their parts into, each under an
+/// [`attempt_part_name`](crate::attempt_part_name); the commit moves one per partition out of it
+/// and sets the rest aside before publishing, so no other attempt's part can reach the output.
+const ATTEMPTS_DIR: &str = "_attempts";
+
 /// What [`WEFT_MARKER`] holds.
 const WEFT_MARKER_TEXT: &str = "written by weft\n";
 
@@ -72,17 +77,113 @@ impl OutputCommitter {
             path: staging_dir.clone(),
             source,
         })?;
-        Ok(OutputCommitter {
+        let committer = OutputCommitter {
             final_dir: final_dir.to_owned(),
             staging_dir,
             overwrite,
             settled: false,
-        })
+        };
+        let attempts = committer.attempts_dir();
+        fs::create_dir(&attempts).map_err(|source| Error::CreateDir {
+            path: attempts,
+            source,
+        })?;
+        Ok(committer)
+    }
+
+    /// Takes up again the staging directory `staging_dir` that [`begin`](Self::begin) made for
+    /// `final_dir` in an earlier process (a scheduler that restarted while the job ran), with the
+    /// parts written there so far. Fails with [`Error::BadStaging`] if it is gone, or is not a
+    /// staging directory of `final_dir`.
+    pub fn resume(
+        final_dir: &Path,
+        staging_dir: &Path,
+        overwrite: bool,
+    ) -> Result<OutputCommitter> {
+        let bad = |problem: &str| Error::BadStaging {
+            output: final_dir.to_owned(),
+            staging: staging_dir.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let (parent, name) = split_output_path(final_dir)?;
+        let mut prefix = OsString::from(".");
+        prefix.push(&name);
+        prefix.push(format!(".{STAGING}-"));
+        let ours = staging_dir.parent() == Some(parent.as_path())
+            && staging_dir
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(prefix.as_encoded_bytes()));
+        if !ours {
+            return Err(bad("is not one weft makes for it"));
+        }
+        match fs::symlink_metadata(staging_dir.join(ATTEMPTS_DIR)) {
+            Ok(meta) if meta.is_dir() => Ok(OutputCommitter {
+                final_dir: final_dir.to_owned(),
+                staging_dir: staging_dir.to_owned(),
+                overwrite,
+                settled: false,
+            }),
+            Ok(_) => Err(bad("holds no directory of task attempts' parts")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(bad("is gone")),
+            Err(e) => Err(bad(&format!("cannot be read: {e}"))),
+        }
     }
 
     /// Where the job writes its parts until commit.
     pub fn staging_dir(&self) -> &Path {
         &self.staging_dir
+    }
+
+    /// Where task attempts write their parts, each under its
+    /// [`attempt_part_name`](crate::attempt_part_name), until
+    /// [`commit_attempts`](Self::commit_attempts) keeps one per partition.
+    pub fn attempts_dir(&self) -> PathBuf {
+        self.staging_dir.join(ATTEMPTS_DIR)
+    }
+
+    /// Whether attempt `attempt` of `partition` left its finished part in the
+    /// [`attempts_dir`](Self::attempts_dir).
+    pub fn has_attempt_part(&self, partition: u32, attempt: u32) -> bool {
+        self.attempts_dir()
+            .join(crate::attempt_part_name(partition, attempt))
+            .is_file()
+    }
+
+    /// Commits the parts of the attempts that won, `(partition, attempt)` each: they are moved
+    /// out of the [`attempts_dir`](Self::attempts_dir) as `part-NNNNN`, what other attempts wrote
+    /// there (a retry's loser, a zombie on a worker taken for lost) is set aside and deleted —
+    /// an attempt still writing finds its directory gone — and the output is published as
+    /// [`commit`](Self::commit) does.
+    pub fn commit_attempts(mut self, winners: &[(u32, u32)]) -> Result<()> {
+        self.settled = true;
+        let result = self.keep_attempts(winners).and_then(|()| self.publish());
+        if result.is_err() && self.staging_dir.exists() {
+            // Nothing was published: do not leave the staging directory behind.
+            let _ = fs::remove_dir_all(&self.staging_dir);
+        }
+        result
+    }
+
+    /// Moves the winners' parts into the staging directory and the attempts directory (with
+    /// whatever else is in it) out of it.
+    fn keep_attempts(&self, winners: &[(u32, u32)]) -> Result<()> {
+        let attempts = self.attempts_dir();
+        for &(partition, attempt) in winners {
+            rename(
+                &attempts.join(crate::attempt_part_name(partition, attempt)),
+                &self.staging_dir.join(crate::part_file_name(partition)),
+            )?;
+        }
+        if fs::symlink_metadata(&attempts).is_err() {
+            return Ok(());
+        }
+        let (parent, name) = split_output_path(&self.final_dir)?;
+        let aside = parent.join(hidden_sibling(&name, ATTEMPTS_ASIDE));
+        rename(&attempts, &aside)?;
+        fs::remove_dir_all(&aside).map_err(|source| Error::Remove {
+            path: aside,
+            source,
+        })
     }
 
     pub fn final_dir(&self) -> &Path {
@@ -95,14 +196,8 @@ impl OutputCommitter {
     /// the old one deleted; if moving the new one in fails, the old one is put back. A failure to
     /// delete the old one is reported as [`Error::RemoveReplaced`], with the new output already
     /// committed.
-    pub fn commit(mut self) -> Result<()> {
-        self.settled = true;
-        let result = self.publish();
-        if result.is_err() && self.staging_dir.exists() {
-            // Nothing was published: do not leave the staging directory behind.
-            let _ = fs::remove_dir_all(&self.staging_dir);
-        }
-        result
+    pub fn commit(self) -> Result<()> {
+        self.commit_attempts(&[])
     }
 
     fn publish(&self) -> Result<()> {
@@ -277,6 +372,8 @@ fn split_output_path(final_dir: &Path) -> Result<(PathBuf, OsString)> {
 const STAGING: &str = "weft-staging";
 /// The role of a replaced output set aside during a commit.
 const REPLACED: &str = "weft-replaced";
+/// The role of the attempts' parts not committed, set aside during a commit.
+const ATTEMPTS_ASIDE: &str = "weft-attempts";
 
 /// Removes the staging directories process `pid` made beside `final_dir` and left behind (it was
 /// killed before it could commit or abort). Only for a process known to be gone: a live one's

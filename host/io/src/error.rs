@@ -122,6 +122,15 @@ pub enum Error {
     #[error("output path {} has no directory name", path.display())]
     BadOutputPath { path: PathBuf },
 
+    /// A job picked up again (its scheduler restarted) found its staging directory gone or not one
+    /// it could have made.
+    #[error("the staging directory {} of output {} {problem}", staging.display(), output.display())]
+    BadStaging {
+        output: PathBuf,
+        staging: PathBuf,
+        problem: String,
+    },
+
     /// A path leads outside the data roots its job may use.
     #[error(
         "{} {}outside the directories this job may {access} ({roots}): a tenant's jobs {access} \

@@ -36,7 +36,7 @@ pub use input::{
     InputFile, InputFormat, InputSplit, InvalidDelimiter, OnError, UnknownFormat, plan_splits,
     resolve_inputs,
 };
-pub use output::{OutputFormat, PartStats, PartWriter, part_file_name};
+pub use output::{OutputFormat, PartStats, PartWriter, attempt_part_name, part_file_name};
 pub use paths::{check_apart, normalize, real_path};
 pub use reader::{
     BadRecord, DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, ReadOptions, ReaderBuffers, SplitReader,

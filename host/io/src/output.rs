@@ -71,6 +71,14 @@ pub fn part_file_name(partition: u32) -> String {
     format!("part-{partition:05}")
 }
 
+/// The file name a task attempt writes its partition's part under, in an
+/// [`OutputCommitter::attempts_dir`](crate::OutputCommitter::attempts_dir): `part-00003.attempt-2`.
+/// Two attempts of one partition (a retry beside a straggler, a zombie on a worker taken for lost)
+/// never write the same file; the commit keeps one per partition.
+pub fn attempt_part_name(partition: u32, attempt: u32) -> String {
+    format!("{}.attempt-{attempt}", part_file_name(partition))
+}
+
 /// What one finished part holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PartStats {
@@ -104,23 +112,23 @@ impl fmt::Debug for PartWriter {
 impl PartWriter {
     /// Starts `dir/part-NNNNN` for `partition`. `dir` must exist.
     pub fn create(dir: &Path, partition: u32, format: OutputFormat) -> Result<PartWriter> {
-        PartWriter::create_within(dir, partition, format, None)
+        PartWriter::create_within(dir, &part_file_name(partition), format, None)
     }
 
-    /// [`PartWriter::create`], refusing a directory that is not really inside `roots`' write
-    /// roots (the file created is checked, not the path: see [`DataRoots::check_opened`]).
+    /// Starts `dir/NAME` (a [`part_file_name`] or an [`attempt_part_name`]), refusing a directory
+    /// that is not really inside `roots`' write roots (the file created is checked, not the path:
+    /// see [`DataRoots::check_opened`]).
     pub fn create_within(
         dir: &Path,
-        partition: u32,
+        name: &str,
         format: OutputFormat,
         roots: Option<&DataRoots>,
     ) -> Result<PartWriter> {
         if let Some(roots) = roots {
             roots.check(dir, Access::Write)?;
         }
-        // A unique temporary name keeps two attempts at the same partition (a retry racing a slow
-        // original) from writing into one file.
-        let file = AtomicFile::create(&dir.join(part_file_name(partition)))?;
+        // A unique temporary name keeps two writers of one file from writing into one inode.
+        let file = AtomicFile::create(&dir.join(name))?;
         if let Some(roots) = roots {
             roots.check_opened(file.as_file(), file.path(), Access::Write)?;
         }

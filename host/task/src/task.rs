@@ -147,7 +147,9 @@ pub enum TaskOutput {
         combiner: Option<StepRef>,
         compression: ShuffleCompression,
     },
-    /// One part file of the job's output, in the job's staging directory.
+    /// One part file of the job's output, written into `staging_dir` (the job's directory of
+    /// attempts' parts) under a name of its own attempt's, `part-NNNNN.attempt-A`
+    /// ([`weft_io::attempt_part_name`]): the commit keeps one attempt's part per partition.
     Part {
         staging_dir: PathBuf,
         part: u32,

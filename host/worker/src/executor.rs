@@ -493,7 +493,7 @@ impl Executor {
             } => Sink::Part {
                 writer: PartWriter::create_within(
                     staging_dir,
-                    *part,
+                    &weft_io::attempt_part_name(*part, spec.id.attempt),
                     *format,
                     spec.roots.as_ref(),
                 )?,

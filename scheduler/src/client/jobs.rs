@@ -1,5 +1,7 @@
 //! [`JobsClient`]: jobs and the cluster's workers on a remote scheduler, as domain types.
 
+use std::time::Duration;
+
 use tokio_stream::StreamExt;
 use weft_proto::v1 as pb;
 use weft_proto::v1::cluster_client::ClusterClient;
@@ -14,6 +16,24 @@ use crate::cluster::WorkerInfo;
 use crate::job::Submission;
 use crate::jobs::{JobStatus, TaskLog, TaskRef, TaskReport, TenantUsage};
 use crate::service::jobs::logs_from_chunks;
+
+/// How long [`JobsClient::watch`] keeps calling a scheduler it lost (restarting, say).
+pub const WATCH_PATIENCE: Duration = Duration::from_secs(120);
+const WATCH_RETRY_START: Duration = Duration::from_millis(100);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Whether `e` says the connection to the scheduler broke (it stopped or restarted), rather than
+/// that the scheduler refused the call.
+fn connection_lost(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connect { .. } => true,
+        ClientError::Status { code, .. } => matches!(
+            code,
+            tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Aborted
+        ),
+        _ => false,
+    }
+}
 
 /// Jobs and workers of the scheduler at one URL.
 #[derive(Debug, Clone)]
@@ -114,31 +134,71 @@ impl JobsClient {
     }
 
     /// Calls `each` with every status snapshot until the job is over; returns the final status.
+    ///
+    /// A scheduler lost on the way (it restarted: it picks its jobs up) is called again, with
+    /// back-off, until it answers or it has been out of reach for [`WATCH_PATIENCE`]; the watch
+    /// then goes on from the job's status at that moment.
     pub async fn watch(
         &mut self,
         job: &str,
         mut each: impl FnMut(&JobStatus),
     ) -> Result<JobStatus, ClientError> {
+        let mut outage: Option<std::time::Instant> = None;
+        let mut pause = WATCH_RETRY_START;
+        loop {
+            let mut heard = false;
+            let lost = match self.watch_once(job, &mut each, &mut heard).await {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => ClientError::Invalid(bad(
+                    "Watch",
+                    format!(
+                        "the scheduler stopped sending the status of job {job} before it ended"
+                    ),
+                )),
+                Err(e) if connection_lost(&e) => e,
+                Err(e) => return Err(e),
+            };
+            if heard {
+                outage = None;
+                pause = WATCH_RETRY_START;
+            }
+            let since = *outage.get_or_insert_with(|| {
+                tracing::warn!(scheduler = %self.url, problem = %weft_task::error_chain(&lost),
+                    "lost the scheduler while watching job {job}; calling it again");
+                std::time::Instant::now()
+            });
+            if since.elapsed() + pause > WATCH_PATIENCE {
+                return Err(lost);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(WATCH_RETRY_MAX);
+        }
+    }
+
+    /// One watch call: `Some(status)` once the job is over, `None` if the stream ended before.
+    /// `heard` is set once the scheduler sent something.
+    async fn watch_once(
+        &mut self,
+        job: &str,
+        each: &mut impl FnMut(&JobStatus),
+        heard: &mut bool,
+    ) -> Result<Option<JobStatus>, ClientError> {
         let mut stream = self
             .jobs
             .watch(self.job_ref(job))
             .await
             .map_err(|s| self.error(s))?
             .into_inner();
-        let mut last = None;
         while let Some(item) = stream.next().await {
             let status = JobStatus::try_from(item.map_err(|s| self.error(s))?)
                 .map_err(ClientError::Invalid)?;
+            *heard = true;
             each(&status);
-            last = Some(status);
+            if status.state.is_final() {
+                return Ok(Some(status));
+            }
         }
-        match last {
-            Some(status) if status.state.is_final() => Ok(status),
-            _ => Err(ClientError::Invalid(bad(
-                "Watch",
-                format!("the scheduler stopped sending the status of job {job} before it ended"),
-            ))),
-        }
+        Ok(None)
     }
 
     pub async fn list(&mut self) -> Result<Vec<JobStatus>, ClientError> {

@@ -153,6 +153,12 @@ impl ControlState {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Hands out new worker ids from `wN` on at least: ids below it are kept for the workers
+    /// that had them before a scheduler restart, which register again with them.
+    pub fn reserve_worker_ids(&self, n: u32) {
+        self.next_worker.fetch_max(n, Ordering::Relaxed);
+    }
+
     /// Resolves when a slot may have freed up or a worker joined.
     pub fn changed(&self) -> &Notify {
         &self.changed

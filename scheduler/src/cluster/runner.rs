@@ -11,7 +11,7 @@
 //! the [`ControlState`]; outcomes come back through it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,8 @@ use super::placement;
 use super::tasks::JobTasks;
 use super::{JobError, JobReport, StageReport};
 use crate::Tenant;
-use crate::job::{Plan, StageInput};
-use crate::jobs::store::{JobRecord, TaskRecord};
+use crate::job::{Plan, StageInput, StageOutput};
+use crate::jobs::store::{AttemptKey, JobRecord, TaskRecord};
 use crate::jobs::{JobState, JobStatus, JobStore, TaskLog, now_ms};
 
 /// How long stopping a job waits for its killed attempts to report.
@@ -54,6 +54,27 @@ pub(crate) struct JobRun {
     pub roots: Option<DataRoots>,
     /// The tenant's cap on running jobs: the job waits, queued, for a place.
     pub gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Where the job's task outcomes arrive ([`ControlState::subscribe`], done before the run
+    /// starts so that workers registering meanwhile learn the job is live); taken by the run.
+    pub outcomes: Option<mpsc::UnboundedReceiver<TaskOutcome>>,
+    /// What an earlier scheduler process did of the job, when this one picks it up.
+    pub resume: Option<Resume>,
+}
+
+/// A job picked up again by a restarted scheduler: its output's staging directory and every task
+/// attempt the earlier process recorded. The tasks whose output is still there (shuffle blocks on
+/// a worker that came back, parts in the staging directory) do not run again.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    pub staging_dir: PathBuf,
+    pub tasks: Vec<(AttemptKey, TaskRecord)>,
+}
+
+/// A task's output that counts: the attempt that wrote it, and what it reported.
+#[derive(Debug, Clone)]
+struct Output {
+    attempt: u32,
+    result: TaskResult,
 }
 
 impl JobRun {
@@ -83,6 +104,7 @@ impl JobRun {
 pub(crate) async fn run(mut job: JobRun) -> Result<JobReport, JobError> {
     let started = Instant::now();
     let result = run_inner(&mut job).await;
+    job.control.unsubscribe(&job.job_id());
     let (state, error) = match &result {
         Ok(_) => (JobState::Succeeded, None),
         Err(JobError::Cancelled) => (JobState::Cancelled, Some("cancelled".to_owned())),
@@ -144,7 +166,7 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
     }
     job.update(true, |s| {
         s.state = JobState::Running;
-        s.started_ms = Some(now_ms());
+        s.started_ms.get_or_insert_with(now_ms);
     });
     let mut readers = Readers::new(job.plan.input_paths());
     readers.ask_new_workers(&job.control).await;
@@ -161,11 +183,34 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
         None => Ok(()),
     };
     within_roots()?;
-    let committer = OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
+    let resume = job.resume.take();
+    let committer = match &resume {
+        Some(resume) => OutputCommitter::resume(&output_dir, &resume.staging_dir, job.overwrite)
+            .map_err(JobError::Output)?,
+        None => {
+            let committer =
+                OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
+            // Made durable before any task writes there: a scheduler restarting on this store
+            // takes the staging directory up again with the parts in it.
+            job.record.staging = Some(committer.staging_dir().to_string_lossy().into_owned());
+            job.update(true, |_| {});
+            let _ = job.store.flush();
+            committer
+        }
+    };
     let job_id = job.job_id();
-    let mut outcomes = job.control.subscribe(&job_id, job.tenant.as_str());
-    let result = run_stages(job, &mut readers, committer.staging_dir(), &mut outcomes).await;
-    job.control.unsubscribe(&job_id);
+    let mut outcomes = job
+        .outcomes
+        .take()
+        .ok_or_else(|| JobError::Cluster("the job's outcomes were taken".into()))?;
+    let restored = match resume {
+        Some(resume) => {
+            wait_for_holders(job, &resume.tasks).await?;
+            resume.tasks
+        }
+        None => Vec::new(),
+    };
+    let result = run_stages(job, &mut readers, &committer, &mut outcomes, restored).await;
     // Shuffle files are released on every worker, whatever happened.
     for w in job.control.workers() {
         if let Err(e) = w.conn.release_job(&job_id).await {
@@ -174,12 +219,14 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
         }
     }
     match result {
-        Ok(stages) => {
+        Ok((stages, winners)) => {
             if let Err(e) = within_roots() {
                 let _ = committer.abort();
                 return Err(e);
             }
-            committer.commit().map_err(JobError::Output)?;
+            committer
+                .commit_attempts(&winners)
+                .map_err(JobError::Output)?;
             Ok(stages)
         }
         Err(e) => {
@@ -256,40 +303,49 @@ impl Readers {
     }
 }
 
+/// The output parts committed, as `(partition, attempt)`: one attempt per partition.
+type Winners = Vec<(u32, u32)>;
+
 async fn run_stages(
     job: &mut JobRun,
     readers: &mut Readers,
-    staging_dir: &Path,
+    committer: &OutputCommitter,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
-) -> Result<Vec<StageReport>, JobError> {
+    restored: Vec<(AttemptKey, TaskRecord)>,
+) -> Result<(Vec<StageReport>, Winners), JobError> {
     let plan = job.plan.clone();
     let job_id = job.job_id();
     let tenant = job.tenant.clone();
     let roots = job.roots.clone();
+    let parts_dir = committer.attempts_dir();
     let tasks = JobTasks {
         job_id: &job_id,
         tenant: &tenant,
         job_name: &plan.job_name,
         limits: job.limits,
         roots: roots.as_ref(),
-        staging_dir,
+        staging_dir: committer.staging_dir(),
+        parts_dir: &parts_dir,
     };
     // What each task of each stage produced, by partition; `None` until it has (or since its
     // output was lost with its worker).
-    let mut outputs: Vec<Vec<Option<TaskResult>>> = plan
+    let mut outputs: Vec<Vec<Option<Output>>> = plan
         .stages
         .iter()
         .map(|stage| vec![None; tasks.stage(stage, &[]).len()])
         .collect();
     // The next attempt number of each task, so that a report of an attempt given up is ignored.
     let mut attempts: HashMap<(usize, u32), u32> = HashMap::new();
+    if !restored.is_empty() {
+        restore(job, committer, &restored, &mut outputs, &mut attempts);
+    }
     let mut recomputes = 0;
     let mut index = 0;
     while index < plan.stages.len() {
         let stage = &plan.stages[index];
         // Shuffle output on a worker that is gone is lost: the tasks that wrote it run again
         // (lineage), from the earliest stage that lost some.
-        let lost = lost_outputs(job, &mut outputs, index, &job.control.live_workers());
+        let lost = lost_outputs(job, &mut outputs, &job.control.live_workers());
         if let Some(earliest) = lost {
             recomputes += 1;
             if recomputes > MAX_RECOMPUTES {
@@ -306,7 +362,12 @@ async fn run_stages(
             .parents
             .iter()
             .filter_map(|p| plan.stages.iter().position(|s| s.id == *p))
-            .flat_map(|p| outputs[p].iter().flatten().flat_map(|r| r.blocks.clone()))
+            .flat_map(|p| {
+                outputs[p]
+                    .iter()
+                    .flatten()
+                    .flat_map(|o| o.result.blocks.clone())
+            })
             .collect();
         let specs: Vec<TaskSpec> = tasks
             .stage(stage, &parent_blocks)
@@ -335,12 +396,21 @@ async fn run_stages(
             Err(e) => return Err(e),
         }
     }
-    Ok(plan
+    let winners = plan
+        .stages
+        .iter()
+        .zip(&outputs)
+        .filter(|(stage, _)| matches!(stage.output, StageOutput::Output { .. }))
+        .flat_map(|(_, done)| done.iter().zip(0..))
+        .filter_map(|(done, partition)| done.as_ref().map(|o| (partition, o.attempt)))
+        .collect();
+    let reports = plan
         .stages
         .iter()
         .zip(outputs)
         .map(|(stage, results)| {
-            let results: Vec<TaskResult> = results.into_iter().flatten().collect();
+            let results: Vec<TaskResult> =
+                results.into_iter().flatten().map(|o| o.result).collect();
             StageReport {
                 stage: stage.id,
                 tasks: results.len() as u32,
@@ -352,7 +422,122 @@ async fn run_stages(
                 records_skipped: results.iter().map(|r| r.records_skipped).sum(),
             }
         })
-        .collect())
+        .collect();
+    Ok((reports, winners))
+}
+
+/// Takes back what an earlier scheduler process recorded of the job. A task with a succeeded
+/// attempt whose output is still there — its part in the staging directory, or its shuffle blocks
+/// on a worker registered again (the same process: a worker keeps its id across a scheduler
+/// restart, a new process gets a new one) — is done, the lowest such attempt winning; attempts go
+/// on numbering past every recorded one, so none is given twice. The status is set from what was
+/// kept: whatever ran when the scheduler stopped runs again.
+fn restore(
+    job: &mut JobRun,
+    committer: &OutputCommitter,
+    restored: &[(AttemptKey, TaskRecord)],
+    outputs: &mut [Vec<Option<Output>>],
+    attempts: &mut HashMap<(usize, u32), u32>,
+) {
+    let live = job.control.live_workers();
+    let job_id = job.job_id();
+    for &((stage_id, partition, attempt), ref record) in restored {
+        let Some(index) = job.plan.stages.iter().position(|s| s.id == stage_id) else {
+            continue;
+        };
+        let next = attempts.entry((index, partition)).or_default();
+        *next = (*next).max(attempt + 1);
+        let Some(slot) = outputs[index].get_mut(partition as usize) else {
+            continue;
+        };
+        if !record.succeeded || slot.is_some() {
+            continue;
+        }
+        let still_there = match job.plan.stages[index].output {
+            StageOutput::Output { .. } => committer.has_attempt_part(partition, attempt),
+            StageOutput::Shuffle { .. } => {
+                record.blocks.is_empty() || live.contains(&record.worker_id)
+            }
+        };
+        if !still_there {
+            continue;
+        }
+        let map_task = TaskId {
+            job: job_id.clone(),
+            stage: stage_id,
+            partition,
+            attempt,
+        };
+        let blocks = record
+            .blocks
+            .iter()
+            .map(|&(reduce, bytes)| BlockLocation {
+                worker_id: record.worker_id.clone(),
+                worker_address: record.worker_address.clone(),
+                map_task: map_task.clone(),
+                partition: reduce,
+                bytes,
+                records: 0,
+            })
+            .collect();
+        *slot = Some(Output {
+            attempt,
+            result: TaskResult {
+                records_in: record.records_in,
+                records_out: record.records_out,
+                bytes_in: record.bytes_in,
+                bytes_out: record.bytes_out,
+                blocks,
+                remote_fetches: record.remote_fetches,
+                records_skipped: record.records_skipped,
+            },
+        });
+    }
+    job.update(true, |s| {
+        for (st, done) in s.stages.iter_mut().zip(outputs.iter()) {
+            let kept: Vec<&TaskResult> = done.iter().flatten().map(|o| &o.result).collect();
+            st.tasks_running = 0;
+            st.records_in_running = 0;
+            st.bytes_in_running = 0;
+            st.tasks_done = kept.len() as u32;
+            st.records_in = kept.iter().map(|r| r.records_in).sum();
+            st.records_out = kept.iter().map(|r| r.records_out).sum();
+            st.bytes_in = kept.iter().map(|r| r.bytes_in).sum();
+            st.bytes_out = kept.iter().map(|r| r.bytes_out).sum();
+            st.remote_fetches = kept.iter().map(|r| r.remote_fetches).sum();
+            st.records_skipped = kept.iter().map(|r| r.records_skipped).sum();
+        }
+    });
+}
+
+/// Waits, for a job picked up after a restart, until every worker holding its recorded shuffle
+/// output has registered again (each does at its next heartbeat), so that output is not taken
+/// for lost; one not back within a worker timeout is.
+async fn wait_for_holders(
+    job: &mut JobRun,
+    tasks: &[(AttemptKey, TaskRecord)],
+) -> Result<(), JobError> {
+    let holders: HashSet<String> = tasks
+        .iter()
+        .filter(|(_, r)| r.succeeded && !r.blocks.is_empty())
+        .map(|(_, r)| r.worker_id.clone())
+        .collect();
+    let deadline = Instant::now() + job.control.worker_timeout();
+    loop {
+        if job.cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let changed = job.control.changed().notified();
+        let live = job.control.live_workers();
+        if holders.is_subset(&live) || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = job.cancel.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
 }
 
 /// How often a job runs lost shuffle output again before it gives up.
@@ -361,28 +546,36 @@ const MAX_RECOMPUTES: u32 = 8;
 /// before the job gives up; a user's failure (a trap, a limit) is not retried.
 const MAX_INFRA_ATTEMPTS: u32 = 6;
 
-/// Forgets the output of every finished task of the stages before `index` (and of `index`
-/// itself) whose shuffle blocks were on a worker not in `live`, taking it out of the status too.
-/// Returns the earliest stage that lost some.
+/// Forgets the output of every finished task whose shuffle blocks were on a worker not in `live`
+/// and that a stage still to run needs (output read only by stages that are done is not written
+/// again), taking it out of the status too. Returns the earliest stage that lost some.
 fn lost_outputs(
     job: &mut JobRun,
-    outputs: &mut [Vec<Option<TaskResult>>],
-    index: usize,
+    outputs: &mut [Vec<Option<Output>>],
     live: &HashSet<String>,
 ) -> Option<usize> {
+    let stages = &job.plan.stages;
     let mut lost: Vec<(usize, TaskResult)> = Vec::new();
-    for (stage, results) in outputs.iter_mut().enumerate().take(index + 1) {
-        for slot in results.iter_mut() {
+    // From the last stage back: forgetting a stage's output makes its parents' needed again.
+    for stage in (0..outputs.len()).rev() {
+        let id = stages[stage].id;
+        let needed = stages
+            .iter()
+            .zip(outputs.iter())
+            .any(|(child, done)| child.parents.contains(&id) && done.iter().any(Option::is_none));
+        if !needed {
+            continue;
+        }
+        for slot in outputs[stage].iter_mut() {
             if slot
                 .as_ref()
-                .is_some_and(|r| r.blocks.iter().any(|b| !live.contains(&b.worker_id)))
+                .is_some_and(|o| o.result.blocks.iter().any(|b| !live.contains(&b.worker_id)))
             {
-                lost.extend(slot.take().map(|result| (stage, result)));
+                lost.extend(slot.take().map(|o| (stage, o.result)));
             }
         }
     }
-    // Stages are visited in order: the first lost output is of the earliest stage.
-    let earliest = lost.first().map(|(stage, _)| *stage)?;
+    let earliest = lost.iter().map(|(stage, _)| *stage).min()?;
     job.update(true, |s| {
         for (stage, result) in &lost {
             let st = &mut s.stages[*stage];
@@ -409,7 +602,7 @@ async fn run_tasks(
     specs: Vec<TaskSpec>,
     mut readers: Option<&mut Readers>,
     outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
-    results: &mut [Option<TaskResult>],
+    results: &mut [Option<Output>],
     attempts: &mut HashMap<(usize, u32), u32>,
 ) -> Result<(), JobError> {
     let total = specs.len();
@@ -629,7 +822,10 @@ async fn run_tasks(
                     st.remote_fetches += result.remote_fetches;
                     st.records_skipped += result.records_skipped;
                 });
-                results[partition as usize] = Some(result);
+                results[partition as usize] = Some(Output {
+                    attempt: outcome.id.attempt,
+                    result,
+                });
                 done += 1;
             }
             Err(failure) => {
@@ -788,6 +984,11 @@ fn record_task(job: &JobRun, reads_shuffle: bool, outcome: &TaskOutcome) {
             shuffle_bytes_read: if reads_shuffle { r.bytes_in } else { 0 },
             remote_fetches: r.remote_fetches,
             blocks: r.blocks.iter().map(|b| (b.partition, b.bytes)).collect(),
+            worker_address: r
+                .blocks
+                .first()
+                .map(|b| b.worker_address.clone())
+                .unwrap_or_default(),
             ..record
         },
         Err(f) => TaskRecord {
@@ -805,10 +1006,13 @@ fn record_task(job: &JobRun, reads_shuffle: bool, outcome: &TaskOutcome) {
         stderr: output.stderr,
         truncated: output.truncated,
     };
+    let succeeded = record.succeeded;
     let stored = job
         .store
         .put_task(&id.job, (id.stage, id.partition, id.attempt), &record)
-        .and_then(|()| job.store.put_log(&id.job, &log));
+        .and_then(|()| job.store.put_log(&id.job, &log))
+        // Durable at once: a scheduler restarting after a crash does not run it again.
+        .and_then(|()| if succeeded { job.store.flush() } else { Ok(()) });
     if let Err(e) = stored {
         tracing::warn!(job = %id.job, error = %weft_task::error_chain(&e));
     }

@@ -2,13 +2,15 @@
 //! `weft run`, `weft job submit` or a cluster client, through the one preparation path of
 //! [`job::prepare`](crate::job::prepare) — runs each in a task of its own on the shared worker
 //! pool, and answers status, watch, list, cancel and logs. Every job and task attempt is kept in
-//! the [`JobStore`]; a scheduler that starts on a store holding jobs that never ended marks them
-//! failed, since their tasks died with the previous process.
+//! the [`JobStore`]. A scheduler that starts on a store holding jobs that never ended picks them up
+//! ([`SchedulerConfig::resume`]): the tasks whose output is still there (shuffle blocks on workers
+//! that register again, parts in the job's staging directory) are not run again; without `resume`
+//! (or when a job cannot be picked up) they are marked failed.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -57,6 +59,10 @@ pub struct SchedulerConfig {
     /// Whether a straggling task gets a second attempt on another worker, unless the job file
     /// says (`[retry] speculation`). Off by default: a copy costs a slot.
     pub speculation: bool,
+    /// Whether jobs the store has as queued or running, when the scheduler starts, are picked up
+    /// (a cluster scheduler restarting) rather than marked failed (a `weft run` whose process, and
+    /// workers, died with them).
+    pub resume: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -72,6 +78,7 @@ impl Default for SchedulerConfig {
             job_caps: HashMap::new(),
             max_attempts: 1,
             speculation: false,
+            resume: false,
         }
     }
 }
@@ -162,7 +169,12 @@ struct LiveJob {
     cancel: watch::Sender<bool>,
     /// The runner; taken by the one caller that wants the full [`JobReport`] or [`JobError`].
     outcome: Mutex<Option<JoinHandle<Result<JobReport, JobError>>>>,
+    /// When the job was first seen over, by [`Scheduler::evict_finished`].
+    finished: Mutex<Option<Instant>>,
 }
+
+/// How long a job over stays in memory for [`Scheduler::join`] (its status is in the store).
+const KEEP_FINISHED: Duration = Duration::from_secs(60);
 
 /// The job side of a scheduler.
 #[derive(Debug)]
@@ -177,39 +189,111 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler over `registry` and `store`. Jobs the store has as queued or running are marked
-    /// failed: whatever ran them is gone.
+    /// A scheduler over `registry` and `store`. Jobs the store has as queued or running are picked
+    /// up with `config.resume` (their runs start at once: call this within a Tokio runtime, before
+    /// workers can register), and are otherwise marked failed: whatever ran them is gone.
     pub fn new(
         registry: Arc<Registry>,
         store: Arc<dyn JobStore>,
         config: SchedulerConfig,
     ) -> Result<Arc<Scheduler>, StoreError> {
-        for mut record in store.all()? {
-            if !record.status.state.is_final() {
-                record.status.state = JobState::Failed;
-                record.status.error = Some(
-                    "interrupted: the scheduler stopped while the job ran; submit it again".into(),
-                );
-                record.status.finished_ms = Some(now_ms());
-                for stage in &mut record.status.stages {
-                    stage.tasks_running = 0;
-                }
-                store.put(&record)?;
-            }
-        }
         let control = Arc::new(ControlState::new(
             config.heartbeat_interval,
             config.worker_timeout,
         ));
         control.set_shares(config.slot_shares.clone());
-        Ok(Arc::new(Scheduler {
+        let scheduler = Arc::new(Scheduler {
             registry,
             store,
             control,
             config,
             live: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
-        }))
+        });
+        for mut record in scheduler.store.all()? {
+            if record.status.state.is_final() {
+                continue;
+            }
+            let why = if scheduler.config.resume {
+                let job = record.status.job_id.clone();
+                match scheduler.pick_up(record.clone()) {
+                    Ok(()) => {
+                        tracing::info!(%job, "picked up the job the scheduler ran before it stopped");
+                        continue;
+                    }
+                    Err(e) => format!(
+                        "interrupted: the scheduler restarted and could not pick the job up ({}); \
+                         submit it again",
+                        weft_task::error_chain(&e)
+                    ),
+                }
+            } else {
+                "interrupted: the scheduler stopped while the job ran; submit it again".into()
+            };
+            record.status.state = JobState::Failed;
+            record.status.error = Some(why);
+            record.status.finished_ms = Some(now_ms());
+            for stage in &mut record.status.stages {
+                stage.tasks_running = 0;
+            }
+            scheduler.store.put(&record)?;
+        }
+        Ok(scheduler)
+    }
+
+    /// Starts the run of a job an earlier scheduler process accepted and did not finish: planned
+    /// again from its submission (refused if its input no longer plans to the same tasks), with
+    /// what that process recorded of its tasks.
+    fn pick_up(&self, mut record: JobRecord) -> Result<(), SubmitError> {
+        let tenant = Tenant::new(&record.status.tenant).map_err(|e| SubmitError::Unreadable {
+            field: "tenant".into(),
+            detail: e.to_string(),
+        })?;
+        let plan = job::prepare(&self.registry, &tenant, &record.submission)?;
+        let status = &record.status;
+        let same_tasks = plan.stages.len() == status.stages.len()
+            && plan
+                .stages
+                .iter()
+                .zip(&status.stages)
+                .all(|(planned, was)| {
+                    let bytes = match &planned.input {
+                        job::StageInput::Splits { splits, .. } => {
+                            Some(splits.iter().map(|s| s.length).sum::<u64>())
+                        }
+                        job::StageInput::Shuffle { .. } => None,
+                    };
+                    planned.id == was.stage
+                        && planned.tasks == was.tasks_total
+                        && (was.bytes_total == 0 || bytes.is_none_or(|b| b == was.bytes_total))
+                });
+        if !same_tasks {
+            return Err(SubmitError::Unreadable {
+                field: record.submission.input_field(),
+                detail: "the job's input changed while the scheduler was down".into(),
+            });
+        }
+        let limits = self.limits_of(&tenant, &plan, &record.submission)?;
+        let roots = self.roots_of(&tenant);
+        let tasks = self.store.tasks(&record.status.job_id)?;
+        // Worker ids the recorded attempts name are kept for the workers that had them: a new
+        // worker registering first must not take one (its blocks are not there).
+        let most = tasks
+            .iter()
+            .filter_map(|(_, r)| r.worker_id.strip_prefix('w')?.parse::<u32>().ok())
+            .max();
+        if let Some(most) = most {
+            self.control.reserve_worker_ids(most.saturating_add(1));
+        }
+        let resume = record.staging.clone().map(|staging| runner::Resume {
+            staging_dir: staging.into(),
+            tasks,
+        });
+        for stage in &mut record.status.stages {
+            stage.tasks_running = 0;
+        }
+        self.launch(&tenant, record, plan, limits, roots, resume);
+        Ok(())
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -364,11 +448,28 @@ impl Scheduler {
         let job_id = self.store.new_job_id(&plan.job_name)?;
         let status = initial_status(&job_id, tenant, &plan);
         let record = JobRecord {
-            status: status.clone(),
+            status,
             submission,
+            staging: None,
         };
         self.store.put(&record)?;
-        let (status_tx, status_rx) = watch::channel(status);
+        self.evict_finished();
+        self.launch(tenant, record, plan, limits, roots, None);
+        Ok(job_id)
+    }
+
+    /// Starts the run of the job of `record`.
+    fn launch(
+        &self,
+        tenant: &Tenant,
+        record: JobRecord,
+        plan: Plan,
+        limits: TaskLimits,
+        roots: Option<DataRoots>,
+        resume: Option<runner::Resume>,
+    ) {
+        let job_id = record.status.job_id.clone();
+        let (status_tx, status_rx) = watch::channel(record.status.clone());
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let run = JobRun {
             control: self.control.clone(),
@@ -384,18 +485,42 @@ impl Scheduler {
             limits,
             roots,
             gate: self.gate(tenant),
+            // Subscribed now: a worker registering from here on is told the job is live, and
+            // keeps its files.
+            outcomes: Some(self.control.subscribe(&job_id, tenant.as_str())),
+            resume,
         };
         let handle = tokio::spawn(runner::run(run));
         self.live_jobs().insert(
-            job_id.clone(),
+            job_id,
             Arc::new(LiveJob {
                 tenant: tenant.to_string(),
                 status: status_rx,
                 cancel: cancel_tx,
                 outcome: Mutex::new(Some(handle)),
+                finished: Mutex::new(None),
             }),
         );
-        Ok(job_id)
+    }
+
+    /// Drops from memory the jobs over for a while (their status is in the store), and those
+    /// over whose outcome was taken: a long-lived scheduler's memory does not grow with every job
+    /// it ever ran.
+    fn evict_finished(&self) {
+        let now = Instant::now();
+        self.live_jobs().retain(|_, job| {
+            if !job.status.borrow().state.is_final() {
+                return true;
+            }
+            let taken = job
+                .outcome
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none();
+            let mut finished = job.finished.lock().unwrap_or_else(|p| p.into_inner());
+            let since = *finished.get_or_insert(now);
+            !taken && now.duration_since(since) < KEEP_FINISHED
+        });
     }
 
     fn live_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveJob>>> {

@@ -31,8 +31,11 @@ pub(crate) struct JobTasks<'a> {
     pub limits: TaskLimits,
     /// The tenant's data roots, when the cluster restricts them.
     pub roots: Option<&'a DataRoots>,
-    /// Where the job's output parts are written until the commit.
+    /// The job's output staging directory (quarantined records go in it).
     pub staging_dir: &'a Path,
+    /// Where attempts write their parts, each under its own name, until the commit keeps one per
+    /// partition ([`weft_io::OutputCommitter::attempts_dir`]).
+    pub parts_dir: &'a Path,
 }
 
 impl JobTasks<'_> {
@@ -52,7 +55,7 @@ impl JobTasks<'_> {
                 compression: *compression,
             },
             StageOutput::Output { format, .. } => TaskOutput::Part {
-                staging_dir: self.staging_dir.to_owned(),
+                staging_dir: self.parts_dir.to_owned(),
                 part: partition,
                 format: *format,
             },

@@ -212,6 +212,14 @@ impl Cluster {
     /// Reports `task` done on `worker`, having written one block per entry of `blocks`
     /// (`(reduce partition, bytes)`).
     fn succeed(&self, worker: &str, task: &TaskSpec, blocks: &[(u32, u64)]) {
+        // A task writing a part leaves it where the commit looks for it.
+        if let TaskOutput::Part {
+            staging_dir, part, ..
+        } = &task.output
+        {
+            let name = weft_io::attempt_part_name(*part, task.id.attempt);
+            std::fs::write(staging_dir.join(name), format!("part {part}\n")).unwrap();
+        }
         let blocks = blocks
             .iter()
             .map(|&(partition, bytes)| BlockLocation {
@@ -274,18 +282,30 @@ impl Cluster {
 
     /// Starts running `plan` as job `job-1`; returns its handle, status and cancel switch.
     fn run(&self, plan: Plan) -> RunningJob {
+        let status = initial_status("job-1", &Tenant::default(), &plan);
+        let record = JobRecord {
+            status,
+            submission: Submission::default(),
+            staging: None,
+        };
+        self.run_with(plan, Arc::new(MemoryJobStore::new()), record, None)
+    }
+
+    /// Runs `plan` as the job of `record`, kept in `store`, picking it up with `resume`.
+    fn run_with(
+        &self,
+        plan: Plan,
+        store: Arc<dyn JobStore>,
+        record: JobRecord,
+        resume: Option<runner::Resume>,
+    ) -> RunningJob {
         let tenant = Tenant::default();
-        let status = initial_status("job-1", &tenant, &plan);
-        let store: Arc<dyn JobStore> = Arc::new(MemoryJobStore::new());
-        let (status_tx, status_rx) = watch::channel(status.clone());
+        let (status_tx, status_rx) = watch::channel(record.status.clone());
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let run = JobRun {
             control: self.control.clone(),
             store: store.clone(),
-            record: JobRecord {
-                status,
-                submission: Submission::default(),
-            },
+            record,
             status: status_tx,
             cancel: cancel_rx,
             tenant,
@@ -296,6 +316,8 @@ impl Cluster {
             speculation: self.speculation,
             roots: None,
             gate: None,
+            outcomes: Some(self.control.subscribe("job-1", "default")),
+            resume,
         };
         RunningJob {
             handle: tokio::spawn(runner::run(run)),
@@ -852,6 +874,7 @@ fn reduce_task(blocks: &[(&str, u64)]) -> TaskSpec {
         limits: TaskLimits::default(),
         roots: None,
         staging_dir: Path::new("/staging"),
+        parts_dir: Path::new("/staging/_attempts"),
     };
     tasks.stage(&plan.stages[1], &blocks).remove(0)
 }
@@ -875,6 +898,7 @@ fn compiled_modules_then_free_slots_then_the_lowest_id_break_ties() {
         limits: TaskLimits::default(),
         roots: None,
         staging_dir: Path::new("/staging"),
+        parts_dir: Path::new("/staging/_attempts"),
     }
     .stage(&wordcount_plan(1, 1, Path::new("/out")).stages[0], &[])
     .remove(0);
@@ -1186,4 +1210,126 @@ fn a_draining_worker_shows_as_such_and_gets_no_task() {
         attempt: 0,
     };
     assert!(control.acquire(&third, |_| Some(0)).is_none(), "w1 drains");
+}
+
+#[tokio::test]
+async fn a_job_picked_up_after_a_restart_runs_only_the_tasks_whose_output_is_gone() {
+    let mut cluster = Cluster::with_timeout(&[2, 2], Duration::from_millis(300));
+    let output = cluster.output();
+    let mut job = cluster.run(wordcount_plan(4, 2, &output));
+    // Four maps, two on each worker; then one of the two reduces finishes.
+    for (worker, map) in cluster.next_launches(4).await {
+        let bytes = 10 + u64::from(map.id.partition);
+        cluster.succeed(&worker, &map, &[(0, bytes), (1, bytes)]);
+    }
+    let reduces = cluster.next_launches(2).await;
+    let (done_on, done) = &reduces[0];
+    cluster.succeed(done_on, done, &[]);
+    let (running_on, running) = reduces[1].clone();
+    // Wait until the finished reduce is recorded, then the scheduler "dies": its run stops, and
+    // what it had launched is not known to the next one.
+    let store = job.store.clone();
+    let mut status = job.status.clone();
+    status
+        .wait_for(|s| s.stages[1].tasks_done == 1)
+        .await
+        .unwrap();
+    let record = store.get("job-1").unwrap().unwrap();
+    let staging = PathBuf::from(
+        record
+            .staging
+            .clone()
+            .expect("the staging directory is recorded"),
+    );
+    // A killed process runs no destructor: the staging directory outlives it (the aborted run
+    // here drops its committer, which removes it; it is put back as the crash would leave it).
+    let kept = cluster.dir.path().join("kept");
+    copy_tree(&staging, &kept);
+    job.handle.abort();
+    let _ = (&mut job.handle).await;
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::rename(&kept, &staging).unwrap();
+    cluster.control.release(&running_on, &running.id);
+
+    // w2 does not come back; w1 does (it is still registered). The job is picked up.
+    let maps_on = |worker: &str| -> Vec<u32> {
+        store
+            .tasks("job-1")
+            .unwrap()
+            .into_iter()
+            .filter(|((stage, _, _), r)| *stage == 0 && r.worker_id == worker)
+            .map(|((_, partition, _), _)| partition)
+            .collect()
+    };
+    let lost_maps = maps_on("w2");
+    assert_eq!(lost_maps.len(), 2);
+    cluster.control.lose("w2", "gone with the scheduler");
+    let resume = runner::Resume {
+        staging_dir: staging,
+        tasks: store.tasks("job-1").unwrap(),
+    };
+    let plan = wordcount_plan(4, 2, &output);
+    let job = cluster.run_with(plan, store.clone(), record, Some(resume));
+
+    // Only w2's two maps run again (on w1, as their next attempts), then the reduce that had not
+    // finished; the finished reduce and w1's maps do not run again.
+    let mut again: Vec<(u32, u32, u32)> = Vec::new();
+    for (worker, map) in cluster.next_launches(2).await {
+        assert_eq!(worker, "w1");
+        again.push((map.id.stage, map.id.partition, map.id.attempt));
+        cluster.succeed(&worker, &map, &[(0, 5), (1, 5)]);
+    }
+    again.sort();
+    assert_eq!(
+        again,
+        lost_maps.iter().map(|&p| (0, p, 1)).collect::<Vec<_>>()
+    );
+    let (worker, reduce) = cluster.next_launch().await;
+    assert_eq!(worker, "w1");
+    assert_eq!(
+        (reduce.id.stage, reduce.id.partition),
+        (1, running.id.partition)
+    );
+    let TaskInput::Shuffle { blocks, .. } = &reduce.input else {
+        panic!("{reduce:?}")
+    };
+    assert_eq!(blocks.len(), 4, "one block of each map: {blocks:?}");
+    assert!(blocks.iter().all(|b| b.worker_id == "w1"), "{blocks:?}");
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, status, store) = job.result().await;
+    result.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
+    assert_eq!(status.stages[0].tasks_done, 4);
+    assert_eq!(status.stages[1].tasks_done, 2);
+    assert_eq!(status.stages[1].tasks_running, 0);
+    // Each partition's part committed once, from the attempt that won.
+    let mut parts: Vec<String> = std::fs::read_dir(&output)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    parts.sort();
+    assert_eq!(parts, ["_SUCCESS", "_WEFT", "part-00000", "part-00001"]);
+    // No attempt number was given twice to what was recorded.
+    let keys: Vec<(u32, u32, u32)> = store
+        .tasks("job-1")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let unique: HashSet<&(u32, u32, u32)> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "{keys:?}");
+}
+
+/// Copies the files of `from` and of its directories into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

@@ -43,6 +43,10 @@ pub enum StoreError {
 pub struct JobRecord {
     pub status: JobStatus,
     pub submission: Submission,
+    /// The staging directory of the job's output, once made: a restarted scheduler picks the job
+    /// up with the parts written there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<String>,
 }
 
 /// One task attempt as the scheduler saw it end.
@@ -70,6 +74,9 @@ pub struct TaskRecord {
     /// What the attempt used (see [`weft_task::TaskUsage`]), whether it succeeded or not.
     #[serde(default)]
     pub cpu_us: u64,
+    /// Where `worker_id` served the blocks from (its address when it ran the attempt).
+    #[serde(default)]
+    pub worker_address: String,
     #[serde(default)]
     pub wall_us: u64,
     #[serde(default)]
@@ -415,6 +422,7 @@ mod tests {
                 waiting: None,
             },
             submission: Submission::default(),
+            staging: None,
         }
     }
 

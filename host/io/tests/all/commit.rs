@@ -6,8 +6,8 @@ use std::path::Path;
 
 use weft_batch::Records;
 use weft_io::{
-    Error, OutputCommitter, OutputFormat, PartWriter, SUCCESS_MARKER, WEFT_MARKER, check_apart,
-    check_output,
+    Error, OutputCommitter, OutputFormat, PartWriter, SUCCESS_MARKER, WEFT_MARKER,
+    attempt_part_name, check_apart, check_output,
 };
 
 fn dir_names(dir: &Path) -> Vec<String> {
@@ -47,7 +47,10 @@ fn output_appears_only_on_commit() {
     write_part(&committer, 0, "a");
     write_part(&committer, 1, "b");
     assert!(!final_dir.exists(), "invisible until commit");
-    assert_eq!(dir_names(&staging), ["part-00000", "part-00001"]);
+    assert_eq!(
+        dir_names(&staging),
+        ["_attempts", "part-00000", "part-00001"]
+    );
 
     committer.commit().unwrap();
     assert_eq!(dir_names(parent.path()), ["out"], "staging is gone");
@@ -57,6 +60,105 @@ fn output_appears_only_on_commit() {
     );
     assert_eq!(fs::read(final_dir.join("part-00001")).unwrap(), b"k\tb\n");
     assert_eq!(fs::read(final_dir.join(SUCCESS_MARKER)).unwrap(), b"");
+}
+
+fn write_attempt(committer: &OutputCommitter, partition: u32, attempt: u32, value: &str) {
+    let name = attempt_part_name(partition, attempt);
+    let mut part =
+        PartWriter::create_within(&committer.attempts_dir(), &name, OutputFormat::Text, None)
+            .unwrap();
+    part.write(&Records::from_pairs([("k", value)])).unwrap();
+    part.finish().unwrap();
+}
+
+#[test]
+fn one_attempt_per_partition_is_committed_and_the_others_are_not() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    assert_eq!(attempt_part_name(3, 12), "part-00003.attempt-12");
+    // Partition 0: attempt 0 lost its worker but finished anyway (a zombie), attempt 1 won.
+    // Partition 1: a speculative copy (attempt 2) and the original (attempt 0) both finished.
+    write_attempt(&committer, 0, 0, "zombie");
+    write_attempt(&committer, 0, 1, "a");
+    write_attempt(&committer, 1, 0, "b");
+    write_attempt(&committer, 1, 2, "b-copy");
+    // And one was killed mid-write.
+    let half = PartWriter::create_within(
+        &committer.attempts_dir(),
+        &attempt_part_name(1, 3),
+        OutputFormat::Text,
+        None,
+    )
+    .unwrap();
+    std::mem::forget(half);
+    assert_eq!(dir_names(&committer.attempts_dir()).len(), 5);
+    assert!(committer.has_attempt_part(0, 1));
+    assert!(!committer.has_attempt_part(1, 3), "not finished");
+    committer.commit_attempts(&[(0, 1), (1, 0)]).unwrap();
+    assert_eq!(
+        dir_names(parent.path()),
+        ["out"],
+        "nothing is left beside it"
+    );
+    assert_eq!(
+        dir_names(&final_dir),
+        [SUCCESS_MARKER, WEFT_MARKER, "part-00000", "part-00001"]
+    );
+    assert_eq!(fs::read(final_dir.join("part-00000")).unwrap(), b"k\ta\n");
+    assert_eq!(fs::read(final_dir.join("part-00001")).unwrap(), b"k\tb\n");
+}
+
+#[test]
+fn a_missing_winner_fails_the_commit_and_leaves_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+    write_attempt(&committer, 0, 0, "a");
+    let err = committer.commit_attempts(&[(0, 0), (1, 0)]).unwrap_err();
+    assert!(
+        err.to_string().contains("part-00001.attempt-0"),
+        "names the missing part: {err}"
+    );
+    assert_eq!(dir_names(parent.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_staging_directory_is_taken_up_again_by_a_later_process() {
+    let parent = tempfile::tempdir().unwrap();
+    let final_dir = parent.path().join("out");
+    let staging = {
+        let committer = OutputCommitter::begin(&final_dir, false).unwrap();
+        write_attempt(&committer, 0, 4, "a");
+        let staging = committer.staging_dir().to_owned();
+        // The process dies: nothing runs the committer's drop.
+        std::mem::forget(committer);
+        staging
+    };
+    let committer = OutputCommitter::resume(&final_dir, &staging, false).unwrap();
+    assert!(committer.has_attempt_part(0, 4));
+    write_attempt(&committer, 1, 0, "b");
+    committer.commit_attempts(&[(0, 4), (1, 0)]).unwrap();
+    assert_eq!(
+        dir_names(&final_dir),
+        [SUCCESS_MARKER, WEFT_MARKER, "part-00000", "part-00001"]
+    );
+
+    // Gone, or not a staging directory of this output: refused, naming both paths.
+    for (staging, problem) in [
+        (staging.clone(), "is gone"),
+        (parent.path().join("elsewhere"), "is not one weft makes"),
+        (
+            parent.path().join(".other.weft-staging-1-2"),
+            "is not one weft makes",
+        ),
+    ] {
+        let err = OutputCommitter::resume(&final_dir, &staging, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(problem), "{err}");
+        assert!(err.contains(&*staging.to_string_lossy()), "{err}");
+    }
 }
 
 #[test]
@@ -69,7 +171,7 @@ fn what_a_killed_attempt_left_half_written_is_not_committed() {
     let half = PartWriter::create(committer.staging_dir(), 0, OutputFormat::Text).unwrap();
     std::mem::forget(half);
     write_part(&committer, 0, "a");
-    assert_eq!(dir_names(committer.staging_dir()).len(), 2);
+    assert_eq!(dir_names(committer.staging_dir()).len(), 3);
     committer.commit().unwrap();
     assert_eq!(
         dir_names(&final_dir),

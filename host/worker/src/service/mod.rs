@@ -728,6 +728,14 @@ impl pb::worker_server::Worker for Service {
                     (&Launch::Refused("no free slot".into())).into(),
                 ));
             }
+            // The same attempt still here (a restarted scheduler, which cannot know every attempt
+            // the last one launched, gave its number again): the old one is being killed and
+            // reports first; two must never share an id, their files or their report.
+            if running.contains_key(&spec.id) || lock(&self.0.reporting).contains(&spec.id) {
+                return Ok(Response::new(
+                    (&Launch::Refused(format!("attempt {} is still running here", spec.id))).into(),
+                ));
+            }
             running.insert(
                 spec.id.clone(),
                 Running {

@@ -92,7 +92,7 @@ impl ModuleSource for Modules {
 }
 
 /// A task of job `job` that runs `steps` (each a `(kind, module id, function)`) over `input`, a
-/// text file written into `dir`, and writes `dir/out/part-00000`.
+/// text file written into `dir`, and writes `dir/out/part-00000.attempt-0`.
 pub fn text_task(dir: &Path, job: &str, input: &[u8], steps: &[(UdfKind, &str, &str)]) -> TaskSpec {
     let path = dir.join(format!("{job}.txt"));
     std::fs::write(&path, input).unwrap();
@@ -133,7 +133,8 @@ pub fn text_task(dir: &Path, job: &str, input: &[u8], steps: &[(UdfKind, &str, &
 
 /// The values of a text task's output, in order.
 pub fn output_values(dir: &Path, job: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join(format!("{job}-out")).join("part-00000")).unwrap();
+    let text = std::fs::read_to_string(dir.join(format!("{job}-out")).join("part-00000.attempt-0"))
+        .unwrap();
     text.lines()
         .map(|line| line.split_once('\t').unwrap().1.to_owned())
         .collect()

@@ -69,7 +69,7 @@ fn map_output(
     }
 }
 
-/// A reduce task of stage 1 over `blocks`, writing `dir/<job>-out/part-00000`.
+/// A reduce task of stage 1 over `blocks`, writing `dir/<job>-out/part-00000.attempt-0`.
 fn reduce_task(
     dir: &Path,
     job: &str,
@@ -109,7 +109,8 @@ fn run(executor: &Executor, spec: &TaskSpec) -> Result<(), TaskError> {
 
 /// The output part as key → value.
 fn output(dir: &Path, job: &str) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(dir.join(format!("{job}-out")).join("part-00000")).unwrap();
+    let text = std::fs::read_to_string(dir.join(format!("{job}-out")).join("part-00000.attempt-0"))
+        .unwrap();
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let (k, v) = line.split_once('\t').unwrap();

@@ -508,6 +508,7 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
             .put(&weft_scheduler::jobs::JobRecord {
                 status,
                 submission: Default::default(),
+                staging: None,
             })
             .unwrap();
         store.flush().unwrap();
