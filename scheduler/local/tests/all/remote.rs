@@ -524,3 +524,54 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
     assert!(status.error.unwrap().contains("interrupted"));
     assert!(status.finished_ms.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_that_cannot_pick_a_job_up_marks_it_failed_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    let registry = registry(dir.path());
+    let id;
+    {
+        let store = SledJobStore::open(&jobs).unwrap();
+        id = store.new_job_id("wc").unwrap();
+        // Its job file is gone from the record: it cannot be planned again.
+        let status = JobStatus {
+            job_id: id.clone(),
+            tenant: "default".into(),
+            name: "wc".into(),
+            state: JobState::Running,
+            error: None,
+            output: "/nowhere".into(),
+            submitted_ms: 1,
+            started_ms: Some(2),
+            finished_ms: None,
+            stages: vec![],
+            usage: Default::default(),
+            waiting: None,
+        };
+        store
+            .put(&weft_scheduler::jobs::JobRecord {
+                status,
+                submission: Default::default(),
+                staging: None,
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let scheduler = Scheduler::new(
+        registry,
+        Arc::new(SledJobStore::open(&jobs).unwrap()),
+        SchedulerConfig {
+            resume: true,
+            ..SchedulerConfig::default()
+        },
+    )
+    .unwrap();
+    let status = scheduler.status(&Tenant::default(), &id).unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.unwrap();
+    assert!(
+        error.contains("restarted and could not pick the job up"),
+        "{error}"
+    );
+}
