@@ -18,7 +18,7 @@
 /// as if it were comma-separated and give wrong answers without an error.
 /// 5: CSV splits start where records do and reach UDFs as rows (`weft_abi::row`), which a worker
 /// of version 4 would hand over as comma-separated lines; CSV output (`OUTPUT_FORMAT_CSV`).
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Generated code of package `weft.v1`.
 #[allow(

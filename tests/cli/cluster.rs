@@ -1274,6 +1274,11 @@ fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact(
             error.contains(&format!("worker {} at {} was lost", dead.id, dead.url)),
             "{error}"
         );
+        // Noticed when its connection closed, not a worker timeout later.
+        assert!(
+            error.contains("its connection to the scheduler closed"),
+            "{error}"
+        );
     }
     for t in tasks.iter().filter(|t| t["state"] == "succeeded") {
         let rerun = lost.iter().any(|l| l["partition"] == t["partition"]);

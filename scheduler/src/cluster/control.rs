@@ -10,7 +10,7 @@
 //! longer runs (a lost report) are failed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,8 @@ pub struct ControlState {
     /// Signalled when a slot frees up or a worker registers: runners waiting for a slot retry.
     changed: Notify,
     next_worker: AtomicU32,
+    /// Numbers registrations ([`WorkerEntry::registration`]).
+    registrations: AtomicU64,
     heartbeat_interval: Duration,
     worker_timeout: Duration,
 }
@@ -144,6 +146,7 @@ impl ControlState {
             inner: Mutex::new(Inner::default()),
             changed: Notify::new(),
             next_worker: AtomicU32::new(1),
+            registrations: AtomicU64::new(1),
             heartbeat_interval,
             worker_timeout,
         }
@@ -329,6 +332,29 @@ impl ControlState {
         true
     }
 
+    /// The registration of worker `id` as it is now, to tie its session to; `None` if it is not
+    /// registered.
+    pub fn registration(&self, id: &str) -> Option<u64> {
+        self.lock().workers.get(id).map(|w| w.registration)
+    }
+
+    /// Drops worker `id` as lost, for `why`, if it is still the registration `registration` (a
+    /// session of an earlier one ending says nothing of a worker registered again since).
+    /// Returns whether it was dropped.
+    pub fn lose_registration(&self, id: &str, registration: u64, why: &str) -> bool {
+        let mut inner = self.lock();
+        if inner.workers.get(id).map(|w| w.registration) != Some(registration) {
+            return false;
+        }
+        let Some(worker) = inner.workers.remove(id) else {
+            return false;
+        };
+        fail_all(&inner, &worker, why);
+        drop(inner);
+        self.changed.notify_waiters();
+        true
+    }
+
     /// The id of the registered worker at `address`, and its connection.
     pub fn worker_at(&self, address: &str) -> Option<(String, Arc<dyn WorkerConnection>)> {
         self.lock()
@@ -418,6 +444,7 @@ impl ControlState {
                     compiled: HashSet::new(),
                     progress: HashMap::new(),
                     draining: false,
+                    registration: self.registrations.fetch_add(1, Ordering::Relaxed),
                 },
             );
         }

@@ -1333,3 +1333,39 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_session_of_an_earlier_registration_ending_loses_nobody() {
+    let cluster = Cluster::new(&[1]);
+    let first = cluster.control.registration("w1").unwrap();
+    // w1 is lost (frozen past its timeout), then registers again under its id.
+    assert!(cluster.control.lose("w1", "silent"));
+    let again = cluster.control.register(
+        WorkerRegistration {
+            address: "fake://0".into(),
+            slots: 1,
+            memory_bytes: 0,
+            hostname: "host0".into(),
+            engine_hash: "e".into(),
+            previous_id: Some("w1".into()),
+        },
+        cluster.workers["fake://0"].clone(),
+    );
+    assert_eq!(again.worker_id, "w1");
+    let second = cluster.control.registration("w1").unwrap();
+    assert_ne!(first, second);
+    // Its old session ends (the connection of before its freeze closes): w1 stays.
+    assert!(
+        !cluster
+            .control
+            .lose_registration("w1", first, "old session")
+    );
+    assert!(cluster.control.live_workers().contains("w1"));
+    // Its current one ending loses it.
+    assert!(
+        cluster
+            .control
+            .lose_registration("w1", second, "session ended")
+    );
+    assert!(!cluster.control.live_workers().contains("w1"));
+}

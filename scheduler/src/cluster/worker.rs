@@ -34,6 +34,9 @@ pub struct WorkerEntry {
     pub(super) progress: HashMap<TaskId, (u64, u64)>,
     /// It said it is draining: it takes no new task.
     pub(super) draining: bool,
+    /// Which registration this is (unique in the scheduler's life): a session opened for an
+    /// earlier one ending says nothing of this one.
+    pub(super) registration: u64,
 }
 
 impl WorkerEntry {

@@ -1,10 +1,11 @@
-//! `weft.v1.SchedulerControl` over the [`ControlState`]: workers register, heartbeat and report
-//! task outcomes here. Messages are converted to the contract's types (`weft-task`) and go no
+//! `weft.v1.SchedulerControl` over the [`ControlState`]: workers register, heartbeat, report task
+//! outcomes and hold a session open here (a worker whose session ends is lost at once). Messages are converted to the contract's types (`weft-task`) and go no
 //! further; a registering worker of another protocol version is refused with both versions named,
 //! and one the scheduler cannot call back is refused too.
 
 use std::sync::Arc;
 
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use weft_proto::v1 as pb;
 use weft_task::{Heartbeat, TaskOutcome, WorkerRegistration};
@@ -70,5 +71,39 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.control.report(outcome);
         Ok(Response::new(pb::ReportTaskReply {}))
+    }
+
+    type SessionStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+
+    /// Holds the stream open until the worker's side of it goes (its process died, its
+    /// connection closed), then drops the worker as lost, if it is still the registration the
+    /// session was opened for.
+    async fn session(
+        &self,
+        request: Request<pb::SessionRequest>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let id = request.into_inner().worker_id;
+        let registration = self.control.registration(&id).ok_or_else(|| {
+            Status::not_found(format!("no worker {id} is registered; register first"))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            tx.closed().await;
+            let address = control
+                .workers()
+                .into_iter()
+                .find(|w| w.id == id)
+                .map(|w| w.address)
+                .unwrap_or_default();
+            let why = format!(
+                "worker {id} at {address} was lost: its connection to the scheduler closed (its \
+                 process ended?)"
+            );
+            if control.lose_registration(&id, registration, &why) {
+                tracing::warn!("{why}");
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

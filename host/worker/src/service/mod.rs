@@ -1,4 +1,5 @@
-//! The worker as a gRPC service: it registers with the scheduler, heartbeats (free slots, running
+//! The worker as a gRPC service: it registers with the scheduler, holds a session open with it (so
+//! that its death is noticed at once), heartbeats (free slots, running
 //! attempts, compiled modules; killing what the scheduler says and registering again when it has
 //! forgotten the worker), runs launched tasks on its slots (one thread each: guests are blocking
 //! code), reports their outcome with what the guests printed, kills on request and serves its
@@ -203,6 +204,9 @@ impl WorkerHandle {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.heartbeat.await;
+        if let Some(session) = lock(&self.state.session).take() {
+            session.abort();
+        }
     }
 }
 
@@ -234,6 +238,9 @@ struct State {
     draining: AtomicBool,
     /// When a heartbeat last reached the scheduler.
     last_heartbeat: Mutex<Option<Instant>>,
+    /// The session held open with the scheduler since the last registration (see
+    /// [`State::open_session`]).
+    session: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// An attempt running here: its kill flag and how far it has read.
@@ -307,6 +314,7 @@ pub async fn start(
         scheduler_url: config.scheduler.clone(),
         draining: AtomicBool::new(false),
         last_heartbeat: Mutex::new(None),
+        session: Mutex::new(None),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -342,6 +350,7 @@ pub async fn start(
     };
     state.set_id(reply.worker_id);
     state.forget_ended_jobs(&had_files, &reply.live_jobs);
+    state.open_session();
     let heartbeat = tokio::spawn(heartbeat_loop(
         state.clone(),
         heartbeat_interval(reply.heartbeat_interval),
@@ -520,6 +529,7 @@ impl State {
                         "registered again at the scheduler's request");
                     self.set_id(reply.worker_id);
                     self.forget_ended_jobs(&had_files, &reply.live_jobs);
+                    self.open_session();
                     *every = heartbeat_interval(reply.heartbeat_interval);
                 }
                 Err(refused) => {
@@ -531,6 +541,28 @@ impl State {
             }
         }
         None
+    }
+
+    /// Opens the session the scheduler watches for this registration (replacing the last one): a
+    /// stream held open as long as the worker runs, so that the scheduler takes the worker as lost
+    /// the moment its process dies, rather than a worker timeout later. Nothing is read from it;
+    /// when it ends (the scheduler stopped) the heartbeats find out what to do.
+    fn open_session(&self) {
+        let mut client = self.scheduler.clone();
+        let worker_id = self.worker_id();
+        let session = self.runtime.spawn(async move {
+            match client.session(pb::SessionRequest { worker_id }).await {
+                Ok(reply) => {
+                    let mut events = reply.into_inner();
+                    while let Ok(Some(_)) = events.message().await {}
+                }
+                Err(status) => tracing::debug!(%status,
+                    "no session with the scheduler: its heartbeats alone tell it this worker lives"),
+            }
+        });
+        if let Some(old) = lock(&self.session).replace(session) {
+            old.abort();
+        }
     }
 
     /// Deletes the shuffle and spill files of the jobs of `had_files` (those with files here

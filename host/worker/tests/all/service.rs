@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status};
 use weft_host::UdfKind;
 use weft_proto::v1 as pb;
@@ -43,6 +43,9 @@ struct Recorder {
     /// The jobs a registration reply says run now.
     live_jobs: Mutex<Vec<String>>,
     next_id: AtomicU32,
+    /// The worker ids sessions were opened for, in order, and those whose session has ended.
+    sessions: Mutex<Vec<String>>,
+    sessions_ended: Mutex<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +91,23 @@ impl pb::scheduler_control_server::SchedulerControl for StandIn {
         let delay = *self.0.report_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         Ok(Response::new(pb::ReportTaskReply {}))
+    }
+
+    type SessionStream = ReceiverStream<Result<pb::SessionEvent, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<pb::SessionRequest>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let id = request.into_inner().worker_id;
+        self.0.sessions.lock().unwrap().push(id.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let seen = self.0.clone();
+        tokio::spawn(async move {
+            tx.closed().await;
+            seen.sessions_ended.lock().unwrap().push(id);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
@@ -478,7 +498,18 @@ async fn a_reregister_reply_makes_the_worker_register_again_under_a_new_id() {
     let report = seen.reports.lock().unwrap()[0].clone();
     assert_eq!(report.worker_id, "w1");
     assert_eq!(report.state, pb::TaskState::Succeeded as i32);
+    // A session was held for each registration; the first ended with it, the second with the
+    // worker.
+    assert_eq!(*seen.sessions.lock().unwrap(), ["w0", "w1"]);
+    until(seen, "the first session ends", |s| {
+        *s.sessions_ended.lock().unwrap() == ["w0"]
+    })
+    .await;
     worker.shutdown().await;
+    until(seen, "the second session ends with the worker", |s| {
+        *s.sessions_ended.lock().unwrap() == ["w0", "w1"]
+    })
+    .await;
 }
 
 /// A task that would run for about an hour: one record of textkit's `burn` worth 10^12 rounds, so
