@@ -619,8 +619,13 @@ async fn run_tasks(
     let mut lost_attempts: HashMap<u32, u32> = HashMap::new();
     let mut failed_attempts: HashMap<u32, u32> = HashMap::new();
     // Workers a launch failed on, not tried again for this job until then.
+    // Workers set aside, not tried again for this stage until then: one a launch failed on, or
+    // one whose attempts kept failing for reasons of its own (Spark's excludeOnFailure), with what
+    // set the last one aside.
     let mut excluded: HashMap<String, Instant> = HashMap::new();
-    let mut last_launch_error: Option<String> = None;
+    let mut set_aside: Option<String> = None;
+    // Attempts that failed on each worker for the infrastructure's reasons, the worker still there.
+    let mut failed_on: HashMap<String, u32> = HashMap::new();
     // Speculation: when each running attempt started, how long the stage's finished ones took,
     // the tasks given a second attempt, and the worker each second attempt must avoid.
     let mut started: HashMap<TaskId, Instant> = HashMap::new();
@@ -702,7 +707,7 @@ async fn run_tasks(
                         stop_running(job, stage_index, &mut running, outcomes).await;
                         return Err(JobError::Cluster(why));
                     }
-                    last_launch_error = Some(why);
+                    set_aside = Some(why);
                     waiting.push_back((next_attempt(spec, stage_index, attempts), now));
                 }
             }
@@ -750,9 +755,9 @@ async fn run_tasks(
                         pending[0].0.id.stage,
                         control.worker_timeout().as_secs(),
                         control.worker_count(),
-                        last_launch_error
+                        set_aside
                             .as_deref()
-                            .map(|e| format!("; the last launch failed: {e}"))
+                            .map(|e| format!("; the last worker set aside: {e}"))
                             .unwrap_or_default()
                     )));
                 }
@@ -861,6 +866,22 @@ async fn run_tasks(
                         job.update(false, |s| s.stages[stage_index].tasks_running = 0);
                         return Err(JobError::InputLost);
                     }
+                    // A worker, still there, whose attempts keep failing (its disk, its memory,
+                    // its network) is left aside for the rest of the stage's retries.
+                    if failure.unreachable.is_none() && live.contains(&outcome.worker_id) {
+                        let failures = failed_on.entry(outcome.worker_id.clone()).or_default();
+                        *failures += 1;
+                        if *failures >= EXCLUDE_AFTER_FAILURES {
+                            let why = format!(
+                                "{} failed {failures} attempts of stage {stage_id}, the last: {}",
+                                outcome.worker_id, failure.message
+                            );
+                            tracing::warn!(job = %job_id, "setting aside worker {why}");
+                            excluded
+                                .insert(outcome.worker_id.clone(), Instant::now() + EXCLUDED_FOR);
+                            set_aside = Some(why);
+                        }
+                    }
                     let tries = lost_attempts.entry(partition).or_default();
                     *tries += 1;
                     if *tries < MAX_INFRA_ATTEMPTS {
@@ -898,6 +919,12 @@ async fn run_tasks(
     }
     Ok(())
 }
+
+/// Attempts of a stage failing on one worker for the infrastructure's reasons (not a peer's, and not
+/// its loss) after which the stage leaves that worker aside ([`EXCLUDED_FOR`]).
+const EXCLUDE_AFTER_FAILURES: u32 = 2;
+/// How long a worker whose attempts kept failing is left aside by the stage.
+const EXCLUDED_FOR: Duration = Duration::from_secs(600);
 
 /// How long a worker a peer could not reach has to answer before it is taken as lost.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -558,7 +558,7 @@ async fn a_worker_that_cannot_be_reached_fails_the_job_naming_it() {
     assert!(matches!(error, JobError::Cluster(_)), "{error:?}");
     let text = error.to_string();
     assert!(
-        text.contains("the last launch failed: launching job-1 stage 0 partition 0 attempt ")
+        text.contains("the last worker set aside: launching job-1 stage 0 partition 0 attempt ")
             && text.ends_with(" on w1: connection refused"),
         "{text}"
     );
@@ -1368,4 +1368,29 @@ fn a_session_of_an_earlier_registration_ending_loses_nobody() {
             .lose_registration("w1", second, "session ended")
     );
     assert!(!cluster.control.live_workers().contains("w1"));
+}
+
+#[tokio::test]
+async fn a_worker_whose_attempts_keep_failing_is_set_aside_by_the_stage() {
+    let mut cluster = Cluster::with_timeout(&[1, 1], Duration::from_millis(400));
+    let job = cluster.run(wordcount_plan(1, 1, &cluster.output()));
+    // The map fails twice on w1 (chosen first: the lowest id) with a disk error: not the task's
+    // fault, and w1 is still there.
+    let disk = "writing shuffle block: No space left on device (os error 28)";
+    for attempt in 0..2 {
+        let (worker, map) = cluster.next_launch().await;
+        assert_eq!((worker.as_str(), map.id.attempt), ("w1", attempt));
+        cluster.fail(&worker, &map.id, disk, false, false);
+    }
+    // Set aside: the third attempt goes to w2, though w1 has a free slot too.
+    let (worker, map) = cluster.next_launch().await;
+    assert_eq!((worker.as_str(), map.id.attempt), ("w2", 2));
+    cluster.succeed(&worker, &map, &[(0, 10)]);
+    // A new stage starts afresh: the reduce may go back to w1 (the lowest id again).
+    let (worker, reduce) = cluster.next_launch().await;
+    assert_eq!(reduce.id.stage, 1);
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, status, _) = job.result().await;
+    result.unwrap();
+    assert_eq!(status.stages[0].tasks_failed, 2);
 }
