@@ -21,6 +21,7 @@ mod control;
 mod placement;
 mod runner;
 mod scheduler;
+mod stage;
 mod tasks;
 mod worker;
 

@@ -2,15 +2,18 @@
 //! workers can read the input, then runs stage after stage — each task on a free slot taken from
 //! the cluster-wide pool ([`placement`](super::placement)) — and commits the output at the end.
 //! Progress goes to the job's status (watched by clients) and, at every task end, to the job store.
-//! A task lost to the infrastructure runs again as its next attempt, and shuffle output lost with
-//! its worker is written again from lineage (`run_stages`, `run_tasks`); a task failing by its own
-//! code past its `max_attempts`, or a cancel, stops the job: running tasks are killed and waited
-//! for, the output is aborted, and the job's shuffle files are released either way.
+//! Each stage's tasks are run by [`run_tasks`] (the `stage` module: launches, retries,
+//! speculation, outcomes); shuffle output lost with its worker is written again from lineage
+//! (`run_stages`, `lost_outputs`); a task failing by its own code past its `max_attempts`, or a
+//! cancel, stops the job: running tasks are killed and waited for, the output is aborted, and the
+//! job's shuffle files are released either way. The output is committed one attempt's part per
+//! partition. A job picked up by a restarted scheduler ([`Resume`]) starts from what the earlier
+//! process recorded: the tasks whose output is still there do not run again (`restore`).
 //!
 //! Workers are reached only through [`WorkerConnection`](super::worker::WorkerConnection)s held by
 //! the [`ControlState`]; outcomes come back through it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,21 +22,16 @@ use weft_io::DataRoots;
 
 use tokio::sync::{mpsc, watch};
 use weft_io::OutputCommitter;
-use weft_task::{
-    BlockLocation, Launch, TaskId, TaskInput, TaskLimits, TaskOutcome, TaskResult, TaskSpec,
-};
+use weft_task::{BlockLocation, TaskId, TaskLimits, TaskOutcome, TaskResult, TaskSpec};
 
 use super::control::ControlState;
-use super::placement;
+use super::stage::{Attempts, run_tasks};
 use super::tasks::JobTasks;
 use super::{JobError, JobReport, StageReport};
 use crate::Tenant;
 use crate::job::{Plan, StageInput, StageOutput};
 use crate::jobs::store::{AttemptKey, JobRecord, TaskRecord};
-use crate::jobs::{JobState, JobStatus, JobStore, TaskLog, now_ms};
-
-/// How long stopping a job waits for its killed attempts to report.
-const STOP_PATIENCE: Duration = Duration::from_secs(30);
+use crate::jobs::{JobState, JobStatus, JobStore, now_ms};
 
 /// Everything one job's run needs.
 pub(crate) struct JobRun {
@@ -72,14 +70,14 @@ pub(crate) struct Resume {
 
 /// A task's output that counts: the attempt that wrote it, and what it reported.
 #[derive(Debug, Clone)]
-struct Output {
-    attempt: u32,
-    result: TaskResult,
+pub(super) struct Output {
+    pub(super) attempt: u32,
+    pub(super) result: TaskResult,
 }
 
 impl JobRun {
     /// Applies `change` to the status, and persists it when `persist`.
-    fn update(&mut self, persist: bool, change: impl FnOnce(&mut JobStatus)) {
+    pub(super) fn update(&mut self, persist: bool, change: impl FnOnce(&mut JobStatus)) {
         self.status.send_modify(change);
         if persist {
             self.record.status = self.status.borrow().clone();
@@ -91,11 +89,11 @@ impl JobRun {
         }
     }
 
-    fn job_id(&self) -> String {
+    pub(super) fn job_id(&self) -> String {
         self.record.status.job_id.clone()
     }
 
-    fn cancelled(&self) -> bool {
+    pub(super) fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
 }
@@ -335,7 +333,7 @@ async fn run_stages(
         .map(|stage| vec![None; tasks.stage(stage, &[]).len()])
         .collect();
     // The next attempt number of each task, so that a report of an attempt given up is ignored.
-    let mut attempts: HashMap<(usize, u32), u32> = HashMap::new();
+    let mut attempts: Attempts = HashMap::new();
     if !restored.is_empty() {
         restore(job, committer, &restored, &mut outputs, &mut attempts);
     }
@@ -437,7 +435,7 @@ fn restore(
     committer: &OutputCommitter,
     restored: &[(AttemptKey, TaskRecord)],
     outputs: &mut [Vec<Option<Output>>],
-    attempts: &mut HashMap<(usize, u32), u32>,
+    attempts: &mut Attempts,
 ) {
     let live = job.control.live_workers();
     let job_id = job.job_id();
@@ -542,9 +540,6 @@ async fn wait_for_holders(
 
 /// How often a job runs lost shuffle output again before it gives up.
 const MAX_RECOMPUTES: u32 = 8;
-/// Attempts of one task lost to the infrastructure (its worker lost, a fetch or launch failing)
-/// before the job gives up; a user's failure (a trap, a limit) is not retried.
-const MAX_INFRA_ATTEMPTS: u32 = 6;
 
 /// Forgets the output of every finished task whose shuffle blocks were on a worker not in `live`
 /// and that a stage still to run needs (output read only by stages that are done is not written
@@ -589,492 +584,4 @@ fn lost_outputs(
         }
     });
     Some(earliest)
-}
-
-/// Runs the stage's tasks of `specs` to completion, each result into `results` (by partition).
-/// A task lost to the infrastructure (its worker lost or stopped, a fetch failing) runs again as
-/// its next attempt, after a pause, elsewhere if its launch failed; a task that could not read the
-/// shuffle output of a worker that is gone ends the stage with [`JobError::InputLost`]; a user's
-/// failure fails the job after stopping the rest.
-async fn run_tasks(
-    job: &mut JobRun,
-    stage_index: usize,
-    specs: Vec<TaskSpec>,
-    mut readers: Option<&mut Readers>,
-    outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
-    results: &mut [Option<Output>],
-    attempts: &mut HashMap<(usize, u32), u32>,
-) -> Result<(), JobError> {
-    let total = specs.len();
-    // Each task waiting for a slot, with when it may be launched (a retry waits a little).
-    let mut pending: VecDeque<(TaskSpec, Instant)> =
-        specs.into_iter().map(|s| (s, Instant::now())).collect();
-    let mut running: HashMap<TaskId, (String, TaskSpec)> = HashMap::new();
-    let mut done = 0;
-    let control = job.control.clone();
-    // Since when tasks have waited with none running and no worker able to take them.
-    let mut stranded: Option<Instant> = None;
-    let (job_id, stage_id) = (job.job_id(), job.status.borrow().stages[stage_index].stage);
-    // Attempts of each task lost to the infrastructure, and failed by the user's code, so far.
-    let mut lost_attempts: HashMap<u32, u32> = HashMap::new();
-    let mut failed_attempts: HashMap<u32, u32> = HashMap::new();
-    // Workers a launch failed on, not tried again for this job until then.
-    // Workers set aside, not tried again for this stage until then: one a launch failed on, or
-    // one whose attempts kept failing for reasons of its own (Spark's excludeOnFailure), with what
-    // set the last one aside.
-    let mut excluded: HashMap<String, Instant> = HashMap::new();
-    let mut set_aside: Option<String> = None;
-    // Attempts that failed on each worker for the infrastructure's reasons, the worker still there.
-    let mut failed_on: HashMap<String, u32> = HashMap::new();
-    // Speculation: when each running attempt started, how long the stage's finished ones took,
-    // the tasks given a second attempt, and the worker each second attempt must avoid.
-    let mut started: HashMap<TaskId, Instant> = HashMap::new();
-    let mut took: Vec<Duration> = Vec::new();
-    let mut speculated: HashSet<u32> = HashSet::new();
-    let mut avoid: HashMap<TaskId, String> = HashMap::new();
-
-    while done < total {
-        // What running tasks have read so far, as heartbeats report it: live progress.
-        let in_flight = control.stage_progress(&job_id, stage_id);
-        let shown = {
-            let status = job.status.borrow();
-            let st = &status.stages[stage_index];
-            (st.records_in_running, st.bytes_in_running)
-        };
-        if in_flight != shown {
-            job.update(false, |s| {
-                let st = &mut s.stages[stage_index];
-                (st.records_in_running, st.bytes_in_running) = in_flight;
-            });
-        }
-        if job.cancelled() {
-            stop_running(job, stage_index, &mut running, outcomes).await;
-            return Err(JobError::Cancelled);
-        }
-        // Armed before trying, so a slot freed while we launch is not missed.
-        let changed = control.changed().notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if let Some(readers) = readers.as_deref_mut() {
-            readers.ask_new_workers(&control).await;
-        }
-        let eligible = readers.as_deref().map(Readers::readable);
-        let now = Instant::now();
-        excluded.retain(|_, until| *until > now);
-
-        // Tasks in order; one waiting out its retry pause lets those behind it go first.
-        let mut waiting = VecDeque::new();
-        while let Some((spec, not_before)) = pending.pop_front() {
-            if not_before > now {
-                waiting.push_back((spec, not_before));
-                continue;
-            }
-            let shunned = avoid.get(&spec.id);
-            let Some((worker, conn)) = control.acquire(&spec.id, |w| {
-                usable(w, &spec, eligible, &excluded).filter(|_| shunned != Some(&w.id))
-            }) else {
-                waiting.push_back((spec, not_before));
-                break;
-            };
-            match conn.launch(&spec).await {
-                Ok(Launch::Accepted) => {
-                    started.insert(spec.id.clone(), Instant::now());
-                    running.insert(spec.id.clone(), (worker, spec));
-                    job.update(false, |s| s.stages[stage_index].tasks_running += 1);
-                }
-                Ok(Launch::Refused(reason)) => {
-                    // The worker is busier than the scheduler thought (e.g. it still finishes a
-                    // killed attempt): try again when something changes.
-                    tracing::debug!(task = %spec.id, %worker, %reason, "launch refused");
-                    control.release(&worker, &spec.id);
-                    waiting.push_back((spec, not_before));
-                    break;
-                }
-                Err(e) => {
-                    // The worker cannot be reached (stopped, partitioned away): another may take
-                    // the task, as a new attempt; this one is left alone for a while.
-                    control.release(&worker, &spec.id);
-                    let why = format!(
-                        "launching {} on {worker}: {}",
-                        spec.id,
-                        weft_task::error_chain(&e)
-                    );
-                    tracing::warn!(job = %job_id, "{why}");
-                    excluded.insert(worker, now + control.worker_timeout());
-                    let tries = lost_attempts.entry(spec.id.partition).or_default();
-                    *tries += 1;
-                    if *tries >= MAX_INFRA_ATTEMPTS {
-                        stop_running(job, stage_index, &mut running, outcomes).await;
-                        return Err(JobError::Cluster(why));
-                    }
-                    set_aside = Some(why);
-                    waiting.push_back((next_attempt(spec, stage_index, attempts), now));
-                }
-            }
-        }
-        waiting.extend(pending.drain(..));
-        pending = waiting;
-
-        // A straggler — running far longer than most of the stage's tasks took — gets a second
-        // attempt elsewhere, as Spark's speculation does; the first of the two to finish wins.
-        if job.speculation && done * 4 >= total * 3 && !took.is_empty() {
-            let mut sorted = took.clone();
-            sorted.sort();
-            let slow = (sorted[sorted.len() / 2] * 3 / 2).max(SPECULATION_MIN_RUNTIME);
-            let stragglers: Vec<(TaskId, String, TaskSpec)> = running
-                .iter()
-                .filter(|(id, _)| !speculated.contains(&id.partition))
-                .filter(|(id, _)| started.get(*id).is_some_and(|t| t.elapsed() > slow))
-                .map(|(id, (worker, spec))| (id.clone(), worker.clone(), spec.clone()))
-                .collect();
-            for (id, worker, spec) in stragglers {
-                speculated.insert(id.partition);
-                let copy = next_attempt(spec, stage_index, attempts);
-                tracing::info!(task = %id, copy = %copy.id, %worker,
-                    "a straggler: a second attempt starts on another worker");
-                avoid.insert(copy.id.clone(), worker);
-                pending.push_front((copy, now));
-            }
-        }
-
-        // Tasks that no worker can take, with nothing running, wait for a worker to (re)join, but
-        // not forever: a job must end rather than hang on a cluster that lost its workers.
-        if running.is_empty() && !pending.is_empty() {
-            let able = control
-                .workers()
-                .iter()
-                .any(|w| usable(w, &pending[0].0, eligible, &excluded).is_some());
-            if able {
-                stranded = None;
-            } else {
-                let since = *stranded.get_or_insert_with(Instant::now);
-                if since.elapsed() > control.worker_timeout() {
-                    return Err(JobError::Cluster(format!(
-                        "no registered worker could take stage {}'s tasks for {} s ({} worker(s) \
-                         registered; a map task needs one that can read the input){}",
-                        pending[0].0.id.stage,
-                        control.worker_timeout().as_secs(),
-                        control.worker_count(),
-                        set_aside
-                            .as_deref()
-                            .map(|e| format!("; the last worker set aside: {e}"))
-                            .unwrap_or_default()
-                    )));
-                }
-            }
-        }
-
-        let outcome = tokio::select! {
-            outcome = outcomes.recv() => {
-                outcome.ok_or_else(|| JobError::Cluster("the scheduler stopped".into()))?
-            }
-            _ = &mut changed => continue,
-            _ = job.cancel.changed() => continue,
-            // A launch refused for a busy worker, or a retry's pause, is looked at this often.
-            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
-        };
-        let Some((_, spec)) = running.remove(&outcome.id) else {
-            continue; // not ours (a superseded attempt)
-        };
-        account(job, stage_index, &outcome);
-        let partition = outcome.id.partition;
-        // Another attempt of the same task won already, or still runs (speculation): this one's
-        // end decides nothing.
-        let twin_running = running.keys().any(|id| id.partition == partition);
-        if results[partition as usize].is_some() || (outcome.result.is_err() && twin_running) {
-            job.update(true, |s| {
-                let st = &mut s.stages[stage_index];
-                st.tasks_running -= 1;
-                if outcome.result.is_err() {
-                    st.tasks_failed += 1;
-                }
-            });
-            continue;
-        }
-        match outcome.result {
-            Ok(result) => {
-                if let Some(at) = started.remove(&outcome.id) {
-                    took.push(at.elapsed());
-                }
-                // The other attempt of a speculated task lost the race: stop it, or drop it if it
-                // has not started.
-                pending.retain(|(spec, _)| spec.id.partition != partition);
-                let losers: Vec<(TaskId, String)> = running
-                    .iter()
-                    .filter(|(id, _)| id.partition == partition)
-                    .map(|(id, (worker, _))| (id.clone(), worker.clone()))
-                    .collect();
-                for (id, worker) in losers {
-                    running.remove(&id);
-                    job.update(false, |s| s.stages[stage_index].tasks_running -= 1);
-                    if let Some(conn) = control.connection(&worker)
-                        && let Err(e) = conn.kill(&id).await
-                    {
-                        tracing::warn!(task = %id, %worker, error = %weft_task::error_chain(&e),
-                            "cannot kill the slower attempt; its worker's next heartbeat will");
-                    }
-                }
-                let in_flight = control.stage_progress(&job_id, stage_id);
-                job.update(true, |s| {
-                    let st = &mut s.stages[stage_index];
-                    (st.records_in_running, st.bytes_in_running) = in_flight;
-                    st.tasks_running -= 1;
-                    st.tasks_done += 1;
-                    st.records_in += result.records_in;
-                    st.records_out += result.records_out;
-                    st.bytes_in += result.bytes_in;
-                    st.bytes_out += result.bytes_out;
-                    st.remote_fetches += result.remote_fetches;
-                    st.records_skipped += result.records_skipped;
-                });
-                results[partition as usize] = Some(Output {
-                    attempt: outcome.id.attempt,
-                    result,
-                });
-                done += 1;
-            }
-            Err(failure) => {
-                job.update(true, |s| {
-                    let st = &mut s.stages[stage_index];
-                    st.tasks_running -= 1;
-                    st.tasks_failed += 1;
-                });
-                if failure.guest_fault {
-                    let failed = failed_attempts.entry(partition).or_default();
-                    *failed += 1;
-                    if *failed < job.max_attempts {
-                        tracing::info!(task = %outcome.id, error = %failure.message,
-                            "attempt failed; running the task again ([retry] max_attempts)");
-                        let retry = next_attempt(spec, stage_index, attempts);
-                        pending.push_back((retry, Instant::now()));
-                        continue;
-                    }
-                } else {
-                    // A peer it could not fetch from may be gone: asked at once, one that does not
-                    // answer is lost now rather than after its heartbeat timeout.
-                    if let Some(address) = &failure.unreachable {
-                        probe_peer(&control, address).await;
-                    }
-                    // Its input was on a worker that is gone: what wrote it must run again first.
-                    let live = control.live_workers();
-                    if let TaskInput::Shuffle { blocks, .. } = &spec.input
-                        && blocks.iter().any(|b| !live.contains(&b.worker_id))
-                    {
-                        stop_running(job, stage_index, &mut running, outcomes).await;
-                        // None of the stage's attempts runs now; the stage goes on after the
-                        // lost output is written again.
-                        job.update(false, |s| s.stages[stage_index].tasks_running = 0);
-                        return Err(JobError::InputLost);
-                    }
-                    // A worker, still there, whose attempts keep failing (its disk, its memory,
-                    // its network) is left aside for the rest of the stage's retries.
-                    if failure.unreachable.is_none() && live.contains(&outcome.worker_id) {
-                        let failures = failed_on.entry(outcome.worker_id.clone()).or_default();
-                        *failures += 1;
-                        if *failures >= EXCLUDE_AFTER_FAILURES {
-                            let why = format!(
-                                "{} failed {failures} attempts of stage {stage_id}, the last: {}",
-                                outcome.worker_id, failure.message
-                            );
-                            tracing::warn!(job = %job_id, "setting aside worker {why}");
-                            excluded
-                                .insert(outcome.worker_id.clone(), Instant::now() + EXCLUDED_FOR);
-                            set_aside = Some(why);
-                        }
-                    }
-                    let tries = lost_attempts.entry(partition).or_default();
-                    *tries += 1;
-                    if *tries < MAX_INFRA_ATTEMPTS {
-                        tracing::info!(task = %outcome.id, worker = %outcome.worker_id,
-                            error = %failure.message, "attempt lost; running the task again");
-                        // A pause that grows, so that a worker about to be found lost (a fetch
-                        // from it failing) is, before the task's attempts run out: together they
-                        // last several worker timeouts.
-                        let pause = control.worker_timeout() * *tries / 4;
-                        let retry = next_attempt(spec, stage_index, attempts);
-                        pending.push_back((retry, Instant::now() + pause));
-                        continue;
-                    }
-                }
-                stop_running(job, stage_index, &mut running, outcomes).await;
-                // A kill this job did not ask for: the worker stopped (or another scheduler told
-                // it to); say where, since the task's own message only says it was cancelled.
-                let message = if failure.cancelled {
-                    format!(
-                        "killed on worker {}: {} (the worker is shutting down?)",
-                        outcome.worker_id, failure.message
-                    )
-                } else {
-                    failure.message
-                };
-                return Err(JobError::Task {
-                    job: job.plan.job_name.clone(),
-                    stage: outcome.id.stage,
-                    partition: outcome.id.partition,
-                    message,
-                    guest_fault: failure.guest_fault,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Attempts of a stage failing on one worker for the infrastructure's reasons (not a peer's, and not
-/// its loss) after which the stage leaves that worker aside ([`EXCLUDED_FOR`]).
-const EXCLUDE_AFTER_FAILURES: u32 = 2;
-/// How long a worker whose attempts kept failing is left aside by the stage.
-const EXCLUDED_FOR: Duration = Duration::from_secs(600);
-
-/// How long a worker a peer could not reach has to answer before it is taken as lost.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Asks the worker at `address`, which a task could not reach, whether it is there (a cheap call);
-/// if it does not answer in time, it is lost: its tasks fail to their jobs and its shuffle output
-/// is written again.
-async fn probe_peer(control: &ControlState, address: &str) {
-    let Some((id, conn)) = control.worker_at(address) else {
-        return; // lost already
-    };
-    let answer = tokio::time::timeout(PROBE_TIMEOUT, conn.check_paths(&[])).await;
-    let why = match answer {
-        Ok(Ok(_)) => return,
-        Ok(Err(e)) => weft_task::error_chain(&e),
-        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
-    };
-    let why = format!("worker {id} at {address} was lost: a peer could not fetch from it ({why})");
-    if control.lose(&id, &why) {
-        tracing::warn!("{why}");
-    }
-}
-
-/// How well `worker` suits `spec` ([`placement::score`]); `None` if it cannot take it, or a launch
-/// on it failed a moment ago.
-fn usable(
-    worker: &super::WorkerEntry,
-    spec: &TaskSpec,
-    eligible: Option<&HashSet<String>>,
-    excluded: &HashMap<String, Instant>,
-) -> Option<i64> {
-    placement::score(worker, spec, eligible).filter(|_| !excluded.contains_key(&worker.id))
-}
-
-/// The least time a task runs before it may be speculated on: shorter tasks are not worth a copy.
-const SPECULATION_MIN_RUNTIME: Duration = Duration::from_secs(1);
-
-/// The same task as `spec`, as its next attempt (numbered on from every attempt the job made of
-/// it, so that no two share a number).
-fn next_attempt(
-    mut spec: TaskSpec,
-    stage_index: usize,
-    attempts: &mut HashMap<(usize, u32), u32>,
-) -> TaskSpec {
-    let next = attempts
-        .entry((stage_index, spec.id.partition))
-        .or_default();
-    spec.id.attempt = (*next).max(spec.id.attempt + 1);
-    *next = spec.id.attempt + 1;
-    spec
-}
-
-/// Counts what a finished task attempt used in its stage's and job's usage, and keeps what it did
-/// (and what its guest printed) in the job store: every attempt the job saw end, failed and killed
-/// ones too, so that the per-task records add up to the job's usage.
-fn account(job: &mut JobRun, stage_index: usize, outcome: &TaskOutcome) {
-    let reads_shuffle = !job.status.borrow().stages[stage_index].parents.is_empty();
-    record_task(job, reads_shuffle, outcome);
-    job.update(false, |s| {
-        s.stages[stage_index].usage.add(&outcome.usage);
-        s.usage.add(&outcome.usage);
-    });
-}
-
-/// Keeps what a task attempt did, and what its guest printed, in the job store.
-fn record_task(job: &JobRun, reads_shuffle: bool, outcome: &TaskOutcome) {
-    let id = &outcome.id;
-    let usage = &outcome.usage;
-    let record = TaskRecord {
-        worker_id: outcome.worker_id.clone(),
-        cpu_us: usage.cpu_us,
-        wall_us: usage.wall_us,
-        peak_memory_bytes: usage.peak_memory_bytes,
-        ..TaskRecord::default()
-    };
-    let record = match &outcome.result {
-        Ok(r) => TaskRecord {
-            succeeded: true,
-            records_in: r.records_in,
-            records_out: r.records_out,
-            records_skipped: r.records_skipped,
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            shuffle_bytes_read: if reads_shuffle { r.bytes_in } else { 0 },
-            remote_fetches: r.remote_fetches,
-            blocks: r.blocks.iter().map(|b| (b.partition, b.bytes)).collect(),
-            worker_address: r
-                .blocks
-                .first()
-                .map(|b| b.worker_address.clone())
-                .unwrap_or_default(),
-            ..record
-        },
-        Err(f) => TaskRecord {
-            error: Some(f.message.clone()),
-            cancelled: f.cancelled,
-            ..record
-        },
-    };
-    let output = outcome.output.clone();
-    let log = TaskLog {
-        stage: id.stage,
-        partition: id.partition,
-        attempt: id.attempt,
-        stdout: output.stdout,
-        stderr: output.stderr,
-        truncated: output.truncated,
-    };
-    let succeeded = record.succeeded;
-    let stored = job
-        .store
-        .put_task(&id.job, (id.stage, id.partition, id.attempt), &record)
-        .and_then(|()| job.store.put_log(&id.job, &log))
-        // Durable at once: a scheduler restarting after a crash does not run it again.
-        .and_then(|()| if succeeded { job.store.flush() } else { Ok(()) });
-    if let Err(e) = stored {
-        tracing::warn!(job = %id.job, error = %weft_task::error_chain(&e));
-    }
-}
-
-/// Kills every running attempt and waits for them to stop (they check between batches), so that
-/// nothing of the job still writes once the caller cleans up. An attempt that does not answer in
-/// time gets its slot back anyway; the worker's next heartbeat kills it.
-async fn stop_running(
-    job: &mut JobRun,
-    stage_index: usize,
-    running: &mut HashMap<TaskId, (String, TaskSpec)>,
-    outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
-) {
-    let control = job.control.clone();
-    for (id, (worker, _)) in running.iter() {
-        if let Some(conn) = control.connection(worker)
-            && let Err(e) = conn.kill(id).await
-        {
-            tracing::warn!(task = %id, %worker, error = %weft_task::error_chain(&e),
-                "cannot kill the attempt; its worker's next heartbeat will");
-        }
-    }
-    let deadline = tokio::time::Instant::now() + STOP_PATIENCE;
-    while !running.is_empty() {
-        match tokio::time::timeout_at(deadline, outcomes.recv()).await {
-            Ok(Some(o)) => {
-                if running.remove(&o.id).is_some() {
-                    account(job, stage_index, &o);
-                }
-            }
-            _ => break,
-        }
-    }
-    for (id, (worker, _)) in running.drain() {
-        control.release(&worker, &id);
-    }
 }

@@ -1394,3 +1394,62 @@ async fn a_worker_whose_attempts_keep_failing_is_set_aside_by_the_stage() {
     result.unwrap();
     assert_eq!(status.stages[0].tasks_failed, 2);
 }
+
+#[tokio::test]
+async fn a_pending_copy_of_a_task_that_finished_is_dropped_not_launched() {
+    // w1 runs the job; w2's two slots are held by another job's tasks, so copies must wait.
+    let mut cluster = Cluster::new(&[2, 2]);
+    cluster.speculation = true;
+    let foreign: Vec<TaskId> = (0..2)
+        .map(|partition| TaskId {
+            job: "other".into(),
+            stage: 0,
+            partition,
+            attempt: 0,
+        })
+        .collect();
+    for id in &foreign {
+        let (worker, _) = cluster
+            .control
+            .acquire(id, |w| (w.id == "w2").then_some(0))
+            .unwrap();
+        assert_eq!(worker, "w2");
+    }
+    let job = cluster.run(wordcount_plan(8, 1, &cluster.output()));
+    // Six of eight maps finish at once (two at a time on w1's two slots); the last two run on.
+    for _ in 0..3 {
+        for (worker, spec) in cluster.next_launches(2).await {
+            assert_eq!(worker, "w1");
+            cluster.succeed(&worker, &spec, &[(0, 10)]);
+        }
+    }
+    let mut last = cluster.next_launches(2).await;
+    // Past a second, both are stragglers: their copies wait for a slot off w1.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (worker, finished) = last.remove(0);
+    let (_, straggler) = last.remove(0);
+    cluster.succeed(&worker, &finished, &[(0, 10)]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // w2 frees up: only the copy of the task still running goes there.
+    for id in &foreign {
+        assert!(cluster.control.release("w2", id));
+    }
+    let (worker, copy) = cluster.next_launch().await;
+    assert_eq!(worker, "w2");
+    assert_eq!(
+        (copy.id.partition, copy.id.attempt),
+        (straggler.id.partition, 1),
+        "the copy of the task that finished ({}) was dropped",
+        finished.id.partition
+    );
+    cluster.succeed(&worker, &copy, &[(0, 10)]);
+    // The original is killed; then the reduce starts, and no other copy was ever launched.
+    let (_, kill) = cluster.next_call().await;
+    assert_eq!(kill, Call::Kill(straggler.id.clone()));
+    let (worker, reduce) = cluster.next_launch().await;
+    assert_eq!(reduce.id.stage, 1);
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, status, _) = job.result().await;
+    result.unwrap();
+    assert_eq!(status.stages[0].tasks_done, 8);
+}
