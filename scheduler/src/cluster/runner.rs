@@ -25,7 +25,7 @@ use weft_io::OutputCommitter;
 use weft_task::{BlockLocation, TaskId, TaskLimits, TaskOutcome, TaskResult, TaskSpec};
 
 use super::control::ControlState;
-use super::stage::{Attempts, run_tasks};
+use super::stage::{Attempts, account, run_tasks};
 use super::tasks::JobTasks;
 use super::{JobError, JobReport, StageReport};
 use crate::Tenant;
@@ -57,6 +57,9 @@ pub(crate) struct JobRun {
     pub outcomes: Option<mpsc::UnboundedReceiver<TaskOutcome>>,
     /// What an earlier scheduler process did of the job, when this one picks it up.
     pub resume: Option<Resume>,
+    /// Attempts killed because another attempt of their task finished first, not yet heard the
+    /// end of, with their stage's index and worker: their reports are still recorded.
+    pub superseded: HashMap<TaskId, (usize, String)>,
 }
 
 /// A job picked up again by a restarted scheduler: its output's staging directory and every task
@@ -209,6 +212,7 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
         None => Vec::new(),
     };
     let result = run_stages(job, &mut readers, &committer, &mut outcomes, restored).await;
+    settle_superseded(job, &mut outcomes).await;
     // Shuffle files are released on every worker, whatever happened.
     for w in job.control.workers() {
         if let Err(e) = w.conn.release_job(&job_id).await {
@@ -231,6 +235,45 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
             let _ = committer.abort();
             Err(e)
         }
+    }
+}
+
+/// How long the end of a job waits for the reports of attempts a faster one superseded.
+const SUPERSEDED_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Records the end of every attempt killed because another attempt of its task won: as its
+/// report arrives (killed attempts stop within milliseconds), or, past [`SUPERSEDED_PATIENCE`]
+/// (its worker frozen, say), as killed with nothing known of what it used. Every attempt a job
+/// launched is then among its records.
+async fn settle_superseded(job: &mut JobRun, outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>) {
+    let deadline = tokio::time::Instant::now() + SUPERSEDED_PATIENCE;
+    while !job.superseded.is_empty() {
+        match tokio::time::timeout_at(deadline, outcomes.recv()).await {
+            Ok(Some(outcome)) => {
+                if let Some((index, _)) = job.superseded.remove(&outcome.id) {
+                    account(job, index, &outcome);
+                }
+            }
+            _ => break,
+        }
+    }
+    let unheard: Vec<(TaskId, (usize, String))> = job.superseded.drain().collect();
+    for (id, (index, worker_id)) in unheard {
+        let outcome = TaskOutcome {
+            id,
+            worker_id,
+            result: Err(weft_task::TaskFailure {
+                message: "killed: another attempt of the task finished first (its worker did not \
+                          report this one's end)"
+                    .into(),
+                guest_fault: false,
+                cancelled: true,
+                unreachable: None,
+            }),
+            output: Default::default(),
+            usage: Default::default(),
+        };
+        account(job, index, &outcome);
     }
 }
 

@@ -489,6 +489,7 @@ impl Scheduler {
             // keeps its files.
             outcomes: Some(self.control.subscribe(&job_id, tenant.as_str())),
             resume,
+            superseded: HashMap::new(),
         };
         let handle = tokio::spawn(runner::run(run));
         self.live_jobs().insert(

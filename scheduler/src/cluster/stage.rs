@@ -304,7 +304,12 @@ impl StageRun {
         outcomes: &mut mpsc::UnboundedReceiver<TaskOutcome>,
     ) -> Result<(), JobError> {
         let Some((_, spec)) = self.running.remove(&outcome.id) else {
-            return Ok(()); // not ours (a superseded attempt)
+            // An attempt another one beat: recorded, nothing more. Anything else is not ours (an
+            // attempt given up).
+            if let Some((index, _)) = job.superseded.remove(&outcome.id) {
+                account(job, index, &outcome);
+            }
+            return Ok(());
         };
         account(job, self.index, &outcome);
         let partition = outcome.id.partition;
@@ -362,6 +367,8 @@ impl StageRun {
             .collect();
         for (loser, worker) in losers {
             self.running.remove(&loser);
+            job.superseded
+                .insert(loser.clone(), (self.index, worker.clone()));
             job.update(false, |s| s.stages[self.index].tasks_running -= 1);
             if let Some(conn) = self.control.connection(&worker)
                 && let Err(e) = conn.kill(&loser).await
@@ -507,6 +514,8 @@ impl StageRun {
                 Ok(Some(o)) => {
                     if self.running.remove(&o.id).is_some() {
                         account(job, self.index, &o);
+                    } else if let Some((index, _)) = job.superseded.remove(&o.id) {
+                        account(job, index, &o);
                     }
                 }
                 _ => break,
@@ -562,7 +571,7 @@ fn next_attempt(mut spec: TaskSpec, stage_index: usize, attempts: &mut Attempts)
 /// Counts what a finished task attempt used in its stage's and job's usage, and keeps what it did
 /// (and what its guest printed) in the job store: every attempt the job saw end, failed and killed
 /// ones too, so that the per-task records add up to the job's usage.
-fn account(job: &mut JobRun, stage_index: usize, outcome: &TaskOutcome) {
+pub(super) fn account(job: &mut JobRun, stage_index: usize, outcome: &TaskOutcome) {
     let reads_shuffle = !job.status.borrow().stages[stage_index].parents.is_empty();
     record_task(job, reads_shuffle, outcome);
     job.update(false, |s| {

@@ -318,6 +318,7 @@ impl Cluster {
             gate: None,
             outcomes: Some(self.control.subscribe("job-1", "default")),
             resume,
+            superseded: HashMap::new(),
         };
         RunningJob {
             handle: tokio::spawn(runner::run(run)),
@@ -1123,13 +1124,21 @@ async fn a_straggler_gets_a_second_attempt_elsewhere_and_the_first_to_finish_win
     assert_eq!(blocks.len(), 4);
     assert!(blocks.iter().any(|b| b.map_task == copy.id && b.bytes == 7));
     assert!(!blocks.iter().any(|b| b.map_task == slow.id));
-    // The loser's late report changes nothing.
+    // The loser's late report changes nothing but is recorded: every attempt is.
     cluster.succeed(&slow_worker, &slow, &[(0, 99)]);
     cluster.succeed(&worker, &reduce, &[]);
-    let (result, status, _) = job.result().await;
+    let (result, status, store) = job.result().await;
     result.unwrap();
     assert_eq!(status.stages[0].tasks_done, 4);
     assert_eq!(status.stages[0].tasks_running, 0);
+    let records = store.tasks("job-1").unwrap();
+    let of_slow: Vec<u32> = records
+        .iter()
+        .filter(|((stage, partition, _), _)| (*stage, *partition) == (0, slow.id.partition))
+        .map(|((_, _, attempt), _)| *attempt)
+        .collect();
+    assert_eq!(of_slow, [0, 1]);
+    assert_eq!(status.usage.attempts, records.len() as u64);
 }
 
 #[tokio::test]
@@ -1449,7 +1458,23 @@ async fn a_pending_copy_of_a_task_that_finished_is_dropped_not_launched() {
     let (worker, reduce) = cluster.next_launch().await;
     assert_eq!(reduce.id.stage, 1);
     cluster.succeed(&worker, &reduce, &[]);
-    let (result, status, _) = job.result().await;
+    let (result, status, store) = job.result().await;
     result.unwrap();
     assert_eq!(status.stages[0].tasks_done, 8);
+    // The killed original never reported (a fake worker): it is recorded as killed all the same.
+    let records = store.tasks("job-1").unwrap();
+    let (_, killed) = records
+        .iter()
+        .find(|(key, _)| *key == (0, straggler.id.partition, 0))
+        .expect("the original is recorded");
+    assert!(killed.cancelled, "{killed:?}");
+    assert!(
+        killed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("another attempt of the task finished first"),
+        "{killed:?}"
+    );
+    assert_eq!(status.usage.attempts, records.len() as u64);
 }
