@@ -186,8 +186,22 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
     within_roots()?;
     let resume = job.resume.take();
     let committer = match &resume {
-        Some(resume) => OutputCommitter::resume(&output_dir, &resume.staging_dir, job.overwrite)
-            .map_err(JobError::Output)?,
+        Some(resume) => {
+            match OutputCommitter::resume(&output_dir, &resume.staging_dir, job.overwrite) {
+                Ok(committer) => committer,
+                // The scheduler stopped between the commit and recording it: the output is there,
+                // whole (a job without --overwrite found nothing at its output when it started).
+                Err(_) if !job.overwrite && committed(&output_dir) => {
+                    tracing::info!(job = %job.job_id(), "the job's output was committed before \
+                        the scheduler stopped");
+                    for w in job.control.workers() {
+                        let _ = w.conn.release_job(&job.job_id()).await;
+                    }
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(JobError::Output(e)),
+            }
+        }
         None => {
             let committer =
                 OutputCommitter::begin(&output_dir, job.overwrite).map_err(JobError::Output)?;
@@ -236,6 +250,11 @@ async fn run_inner(job: &mut JobRun) -> Result<Vec<StageReport>, JobError> {
             Err(e)
         }
     }
+}
+
+/// Whether `dir` holds a committed Weft output (its two markers).
+fn committed(dir: &Path) -> bool {
+    dir.join(weft_io::SUCCESS_MARKER).is_file() && dir.join(weft_io::WEFT_MARKER).is_file()
 }
 
 /// How long the end of a job waits for the reports of attempts a faster one superseded.

@@ -1478,3 +1478,42 @@ async fn a_pending_copy_of_a_task_that_finished_is_dropped_not_launched() {
     );
     assert_eq!(status.usage.attempts, records.len() as u64);
 }
+
+#[tokio::test]
+async fn a_job_picked_up_after_its_commit_is_over_and_one_whose_staging_is_gone_fails() {
+    let mut cluster = Cluster::new(&[1]);
+    let output = cluster.output();
+    let staging = cluster.dir.path().join(".out.weft-staging-1-2");
+    let pick_up = |cluster: &Cluster| {
+        let plan = wordcount_plan(1, 1, &output);
+        let record = JobRecord {
+            status: initial_status("job-1", &Tenant::default(), &plan),
+            submission: Submission::default(),
+            staging: Some(staging.to_string_lossy().into_owned()),
+        };
+        let resume = runner::Resume {
+            staging_dir: staging.clone(),
+            tasks: Vec::new(),
+        };
+        cluster.run_with(plan, Arc::new(MemoryJobStore::new()), record, Some(resume))
+    };
+    // The staging directory is gone and nothing is at the output: the parts are lost.
+    let (result, status, _) = pick_up(&cluster).result().await;
+    assert!(result.is_err());
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.unwrap();
+    assert!(
+        error.contains("is gone") && error.contains(".out.weft-staging-1-2"),
+        "{error}"
+    );
+
+    // Renamed into place before the scheduler stopped: the job is over, nothing runs again.
+    std::fs::create_dir_all(&output).unwrap();
+    for name in ["_SUCCESS", "_WEFT", "part-00000"] {
+        std::fs::write(output.join(name), "").unwrap();
+    }
+    let (result, status, _) = pick_up(&cluster).result().await;
+    result.unwrap();
+    assert_eq!(status.state, JobState::Succeeded);
+    assert!(cluster.calls.try_recv().is_err(), "nothing was launched");
+}
