@@ -26,6 +26,7 @@ use weft_task::{BlockLocation, TaskId, TaskLimits, TaskOutcome, TaskResult, Task
 
 use super::control::ControlState;
 use super::stage::{Attempts, account, run_tasks};
+
 use super::tasks::JobTasks;
 use super::{JobError, JobReport, StageReport};
 use crate::Tenant;
@@ -635,15 +636,19 @@ fn lost_outputs(
     let earliest = lost.iter().map(|(stage, _)| *stage).min()?;
     job.update(true, |s| {
         for (stage, result) in &lost {
-            let st = &mut s.stages[*stage];
-            st.tasks_done -= 1;
-            st.records_in -= result.records_in;
-            st.records_out -= result.records_out;
-            st.bytes_in -= result.bytes_in;
-            st.bytes_out -= result.bytes_out;
-            st.remote_fetches -= result.remote_fetches;
-            st.records_skipped -= result.records_skipped;
+            uncount(&mut s.stages[*stage], result);
         }
     });
     Some(earliest)
+}
+
+/// Takes a finished task's result out of its stage's status (its output was lost).
+pub(super) fn uncount(st: &mut crate::jobs::StageStatus, result: &TaskResult) {
+    st.tasks_done -= 1;
+    st.records_in -= result.records_in;
+    st.records_out -= result.records_out;
+    st.bytes_in -= result.bytes_in;
+    st.bytes_out -= result.bytes_out;
+    st.remote_fetches -= result.remote_fetches;
+    st.records_skipped -= result.records_skipped;
 }

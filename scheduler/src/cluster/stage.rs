@@ -18,7 +18,7 @@ use weft_task::{Launch, TaskFailure, TaskId, TaskInput, TaskOutcome, TaskResult,
 use super::JobError;
 use super::control::ControlState;
 use super::placement;
-use super::runner::{JobRun, Output, Readers};
+use super::runner::{JobRun, Output, Readers, uncount};
 use crate::jobs::TaskLog;
 use crate::jobs::store::TaskRecord;
 
@@ -69,6 +69,7 @@ pub(super) async fn run_tasks(
             readers.ask_new_workers(&control).await;
         }
         let eligible = readers.as_deref().map(Readers::readable);
+        stage.requeue_lost(job, results, attempts);
         stage
             .launch_pending(job, eligible, attempts, outcomes)
             .await?;
@@ -105,6 +106,9 @@ struct StageRun {
     pending: VecDeque<(TaskSpec, Instant)>,
     /// Launched attempts not yet heard the end of, with their worker.
     running: HashMap<TaskId, (String, TaskSpec)>,
+    /// The first attempt of each task this run was given, by partition: what a task whose output
+    /// was lost runs again from.
+    specs: HashMap<u32, TaskSpec>,
     /// Since when tasks have waited with none running and no worker able to take them.
     stranded: Option<Instant>,
     /// Attempts of each task lost to the infrastructure, and failed by the user's code, so far.
@@ -135,6 +139,7 @@ impl StageRun {
             control: job.control.clone(),
             total: specs.len(),
             done: 0,
+            specs: specs.iter().map(|s| (s.id.partition, s.clone())).collect(),
             pending: specs.into_iter().map(|s| (s, Instant::now())).collect(),
             running: HashMap::new(),
             stranded: None,
@@ -163,6 +168,37 @@ impl StageRun {
                 let st = &mut s.stages[self.index];
                 (st.records_in_running, st.bytes_in_running) = in_flight;
             });
+        }
+    }
+
+    /// Runs again, at once, the tasks of this stage that finished on a worker lost since (their
+    /// shuffle output went with it), as Spark resubmits a lost executor's map tasks: the stage
+    /// ends with all its output there, rather than finding it missing when the next one starts.
+    fn requeue_lost(
+        &mut self,
+        job: &mut JobRun,
+        results: &mut [Option<Output>],
+        attempts: &mut Attempts,
+    ) {
+        let gone = |o: &Output, live: &HashSet<String>| {
+            o.result.blocks.iter().any(|b| !live.contains(&b.worker_id))
+        };
+        if self.done == 0 {
+            return;
+        }
+        let live = self.control.live_workers();
+        for (partition, spec) in &self.specs {
+            let slot = &mut results[*partition as usize];
+            if !slot.as_ref().is_some_and(|o| gone(o, &live)) {
+                continue;
+            }
+            let Some(lost) = slot.take() else { continue };
+            tracing::info!(job = %self.job_id, stage = self.id, partition,
+                "output lost with its worker; running the task again");
+            job.update(true, |s| uncount(&mut s.stages[self.index], &lost.result));
+            self.done -= 1;
+            let again = next_attempt(spec.clone(), self.index, attempts);
+            self.pending.push_back((again, Instant::now()));
         }
     }
 
@@ -463,10 +499,14 @@ impl StageRun {
             if *tries < MAX_INFRA_ATTEMPTS {
                 tracing::info!(task = %spec.id, %worker, error = %failure.message,
                     "attempt lost; running the task again");
-                // A pause that grows, so that a worker about to be found lost (a fetch from it
-                // failing) is, before the task's attempts run out: together they last several
-                // worker timeouts.
-                let pause = self.control.worker_timeout() * *tries / 4;
+                // Lost with its worker: again at once, elsewhere. Otherwise a pause that grows,
+                // so that a worker about to be found lost (a fetch from it failing) is, before the
+                // task's attempts run out: together they last several worker timeouts.
+                let pause = if live.contains(worker) {
+                    self.control.worker_timeout() * *tries / 4
+                } else {
+                    Duration::ZERO
+                };
                 let retry = next_attempt(spec, self.index, attempts);
                 self.pending.push_back((retry, Instant::now() + pause));
                 return Ok(());

@@ -1517,3 +1517,39 @@ async fn a_job_picked_up_after_its_commit_is_over_and_one_whose_staging_is_gone_
     assert_eq!(status.state, JobState::Succeeded);
     assert!(cluster.calls.try_recv().is_err(), "nothing was launched");
 }
+
+#[tokio::test]
+async fn output_lost_while_its_stage_runs_is_written_again_within_the_stage() {
+    let mut cluster = Cluster::new(&[1, 1]);
+    let job = cluster.run(wordcount_plan(3, 1, &cluster.output()));
+    let [(w1, a), (w2, b)] = <[_; 2]>::try_from(cluster.next_launches(2).await).unwrap();
+    assert_eq!((w1.as_str(), w2.as_str()), ("w1", "w2"));
+    cluster.succeed(&w1, &a, &[(0, 10)]);
+    let (worker, c) = cluster.next_launch().await;
+    assert_eq!(worker, "w1");
+    // w1 dies with a's output and c running: both run again on w2 as their next attempts, in
+    // this stage, at once (no pause: their worker is gone, not slow).
+    cluster.control.lose("w1", "killed");
+    cluster.succeed(&w2, &b, &[(0, 20)]);
+    let mut again = Vec::new();
+    for _ in 0..2 {
+        let (worker, spec) = cluster.next_launch().await;
+        assert_eq!((worker.as_str(), spec.id.stage), ("w2", 0), "{spec:?}");
+        again.push((spec.id.partition, spec.id.attempt));
+        cluster.succeed(&worker, &spec, &[(0, 5)]);
+    }
+    again.sort();
+    assert_eq!(again, [(a.id.partition, 1), (c.id.partition, 1)]);
+    // Then the reduce, reading only w2's blocks.
+    let (worker, reduce) = cluster.next_launch().await;
+    let TaskInput::Shuffle { blocks, .. } = &reduce.input else {
+        panic!("{reduce:?}")
+    };
+    assert!(blocks.iter().all(|b| b.worker_id == "w2"), "{blocks:?}");
+    assert_eq!(blocks.len(), 3);
+    cluster.succeed(&worker, &reduce, &[]);
+    let (result, status, _) = job.result().await;
+    result.unwrap();
+    assert_eq!(status.stages[0].tasks_done, 3);
+    assert_eq!(status.stages[0].records_in, 30);
+}
