@@ -86,7 +86,7 @@ start_cluster() {
     workers+=($!)
   done
   for i in 1 2 3; do listening "$dir/run/worker-$i.log" "weft worker " >/dev/null; done
-  "$weft" --scheduler "$url" module register "$wasm" --name wordcount >/dev/null
+  "$weft" --scheduler "$url" module register "$wasm" --name wordcount >/dev/null 2>&1
   echo "[recovery] run $run: cluster at $url" >&2
 }
 
