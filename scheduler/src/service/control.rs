@@ -22,6 +22,9 @@ pub struct ControlService {
     pub control: Arc<ControlState>,
     /// How to call a worker back: TLS, and the cluster secret.
     pub link: Link,
+    /// Set when the server stops: sessions end (a graceful stop waits for every open stream), and
+    /// their workers are not taken as lost for it.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -88,8 +91,13 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
         })?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let control = self.control.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
-            tx.closed().await;
+            tokio::select! {
+                _ = tx.closed() => {}
+                // Dropping `tx` ends the stream, so the server's graceful stop can complete.
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
             let address = control
                 .workers()
                 .into_iter()

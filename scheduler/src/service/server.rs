@@ -26,6 +26,8 @@ pub struct SchedulerHandle {
     scheme: &'static str,
     scheduler: Arc<Scheduler>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Ends workers' sessions before the server stops (see [`ControlService::stopping`]).
+    stopping: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     reaper: tokio::task::JoinHandle<()>,
 }
@@ -49,6 +51,7 @@ impl SchedulerHandle {
     pub async fn shutdown(mut self) {
         self.scheduler.stop_jobs().await;
         self.reaper.abort();
+        let _ = self.stopping.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -92,6 +95,7 @@ pub fn start_with_access(
 ) -> std::io::Result<SchedulerHandle> {
     let address = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let access = Arc::new(access);
     let guard = access.interceptor();
     let registry = InterceptedService::new(
@@ -112,6 +116,7 @@ pub fn start_with_access(
         pb::scheduler_control_server::SchedulerControlServer::new(ControlService {
             control: scheduler.control().clone(),
             link: Link::new(access.cluster_secret().cloned(), tls.clone()),
+            stopping: stopping_rx,
         })
         .max_decoding_message_size(64 << 20),
         access.worker_interceptor(),
@@ -152,6 +157,7 @@ pub fn start_with_access(
         scheme,
         scheduler,
         shutdown: Some(tx),
+        stopping,
         server,
         reaper,
     })
