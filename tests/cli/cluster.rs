@@ -126,11 +126,13 @@ impl Cluster {
             "127.0.0.1:0",
             "--heartbeat-interval",
             "200ms",
-            "--worker-timeout",
-            "2s",
             "--data-dir",
             path(&data),
         ];
+        // A short worker timeout, unless the test sets its own.
+        if !extra.contains(&"--worker-timeout") {
+            args.extend_from_slice(&["--worker-timeout", "2s"]);
+        }
         args.extend_from_slice(extra);
         cluster.scheduler_args = args.iter().map(|a| (*a).to_owned()).collect();
         cluster.spawn("scheduler", &args);

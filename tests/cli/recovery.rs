@@ -145,7 +145,10 @@ fn assert_every_task_succeeded(status: &Value, tasks: [u64; 2], exactly_once: bo
     let by = by_task(&attempts_of(status));
     for (stage, total) in tasks.into_iter().enumerate() {
         for partition in 0..total {
-            let attempts = by.get(&(stage as u64, partition)).cloned().unwrap_or_default();
+            let attempts = by
+                .get(&(stage as u64, partition))
+                .cloned()
+                .unwrap_or_default();
             let won = attempts.iter().filter(|a| a.state == "succeeded").count();
             assert!(
                 if exactly_once { won == 1 } else { won >= 1 },
@@ -501,20 +504,26 @@ impl Drop for Slowdown {
     }
 }
 
-/// Rounds of `textkit/burn` per record of the speculation test: about 0.4 s of one core.
+/// Rounds of `textkit/burn` per record of the speculation tests: about 0.35 s of one core.
 const SPECULATION_ROUNDS: u64 = 100_000_000;
 
-#[test]
-fn speculation_outruns_a_slowed_worker_and_the_answer_stays_exact() {
-    // A long worker timeout: the slowed worker is slow, never lost.
+/// Map tasks of the speculation tests' job: six for the healthy workers' four slots (two waves),
+/// two for the slowed worker's slots.
+const SPECULATION_TASKS: u64 = 8;
+
+/// The speculation tests' set-up: three workers and a long worker timeout (the slowed worker is
+/// slow, never lost), `textkit` registered, and an input of [`SPECULATION_TASKS`] lines of about
+/// [`SPECULATION_ROUNDS`] rounds each, one map task per line. Returns the cluster and a job
+/// `burn/NAME` writing its output to `results/NAME`, with `[retry] speculation` set as asked,
+/// and the expected output of every such job.
+fn speculation_cluster() -> (Cluster, PathBuf, usize, HashMap<Vec<u8>, Vec<u8>>) {
     let cluster = Cluster::start_with_env(3, &[], &["--worker-timeout", "60s"], &[]);
     cluster.register("textkit", weft_examples::TEXTKIT_RUST);
-    // Twelve map tasks (a line each) of about 0.4 s of CPU each.
-    let lines: Vec<String> = (0..12)
+    let lines: Vec<String> = (0..SPECULATION_TASKS)
         .map(|i| format!("{:015}", SPECULATION_ROUNDS + i))
         .collect();
-    let text = lines.join("\n") + "\n";
-    let input = cluster.write("rounds.txt", &text);
+    let input = cluster.write("rounds.txt", lines.join("\n") + "\n");
+    // Keys are `PATH:OFFSET`; `burn` passes each record through.
     let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut offset = 0;
     for line in &lines {
@@ -524,39 +533,63 @@ fn speculation_outruns_a_slowed_worker_and_the_answer_stays_exact() {
         );
         offset += line.len() + 1;
     }
-    let job = |name: &str, speculation: bool| {
-        let out = cluster.path(&format!("results/{name}"));
-        let file = cluster.write(
-            &format!("{name}.toml"),
-            format!(
-                "name = {name:?}\n[input]\npath = {:?}\nsplit_size = {}\n[[step]]\n\
-                 map = \"textkit/burn\"\n[output]\npath = {:?}\n[retry]\n\
-                 speculation = {speculation}\n",
-                path(&input),
-                lines[0].len() + 1,
-                path(&out)
-            ),
-        );
-        (file, out)
-    };
+    (cluster, input, lines[0].len() + 1, want)
+}
 
-    let slowed = cluster.workers()[0].clone();
-    let _slowdown = Slowdown::start(
-        cluster.worker_pid(0),
+/// Runs a `textkit/burn` job over `input` (a map task per line of `line_len` bytes) with
+/// `[retry] speculation` as asked, to its end; checks its output is `want`, and returns its final
+/// status and how long it ran (from its start to its end, as the scheduler timed them).
+fn run_burn_job(
+    cluster: &Cluster,
+    input: &Path,
+    line_len: usize,
+    name: &str,
+    speculation: bool,
+    want: &HashMap<Vec<u8>, Vec<u8>>,
+) -> (Value, Duration) {
+    let out = cluster.path(&format!("results/{name}"));
+    let file = cluster.write(
+        &format!("{name}.toml"),
+        format!(
+            "name = {name:?}\n[input]\npath = {:?}\nsplit_size = {line_len}\n[[step]]\n\
+             map = \"textkit/burn\"\n[output]\npath = {:?}\n[retry]\n\
+             speculation = {speculation}\n",
+            path(input),
+            path(&out)
+        ),
+    );
+    let id = cluster.submit(&file, &[]);
+    let status = wait_for_end(cluster, &id);
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    assert_eq!(&read_output(&out), want, "{name}");
+    let took = Duration::from_millis(
+        status["finished_ms"].as_u64().unwrap() - status["started_ms"].as_u64().unwrap(),
+    );
+    // The next job starts on an idle cluster (the slowed worker's killed copy ended).
+    wait_until("every worker idle", HEARTBEAT_DEADLINE, || {
+        all_idle(&cluster.cluster_workers())
+    });
+    (status, took)
+}
+
+/// The slowed worker's cycle: stopped 900 ms of every second.
+fn slow_down(cluster: &Cluster, worker: usize) -> Slowdown {
+    Slowdown::start(
+        cluster.worker_pid(worker),
         Duration::from_millis(900),
         Duration::from_millis(100),
-    );
+    )
+}
+
+#[test]
+fn speculation_outruns_a_slowed_worker_and_the_answer_stays_exact() {
+    let (cluster, input, line_len, want) = speculation_cluster();
+    let slowed = cluster.workers()[0].clone();
+    let _slowdown = slow_down(&cluster, 0);
     let mut times: Vec<(bool, Duration)> = Vec::new();
     for (round, speculation) in [false, true, false, true].into_iter().enumerate() {
         let name = format!("burn-{round}-{}", if speculation { "on" } else { "off" });
-        let (file, out) = job(&name, speculation);
-        let id = cluster.submit(&file, &[]);
-        let status = wait_for_end(&cluster, &id);
-        assert_eq!(status["state"], "succeeded", "{status:#}");
-        assert_eq!(read_output(&out), want, "{name}");
-        let took = Duration::from_millis(
-            status["finished_ms"].as_u64().unwrap() - status["started_ms"].as_u64().unwrap(),
-        );
+        let (status, took) = run_burn_job(&cluster, &input, line_len, &name, speculation, &want);
         eprintln!(
             "speculation {}: {:.2} s",
             if speculation { "on " } else { "off" },
@@ -566,34 +599,31 @@ fn speculation_outruns_a_slowed_worker_and_the_answer_stays_exact() {
 
         let attempts = attempts_of(&status);
         assert!(
-            attempts.iter().any(|a| a.worker == slowed.id),
-            "the slowed worker ran nothing: {status:#}"
+            attempts.iter().all(|a| a.state == "succeeded"),
+            "{status:#}"
         );
-        assert!(attempts.iter().all(|a| a.state != "failed"), "{status:#}");
         let by = by_task(&attempts);
+        assert_eq!(by.len() as u64, SPECULATION_TASKS, "{status:#}");
         if speculation {
-            // A straggler on the slowed worker got a second attempt on another, which won.
-            let copied: Vec<&Vec<Attempt>> = by
-                .values()
-                .filter(|list| {
-                    list.iter()
-                        .any(|a| a.attempt > 0 && a.worker != slowed.id && a.state == "succeeded")
-                })
+            // A straggler on the slowed worker got a second attempt (attempt 1: no attempt of
+            // this job failed) on another worker, which won.
+            let copies: Vec<&Attempt> = attempts
+                .iter()
+                .filter(|a| a.attempt > 0 && a.worker != slowed.id)
                 .collect();
-            assert!(!copied.is_empty(), "no speculative attempt: {status:#}");
-            eprintln!("speculative attempts: {copied:#?}");
+            assert!(!copies.is_empty(), "no speculative attempt: {status:#}");
         } else {
-            // Each task ran once.
+            // Each task ran once, the slowed worker's too.
             assert!(
                 by.values()
                     .all(|list| list.len() == 1 && list[0].attempt == 0),
                 "{status:#}"
             );
+            assert!(
+                attempts.iter().any(|a| a.worker == slowed.id),
+                "the slowed worker ran nothing: {status:#}"
+            );
         }
-        // The next round starts on an idle cluster (the slowed worker's killed copy ended).
-        wait_until("every worker idle", HEARTBEAT_DEADLINE, || {
-            all_idle(&cluster.cluster_workers())
-        });
     }
     let total = |on: bool| -> Duration {
         times
@@ -608,6 +638,39 @@ fn speculation_outruns_a_slowed_worker_and_the_answer_stays_exact() {
         total(true).as_secs_f64()
     );
     assert!(total(true) < total(false), "{times:?}");
+}
+
+/// The attempt a speculative copy beat is killed, and should be listed among the job's attempts
+/// (cancelled, on the slowed worker) with what it used, as every attempt a job saw end is: it is
+/// not — the run loop forgets it before its end is reported, so its report is dropped as "not
+/// ours", and the job's usage leaves out the CPU it burnt.
+#[test]
+#[ignore = "product bug: the losing attempt of a speculated task is missing from `job status` tasks and from the job's usage"]
+fn the_attempt_a_speculative_copy_beat_is_recorded() {
+    let (cluster, input, line_len, want) = speculation_cluster();
+    let slowed = cluster.workers()[0].clone();
+    let _slowdown = slow_down(&cluster, 0);
+    let (status, _) = run_burn_job(&cluster, &input, line_len, "burn-on", true, &want);
+    let by = by_task(&attempts_of(&status));
+    let copied: Vec<&Vec<Attempt>> = by
+        .values()
+        .filter(|list| list.iter().any(|a| a.attempt > 0))
+        .collect();
+    assert!(!copied.is_empty(), "no speculative attempt: {status:#}");
+    for list in copied {
+        assert!(
+            list.len() >= 2
+                && list.iter().any(|a| a.worker == slowed.id)
+                && list.iter().any(|a| a.worker != slowed.id),
+            "both attempts of a speculated task should be listed: {list:#?}"
+        );
+    }
+    // The job's usage counts every attempt listed.
+    assert_eq!(
+        status["usage"]["attempts"].as_u64(),
+        Some(attempts_of(&status).len() as u64),
+        "{status:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
