@@ -443,7 +443,7 @@ fn killing_the_holder_of_finished_map_output_mid_reduce_reruns_only_its_map_task
         }
     }
     assert_eq!(rerun, held[victim.id.as_str()]);
-    assert!(rerun >= 1 && rerun < 6, "{held:?}");
+    assert!((1..6).contains(&rerun), "{held:?}");
     // No reduce task's kept attempt is the dead worker's.
     for ((stage, partition), list) in by.iter().filter(|((stage, _), _)| *stage == 1) {
         let kept = list.iter().find(|a| a.state == "succeeded").unwrap();
