@@ -504,8 +504,8 @@ impl Drop for Slowdown {
     }
 }
 
-/// Rounds of `textkit/burn` per record of the speculation tests: about 0.35 s of one core.
-const SPECULATION_ROUNDS: u64 = 100_000_000;
+/// Rounds of `textkit/burn` per record of the speculation tests: about 0.25 s of one core.
+const SPECULATION_ROUNDS: u64 = 75_000_000;
 
 /// Map tasks of the speculation tests' job: six for the healthy workers' four slots (two waves),
 /// two for the slowed worker's slots.
