@@ -34,7 +34,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(180);
 
 /// How long what a worker reports in its heartbeats (free slots, running tasks, compiled modules)
 /// may take to show in `cluster workers`.
-const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Task slots per worker: more than one, so a worker runs tasks side by side.
 const SLOTS: usize = 2;
@@ -126,11 +126,13 @@ impl Cluster {
             "127.0.0.1:0",
             "--heartbeat-interval",
             "200ms",
-            "--worker-timeout",
-            "2s",
             "--data-dir",
             path(&data),
         ];
+        // A short worker timeout, unless the test sets its own.
+        if !extra.contains(&"--worker-timeout") {
+            args.extend_from_slice(&["--worker-timeout", "2s"]);
+        }
         args.extend_from_slice(extra);
         cluster.scheduler_args = args.iter().map(|a| (*a).to_owned()).collect();
         cluster.spawn("scheduler", &args);
@@ -461,6 +463,11 @@ impl Cluster {
         assert_eq!(url, self.scheduler, "restarted on the same address");
     }
 
+    /// The process id of worker `i`, for signals sent from another thread.
+    pub(crate) fn worker_pid(&self, i: usize) -> u32 {
+        self.processes[i + 1].pid()
+    }
+
     /// Sends `signal` (`STOP`, `CONT`…) to worker `i`.
     pub fn signal_worker(&mut self, i: usize, signal: &str) -> Worker {
         self.processes[i + 1].signal(signal);
@@ -623,7 +630,7 @@ fn assert_worker_shape(worker: &Value) {
 }
 
 /// Whether every worker is idle: nothing running, every slot free.
-fn all_idle(workers: &[Value]) -> Result<(), String> {
+pub(crate) fn all_idle(workers: &[Value]) -> Result<(), String> {
     let idle = workers.iter().all(|w| {
         w["running"].as_array().is_some_and(Vec::is_empty) && w["free_slots"] == w["slots"]
     });
@@ -661,7 +668,7 @@ partitions = {partitions}
 }
 
 /// A map-then-word-count job over `input` whose map step is `textkit/FUNCTION`.
-fn textkit_job(name: &str, input: &Path, function: &str, output: &Path) -> String {
+pub(crate) fn textkit_job(name: &str, input: &Path, function: &str, output: &Path) -> String {
     format!(
         r#"name = "{name}"
 [input]
@@ -734,7 +741,7 @@ fn same_path(a: &Path, b: &Path) -> bool {
 }
 
 /// Every entry of a directory (empty if it does not exist).
-fn entries(dir: &Path) -> Vec<String> {
+pub(crate) fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

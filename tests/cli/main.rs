@@ -9,6 +9,7 @@ mod fair;
 mod hostile;
 mod local;
 mod module;
+mod recovery;
 mod restart;
 mod run;
 mod tenants;
