@@ -273,9 +273,8 @@ impl Cluster {
     /// spelling of it).
     pub fn client_to(&self, url: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
         let n = self.clients.fetch_add(1, Ordering::Relaxed);
-        let stdout_path = self.path(&format!("clients/{n}.stdout"));
-        let stderr_path = self.path(&format!("clients/{n}.stderr"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
             .arg("--scheduler")
             .arg(url)
             .args(args)
@@ -285,35 +284,12 @@ impl Cluster {
             .env("WEFT_HOME", self.path("client-home"))
             .env_remove("WEFT_SCHEDULER")
             .env_remove("WEFT_TOKEN")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout_path).unwrap())
-            .stderr(File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        // Output goes to files rather than pipes so that waiting can time out without a reader
-        // thread per stream.
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > CLIENT_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "weft {args:?} did not finish within {CLIENT_DEADLINE:?}; it printed:\n{}\n{}",
-                    String::from_utf8_lossy(&std::fs::read(&stdout_path).unwrap_or_default()),
-                    String::from_utf8_lossy(&std::fs::read(&stderr_path).unwrap_or_default()),
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Run(std::process::Output {
-            status,
-            stdout: std::fs::read(&stdout_path).unwrap(),
-            stderr: std::fs::read(&stderr_path).unwrap(),
-        })
+            .envs(env.iter().copied());
+        run_client(
+            command,
+            &self.path(&format!("clients/{n}")),
+            CLIENT_DEADLINE,
+        )
     }
 
     /// Runs a client command and expects success.
@@ -515,6 +491,40 @@ impl Drop for Cluster {
             self.print_logs();
         }
     }
+}
+
+/// Runs a client `command` to its end, its stdout and stderr into `{base}.stdout` and
+/// `{base}.stderr` (files rather than pipes, so that waiting can time out without a reader thread
+/// per stream), and returns what it printed; kills it and panics, with its output, past `deadline`.
+pub(crate) fn run_client(mut command: Command, base: &Path, deadline: Duration) -> Run {
+    let [stdout_path, stderr_path] = ["stdout", "stderr"].map(|ext| base.with_extension(ext));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).unwrap())
+        .stderr(File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{command:?} did not finish within {deadline:?}; it printed:\n{}\n{}",
+                String::from_utf8_lossy(&std::fs::read(&stdout_path).unwrap_or_default()),
+                String::from_utf8_lossy(&std::fs::read(&stderr_path).unwrap_or_default()),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run(std::process::Output {
+        status,
+        stdout: std::fs::read(&stdout_path).unwrap(),
+        stderr: std::fs::read(&stderr_path).unwrap(),
+    })
 }
 
 /// Polls `probe` every 100 ms until it returns `Ok`, and panics with `what` and the last `Err`

@@ -9,7 +9,6 @@
 //! joined by a bridge in another; it needs root and `ip`, and says it is skipped without them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,8 +20,8 @@ use weft_testkit::process::Process;
 use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
 
 use crate::cluster::{
-    Cluster, HEARTBEAT_DEADLINE, START_DEADLINE, Worker, all_idle, entries, stages, textkit_job,
-    wait_until,
+    Cluster, HEARTBEAT_DEADLINE, START_DEADLINE, Worker, all_idle, entries, run_client, stages,
+    textkit_job, wait_until,
 };
 use crate::{Run, assert_same_counts, counts_of, path, read_output, word_counts};
 
@@ -914,36 +913,14 @@ impl NetLab {
     /// Runs `weft --scheduler URL ARGS` in the scheduler's namespace, in the lab's directory.
     fn client(&self, args: &[&str]) -> Run {
         let n = self.clients.fetch_add(1, Ordering::Relaxed);
-        let stdout_path = self.path(&format!("clients/{n}.stdout"));
-        let stderr_path = self.path(&format!("clients/{n}.stderr"));
-        let mut child = NetLab::weft_in(&self.ns("s"))
+        let mut command = NetLab::weft_in(&self.ns("s"));
+        command
             .arg("--scheduler")
             .arg(&self.scheduler)
             .args(args)
             .current_dir(self.dir.path())
-            .env("WEFT_HOME", self.path("client-home"))
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout_path).unwrap())
-            .stderr(File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > JOB_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("weft {args:?} did not finish within {JOB_DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Run(std::process::Output {
-            status,
-            stdout: std::fs::read(&stdout_path).unwrap(),
-            stderr: std::fs::read(&stderr_path).unwrap(),
-        })
+            .env("WEFT_HOME", self.path("client-home"));
+        run_client(command, &self.path(&format!("clients/{n}")), JOB_DEADLINE)
     }
 
     fn json(&self, args: &[&str]) -> Value {

@@ -322,7 +322,15 @@ impl ControlState {
     /// Drops worker `id` as lost, for `why`; each task it was running fails to its job. Returns
     /// whether it was registered.
     pub fn lose(&self, id: &str, why: &str) -> bool {
+        self.lose_if(id, why, |_| true)
+    }
+
+    /// Drops worker `id` as lost, for `why`, if `which` accepts its entry.
+    fn lose_if(&self, id: &str, why: &str, which: impl Fn(&WorkerEntry) -> bool) -> bool {
         let mut inner = self.lock();
+        if !inner.workers.get(id).is_some_and(which) {
+            return false;
+        }
         let Some(worker) = inner.workers.remove(id) else {
             return false;
         };
@@ -342,17 +350,7 @@ impl ControlState {
     /// session of an earlier one ending says nothing of a worker registered again since).
     /// Returns whether it was dropped.
     pub fn lose_registration(&self, id: &str, registration: u64, why: &str) -> bool {
-        let mut inner = self.lock();
-        if inner.workers.get(id).map(|w| w.registration) != Some(registration) {
-            return false;
-        }
-        let Some(worker) = inner.workers.remove(id) else {
-            return false;
-        };
-        fail_all(&inner, &worker, why);
-        drop(inner);
-        self.changed.notify_waiters();
-        true
+        self.lose_if(id, why, |w| w.registration == registration)
     }
 
     /// The id of the registered worker at `address`, and its connection.

@@ -119,6 +119,8 @@ struct StageRun {
     /// set the last one aside.
     excluded: HashMap<String, Instant>,
     set_aside: Option<String>,
+    /// The last attempt lost to the infrastructure, and why (`ID on WORKER: MESSAGE`).
+    last_lost: Option<String>,
     /// Attempts that failed on each worker for the infrastructure's reasons, the worker still
     /// there.
     failed_on: HashMap<String, u32>,
@@ -147,6 +149,7 @@ impl StageRun {
             failed_attempts: HashMap::new(),
             excluded: HashMap::new(),
             set_aside: None,
+            last_lost: None,
             failed_on: HashMap::new(),
             started: HashMap::new(),
             took: Vec::new(),
@@ -319,13 +322,17 @@ impl StageRun {
         }
         Err(JobError::Cluster(format!(
             "no registered worker could take stage {}'s tasks for {} s ({} worker(s) registered; a \
-             map task needs one that can read the input){}",
+             map task needs one that can read the input){}{}",
             self.pending[0].0.id.stage,
             self.control.worker_timeout().as_secs(),
             self.control.worker_count(),
             self.set_aside
                 .as_deref()
                 .map(|e| format!("; the last worker set aside: {e}"))
+                .unwrap_or_default(),
+            self.last_lost
+                .as_deref()
+                .map(|e| format!("; the last attempt lost: {e}"))
                 .unwrap_or_default()
         )))
     }
@@ -494,6 +501,7 @@ impl StageRun {
                     self.set_aside = Some(why);
                 }
             }
+            self.last_lost = Some(format!("{} on {worker}: {}", spec.id, failure.message));
             let tries = self.lost_attempts.entry(partition).or_default();
             *tries += 1;
             if *tries < MAX_INFRA_ATTEMPTS {

@@ -481,38 +481,42 @@ async fn a_worker_of_another_protocol_version_is_refused_clearly() {
     h.shutdown().await;
 }
 
+/// Stores, in the job store at `jobs`, a job that was running when its scheduler stopped (with an
+/// empty submission); returns its id.
+fn store_running_job(jobs: &Path) -> String {
+    let store = SledJobStore::open(jobs).unwrap();
+    let id = store.new_job_id("wc").unwrap();
+    let status = JobStatus {
+        job_id: id.clone(),
+        tenant: "default".into(),
+        name: "wc".into(),
+        state: JobState::Running,
+        error: None,
+        output: "/nowhere".into(),
+        submitted_ms: 1,
+        started_ms: Some(2),
+        finished_ms: None,
+        stages: vec![],
+        usage: Default::default(),
+        waiting: None,
+    };
+    store
+        .put(&weft_scheduler::jobs::JobRecord {
+            status,
+            submission: Default::default(),
+            staging: None,
+        })
+        .unwrap();
+    store.flush().unwrap();
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("jobs");
     let registry = registry(dir.path());
-    let running_id;
-    {
-        let store = SledJobStore::open(&jobs).unwrap();
-        running_id = store.new_job_id("wc").unwrap();
-        let status = JobStatus {
-            job_id: running_id.clone(),
-            tenant: "default".into(),
-            name: "wc".into(),
-            state: JobState::Running,
-            error: None,
-            output: "/nowhere".into(),
-            submitted_ms: 1,
-            started_ms: Some(2),
-            finished_ms: None,
-            stages: vec![],
-            usage: Default::default(),
-            waiting: None,
-        };
-        store
-            .put(&weft_scheduler::jobs::JobRecord {
-                status,
-                submission: Default::default(),
-                staging: None,
-            })
-            .unwrap();
-        store.flush().unwrap();
-    }
+    let running_id = store_running_job(&jobs);
     let scheduler = Scheduler::new(
         registry,
         Arc::new(SledJobStore::open(&jobs).unwrap()),
@@ -530,34 +534,8 @@ async fn a_scheduler_that_cannot_pick_a_job_up_marks_it_failed_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("jobs");
     let registry = registry(dir.path());
-    let id;
-    {
-        let store = SledJobStore::open(&jobs).unwrap();
-        id = store.new_job_id("wc").unwrap();
-        // Its job file is gone from the record: it cannot be planned again.
-        let status = JobStatus {
-            job_id: id.clone(),
-            tenant: "default".into(),
-            name: "wc".into(),
-            state: JobState::Running,
-            error: None,
-            output: "/nowhere".into(),
-            submitted_ms: 1,
-            started_ms: Some(2),
-            finished_ms: None,
-            stages: vec![],
-            usage: Default::default(),
-            waiting: None,
-        };
-        store
-            .put(&weft_scheduler::jobs::JobRecord {
-                status,
-                submission: Default::default(),
-                staging: None,
-            })
-            .unwrap();
-        store.flush().unwrap();
-    }
+    // Its job file is not in the record: it cannot be planned again.
+    let id = store_running_job(&jobs);
     let scheduler = Scheduler::new(
         registry,
         Arc::new(SledJobStore::open(&jobs).unwrap()),
