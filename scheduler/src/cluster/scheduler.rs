@@ -524,6 +524,12 @@ impl Scheduler {
         });
     }
 
+    /// How many jobs this scheduler holds in memory: those running, and those over for less than
+    /// a minute whose outcome nobody took (the rest are only in the store).
+    pub fn jobs_in_memory(&self) -> usize {
+        self.live_jobs().len()
+    }
+
     fn live_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveJob>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -128,3 +128,36 @@ path = "out"
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_over_leave_the_schedulers_memory_and_stay_in_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "a b\nb c\n").unwrap();
+    let mut cluster = start(registry(dir.path()), dir.path()).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let job = format!(
+            "name = \"wc\"\n[input]\npath = \"in.txt\"\n[[step]]\n\
+             flat_map = \"wordcount/split_words\"\n[[step]]\nreduce = \"wordcount/sum\"\n\
+             [output]\npath = \"out-{n}\"\n"
+        );
+        let report = cluster
+            .run(&Tenant::default(), submission(dir.path(), &job))
+            .await
+            .unwrap();
+        ids.push(report.job_id);
+        // Each submission drops the jobs over whose outcome was taken: only the last is held.
+        assert_eq!(cluster.scheduler().jobs_in_memory(), 1);
+    }
+    // The first is still known, from the store.
+    let status = cluster
+        .scheduler()
+        .status(&Tenant::default(), &ids[0])
+        .unwrap();
+    assert_eq!(status.state, weft_scheduler::jobs::JobState::Succeeded);
+    assert_eq!(
+        cluster.scheduler().list(&Tenant::default()).unwrap().len(),
+        3
+    );
+    cluster.shutdown().await;
+}
