@@ -273,6 +273,25 @@ impl Scheduler {
                 detail: "the job's input changed while the scheduler was down".into(),
             });
         }
+        // The same modules, too: a module registered again since (a step naming no version now
+        // resolves to the new one) must not mix its output with the old one's.
+        let planned = initial_status(&status.job_id, &tenant, &plan);
+        if let Some((now, was)) = planned
+            .stages
+            .iter()
+            .zip(&status.stages)
+            .find(|(now, was)| now.steps != was.steps)
+        {
+            return Err(SubmitError::Unreadable {
+                field: record.submission.job_file.clone(),
+                detail: format!(
+                    "stage {}'s steps now resolve to {} (they were {})",
+                    was.stage,
+                    now.steps.join(", "),
+                    was.steps.join(", ")
+                ),
+            });
+        }
         let limits = self.limits_of(&tenant, &plan, &record.submission)?;
         let roots = self.roots_of(&tenant);
         let tasks = self.store.tasks(&record.status.job_id)?;

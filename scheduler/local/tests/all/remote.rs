@@ -553,3 +553,77 @@ async fn a_scheduler_that_cannot_pick_a_job_up_marks_it_failed_saying_why() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_modules_changed_while_the_scheduler_was_down_is_not_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    let registry = registry(dir.path());
+    std::fs::write(dir.path().join("in.txt"), "a b\n").unwrap();
+    let job_file = dir.path().join("job.toml");
+    std::fs::write(
+        &job_file,
+        "name = \"wc\"\n[input]\npath = \"in.txt\"\n[[step]]\nflat_map = \
+         \"wordcount/split_words\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\npath = \
+         \"out\"\n",
+    )
+    .unwrap();
+    let submission = Submission::from_file(&job_file, None, None, false).unwrap();
+    let plan = weft_scheduler::job::prepare(&registry, &Tenant::default(), &submission).unwrap();
+    let id = {
+        let store = SledJobStore::open(&jobs).unwrap();
+        let id = store.new_job_id("wc").unwrap();
+        // Recorded when the job ran: the same stages and tasks, but another version of the
+        // module than the registry resolves now.
+        let stages = plan
+            .stages
+            .iter()
+            .map(|s| weft_scheduler::jobs::StageStatus {
+                stage: s.id,
+                parents: s.parents.clone(),
+                steps: vec!["wordcount@0/split_words".into()],
+                tasks_total: s.tasks,
+                ..Default::default()
+            })
+            .collect();
+        let status = JobStatus {
+            job_id: id.clone(),
+            tenant: "default".into(),
+            name: "wc".into(),
+            state: JobState::Running,
+            error: None,
+            output: dir.path().join("out").to_string_lossy().into_owned(),
+            submitted_ms: 1,
+            started_ms: Some(2),
+            finished_ms: None,
+            stages,
+            usage: Default::default(),
+            waiting: None,
+        };
+        store
+            .put(&weft_scheduler::jobs::JobRecord {
+                status,
+                submission,
+                staging: None,
+            })
+            .unwrap();
+        store.flush().unwrap();
+        id
+    };
+    let scheduler = Scheduler::new(
+        registry,
+        Arc::new(SledJobStore::open(&jobs).unwrap()),
+        SchedulerConfig {
+            resume: true,
+            ..SchedulerConfig::default()
+        },
+    )
+    .unwrap();
+    let status = scheduler.status(&Tenant::default(), &id).unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.unwrap();
+    assert!(
+        error.contains("could not pick the job up") && error.contains("now resolve to wordcount@"),
+        "{error}"
+    );
+}
