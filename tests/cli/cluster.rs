@@ -7,9 +7,9 @@
 //! [`Cluster`] stops and reaps every process, panicking test or not.
 
 use std::collections::BTreeSet;
-use std::fs::File;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use weft_testkit::process::Process;
 
 use crate::{
     NO_ROOM_FOR_THE_POOL_KIB, Run, assert_same_counts, counts_of, max_volumes, part_files, path,
-    read_output, under_address_space, word_counts,
+    read_output, run_client, under_address_space, word_counts,
 };
 
 /// How long a process may take to say it is listening. Generous: a debug build on a loaded
@@ -491,40 +491,6 @@ impl Drop for Cluster {
             self.print_logs();
         }
     }
-}
-
-/// Runs a client `command` to its end, its stdout and stderr into `{base}.stdout` and
-/// `{base}.stderr` (files rather than pipes, so that waiting can time out without a reader thread
-/// per stream), and returns what it printed; kills it and panics, with its output, past `deadline`.
-pub(crate) fn run_client(mut command: Command, base: &Path, deadline: Duration) -> Run {
-    let [stdout_path, stderr_path] = ["stdout", "stderr"].map(|ext| base.with_extension(ext));
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path).unwrap())
-        .stderr(File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{command:?} did not finish within {deadline:?}; it printed:\n{}\n{}",
-                String::from_utf8_lossy(&std::fs::read(&stdout_path).unwrap_or_default()),
-                String::from_utf8_lossy(&std::fs::read(&stderr_path).unwrap_or_default()),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run(std::process::Output {
-        status,
-        stdout: std::fs::read(&stdout_path).unwrap(),
-        stderr: std::fs::read(&stderr_path).unwrap(),
-    })
 }
 
 /// Polls `probe` every 100 ms until it returns `Ok`, and panics with `what` and the last `Err`
@@ -1190,14 +1156,22 @@ fn logs_show_guest_stderr_of_a_failed_task() {
     let _ = run.json();
 }
 
+/// How long `nap/nap` naps per batch.
+pub(crate) const NAP_NANOS: u64 = 1_500_000_000;
+
 /// Two workers, and the modules of the tests that stop a worker mid-job: `nap/nap`, a map that
-/// naps 1.5 s per batch (so its tasks are running when the worker goes), and `wordcount`.
-pub(crate) fn nap_cluster() -> Cluster {
+/// naps [`NAP_NANOS`] per batch (so its tasks are running when the worker goes), and `wordcount`.
+fn nap_cluster() -> Cluster {
+    nap_cluster_of(2)
+}
+
+/// [`nap_cluster`] with `workers` workers.
+pub(crate) fn nap_cluster_of(workers: usize) -> Cluster {
     use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
-    let cluster = Cluster::start(2);
+    let cluster = Cluster::start(workers);
     let nap = cluster.write(
         "nap.wasm",
-        guest(WASI_IMPORTS, &napping_map("nap", 1_500_000_000)),
+        guest(WASI_IMPORTS, &napping_map("nap", NAP_NANOS)),
     );
     cluster.register("nap", path(&nap));
     cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);

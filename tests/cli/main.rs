@@ -16,8 +16,11 @@ mod tenants;
 mod tls;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub use weft_testkit::output::{assert_same_map, counts_of, part_files, read_output};
 pub use weft_testkit::reference::{max_volumes, word_counts};
@@ -26,6 +29,10 @@ pub use weft_testkit::reference::{max_volumes, word_counts};
 #[derive(Debug)]
 pub struct Weft {
     home: tempfile::TempDir,
+    /// Where [`Weft::run`] keeps what commands print (apart from `home`, which tests list), and
+    /// the number of the next.
+    outputs: tempfile::TempDir,
+    runs: AtomicUsize,
 }
 
 impl Default for Weft {
@@ -38,6 +45,8 @@ impl Weft {
     pub fn new() -> Weft {
         Weft {
             home: tempfile::tempdir().unwrap(),
+            outputs: tempfile::tempdir().unwrap(),
+            runs: AtomicUsize::new(0),
         }
     }
 
@@ -67,9 +76,18 @@ impl Weft {
         cmd
     }
 
-    /// Runs `weft ARGS` and returns its output, whatever the exit status.
+    /// Runs `weft ARGS` and returns its output, whatever the exit status; panics, with what it
+    /// printed, if it has not ended within [`RUN_DEADLINE`] (a hung `weft` fails its test rather
+    /// than holding the whole test binary).
     pub fn run(&self, args: &[&str]) -> Run {
-        Run(self.command().args(args).output().unwrap())
+        let n = self.runs.fetch_add(1, Ordering::Relaxed);
+        let mut command = self.command();
+        command.args(args);
+        run_client(
+            command,
+            &self.outputs.path().join(n.to_string()),
+            RUN_DEADLINE,
+        )
     }
 
     /// Runs `weft ARGS` and expects success.
@@ -82,6 +100,43 @@ impl Weft {
         );
         run
     }
+}
+
+/// The longest a `weft` command of a test may run.
+const RUN_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs a client `command` to its end, its stdout and stderr into `{base}.stdout` and
+/// `{base}.stderr` (files rather than pipes, so that waiting can time out without a reader thread
+/// per stream), and returns what it printed; kills it and panics, with its output, past `deadline`.
+pub(crate) fn run_client(mut command: Command, base: &Path, deadline: Duration) -> Run {
+    let [stdout_path, stderr_path] = ["stdout", "stderr"].map(|ext| base.with_extension(ext));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).unwrap())
+        .stderr(File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{command:?} did not finish within {deadline:?}; it printed:\n{}\n{}",
+                String::from_utf8_lossy(&std::fs::read(&stdout_path).unwrap_or_default()),
+                String::from_utf8_lossy(&std::fs::read(&stderr_path).unwrap_or_default()),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run(Output {
+        status,
+        stdout: std::fs::read(&stdout_path).unwrap(),
+        stderr: std::fs::read(&stderr_path).unwrap(),
+    })
 }
 
 /// Address space, in KiB, too small for an engine's instance pool (it reserves 4 GiB per instance)

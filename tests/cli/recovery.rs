@@ -20,16 +20,13 @@ use weft_testkit::process::Process;
 use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
 
 use crate::cluster::{
-    Cluster, HEARTBEAT_DEADLINE, START_DEADLINE, Worker, all_idle, entries, run_client, stages,
-    textkit_job, wait_until,
+    Cluster, HEARTBEAT_DEADLINE, NAP_NANOS, START_DEADLINE, Worker, all_idle, entries,
+    nap_cluster_of, stages, textkit_job, wait_until,
 };
-use crate::{Run, assert_same_counts, counts_of, path, read_output, word_counts};
+use crate::{Run, assert_same_counts, counts_of, path, read_output, run_client, word_counts};
 
 /// How long a whole job may take here before a test gives up on it.
 const JOB_DEADLINE: Duration = Duration::from_secs(120);
-
-/// How long the napping map of these tests naps per batch (one batch per task here).
-const NAP_NANOS: u64 = 1_500_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // Job status helpers
@@ -183,19 +180,6 @@ fn word_lines(lines: usize, seed: u64) -> String {
         text.push('\n');
     }
     text
-}
-
-/// A cluster of `workers` workers with `nap/nap` (a map napping [`NAP_NANOS`] per batch, then
-/// passing its input through) and `wordcount` registered.
-fn nap_cluster_of(workers: usize) -> Cluster {
-    let cluster = Cluster::start(workers);
-    let nap = cluster.write(
-        "nap.wasm",
-        guest(WASI_IMPORTS, &napping_map("nap", NAP_NANOS)),
-    );
-    cluster.register("nap", path(&nap));
-    cluster.register("wordcount", weft_examples::WORDCOUNT_RUST);
-    cluster
 }
 
 /// The job file of a word count over `input` (lines of `line_len` bytes, one map task each) whose

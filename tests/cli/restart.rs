@@ -14,7 +14,7 @@ use serde_json::Value;
 use weft_testkit::wat::{WASI_IMPORTS, guest, napping_map};
 
 use crate::cluster::{
-    Cluster, START_DEADLINE, assert_numbers, ends_with_outcome, nap_cluster, stages, wait_until,
+    Cluster, START_DEADLINE, assert_numbers, ends_with_outcome, nap_cluster_of, stages, wait_until,
 };
 use crate::{path, read_output};
 
@@ -74,8 +74,7 @@ fn finish(mut child: Child, id: &str, dir: &Path) -> (Option<i32>, String) {
 
 #[test]
 fn a_scheduler_killed_mid_job_and_restarted_picks_its_jobs_up() {
-    let mut cluster = nap_cluster();
-    cluster.add_worker();
+    let mut cluster = nap_cluster_of(3);
     // A map that naps 3 s: long enough a wave that the crash lands in it on a loaded machine.
     let slow = cluster.write(
         "slow.wasm",
