@@ -108,6 +108,23 @@ fn wait_for_end(cluster: &Cluster, id: &str) -> Value {
     })
 }
 
+/// Asserts that a word count over `text` succeeded exactly: its output holds `text`'s word counts,
+/// its counters add up ([`assert_consistent_counts`]) and every task succeeded
+/// ([`assert_every_task_succeeded`]).
+fn assert_exact_wordcount(
+    status: &Value,
+    out: &Path,
+    text: &str,
+    tasks: [u64; 2],
+    exactly_once: bool,
+) {
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    let want = word_counts(text.as_bytes());
+    assert_same_counts(&counts_of(read_output(out)), &want);
+    assert_consistent_counts(status, tasks, want.len());
+    assert_every_task_succeeded(status, tasks, exactly_once);
+}
+
 fn stage_u64(status: &Value, stage: usize, field: &str) -> u64 {
     stages(status)[stage][field]
         .as_u64()
@@ -308,11 +325,7 @@ fn two_workers_killed_one_after_the_other_and_the_job_is_exact() {
     let second = cluster.kill_worker(1);
     let survivor = cluster.workers()[2].clone();
     let status = wait_for_end(&cluster, &id);
-    assert_eq!(status["state"], "succeeded", "{status:#}");
-    let want = word_counts(text.as_bytes());
-    assert_same_counts(&counts_of(read_output(&out)), &want);
-    assert_consistent_counts(&status, [6, 8], want.len());
-    assert_every_task_succeeded(&status, [6, 8], false);
+    assert_exact_wordcount(&status, &out, &text, [6, 8], false);
 
     let attempts = attempts_of(&status);
     // The first worker's two map attempts were lost with it, and ran again elsewhere.
@@ -389,11 +402,7 @@ fn killing_the_holder_of_finished_map_output_mid_reduce_reruns_only_its_map_task
     let victim = cluster.kill_worker(worker_index(&cluster, victim_id));
 
     let status = wait_for_end(&cluster, &id);
-    assert_eq!(status["state"], "succeeded", "{status:#}");
-    let want = word_counts(text.as_bytes());
-    assert_same_counts(&counts_of(read_output(&out)), &want);
-    assert_consistent_counts(&status, [6, 8], want.len());
-    assert_every_task_succeeded(&status, [6, 8], false);
+    assert_exact_wordcount(&status, &out, &text, [6, 8], false);
 
     // Only the map tasks whose output was on the dead worker ran again, each as a new attempt
     // elsewhere; the others kept their one attempt.
@@ -1078,11 +1087,7 @@ fn a_worker_cut_off_the_network_is_lost_the_job_is_exact_and_it_rejoins() {
     lab.link(0, true);
     eprintln!("the link was down {:.2} s", cut_at.elapsed().as_secs_f64());
     let status = lab.wait_for_end(&id);
-    assert_eq!(status["state"], "succeeded", "{status:#}");
-    let want = word_counts(text.as_bytes());
-    assert_same_counts(&counts_of(read_output(&out)), &want);
-    assert_consistent_counts(&status, [6, 6], want.len());
-    assert_every_task_succeeded(&status, [6, 6], true);
+    assert_exact_wordcount(&status, &out, &text, [6, 6], true);
     let by = by_task(&attempts_of(&status));
     for a in &lost {
         // The attempt given up stays failed; the task's kept attempt is a later one.
@@ -1130,7 +1135,10 @@ fn a_worker_cut_off_the_network_is_lost_the_job_is_exact_and_it_rejoins() {
     let id2 = run.stdout().trim().to_owned();
     let status = lab.wait_for_end(&id2);
     assert_eq!(status["state"], "succeeded", "{status:#}");
-    assert_same_counts(&counts_of(read_output(&out2)), &want);
+    assert_same_counts(
+        &counts_of(read_output(&out2)),
+        &word_counts(text.as_bytes()),
+    );
     let workers_used: std::collections::BTreeSet<String> =
         attempts_of(&status).into_iter().map(|a| a.worker).collect();
     assert_eq!(workers_used.len(), 3, "{status:#}");

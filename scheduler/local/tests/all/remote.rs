@@ -14,7 +14,7 @@ use weft_scheduler::Tenant;
 use weft_scheduler::client::{ClientError, JobsClient};
 use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
 use weft_scheduler::job::Submission;
-use weft_scheduler::jobs::{JobState, JobStatus, JobStore, SledJobStore};
+use weft_scheduler::jobs::{JobState, JobStatus, JobStore, SledJobStore, StageStatus};
 use weft_scheduler::service::SchedulerHandle;
 use weft_testkit::output::{counts_of, read_output};
 use weft_testkit::reference::word_counts;
@@ -481,9 +481,9 @@ async fn a_worker_of_another_protocol_version_is_refused_clearly() {
     h.shutdown().await;
 }
 
-/// Stores, in the job store at `jobs`, a job that was running when its scheduler stopped (with an
-/// empty submission); returns its id.
-fn store_running_job(jobs: &Path) -> String {
+/// Stores, in the job store at `jobs`, a job of `submission` and `stages` that was running when
+/// its scheduler stopped; returns its id.
+fn store_running_job(jobs: &Path, submission: Submission, stages: Vec<StageStatus>) -> String {
     let store = SledJobStore::open(jobs).unwrap();
     let id = store.new_job_id("wc").unwrap();
     let status = JobStatus {
@@ -496,14 +496,14 @@ fn store_running_job(jobs: &Path) -> String {
         submitted_ms: 1,
         started_ms: Some(2),
         finished_ms: None,
-        stages: vec![],
+        stages,
         usage: Default::default(),
         waiting: None,
     };
     store
         .put(&weft_scheduler::jobs::JobRecord {
             status,
-            submission: Default::default(),
+            submission,
             staging: None,
         })
         .unwrap();
@@ -516,7 +516,7 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("jobs");
     let registry = registry(dir.path());
-    let running_id = store_running_job(&jobs);
+    let running_id = store_running_job(&jobs, Submission::default(), vec![]);
     let scheduler = Scheduler::new(
         registry,
         Arc::new(SledJobStore::open(&jobs).unwrap()),
@@ -535,7 +535,7 @@ async fn a_scheduler_that_cannot_pick_a_job_up_marks_it_failed_saying_why() {
     let jobs = dir.path().join("jobs");
     let registry = registry(dir.path());
     // Its job file is not in the record: it cannot be planned again.
-    let id = store_running_job(&jobs);
+    let id = store_running_job(&jobs, Submission::default(), vec![]);
     let scheduler = Scheduler::new(
         registry,
         Arc::new(SledJobStore::open(&jobs).unwrap()),
@@ -570,46 +570,20 @@ async fn a_job_whose_modules_changed_while_the_scheduler_was_down_is_not_picked_
     .unwrap();
     let submission = Submission::from_file(&job_file, None, None, false).unwrap();
     let plan = weft_scheduler::job::prepare(&registry, &Tenant::default(), &submission).unwrap();
-    let id = {
-        let store = SledJobStore::open(&jobs).unwrap();
-        let id = store.new_job_id("wc").unwrap();
-        // Recorded when the job ran: the same stages and tasks, but another version of the
-        // module than the registry resolves now.
-        let stages = plan
-            .stages
-            .iter()
-            .map(|s| weft_scheduler::jobs::StageStatus {
-                stage: s.id,
-                parents: s.parents.clone(),
-                steps: vec!["wordcount@0/split_words".into()],
-                tasks_total: s.tasks,
-                ..Default::default()
-            })
-            .collect();
-        let status = JobStatus {
-            job_id: id.clone(),
-            tenant: "default".into(),
-            name: "wc".into(),
-            state: JobState::Running,
-            error: None,
-            output: dir.path().join("out").to_string_lossy().into_owned(),
-            submitted_ms: 1,
-            started_ms: Some(2),
-            finished_ms: None,
-            stages,
-            usage: Default::default(),
-            waiting: None,
-        };
-        store
-            .put(&weft_scheduler::jobs::JobRecord {
-                status,
-                submission,
-                staging: None,
-            })
-            .unwrap();
-        store.flush().unwrap();
-        id
-    };
+    // Recorded when the job ran: the same stages and tasks, but another version of the module
+    // than the registry resolves now.
+    let stages = plan
+        .stages
+        .iter()
+        .map(|s| StageStatus {
+            stage: s.id,
+            parents: s.parents.clone(),
+            steps: vec!["wordcount@0/split_words".into()],
+            tasks_total: s.tasks,
+            ..Default::default()
+        })
+        .collect();
+    let id = store_running_job(&jobs, submission, stages);
     let scheduler = Scheduler::new(
         registry,
         Arc::new(SledJobStore::open(&jobs).unwrap()),
