@@ -292,6 +292,19 @@ impl Cluster {
         )
     }
 
+    /// `job watch ID` to the job's end, expecting it to succeed (exit 0); what it printed.
+    pub fn watch_to_success(&self, id: &str) -> Run {
+        let watch = self.client(&["job", "watch", id]);
+        assert_eq!(
+            watch.code(),
+            Some(0),
+            "{}\n{}",
+            watch.stdout(),
+            watch.stderr()
+        );
+        watch
+    }
+
     /// Runs a client command and expects success.
     pub fn ok(&self, args: &[&str]) -> Run {
         let run = self.client(args);
@@ -944,14 +957,7 @@ fn under_an_address_space_limit_the_servers_say_they_run_without_the_pool_and_jo
     cluster.write("in.txt", &corpus);
     let job = cluster.write("wordcount.toml", wordcount_job(128 << 10, 2));
     let id = cluster.submit(&job, &["--input", "in.txt", "--output", "limited-out"]);
-    let watch = cluster.client(&["job", "watch", &id]);
-    assert_eq!(
-        watch.code(),
-        Some(0),
-        "{}\n{}",
-        watch.stdout(),
-        watch.stderr()
-    );
+    cluster.watch_to_success(&id);
     assert_same_counts(
         &counts_of(read_output(&cluster.path("limited-out"))),
         &word_counts(&corpus),
@@ -1234,14 +1240,7 @@ fn a_worker_killed_mid_job_loses_its_tasks_to_the_live_one_and_the_job_is_exact(
     let id = cluster.submit(&job, &[]);
     wait_for_four_running(&cluster, &id);
     let dead = cluster.kill_worker(0);
-    let watch = cluster.client(&["job", "watch", &id]);
-    assert_eq!(
-        watch.code(),
-        Some(0),
-        "{}\n{}",
-        watch.stdout(),
-        watch.stderr()
-    );
+    cluster.watch_to_success(&id);
     // Every line once, though two of the tasks ran twice.
     let mut got: Vec<Vec<u8>> = read_output(&out).into_values().collect();
     got.sort();
@@ -1304,14 +1303,7 @@ fn a_draining_worker_finishes_its_tasks_serves_its_blocks_then_exits_0() {
     let id = cluster.submit(&job, &[]);
     wait_for_four_running(&cluster, &id);
     let draining = cluster.terminate_worker(0);
-    let watch = cluster.client(&["job", "watch", &id]);
-    assert_eq!(
-        watch.code(),
-        Some(0),
-        "{}\n{}",
-        watch.stdout(),
-        watch.stderr()
-    );
+    cluster.watch_to_success(&id);
     assert_numbers(&out);
     // No work was lost: the draining worker finished its two tasks, and no reduce task went to it;
     // the reduce read its blocks from it.
@@ -1343,14 +1335,7 @@ fn a_stopped_worker_is_lost_then_comes_back_clean() {
     // Frozen (SIGSTOP), it stops heartbeating: after the worker timeout it is lost, and its
     // tasks run again on the other worker. The answer is exact.
     let frozen = cluster.signal_worker(0, "STOP");
-    let watch = cluster.client(&["job", "watch", &id]);
-    assert_eq!(
-        watch.code(),
-        Some(0),
-        "{}\n{}",
-        watch.stdout(),
-        watch.stderr()
-    );
+    cluster.watch_to_success(&id);
     assert_numbers(&out);
     let status = cluster.status(&id);
     let lost: Vec<&Value> = status["tasks"]
@@ -1377,14 +1362,7 @@ fn a_stopped_worker_is_lost_then_comes_back_clean() {
     );
     let (file, out) = nap_then_sum_job(&cluster, "thawed");
     let id = cluster.submit(&file, &[]);
-    let watch = cluster.client(&["job", "watch", &id]);
-    assert_eq!(
-        watch.code(),
-        Some(0),
-        "{}\n{}",
-        watch.stdout(),
-        watch.stderr()
-    );
+    cluster.watch_to_success(&id);
     assert_numbers(&out);
     let status = cluster.status(&id);
     assert_eq!(stages(&status)[0]["tasks_failed"], 0, "{status:#}");

@@ -134,6 +134,9 @@ pub struct ControlState {
     next_worker: AtomicU32,
     /// Numbers registrations ([`WorkerEntry::registration`]).
     registrations: AtomicU64,
+    /// Workers dropped so far (lost, reaped, replaced by a restarted process): a runner looks for
+    /// output gone with them only when it changed.
+    losses: AtomicU64,
     heartbeat_interval: Duration,
     worker_timeout: Duration,
 }
@@ -147,6 +150,7 @@ impl ControlState {
             changed: Notify::new(),
             next_worker: AtomicU32::new(1),
             registrations: AtomicU64::new(1),
+            losses: AtomicU64::new(0),
             heartbeat_interval,
             worker_timeout,
         }
@@ -184,6 +188,11 @@ impl ControlState {
             .filter(|w| !known.contains(&w.id))
             .map(|w| (w.id.clone(), w.conn.clone()))
             .collect()
+    }
+
+    /// How many workers were dropped so far: changes whenever shuffle output may have been lost.
+    pub fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
     }
 
     /// The ids of the registered workers.
@@ -334,16 +343,20 @@ impl ControlState {
         let Some(worker) = inner.workers.remove(id) else {
             return false;
         };
+        self.losses.fetch_add(1, Ordering::Relaxed);
         fail_all(&inner, &worker, why);
         drop(inner);
         self.changed.notify_waiters();
         true
     }
 
-    /// The registration of worker `id` as it is now, to tie its session to; `None` if it is not
-    /// registered.
-    pub fn registration(&self, id: &str) -> Option<u64> {
-        self.lock().workers.get(id).map(|w| w.registration)
+    /// The registration of worker `id` as it is now, to tie its session to, and its address;
+    /// `None` if it is not registered.
+    pub fn registration(&self, id: &str) -> Option<(u64, String)> {
+        self.lock()
+            .workers
+            .get(id)
+            .map(|w| (w.registration, w.address.clone()))
     }
 
     /// Drops worker `id` as lost, for `why`, if it is still the registration `registration` (a
@@ -374,6 +387,7 @@ impl ControlState {
             .collect();
         for id in &dead {
             if let Some(w) = inner.workers.remove(id) {
+                self.losses.fetch_add(1, Ordering::Relaxed);
                 let why = format!(
                     "worker {} at {} was lost: no heartbeat for {} s",
                     w.id,
@@ -408,6 +422,7 @@ impl ControlState {
                 .collect();
             for old in stale {
                 if let Some(w) = inner.workers.remove(&old) {
+                    self.losses.fetch_add(1, Ordering::Relaxed);
                     let why = format!("worker {} at {} restarted", w.id, w.address);
                     fail_all(&inner, &w, &why);
                 }

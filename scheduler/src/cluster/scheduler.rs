@@ -152,6 +152,20 @@ fn check_roots(roots: &DataRoots, plan: &Plan, submission: &Submission) -> Resul
     Ok(())
 }
 
+/// Why a restarted scheduler could not pick a job up (it is marked failed, saying so).
+#[derive(Debug, thiserror::Error)]
+enum PickUpError {
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job no longer plans to what ran: its input or its modules changed.
+    #[error("{0}")]
+    Changed(String),
+}
+
 /// Why a job could not be looked up or acted on.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -244,11 +258,9 @@ impl Scheduler {
     /// Starts the run of a job an earlier scheduler process accepted and did not finish: planned
     /// again from its submission (refused if its input no longer plans to the same tasks), with
     /// what that process recorded of its tasks.
-    fn pick_up(&self, mut record: JobRecord) -> Result<(), SubmitError> {
-        let tenant = Tenant::new(&record.status.tenant).map_err(|e| SubmitError::Unreadable {
-            field: "tenant".into(),
-            detail: e.to_string(),
-        })?;
+    fn pick_up(&self, mut record: JobRecord) -> Result<(), PickUpError> {
+        let tenant = Tenant::new(&record.status.tenant)
+            .map_err(|e| PickUpError::Changed(format!("its tenant: {e}")))?;
         let plan = job::prepare(&self.registry, &tenant, &record.submission)?;
         let status = &record.status;
         let same_tasks = plan.stages.len() == status.stages.len()
@@ -268,10 +280,10 @@ impl Scheduler {
                         && (was.bytes_total == 0 || bytes.is_none_or(|b| b == was.bytes_total))
                 });
         if !same_tasks {
-            return Err(SubmitError::Unreadable {
-                field: record.submission.input_field(),
-                detail: "the job's input changed while the scheduler was down".into(),
-            });
+            return Err(PickUpError::Changed(format!(
+                "{}: the job's input changed while the scheduler was down",
+                record.submission.input_field()
+            )));
         }
         // The same modules, too: a module registered again since (a step naming no version now
         // resolves to the new one) must not mix its output with the old one's.
@@ -282,15 +294,13 @@ impl Scheduler {
             .zip(&status.stages)
             .find(|(now, was)| now.steps != was.steps)
         {
-            return Err(SubmitError::Unreadable {
-                field: record.submission.job_file.clone(),
-                detail: format!(
-                    "stage {}'s steps now resolve to {} (they were {})",
-                    was.stage,
-                    now.steps.join(", "),
-                    was.steps.join(", ")
-                ),
-            });
+            return Err(PickUpError::Changed(format!(
+                "{}: stage {}'s steps now resolve to {} (they were {})",
+                record.submission.job_file,
+                was.stage,
+                now.steps.join(", "),
+                was.steps.join(", ")
+            )));
         }
         let limits = self.limits_of(&tenant, &plan, &record.submission)?;
         let roots = self.roots_of(&tenant);

@@ -109,6 +109,8 @@ struct StageRun {
     /// The first attempt of each task this run was given, by partition: what a task whose output
     /// was lost runs again from.
     specs: HashMap<u32, TaskSpec>,
+    /// [`ControlState::losses`] when this run last looked for lost output.
+    seen_losses: u64,
     /// Since when tasks have waited with none running and no worker able to take them.
     stranded: Option<Instant>,
     /// Attempts of each task lost to the infrastructure, and failed by the user's code, so far.
@@ -142,6 +144,7 @@ impl StageRun {
             total: specs.len(),
             done: 0,
             specs: specs.iter().map(|s| (s.id.partition, s.clone())).collect(),
+            seen_losses: job.control.losses(),
             pending: specs.into_iter().map(|s| (s, Instant::now())).collect(),
             running: HashMap::new(),
             stranded: None,
@@ -186,9 +189,12 @@ impl StageRun {
         let gone = |o: &Output, live: &HashSet<String>| {
             o.result.blocks.iter().any(|b| !live.contains(&b.worker_id))
         };
-        if self.done == 0 {
+        // Looked at only when a worker was dropped since the last look, not at every turn.
+        let losses = self.control.losses();
+        if losses == self.seen_losses {
             return;
         }
+        self.seen_losses = losses;
         let live = self.control.live_workers();
         for (partition, spec) in &self.specs {
             let slot = &mut results[*partition as usize];
@@ -259,7 +265,6 @@ impl StageRun {
                     let tries = self.lost_attempts.entry(spec.id.partition).or_default();
                     *tries += 1;
                     if *tries >= MAX_INFRA_ATTEMPTS {
-                        self.pending.extend(waiting);
                         self.stop(job, outcomes).await;
                         return Err(JobError::Cluster(why));
                     }

@@ -1346,7 +1346,7 @@ fn copy_tree(from: &Path, to: &Path) {
 #[test]
 fn a_session_of_an_earlier_registration_ending_loses_nobody() {
     let cluster = Cluster::new(&[1]);
-    let first = cluster.control.registration("w1").unwrap();
+    let first = cluster.control.registration("w1").unwrap().0;
     // w1 is lost (frozen past its timeout), then registers again under its id.
     assert!(cluster.control.lose("w1", "silent"));
     let again = cluster.control.register(
@@ -1361,7 +1361,7 @@ fn a_session_of_an_earlier_registration_ending_loses_nobody() {
         cluster.workers["fake://0"].clone(),
     );
     assert_eq!(again.worker_id, "w1");
-    let second = cluster.control.registration("w1").unwrap();
+    let second = cluster.control.registration("w1").unwrap().0;
     assert_ne!(first, second);
     // Its old session ends (the connection of before its freeze closes): w1 stays.
     assert!(

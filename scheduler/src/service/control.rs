@@ -86,7 +86,7 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
         request: Request<pb::SessionRequest>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let id = request.into_inner().worker_id;
-        let registration = self.control.registration(&id).ok_or_else(|| {
+        let (registration, address) = self.control.registration(&id).ok_or_else(|| {
             Status::not_found(format!("no worker {id} is registered; register first"))
         })?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -98,12 +98,6 @@ impl pb::scheduler_control_server::SchedulerControl for ControlService {
                 // Dropping `tx` ends the stream, so the server's graceful stop can complete.
                 _ = stopping.wait_for(|stop| *stop) => return,
             }
-            let address = control
-                .workers()
-                .into_iter()
-                .find(|w| w.id == id)
-                .map(|w| w.address)
-                .unwrap_or_default();
             let why = format!(
                 "worker {id} at {address} was lost: its connection to the scheduler closed (its \
                  process ended?)"

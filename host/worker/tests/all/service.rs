@@ -580,3 +580,36 @@ async fn check_paths_says_which_paths_the_worker_can_read() {
     assert!(errors[2].contains("No such file"), "{}", errors[2]);
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_of_an_attempt_still_running_here_is_refused() {
+    let scheduler = scheduler().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = WorkerConfig {
+        slots: 3,
+        ..WorkerConfig::default()
+    };
+    let worker = worker(&scheduler, dir.path(), config).await;
+    let (_, textkit) = textkit();
+    let spec = burn_task(dir.path(), "twice", &textkit);
+    launch(&worker, &spec).await;
+    // The same attempt again (a restarted scheduler giving an unrecorded attempt's number anew):
+    // refused though slots are free, so two never share an id, files or a report.
+    let reply = client(&worker)
+        .await
+        .launch_task(pb::TaskDefinition::from(&spec))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!reply.accepted);
+    assert!(
+        reply.reason.contains("is still running here"),
+        "{}",
+        reply.reason
+    );
+    // Another attempt of the same task is another id: it runs.
+    let mut next = spec.clone();
+    next.id.attempt += 1;
+    launch(&worker, &next).await;
+    worker.shutdown().await;
+}

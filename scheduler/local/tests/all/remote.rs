@@ -529,6 +529,23 @@ async fn a_restarted_scheduler_keeps_its_jobs_and_marks_interrupted_ones_failed(
     assert!(status.finished_ms.is_some());
 }
 
+/// Starts a scheduler that picks jobs up on the store at `jobs`, expects job `id` failed, and
+/// returns why.
+fn failed_at_pick_up(registry: Arc<weft_scheduler::Registry>, jobs: &Path, id: &str) -> String {
+    let scheduler = Scheduler::new(
+        registry,
+        Arc::new(SledJobStore::open(jobs).unwrap()),
+        SchedulerConfig {
+            resume: true,
+            ..SchedulerConfig::default()
+        },
+    )
+    .unwrap();
+    let status = scheduler.status(&Tenant::default(), id).unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    status.error.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduler_that_cannot_pick_a_job_up_marks_it_failed_saying_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -536,18 +553,7 @@ async fn a_scheduler_that_cannot_pick_a_job_up_marks_it_failed_saying_why() {
     let registry = registry(dir.path());
     // Its job file is not in the record: it cannot be planned again.
     let id = store_running_job(&jobs, Submission::default(), vec![]);
-    let scheduler = Scheduler::new(
-        registry,
-        Arc::new(SledJobStore::open(&jobs).unwrap()),
-        SchedulerConfig {
-            resume: true,
-            ..SchedulerConfig::default()
-        },
-    )
-    .unwrap();
-    let status = scheduler.status(&Tenant::default(), &id).unwrap();
-    assert_eq!(status.state, JobState::Failed);
-    let error = status.error.unwrap();
+    let error = failed_at_pick_up(registry, &jobs, &id);
     assert!(
         error.contains("restarted and could not pick the job up"),
         "{error}"
@@ -584,18 +590,7 @@ async fn a_job_whose_modules_changed_while_the_scheduler_was_down_is_not_picked_
         })
         .collect();
     let id = store_running_job(&jobs, submission, stages);
-    let scheduler = Scheduler::new(
-        registry,
-        Arc::new(SledJobStore::open(&jobs).unwrap()),
-        SchedulerConfig {
-            resume: true,
-            ..SchedulerConfig::default()
-        },
-    )
-    .unwrap();
-    let status = scheduler.status(&Tenant::default(), &id).unwrap();
-    assert_eq!(status.state, JobState::Failed);
-    let error = status.error.unwrap();
+    let error = failed_at_pick_up(registry, &jobs, &id);
     assert!(
         error.contains("could not pick the job up") && error.contains("now resolve to wordcount@"),
         "{error}"
