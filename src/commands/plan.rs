@@ -11,11 +11,13 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use weft_scheduler::Tenant;
+use weft_scheduler::client::JobsClient;
 use weft_scheduler::job::{
-    self, InputFormat, Plan, ResolvedStep, Stage, StageInput, StageOutput, Submission,
+    self, AutoSplit, InputFormat, Plan, ResolvedStep, SplitSource, Stage, StageInput, StageOutput,
+    Submission,
 };
 
-use super::{cluster_registry, print_json, read_registry};
+use super::{client_link, cluster_registry, cpus, print_json, read_registry, runtime};
 use crate::Globals;
 
 /// The job file and the command-line overrides of its paths, shared by `weft plan` and `weft run`.
@@ -54,6 +56,12 @@ impl JobArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     pub job: JobArgs,
+
+    /// Plan for N task slots: the split size of a job file that sets none is chosen for them,
+    /// and splits that would leave slots idle are warned of. Default: with --scheduler, the
+    /// slots of the cluster's workers; else this machine's CPUs, as `weft run` uses.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub slots: Option<u32>,
 }
 
 pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
@@ -65,12 +73,48 @@ pub fn run(globals: &Globals, args: PlanArgs) -> Result<()> {
         Some(url) => cluster_registry(globals, url, &tenant)?,
         None => read_registry(globals)?,
     };
-    let plan = job::prepare(&registry, &tenant, &submission)?;
+    let slots = match (args.slots, &globals.scheduler) {
+        (Some(slots), _) => slots,
+        (None, Some(url)) => cluster_slots(globals, url),
+        // `weft run` runs one single-slot worker per CPU.
+        (None, None) => u32::try_from(cpus()).unwrap_or(u32::MAX),
+    };
+    let plan = job::prepare(&registry, &tenant, &submission, AutoSplit::Slots(slots))?;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
     if globals.json {
         print_json(&PlanJson::from(&plan))
     } else {
         outln!("{plan}")?;
         Ok(())
+    }
+}
+
+/// The task slots of the workers registered with the scheduler at `url`, as it counts them when
+/// a job is submitted (1 when there are none). Listing workers is for operators: another client
+/// is told so and planned for this machine's CPUs.
+fn cluster_slots(globals: &Globals, url: &str) -> u32 {
+    let listed = runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            let link = client_link(globals)?;
+            let mut client = JobsClient::connect_with(url, Tenant::default(), &link).await?;
+            anyhow::Ok(client.workers().await?)
+        })
+    });
+    match listed {
+        Ok(workers) => workers
+            .iter()
+            .fold(0u32, |n, w| n.saturating_add(w.slots))
+            .max(1),
+        Err(e) => {
+            let cpus = u32::try_from(cpus()).unwrap_or(u32::MAX);
+            eprintln!(
+                "note: cannot count the task slots of the cluster at {url} ({}); planning for                  {cpus}, this machine's CPUs (--slots N sets them)",
+                format!("{e:#}")
+            );
+            cpus
+        }
     }
 }
 
@@ -82,6 +126,8 @@ struct PlanJson<'a> {
     job: &'a str,
     input: InputJson<'a>,
     stages: Vec<StageJson<'a>>,
+    /// What `weft plan` warns of on stderr, as the same sentences.
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,7 +135,12 @@ struct InputJson<'a> {
     path: &'a Path,
     #[serde(flatten)]
     format: FormatJson,
+    /// Bytes per split, as planned.
     split_size: u64,
+    /// `job_file`, or `automatic` (then `slots` says for how many task slots).
+    split_size_from: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -202,9 +253,18 @@ impl<'a> From<&'a Plan> for PlanJson<'a> {
             input: InputJson {
                 path: &plan.input.path,
                 format: plan.input.format.into(),
-                split_size: plan.input.split_size,
+                split_size: plan.split_size,
+                split_size_from: match plan.split_source {
+                    SplitSource::JobFile => "job_file",
+                    SplitSource::Slots(_) | SplitSource::Kept => "automatic",
+                },
+                slots: match plan.split_source {
+                    SplitSource::Slots(slots) => Some(slots),
+                    SplitSource::JobFile | SplitSource::Kept => None,
+                },
             },
             stages: plan.stages.iter().map(StageJson::from).collect(),
+            warnings: plan.warnings.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -122,6 +122,8 @@ pub fn run(globals: &Globals, args: SchedulerArgs) -> Result<()> {
             job_caps: access.job_caps(),
             max_attempts: args.max_attempts,
             speculation: args.speculation,
+            // Automatic splits are sized for the workers registered when a job is submitted.
+            split_slots: None,
             // Jobs a killed scheduler ran go on where they were.
             resume: true,
         };

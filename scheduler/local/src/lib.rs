@@ -149,17 +149,19 @@ impl LocalCluster {
             (None, Some(dir)) => Arc::new(SledJobStore::open(dir)?),
             (None, None) => Arc::new(MemoryJobStore::new()),
         };
+        let tasks = config
+            .workers
+            .saturating_mul(config.slots_per_worker.max(1));
         let scheduler = Scheduler::new(
             registry.clone(),
             store,
             SchedulerConfig {
                 limits: config.limits,
+                // The job is submitted before the workers start: size its splits for them.
+                split_slots: Some(u32::try_from(tasks).unwrap_or(u32::MAX)),
                 ..SchedulerConfig::default()
             },
         )?;
-        let tasks = config
-            .workers
-            .saturating_mul(config.slots_per_worker.max(1));
         let engine = Engine::for_tasks(u32::try_from(tasks).unwrap_or(u32::MAX))
             .map_err(|e| ClusterError::Engine(e.into()))?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;

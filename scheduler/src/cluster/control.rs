@@ -190,6 +190,15 @@ impl ControlState {
             .collect()
     }
 
+    /// The task slots of every registered worker together: how many tasks the cluster runs at
+    /// once.
+    pub fn total_slots(&self) -> u32 {
+        self.lock()
+            .workers
+            .values()
+            .fold(0u32, |n, w| n.saturating_add(w.slots))
+    }
+
     /// How many workers were dropped so far: changes whenever shuffle output may have been lost.
     pub fn losses(&self) -> u64 {
         self.losses.load(Ordering::Relaxed)

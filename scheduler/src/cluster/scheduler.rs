@@ -22,7 +22,7 @@ use super::runner::{self, JobRun};
 use super::tasks::initial_status;
 use super::{JobError, JobReport};
 use crate::access::JobCaps;
-use crate::job::{self, Location, Plan, PrepareError, Submission};
+use crate::job::{self, AutoSplit, Location, Plan, PrepareError, SplitSource, Submission};
 use crate::jobs::store::JobRecord;
 use crate::jobs::{
     JobState, JobStatus, JobStore, StoreError, TaskLog, TaskRef, TaskReport, now_ms,
@@ -59,6 +59,10 @@ pub struct SchedulerConfig {
     /// Whether a straggling task gets a second attempt on another worker, unless the job file
     /// says (`[retry] speculation`). Off by default: a copy costs a slot.
     pub speculation: bool,
+    /// The task slots automatic split sizes are chosen for. `None`: those of the workers
+    /// registered when the job is submitted (1 if none is). A local cluster, which submits its job
+    /// before its workers start, says how many slots they will have.
+    pub split_slots: Option<u32>,
     /// Whether jobs the store has as queued or running, when the scheduler starts, are picked up
     /// (a cluster scheduler restarting) rather than marked failed (a `weft run` whose process, and
     /// workers, died with them).
@@ -78,6 +82,7 @@ impl Default for SchedulerConfig {
             job_caps: HashMap::new(),
             max_attempts: 1,
             speculation: false,
+            split_slots: None,
             resume: false,
         }
     }
@@ -261,7 +266,14 @@ impl Scheduler {
     fn pick_up(&self, mut record: JobRecord) -> Result<(), PickUpError> {
         let tenant = Tenant::new(&record.status.tenant)
             .map_err(|e| PickUpError::Changed(format!("its tenant: {e}")))?;
-        let plan = job::prepare(&self.registry, &tenant, &record.submission)?;
+        // The splits the job started with, not sizes chosen for the workers of this process.
+        let kept = record.split_size.unwrap_or(job::MAX_SPLIT_SIZE);
+        let plan = job::prepare(
+            &self.registry,
+            &tenant,
+            &record.submission,
+            AutoSplit::Kept(kept),
+        )?;
         let status = &record.status;
         let same_tasks = plan.stages.len() == status.stages.len()
             && plan
@@ -325,6 +337,15 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The task slots a job submitted now runs on, for sizing its splits
+    /// ([`SchedulerConfig::split_slots`]).
+    pub fn split_slots(&self) -> u32 {
+        self.config
+            .split_slots
+            .unwrap_or_else(|| self.control.total_slots())
+            .max(1)
+    }
+
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
@@ -340,7 +361,12 @@ impl Scheduler {
         tenant: &Tenant,
         submission: Submission,
     ) -> Result<String, SubmitError> {
-        let plan = job::prepare(&self.registry, tenant, &submission)?;
+        let plan = job::prepare(
+            &self.registry,
+            tenant,
+            &submission,
+            AutoSplit::Slots(self.split_slots()),
+        )?;
         let caps = self
             .config
             .job_caps
@@ -476,10 +502,15 @@ impl Scheduler {
     ) -> Result<String, SubmitError> {
         let job_id = self.store.new_job_id(&plan.job_name)?;
         let status = initial_status(&job_id, tenant, &plan);
+        let split_size = match plan.split_source {
+            SplitSource::JobFile => None,
+            SplitSource::Slots(_) | SplitSource::Kept => Some(plan.split_size),
+        };
         let record = JobRecord {
             status,
             submission,
             staging: None,
+            split_size,
         };
         self.store.put(&record)?;
         self.evict_finished();

@@ -23,7 +23,8 @@ use super::tasks::{JobTasks, initial_status};
 use super::worker::{WorkerCallError, WorkerConnection};
 use super::{JobError, JobReport, placement};
 use crate::job::{
-    InputSpec, Plan, ResolvedStep, ShuffleCompression, Stage, StageInput, StageOutput, Submission,
+    InputSpec, Plan, ResolvedStep, ShuffleCompression, SplitSource, Stage, StageInput, StageOutput,
+    Submission,
 };
 use crate::jobs::store::JobRecord;
 use crate::jobs::{JobState, JobStatus, JobStore, MemoryJobStore};
@@ -287,6 +288,7 @@ impl Cluster {
             status,
             submission: Submission::default(),
             staging: None,
+            split_size: None,
         };
         self.run_with(plan, Arc::new(MemoryJobStore::new()), record, None)
     }
@@ -371,9 +373,12 @@ fn wordcount_plan(splits: u64, partitions: u32, output: &Path) -> Plan {
         input: InputSpec {
             path: input.clone(),
             format: InputFormat::Text,
-            split_size: 100,
+            split_size: Some(100),
             on_error: weft_io::OnError::Fail,
         },
+        split_size: 100,
+        split_source: SplitSource::JobFile,
+        warnings: Vec::new(),
         stages: vec![
             Stage {
                 id: 0,
@@ -1490,6 +1495,7 @@ async fn a_job_picked_up_after_its_commit_is_over_and_one_whose_staging_is_gone_
             status: initial_status("job-1", &Tenant::default(), &plan),
             submission: Submission::default(),
             staging: Some(staging.to_string_lossy().into_owned()),
+            split_size: None,
         };
         let resume = runner::Resume {
             staging_dir: staging.clone(),

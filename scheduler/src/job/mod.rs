@@ -134,10 +134,14 @@ mod resolve;
 pub(crate) mod spec;
 
 pub use error::{JobFileError, JobFileErrorKind, Location, PlanError};
-pub use plan::{Plan, Stage, StageInput, StageOutput, compute_splits};
+pub use plan::{
+    AutoSplit, MANY_TASKS, Plan, SplitSource, SplitWarning, Stage, StageInput, StageOutput,
+    automatic_split_size, compute_splits,
+};
 pub use prepare::{PrepareError, Submission, check_output, prepare};
 pub use resolve::{ResolvedJob, ResolvedStep};
 pub use spec::{
-    DEFAULT_SPLIT_SIZE, InputFormat, InputSpec, JobSpec, Limit, MAX_ATTEMPTS, MAX_TASKS_PER_STAGE,
-    OnError, OutputFormat, OutputSpec, RequestedLimit, ShuffleCompression, ShuffleSpec, StepSpec,
+    InputFormat, InputSpec, JobSpec, Limit, MAX_ATTEMPTS, MAX_SPLIT_SIZE, MAX_TASKS_PER_STAGE,
+    OnError, OutputFormat, OutputSpec, RequestedLimit, SPLIT_OPEN_COST, ShuffleCompression,
+    ShuffleSpec, StepSpec,
 };

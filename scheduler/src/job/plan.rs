@@ -16,9 +16,238 @@ use weft_io::{InputFile, InputSplit};
 use super::error::PlanError;
 use super::resolve::{ResolvedJob, ResolvedStep};
 use super::spec::{
-    InputFormat, InputSpec, MAX_TASKS_PER_STAGE, OnError, OutputFormat, RequestedLimit,
-    ShuffleCompression,
+    InputFormat, InputSpec, MAX_SPLIT_SIZE, MAX_TASKS_PER_STAGE, OnError, OutputFormat,
+    RequestedLimit, SPLIT_OPEN_COST, ShuffleCompression,
 };
+
+/// The split size of a job file that sets none: Spark's rule (`FilePartition.maxSplitBytes`), which
+/// shares the input, with [`SPLIT_OPEN_COST`] added per file, evenly among the `slots` task slots
+/// that will read it, within [`SPLIT_OPEN_COST`] and [`MAX_SPLIT_SIZE`]:
+///
+/// `min(MAX_SPLIT_SIZE, max(SPLIT_OPEN_COST, (bytes + files × SPLIT_OPEN_COST) / slots))`.
+///
+/// So a 1 GB input on 2 slots gets 128 MiB splits (8 tasks: every slot busy, few tasks); a 20 MB
+/// one about 12 MB splits (2 tasks, one per slot); a 3 MB one a single 4 MiB split, not two tasks
+/// that would cost more to start than to read; 100 files of 10 kB are not cut at all. The size is
+/// not rounded: the open cost added is what makes a file of `slots × split` bytes, less a little,
+/// still `slots` splits and not one more. `slots` of 0 counts as 1.
+pub fn automatic_split_size(files: &[InputFile], slots: u32) -> u64 {
+    let bytes = files
+        .iter()
+        .fold(0u64, |n, f| n.saturating_add(f.size))
+        .saturating_add((files.len() as u64).saturating_mul(SPLIT_OPEN_COST));
+    (bytes / u64::from(slots.max(1))).clamp(SPLIT_OPEN_COST, MAX_SPLIT_SIZE)
+}
+
+/// A split size as plans show it: exact when it is a whole number of KiB (`128 MiB`, `1 KiB`, as a
+/// job file gives it), else at a glance (`12.1 MB`, an automatic size; `--json` has the bytes).
+fn show_split_size(bytes: u64) -> String {
+    if bytes < 1024 || bytes.is_multiple_of(1024) {
+        weft_io::format_size(bytes)
+    } else {
+        approximate_size(bytes)
+    }
+}
+
+/// What decides the split size of a job whose file sets no `input.split_size`, and what the plan's
+/// [`SplitWarning`]s are measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoSplit {
+    /// The job runs on this many task slots: [`automatic_split_size`] for them.
+    Slots(u32),
+    /// This size, chosen when the job was submitted. A job picked up after a restart is planned
+    /// with the splits it started with, whatever workers the scheduler has by then; no warnings.
+    Kept(u64),
+}
+
+/// Where a plan's split size came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitSource {
+    /// The job file's `input.split_size`.
+    JobFile,
+    /// [`automatic_split_size`] for this many task slots.
+    Slots(u32),
+    /// Chosen when the job was submitted ([`AutoSplit::Kept`]).
+    Kept,
+}
+
+impl fmt::Display for SplitSource {
+    /// Why the split size is what it is, after the size in `weft plan`'s last line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SplitSource::JobFile => f.write_str("the job file's input.split_size"),
+            SplitSource::Slots(slots) => write!(
+                f,
+                "automatic for {} (the job file sets no input.split_size)",
+                count(*slots, "task slot")
+            ),
+            SplitSource::Kept => f.write_str("automatic, chosen when the job was submitted"),
+        }
+    }
+}
+
+/// More map tasks than this are "thousands of tiny tasks" whatever their size: scheduling and
+/// tracking each costs the scheduler, and the plan itself grows.
+pub const MANY_TASKS: u32 = 10_000;
+
+/// What `weft plan` warns of about a plan's splits: a shape that wastes the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitWarning {
+    /// Fewer map tasks than slots for an input of at least [`SPLIT_OPEN_COST`] per slot: some
+    /// slots sit idle while the input is read.
+    IdleSlots {
+        tasks: u32,
+        slots: u32,
+        bytes: u64,
+        /// A split size that gives every slot a task.
+        at_most: u64,
+        source: SplitSource,
+    },
+    /// More than [`MANY_TASKS`] map tasks, or more tasks than slots averaging under
+    /// [`SPLIT_OPEN_COST`]: starting tasks costs more than reading their splits.
+    TinyTasks {
+        tasks: u32,
+        bytes: u64,
+        /// Input files with at least one byte.
+        files: usize,
+        /// Whether every split is a whole file: small files, not a small split size, make the
+        /// tasks.
+        whole_files: bool,
+        split_size: u64,
+        source: SplitSource,
+        /// What [`automatic_split_size`] would choose for the plan's slots.
+        automatic: u64,
+    },
+}
+
+impl fmt::Display for SplitWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SplitWarning::IdleSlots {
+                tasks,
+                slots,
+                bytes,
+                at_most,
+                source,
+            } => {
+                write!(
+                    f,
+                    "{} for {}: {} will sit idle while the input ({}) is read; ",
+                    count(tasks, "map task"),
+                    count(slots, "task slot"),
+                    count(slots - tasks, "slot"),
+                    approximate_size(bytes)
+                )?;
+                match source {
+                    SplitSource::JobFile => write!(
+                        f,
+                        "set input.split_size to at most {} (or remove it, and Weft sizes the \
+                         splits for the slots)",
+                        approximate_size(at_most)
+                    ),
+                    SplitSource::Slots(_) | SplitSource::Kept => write!(
+                        f,
+                        "set input.split_size to at most {}",
+                        approximate_size(at_most)
+                    ),
+                }
+            }
+            SplitWarning::TinyTasks {
+                tasks,
+                bytes,
+                files,
+                whole_files,
+                split_size,
+                source,
+                automatic,
+            } => {
+                let average = bytes / u64::from(tasks.max(1));
+                write!(
+                    f,
+                    "{} averaging {}: a task costs about as much to start as reading {}, so \
+                     starting tasks would take much of the time; ",
+                    count(tasks, "map task"),
+                    approximate_size(average),
+                    weft_io::format_size(SPLIT_OPEN_COST)
+                )?;
+                if whole_files {
+                    write!(
+                        f,
+                        "the input is {} and each is read by a task of its own (Weft does not \
+                         yet pack several files into one task): merge them into fewer, larger \
+                         files",
+                        count(files as u64, "file")
+                    )
+                } else if source == SplitSource::JobFile && automatic > split_size {
+                    write!(
+                        f,
+                        "remove input.split_size (now {}), and Weft chooses {} for these slots",
+                        show_split_size(split_size),
+                        show_split_size(automatic)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "raise input.split_size (now {})",
+                        show_split_size(split_size)
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// `12.1 MB`, `3.0 kB`, `812 B`: a size people read at a glance, in decimal units.
+fn approximate_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// What a plan's splits warn of, against `slots` task slots.
+fn split_warnings(
+    files: &[InputFile],
+    splits: &[InputSplit],
+    split_size: u64,
+    source: SplitSource,
+    slots: u32,
+) -> Vec<SplitWarning> {
+    let slots = slots.max(1);
+    let tasks = u32::try_from(splits.len()).unwrap_or(u32::MAX);
+    let bytes = splits.iter().fold(0u64, |n, s| n.saturating_add(s.length));
+    let files_read = files.iter().filter(|f| f.size > 0).count();
+    let mut warnings = Vec::new();
+    if tasks < slots && bytes >= u64::from(slots) * SPLIT_OPEN_COST {
+        warnings.push(SplitWarning::IdleSlots {
+            tasks,
+            slots,
+            bytes,
+            at_most: bytes / u64::from(slots),
+            source,
+        });
+    }
+    let average = bytes / u64::from(tasks.max(1));
+    if tasks > MANY_TASKS || (tasks > slots && average < SPLIT_OPEN_COST) {
+        warnings.push(SplitWarning::TinyTasks {
+            tasks,
+            bytes,
+            files: files_read,
+            whole_files: splits.len() == files_read,
+            split_size,
+            source,
+            automatic: automatic_split_size(files, slots),
+        });
+    }
+    warnings
+}
 
 /// Cuts each file into `ceil(size / split_size)` consecutive ranges of `split_size` bytes, the last
 /// one shorter; an empty file gives none. Files keep their order. A `split_size` of 0 is taken as 1
@@ -115,6 +344,12 @@ pub struct Plan {
     pub max_attempts: Option<u32>,
     /// The job file's `[retry] speculation`, if it sets it.
     pub speculation: Option<bool>,
+    /// The bytes per split of the input: the job file's `input.split_size`, or chosen.
+    pub split_size: u64,
+    pub split_source: SplitSource,
+    /// What the splits waste of the slots the job was planned for (none for
+    /// [`AutoSplit::Kept`]).
+    pub warnings: Vec<SplitWarning>,
 }
 
 impl Plan {
@@ -152,10 +387,25 @@ struct Segment {
 }
 
 impl ResolvedJob {
-    /// Plans the job over `files` (the expansion of `input.path`, with sizes).
-    pub fn plan(&self, files: &[InputFile]) -> Result<Plan, PlanError> {
+    /// Plans the job over `files` (the expansion of `input.path`, with sizes), with splits of the
+    /// job file's `input.split_size`, or else of the size `auto` decides.
+    pub fn plan(&self, files: &[InputFile], auto: AutoSplit) -> Result<Plan, PlanError> {
         let spec = &self.spec;
-        let splits = compute_splits(files, spec.input.split_size, spec.input.format)?;
+        let (split_size, split_source) = match (spec.input.split_size, auto) {
+            (Some(size), _) => (size, SplitSource::JobFile),
+            (None, AutoSplit::Slots(slots)) => (
+                automatic_split_size(files, slots),
+                SplitSource::Slots(slots),
+            ),
+            (None, AutoSplit::Kept(size)) => (size, SplitSource::Kept),
+        };
+        let splits = compute_splits(files, split_size, spec.input.format)?;
+        let warnings = match auto {
+            AutoSplit::Slots(slots) => {
+                split_warnings(files, &splits, split_size, split_source, slots)
+            }
+            AutoSplit::Kept(_) => Vec::new(),
+        };
         // `compute_splits` bounds the count by MAX_TASKS_PER_STAGE, a u32.
         let split_tasks = u32::try_from(splits.len()).unwrap_or(MAX_TASKS_PER_STAGE);
 
@@ -228,6 +478,9 @@ impl ResolvedJob {
             limits: spec.limits.clone(),
             max_attempts: spec.max_attempts,
             speculation: spec.speculation,
+            split_size,
+            split_source,
+            warnings,
         })
     }
 }
@@ -270,7 +523,7 @@ impl fmt::Display for Plan {
                         "{} of {} ({format}, {}",
                         count(splits.len() as u64, "split"),
                         self.input.path.display(),
-                        weft_io::format_size(self.input.split_size)
+                        show_split_size(self.split_size)
                     )?;
                     if *on_error != OnError::Fail {
                         write!(f, ", on_error {on_error}")?;
@@ -317,6 +570,11 @@ impl fmt::Display for Plan {
                 )?,
             }
         }
-        Ok(())
+        write!(
+            f,
+            "\nsplit size: {}, {}",
+            show_split_size(self.split_size),
+            self.split_source
+        )
     }
 }

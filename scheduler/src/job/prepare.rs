@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobFileError, JobSpec, Plan, PlanError};
+use super::{AutoSplit, JobFileError, JobSpec, Plan, PlanError};
 use crate::{Registry, Tenant};
 
 /// A job as a client submits it, and as it is kept with the job: the job file's text and path and
@@ -119,11 +119,13 @@ pub enum PrepareError {
 }
 
 /// Parses, resolves and plans `submission` for `tenant`: everything a job can be refused for
-/// without looking at its output or asking a worker.
+/// without looking at its output or asking a worker. `auto` sizes the splits if the job file does
+/// not: the task slots of the cluster that runs the job, or the size chosen at its submission.
 pub fn prepare(
     registry: &Registry,
     tenant: &Tenant,
     submission: &Submission,
+    auto: AutoSplit,
 ) -> Result<Plan, PrepareError> {
     for (what, path) in [
         ("the job file path", &submission.job_file),
@@ -169,10 +171,12 @@ pub fn prepare(
             source,
         }
     })?;
-    resolved.plan(&files).map_err(|source| PrepareError::Plan {
-        job_file: submission.job_file.clone(),
-        source,
-    })
+    resolved
+        .plan(&files, auto)
+        .map_err(|source| PrepareError::Plan {
+            job_file: submission.job_file.clone(),
+            source,
+        })
 }
 
 /// Refuses, before anything runs, an output that exists (unless `submission.overwrite`) or that is

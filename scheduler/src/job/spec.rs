@@ -22,12 +22,18 @@ use crate::registry::ModuleRef;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
-/// The split size of a job file that does not set `input.split_size`: large enough that what a task
-/// costs besides reading (starting its guest, growing its combiner's table, writing and then
-/// shuffling one record per distinct key) is small next to reading the split. Spark SQL's default
-/// split (`spark.sql.files.maxPartitionBytes`) is the same; a 1 GB word count on two cores ran
-/// about 7 % faster with it than with 64 MiB splits.
-pub const DEFAULT_SPLIT_SIZE: u64 = 128 * MIB;
+/// The largest split an automatic split size chooses (Spark's `spark.sql.files.maxPartitionBytes`,
+/// the same default): large enough that what a task costs besides reading (starting its guest,
+/// growing its combiner's table, writing and then shuffling one record per distinct key) is small
+/// next to reading the split. A 1 GB word count on two cores ran about 7 % faster with it than with
+/// 64 MiB splits, and 2.2× faster than with 8 MiB ones.
+pub const MAX_SPLIT_SIZE: u64 = 128 * MIB;
+
+/// What opening a file and starting a task on it is reckoned to cost, in bytes one could have read
+/// meanwhile (Spark's `spark.sql.files.openCostInBytes`, the same default). An automatic split is
+/// never smaller, so a small input is not cut into pieces whose tasks cost more than they read, and
+/// each file counts as this much more input when the bytes are shared among the slots.
+pub const SPLIT_OPEN_COST: u64 = 4 * MIB;
 
 /// The most tasks one stage may have: the bound on `partitions` and on the number of input splits.
 /// It keeps a typo (`partitions = 10000000`, `split_size = 1`) from making a plan too large to hold
@@ -68,8 +74,10 @@ pub struct InputSpec {
     /// A file, a directory or a glob, for weft-io to expand into files.
     pub path: PathBuf,
     pub format: InputFormat,
-    /// Bytes per split; at least 1.
-    pub split_size: u64,
+    /// `input.split_size`: bytes per split, at least 1; `None` when the job file sets none, and
+    /// the size is chosen for the cluster's slots when the job is planned
+    /// ([`automatic_split_size`](super::automatic_split_size)).
+    pub split_size: Option<u64>,
     /// What map tasks do with a malformed record: `on_error = "fail" | "skip" | "quarantine"`.
     pub on_error: OnError,
 }
@@ -378,10 +386,11 @@ impl Parser<'_> {
                 _ => return Err(self.csv_only(delimiter.span(), "input.delimiter", format_name)),
             }
         }
-        let split_size = match &raw.split_size {
-            None => DEFAULT_SPLIT_SIZE,
-            Some(size) => self.split_size(size)?,
-        };
+        let split_size = raw
+            .split_size
+            .as_ref()
+            .map(|size| self.split_size(size))
+            .transpose()?;
         let on_error = match &raw.on_error {
             None => OnError::Fail,
             Some(name) => name.get_ref().parse::<OnError>().map_err(|_| {

@@ -47,6 +47,12 @@ pub struct JobRecord {
     /// up with the parts written there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging: Option<String>,
+    /// The split size chosen for the job at submission, when its job file sets none: it depends
+    /// on the slots live then, so a restarted scheduler, whose workers may differ, plans the job
+    /// with this size rather than choosing again. `None` for a job file's own size, and in
+    /// records of schedulers that planned every such job with 128 MiB splits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_size: Option<u64>,
 }
 
 /// One task attempt as the scheduler saw it end.
@@ -423,6 +429,7 @@ mod tests {
             },
             submission: Submission::default(),
             staging: None,
+            split_size: None,
         }
     }
 

@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 use weft_host::UdfKind;
 use weft_io::{InputFile, InputSplit};
 use weft_scheduler::job::{
-    DEFAULT_SPLIT_SIZE, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Limit, Location,
-    OutputFormat, Plan, PlanError, ShuffleCompression, StageInput, StageOutput, compute_splits,
+    AutoSplit, InputFormat, JobFileError, JobFileErrorKind, JobSpec, Limit, Location,
+    MAX_SPLIT_SIZE, OutputFormat, Plan, PlanError, SPLIT_OPEN_COST, ShuffleCompression,
+    SplitSource, SplitWarning, StageInput, StageOutput, automatic_split_size, compute_splits,
 };
 use weft_scheduler::{ModuleId, Registry, Tenant};
 
@@ -58,7 +59,12 @@ fn resolve_error(text: &str) -> JobFileError {
     }
 }
 
+/// `text` planned over `files` for two task slots.
 fn plan(text: &str, files: &[(&str, u64)]) -> Plan {
+    plan_for(text, files, AutoSplit::Slots(2))
+}
+
+fn plan_for(text: &str, files: &[(&str, u64)], auto: AutoSplit) -> Plan {
     let f = fixture();
     let job = parse(text)
         .resolve(&f.registry, &Tenant::default())
@@ -67,7 +73,7 @@ fn plan(text: &str, files: &[(&str, u64)]) -> Plan {
         .iter()
         .map(|(p, s)| InputFile::from((PathBuf::from(p), *s)))
         .collect();
-    job.plan(&files).unwrap()
+    job.plan(&files, auto).unwrap()
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -97,7 +103,7 @@ fn the_wordcount_job_plans_to_two_stages_with_a_combiner() {
     assert_eq!(spec.name, "wordcount");
     assert_eq!(spec.input.path, Path::new("data/*.txt"));
     assert_eq!(spec.input.format, InputFormat::Text);
-    assert_eq!(spec.input.split_size, 64 * MIB);
+    assert_eq!(spec.input.split_size, Some(64 * MIB));
     assert_eq!(spec.output.path, Path::new("out/wordcount"));
     assert_eq!(
         (spec.output.format, spec.output.partitions),
@@ -140,7 +146,8 @@ fn the_wordcount_job_plans_to_two_stages_with_a_combiner() {
          \x20 → shuffle: 4 partitions, compression none, combine with reduce wordcount@1/sum\n\
          stage 1: 4 tasks  input: shuffle of stage 0\n\
          \x20 reduce wordcount@1/sum\n\
-         \x20 → output: out/wordcount (text, 4 parts)"
+         \x20 → output: out/wordcount (text, 4 parts)\n\
+         split size: 64 MiB, the job file's input.split_size"
     );
 
     let [s0, s1] = &plan.stages[..] else {
@@ -239,7 +246,8 @@ partitions = 3
          \x20 → shuffle: 3 partitions, compression none\n\
          stage 2: 3 tasks  input: shuffle of stage 1\n\
          \x20 group_reduce textkit@1/distinct_sorted\n\
-         \x20 → output: out (jsonl, 3 parts)"
+         \x20 → output: out (jsonl, 3 parts)\n\
+         split size: 1000 B, the job file's input.split_size"
     );
     let [s0, s1, s2] = &plan.stages[..] else {
         panic!("{plan:?}")
@@ -308,6 +316,192 @@ partitions = 3
     ));
 }
 
+const GB: u64 = 1_000_000_000;
+
+/// A word count whose job file sets no split size.
+const AUTO_SPLITS: &str = r#"
+name = "auto"
+input.path = "in"
+[[step]]
+flat_map = "wordcount/split_words"
+[[step]]
+reduce = "wordcount/sum"
+[output]
+path = "out"
+"#;
+
+/// A job file of `AUTO_SPLITS` with `split_size` set.
+fn sized(split_size: &str) -> String {
+    AUTO_SPLITS.replace(
+        "input.path = \"in\"",
+        &format!("input.path = \"in\"\ninput.split_size = {split_size:?}"),
+    )
+}
+
+fn files(sizes: &[u64]) -> Vec<InputFile> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| InputFile::from((PathBuf::from(format!("in/{i:05}")), size)))
+        .collect()
+}
+
+#[test]
+fn automatic_split_sizes_share_the_input_among_the_slots_as_spark_does() {
+    // (bytes + files × 4 MiB) / slots, within 4 MiB and 128 MiB.
+    assert_eq!(automatic_split_size(&files(&[GB]), 2), MAX_SPLIT_SIZE);
+    assert_eq!(automatic_split_size(&files(&[20_000_000]), 2), 12_097_152);
+    assert_eq!(automatic_split_size(&files(&[GB]), 64), 15_690_536);
+    // Small inputs are not cut below what a task costs to open.
+    assert_eq!(
+        automatic_split_size(&files(&[3_000_000]), 2),
+        SPLIT_OPEN_COST
+    );
+    assert_eq!(
+        automatic_split_size(&files(&[20_000_000]), 16),
+        SPLIT_OPEN_COST
+    );
+    // Many small files: each counts 4 MiB more, and none is cut.
+    assert_eq!(
+        automatic_split_size(&files(&[10_000; 100]), 2),
+        MAX_SPLIT_SIZE
+    );
+    assert_eq!(
+        automatic_split_size(&files(&[10_000; 100]), 20),
+        (1_000_000 + 100 * SPLIT_OPEN_COST) / 20
+    );
+    // No slot known counts as one.
+    assert_eq!(
+        automatic_split_size(&files(&[20_000_000]), 0),
+        automatic_split_size(&files(&[20_000_000]), 1)
+    );
+}
+
+#[test]
+fn a_job_file_without_a_split_size_gets_one_task_per_slot_or_128_mib_splits() {
+    // 1 GB on 2 slots: 128 MiB splits, 8 tasks; on 8 slots still 8 tasks, of about 125 MB.
+    let plan = plan_for(AUTO_SPLITS, &[("in", GB)], AutoSplit::Slots(2));
+    assert_eq!(
+        (plan.split_size, plan.split_source, plan.stages[0].tasks),
+        (MAX_SPLIT_SIZE, SplitSource::Slots(2), 8)
+    );
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    let plan = plan_for(AUTO_SPLITS, &[("in", GB)], AutoSplit::Slots(8));
+    assert_eq!((plan.split_size, plan.stages[0].tasks), (125_524_288, 8));
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    // The demo's 20 MB corpus on two cores: two tasks, one per worker.
+    let plan = plan_for(AUTO_SPLITS, &[("in", 20_000_000)], AutoSplit::Slots(2));
+    assert_eq!((plan.split_size, plan.stages[0].tasks), (12_097_152, 2));
+    assert!(
+        plan.to_string().ends_with(
+            "split size: 12.1 MB, automatic for 2 task slots (the job file sets no \
+             input.split_size)"
+        ),
+        "{plan}"
+    );
+    // A job file's size is the user's choice, whatever the slots.
+    let plan = plan_for(&sized("8MiB"), &[("in", GB)], AutoSplit::Slots(2));
+    assert_eq!(
+        (plan.split_size, plan.split_source, plan.stages[0].tasks),
+        (8 * MIB, SplitSource::JobFile, 120)
+    );
+    // A size kept from the job's submission, whatever the slots now.
+    let plan = plan_for(AUTO_SPLITS, &[("in", GB)], AutoSplit::Kept(100 * MIB));
+    assert_eq!(
+        (plan.split_size, plan.split_source, plan.stages[0].tasks),
+        (100 * MIB, SplitSource::Kept, 10)
+    );
+    assert!(
+        plan.to_string()
+            .ends_with("split size: 100 MiB, automatic, chosen when the job was submitted")
+    );
+}
+
+#[test]
+fn splits_that_leave_slots_idle_or_make_tiny_tasks_are_warned_of() {
+    let warnings = |text: &str, sizes: &[u64], slots: u32| -> Vec<SplitWarning> {
+        let f = fixture();
+        let job = parse(text)
+            .resolve(&f.registry, &Tenant::default())
+            .unwrap();
+        job.plan(&files(sizes), AutoSplit::Slots(slots))
+            .unwrap()
+            .warnings
+    };
+    // One 1 GiB split of a 1 GB file on 4 slots: three sit idle.
+    let idle = warnings(&sized("1GiB"), &[GB], 4);
+    assert_eq!(
+        idle,
+        [SplitWarning::IdleSlots {
+            tasks: 1,
+            slots: 4,
+            bytes: GB,
+            at_most: GB / 4,
+            source: SplitSource::JobFile
+        }]
+    );
+    assert_eq!(
+        idle[0].to_string(),
+        "1 map task for 4 task slots: 3 slots will sit idle while the input (1.0 GB) is read; \
+         set input.split_size to at most 250.0 MB (or remove it, and Weft sizes the splits for \
+         the slots)"
+    );
+    // An input too small to be worth splitting leaves slots idle without a warning.
+    assert_eq!(warnings(&sized("1GiB"), &[15 * MIB], 4), []);
+
+    // 64 KiB splits of 100 MB: 1526 tasks of 64 KiB.
+    let tiny = warnings(&sized("64KiB"), &[100_000_000], 2);
+    assert_eq!(
+        tiny,
+        [SplitWarning::TinyTasks {
+            tasks: 1526,
+            bytes: 100_000_000,
+            files: 1,
+            whole_files: false,
+            split_size: 64 * 1024,
+            source: SplitSource::JobFile,
+            automatic: 52_097_152
+        }]
+    );
+    assert_eq!(
+        tiny[0].to_string(),
+        "1526 map tasks averaging 65.5 kB: a task costs about as much to start as reading 4 MiB, \
+         so starting tasks would take much of the time; remove input.split_size (now 64 KiB), \
+         and Weft chooses 52.1 MB for these slots"
+    );
+    // 500 files of 10 kB: automatic splits do not cut them, but each is a task.
+    let small_files = warnings(AUTO_SPLITS, &[10_000; 500], 2);
+    assert!(
+        matches!(
+            small_files[..],
+            [SplitWarning::TinyTasks {
+                tasks: 500,
+                files: 500,
+                whole_files: true,
+                ..
+            }]
+        ),
+        "{small_files:?}"
+    );
+    assert!(
+        small_files[0]
+            .to_string()
+            .ends_with("merge them into fewer, larger files"),
+        "{}",
+        small_files[0]
+    );
+    // Over 10 000 tasks is too many, however large: 4 MiB splits of 50 GB.
+    let many = warnings(&sized("4MiB"), &[50 * GB], 2);
+    assert!(
+        matches!(many[..], [SplitWarning::TinyTasks { tasks: 11_921, .. }]),
+        "{many:?}"
+    );
+    // Automatic splits of a large input, or a few tiny tasks on enough slots: nothing to say.
+    assert_eq!(warnings(AUTO_SPLITS, &[50 * GB], 2), []);
+    assert_eq!(warnings(AUTO_SPLITS, &[20_000_000], 16), []);
+    assert_eq!(warnings(&sized("1KiB"), &[4096], 4), []);
+}
+
 #[test]
 fn narrow_steps_before_a_reduce_fuse_into_one_stage() {
     let text = r#"
@@ -325,7 +519,7 @@ reduce = "wordcount/sum"
 [output]
 path = "out"
 "#;
-    let plan = plan(text, &[("in/a", 5), ("in/b", DEFAULT_SPLIT_SIZE + 1)]);
+    let plan = plan(text, &[("in/a", 5), ("in/b", MAX_SPLIT_SIZE + 1)]);
     let [s0, s1] = &plan.stages[..] else {
         panic!("{plan:?}")
     };
@@ -368,11 +562,12 @@ partitions = 2
     assert_eq!(
         plan(text, &[("in", 10)]).to_string(),
         "job just-sum: 2 stages\n\
-         stage 0: 1 task  input: 1 split of in (text, 128 MiB)\n\
+         stage 0: 1 task  input: 1 split of in (text, 4 MiB)\n\
          \x20 → shuffle: 2 partitions, compression none, combine with reduce wordcount@1/sum\n\
          stage 1: 2 tasks  input: shuffle of stage 0\n\
          \x20 reduce wordcount@1/sum\n\
-         \x20 → output: out (text, 2 parts)"
+         \x20 → output: out (text, 2 parts)\n\
+         split size: 4 MiB, automatic for 2 task slots (the job file sets no input.split_size)"
     );
 }
 
@@ -395,7 +590,8 @@ path = "out"
         "job shout: 1 stage\n\
          stage 0: 3 tasks  input: 3 splits of in (jsonl, 1 KiB)\n\
          \x20 map textkit@1/upper\n\
-         \x20 → output: out (text, 3 parts)"
+         \x20 → output: out (text, 3 parts)\n\
+         split size: 1 KiB, the job file's input.split_size"
     );
     assert!(plan.stages[0].parents.is_empty());
     assert!(matches!(
@@ -668,11 +864,11 @@ fn formats_and_split_sizes_are_checked() {
     // Decimal and binary units alike, as every size Weft takes.
     assert_eq!(
         parse(&job("split_size = \"64MB\"")).input.split_size,
-        64_000_000
+        Some(64_000_000)
     );
     assert_eq!(
         parse(&job("split_size = \"64MiB\"")).input.split_size,
-        64 * MIB
+        Some(64 * MIB)
     );
     let err = parse_error(&job("split_size = \"64 parsecs\""));
     assert!(
@@ -855,7 +1051,7 @@ compression = "zstd"
     assert_eq!(
         plan.to_string(),
         "job squeezed: 3 stages\n\
-         stage 0: 1 task  input: 1 split of in (text, 128 MiB)\n\
+         stage 0: 1 task  input: 1 split of in (text, 4 MiB)\n\
          \x20 flat_map wordcount@1/split_words\n\
          \x20 → shuffle: 2 partitions, compression zstd, combine with reduce wordcount@1/sum\n\
          stage 1: 2 tasks  input: shuffle of stage 0\n\
@@ -863,7 +1059,8 @@ compression = "zstd"
          \x20 → shuffle: 2 partitions, compression zstd\n\
          stage 2: 2 tasks  input: shuffle of stage 1\n\
          \x20 group_reduce textkit@1/distinct_sorted\n\
-         \x20 → output: out (text, 2 parts)"
+         \x20 → output: out (text, 2 parts)\n\
+         split size: 4 MiB, automatic for 2 task slots (the job file sets no input.split_size)"
     );
     let codecs: Vec<ShuffleCompression> = plan
         .stages

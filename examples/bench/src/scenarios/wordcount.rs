@@ -206,7 +206,7 @@ pub fn write_job(
                 .with_context(|| format!("cannot read the size of {}", data.display()))?
                 .len();
             let splits = size
-                .div_ceil(weft_scheduler::job::DEFAULT_SPLIT_SIZE)
+                .div_ceil(weft_scheduler::job::MAX_SPLIT_SIZE)
                 .max(4 * threads)
                 .next_multiple_of(threads);
             format!("split_size = \"{}B\"\n", size.div_ceil(splits).max(8 << 20))

@@ -84,10 +84,16 @@ fn submission(dir: &Path, text: &str) -> Submission {
     Submission::from_file(&path, None, None, false).unwrap()
 }
 
-/// What the scheduler plans for `submission`.
+/// What the scheduler of a default local cluster (two single-slot workers) plans for `submission`.
 fn plan(submission: &Submission) -> Plan {
-    job::prepare(&shared_examples_registry(), &Tenant::default(), submission)
-        .unwrap_or_else(|e| panic!("{}", weft_task::error_chain(&e)))
+    let slots = job::AutoSplit::Slots(2);
+    job::prepare(
+        &shared_examples_registry(),
+        &Tenant::default(),
+        submission,
+        slots,
+    )
+    .unwrap_or_else(|e| panic!("{}", weft_task::error_chain(&e)))
 }
 
 async fn run(cluster: &mut LocalCluster, submission: &Submission) -> JobReport {

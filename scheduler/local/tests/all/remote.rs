@@ -505,6 +505,7 @@ fn store_running_job(jobs: &Path, submission: Submission, stages: Vec<StageStatu
             status,
             submission,
             staging: None,
+            split_size: None,
         })
         .unwrap();
     store.flush().unwrap();
@@ -575,7 +576,9 @@ async fn a_job_whose_modules_changed_while_the_scheduler_was_down_is_not_picked_
     )
     .unwrap();
     let submission = Submission::from_file(&job_file, None, None, false).unwrap();
-    let plan = weft_scheduler::job::prepare(&registry, &Tenant::default(), &submission).unwrap();
+    let slots = weft_scheduler::job::AutoSplit::Slots(1);
+    let plan =
+        weft_scheduler::job::prepare(&registry, &Tenant::default(), &submission, slots).unwrap();
     // Recorded when the job ran: the same stages and tasks, but another version of the module
     // than the registry resolves now.
     let stages = plan
