@@ -11,7 +11,8 @@
 //!    kind → [`ResolvedJob`]. Every mistake in a job file is reported here at the latest, before
 //!    any task runs.
 //! 3. [`ResolvedJob::plan`] cuts the steps into stages at every shuffle (Spark's rule) and the
-//!    input files into byte-range splits → [`Plan`], whose `Display` is what `weft plan` prints.
+//!    input files into byte-range splits, of the job file's size or of one chosen for the
+//!    cluster's task slots ([`AutoSplit`]) → [`Plan`], whose `Display` is what `weft plan` prints.
 //!
 //! # The job file
 //!
@@ -21,7 +22,7 @@
 //! [input]
 //! path = "data/*.txt"
 //! format = "text"
-//! split_size = "64MiB"
+//! split_size = "64MiB"   # best left out: chosen for the cluster's slots
 //!
 //! [[step]]
 //! flat_map = "wordcount/split_words"
@@ -63,13 +64,28 @@
 //!   is not JSON, a CSV record whose width differs from its header's): `"fail"` the job, naming
 //!   the file, the line and its start; `"skip"` it, counting it; or `"quarantine"` it: skip and
 //!   count it, and keep it with its file, line and reason in the output's `_bad_records/`.
-//! - `split_size` (default 128 MiB): the size of the byte range one task reads; each file is cut
-//!   into `ceil(size / split_size)` splits (an empty file into none; a CSV file only where a
-//!   record starts, so some splits may be longer). Either an integer number of bytes or a string
-//!   with a unit: decimal `KB`, `MB`, `GB` or binary `KiB`, `MiB`, `GiB`, any case, a fraction
-//!   allowed, e.g. `"64MiB"`, `"1MB"`, `"512 KiB"`, `"1000"` (`weft_io::parse_size`, the parser of
-//!   every size Weft takes). At least 1 byte. The input may make at most [`MAX_TASKS_PER_STAGE`]
-//!   splits.
+//! - `split_size` (default: chosen for the cluster, see below): the size of the byte range one
+//!   task reads; each file is cut into `ceil(size / split_size)` splits (an empty file into none;
+//!   a CSV file only where a record starts, so some splits may be longer). Either an integer
+//!   number of bytes or a string with a unit: decimal `KB`, `MB`, `GB` or binary `KiB`, `MiB`,
+//!   `GiB`, any case, a fraction allowed, e.g. `"64MiB"`, `"1MB"`, `"512 KiB"`, `"1000"`
+//!   (`weft_io::parse_size`, the parser of every size Weft takes). At least 1 byte. The input may
+//!   make at most [`MAX_TASKS_PER_STAGE`] splits.
+//!
+//!   Best left out: then [`automatic_split_size`] chooses it as Spark does for files,
+//!   `min(`[`MAX_SPLIT_SIZE`]`, max(`[`SPLIT_OPEN_COST`]`, (bytes + files × SPLIT_OPEN_COST) /
+//!   slots))` (128 MiB and 4 MiB), where `slots` are the task slots of the cluster that runs the
+//!   job: the registered workers' at submission on a cluster (1 if none is), the local workers'
+//!   in `weft run`, and what `weft plan --slots` says (default: the cluster's with
+//!   `--scheduler`, else one per CPU, as `weft run`). Every slot gets a task, no split is larger
+//!   than 128 MiB, and none is cut smaller than 4 MiB (a small file is read whole). The size is
+//!   chosen once, when the job is submitted, and kept with it ([`AutoSplit::Kept`]): a restarted
+//!   scheduler plans the job with the same splits whatever workers it has. A small explicit size
+//!   costs: each map task combines on its own, so a 1 GB word count in 8 MiB splits shuffled
+//!   13 times the records and ran 2.2× slower than in 128 MiB ones. Several small files are not
+//!   yet packed into one task (Spark does): each file is read by tasks of its own.
+//!   [`Plan`] says which size it used and why, and [`SplitWarning`]s tell of splits that leave
+//!   slots idle or make thousands of tiny tasks.
 //!
 //! **`[[step]]`** (one or more, in order): each step applies one function to every record (or, for
 //! `reduce` and `group_reduce`, to every key with its values) of the previous step's output. A step

@@ -14,7 +14,9 @@ use weft_scheduler::Tenant;
 use weft_scheduler::client::{ClientError, JobsClient};
 use weft_scheduler::cluster::{Scheduler, SchedulerConfig};
 use weft_scheduler::job::Submission;
-use weft_scheduler::jobs::{JobState, JobStatus, JobStore, SledJobStore, StageStatus};
+use weft_scheduler::jobs::{
+    JobRecord, JobState, JobStatus, JobStore, MemoryJobStore, SledJobStore, StageStatus,
+};
 use weft_scheduler::service::SchedulerHandle;
 use weft_testkit::output::{counts_of, read_output};
 use weft_testkit::reference::word_counts;
@@ -598,4 +600,81 @@ async fn a_job_whose_modules_changed_while_the_scheduler_was_down_is_not_picked_
         error.contains("could not pick the job up") && error.contains("now resolve to wordcount@"),
         "{error}"
     );
+}
+
+/// Issue 19: a job whose file sets no split size gets one chosen for the slots live at its
+/// submission; a scheduler restarted with other workers plans it with that size, not with one of
+/// its own, so the job is picked up rather than refused as changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_automatic_splits_are_picked_up_after_a_restart_with_other_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry(dir.path());
+    // 64 MiB (sparse: text splits are planned from the size alone).
+    std::fs::File::create(dir.path().join("in.txt"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let job_file = dir.path().join("job.toml");
+    std::fs::write(
+        &job_file,
+        "name = \"wc\"\n[input]\npath = \"in.txt\"\n[[step]]\nflat_map = \
+         \"wordcount/split_words\"\n[[step]]\nreduce = \"wordcount/sum\"\n[output]\npath = \
+         \"out\"\n",
+    )
+    .unwrap();
+    let submission = Submission::from_file(&job_file, None, None, false).unwrap();
+
+    // Submitted on 4 slots, no worker registered yet: (64 + 4) MiB / 4 = 17 MiB, 4 map tasks.
+    let store = Arc::new(MemoryJobStore::new());
+    let first = Scheduler::new(
+        registry.clone(),
+        store.clone(),
+        SchedulerConfig {
+            split_slots: Some(4),
+            ..SchedulerConfig::default()
+        },
+    )
+    .unwrap();
+    let id = first.submit(&Tenant::default(), submission).await.unwrap();
+    let record = store.get(&id).unwrap().unwrap();
+    assert_eq!(record.split_size, Some(17 << 20));
+    assert_eq!(record.status.stages[0].tasks_total, 4);
+    assert!(!record.status.state.is_final(), "{:?}", record.status);
+    first.cancel(&Tenant::default(), &id).await.unwrap();
+
+    // The record as the first scheduler left it, in a store a restarted one opens.
+    let store_as = |name: &str, split_size: Option<u64>| {
+        let jobs = dir.path().join(name);
+        let sled = SledJobStore::open(&jobs).unwrap();
+        sled.put(&JobRecord {
+            split_size,
+            ..record.clone()
+        })
+        .unwrap();
+        sled.flush().unwrap();
+        jobs
+    };
+    // Restarted with one slot, where it would choose 68 MiB splits (one task): it keeps 17 MiB.
+    let jobs = store_as("jobs", record.split_size);
+    let restarted = Scheduler::new(
+        registry.clone(),
+        Arc::new(SledJobStore::open(&jobs).unwrap()),
+        SchedulerConfig {
+            split_slots: Some(1),
+            resume: true,
+            ..SchedulerConfig::default()
+        },
+    )
+    .unwrap();
+    let status = restarted.status(&Tenant::default(), &id).unwrap();
+    assert!(!status.state.is_final(), "{status:?}");
+    assert_eq!(status.error, None);
+    assert_eq!(status.stages[0].tasks_total, 4);
+    restarted.cancel(&Tenant::default(), &id).await.unwrap();
+
+    // Without the size kept (a record of an older scheduler, planned with 128 MiB splits), the
+    // same record plans to one task, and is refused as changed.
+    let jobs = store_as("jobs-unkept", None);
+    let error = failed_at_pick_up(registry, &jobs, &id);
+    assert!(error.contains("the job's input changed"), "{error}");
 }
