@@ -169,6 +169,89 @@ compression = "zstd"
     assert_same_counts(&counts_of(read_output(&out)), &want);
 }
 
+/// Issue 19: `weft plan` says which split size it chose and why, and warns of splits that leave
+/// slots idle or make tiny tasks, with the numbers and what to set.
+#[test]
+fn issue_19_plan_chooses_split_sizes_for_the_slots_and_warns_of_wasteful_ones() {
+    let weft = weft_with_examples();
+    // 40 MB (sparse: text is split by size alone, and nothing runs).
+    let input = weft.scratch("big.txt");
+    std::fs::File::create(&input)
+        .unwrap()
+        .set_len(40_000_000)
+        .unwrap();
+    let job = |name: &str, split_size: &str| {
+        job_file(
+            &weft,
+            name,
+            &format!(
+                "name = \"wc\"\n[input]\npath = {:?}\n{split_size}\n[[step]]\n\
+                 flat_map = \"wordcount/split_words\"\n[[step]]\nreduce = \"wordcount/sum\"\n\
+                 [output]\npath = \"out\"\n",
+                path(&input)
+            ),
+        )
+    };
+    let plan = |job: &Path, slots: &str| weft.ok(&["plan", path(job), "--slots", slots]);
+
+    // No split size: (40 MB + 4 MiB) / 4 slots, about 11 MB, four tasks; nothing to warn of.
+    let auto = job("auto.toml", "");
+    let run = plan(&auto, "4");
+    assert!(
+        run.stdout()
+            .starts_with("job wc: 2 stages\nstage 0: 4 tasks"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().ends_with(
+            "split size: 11.0 MB, automatic for 4 task slots (the job file sets no \
+             input.split_size)\n"
+        ),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(run.stderr(), "");
+    let json = weft
+        .ok(&["--json", "plan", path(&auto), "--slots", "4"])
+        .json();
+    assert_eq!(json["input"]["split_size"], 11_048_576);
+    assert_eq!(json["input"]["split_size_from"], "automatic");
+    assert_eq!(json["input"]["slots"], 4);
+    assert_eq!(json["warnings"], serde_json::json!([]));
+
+    // The job file's 1 GiB: one task for 4 slots.
+    let whole = job("whole.toml", "split_size = \"1GiB\"");
+    let run = plan(&whole, "4");
+    assert!(
+        run.stdout()
+            .ends_with("split size: 1 GiB, the job file's input.split_size\n"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(
+        run.stderr(),
+        "warning: 1 map task for 4 task slots: 3 slots will sit idle while the input (40.0 MB) \
+         is read; set input.split_size to at most 10.0 MB (or remove it, and Weft sizes the \
+         splits for the slots)\n"
+    );
+
+    // The job file's 16 KiB: 2442 tasks of 16 KiB.
+    let tiny = job("tiny.toml", "split_size = \"16KiB\"");
+    let run = plan(&tiny, "2");
+    assert_eq!(
+        run.stderr(),
+        "warning: 2442 map tasks averaging 16.4 kB: a task costs about as much to start as \
+         reading 4 MiB, so starting tasks would take much of the time; remove input.split_size \
+         (now 16 KiB), and Weft chooses 22.1 MB for these slots\n"
+    );
+    let json = weft
+        .ok(&["--json", "plan", path(&tiny), "--slots", "2"])
+        .json();
+    assert_eq!(json["input"]["split_size_from"], "job_file");
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1, "{json:#}");
+}
+
 #[test]
 fn wordcount_example_equals_the_reference() {
     let weft = weft_with_examples();
