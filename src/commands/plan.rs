@@ -110,8 +110,8 @@ fn cluster_slots(globals: &Globals, url: &str) -> u32 {
         Err(e) => {
             let cpus = u32::try_from(cpus()).unwrap_or(u32::MAX);
             eprintln!(
-                "note: cannot count the task slots of the cluster at {url} ({}); planning for                  {cpus}, this machine's CPUs (--slots N sets them)",
-                format!("{e:#}")
+                "note: cannot count the task slots of the cluster at {url} ({e:#}); planning for \
+                 {cpus}, this machine's CPUs (--slots N sets them)"
             );
             cpus
         }

@@ -503,7 +503,7 @@ fn store_running_job(jobs: &Path, submission: Submission, stages: Vec<StageStatu
         waiting: None,
     };
     store
-        .put(&weft_scheduler::jobs::JobRecord {
+        .put(&JobRecord {
             status,
             submission,
             staging: None,
