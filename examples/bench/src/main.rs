@@ -8,11 +8,13 @@
 //! target/release/weft-bench --size 100MB --runs 3 --only wordcount,fixed
 //! ```
 //!
-//! Scenarios: `wordcount` (Weft embedded vs Spark DataFrame and RDD vs native code, targets 1 and
-//! 3), `wasm-cost` (the same job with the UDFs as WASM and compiled natively, target 2), `fixed`
-//! (tiny job, warm task launch, compiled-module cache, target 4), `shuffle` (cross-process fetch
-//! with and without compression against a raw copy, target 5), `memory` (a reduce over several
-//! times a worker's memory budget, target 6).
+//! Scenarios: `wordcount` (Weft embedded vs Spark DataFrame and RDD vs the tuned native count and
+//! the runner's own, targets 1 and 3), `wasm-cost` (the same job with the UDFs as WASM and compiled
+//! natively, target 2), `fixed` (tiny job, warm task launch, compiled-module cache, target 4),
+//! `shuffle` (cross-process fetch with and without compression against a raw copy, target 5),
+//! `memory` (a reduce over several times a worker's memory budget, target 6), `heavy` (a word count
+//! over 10 million distinct words per GB vs Spark DataFrame, target 7), `stocks` (the stocks
+//! example's CSV job vs Spark DataFrame and RDD, target 8).
 
 mod embedded;
 mod measure;
@@ -20,6 +22,7 @@ mod native;
 mod procs;
 mod report;
 mod scenarios;
+mod spark;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,7 +36,8 @@ use crate::report::Report;
 #[derive(Debug, Parser)]
 #[command(name = "weft-bench", version)]
 struct Cli {
-    /// Size of the word-count corpus (B, KB, MB, GB, KiB, MiB, GiB).
+    /// Size of the word-count corpus (B, KB, MB, GB, KiB, MiB, GiB), and of the shuffle-heavy
+    /// text and the stocks CSV.
     #[arg(long, default_value = "1GB", value_parser = weft_datagen::parse_size)]
     size: u64,
 
@@ -41,7 +45,8 @@ struct Cli {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
 
-    /// Scenarios to run, comma-separated: wordcount, wasm-cost, fixed, shuffle, memory. Default: all.
+    /// Scenarios to run, comma-separated: wordcount, wasm-cost, fixed, shuffle, memory, heavy,
+    /// stocks. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -70,6 +75,12 @@ struct Cli {
     /// built with cargo): `PROGRAM IN OUT` writing `word<TAB>count` lines.
     #[arg(long)]
     native_peer: Option<PathBuf>,
+
+    /// The tuned native word count to measure Weft against, the machine's limit (`tuned` of
+    /// `../shared/peers/native-wordcount`, on every core): `PROGRAM IN OUT` writing
+    /// `word<TAB>count` lines. Without it, the Weft / tuned native target says it was not run.
+    #[arg(long)]
+    tuned_peer: Option<PathBuf>,
 
     /// Threads (and Weft workers) to use. Default: the number of CPUs.
     #[arg(long)]
@@ -104,6 +115,7 @@ pub struct Env {
     pub home: PathBuf,
     pub spark: Option<PathBuf>,
     pub native_peer: Option<PathBuf>,
+    pub tuned_peer: Option<PathBuf>,
     /// Bytes of text behind the shuffle scenario's map output.
     pub shuffle_size: u64,
     /// The bounded-memory scenario's worker budget, in bytes.
@@ -126,7 +138,15 @@ impl Env {
     }
 }
 
-const SCENARIOS: [&str; 5] = ["wordcount", "wasm-cost", "fixed", "shuffle", "memory"];
+const SCENARIOS: [&str; 7] = [
+    "wordcount",
+    "wasm-cost",
+    "fixed",
+    "shuffle",
+    "memory",
+    "heavy",
+    "stocks",
+];
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -158,6 +178,12 @@ fn main() -> Result<()> {
     }
     if wanted("memory") {
         scenarios::memory::run(&env, &mut report)?;
+    }
+    if wanted("heavy") {
+        scenarios::heavy::run(&env, &mut report)?;
+    }
+    if wanted("stocks") {
+        scenarios::stocks::run(&env, &mut report)?;
     }
     report.print();
     Ok(())
@@ -202,10 +228,11 @@ fn setup(cli: &Cli) -> Result<Env> {
         home,
         spark,
         native_peer: cli.native_peer.clone(),
+        tuned_peer: cli.tuned_peer.clone(),
         shuffle_size: cli.shuffle_size,
         memory_budget: cli.memory_budget,
     };
-    for example in ["wordcount", "textkit"] {
+    for example in ["wordcount", "textkit", "stocks"] {
         let wasm = env.wasm(example);
         if !wasm.is_file() {
             bail!(

@@ -186,6 +186,12 @@ pub fn read_counts(path: &Path) -> Result<Counts> {
 
 /// Fails unless `actual` equals `expected`, naming a few differences.
 pub fn check_counts(who: &str, actual: &Counts, expected: &Counts) -> Result<()> {
+    check_table(who, "word counts", actual, expected)
+}
+
+/// Fails unless `actual` equals `expected` (`key<TAB>number` tables: word counts, the stocks job's
+/// volumes), naming a few differences and what the numbers are.
+pub fn check_table(who: &str, what: &str, actual: &Counts, expected: &Counts) -> Result<()> {
     if actual == expected {
         return Ok(());
     }
@@ -204,7 +210,7 @@ pub fn check_counts(who: &str, actual: &Counts, expected: &Counts) -> Result<()>
     }
     diffs.truncate(5);
     anyhow::bail!(
-        "{who}: wrong word counts ({} words, expected {}): {}",
+        "{who}: wrong {what} ({} keys, expected {}): {}",
         actual.len(),
         expected.len(),
         diffs.join("; ")

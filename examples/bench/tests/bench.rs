@@ -1,6 +1,6 @@
 //! The benchmark runner end to end, at a small scale: every scenario runs against the real `weft`
 //! binary and the example guests built from source, and the table carries a row for each of the
-//! six targets. Nothing here is timed; the point is that `scripts/bench.sh` cannot rot unnoticed,
+//! eight targets. Nothing here is timed; the point is that `scripts/bench.sh` cannot rot unnoticed,
 //! and that a wrong answer stops a run.
 //!
 //! The `weft` binary is the one `cargo test --workspace` builds beside this test's binary (the root
@@ -48,9 +48,26 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A stand-in for the tuned native peer (`PROGRAM IN OUT`, `word<TAB>count` lines): awk, which
+/// splits the corpus's single-spaced lines as every other count does. Its time means nothing.
+fn awk_word_count(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("awk-wordcount");
+    let awk =
+        r#"{ for (i = 1; i <= NF; i++) n[$i]++ } END { for (w in n) printf "%s\t%d\n", w, n[w] }"#;
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec awk '{awk}' \"$1\" > \"$2\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
 #[test]
 fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
     let work = tempfile::tempdir().unwrap();
+    let tuned = awk_word_count(work.path());
     let run = bench(
         work.path(),
         &guests(),
@@ -61,6 +78,8 @@ fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
             "1MB",
             "--memory-budget",
             "2MiB",
+            "--tuned-peer",
+            tuned.to_str().unwrap(),
         ],
     );
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
@@ -68,23 +87,64 @@ fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
 
     // Every scenario measured something.
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
-    for scenario in ["wordcount", "wasm-cost", "fixed", "shuffle", "memory"] {
+    for scenario in [
+        "wordcount",
+        "wasm-cost",
+        "fixed",
+        "shuffle",
+        "memory",
+        "heavy",
+        "stocks",
+    ] {
         assert!(
             rows.iter()
                 .any(|r| r.starts_with(&format!("| {scenario} |"))),
             "no {scenario} row in:\n{stdout}"
         );
     }
-    // The targets table: 3 and 1 (Spark not run, said so), 2, 4 three times, 5, 6.
+    // The targets table: 3 (against the tuned peer) and 1 (Spark not run, said so), 2, 4 three
+    // times, 5, 6, 7 and 8 (Spark not run).
     let targets: Vec<u8> = rows
         .iter()
         .filter_map(|r| r.trim_start_matches("| ").split(' ').next()?.parse().ok())
         .collect();
-    assert_eq!(targets, [3, 1, 2, 4, 4, 4, 5, 6], "targets in:\n{stdout}");
-    assert!(
-        stdout.contains("not run: the Spark peer is not set up"),
+    assert_eq!(
+        targets,
+        [3, 1, 2, 4, 4, 4, 5, 6, 7, 8],
+        "targets in:\n{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .matches("not run: the Spark peer is not set up")
+            .count(),
+        3,
         "{stdout}"
     );
+    // The tuned peer ran, its counts were checked, and Weft's time is stated against it.
+    assert!(
+        rows.iter().any(|r| r.contains("| tuned native peer")),
+        "{stdout}"
+    );
+    let tuned_target = rows
+        .iter()
+        .find(|r| r.starts_with("| 3 |"))
+        .unwrap_or_else(|| panic!("no target 3 in:\n{stdout}"));
+    assert!(
+        tuned_target.contains("Weft / tuned native") && tuned_target.contains("× | ≤ 1.5× |"),
+        "{tuned_target}"
+    );
+    // The shuffle target is the uncompressed fetch rate against 1 GB/s, the raw copy beside it.
+    let shuffle = rows.iter().find(|r| r.starts_with("| 5 |")).unwrap();
+    assert!(
+        shuffle.contains("of the raw copy") && shuffle.contains("≥ 1000 MB/s"),
+        "{shuffle}"
+    );
+    // The shuffle-heavy job counted distinct words by the size (10 million per GB: 20 000 here),
+    // and the stocks job found every symbol of the generator.
+    let heavy = rows.iter().find(|r| r.starts_with("| heavy |")).unwrap();
+    assert!(heavy.contains(", 20000 distinct;"), "{heavy}");
+    let stocks = rows.iter().find(|r| r.starts_with("| stocks |")).unwrap();
+    assert!(stocks.contains("40000 rows, 500 symbols"), "{stocks}");
     // The bounded-memory scenario ran at the budget it was given, on input over 4× of it.
     let memory = rows.iter().find(|r| r.starts_with("| memory |")).unwrap();
     assert!(memory.contains("budget 2 MiB (1 slot)"), "{memory}");
@@ -97,7 +157,12 @@ fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
     assert!(times >= 4.0, "{memory}");
     // Inputs went where they were asked to, named by their sizes.
     let data = work.path().join("data");
-    for name in ["words_2MB.txt", "shuffle_words_1MB.txt"] {
+    for name in [
+        "words_2MB.txt",
+        "shuffle_words_1MB.txt",
+        "heavy_words_2MB.txt",
+        "stocks_2MB.csv",
+    ] {
         assert!(data.join(name).is_file(), "no {name} in {}", data.display());
     }
 }
@@ -122,11 +187,12 @@ fn a_wrong_answer_stops_the_run_and_says_whose_it_was() {
         miscounting_wordcount(),
     )
     .unwrap();
-    std::fs::copy(
-        weft_examples::TEXTKIT_RUST,
-        wasm.join("weft_example_textkit.wasm"),
-    )
-    .unwrap();
+    for (module, name) in [
+        (weft_examples::TEXTKIT_RUST, "weft_example_textkit.wasm"),
+        (weft_examples::STOCKS_RUST, "weft_example_stocks.wasm"),
+    ] {
+        std::fs::copy(module, wasm.join(name)).unwrap();
+    }
 
     let run = bench(
         work.path(),

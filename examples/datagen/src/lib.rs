@@ -7,7 +7,8 @@
 //!   whitespace-only lines, `\r\n` endings, every ASCII whitespace byte between words, very long
 //!   lines, and no newline at the end.
 //! - [`stocks_csv`] — daily quotes for `examples/stocks`: a header, then
-//!   `symbol,date,open,high,low,close,volume` rows for about 500 symbols.
+//!   `symbol,date,open,high,low,close,volume` rows for about 500 symbols; [`write_stocks_csv`] writes
+//!   the same rows as a stream.
 //! - [`zipf_words`] — the benchmark corpus: plain lowercase words with Zipf frequencies over a
 //!   100 000-word vocabulary, one space apart, shaped like the Spark peer's `gen.py words`, so every
 //!   word count (Weft, Spark, native) agrees on it; written as a stream, so it can be gigabytes.
@@ -26,7 +27,7 @@ mod stocks;
 mod zipf;
 
 pub use corpus::wordcount_corpus;
-pub use stocks::{SYMBOLS, stocks_csv};
+pub use stocks::{SYMBOLS, stocks_csv, write_stocks_csv};
 pub use zipf::{ZIPF_VOCABULARY, zipf_words};
 
 /// The size parser every Weft flag and job-file key uses (`20MB`, `64MiB`).

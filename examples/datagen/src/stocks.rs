@@ -2,7 +2,7 @@
 //! same prices.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{self, Write};
 
 use crate::Rng;
 
@@ -34,13 +34,22 @@ struct Symbol {
 /// decimals, never below 1.00, with `low <= open, close <= high`; volumes are whole numbers of
 /// shares around each symbol's typical volume, with a rare spike. Every line ends with `\n`.
 pub fn stocks_csv(rows: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER.len() + rows * 48);
+    write_stocks_csv(rows as u64, seed, &mut out).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Writes the quotes of [`stocks_csv`] to `out` as a stream (so they can be gigabytes) and returns
+/// how many bytes it wrote; the bytes are those `stocks_csv(rows, seed)` returns.
+pub fn write_stocks_csv(rows: u64, seed: u64, out: &mut impl Write) -> io::Result<u64> {
     let mut rng = Rng::new(seed);
     let mut symbols = symbols(&mut rng);
-    let mut out = Vec::with_capacity(HEADER.len() + rows * 48);
-    out.extend_from_slice(HEADER.as_bytes());
+    out.write_all(HEADER.as_bytes())?;
+    let mut written = HEADER.len() as u64;
+    let mut line = Vec::with_capacity(64);
     let mut day = FIRST_DAY;
     for row in 0..rows {
-        let index = row % SYMBOLS;
+        let index = (row % SYMBOLS as u64) as usize;
         if row > 0 && index == 0 {
             day = next_weekday(day);
         }
@@ -58,8 +67,9 @@ pub fn stocks_csv(rows: usize, seed: u64) -> Vec<u8> {
             volume *= rng.between(4, 10);
         }
         symbol.close = close;
+        line.clear();
         writeln!(
-            out,
+            line,
             "{},{},{},{},{},{},{volume}",
             symbol.name,
             date(day),
@@ -67,10 +77,11 @@ pub fn stocks_csv(rows: usize, seed: u64) -> Vec<u8> {
             Cents(high),
             Cents(low),
             Cents(close),
-        )
-        .expect("writing to a Vec cannot fail");
+        )?;
+        out.write_all(&line)?;
+        written += line.len() as u64;
     }
-    out
+    Ok(written)
 }
 
 fn symbols(rng: &mut Rng) -> Vec<Symbol> {
@@ -166,6 +177,14 @@ mod tests {
         let a = stocks_csv(2000, 1);
         assert_eq!(a, stocks_csv(2000, 1));
         assert_ne!(a, stocks_csv(2000, 2));
+    }
+
+    #[test]
+    fn the_stream_writes_the_same_bytes_and_counts_them() {
+        let mut streamed = Vec::new();
+        let written = write_stocks_csv(1234, 9, &mut streamed).unwrap();
+        assert_eq!(streamed, stocks_csv(1234, 9));
+        assert_eq!(written, streamed.len() as u64);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! in flight.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -55,6 +56,34 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// Writes `words` words drawn uniformly from `distinct` six-letter words (`aaaaaa`, `aaaaab`, ...;
+/// at most 26⁶), ten to a line, one space apart, every line ending in `\n`: the shape every word
+/// count here (Weft, Spark's `split(value, " ")`, the native count) splits alike. Deterministic.
+pub fn distinct_words(path: &Path, distinct: u64, words: u64) -> Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..words {
+        // xorshift64*: a deterministic stream of word numbers below `distinct`.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let n = state.wrapping_mul(0x2545_F491_4F6C_DD1D) % distinct;
+        let mut word = [b'a'; 6];
+        let mut x = n;
+        for letter in word.iter_mut().rev() {
+            *letter = b'a' + (x % 26) as u8;
+            x /= 26;
+        }
+        file.write_all(&word)?;
+        file.write_all(if i % 10 == 9 || i + 1 == words {
+            b"\n"
+        } else {
+            b" "
+        })?;
+    }
+    Ok(file.flush()?)
+}
+
 /// One run over `scale` times the base text; returns the reduce stage's shuffle input and the
 /// worker's peak RSS.
 fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
@@ -63,26 +92,7 @@ fn run_once(env: &Env, report: &mut Report, scale: u64) -> Result<(u64, u64)> {
     let distinct = scale * (env.memory_budget * DISTINCT_PER_64_MIB / (64 << 20)).max(1);
     let words = WORDS_PER_DISTINCT * distinct;
     let name = format!("distinct_words_{distinct}.txt");
-    let data = input(env, &name, |path| {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for i in 0..words {
-            // xorshift64*: a deterministic stream of word numbers below `distinct`.
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let n = state.wrapping_mul(0x2545_F491_4F6C_DD1D) % distinct;
-            let mut word = [b'a'; 6];
-            let mut x = n;
-            for letter in word.iter_mut().rev() {
-                *letter = b'a' + (x % 26) as u8;
-                x /= 26;
-            }
-            file.write_all(&word)?;
-            file.write_all(if i % 10 == 9 { b"\n" } else { b" " })?;
-        }
-        Ok(file.flush()?)
-    })?;
+    let data = input(env, &name, |path| distinct_words(path, distinct, words))?;
     let out = env.work.join("out");
     std::fs::create_dir_all(&out)?;
     let reference = word_count(&data, &out.join("distinct-native.tsv"), env.threads)?;

@@ -2,7 +2,9 @@
 //! targets to the report.
 
 pub mod fixed;
+pub mod heavy;
 pub mod memory;
 pub mod shuffle;
+pub mod stocks;
 pub mod wasm_cost;
 pub mod wordcount;

@@ -1,9 +1,9 @@
-//! Shuffle throughput across processes (target 5): a map task's shuffle file, as word-count map
-//! output without a combiner (`word → 1`, the worst case for a shuffle), is planted in the work
-//! directory of a `weft worker` process and fetched by this process with `FetchShuffleBlock` over
-//! loopback gRPC and decoded, as a reduce task on another worker does — once per codec. The yardstick
-//! is a raw copy of the same (uncompressed) bytes over a plain loopback TCP socket from a child
-//! process to this one.
+//! Shuffle throughput across processes (target 5: the uncompressed block fetched and decoded at
+//! ≥ 1 GB/s): a map task's shuffle file, as word-count map output without a combiner (`word → 1`,
+//! the worst case for a shuffle), is planted in the work directory of a `weft worker` process and
+//! fetched by this process with `FetchShuffleBlock` over loopback gRPC and decoded, as a reduce task
+//! on another worker does — once per codec. The yardstick is a raw copy of the same (uncompressed)
+//! bytes over a plain loopback TCP socket from a child process to this one.
 //!
 //! Throughput is stated in MB/s of *uncompressed* Arrow IPC delivered and decoded, so codecs compare
 //! on what the reduce side receives; the wire bytes are shown beside.
@@ -117,6 +117,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         format!("{:.0} MB in {:.0} ms", mb(plain.0), secs(raw) * 1e3),
     );
     let mut figures = Vec::new();
+    let mut plain_rate = 0.0;
     for ((codec, _, bytes, write, _), times) in files.iter().zip(&fetches) {
         let fetch = median(times);
         let rate = mb(plain.0) / secs(fetch);
@@ -131,14 +132,22 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
                 mb(plain.0) / secs(*write)
             ),
         );
-        figures.push(format!("{codec} {rate:.0}"));
+        if *codec == ShuffleCompression::None {
+            plain_rate = rate;
+        } else {
+            figures.push(format!("{codec} {rate:.0}"));
+        }
     }
     report.target(
         5,
-        "shuffle MB/s across processes (none / lz4 / zstd) vs raw copy",
-        format!("{} vs raw {raw_rate:.0}", figures.join(", ")),
-        "reported",
-        true,
+        "shuffle fetch + decode across processes, uncompressed (MB/s)",
+        format!(
+            "{plain_rate:.0} MB/s ({:.0}% of the raw copy's {raw_rate:.0}; {})",
+            100.0 * plain_rate / raw_rate,
+            figures.join(", ")
+        ),
+        "≥ 1000 MB/s",
+        plain_rate >= 1000.0,
     );
     Ok(())
 }

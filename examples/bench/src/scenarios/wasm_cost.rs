@@ -93,8 +93,8 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         2,
         "the WASM cost: WASM / native UDFs, same job",
         format!("{ratio:.2}×"),
-        "≤ 1.25×",
-        ratio <= 1.25,
+        "≤ 1.15×",
+        ratio <= 1.15,
     );
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Word count over the Zipf corpus: Weft embedded (`weft run`, a whole process from start to
 //! committed output) against Spark DataFrame and RDD (`spark-submit`, whole processes), against the
-//! hand-written native count on every core, and the native peer program if given. Targets 1 and 3.
+//! tuned native count of the native peer (`tuned`: every core, the machine's limit) if given,
+//! against the runner's own hand-written native count on every core (the reference), and the
+//! peer's single-core program if given. Targets 1 and 3.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,6 +50,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
     let mut reference: Option<Counts> = None;
     let mut native = Vec::new();
     let mut peer = Vec::new();
+    let mut tuned = Vec::new();
     let mut weft = Vec::new();
     let mut spark_df = Vec::new();
     let mut spark_rdd = Vec::new();
@@ -71,6 +74,14 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
             check_counts("native peer", &read_counts(&dest)?, reference)?;
         }
 
+        if let Some(program) = &env.tuned_peer {
+            let dest = out.join("tuned-peer.tsv");
+            tuned.push(run_timed(
+                std::process::Command::new(program).arg(&data).arg(&dest),
+            )?);
+            check_counts("tuned native peer", &read_counts(&dest)?, reference)?;
+        }
+
         let dest = out.join("weft-wordcount");
         weft.push(run_timed(
             env.weft()
@@ -84,15 +95,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         if let Some(spark) = &env.spark {
             for (script, samples) in [("wc_df.py", &mut spark_df), ("wc_rdd.py", &mut spark_rdd)] {
                 let dest = out.join(format!("spark-{script}"));
-                let _ = std::fs::remove_dir_all(&dest);
-                samples.push(run_timed(
-                    std::process::Command::new("bash")
-                        .arg(spark.join("spark.sh"))
-                        .arg(script)
-                        .arg(&data)
-                        .arg(&dest)
-                        .env("SPARK_CORES", env.threads.to_string()),
-                )?);
+                samples.push(crate::spark::submit(env, spark, script, &data, &dest)?);
                 check_counts(script, &read_counts(&dest)?, reference)?;
             }
         }
@@ -119,26 +122,49 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
             rate(peer),
         );
     }
+    if !tuned.is_empty() {
+        let tuned = median(&tuned);
+        report.row(
+            "wordcount",
+            "tuned native peer, every core (the machine's limit)",
+            format!("{:.2} s", secs(tuned)),
+            rate(tuned),
+        );
+    }
     report.row(
         "wordcount",
         format!("weft run, embedded, {threads} workers"),
         format!("{:.2} s", secs(weft)),
-        format!("{}; whole process, output committed", rate(weft)),
+        format!(
+            "{}; whole process, output committed; {:.2}× the hand-written native",
+            rate(weft),
+            secs(weft) / secs(native)
+        ),
     );
-    let ratio = secs(weft) / secs(native);
-    report.target(
-        3,
-        format!("word count: Weft / best native ({threads} threads)"),
-        format!("{ratio:.2}×"),
-        "≤ 1.5×",
-        ratio <= 1.5,
-    );
+    if tuned.is_empty() {
+        report.target(
+            3,
+            "word count: Weft / tuned native",
+            "not run: no tuned native peer (--tuned-peer)",
+            "≤ 1.5×",
+            false,
+        );
+    } else {
+        let ratio = secs(weft) / secs(median(&tuned));
+        report.target(
+            3,
+            "word count: Weft / tuned native (every core)",
+            format!("{ratio:.2}×"),
+            "≤ 1.5×",
+            ratio <= 1.5,
+        );
+    }
     if spark_df.is_empty() {
         report.target(
             1,
             "word count: Spark / Weft",
             "not run: the Spark peer is not set up",
-            "DataFrame ≥ 6×, RDD ≥ 18×",
+            "DataFrame ≥ 8×, RDD ≥ 20×",
             false,
         );
         return Ok(());
@@ -161,15 +187,15 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         1,
         "word count: Spark DataFrame / Weft",
         format!("{x_df:.1}×"),
-        "≥ 6×",
-        x_df >= 6.0,
+        "≥ 8×",
+        x_df >= 8.0,
     );
     report.target(
         1,
         "word count: Spark RDD / Weft",
         format!("{x_rdd:.1}×"),
-        "≥ 18×",
-        x_rdd >= 18.0,
+        "≥ 20×",
+        x_rdd >= 20.0,
     );
     Ok(())
 }
@@ -251,6 +277,7 @@ mod tests {
             home: PathBuf::new(),
             spark: None,
             native_peer: None,
+            tuned_peer: None,
             shuffle_size: 0,
             memory_budget: 0,
         };
