@@ -76,6 +76,8 @@ pub(crate) fn udfs_of(module: &wasmtime::Module) -> Result<Vec<UdfInfo>, Artifac
                 name: udf.to_owned(),
                 kind,
                 combiner: kind == UdfKind::Reduce && combined.contains(&udf),
+                // A compiled artifact keeps no custom sections; workers are told by the task.
+                key_unused: false,
             }),
             // Validation refuses such a module, so it cannot have been serialized by us.
             _ => {

@@ -42,6 +42,13 @@ pub enum ValidationError {
          (a combiner belongs to a reduce of the same module)"
     )]
     OrphanCombiner { export: String, name: String },
+    #[error("{0} (see guest-sdk/ABI.md, section 3b)")]
+    UdfFacts(#[from] weft_abi::facts::FactsError),
+    #[error(
+        "custom section `{section}`, line {line}: `{name}` is not a UDF of this module",
+        section = weft_abi::facts::SECTION
+    )]
+    UdfFactsUnknownUdf { line: usize, name: String },
     #[error(
         "UDF name `{name}` is exported twice (as {first} and as {second}); names must be unique"
     )]

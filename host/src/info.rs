@@ -11,6 +11,11 @@ pub struct UdfInfo {
     /// A `reduce` that comes with a combiner (`weft_combine_<name>`, ABI.md §3a): a map task
     /// feeding it combines inside the guest rather than in the host.
     pub combiner: bool,
+    /// The module states that the UDF never reads its input records' keys (`key=unused` in its
+    /// `weft.udfs` section, ABI.md §3b), so a task may hand it empty keys. Known only where the
+    /// module's bytes are read (validation, registration); false elsewhere, which only costs the
+    /// keys being built.
+    pub key_unused: bool,
 }
 
 /// What validation learned about a module.

@@ -80,6 +80,9 @@ impl NativeModule {
                 name: udf.name.to_owned(),
                 kind: udf.kind,
                 combiner: udf.kind == UdfKind::Reduce && udf.combine.is_some(),
+                // Native UDFs state no facts: they are measured with the keys a module gets by
+                // default.
+                key_unused: false,
             });
         }
         infos.sort();

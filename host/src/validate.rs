@@ -150,6 +150,8 @@ pub(crate) fn inspect(engine: &Engine, bytes: &[u8]) -> Result<Inspected, Valida
     let mut memories: Vec<wasmparser::MemoryType> = Vec::new();
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
     let mut wasi_imports = Vec::new();
+    // The `weft.udfs` sections, concatenated as a linker would (ABI.md §3b).
+    let mut facts: Vec<u8> = Vec::new();
     let invalid = |e: wasmparser::BinaryReaderError| ValidationError::Invalid(e.to_string());
 
     for payload in Parser::new(0).parse_all(bytes) {
@@ -211,6 +213,17 @@ pub(crate) fn inspect(engine: &Engine, bytes: &[u8]) -> Result<Inspected, Valida
                     let export = export.map_err(invalid)?;
                     exports.push((export.name.to_owned(), export.kind, export.index));
                 }
+            }
+            Payload::CustomSection(reader) if reader.name() == weft_abi::facts::SECTION => {
+                // Bounded before it is copied: a hostile module may hold gigabytes of it.
+                if facts.len() + reader.data().len() > weft_abi::facts::MAX_SECTION_BYTES {
+                    return Err(weft_abi::facts::FactsError {
+                        line: 0,
+                        reason: "is over 64 KiB",
+                    }
+                    .into());
+                }
+                facts.extend_from_slice(reader.data());
             }
             _ => {}
         }
@@ -316,6 +329,7 @@ pub(crate) fn inspect(engine: &Engine, bytes: &[u8]) -> Result<Inspected, Valida
             });
         }
     }
+    let key_unused = key_unused_udfs(&facts, &udfs)?;
     wasi_imports.sort();
     wasi_imports.dedup();
     Ok(Inspected {
@@ -323,12 +337,38 @@ pub(crate) fn inspect(engine: &Engine, bytes: &[u8]) -> Result<Inspected, Valida
             .into_iter()
             .map(|(name, kind)| UdfInfo {
                 combiner: combined.contains(name.as_str()),
+                key_unused: key_unused.contains(name.as_str()),
                 name,
                 kind,
             })
             .collect(),
         wasi_imports,
     })
+}
+
+/// The UDFs the `weft.udfs` sections (`facts`, concatenated) say never read their keys. A line
+/// naming a function that is not one of `udfs` is refused, so a typo in another language's SDK is
+/// caught at registration rather than silently ignored.
+fn key_unused_udfs<'a>(
+    facts: &'a [u8],
+    udfs: &BTreeMap<String, UdfKind>,
+) -> Result<std::collections::BTreeSet<&'a str>, ValidationError> {
+    let mut unknown = None;
+    let mut key_unused = std::collections::BTreeSet::new();
+    weft_abi::facts::parse(facts, |entry| {
+        if !udfs.contains_key(entry.name) {
+            unknown.get_or_insert((entry.line, entry.name));
+        } else if entry.key_unused {
+            key_unused.insert(entry.name);
+        }
+    })?;
+    match unknown {
+        Some((line, name)) => Err(ValidationError::UdfFactsUnknownUdf {
+            line,
+            name: name.to_owned(),
+        }),
+        None => Ok(key_unused),
+    }
 }
 
 fn check_magic(bytes: &[u8]) -> Result<(), ValidationError> {

@@ -271,12 +271,22 @@ fn show(entry: &ModuleEntry, versions: &[VersionRecord]) -> Result<()> {
     outln!("wasi:        {imports}")?;
     outln!("udfs:")?;
     for u in &m.udfs {
-        let combiner = if u.combiner {
-            " (with a combiner: map tasks combine inside the guest)"
+        let notes: Vec<&str> = [
+            (
+                u.combiner,
+                "with a combiner: map tasks combine inside the guest",
+            ),
+            (u.key_unused, "key unused: input read for it has empty keys"),
+        ]
+        .into_iter()
+        .filter_map(|(on, note)| on.then_some(note))
+        .collect();
+        let notes = if notes.is_empty() {
+            String::new()
         } else {
-            ""
+            format!(" ({})", notes.join("; "))
         };
-        outln!("  {:<14} {}{combiner}", u.kind, u.name)?;
+        outln!("  {:<14} {}{notes}", u.kind, u.name)?;
     }
     if versions.len() > 1 {
         outln!("versions:")?;

@@ -293,6 +293,58 @@ fn wordcount_example_equals_the_reference() {
     assert_eq!(parts, 4);
 }
 
+/// Issue 19: the map side builds no keys for a first UDF that states it never reads them
+/// (`split_words`, `non_empty`), and exact `PATH:OFFSET` keys for one that reads them, even
+/// behind a filter that does not (a filter passes its input keys on).
+#[test]
+fn issue_19_keys_are_built_only_for_a_udf_that_reads_them() {
+    let weft = weft_with_examples();
+    let show = weft.ok(&["module", "show", "textkit"]).stdout();
+    let line = |name: &str| {
+        show.lines()
+            .find(|l| l.ends_with(name) || l.contains(&format!("{name} (")))
+    };
+    assert!(line("non_empty").unwrap().contains("key unused"), "{show}");
+    assert!(
+        !line("words_with_line").unwrap().contains("key unused"),
+        "{show}"
+    );
+
+    let input = weft.scratch("lines.txt");
+    std::fs::write(&input, "a b\n\nb c\n").unwrap();
+    let job = job_file(
+        &weft,
+        "postings.toml",
+        &format!(
+            r#"name = "postings"
+[input]
+path = {input:?}
+[[step]]
+filter = "textkit/non_empty"
+[[step]]
+flat_map = "textkit/words_with_line"
+[[step]]
+group_reduce = "textkit/distinct_sorted"
+[output]
+path = "postings"
+"#,
+            input = path(&input)
+        ),
+    );
+    let out = weft.scratch("postings");
+    weft.ok(&["run", path(&job), "--output", path(&out)]);
+    let key = |offset: u32| format!("{}:{offset}", path(&input));
+    let want: HashMap<Vec<u8>, Vec<u8>> = [
+        ("a", key(0)),
+        ("b", format!("{},{}", key(0), key(5))),
+        ("c", key(5)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.as_bytes().to_vec(), v.into_bytes()))
+    .collect();
+    assert_eq!(read_output(&out), want);
+}
+
 #[test]
 fn stocks_example_equals_the_reference() {
     let weft = weft_with_examples();

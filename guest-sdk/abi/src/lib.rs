@@ -21,6 +21,7 @@
 // encoder.
 extern crate alloc;
 
+pub mod facts;
 pub mod row;
 
 /// Version of the guest ABI this crate describes. Bump it on any change a compiled guest could notice:

@@ -312,10 +312,13 @@ fn generate(kind: Kind, name: &UdfName, function: &ItemFn, params: &[PatType]) -
         }
         _ => (quote! {}, quote! { ::core::option::Option::None }),
     };
+    let facts = udf_facts(kind, &name.value, params);
     quote! {
         #function
 
         #combine_export
+
+        #facts
 
         #[cfg(target_arch = "wasm32")]
         const _: () = {
@@ -355,6 +358,41 @@ fn generate(kind: Kind, name: &UdfName, function: &ItemFn, params: &[PatType]) -
             },
             combine: #native_combine,
         };
+    }
+}
+
+/// The UDF's line of the `weft.udfs` custom section (ABI.md §3b), if it states a fact: `key=unused`
+/// for a `map`, `filter` or `flat_map` whose key parameter is written `()`, so that the host may
+/// leave the input keys empty. The linker concatenates the statics of every UDF into one section.
+///
+/// Unlike everything else here this looks at a type's spelling: a hint that is missed (an alias of
+/// `()`, or a type whose `Decode` ignores its bytes) only costs the host building keys, while a
+/// hint given wrongly would hand a UDF empty keys, and `()` cannot read them whatever it is called.
+fn udf_facts(kind: Kind, name: &str, params: &[PatType]) -> TokenStream {
+    let reads_records = matches!(kind, Kind::Map | Kind::Filter | Kind::FlatMap);
+    if !reads_records || !params.first().is_some_and(|key| is_unit(&key.ty)) {
+        return quote! {};
+    }
+    let line = format!("1 {name} key=unused\n");
+    let bytes = syn::LitByteStr::new(line.as_bytes(), Span::call_site());
+    let len = line.len();
+    quote! {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            #[unsafe(link_section = "weft.udfs")]
+            #[used]
+            static __WEFT_UDF_FACTS: [u8; #len] = *#bytes;
+        };
+    }
+}
+
+/// `()`, possibly in parentheses.
+fn is_unit(ty: &Type) -> bool {
+    match ty {
+        Type::Tuple(t) => t.elems.is_empty(),
+        Type::Paren(p) => is_unit(&p.elem),
+        Type::Group(g) => is_unit(&g.elem),
+        _ => false,
     }
 }
 
@@ -561,6 +599,64 @@ mod tests {
         assert!(out.contains("native :: flat_map"), "{out}");
         assert!(out.contains("const __WEFT_NATIVE_split"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn a_udf_whose_key_is_unit_states_it_in_the_custom_section() {
+        let line = |kind, attr, item| {
+            let out = expanded(kind, attr, item);
+            out.contains("link_section = \"weft.udfs\"").then(|| {
+                out.split("b\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+        };
+        let unused = Some("1 up key=unused\\n".to_owned());
+        assert_eq!(
+            line(
+                Kind::Map,
+                "name = \"up\"",
+                "fn f(_k: (), v: &[u8]) -> ((), u8) {}"
+            ),
+            unused
+        );
+        assert_eq!(
+            line(
+                Kind::Filter,
+                "name = \"up\"",
+                "fn f(_k: (()), v: ()) -> bool {}"
+            ),
+            unused
+        );
+        assert_eq!(
+            line(
+                Kind::FlatMap,
+                "name = \"up\"",
+                "fn f(_: (), v: (), o: &mut E) {}"
+            ),
+            unused
+        );
+        // A key that is read, a unit value, and the grouped kinds state nothing.
+        assert_eq!(
+            line(Kind::Map, "", "fn f(k: &[u8], v: ()) -> ((), u8) {}"),
+            None
+        );
+        assert_eq!(
+            line(Kind::Reduce, "", "fn f(k: (), a: u8, b: u8) -> u8 {}"),
+            None
+        );
+        assert_eq!(
+            line(
+                Kind::GroupReduce,
+                "",
+                "fn f(k: (), v: Values<'_, u8>, o: &mut E) {}"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -44,7 +44,8 @@ const WINDOW_SLACK: u64 = 4 << 10;
 pub struct ReadOptions {
     /// A batch is closed as soon as its values reach this many bytes, so it holds about this much
     /// value data, plus at most one line. It also closes when its keys reach this many bytes,
-    /// which bounds batches of many empty or tiny lines, whose keys outweigh their values.
+    /// which bounds batches of many empty or tiny lines, whose keys outweigh their values (without
+    /// keys, when the offsets of both columns do).
     pub batch_bytes: usize,
     /// How much is read from the file at a time.
     pub chunk_bytes: usize,
@@ -82,7 +83,8 @@ enum State {
 /// - The key is the file path (as given in the split, lossily converted to UTF-8) and the byte
 ///   offset of the line's first byte, as UTF-8 text: `"{path}:{offset}"`, e.g.
 ///   `data/a.txt:1042`. (Hadoop's `TextInputFormat` keys by offset alone; with the path too, keys
-///   from different files of one job never collide.)
+///   from different files of one job never collide.) Or empty, for a job that does not read it
+///   ([`SplitReader::with_keys`]).
 /// - The value is the line's raw bytes (no UTF-8 check for text and CSV).
 /// - [`InputFormat::Csv`] with `header`: the line at offset 0 is the header and never a record;
 ///   only the split starting at 0 sees it. With a delimiter other than `,`, each row is re-encoded
@@ -94,6 +96,10 @@ pub struct SplitReader {
     path: PathBuf,
     /// `"{path}:"`, the part of every key that does not change.
     key_prefix: Vec<u8>,
+    /// Whether records get `PATH:OFFSET` keys; without, every key is empty (the first UDF reading
+    /// the records states it never reads keys, and formatting them nearly doubles what a batch of
+    /// short lines holds).
+    keys: bool,
     format: InputFormat,
     /// For CSV: the record parser and what each row is encoded with.
     csv: Option<Box<CsvState>>,
@@ -364,6 +370,7 @@ impl SplitReader {
         Ok(SplitReader {
             path,
             key_prefix,
+            keys: true,
             format,
             csv,
             file,
@@ -395,6 +402,13 @@ impl SplitReader {
     /// Sets what to do with malformed records (by default, fail).
     pub fn with_on_error(mut self, on_error: OnError) -> SplitReader {
         self.on_error = on_error;
+        self
+    }
+
+    /// With `false`, every record's key is empty instead of `PATH:OFFSET` (by default, keys are
+    /// built). For a job whose UDFs never read the keys.
+    pub fn with_keys(mut self, keys: bool) -> SplitReader {
+        self.keys = keys;
         self
     }
 
@@ -578,9 +592,13 @@ impl SplitReader {
                 });
             }
             values.push(line);
-            keys.push_key(&self.key_prefix, offset);
+            if self.keys {
+                keys.push_key(&self.key_prefix, offset);
+            } else {
+                keys.close_item();
+            }
             self.consume(next);
-            if values.data.len() >= batch_bytes || keys.data.len() >= batch_bytes {
+            if values.data.len() >= batch_bytes || self.key_weight(&keys) >= batch_bytes {
                 break;
             }
         }
@@ -643,11 +661,26 @@ impl SplitReader {
             }
             weft_abi::row::encode_row(&mut values.data, csv.parser.fields(), names);
             values.close_item();
-            keys.push_key(&self.key_prefix, offset);
+            if self.keys {
+                keys.push_key(&self.key_prefix, offset);
+            } else {
+                keys.close_item();
+            }
             self.csv = Some(csv);
-            if values.data.len() >= batch_bytes || keys.data.len() >= batch_bytes {
+            if values.data.len() >= batch_bytes || self.key_weight(keys) >= batch_bytes {
                 return Ok(());
             }
+        }
+    }
+
+    /// What a batch's keys count for against `batch_bytes`: their bytes or, when they are not
+    /// built, the offsets of both columns (8 bytes a record), which still bound a batch of many
+    /// empty lines.
+    fn key_weight(&self, keys: &ColumnBuilder) -> usize {
+        if self.keys {
+            keys.data.len()
+        } else {
+            keys.offsets.len() * 8
         }
     }
 

@@ -293,8 +293,10 @@ impl From<&TaskSpec> for pb::TaskDefinition {
                 format,
                 on_error,
                 quarantine_dir,
+                keys_unused,
             } => {
                 let mut pb = split_to_pb(split, *format);
+                pb.keys_unused = *keys_unused;
                 pb.on_error = match on_error {
                     OnError::Fail => pb::OnError::Fail,
                     OnError::Skip => pb::OnError::Skip,
@@ -379,12 +381,14 @@ impl TryFrom<pb::TaskDefinition> for TaskSpec {
                     }
                     _ => None,
                 };
+                let keys_unused = s.keys_unused;
                 let (split, format) = split_from_pb(s)?;
                 TaskInput::Split {
                     split,
                     format,
                     on_error,
                     quarantine_dir,
+                    keys_unused,
                 }
             }
             pb::partition_descriptor::Source::Shuffle(r) => TaskInput::Shuffle {

@@ -64,6 +64,10 @@ pub enum TaskInput {
         /// With [`OnError::Quarantine`]: where the task writes its malformed records, as
         /// `bad-records-SSSSS-PPPPP.jsonl` (stage, partition).
         quarantine_dir: Option<PathBuf>,
+        /// No step reads the records' keys (the first narrow step, after any filters, states it
+        /// never reads them), so the reader leaves every key empty instead of formatting
+        /// `PATH:OFFSET`.
+        keys_unused: bool,
     },
     /// Every map task's block for this reduce partition; `wide` runs over each key's values.
     Shuffle {

@@ -4,6 +4,7 @@
 mod artifact;
 mod combine;
 mod compile;
+mod facts;
 mod kinds;
 mod limits;
 mod native;

@@ -517,6 +517,7 @@ impl Executor {
                 format,
                 on_error,
                 quarantine_dir,
+                keys_unused,
             } => {
                 result.bytes_in = split.length;
                 let options = ReadOptions {
@@ -531,7 +532,8 @@ impl Executor {
                     buffers,
                     spec.roots.as_ref(),
                 )?
-                .with_on_error(*on_error);
+                .with_on_error(*on_error)
+                .with_keys(!*keys_unused);
                 let mut quarantine =
                     Quarantine::new(quarantine_dir.as_deref(), &spec.id, spec.roots.as_ref());
                 while let Some(batch) = reader.next_batch()? {
@@ -546,8 +548,18 @@ impl Executor {
                         .store(reader.consumed(), Ordering::Relaxed);
                     // Kept (buffers are shared, not copied) to find a failing record.
                     let kept = batch.clone();
+                    let before = result.records_in - batch.len() as u64;
                     if let Err(e) = sink.take(pipeline, &spec.steps, batch) {
-                        return Err(locate_failure(pipeline, &spec.steps, &kept, e));
+                        // Without keys, the failing record's `PATH:OFFSET` is read again.
+                        let key_of = |index: usize| {
+                            if *keys_unused {
+                                let at = before + index as u64;
+                                key_of_record(split, *format, *on_error, spec.roots.as_ref(), at)
+                            } else {
+                                Some(kept.get(index).0.to_vec())
+                            }
+                        };
+                        return Err(locate_failure(pipeline, &spec.steps, &kept, &key_of, e));
                     }
                 }
                 quarantine.keep(reader.take_bad_records())?;
@@ -825,6 +837,7 @@ fn locate_failure(
     pipeline: &mut Pipeline,
     steps: &[StepRef],
     batch: &Records,
+    key_of: &dyn Fn(usize) -> Option<Vec<u8>>,
     error: TaskError,
 ) -> TaskError {
     let TaskError::Step {
@@ -852,8 +865,9 @@ fn locate_failure(
                 fine = mid;
             }
         }
-        let key = String::from_utf8_lossy(batch.get(fails - 1).0).into_owned();
-        key.rsplit_once(':').and_then(|(path, offset)| {
+        key_of(fails - 1).and_then(|key| {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let (path, offset) = key.rsplit_once(':')?;
             let offset = offset.parse().ok()?;
             let line = weft_io::line_number(Path::new(path), offset).ok()?;
             Some(format!("{path}:{line}"))
@@ -868,6 +882,32 @@ fn locate_failure(
         at,
         source,
     }
+}
+
+/// The `PATH:OFFSET` key of the `index`th record of `split` (counting from 0), read again with
+/// keys: for locating a failure in a task that read its records without them. The same split,
+/// format and `on_error` give the same records in the same order, whatever the batches.
+fn key_of_record(
+    split: &weft_io::InputSplit,
+    format: weft_io::InputFormat,
+    on_error: weft_io::OnError,
+    roots: Option<&DataRoots>,
+    index: u64,
+) -> Option<Vec<u8>> {
+    let options = ReadOptions::default();
+    let reader = SplitReader::open_within(split, format, options, Default::default(), roots)
+        .ok()?
+        .with_on_error(on_error);
+    let mut skipped = 0u64;
+    for batch in reader {
+        let batch = batch.ok()?;
+        let len = batch.len() as u64;
+        if index - skipped < len {
+            return Some(batch.get((index - skipped) as usize).0.to_vec());
+        }
+        skipped += len;
+    }
+    None
 }
 
 #[cfg(test)]

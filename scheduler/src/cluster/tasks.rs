@@ -75,6 +75,7 @@ impl JobTasks<'_> {
             limits: self.limits,
             roots: self.roots.cloned(),
         };
+        let keys_unused = !stage.reads_input_keys();
         match &stage.input {
             StageInput::Splits {
                 format,
@@ -93,6 +94,7 @@ impl JobTasks<'_> {
                             // Committed with the output, beside its parts.
                             quarantine_dir: (*on_error == OnError::Quarantine)
                                 .then(|| self.staging_dir.join(weft_io::BAD_RECORDS_DIR)),
+                            keys_unused,
                         },
                     )
                 })

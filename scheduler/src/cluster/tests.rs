@@ -357,6 +357,7 @@ fn step(number: usize, kind: UdfKind, function: &str) -> ResolvedStep {
         module_name: "m".into(),
         module_version: 1,
         function: function.into(),
+        key_unused: false,
     }
 }
 

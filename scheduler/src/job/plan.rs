@@ -352,6 +352,29 @@ pub struct Plan {
     pub warnings: Vec<SplitWarning>,
 }
 
+impl Stage {
+    /// Whether the records this stage reads from its input files need their keys: false when its
+    /// first `map` or `flat_map`, and every `filter` before it, state that they never read them
+    /// (a filter passes its input keys on). Keys after such a step are the UDF's own output.
+    pub fn reads_input_keys(&self) -> bool {
+        if !matches!(self.input, StageInput::Splits { .. }) {
+            return true;
+        }
+        for step in &self.steps {
+            if !step.key_unused {
+                return true;
+            }
+            match step.kind {
+                UdfKind::Filter => {}
+                UdfKind::Map | UdfKind::FlatMap => return false,
+                UdfKind::Reduce | UdfKind::GroupReduce => return true,
+            }
+        }
+        // No step, or only filters: the records go to a shuffle or the output, keys and all.
+        true
+    }
+}
+
 impl Plan {
     /// The output directory (the last stage's).
     pub fn output_dir(&self) -> Option<&Path> {

@@ -24,6 +24,8 @@ pub struct ResolvedStep {
     pub module_name: String,
     pub module_version: u32,
     pub function: String,
+    /// The module states that the function never reads its input keys (`UdfRecord::key_unused`).
+    pub key_unused: bool,
 }
 
 impl fmt::Display for ResolvedStep {
@@ -115,6 +117,7 @@ impl JobSpec {
             module_name: entry.version.name.clone(),
             module_version: entry.version.version,
             function: step.function.clone(),
+            key_unused: udf.key_unused,
         })
     }
 

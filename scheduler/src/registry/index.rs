@@ -254,6 +254,18 @@ mod tests {
         assert!(new.combiner);
     }
 
+    #[test]
+    fn udf_records_stored_before_key_facts_were_read_as_reading_their_keys() {
+        let old: UdfRecord = from_json(b"k", br#"{"name":"split","kind":"flat_map"}"#).unwrap();
+        assert!(!old.key_unused);
+        let new: UdfRecord = from_json(
+            b"k",
+            br#"{"name":"split","kind":"flat_map","key_unused":true}"#,
+        )
+        .unwrap();
+        assert!(new.key_unused);
+    }
+
     fn version(tenant: &str, name: &str, version: u32, id: u8) -> VersionRecord {
         VersionRecord {
             tenant: Tenant::new(tenant).unwrap(),

@@ -76,6 +76,10 @@ pub struct UdfRecord {
     /// before it was stored.
     #[serde(default)]
     pub combiner: bool,
+    /// The UDF never reads its input keys ([`UdfInfo::key_unused`]); false in records written
+    /// before it was stored, which only costs building the keys.
+    #[serde(default)]
+    pub key_unused: bool,
 }
 
 impl UdfRecord {
@@ -514,6 +518,7 @@ fn udf_record(udf: &UdfInfo) -> UdfRecord {
         name: udf.name.clone(),
         kind: udf.kind.to_string(),
         combiner: udf.combiner,
+        key_unused: udf.key_unused,
     }
 }
 

@@ -36,6 +36,7 @@ impl From<&ModuleRecord> for pb::ModuleInfo {
                     name: u.name.clone(),
                     kind: kind_name_to_pb(&u.kind) as i32,
                     combiner: u.combiner,
+                    key_unused: u.key_unused,
                 })
                 .collect(),
             wasi_imports: m.wasi_imports.clone(),
@@ -59,6 +60,7 @@ impl TryFrom<pb::ModuleInfo> for ModuleRecord {
                     kind: kind_from_pb("Udf.kind", u.kind)?.to_string(),
                     name: u.name,
                     combiner: u.combiner,
+                    key_unused: u.key_unused,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -218,6 +220,7 @@ mod tests {
                         name: format!("f_{k}"),
                         kind: k.to_string(),
                         combiner: *k == UdfKind::Reduce,
+                        key_unused: *k == UdfKind::FlatMap,
                     })
                     .collect(),
                 wasi_imports: vec!["fd_write".into()],

@@ -1,6 +1,7 @@
 //! Splitting and line framing: whatever the split size, chunk size and batch size, the splits of a
 //! file together give exactly the file's lines, once each, keyed by path and offset.
 
+use weft_batch::Records;
 use weft_io::{InputFormat, InputSplit, ReadOptions, SplitReader};
 
 use crate::common::{
@@ -108,6 +109,53 @@ fn keys_are_path_colon_offset() {
     assert_eq!(batch.to_pairs(), want);
     assert!(reader.next_batch().unwrap().is_none());
     assert!(reader.next().is_none(), "stays exhausted");
+}
+
+/// Told that no UDF reads the keys, the reader leaves them empty (all-zero offsets) in every
+/// format and reads the very same records; batches are then closed by their values (fewer), and
+/// empty lines still make bounded batches.
+#[test]
+fn keys_are_empty_when_the_job_does_not_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let content: Vec<u8> = (0..500)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let file = input_file(dir.path(), "records", &content);
+    let options = ReadOptions {
+        batch_bytes: 1000,
+        chunk_bytes: 300,
+    };
+    for format in [InputFormat::Text, InputFormat::Jsonl, InputFormat::CSV] {
+        let read = |keys: bool| {
+            let reader = SplitReader::open_with(&InputSplit::whole(&file), format, options)
+                .unwrap()
+                .with_keys(keys);
+            reader.map(Result::unwrap).collect::<Vec<_>>()
+        };
+        let (with, without) = (read(true), read(false));
+        let values = |batches: &[Records]| -> Vec<Vec<u8>> {
+            batches
+                .iter()
+                .flat_map(|b| b.values().iter().map(|v| v.unwrap().to_vec()))
+                .collect()
+        };
+        assert_eq!(values(&with), values(&without), "{format:?}");
+        let path = file.path.to_str().unwrap().as_bytes();
+        assert!(with.iter().all(|b| b.keys().value(0).starts_with(path)));
+        for batch in &without {
+            assert_eq!(batch.keys().offsets().len(), batch.values().offsets().len());
+            assert!(batch.keys().offsets().iter().all(|&o| o == 0), "{format:?}");
+        }
+    }
+    let empty_lines = input_file(dir.path(), "empty-lines", &[b'\n'; 5000]);
+    let batches =
+        SplitReader::open_with(&InputSplit::whole(&empty_lines), InputFormat::Text, options)
+            .unwrap()
+            .with_keys(false)
+            .map(|b| b.unwrap().len())
+            .collect::<Vec<_>>();
+    assert_eq!(batches.iter().sum::<usize>(), 5000);
+    assert!(batches.len() >= 40, "{batches:?}");
 }
 
 #[test]

@@ -120,6 +120,7 @@ pub fn text_task(dir: &Path, job: &str, input: &[u8], steps: &[(UdfKind, &str, &
             format: InputFormat::Text,
             on_error: weft_io::OnError::Fail,
             quarantine_dir: None,
+            keys_unused: false,
         },
         output: TaskOutput::Part {
             staging_dir,
