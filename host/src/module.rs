@@ -66,7 +66,18 @@ impl GuestModule {
             .linker()
             .instantiate_pre(&module)
             .map_err(|e| ValidationError::Compile(format!("{e:#}")))?;
-        Ok(GuestModule::wasm(pre, inspected.udfs))
+        // What a module states about its keys is for planning, which reads it at registration;
+        // dropped here so that a compiled module and its artifact (which keeps no custom
+        // sections) describe their UDFs alike.
+        let udfs = inspected
+            .udfs
+            .into_iter()
+            .map(|udf| UdfInfo {
+                key_unused: false,
+                ..udf
+            })
+            .collect();
+        Ok(GuestModule::wasm(pre, udfs))
     }
 
     /// A module of UDFs compiled into this process, e.g.
