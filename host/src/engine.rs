@@ -274,6 +274,12 @@ fn base_config(max_stack: usize) -> wasmtime::Config {
         // compiled into this wasmtime at all.
         .wasm_memory64(false)
         .wasm_component_model(false);
+    // `WEFT_PERFMAP=1` names guest functions for `perf` (a /tmp/perf-PID.map of the JIT code), so a
+    // profile shows `split_words` where it would show an anonymous address. Off by default: it
+    // writes a file per process.
+    if std::env::var_os("WEFT_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
