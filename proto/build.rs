@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Shuffle frames are the bulk of what workers send each other: as `bytes::Bytes` a received
+    // frame is a view of the receive buffer, not a copy of it (the wire format is the same).
+    config.bytes([".weft.v1.ShuffleFrame.arrow_ipc"]);
     tonic_prost_build::configure().compile_with_config(config, &protos, &["proto"])?;
     Ok(())
 }

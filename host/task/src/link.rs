@@ -11,6 +11,17 @@ use tonic::transport::{
 
 use crate::auth::{AuthChannel, Secret, authed};
 
+/// How much a peer may send on one stream before this client has consumed it (HTTP/2 flow
+/// control). Shuffle blocks stream through here: with hyper's 2 MiB a sender stalls whenever the
+/// receiver spends a moment decoding a multi-megabyte batch; with this much, it keeps sending
+/// while the batch before is decoded. What a stream may buffer is bounded by it all the same.
+const STREAM_WINDOW: u32 = 16 << 20;
+/// The same for all the streams of one connection together: room for a few bulk streams at once.
+const CONNECTION_WINDOW: u32 = 64 << 20;
+/// The largest HTTP/2 frame this client accepts (16 KiB by default): a 1 MiB shuffle frame then
+/// arrives in a few frames, not 64, each its own header and wake-up.
+const MAX_FRAME: u32 = 1 << 20;
+
 /// TLS material of a process: its own certificate and key (to serve), and the CA that signed its
 /// peers' certificates (to trust them).
 #[derive(Debug, Clone, Default)]
@@ -98,7 +109,11 @@ impl Link {
     /// The endpoint of `url`, with TLS when it is `https://` (trusting the CA of [`Tls`], or no
     /// one: a TLS URL without a CA cannot be verified, and the handshake fails saying so).
     pub fn endpoint(&self, url: &str) -> Result<Endpoint, tonic::transport::Error> {
-        let endpoint = Endpoint::from_shared(url.to_owned())?;
+        let endpoint = Endpoint::from_shared(url.to_owned())?
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME)
+            .tcp_nodelay(true);
         if url.starts_with("https://") {
             let tls = self.tls.clone().unwrap_or_default();
             return endpoint.tls_config(tls.client());

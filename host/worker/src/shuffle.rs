@@ -373,23 +373,60 @@ pub struct BlockDecoder {
     started: bool,
     /// The end-of-stream marker was read: the rest is the footer.
     ended: bool,
+    /// The length of the message at the front of `pending` when its header has arrived (0 when
+    /// not known): `pending` is grown to it in one step.
+    wanted: usize,
 }
+
+/// The most room [`BlockDecoder`] makes ahead of the bytes it has, on a message header's word.
+const MAX_ROOM_AHEAD: usize = 64 << 20;
 
 /// The stream format's continuation marker, before each message's length.
 const CONTINUATION: [u8; 4] = [0xFF; 4];
 
 impl BlockDecoder {
-    /// Takes the next bytes of the file, and returns the batches they complete.
+    /// Takes the next bytes of the file, and returns the batches they complete. A chunk that
+    /// starts a message is kept as it is, not copied.
     pub fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<Records>, DataError> {
-        let mut out = Vec::new();
         if self.ended {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         if self.pending.is_empty() {
             self.pending = chunk;
         } else {
-            self.pending.extend_from_slice(&chunk);
+            self.append(&chunk);
         }
+        self.decode_pending()
+    }
+
+    /// [`BlockDecoder::push`] for bytes the caller keeps (a frame as the network delivered it):
+    /// they are copied once, into the message they belong to.
+    pub fn push_slice(&mut self, chunk: &[u8]) -> Result<Vec<Records>, DataError> {
+        if self.ended {
+            return Ok(Vec::new());
+        }
+        self.append(chunk);
+        self.decode_pending()
+    }
+
+    /// Appends `chunk` to the partial message, making room for the whole message at once when its
+    /// length is known: a message of many frames is then copied once, not again at each doubling.
+    fn append(&mut self, chunk: &[u8]) {
+        // A header is the peer's word: room is made for at most `MAX_ROOM_AHEAD` bytes beyond
+        // what has arrived, so a header claiming a huge body costs nothing until the bytes come.
+        let have = self.pending.len() + chunk.len();
+        let wanted = self
+            .wanted
+            .min(have.saturating_add(MAX_ROOM_AHEAD))
+            .max(have);
+        if self.pending.capacity() < wanted {
+            self.pending.reserve_exact(wanted - self.pending.len());
+        }
+        self.pending.extend_from_slice(chunk);
+    }
+
+    fn decode_pending(&mut self) -> Result<Vec<Records>, DataError> {
+        let mut out = Vec::new();
         let mut at = 0;
         if !self.started {
             if !self
@@ -413,6 +450,7 @@ impl BlockDecoder {
             }
             self.started = true;
         }
+        self.wanted = 0;
         while let Some(length) = self.next_message(at)? {
             if length == 0 {
                 self.ended = true;
@@ -437,12 +475,23 @@ impl BlockDecoder {
             }
         }
         self.pending.drain(..at);
+        // The next message's whole length, when its header is here already: what `append` makes
+        // room for (within `MAX_ROOM_AHEAD` of what has arrived).
+        self.wanted = self.message_length(0)?.unwrap_or(0);
         Ok(out)
     }
 
     /// The length of the whole message starting at `at` (prefix, header, body) if it is all
     /// there; `Some(0)` for the end-of-stream marker.
     fn next_message(&self, at: usize) -> Result<Option<usize>, DataError> {
+        Ok(self
+            .message_length(at)?
+            .filter(|&total| self.pending.len() - at >= total))
+    }
+
+    /// The length of the whole message starting at `at` once its prefix and header are there,
+    /// whether or not its body is; `Some(0)` for the end-of-stream marker.
+    fn message_length(&self, at: usize) -> Result<Option<usize>, DataError> {
         let bytes = &self.pending[at..];
         let word = |i: usize| -> Option<u32> {
             bytes
@@ -474,8 +523,7 @@ impl BlockDecoder {
         let body = usize::try_from(message.bodyLength()).map_err(|_| {
             DataError::Malformed("a message with a negative body length".to_owned())
         })?;
-        let total = prefix + meta + body;
-        Ok((bytes.len() >= total).then_some(total))
+        Ok(Some((prefix + meta).saturating_add(body)))
     }
 
     /// Checks that the file was whole: its stream part ended with its end-of-stream marker.

@@ -731,7 +731,10 @@ pub async fn fetch_block(
         .into_inner();
     let mut decoder = BlockDecoder::default();
     while let Some(frame) = stream.message().await.map_err(rpc)? {
-        for records in decoder.push(frame.arrow_ipc).map_err(|e| fail(e.into()))? {
+        for records in decoder
+            .push_slice(&frame.arrow_ipc)
+            .map_err(|e| fail(e.into()))?
+        {
             each(records)?;
         }
     }
@@ -821,7 +824,9 @@ impl pb::worker_server::Worker for Service {
                 let mut buf = Vec::with_capacity(FRAME);
                 let frame = match file.read_buf(&mut buf).await {
                     Ok(0) => break,
-                    Ok(_) => Ok(pb::ShuffleFrame { arrow_ipc: buf }),
+                    Ok(_) => Ok(pb::ShuffleFrame {
+                        arrow_ipc: buf.into(),
+                    }),
                     Err(e) => Err(Status::internal(format!(
                         "reading the shuffle block of {task}: {e}"
                     ))),

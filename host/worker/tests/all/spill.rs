@@ -338,18 +338,29 @@ fn a_block_decodes_the_same_in_frames_of_any_size_and_a_truncated_one_is_refused
         .collect();
     assert_eq!(whole.len(), records.len());
     let bytes = std::fs::read(&path).unwrap();
-    for frame in [1, 7, 4096, 1 << 20] {
+    // Owned frames (`push`), borrowed ones as the network delivers them (`push_slice`), and the
+    // two mixed: a batch gathered across many frames into room made for it at once is exact.
+    for (frame, how) in [1, 7, 4096, 100_000, 1 << 20]
+        .into_iter()
+        .flat_map(|f| [(f, 0), (f, 1), (f, 2)])
+    {
         let mut decoder = BlockDecoder::default();
         let mut got = Vec::new();
-        for chunk in bytes.chunks(frame) {
-            for batch in decoder.push(chunk.to_vec()).unwrap() {
+        for (i, chunk) in bytes.chunks(frame).enumerate() {
+            let batches = match how {
+                0 => decoder.push(chunk.to_vec()),
+                1 => decoder.push_slice(chunk),
+                _ if i % 2 == 0 => decoder.push(chunk.to_vec()),
+                _ => decoder.push_slice(chunk),
+            };
+            for batch in batches.unwrap() {
                 got.extend(batch.to_pairs());
             }
         }
         decoder.finish().unwrap();
         assert!(
             got == whole,
-            "frames of {frame} bytes: {} records of {}",
+            "frames of {frame} bytes ({how}): {} records of {}",
             got.len(),
             whole.len()
         );
@@ -365,6 +376,47 @@ fn a_block_decodes_the_same_in_frames_of_any_size_and_a_truncated_one_is_refused
             .push(b"not arrow at all".to_vec())
             .is_err()
     );
+}
+
+/// Issue 19: the decoder makes room for a whole message once its header has arrived; a header
+/// claiming an enormous body (a hostile or corrupt peer) must not make it reserve that much.
+#[test]
+fn issue_19_a_header_claiming_a_huge_body_reserves_nothing_and_the_block_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = Executor::new(engine().clone(), Modules::of(&[]), dir.path());
+    let records: Vec<(String, String)> = words(3, 2_000, 500)
+        .into_iter()
+        .map(|w| (w, "1".to_owned()))
+        .collect();
+    let block = map_output(&executor, "hostile", 0, &records);
+    let mut bytes = std::fs::read(executor.block_path(&block.map_task, 0)).unwrap();
+    // Walk the stream part to the first batch's header: magic, padding, then messages of
+    // `FF FF FF FF`, header length, header, body.
+    let mut at = 6 + bytes[6..].iter().position(|&b| b != 0).unwrap();
+    let message = |bytes: &[u8], at: usize| {
+        let meta = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let header = arrow_ipc::root_as_message(&bytes[at + 8..at + 8 + meta]).unwrap();
+        (meta, header.bodyLength(), header.header_type())
+    };
+    let (meta, body, _) = message(&bytes, at);
+    at += 8 + meta + body as usize;
+    let (meta, body, kind) = message(&bytes, at);
+    assert_eq!(kind, arrow_ipc::MessageHeader::RecordBatch);
+    // Claim 2^60 bytes of body in place of the real length.
+    let header = &mut bytes[at + 8..at + 8 + meta];
+    let field = header
+        .windows(8)
+        .position(|w| w == body.to_le_bytes())
+        .expect("the body length is in the header");
+    header[field..field + 8].copy_from_slice(&(1i64 << 60).to_le_bytes());
+    assert_eq!(message(&bytes, at).1, 1 << 60);
+    let mut decoder = BlockDecoder::default();
+    for chunk in bytes[..at + 8 + meta + 64].chunks(16) {
+        assert!(decoder.push_slice(chunk).unwrap().is_empty());
+    }
+    // The body never comes: a truncated block, refused by name.
+    let error = decoder.finish().unwrap_err().to_string();
+    assert!(error.contains("truncated"), "{error}");
 }
 
 #[test]
