@@ -72,6 +72,9 @@ enum Command {
     /// Register, list, show and remove WebAssembly modules.
     #[command(subcommand)]
     Module(commands::module::ModuleCommand),
+    /// Write UDFs: scaffold a project (new), build it (build), try a function on a sample (test).
+    #[command(subcommand)]
+    Udf(commands::udf::UdfCommand),
     /// Show the stages a job file would run, without running it.
     Plan(commands::plan::PlanArgs),
     /// Run a job file on this machine (a scheduler and N sandboxed workers in one process).
@@ -200,6 +203,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Module(cmd) => commands::module::run(&ctx, cmd),
+        Command::Udf(cmd) => commands::udf::run(&ctx, cmd),
         Command::Plan(args) => commands::plan::run(&ctx, args),
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::Job(cmd) => commands::job::run(&ctx, cmd),

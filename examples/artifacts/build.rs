@@ -1,31 +1,19 @@
-//! Builds every guest module of the examples from source, so no `.wasm` is ever committed:
-//! the Rust examples with a nested `cargo build --target wasm32-wasip1`, the C example with clang and
-//! wasi-libc, the WAT example with the `wat` crate. Writes `$OUT_DIR/artifacts.rs` with the path of
-//! each module and the `foreach_wordcount!` macro, which makes every word-count implementation run
-//! the same tests (adding one forces it through them).
+//! Builds every guest module of the examples from source, so no `.wasm` is ever committed: each
+//! scenario of the example matrix (`examples/README.md`) in Rust, C, Zig and AssemblyScript, and
+//! the Rust test module `textkit`, all through `weft-toolchain` — the way `weft udf build` builds
+//! a project — and the hand-written WAT word count with the `wat` crate. Writes
+//! `$OUT_DIR/artifacts.rs` with the path of each module, the `MATRIX` of them all and the
+//! `foreach_wordcount!` macro, which makes every word-count implementation run the same tests
+//! (adding one forces it through them).
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// The Rust example crates and the module file each produces.
-const RUST_EXAMPLES: &[(&str, &str, &str)] = &[
-    (
-        "WORDCOUNT_RUST",
-        "weft-example-wordcount",
-        "weft_example_wordcount.wasm",
-    ),
-    (
-        "STOCKS_RUST",
-        "weft-example-stocks",
-        "weft_example_stocks.wasm",
-    ),
-    (
-        "TEXTKIT_RUST",
-        "weft-example-textkit",
-        "weft_example_textkit.wasm",
-    ),
-];
+use weft_toolchain::{Language, Project};
+
+/// The scenarios of the example matrix; each has a project per language under
+/// `examples/<scenario>/<language>/`.
+const SCENARIOS: &[&str] = &["wordcount", "stocks", "logfilter", "invindex"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -37,132 +25,107 @@ fn main() {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
-    for dir in [
-        "examples/wordcount",
-        "examples/stocks",
-        "examples/textkit",
-        "examples/c",
-        "examples/wat",
-        "guest-sdk/src",
-        "guest-sdk/macros/src",
-        "guest-sdk/abi/src",
-        "guest-sdk/Cargo.toml",
-        "Cargo.lock",
-    ] {
+    for dir in SCENARIOS.iter().map(|s| format!("examples/{s}")).chain(
+        [
+            "examples/textkit",
+            "guest-sdk/src",
+            "guest-sdk/macros/src",
+            "guest-sdk/abi/src",
+            "guest-sdk/Cargo.toml",
+            "guest-sdk/c",
+            "guest-sdk/zig",
+            "guest-sdk/assemblyscript/assembly",
+            "Cargo.lock",
+        ]
+        .map(String::from),
+    ) {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!("cargo:rerun-if-env-changed=WEFT_CLANG");
-    println!("cargo:rerun-if-env-changed=WEFT_WASI_SYSROOT");
-
-    let mut consts = Vec::new();
-    let wasm_dir = build_rust(&root);
-    for (constant, _, file) in RUST_EXAMPLES {
-        consts.push((*constant, wasm_dir.join(file)));
+    for var in [
+        "WEFT_CLANG",
+        "WEFT_WASI_SYSROOT",
+        "WEFT_ZIG",
+        "WEFT_ASC",
+        "PATH",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
     }
-    consts.push((
-        "WORDCOUNT_C",
-        build_c(&root.join("examples/c/wordcount.c"), &out_dir),
-    ));
-    consts.push((
-        "WORDCOUNT_WAT",
-        build_wat(&root.join("examples/wat/wordcount.wat"), &out_dir),
-    ));
 
+    // Rust guests share one target directory of their own (the outer cargo holds the lock of the
+    // main one), so the SDK is compiled once for all of them.
+    let rust_target = root.join("target").join("wasm-guests");
     let mut code = String::new();
-    for (constant, path) in &consts {
-        assert!(path.exists(), "guest build produced no {}", path.display());
-        code.push_str(&format!(
-            "/// Path of a guest module built from source.\npub const {constant}: &str = {:?};\n",
-            path.display().to_string()
-        ));
+    let mut matrix = Vec::new();
+    for scenario in SCENARIOS {
+        for language in Language::ALL {
+            let dir = root.join("examples").join(scenario).join(language.name());
+            // Rust modules keep the names cargo gives them (`weft_example_wordcount.wasm`), which
+            // `weft-bench --wasm-dir` expects; the others are `wordcount_zig.wasm` and so on.
+            let file = match language {
+                Language::Rust => format!("weft_example_{scenario}"),
+                _ => format!("{scenario}_{language}"),
+            };
+            let path = build(&dir, &out_dir, &rust_target, &file);
+            let constant = format!(
+                "{}_{}",
+                scenario.to_uppercase(),
+                language.name().to_uppercase()
+            );
+            push_const(&mut code, &constant, &path);
+            matrix.push(format!("({scenario:?}, {:?}, {constant})", language.name()));
+        }
     }
+    let textkit = build(
+        &root.join("examples/textkit"),
+        &out_dir,
+        &rust_target,
+        "weft_example_textkit",
+    );
+    push_const(&mut code, "TEXTKIT_RUST", &textkit);
+    let wat = build_wat(&root.join("examples/wordcount/wat/wordcount.wat"), &out_dir);
+    push_const(&mut code, "WORDCOUNT_WAT", &wat);
+
+    code.push_str(&format!(
+        "/// Every scenario of the example matrix in every language: (scenario, language, module).\n\
+         pub const MATRIX: &[(&str, &str, &str)] = &[\n    {},\n];\n",
+        matrix.join(",\n    ")
+    ));
     code.push_str(
-        "/// Invokes `$mac!(name, PATH)` once per word-count implementation (Rust, C, WAT).\n\
+        "/// Invokes `$mac!(name, PATH)` once per word-count implementation (Rust, C, Zig,\n\
+         /// AssemblyScript, WAT).\n\
          #[macro_export]\n\
          macro_rules! foreach_wordcount {\n    ($mac:ident) => {\n\
          \x20       $mac!(rust, $crate::WORDCOUNT_RUST);\n\
          \x20       $mac!(c, $crate::WORDCOUNT_C);\n\
+         \x20       $mac!(zig, $crate::WORDCOUNT_ZIG);\n\
+         \x20       $mac!(assemblyscript, $crate::WORDCOUNT_ASSEMBLYSCRIPT);\n\
          \x20       $mac!(wat, $crate::WORDCOUNT_WAT);\n    };\n}\n",
     );
     std::fs::write(out_dir.join("artifacts.rs"), code).unwrap();
 }
 
-/// Builds the Rust examples with the `guest` profile for wasm32-wasip1, in a target directory of their own
-/// (the outer cargo holds the lock of the main one).
-fn build_rust(root: &Path) -> PathBuf {
-    let target_dir = root.join("target").join("wasm-guests");
-    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--profile",
-            "guest",
-            "--target",
-            "wasm32-wasip1",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
-    for (_, package, _) in RUST_EXAMPLES {
-        cmd.args(["-p", package]);
-    }
-    // The outer build's flags and wrappers (clippy, coverage, host RUSTFLAGS) are not for the guests.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd
-        .status()
-        .expect("could not run cargo to build the wasm examples");
-    assert!(
-        status.success(),
-        "building the Rust wasm examples failed (is the wasm32-wasip1 target installed? \
-         rust-toolchain.toml lists it; `rustup target add wasm32-wasip1`)"
-    );
-    target_dir.join("wasm32-wasip1").join("guest")
+fn push_const(code: &mut String, constant: &str, path: &Path) {
+    assert!(path.exists(), "guest build produced no {}", path.display());
+    code.push_str(&format!(
+        "/// Path of a guest module built from source.\npub const {constant}: &str = {:?};\n",
+        path.display().to_string()
+    ));
 }
 
-/// Compiles the C example as a WASI reactor with clang and wasi-libc.
-fn build_c(source: &Path, out_dir: &Path) -> PathBuf {
-    let clang = env::var("WEFT_CLANG").unwrap_or_else(|_| {
-        ["clang-14", "clang"]
-            .into_iter()
-            .find(|c| {
-                Command::new(c)
-                    .arg("--version")
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            })
-            .unwrap_or("clang-14")
-            .to_owned()
-    });
-    // Debian installs wasi-libc with /usr as its sysroot (headers in /usr/include/wasm32-wasi).
-    let sysroot = env::var("WEFT_WASI_SYSROOT").unwrap_or_else(|_| "/usr".into());
-    let output = out_dir.join("wordcount_c.wasm");
-    let result = Command::new(&clang)
-        .args(["--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-Wl,--strip-debug"])
-        .arg(format!("--sysroot={sysroot}"))
-        .arg("-o")
-        .arg(&output)
-        .arg(source)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {clang} to build the C example ({e}); install clang-14, lld-14, wasi-libc and libclang-rt-14-dev-wasm32 (scripts/setup.sh does)")
-        });
-    assert!(
-        result.status.success(),
-        "{clang} failed to build {}:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&result.stderr)
-    );
+/// Builds the project in `dir` into `$OUT_DIR/<file>.wasm`; a failure stops the build with the
+/// toolchain's own message (which names what to install: `scripts/setup.sh` installs it all).
+fn build(dir: &Path, out_dir: &Path, rust_target: &Path, file: &str) -> PathBuf {
+    let mut project = Project::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    if project.language == Language::Rust {
+        project.cargo_target_dir = Some(rust_target.to_owned());
+    }
+    let output = out_dir.join(format!("{file}.wasm"));
+    if let Err(e) = project.build(&output) {
+        panic!(
+            "building the example {} failed (scripts/setup.sh installs every guest toolchain): {e}",
+            dir.display()
+        );
+    }
     output
 }
 

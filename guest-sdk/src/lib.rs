@@ -24,7 +24,7 @@
 //! else is needed: no `main`, no setup code.
 //!
 //! # Example
-//! Word count, the whole module (it is `examples/wordcount` in the Weft repository, with its
+//! Word count, the whole module (it is `examples/wordcount/rust` in the Weft repository, with its
 //! tests):
 //!
 //! ```

@@ -12,6 +12,7 @@ pub mod progress;
 pub mod run;
 pub mod scheduler;
 pub mod tenant;
+pub mod udf;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,9 @@ use clap::Subcommand;
 use weft_host::{Engine, ValidatedModule, ValidationLimits};
 use weft_scheduler::Tenant;
 use weft_scheduler::client::RegistryClient;
-use weft_scheduler::registry::{ModuleEntry, ModuleRef, Registration, Removal, VersionRecord};
+use weft_scheduler::registry::{
+    ModuleEntry, ModuleRef, Registration, Removal, UdfRecord, VersionRecord,
+};
 use weft_task::link::Link;
 
 use super::{open_registry, print_json, read_registry};
@@ -50,7 +52,8 @@ pub enum ModuleCommand {
 
 /// What a module command did, whichever registry did it: printing depends on nothing else.
 enum Outcome {
-    Registered(Registration),
+    /// The registration, and the version it made or found (its UDFs are printed).
+    Registered(Registration, ModuleEntry),
     Listed(Vec<ModuleEntry>),
     Shown(ModuleEntry, Vec<VersionRecord>),
     Removed(Removal),
@@ -111,7 +114,9 @@ fn local(globals: &Globals, tenant: &Tenant, command: ModuleCommand) -> Result<O
             let module = ValidatedModule::new(&engine, &bytes, &ValidationLimits::default())
                 .with_context(|| format!("{} was refused", file.display()))?;
             let registry = open_registry(globals)?;
-            Outcome::Registered(registry.register(tenant, &name, &module, &tags)?)
+            let registration = registry.register(tenant, &name, &module, &tags)?;
+            let entry = registry.resolve(tenant, &version_ref(&registration))?;
+            Outcome::Registered(registration, entry)
         }
         ModuleCommand::List => Outcome::Listed(read_registry(globals)?.list(tenant)?),
         ModuleCommand::Show { module } => {
@@ -145,7 +150,10 @@ fn remote(url: &str, link: Link, tenant: &Tenant, command: ModuleCommand) -> Res
             ModuleCommand::Register { file, name, tags } => {
                 let bytes = upload.unwrap_or_default();
                 match client.register(tenant, &name, &tags, &bytes).await {
-                    Ok(registration) => Outcome::Registered(registration),
+                    Ok(registration) => {
+                        let (entry, _) = client.show(tenant, &version_ref(&registration)).await?;
+                        Outcome::Registered(registration, entry)
+                    }
                     // The scheduler's validator refused the module: say which file, as locally.
                     Err(e) if e.is_invalid_request() => {
                         return Err(anyhow::Error::new(e)
@@ -169,9 +177,11 @@ fn remote(url: &str, link: Link, tenant: &Tenant, command: ModuleCommand) -> Res
 /// Prints what a command did; `location` says where the registry is, for "nothing there" notes.
 fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
     match outcome {
-        Outcome::Registered(registration) => {
+        Outcome::Registered(registration, entry) => {
             if globals.json {
-                print_json(registration)?;
+                let mut json = serde_json::to_value(registration)?;
+                json["udfs"] = serde_json::to_value(&entry.module.udfs)?;
+                print_json(&json)?;
             } else {
                 outln!("{}", registration.id)?;
                 let what = match (registration.new_version, registration.stored_blob) {
@@ -183,6 +193,15 @@ fn print(globals: &Globals, outcome: &Outcome, location: &str) -> Result<()> {
                     "{} version {}: {what}",
                     registration.name, registration.version
                 );
+                let udfs = &entry.module.udfs;
+                eprintln!(
+                    "{} UDF{}:",
+                    udfs.len(),
+                    if udfs.len() == 1 { "" } else { "s" }
+                );
+                for u in udfs {
+                    eprintln!("  {:<14} {}{}", u.kind, u.name, udf_notes(u));
+                }
             }
         }
         Outcome::Listed(entries) => {
@@ -271,22 +290,7 @@ fn show(entry: &ModuleEntry, versions: &[VersionRecord]) -> Result<()> {
     outln!("wasi:        {imports}")?;
     outln!("udfs:")?;
     for u in &m.udfs {
-        let notes: Vec<&str> = [
-            (
-                u.combiner,
-                "with a combiner: map tasks combine inside the guest",
-            ),
-            (u.key_unused, "key unused: input read for it has empty keys"),
-        ]
-        .into_iter()
-        .filter_map(|(on, note)| on.then_some(note))
-        .collect();
-        let notes = if notes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", notes.join("; "))
-        };
-        outln!("  {:<14} {}{notes}", u.kind, u.name)?;
+        outln!("  {:<14} {}{}", u.kind, u.name, udf_notes(u))?;
     }
     if versions.len() > 1 {
         outln!("versions:")?;
@@ -301,6 +305,31 @@ fn show(entry: &ModuleEntry, versions: &[VersionRecord]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `NAME@VERSION` of what a registration made or found.
+fn version_ref(registration: &Registration) -> String {
+    format!("{}@{}", registration.name, registration.version)
+}
+
+/// What a UDF's record says beyond its kind and name, for `show` and `register`: ` (with a
+/// combiner: ...; key unused: ...)`, or nothing.
+fn udf_notes(u: &UdfRecord) -> String {
+    let notes: Vec<&str> = [
+        (
+            u.combiner,
+            "with a combiner: map tasks combine inside the guest",
+        ),
+        (u.key_unused, "key unused: input read for it has empty keys"),
+    ]
+    .into_iter()
+    .filter_map(|(on, note)| on.then_some(note))
+    .collect();
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    }
 }
 
 fn short_id(id: &str) -> String {

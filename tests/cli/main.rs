@@ -8,12 +8,14 @@ mod csv;
 mod fair;
 mod hostile;
 mod local;
+mod matrix;
 mod module;
 mod recovery;
 mod restart;
 mod run;
 mod tenants;
 mod tls;
+mod udf;
 
 use std::collections::HashMap;
 use std::fs::File;

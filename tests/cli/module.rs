@@ -59,6 +59,7 @@ fn show_lists_udfs_and_kinds() {
     assert_eq!(
         udf_lines,
         [
+            "filter long_words",
             "flat_map split_words (key unused: input read for it has empty keys)",
             "reduce sum (with a combiner: map tasks combine inside the guest)"
         ],
@@ -70,19 +71,19 @@ fn show_lists_udfs_and_kinds() {
     assert_eq!(json["module"]["name"], "wordcount");
     assert_eq!(json["module"]["id"], id.trim());
     let udfs = &json["module"]["module"]["udfs"];
-    assert_eq!(udfs[0]["kind"], "flat_map");
-    assert_eq!(udfs[0]["combiner"], false);
-    assert_eq!(udfs[1]["name"], "sum");
-    assert_eq!(udfs[1]["combiner"], true);
+    assert_eq!(udfs[1]["kind"], "flat_map");
+    assert_eq!(udfs[1]["combiner"], false);
+    assert_eq!(udfs[2]["name"], "sum");
+    assert_eq!(udfs[2]["combiner"], true);
     assert_eq!(json["module"]["module"]["abi_version"], 1);
 
-    // The C build of the same job has no combiner: its reduce is combined by the host.
+    // The hand-written WAT word count has no combiner: its reduce is combined by the host.
     weft.ok(&[
         "module",
         "register",
-        weft_examples::WORDCOUNT_C,
+        weft_examples::WORDCOUNT_WAT,
         "--name",
-        "wc-c",
+        "wc-wat",
     ]);
     let list = weft.ok(&["module", "list"]).stdout();
     let line = |name: &str| {
@@ -92,11 +93,11 @@ fn show_lists_udfs_and_kinds() {
             .to_owned()
     };
     assert!(
-        line("wordcount ").ends_with("flat_map:split_words reduce:sum+combiner"),
+        line("wordcount ").ends_with("filter:long_words flat_map:split_words reduce:sum+combiner"),
         "{list}"
     );
     assert!(
-        line("wc-c ").ends_with("flat_map:split_words reduce:sum"),
+        line("wc-wat ").ends_with("flat_map:split_words reduce:sum"),
         "{list}"
     );
 }

@@ -14,7 +14,8 @@
 //! `shuffle` (cross-process fetch with and without compression against a raw copy, target 5),
 //! `memory` (a reduce over several times a worker's memory budget, target 6), `heavy` (a word count
 //! over 10 million distinct words per GB vs Spark DataFrame, target 7), `stocks` (the stocks
-//! example's CSV job vs Spark DataFrame and RDD, target 8).
+//! example's CSV job vs Spark DataFrame and RDD, target 8), `languages` (the word count with the
+//! guest in each SDK's language: Rust, C, Zig, AssemblyScript).
 
 mod embedded;
 mod measure;
@@ -46,7 +47,7 @@ struct Cli {
     runs: u32,
 
     /// Scenarios to run, comma-separated: wordcount, wasm-cost, fixed, shuffle, memory, heavy,
-    /// stocks. Default: all.
+    /// stocks, languages. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -138,7 +139,7 @@ impl Env {
     }
 }
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "wordcount",
     "wasm-cost",
     "fixed",
@@ -146,6 +147,7 @@ const SCENARIOS: [&str; 7] = [
     "memory",
     "heavy",
     "stocks",
+    "languages",
 ];
 
 fn main() -> Result<()> {
@@ -184,6 +186,9 @@ fn main() -> Result<()> {
     }
     if wanted("stocks") {
         scenarios::stocks::run(&env, &mut report)?;
+    }
+    if wanted("languages") {
+        scenarios::languages::run(&env, &mut report)?;
     }
     report.print();
     Ok(())

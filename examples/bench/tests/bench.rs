@@ -95,6 +95,7 @@ fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
         "memory",
         "heavy",
         "stocks",
+        "languages",
     ] {
         assert!(
             rows.iter()
@@ -145,6 +146,14 @@ fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
     assert!(heavy.contains(", 20000 distinct;"), "{heavy}");
     let stocks = rows.iter().find(|r| r.starts_with("| stocks |")).unwrap();
     assert!(stocks.contains("40000 rows, 500 symbols"), "{stocks}");
+    // The word count ran with the guest of every language, each checked against the reference.
+    for language in ["rust", "c", "zig", "assemblyscript"] {
+        let row = rows
+            .iter()
+            .find(|r| r.contains(&format!("weft run, {language} guest")))
+            .unwrap_or_else(|| panic!("no {language} guest row in:\n{stdout}"));
+        assert!(row.contains("× the tuned native"), "{row}");
+    }
     // The bounded-memory scenario ran at the budget it was given, on input over 4× of it.
     let memory = rows.iter().find(|r| r.starts_with("| memory |")).unwrap();
     assert!(memory.contains("budget 2 MiB (1 slot)"), "{memory}");
@@ -170,7 +179,7 @@ fn every_scenario_runs_checks_its_answers_and_reports_every_target() {
 /// A word count whose `split_words` emits every word with the count 2, not 1: a valid module
 /// giving a wrong answer.
 fn miscounting_wordcount() -> Vec<u8> {
-    let source = include_str!("../../wat/wordcount.wat");
+    let source = include_str!("../../wordcount/wat/wordcount.wat");
     // The values of `split_words` are all "1", filled in with one `memory.fill` of the byte '1'.
     let fill = "(i32.const 0x31)";
     assert_eq!(source.matches(fill).count(), 1, "the WAT guest changed");

@@ -49,7 +49,10 @@ fn a_loaded_artifact_knows_which_reduces_have_a_combiner() {
         .iter()
         .map(|u| (u.name.as_str(), u.combiner))
         .collect();
-    assert_eq!(combiners, [("split_words", false), ("sum", true)]);
+    assert_eq!(
+        combiners,
+        [("long_words", false), ("split_words", false), ("sum", true)]
+    );
 }
 
 #[test]

@@ -156,7 +156,8 @@ fn only_a_map_or_a_flat_map_feeds_a_combiner() {
 
 #[test]
 fn modules_without_a_combiner_say_so() {
-    for path in [weft_examples::WORDCOUNT_C, weft_examples::WORDCOUNT_WAT] {
+    // The hand-written WAT word count has none (every SDK's reduce has one).
+    for path in [weft_examples::WORDCOUNT_WAT] {
         let mut guest = instantiate(&read(path));
         assert!(!guest.has_combiner("sum"), "{path}");
         let input = Records::from_pairs([("", "a b a")]);

@@ -1,5 +1,5 @@
-//! The word-count guests (Rust SDK, C, WAT) through the ABI: every implementation must give exactly
-//! the reference answer, on awkward input included.
+//! The word-count guests (the Rust, C, Zig and AssemblyScript SDKs, and hand-written WAT) through
+//! the ABI: every implementation must give exactly the reference answer, on awkward input included.
 
 use std::collections::BTreeMap;
 

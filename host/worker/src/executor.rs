@@ -702,7 +702,8 @@ fn thread_cpu_us() -> u64 {
 }
 
 /// The sandbox a task's limits ask for; what the contract leaves out is the sandbox's default.
-fn sandbox_limits(limits: TaskLimits) -> SandboxLimits {
+/// `weft udf test` runs a UDF under the same.
+pub fn sandbox_limits(limits: TaskLimits) -> SandboxLimits {
     SandboxLimits {
         max_memory_bytes: usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX),
         max_call_time: limits.max_call_time,

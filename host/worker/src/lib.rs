@@ -26,7 +26,9 @@ mod source;
 mod spill;
 
 pub use error::{DataError, FetchError, ModuleError, PeerError, TaskError, UdfFailure};
-pub use executor::{Executor, ExecutorStats, ModuleSource, Progress, RemoteFetch, TaskRun};
+pub use executor::{
+    Executor, ExecutorStats, ModuleSource, Progress, RemoteFetch, TaskRun, sandbox_limits,
+};
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
 pub use pipeline::Pipeline;
 pub use shuffle::{

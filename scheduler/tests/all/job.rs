@@ -943,7 +943,7 @@ fn unknown_functions_list_the_module_s_functions() {
     assert_eq!(
         err.to_string(),
         "job.toml:6:12: step 1: flat_map \"wordcount/split\": module wordcount@1 has no function \"split\" \
-         (its functions: flat_map split_words, reduce sum)"
+         (its functions: filter long_words, flat_map split_words, reduce sum)"
     );
 }
 

@@ -97,6 +97,7 @@ fn new_bytes_make_a_new_version_and_old_ones_stay_reachable() {
     assert_eq!(
         udfs,
         [
+            ("long_words".into(), "filter".into()),
             ("split_words".into(), "flat_map".into()),
             ("sum".into(), "reduce".into())
         ]

@@ -3,6 +3,7 @@
 
 pub mod fixed;
 pub mod heavy;
+pub mod languages;
 pub mod memory;
 pub mod shuffle;
 pub mod stocks;

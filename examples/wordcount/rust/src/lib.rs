@@ -1,16 +1,18 @@
 //! Word count, the classic first job: `split_words` turns lines into `(word, 1)` records and `sum`
-//! adds the counts of each word.
+//! adds the counts of each word; `long_words` keeps the words of 5 bytes or more (the mixed-language
+//! job of `examples/mixed` uses it). The same module in C, Zig and AssemblyScript sits beside this
+//! crate (`examples/README.md`).
 //!
-//! Build the module with
-//! `cargo build --release --target wasm32-wasip1 -p weft-example-wordcount`; it is
-//! `target/wasm32-wasip1/release/weft_example_wordcount.wasm` and exports
-//! `weft_flat_map_split_words` and `weft_reduce_sum`. Run the unit tests natively with
-//! `cargo test -p weft-example-wordcount`.
+//! Build the module with `weft udf build examples/wordcount/rust`, or
+//! `cargo build --profile guest --target wasm32-wasip1 -p weft-example-wordcount`; it is
+//! `target/wasm32-wasip1/guest/weft_example_wordcount.wasm` and exports
+//! `weft_flat_map_split_words`, `weft_filter_long_words` and `weft_reduce_sum` (with its combiner).
+//! Run the unit tests natively with `cargo test -p weft-example-wordcount`.
 //!
 //! Words are bytes, not text: input need not be UTF-8, and a word is whatever lies between ASCII
 //! whitespace, case kept (`The` and `the` are two words).
 
-use weft_guest::{Decimal, Emitter, flat_map, reduce};
+use weft_guest::{Decimal, Emitter, filter, flat_map, reduce};
 
 /// The ASCII whitespace bytes that separate words: space, `\t`, `\n`, `\v` (0x0B), `\f`, `\r`.
 ///
@@ -32,6 +34,12 @@ pub fn split_words(_key: (), line: &[u8], out: &mut Emitter) {
     {
         out.emit(word, b"1");
     }
+}
+
+/// Keeps the records whose key (a word) is at least 5 bytes long.
+#[filter]
+pub fn long_words(word: &[u8], _count: &[u8]) -> bool {
+    word.len() >= 5
 }
 
 /// Adds two decimal counts; a sum past `u64::MAX` is an error rather than a wrap-around.
@@ -77,6 +85,14 @@ mod tests {
     fn blank_lines_emit_nothing() {
         assert!(words(b"").is_empty());
         assert!(words(b" \t\r\n").is_empty());
+    }
+
+    #[test]
+    fn long_words_are_five_bytes_or_more() {
+        assert!(long_words(b"hello", b"1"));
+        assert!(long_words("Zürich".as_bytes(), b"1"));
+        assert!(!long_words(b"four", b"1"));
+        assert!(!long_words(b"", b"1"));
     }
 
     #[test]
