@@ -84,6 +84,8 @@ fn main() {
     push_const(&mut code, "TEXTKIT_RUST", &textkit);
     let wat = build_wat(&root.join("examples/wordcount/wat/wordcount.wat"), &out_dir);
     push_const(&mut code, "WORDCOUNT_WAT", &wat);
+    let freestanding = build_c_freestanding(&root, &out_dir);
+    push_const(&mut code, "WORDCOUNT_C_FREESTANDING", &freestanding);
 
     code.push_str(&format!(
         "/// Every scenario of the example matrix in every language: (scenario, language, module).\n\
@@ -92,11 +94,12 @@ fn main() {
     ));
     code.push_str(
         "/// Invokes `$mac!(name, PATH)` once per word-count implementation (Rust, C, Zig,\n\
-         /// AssemblyScript, WAT).\n\
+         /// AssemblyScript, WAT; C also freestanding).\n\
          #[macro_export]\n\
          macro_rules! foreach_wordcount {\n    ($mac:ident) => {\n\
          \x20       $mac!(rust, $crate::WORDCOUNT_RUST);\n\
          \x20       $mac!(c, $crate::WORDCOUNT_C);\n\
+         \x20       $mac!(c_freestanding, $crate::WORDCOUNT_C_FREESTANDING);\n\
          \x20       $mac!(zig, $crate::WORDCOUNT_ZIG);\n\
          \x20       $mac!(assemblyscript, $crate::WORDCOUNT_ASSEMBLYSCRIPT);\n\
          \x20       $mac!(wat, $crate::WORDCOUNT_WAT);\n    };\n}\n",
@@ -126,6 +129,47 @@ fn build(dir: &Path, out_dir: &Path, rust_target: &Path, file: &str) -> PathBuf 
             dir.display()
         );
     }
+    output
+}
+
+/// The C word count built freestanding (no wasi-libc: `weft.h` brings its own allocator and
+/// memory functions, and the module imports nothing), as guest-sdk/c/README.md documents; the
+/// toolchain builds C against wasi-libc, so this second way is built here.
+fn build_c_freestanding(root: &Path, out_dir: &Path) -> PathBuf {
+    let clang = env::var("WEFT_CLANG").unwrap_or_else(|_| {
+        ["clang-14", "clang"]
+            .into_iter()
+            .find(|c| {
+                std::process::Command::new(c)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .unwrap_or("clang-14")
+            .to_owned()
+    });
+    let output = out_dir.join("wordcount_c_freestanding.wasm");
+    let result = std::process::Command::new(&clang)
+        .args([
+            "--target=wasm32",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-mbulk-memory",
+            "-O2",
+            "-Wl,--strip-debug",
+        ])
+        .arg("-I")
+        .arg(root.join("guest-sdk/c"))
+        .arg("-o")
+        .arg(&output)
+        .arg(root.join("examples/wordcount/c/wordcount.c"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {clang} (scripts/setup.sh installs clang-14): {e}"));
+    assert!(
+        result.status.success(),
+        "{clang} failed to build the freestanding C word count:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     output
 }
 

@@ -683,10 +683,14 @@ static inline uint32_t weft__table_bytes(const weft__table *t) {
   return n > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)n;
 }
 
-static inline void weft__table_clear(weft__table *t) {
-  if (t->slots) memset(t->slots, 0, (size_t)(t->mask + 1) * sizeof(weft__slot));
-  t->used = 0;
-  t->keys.len = t->values.len = 0;
+/* Holds nothing, and gives the memory back: the host drains when the table outgrows its budget,
+ * and the table's size (weft__table_bytes) is what it weighs, so a drained table must not keep
+ * its capacity, or every fold after the first drain would report the same size and be drained. */
+static inline void weft__table_free(weft__table *t) {
+  weft__free(t->slots);
+  weft__free(t->keys.data);
+  weft__free(t->values.data);
+  *t = (weft__table){0};
 }
 
 /* op 1: every held record as output, then nothing held. `u64` says how values are held. */
@@ -701,7 +705,7 @@ static inline int32_t weft__drain(weft_frame *f, weft__table *t, int u64) {
                                               (uint32_t)s->value});
     if (r != WEFT_OK) return weft__finish(f);
   }
-  weft__table_clear(t);
+  weft__table_free(t);
   return weft__finish(f);
 }
 

@@ -5,6 +5,6 @@
 //! `std::fs::read(weft_examples::WORDCOUNT_RUST)`. Every scenario of the example matrix
 //! (`examples/README.md`) has a constant per language (`STOCKS_ZIG`, `INVINDEX_ASSEMBLYSCRIPT`...)
 //! and a row in [`MATRIX`]; [`foreach_wordcount!`] runs a test body against every word-count
-//! implementation (Rust, C, Zig, AssemblyScript, WAT).
+//! implementation (Rust, C — with wasi-libc and freestanding —, Zig, AssemblyScript, WAT).
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));

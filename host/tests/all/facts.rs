@@ -45,7 +45,11 @@ fn rust_udfs_with_a_unit_key_are_registered_as_not_reading_it() {
 /// word counts ignore the line's key, the log filter's `errors` and `service_msg` too.
 #[test]
 fn c_and_zig_udfs_that_ignore_their_keys_say_so() {
-    for path in [weft_examples::WORDCOUNT_C, weft_examples::WORDCOUNT_ZIG] {
+    for path in [
+        weft_examples::WORDCOUNT_C,
+        weft_examples::WORDCOUNT_C_FREESTANDING,
+        weft_examples::WORDCOUNT_ZIG,
+    ] {
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(
             key_unused(&validate(&bytes).unwrap()),
@@ -53,6 +57,9 @@ fn c_and_zig_udfs_that_ignore_their_keys_say_so() {
             "{path}"
         );
     }
+    // Built freestanding, a C module brings its own allocator and imports nothing at all.
+    let freestanding = std::fs::read(weft_examples::WORDCOUNT_C_FREESTANDING).unwrap();
+    assert!(validate(&freestanding).unwrap().wasi_imports.is_empty());
     let wordcount = std::fs::read(weft_examples::WORDCOUNT_ASSEMBLYSCRIPT).unwrap();
     assert!(key_unused(&validate(&wordcount).unwrap()).is_empty());
 }
