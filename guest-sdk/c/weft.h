@@ -446,15 +446,36 @@ static inline int32_t weft__finish(weft_frame *f) {
 
 /* ---- Drivers: one call over a batch -------------------------------------------------------- */
 
+/* A frame's input records (ABI.md §4: keys and values in Arrow's binary layout). */
+typedef struct {
+  const uint32_t *key_offsets, *value_offsets;
+  const uint8_t *keys, *values;
+} weft__input;
+
+WEFT__INLINE weft__input weft__input_of(const weft_frame *f) {
+  return (weft__input){WEFT__PTR(const uint32_t *, f->in_keys_offsets),
+                       WEFT__PTR(const uint32_t *, f->in_values_offsets),
+                       WEFT__PTR(const uint8_t *, f->in_keys_data),
+                       WEFT__PTR(const uint8_t *, f->in_values_data)};
+}
+
+/* The values of group g of a grouped call (reduce, group_reduce). */
+WEFT__INLINE weft_values weft__group(const weft__input *in, const weft_frame *f, uint32_t g) {
+  const uint32_t *groups = WEFT__PTR(const uint32_t *, f->in_groups);
+  return (weft_values){in->value_offsets, in->values, groups[g], groups[g + 1]};
+}
+
+/* Item i of a binary array. */
+WEFT__INLINE weft_bytes weft__item(const uint32_t *offsets, const uint8_t *data, uint32_t i) {
+  return (weft_bytes){data + offsets[i], offsets[i + 1] - offsets[i]};
+}
+
 enum { WEFT__MAP, WEFT__FLAT_MAP, WEFT__FILTER };
 
 WEFT__INLINE int32_t weft__records(weft_frame *f, int (*fn)(weft_bytes, weft_bytes), int kind,
                                    const char *name) {
   if (weft__begin() != WEFT_OK) return weft__finish(f);
-  const uint32_t *ko = WEFT__PTR(const uint32_t *, f->in_keys_offsets);
-  const uint32_t *vo = WEFT__PTR(const uint32_t *, f->in_values_offsets);
-  const uint8_t *kd = WEFT__PTR(const uint8_t *, f->in_keys_data);
-  const uint8_t *vd = WEFT__PTR(const uint8_t *, f->in_values_data);
+  weft__input in = weft__input_of(f);
   uint32_t n = f->in_count;
   if (kind == WEFT__FILTER && n > weft__out.keep_cap) {
     uint8_t *keep = (uint8_t *)weft__realloc(weft__out.keep, n);
@@ -466,8 +487,8 @@ WEFT__INLINE int32_t weft__records(weft_frame *f, int (*fn)(weft_bytes, weft_byt
     weft__out.keep_cap = n;
   }
   for (uint32_t i = 0; i < n; i++) {
-    weft_bytes key = {kd + ko[i], ko[i + 1] - ko[i]};
-    weft_bytes value = {vd + vo[i], vo[i + 1] - vo[i]};
+    weft_bytes key = weft__item(in.key_offsets, in.keys, i);
+    weft_bytes value = weft__item(in.value_offsets, in.values, i);
     int r = fn(key, value);
     if (r < 0 || weft__failed) {
       if (!weft__failed) weft_fail("the UDF returned an error without a message");
@@ -490,20 +511,16 @@ static inline uint32_t weft_values_left(const weft_values *v) { return v->end - 
 
 static inline int weft_next(weft_values *v, weft_bytes *value) {
   if (v->at >= v->end) return 0;
-  *value = (weft_bytes){v->data + v->offsets[v->at], v->offsets[v->at + 1] - v->offsets[v->at]};
-  v->at++;
+  *value = weft__item(v->offsets, v->data, v->at++);
   return 1;
 }
 
 WEFT__INLINE int32_t weft__groups(weft_frame *f, int (*fn)(weft_bytes, weft_values *)) {
   if (weft__begin() != WEFT_OK) return weft__finish(f);
-  const uint32_t *ko = WEFT__PTR(const uint32_t *, f->in_keys_offsets);
-  const uint8_t *kd = WEFT__PTR(const uint8_t *, f->in_keys_data);
-  const uint32_t *groups = WEFT__PTR(const uint32_t *, f->in_groups);
+  weft__input in = weft__input_of(f);
   for (uint32_t g = 0; g < f->in_count; g++) {
-    weft_bytes key = {kd + ko[g], ko[g + 1] - ko[g]};
-    weft_values values = {WEFT__PTR(const uint32_t *, f->in_values_offsets),
-                          WEFT__PTR(const uint8_t *, f->in_values_data), groups[g], groups[g + 1]};
+    weft_bytes key = weft__item(in.key_offsets, in.keys, g);
+    weft_values values = weft__group(&in, f, g);
     if (fn(key, &values) < 0 || weft__failed) {
       if (!weft__failed) weft_fail("the UDF returned an error without a message");
       break;
@@ -520,13 +537,9 @@ static inline int weft__parse_value(weft_bytes v, uint64_t *out) {
 
 WEFT__INLINE int32_t weft__reduce_u64(weft_frame *f, int (*fold)(uint64_t, uint64_t, uint64_t *)) {
   if (weft__begin() != WEFT_OK) return weft__finish(f);
-  const uint32_t *groups = WEFT__PTR(const uint32_t *, f->in_groups);
-  weft_values all = {WEFT__PTR(const uint32_t *, f->in_values_offsets),
-                     WEFT__PTR(const uint8_t *, f->in_values_data), 0, 0};
+  weft__input in = weft__input_of(f);
   for (uint32_t g = 0; g < f->in_count; g++) {
-    weft_values values = all;
-    values.at = groups[g];
-    values.end = groups[g + 1];
+    weft_values values = weft__group(&in, f, g);
     weft_bytes v;
     uint64_t acc = 0, x;
     int first = 1;
@@ -550,13 +563,9 @@ static weft_buf weft__scratch[2];
 
 WEFT__INLINE int32_t weft__reduce_bytes(weft_frame *f, int (*fold)(weft_bytes, weft_bytes, weft_buf *)) {
   if (weft__begin() != WEFT_OK) return weft__finish(f);
-  const uint32_t *groups = WEFT__PTR(const uint32_t *, f->in_groups);
-  weft_values all = {WEFT__PTR(const uint32_t *, f->in_values_offsets),
-                     WEFT__PTR(const uint8_t *, f->in_values_data), 0, 0};
+  weft__input in = weft__input_of(f);
   for (uint32_t g = 0; g < f->in_count; g++) {
-    weft_values values = all;
-    values.at = groups[g];
-    values.end = groups[g + 1];
+    weft_values values = weft__group(&in, f, g);
     weft_bytes acc, v;
     weft_next(&values, &acc);
     int which = 0;
@@ -715,13 +724,10 @@ WEFT__INLINE int32_t weft__combine_u64(weft_frame *f, int32_t op, weft__table *t
   /* A fold writes no output: the input may be the previous call's output buffers. */
   weft__failed = 0;
   weft__error.len = 0;
-  const uint32_t *ko = WEFT__PTR(const uint32_t *, f->in_keys_offsets);
-  const uint32_t *vo = WEFT__PTR(const uint32_t *, f->in_values_offsets);
-  const uint8_t *kd = WEFT__PTR(const uint8_t *, f->in_keys_data);
-  const uint8_t *vd = WEFT__PTR(const uint8_t *, f->in_values_data);
+  weft__input in = weft__input_of(f);
   for (uint32_t i = 0; i < f->in_count; i++) {
-    weft_bytes key = {kd + ko[i], ko[i + 1] - ko[i]};
-    weft_bytes value = {vd + vo[i], vo[i + 1] - vo[i]};
+    weft_bytes key = weft__item(in.key_offsets, in.keys, i);
+    weft_bytes value = weft__item(in.value_offsets, in.values, i);
     uint64_t x;
     if (weft__parse_value(value, &x) != WEFT_OK) return weft__finish(f);
     int fresh;
@@ -746,13 +752,10 @@ WEFT__INLINE int32_t weft__combine_bytes(weft_frame *f, int32_t op, weft__table 
   if (op == 1) return weft__drain(f, t, 0);
   weft__failed = 0;
   weft__error.len = 0;
-  const uint32_t *ko = WEFT__PTR(const uint32_t *, f->in_keys_offsets);
-  const uint32_t *vo = WEFT__PTR(const uint32_t *, f->in_values_offsets);
-  const uint8_t *kd = WEFT__PTR(const uint8_t *, f->in_keys_data);
-  const uint8_t *vd = WEFT__PTR(const uint8_t *, f->in_values_data);
+  weft__input in = weft__input_of(f);
   for (uint32_t i = 0; i < f->in_count; i++) {
-    weft_bytes key = {kd + ko[i], ko[i + 1] - ko[i]};
-    weft_bytes value = {vd + vo[i], vo[i + 1] - vo[i]};
+    weft_bytes key = weft__item(in.key_offsets, in.keys, i);
+    weft_bytes value = weft__item(in.value_offsets, in.values, i);
     int fresh;
     weft__slot *s = weft__table_slot(t, key, &fresh);
     if (!s) {

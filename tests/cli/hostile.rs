@@ -306,12 +306,12 @@ const GROW_UNTIL_REFUSED: &str = r#"
     (loop $more (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
     unreachable)"#;
 
-const HUGE_GROW: &str = r#"
+pub(crate) const HUGE_GROW: &str = r#"
   (func (export "weft_map_grow") (param i32) (result i32)
     (if (i32.eq (memory.grow (i32.const 65000)) (i32.const -1)) (then unreachable))
     i32.const 0)"#;
 
-const RECURSE: &str = r#"
+pub(crate) const RECURSE: &str = r#"
   (func $deeper (param i32) (result i32) (call $deeper (i32.add (local.get 0) (i32.const 1))))
   (func (export "weft_map_recurse") (param i32) (result i32) (call $deeper (i32.const 0)))"#;
 

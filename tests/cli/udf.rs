@@ -216,3 +216,30 @@ fn udf_commands_name_what_is_wrong() {
         run.stderr()
     );
 }
+
+/// `udf test` runs a UDF under a worker's default task limits (README, guest-sdk/README.md): 1 GiB
+/// of memory and 512 KiB of wasm stack stop a hostile guest with the limit named, and exit 1.
+#[test]
+fn udf_test_enforces_the_default_task_limits() {
+    use crate::hostile::{HUGE_GROW, RECURSE};
+    let weft = Weft::new();
+    let input = weft.scratch("in.txt");
+    std::fs::write(&input, "a\n").unwrap();
+    for (name, body, says) in [
+        ("grow", HUGE_GROW, "exceeded the memory limit of 1 GiB"),
+        ("recurse", RECURSE, "exceeded the stack limit of 512 KiB"),
+    ] {
+        let wasm = weft.scratch(&format!("{name}.wasm"));
+        std::fs::write(&wasm, weft_testkit::wat::guest("", body)).unwrap();
+        let run = weft.run(&[
+            "udf",
+            "test",
+            wasm.to_str().unwrap(),
+            name,
+            "--input",
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code(), Some(1), "{name}: {}", run.stderr());
+        assert!(run.stderr().contains(says), "{name}: {}", run.stderr());
+    }
+}

@@ -16,7 +16,7 @@ use crate::Env;
 use crate::measure::{median, run_timed, secs};
 use crate::native::{check_counts, read_counts, word_count};
 use crate::report::Report;
-use crate::scenarios::wordcount::{Splits, corpus, write_job};
+use crate::scenarios::wordcount::{Splits, corpus, write_job_with};
 
 /// The languages, each with the file of its module in `--wasm-dir`.
 const LANGUAGES: [(&str, &str); 4] = [
@@ -50,9 +50,14 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
                 .args(["--name", &module]),
         )?;
         let dest = out.join(format!("weft-{module}"));
-        let job = write_job(env, &data, &dest, env.threads as u32, Splits::Default)?;
-        let text = std::fs::read_to_string(&job)?.replace("\"wordcount/", &format!("\"{module}/"));
-        std::fs::write(&job, text)?;
+        let job = write_job_with(
+            env,
+            &data,
+            &dest,
+            env.threads as u32,
+            Splits::Default,
+            &module,
+        )?;
         contenders.push((language, job, Vec::new()));
     }
 

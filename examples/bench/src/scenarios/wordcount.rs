@@ -225,6 +225,18 @@ pub fn write_job(
     partitions: u32,
     splits: Splits,
 ) -> Result<PathBuf> {
+    write_job_with(env, data, output, partitions, splits, "wordcount")
+}
+
+/// As [`write_job`], with the steps' UDFs from the word-count module registered as `module`.
+pub fn write_job_with(
+    env: &Env,
+    data: &Path,
+    output: &Path,
+    partitions: u32,
+    splits: Splits,
+    module: &str,
+) -> Result<PathBuf> {
     let split_size = match splits {
         Splits::Default => String::new(),
         Splits::Balanced => {
@@ -241,7 +253,7 @@ pub fn write_job(
     };
     let job = format!(
         "name = \"wordcount\"\n\n[input]\npath = {data:?}\nformat = \"text\"\n{split_size}\n\
-         [[step]]\nflat_map = \"wordcount/split_words\"\n\n[[step]]\nreduce = \"wordcount/sum\"\n\
+         [[step]]\nflat_map = \"{module}/split_words\"\n\n[[step]]\nreduce = \"{module}/sum\"\n\
          partitions = {partitions}\n\n[output]\npath = {output:?}\n",
         data = data.display().to_string(),
         output = output.display().to_string(),
