@@ -47,7 +47,7 @@ pub use engine::{
 };
 pub use error::{ArtifactError, CallError, MAX_GUEST_MESSAGE_BYTES, ValidationError};
 pub use info::{ModuleInfo, UdfInfo};
-pub use module::{GuestInstance, GuestModule};
+pub use module::{Folded, GuestInstance, GuestModule};
 pub use validate::{
     DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STARTUP_TIME, ModuleLimits, ValidatedModule,
     ValidationLimits,

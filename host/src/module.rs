@@ -160,6 +160,15 @@ impl GuestModule {
     }
 }
 
+/// What one fold into a combiner did (ABI.md §3a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Folded {
+    /// Records folded in: the map step's output, or the batch given.
+    pub records: usize,
+    /// Bytes the combiner holds after the fold (its tables as allocated).
+    pub held: usize,
+}
+
 /// One live guest: a sandboxed store with the module instantiated (or a native module's UDFs). Not
 /// shareable across threads at once; a worker runs one per task.
 #[derive(Debug)]
@@ -217,14 +226,15 @@ impl GuestInstance {
     }
 
     /// Runs the `map` or `flat_map` UDF `udf` over `input` and folds its output into the combiner
-    /// of `reduce`, without the records leaving the guest. Returns the bytes the combiner holds.
+    /// of `reduce`, without the records leaving the guest: how many records were folded, and the
+    /// bytes the combiner holds.
     pub fn map_into_combiner(
         &mut self,
         kind: UdfKind,
         udf: &str,
         input: &Records,
         reduce: &str,
-    ) -> Result<usize, CallError> {
+    ) -> Result<Folded, CallError> {
         if !matches!(kind, UdfKind::Map | UdfKind::FlatMap) {
             return Err(CallError::KindMismatch {
                 name: udf.to_owned(),
@@ -235,8 +245,8 @@ impl GuestInstance {
         dispatch!(self.map_into_combiner(kind, udf, input, reduce))
     }
 
-    /// Folds `input` into the combiner of `reduce`. Returns the bytes the combiner holds.
-    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+    /// Folds `input` into the combiner of `reduce`.
+    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<Folded, CallError> {
         dispatch!(self.combine(reduce, input))
     }
 

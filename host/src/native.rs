@@ -29,6 +29,7 @@ use weft_batch::{Groups, Records, binary_array};
 use crate::call::map_count;
 use crate::error::{CallError, ValidationError};
 use crate::info::UdfInfo;
+use crate::module::Folded;
 
 /// The UDFs of a native module, by name.
 #[derive(Clone)]
@@ -211,7 +212,7 @@ impl NativeInstance {
         udf: &str,
         input: &Records,
         reduce: &str,
-    ) -> Result<usize, CallError> {
+    ) -> Result<Folded, CallError> {
         // Out of the map while the call borrows the instance; put back whatever happens.
         let (combine, mut state) = self
             .combiners
@@ -234,14 +235,19 @@ impl NativeInstance {
                 &records,
                 &mut state,
                 reduce,
-                |held| Ok(held.count),
+                |held| {
+                    Ok(Folded {
+                        records: out.count,
+                        held: held.count,
+                    })
+                },
             ))
         });
         self.combiners.insert(reduce.to_owned(), (combine, state));
         folded?
     }
 
-    pub(crate) fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+    pub(crate) fn combine(&mut self, reduce: &str, input: &Records) -> Result<Folded, CallError> {
         self.check_interrupt(reduce)?;
         let Scratch { keys, values } = &mut self.scratch;
         let records = Input {
@@ -260,7 +266,12 @@ impl NativeInstance {
             &records,
             state,
             reduce,
-            |held| Ok(held.count),
+            |held| {
+                Ok(Folded {
+                    records: input.len(),
+                    held: held.count,
+                })
+            },
         )
     }
 

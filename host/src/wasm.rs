@@ -17,6 +17,7 @@ use crate::call::map_count;
 use crate::engine::{Engine, Sandbox, SandboxLimits, Stop};
 use crate::error::{CallError, ValidationError};
 use crate::info::UdfInfo;
+use crate::module::Folded;
 
 #[cfg(target_endian = "big")]
 compile_error!("weft-host copies Arrow buffers into little-endian wasm memory as they are");
@@ -217,7 +218,7 @@ impl WasmInstance {
         udf: &str,
         input: &Records,
         reduce: &str,
-    ) -> Result<usize, CallError> {
+    ) -> Result<Folded, CallError> {
         let combine = self.combiner(reduce)?;
         let out = self.call(udf, kind, Input::Records(input))?;
         if kind == UdfKind::Map {
@@ -232,15 +233,21 @@ impl WasmInstance {
             ..Frame::default()
         };
         self.invoke_combiner(reduce, combine, &fold, weft_abi::COMBINE_FOLD)
-            .map(|frame| frame.out_count as usize)
+            .map(|frame| Folded {
+                records: out.out_count as usize,
+                held: frame.out_count as usize,
+            })
     }
 
     /// See [`GuestInstance::combine`].
-    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<usize, CallError> {
+    pub fn combine(&mut self, reduce: &str, input: &Records) -> Result<Folded, CallError> {
         let combine = self.combiner(reduce)?;
         let frame = self.copy_in(reduce, Input::Records(input))?;
         self.invoke_combiner(reduce, combine, &frame, weft_abi::COMBINE_FOLD)
-            .map(|frame| frame.out_count as usize)
+            .map(|frame| Folded {
+                records: input.len(),
+                held: frame.out_count as usize,
+            })
     }
 
     /// See [`GuestInstance::drain_combiner`].

@@ -19,7 +19,7 @@ use weft_scheduler::jobs::{JobState, JobStatus, TaskLog, TaskRef, TaskReport};
 
 use super::plan::JobArgs;
 use super::progress::{Lines, Progress};
-use super::{cpus, local, print_json, runtime};
+use super::{cpus, local, local_memory, print_json, runtime};
 use crate::Globals;
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +210,7 @@ fn dispatch(globals: &Globals, jobs: &mut Jobs, command: JobCommand) -> Result<(
                     let ended = local::run(
                         globals,
                         cpus(),
+                        local_memory(None),
                         submission,
                         |id| {
                             if !wait {

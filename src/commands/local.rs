@@ -41,12 +41,13 @@ pub fn data_dir(globals: &Globals) -> Result<DataDir> {
     Ok(data)
 }
 
-/// Submits `submission` to a scheduler in this process and runs it on `workers` workers to its
-/// end or to a signal. `accepted` is called with the job id once the job is accepted (before
+/// Submits `submission` to a scheduler in this process and runs it on `workers` workers, sharing
+/// `memory` bytes (0: each worker's default), to its end or to a signal. `accepted` is called with the job id once the job is accepted (before
 /// anything runs). A job refused is an error; one that ran is an [`Ended`].
 pub fn run(
     globals: &Globals,
     workers: usize,
+    memory: u64,
     submission: Submission,
     accepted: impl FnOnce(&str),
     progress: Option<Progress>,
@@ -64,6 +65,7 @@ pub fn run(
         workers,
         job_store: Some(run.clone()),
         cache_dir: Some(data.cache_dir()),
+        worker_memory: memory / workers.max(1) as u64,
         ..LocalClusterConfig::new(run.work_dir())
     };
     let ended = super::runtime()?.block_on(async {

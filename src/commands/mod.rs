@@ -140,6 +140,32 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The memory a job run in this process offers its tasks: `requested`, or by default half of the
+/// machine's physical memory (the rest is for the guests' own memory, the page cache and
+/// everything else), as DuckDB and Polars size themselves to the machine rather than to a fixed
+/// figure. 0 where the machine's memory is unknown: the workers' default, 256 MiB per task.
+pub fn local_memory(requested: Option<u64>) -> u64 {
+    requested.unwrap_or_else(|| physical_memory().map_or(0, |bytes| bytes / 2))
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let (pages, page) = (u64::try_from(pages).ok()?, u64::try_from(page).ok()?);
+    pages.checked_mul(page).filter(|&bytes| bytes > 0)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn physical_memory() -> Option<u64> {
+    None
+}
+
 /// What to warn of when `engine` runs guests without its instance pool (whose address space could
 /// not be reserved, e.g. under `ulimit -v`): they still run, slower.
 pub fn pool_warning(engine: &Engine) -> Option<String> {

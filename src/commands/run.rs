@@ -20,7 +20,7 @@ use weft_scheduler::JobReport;
 use super::local::{self, Ended};
 use super::plan::JobArgs;
 use super::progress::{Lines, Progress};
-use super::{cpus, print_json};
+use super::{cpus, local_memory, print_json};
 use crate::Globals;
 
 /// Runs a job on this machine: a scheduler and N sandboxed workers in one process.
@@ -32,6 +32,12 @@ pub struct RunArgs {
     /// Worker count (each runs one task at a time). Default: the number of CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
+
+    /// Memory the job's tasks may use for grouping, shared by the workers (e.g. 8GiB, 512MB, or
+    /// bytes): a reduce holding more keys than its share spills sorted runs to disk. Default: half
+    /// of this machine's memory.
+    #[arg(long, value_name = "SIZE", value_parser = weft_io::parse_size)]
+    pub memory: Option<u64>,
 
     /// Replace the output directory if it exists (only once the job has succeeded).
     #[arg(long)]
@@ -53,7 +59,8 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<()> {
         );
     }
     let progress = (!args.quiet).then(|| Progress::new(Lines::Stderr));
-    let report = match local::run(globals, workers, submission, |_| {}, progress)? {
+    let memory = local_memory(args.memory);
+    let report = match local::run(globals, workers, memory, submission, |_| {}, progress)? {
         Ended::Ran { outcome, .. } => outcome?,
         Ended::Interrupted { job_id, signal } => {
             anyhow::bail!("job {job_id} cancelled by the user ({signal}); nothing was written")

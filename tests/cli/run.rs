@@ -293,6 +293,51 @@ fn wordcount_example_equals_the_reference() {
     assert_eq!(parts, 4);
 }
 
+/// `weft run --memory` bounds what the job's tasks hold: with 1 MiB for two workers, the reduce
+/// side of 80 000 distinct words spills sorted runs and merges them, and the counts stay exact (the
+/// map side's combine, finding nearly every word distinct, switches itself off). A size that does
+/// not parse is refused naming the option.
+#[test]
+fn run_with_little_memory_spills_and_stays_exact() {
+    let weft = weft_with_examples();
+    let n = 80_000u64;
+    // Each word three times, in an order that scatters its occurrences.
+    let words: Vec<String> = (0..3 * n)
+        .map(|i| format!("k{:05}", i * 7919 % n))
+        .collect();
+    let corpus = words
+        .chunks(10)
+        .map(|line| line.join(" ") + "\n")
+        .collect::<String>()
+        .into_bytes();
+    let input = weft.scratch("distinct.txt");
+    std::fs::write(&input, &corpus).unwrap();
+    let out = weft.scratch("result");
+    weft.ok(&[
+        "run",
+        &example_job("wordcount"),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--workers",
+        "2",
+        "--memory",
+        "1MiB",
+    ]);
+    let want = word_counts(&corpus);
+    assert_eq!(want.len() as u64, n);
+    assert_same_counts(&counts_of(read_output(&out)), &want);
+
+    let run = weft.run(&["run", &example_job("wordcount"), "--memory", "lots"]);
+    assert_eq!(run.code(), Some(2), "a usage error");
+    assert!(
+        run.stderr().contains("'lots' for '--memory <SIZE>'"),
+        "{}",
+        run.stderr()
+    );
+}
+
 /// Issue 19: the map side builds no keys for a first UDF that states it never reads them
 /// (`split_words`, `non_empty`), and exact `PATH:OFFSET` keys for one that reads them, even
 /// behind a filter that does not (a filter passes its input keys on).

@@ -36,10 +36,23 @@ fn combined_counts(guest: &mut GuestInstance, lines: &[Vec<u8>], drain_after: &[
     let mut counts = Counts::new();
     for (i, chunk) in lines.chunks(700).enumerate() {
         let input = Records::from_pairs(chunk.iter().map(|l| (b"", l)));
-        let held = guest
+        let folded = guest
             .map_into_combiner(UdfKind::FlatMap, "split_words", &input, "sum")
             .unwrap();
-        assert!(held > 0, "a fold of words leaves something held");
+        assert!(folded.held > 0, "a fold of words leaves something held");
+        let words: usize = chunk
+            .iter()
+            .map(|l| {
+                // The guest's separators: ASCII whitespace and \v.
+                l.split(|b| b" \t\n\x0b\x0c\r".contains(b))
+                    .filter(|w| !w.is_empty())
+                    .count()
+            })
+            .sum();
+        assert_eq!(
+            folded.records, words,
+            "the fold counts the map's output records"
+        );
         if drain_after.contains(&i) {
             add_drained(&mut counts, &guest.drain_combiner("sum").unwrap());
         }
@@ -82,13 +95,14 @@ fn records_from_the_host_fold_into_running_values() {
         guest
             .combine("sum", &batch(&[("b", "2"), ("a", "007"), ("b", "40")]))
             .unwrap();
-        let held = guest
+        let folded = guest
             .combine(
                 "sum",
                 &batch(&[("a", "1"), ("c", "18446744073709551614"), ("c", "1")]),
             )
             .unwrap();
-        assert!(held > 0);
+        assert!(folded.held > 0);
+        assert_eq!(folded.records, 3);
         // First-seen order; a lone value comes back normalised, as a reduce group of one does.
         assert_eq!(
             guest.drain_combiner("sum").unwrap().to_pairs(),

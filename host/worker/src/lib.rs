@@ -32,8 +32,8 @@ pub use executor::{
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
 pub use pipeline::Pipeline;
 pub use shuffle::{
-    BlockDecoder, GUEST_COMBINE_MIN_MEMORY, ShuffleBlock, ShuffleWriter, partition_of, read_block,
-    read_block_bytes, read_block_with,
+    BlockDecoder, COMBINE_MAX_RATIO, COMBINE_PROBE_RECORDS, GUEST_COMBINE_MIN_MEMORY, ShuffleBlock,
+    ShuffleWriter, partition_of, read_block, read_block_bytes, read_block_with,
 };
 pub use source::RegistryModuleSource;
 pub use spill::SpillStats;

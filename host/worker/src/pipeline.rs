@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use arrow_array::{Array, BinaryArray};
-use weft_host::{Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind};
+use weft_host::{Folded, Groups, GuestInstance, GuestModule, Records, SandboxLimits, UdfKind};
 use weft_task::StepRef;
 
 use crate::TaskError;
@@ -109,8 +109,8 @@ impl Pipeline {
     }
 
     /// Runs the narrow `steps` over `batch` and folds their output into the combiner of the
-    /// `reduce` step `reduce` (see [`Pipeline::has_combiner`]). Returns the bytes the combiner
-    /// holds, or `None` if nothing reached it (the batch was filtered away).
+    /// `reduce` step `reduce` (see [`Pipeline::has_combiner`]). Returns the records folded and the
+    /// bytes the combiner holds, or `None` if nothing reached it (the batch was filtered away).
     ///
     /// When the last step is a `map` or `flat_map` of the combiner's own module, its output stays
     /// in the guest and is folded where it is; otherwise it is copied in like any batch.
@@ -119,7 +119,7 @@ impl Pipeline {
         steps: &[StepRef],
         batch: Records,
         reduce: &StepRef,
-    ) -> Result<Option<usize>, TaskError> {
+    ) -> Result<Option<Folded>, TaskError> {
         let (fused, before) = match steps.split_last() {
             Some((last, before))
                 if last.module == reduce.module

@@ -10,6 +10,15 @@
 //! sees the combined records, when the combiner passes its budget and at the end. Otherwise (no
 //! combiner, or a guest memory limit under [`GUEST_COMBINE_MIN_MEMORY`]) a host [`Grouper`]
 //! combines, calling the guest's `reduce` once per batch.
+//!
+//! A combine that does not pay is switched off for the rest of the task, as DataFusion's
+//! `skip_partial_aggregation` and Spark's adaptive partial aggregation do: when the keys held come
+//! to more than [`COMBINE_MAX_RATIO`] of the records folded since the last drain (checked once
+//! [`COMBINE_PROBE_RECORDS`] records have been folded, and at every drain), nearly every record
+//! is its own key, the combiner's table only costs a probe (a cache miss, once it outgrows the
+//! cache) and a copy per record, and the reduce side folds the records anyway. The remaining
+//! records go to the shuffle as they come. With 10 million distinct words per GB, that took a
+//! word count's map stage from 40 s to ... (BENCHMARKS.md).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -34,6 +43,13 @@ use crate::{BATCH_BYTES, DataError, Grouper, Pipeline, TaskError};
 /// to a sixteenth of this limit) could take the guest past its limit and fail a task that the
 /// host's combine finishes.
 pub const GUEST_COMBINE_MIN_MEMORY: usize = 256 << 20;
+
+/// Records folded into a map-side combiner before its first check of whether combining pays.
+pub const COMBINE_PROBE_RECORDS: u64 = 100_000;
+
+/// The largest share of distinct keys among the records folded at which a map-side combine goes
+/// on: above it, it is switched off for the rest of the task.
+pub const COMBINE_MAX_RATIO: f64 = 0.8;
 
 /// The reduce partition of a key.
 pub fn partition_of(key: &[u8], partitions: u32) -> u32 {
@@ -92,6 +108,12 @@ pub struct ShuffleWriter {
     /// Bytes of records routed to the files so far, and the most the task may write.
     written: u64,
     max_written: u64,
+    /// Whether the map-side combine still runs (see the module's documentation).
+    combining: bool,
+    /// Records folded into the combiner since it last gave its records on, and whether the first
+    /// check of its ratio is done.
+    folded: u64,
+    probed: bool,
 }
 
 impl ShuffleWriter {
@@ -121,7 +143,31 @@ impl ShuffleWriter {
             compression: ShuffleCompression::None,
             written: 0,
             max_written: u64::MAX,
+            combining: true,
+            folded: 0,
+            probed: false,
         })
+    }
+
+    /// Whether the map-side combine is still on: false once it was found not to pay.
+    pub fn combining(&self) -> bool {
+        self.combining
+    }
+
+    /// Whether a check of the combine's ratio is due, before `held` keys or records are handed on.
+    fn probe_due(&self) -> bool {
+        !self.probed && self.folded >= COMBINE_PROBE_RECORDS
+    }
+
+    /// Weighs the combine that turned the records folded since the last check into `keys`
+    /// records, and switches it off if it does not pay.
+    fn judge(&mut self, keys: usize) {
+        let folded = std::mem::take(&mut self.folded);
+        self.probed = true;
+        if folded > 0 && keys as f64 > COMBINE_MAX_RATIO * folded as f64 {
+            tracing::debug!(keys, folded, "map-side combine does not pay: switched off");
+            self.combining = false;
+        }
     }
 
     /// Fails the task once the records it writes (keys and values, after any combine) come to
@@ -152,11 +198,35 @@ impl ShuffleWriter {
 
     /// Takes in one batch of the task's output.
     pub fn write(&mut self, pipeline: &mut Pipeline, batch: &Records) -> Result<(), TaskError> {
+        if !self.combining {
+            return self.route(batch);
+        }
         let Some(mut grouper) = self.combiner.take() else {
             return self.route(batch);
         };
         // Over its budget the combiner hands its partial sums on: the reduce side combines again.
-        let absorbed = grouper.absorb_partial(pipeline, batch, |records| self.route(&records));
+        let mut handed = None;
+        let absorbed = grouper.absorb_partial(pipeline, batch, |records| {
+            *handed.get_or_insert(0) += records.len();
+            self.route(&records)
+        });
+        self.folded += batch.len() as u64;
+        let absorbed = absorbed.and_then(|()| {
+            if let Some(keys) = handed {
+                self.judge(keys);
+            } else if self.probe_due() {
+                self.judge(grouper.keys());
+            }
+            if self.combining {
+                return Ok(());
+            }
+            // Switched off: what the combiner holds goes on, and it is replaced by an empty one.
+            let step = grouper.step().clone();
+            let budget = self.combine_budget;
+            let full = std::mem::replace(&mut grouper, Grouper::new(step)?.with_budget(budget));
+            full.finish(pipeline, |records| self.route(&records))
+                .map(|_| ())
+        });
         self.combiner = Some(grouper);
         absorbed
     }
@@ -201,14 +271,21 @@ impl ShuffleWriter {
         steps: &[StepRef],
         batch: Records,
     ) -> Result<(), TaskError> {
-        let Some(reduce) = self.guest_combiner(pipeline) else {
-            let out = pipeline.run(steps, batch)?;
-            return self.write(pipeline, &out);
+        let reduce = match self.guest_combiner(pipeline) {
+            Some(reduce) if self.combining => reduce.clone(),
+            _ => {
+                let out = pipeline.run(steps, batch)?;
+                return self.write(pipeline, &out);
+            }
         };
-        let held = pipeline.run_into_combiner(steps, batch, reduce)?;
-        if held.is_some_and(|held| held > self.guest_budget()) {
+        let Some(folded) = pipeline.run_into_combiner(steps, batch, &reduce)? else {
+            return Ok(());
+        };
+        self.folded += folded.records as u64;
+        if folded.held > self.guest_budget() || self.probe_due() {
             // Partial results: the reduce side combines again, so this stays exact.
-            let records = pipeline.drain_combiner(reduce)?;
+            let records = pipeline.drain_combiner(&reduce)?;
+            self.judge(records.len());
             self.route(&records)?;
         }
         Ok(())

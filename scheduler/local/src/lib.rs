@@ -49,6 +49,9 @@ pub struct LocalClusterConfig {
     /// that a second `weft run` of a job loads its modules instead of compiling them again (a
     /// 60 KB guest takes 100-200 ms to compile, 0.2 ms to load). `None`: in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Memory each worker offers its tasks, shared by its slots as each task's grouping budget
+    /// (`weft worker --memory`); 0: the worker's default (256 MiB per task).
+    pub worker_memory: u64,
 }
 
 impl LocalClusterConfig {
@@ -63,6 +66,7 @@ impl LocalClusterConfig {
             job_store: None,
             preloaded: Vec::new(),
             cache_dir: None,
+            worker_memory: 0,
         }
     }
 }
@@ -199,6 +203,7 @@ impl LocalCluster {
                     // Workers of one process share the cache: its files are written atomically,
                     // so concurrent writers cannot tear one.
                     cache_dir: self.config.cache_dir.clone(),
+                    memory_bytes: self.config.worker_memory,
                     ..WorkerConfig::default()
                 },
                 self.engine.clone(),

@@ -183,6 +183,18 @@ fn map_side(
     budget: Option<usize>,
     sandbox_memory: usize,
 ) -> Vec<(String, u64)> {
+    map_task(modules, steps, sum, text, budget, sandbox_memory).0
+}
+
+/// [`map_side`], and whether the map-side combine was still on at the end.
+fn map_task(
+    modules: &HashMap<String, GuestModule>,
+    steps: &[StepRef],
+    sum: &StepRef,
+    text: &[String],
+    budget: Option<usize>,
+    sandbox_memory: usize,
+) -> (Vec<(String, u64)>, bool) {
     let dir = tempfile::tempdir().unwrap();
     let refs: Vec<&_> = steps.iter().chain([sum]).collect();
     let mut p = Pipeline::new(modules, &refs, &SandboxLimits::default()).unwrap();
@@ -197,8 +209,84 @@ fn map_side(
         let input = Records::from_pairs(batch.iter().map(|l| ("", l.as_str())));
         writer.run_and_write(&mut p, steps, input).unwrap();
     }
+    let combining = writer.combining();
     let blocks = writer.finish(&mut p).unwrap();
-    block_counts(&blocks)
+    (block_counts(&blocks), combining)
+}
+
+/// A map-side combine that does not reduce the records (nearly every word distinct) is switched
+/// off once it has folded `COMBINE_PROBE_RECORDS` records, in the guest and in the host alike: the
+/// rest of the task's records are shuffled as they come, and the counts stay exact. One over few
+/// keys stays on and sends each key once.
+#[test]
+fn a_map_side_combine_that_does_not_pay_is_switched_off_and_stays_exact() {
+    let modules = modules();
+    let split = step(UdfKind::FlatMap, "wordcount", "split_words");
+    let sum = step(UdfKind::Reduce, "wordcount", "sum");
+    let probe = weft_worker::COMBINE_PROBE_RECORDS as usize;
+    // 3 × the probe's records, ten words a line, all distinct but every 50th, which repeats word 0.
+    let words = 3 * probe;
+    let distinct: Vec<String> = (0..words)
+        .map(|i| {
+            if i % 50 == 0 {
+                "w0".to_owned()
+            } else {
+                format!("w{i}")
+            }
+        })
+        .collect();
+    let text: Vec<String> = distinct.chunks(10).map(|c| c.join(" ")).collect();
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    for w in &distinct {
+        *reference.entry(w.clone()).or_default() += 1;
+    }
+    let small = weft_worker::GUEST_COMBINE_MIN_MEMORY / 2;
+    for (sandbox_memory, where_) in [(usize::MAX, "guest"), (small, "host")] {
+        let (shuffled, combining) = map_task(
+            &modules,
+            std::slice::from_ref(&split),
+            &sum,
+            &text,
+            None,
+            sandbox_memory,
+        );
+        assert!(!combining, "{where_}: the combine is switched off");
+        // Only what was folded before the probe was combined: "w0" once for those records.
+        assert!(
+            shuffled.len() > words - words / 50,
+            "{where_}: {} of {words} records shuffled",
+            shuffled.len()
+        );
+        assert_eq!(totals(shuffled), reference, "{where_}");
+    }
+
+    // Eight distinct words over more records than the probe: combined to one record a key.
+    let text = lines(3 * probe / 4);
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    for l in &text {
+        for w in l.split([' ', '\t']).filter(|w| !w.is_empty()) {
+            *reference.entry(w.to_owned()).or_default() += 1;
+        }
+    }
+    assert!(reference.values().sum::<u64>() > 2 * probe as u64);
+    for (sandbox_memory, where_) in [(usize::MAX, "guest"), (small, "host")] {
+        let (shuffled, combining) = map_task(
+            &modules,
+            std::slice::from_ref(&split),
+            &sum,
+            &text,
+            None,
+            sandbox_memory,
+        );
+        assert!(combining, "{where_}: the combine stays on");
+        // One drain at the probe, one at the end.
+        assert!(
+            shuffled.len() <= 2 * reference.len(),
+            "{where_}: {} records",
+            shuffled.len()
+        );
+        assert_eq!(totals(shuffled), reference, "{where_}");
+    }
 }
 
 /// map → filter → flat_map fused in one pass, then group_reduce builds an inverted index.
