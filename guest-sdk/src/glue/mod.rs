@@ -17,6 +17,7 @@ mod combine;
 mod input;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+mod resident;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
@@ -26,7 +27,7 @@ use std::fmt::{self, Display};
 pub use weft_abi::native::{CombineState, Input as NativeInput, NativeUdf, Output as NativeOutput};
 pub use weft_abi::{Frame, UdfKind};
 
-pub use self::combine::{Combiner, Fold, Pending, Results};
+pub use self::combine::{Combiner, Fold, Folder, Pending, ResidentFold, Results};
 pub use self::input::{BinaryArray, Group, Groups, Records};
 #[cfg(target_arch = "wasm32")]
 pub use self::wasm::{combine, filter, flat_map, group_reduce, map, reduce};

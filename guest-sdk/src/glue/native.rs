@@ -17,7 +17,7 @@ use std::fmt::Write;
 use weft_abi::native::{Binary, CombineState, Input, Output};
 
 use super::{
-    BinaryArray, CallError, Combiner, Failure, Fold, Group, Groups, Records, run_filter,
+    BinaryArray, CallError, Combiner, Failure, Folder, Group, Groups, Records, run_filter,
     run_group_reduce, run_records, run_reduce,
 };
 use crate::codec::Encode;
@@ -239,7 +239,7 @@ pub fn combine(
     state: &mut CombineState,
     sink: Sink<'_>,
     udf: &str,
-    f: impl Fold,
+    f: impl Folder,
 ) {
     let fail = |sink: Sink<'_>, error: CallError| sink(Err(&error.display(udf).to_string()));
     let combiner = match state {
@@ -256,7 +256,7 @@ pub fn combine(
         weft_abi::COMBINE_FOLD => {
             let folded = records(input)
                 .map_err(CallError::from)
-                .and_then(|records| combiner.fold(&records, f));
+                .and_then(|records| f.fold_into(combiner, &records));
             match folded {
                 Ok(()) => sink(Ok(&Output {
                     count: combiner.held(),

@@ -13,7 +13,7 @@ use std::ptr;
 use weft_abi::{Frame, STATUS_ERROR, STATUS_OK};
 
 use super::{
-    BinaryArray, CallError, Combiner, Failure, Fold, Group, Groups, Records, run_filter,
+    BinaryArray, CallError, Combiner, Failure, Folder, Group, Groups, Records, run_filter,
     run_group_reduce, run_records, run_reduce,
 };
 use crate::codec::Encode;
@@ -354,7 +354,7 @@ where
 ///
 /// # Safety
 /// `frame` is the frame pointer the host passed to the export.
-pub unsafe fn combine(frame: *mut Frame, op: u32, udf: &'static str, f: impl Fold) -> u32 {
+pub unsafe fn combine(frame: *mut Frame, op: u32, udf: &'static str, f: impl Folder) -> u32 {
     // SAFETY: forwarded to the caller. The input of a fold may be the output buffers of the
     // previous call (`state.out`): the fold neither clears nor writes them.
     unsafe {
@@ -363,7 +363,7 @@ pub unsafe fn combine(frame: *mut Frame, op: u32, udf: &'static str, f: impl Fol
                 let records = records(input)?;
                 let at = state.combiner(udf);
                 let combiner = &mut state.combiners[at].1;
-                combiner.fold(&records, f)?;
+                f.fold_into(combiner, &records)?;
                 Ok(Output::Held(combiner.held()))
             }
             weft_abi::COMBINE_DRAIN => {
