@@ -239,3 +239,21 @@ pub async fn shutdown_signal() {
         let _ = interrupt.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--memory` is taken as given; without it, a local run gets half the machine's memory
+    /// (where the machine says how much it has), never a fixed figure.
+    #[test]
+    fn local_memory_is_the_request_or_half_the_machine() {
+        assert_eq!(local_memory(Some(5 << 20)), 5 << 20);
+        match physical_memory() {
+            Some(total) => assert_eq!(local_memory(None), total / 2),
+            None => assert_eq!(local_memory(None), 0),
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        assert!(physical_memory().is_some_and(|total| total >= 64 << 20));
+    }
+}
