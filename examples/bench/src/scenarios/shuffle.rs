@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use weft_host::{Engine, Records, SandboxLimits};
 use weft_task::{ShuffleCompression, TaskId};
-use weft_worker::service::{connect_peer, fetch_block};
-use weft_worker::{Executor, FetchError, ModuleSource, Pipeline, ShuffleWriter};
+use weft_worker::service::{SHUFFLE_FRAME, connect_peer, fetch_block};
+use weft_worker::{BlockDecoder, Executor, FetchError, ModuleSource, Pipeline, ShuffleWriter};
 
 use crate::measure::{median, secs};
 use crate::procs::Proc;
@@ -35,7 +35,7 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         Ok(file.flush()?)
     })?;
     let records = word_records(&text)?;
-    let count: usize = records.iter().map(Records::len).sum();
+    let expected = Stream::of(&records);
 
     let home = env.work.join("shuffle-home");
     let _ = std::fs::remove_dir_all(&home);
@@ -93,23 +93,47 @@ pub fn run(env: &Env, report: &mut Report) -> Result<()> {
         eprintln!("[bench] shuffle round {round}");
         for ((_, task, _, _, _), times) in files.iter().zip(fetches.iter_mut()) {
             let started = Instant::now();
-            let batches = runtime.block_on(fetch(&worker.url, task))?;
+            let mut check = Check::new(&expected);
+            runtime.block_on(fetch(&worker.url, task, &mut check))?;
             times.push(started.elapsed());
-            let got: usize = batches.iter().map(Records::len).sum();
-            if got != count
-                || batches.first().map(|b| b.get(0)) != records.first().map(|b| b.get(0))
-            {
-                bail!("the fetched block has {got} records, not {count}, or other records");
-            }
+            check.finish()?;
         }
         raw.push(raw_copy(&plain.1, plain.0)?);
     }
     drop(worker);
     drop(scheduler);
+    // The receiving side's share: the same block decoded (and checked) from memory, frame by
+    // frame, without the network.
+    let mut decode = Vec::new();
+    let block = std::fs::read(&plain.1)?;
+    for _ in 0..env.runs.max(3) {
+        let started = Instant::now();
+        let mut check = Check::new(&expected);
+        let mut decoder = BlockDecoder::default();
+        for frame in block.chunks(SHUFFLE_FRAME) {
+            for records in decoder.push_slice(frame)? {
+                check.batch(&records);
+            }
+        }
+        decoder.finish()?;
+        decode.push(started.elapsed());
+        check.finish()?;
+    }
+    drop(block);
 
     let mb = |bytes: u64| bytes as f64 / 1e6;
     let raw = median(&raw);
     let raw_rate = mb(plain.0) / secs(raw);
+    let decode = median(&decode);
+    report.row(
+        "shuffle",
+        "decode alone (the uncompressed block from memory, in frames)",
+        format!("{:.0} MB/s", mb(plain.0) / secs(decode)),
+        format!(
+            "{:.0} ms of each fetch is the receiver decoding",
+            secs(decode) * 1e3
+        ),
+    );
     report.row(
         "shuffle",
         "raw copy over loopback TCP (process → process)",
@@ -172,16 +196,126 @@ fn word_records(text: &Path) -> Result<Vec<Records>> {
 }
 
 /// Fetches one block from a worker and decodes it, as a reduce task does: with the worker's own
-/// fetch, frame by frame.
-async fn fetch(url: &str, task: &TaskId) -> Result<Vec<Records>> {
+/// fetch, frame by frame, each batch handed on (here, to `check`) and dropped, not held.
+async fn fetch(url: &str, task: &TaskId, check: &mut Check<'_>) -> Result<()> {
     let mut client = connect_peer(url, &weft_task::link::Link::default()).await?;
-    let mut batches = Vec::new();
     fetch_block(&mut client, url, task, 0, &mut |records| {
-        batches.push(records);
+        check.batch(&records);
         Ok(())
     })
     .await?;
-    Ok(batches)
+    Ok(())
+}
+
+/// What a block must deliver, whatever its batches: the records in order, as their keys' bytes
+/// end to end, their values' bytes end to end, and where each record's key and value start in
+/// those (`u32`: a block's columns are far below 4 GiB).
+struct Stream {
+    records: usize,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    key_starts: Vec<u32>,
+    value_starts: Vec<u32>,
+}
+
+impl Stream {
+    fn of(batches: &[Records]) -> Stream {
+        let mut stream = Stream {
+            records: 0,
+            keys: Vec::new(),
+            values: Vec::new(),
+            key_starts: vec![0],
+            value_starts: vec![0],
+        };
+        for batch in batches {
+            stream.records += batch.len();
+            for (key, value) in batch.iter() {
+                stream.keys.extend_from_slice(key);
+                stream.values.extend_from_slice(value);
+                stream.key_starts.push(stream.keys.len() as u32);
+                stream.value_starts.push(stream.values.len() as u32);
+            }
+        }
+        stream
+    }
+}
+
+/// Compares fetched batches with a [`Stream`] as they arrive — each column's bytes with one
+/// `memcmp`, its offsets with one branch-free pass — so checking costs little beside decoding.
+struct Check<'a> {
+    expected: &'a Stream,
+    records: usize,
+    wrong: Option<String>,
+}
+
+impl<'a> Check<'a> {
+    fn new(expected: &'a Stream) -> Check<'a> {
+        Check {
+            expected,
+            records: 0,
+            wrong: None,
+        }
+    }
+
+    fn batch(&mut self, batch: &Records) {
+        if self.wrong.is_some() {
+            return;
+        }
+        let (from, to) = (self.records, self.records + batch.len());
+        let expected = self.expected;
+        let same = to <= expected.records
+            && same_column(
+                batch.keys().value_offsets(),
+                batch.keys().value_data(),
+                &expected.key_starts[from..=to],
+                &expected.keys,
+            )
+            && same_column(
+                batch.values().value_offsets(),
+                batch.values().value_data(),
+                &expected.value_starts[from..=to],
+                &expected.values,
+            );
+        if !same {
+            self.wrong = Some(format!(
+                "its batch of records {from}..{to} is not what was written"
+            ));
+        }
+        self.records = to;
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(wrong) = self.wrong {
+            bail!("the fetched block differs from the one written: {wrong}");
+        }
+        if self.records != self.expected.records {
+            bail!(
+                "the fetched block has {} records, not {}",
+                self.records,
+                self.expected.records
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether a column (its `offsets` into its `data`) holds the records whose starts in `all` are
+/// `starts`: the same lengths, and the same bytes.
+fn same_column(offsets: &[i32], data: &[u8], starts: &[u32], all: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return false;
+    };
+    if offsets.len() != starts.len() || first < 0 || last < first {
+        return false;
+    }
+    // Every offset, rebased to the column's first, against every start rebased to the first
+    // record's: an OR of differences, which the compiler vectorises.
+    let (o0, s0) = (first as u32, starts[0]);
+    let differ = offsets.iter().zip(starts).fold(0u32, |acc, (&o, &s)| {
+        acc | ((o as u32).wrapping_sub(o0) ^ s.wrapping_sub(s0))
+    });
+    let (s0, s1) = (s0 as usize, starts[starts.len() - 1] as usize);
+    differ == 0 && data.get(first as usize..last as usize) == all.get(s0..s1)
 }
 
 /// Copies `file` from a child process over loopback TCP into this one; returns the time from
@@ -234,5 +368,47 @@ impl ModuleSource for NoModules {
         Err(FetchError::Other(
             format!("the shuffle benchmark runs no module ({id})").into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(pairs: &[(&str, &str)]) -> Records {
+        Records::from_pairs(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+    }
+
+    fn check(expected: &Stream, got: &[Records]) -> Result<()> {
+        let mut check = Check::new(expected);
+        for records in got {
+            check.batch(records);
+        }
+        check.finish()
+    }
+
+    #[test]
+    fn a_block_must_deliver_the_records_written_whatever_its_batches() {
+        let written = [
+            batch(&[("apple", "1"), ("be", "1")]),
+            batch(&[("cherry", "22")]),
+        ];
+        let expected = Stream::of(&written);
+        // Batched otherwise (and one batch a slice of a larger one): still the same records.
+        let whole = batch(&[("x", "0"), ("apple", "1"), ("be", "1"), ("cherry", "22")]);
+        check(&expected, &[whole.slice(1, 3)]).unwrap();
+        check(&expected, &[batch(&[("apple", "1")]), whole.slice(2, 2)]).unwrap();
+
+        // A changed byte, a record boundary moved (the same bytes end to end), a value moved to
+        // another record, a record missing, a record too many.
+        for wrong in [
+            vec![batch(&[("apple", "1"), ("be", "1"), ("cherrz", "22")])],
+            vec![batch(&[("appl", "1"), ("ebe", "1"), ("cherry", "22")])],
+            vec![batch(&[("apple", "11"), ("be", ""), ("cherry", "22")])],
+            vec![batch(&[("apple", "1"), ("be", "1")])],
+            vec![written[0].clone(), written[1].clone(), batch(&[("d", "1")])],
+        ] {
+            assert!(check(&expected, &wrong).is_err(), "{wrong:?}");
+        }
     }
 }

@@ -705,6 +705,9 @@ pub async fn connect_peer(
     Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
+/// The size of the frames a worker streams a shuffle block in (`FetchShuffleBlock`).
+pub const SHUFFLE_FRAME: usize = 1 << 20;
+
 /// Streams the block of `map_task` for reduce `partition` from the worker at `address` through
 /// `client` (`FetchShuffleBlock`), decoding batches as frames arrive and handing each to `each`: a
 /// block is never held whole. What a reduce task does for each remote block; public so that the
@@ -818,10 +821,9 @@ impl pb::worker_server::Worker for Service {
             .map_err(|e| Status::not_found(format!("shuffle block of {task}: {e}")))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
-            const FRAME: usize = 1 << 20;
             loop {
                 // Read into fresh capacity, not into memory zeroed first.
-                let mut buf = Vec::with_capacity(FRAME);
+                let mut buf = Vec::with_capacity(SHUFFLE_FRAME);
                 let frame = match file.read_buf(&mut buf).await {
                     Ok(0) => break,
                     Ok(_) => Ok(pb::ShuffleFrame {
