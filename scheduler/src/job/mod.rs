@@ -74,8 +74,10 @@
 //!
 //!   Best left out: then [`automatic_split_size`] chooses it as Spark does for files,
 //!   `min(`[`MAX_SPLIT_SIZE`]`, max(`[`SPLIT_OPEN_COST`]`, (bytes + files × SPLIT_OPEN_COST) /
-//!   slots))` (128 MiB and 4 MiB), where `slots` are the task slots of the cluster that runs the
-//!   job: the registered workers' at submission on a cluster (1 if none is), the local workers'
+//!   slots))` (128 MiB and 4 MiB), except that an input of more than a split per slot is cut
+//!   into whole waves of equal splits (1 GB on 2 slots: 8 of 125.5 MB, not 7 of 128 MiB and a
+//!   lone 61 MB task that leaves the other slot idle), where `slots` are the task slots of the
+//!   cluster that runs the job: the registered workers' at submission on a cluster (1 if none is), the local workers'
 //!   in `weft run`, and what `weft plan --slots` says (default: the cluster's with
 //!   `--scheduler`, else one per CPU, as `weft run`). Every slot gets a task, no split is larger
 //!   than 128 MiB, and none is cut smaller than 4 MiB (a small file is read whole). The size is

@@ -22,21 +22,36 @@ use super::spec::{
 
 /// The split size of a job file that sets none: Spark's rule (`FilePartition.maxSplitBytes`), which
 /// shares the input, with [`SPLIT_OPEN_COST`] added per file, evenly among the `slots` task slots
-/// that will read it, within [`SPLIT_OPEN_COST`] and [`MAX_SPLIT_SIZE`]:
+/// that will read it, within [`SPLIT_OPEN_COST`] and [`MAX_SPLIT_SIZE`] — and, where Spark would
+/// stop at `MAX_SPLIT_SIZE`, in whole waves:
 ///
-/// `min(MAX_SPLIT_SIZE, max(SPLIT_OPEN_COST, (bytes + files × SPLIT_OPEN_COST) / slots))`.
+/// - `max(SPLIT_OPEN_COST, bytes / slots)`, where `bytes` is the input plus `files ×
+///   SPLIT_OPEN_COST`, when that is at most `MAX_SPLIT_SIZE`: one task per slot;
+/// - else `min(MAX_SPLIT_SIZE, bytes / (waves × slots))`, rounded up, with the fewest `waves` that
+///   cut the input (without open costs) into splits within `MAX_SPLIT_SIZE`: every slot reads the
+///   same number of equal splits.
 ///
-/// So a 1 GB input on 2 slots gets 128 MiB splits (8 tasks: every slot busy, few tasks); a 20 MB
-/// one about 12 MB splits (2 tasks, one per slot); a 3 MB one a single 4 MiB split, not two tasks
-/// that would cost more to start than to read; 100 files of 10 kB are not cut at all. The size is
-/// not rounded: the open cost added is what makes a file of `slots × split` bytes, less a little,
-/// still `slots` splits and not one more. `slots` of 0 counts as 1.
+/// Spark's cap alone leaves the last wave short: a 1 GB file on 2 slots in 128 MiB splits is 7
+/// full tasks and a 61 MB one, so one slot reads 537 MB while the other idles after 463; 890 MB is
+/// 7 tasks, one slot's fourth left alone. Equal waves give both 500 MB (8 splits of 125.5 MB) and
+/// 445 MB (8 of 111.9 MB). A 20 MB input gets about 12 MB splits (2 tasks, one per slot); a 3 MB
+/// one a single 4 MiB split, not two tasks that would cost more to start than to read; 100 files
+/// of 10 kB are not cut at all. The open cost added is what makes a file of `slots × split`
+/// bytes, less a little, still `slots` splits and not one more. `slots` of 0 counts as 1.
 pub fn automatic_split_size(files: &[InputFile], slots: u32) -> u64 {
-    let bytes = files
-        .iter()
-        .fold(0u64, |n, f| n.saturating_add(f.size))
-        .saturating_add((files.len() as u64).saturating_mul(SPLIT_OPEN_COST));
-    (bytes / u64::from(slots.max(1))).clamp(SPLIT_OPEN_COST, MAX_SPLIT_SIZE)
+    let input = files.iter().fold(0u64, |n, f| n.saturating_add(f.size));
+    let bytes = input.saturating_add((files.len() as u64).saturating_mul(SPLIT_OPEN_COST));
+    let slots = u64::from(slots.max(1));
+    let per_slot = bytes / slots;
+    if per_slot <= MAX_SPLIT_SIZE {
+        return per_slot.max(SPLIT_OPEN_COST);
+    }
+    // The waves the input itself needs in splits of at most `MAX_SPLIT_SIZE`: counting the open
+    // cost here too would make a file of exactly `slots × MAX_SPLIT_SIZE` two waves of half splits.
+    let waves = input.div_ceil(MAX_SPLIT_SIZE.saturating_mul(slots)).max(1);
+    bytes
+        .div_ceil(waves.saturating_mul(slots))
+        .min(MAX_SPLIT_SIZE)
 }
 
 /// A split size as plans show it: exact when it is a whole number of KiB (`128 MiB`, `1 KiB`, as a

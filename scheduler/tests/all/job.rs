@@ -348,8 +348,11 @@ fn files(sizes: &[u64]) -> Vec<InputFile> {
 
 #[test]
 fn automatic_split_sizes_share_the_input_among_the_slots_as_spark_does() {
-    // (bytes + files × 4 MiB) / slots, within 4 MiB and 128 MiB.
-    assert_eq!(automatic_split_size(&files(&[GB]), 2), MAX_SPLIT_SIZE);
+    // (bytes + files × 4 MiB) / slots, within 4 MiB and 128 MiB; past 128 MiB, equal waves.
+    assert_eq!(
+        automatic_split_size(&files(&[GB]), 2),
+        (GB + SPLIT_OPEN_COST) / 8
+    );
     assert_eq!(automatic_split_size(&files(&[20_000_000]), 2), 12_097_152);
     assert_eq!(automatic_split_size(&files(&[GB]), 64), 15_690_536);
     // Small inputs are not cut below what a task costs to open.
@@ -377,14 +380,63 @@ fn automatic_split_sizes_share_the_input_among_the_slots_as_spark_does() {
     );
 }
 
+/// A file larger than its slots' share of 128 MiB splits is cut into whole waves of equal splits:
+/// as many tasks as slots times a whole number, each at most 128 MiB and the last short of the
+/// others by no more than the open cost, so no slot idles through a last wave that others work in. Sizes around every wave's edge,
+/// on 1 to 16 slots, checked against the arithmetic of cutting the file.
 #[test]
-fn a_job_file_without_a_split_size_gets_one_task_per_slot_or_128_mib_splits() {
-    // 1 GB on 2 slots: 128 MiB splits, 8 tasks; on 8 slots still 8 tasks, of about 125 MB.
+fn inputs_over_a_wave_of_128_mib_splits_are_cut_into_whole_waves_of_equal_splits() {
+    for slots in 1..=16u32 {
+        let wave = u64::from(slots) * MAX_SPLIT_SIZE;
+        for waves in 1..=5u64 {
+            for size in [
+                waves * wave - SPLIT_OPEN_COST - 1,
+                waves * wave - SPLIT_OPEN_COST,
+                waves * wave,
+                waves * wave + 1,
+                waves * wave + wave / 3,
+                waves * wave + wave - SPLIT_OPEN_COST - 1,
+            ] {
+                let split = automatic_split_size(&files(&[size]), slots);
+                let tasks = size.div_ceil(split);
+                assert!(split <= MAX_SPLIT_SIZE, "{size} on {slots}: {split}");
+                assert_eq!(
+                    tasks % u64::from(slots),
+                    0,
+                    "{size} on {slots} slots: {tasks} tasks of {split}"
+                );
+                // The last split (what is left) is short of the others by the open cost the
+                // shares were counted with, at most.
+                let last = size - (tasks - 1) * split;
+                assert!(
+                    last + SPLIT_OPEN_COST + tasks > split,
+                    "{size} on {slots}: {last} / {split}"
+                );
+                // No more waves than 128 MiB splits need.
+                assert!(
+                    tasks
+                        <= size
+                            .div_ceil(MAX_SPLIT_SIZE)
+                            .next_multiple_of(u64::from(slots)),
+                    "{size} on {slots}: {tasks} tasks"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_job_file_without_a_split_size_gets_one_task_per_slot_or_waves_of_equal_splits() {
+    // 1 GB on 2 slots: 8 tasks in 4 waves, of 125.5 MB (within 128 MiB); on 8 slots also 8
+    // tasks, one wave.
     let plan = plan_for(AUTO_SPLITS, &[("in", GB)], AutoSplit::Slots(2));
     assert_eq!(
         (plan.split_size, plan.split_source, plan.stages[0].tasks),
-        (MAX_SPLIT_SIZE, SplitSource::Slots(2), 8)
+        (125_524_288, SplitSource::Slots(2), 8)
     );
+    // 890 MB (the stocks benchmark's CSV), which 128 MiB splits cut into 7 tasks: 8 of 111.9 MB.
+    let plan = plan_for(AUTO_SPLITS, &[("in", 890_875_347)], AutoSplit::Slots(2));
+    assert_eq!((plan.split_size, plan.stages[0].tasks), (111_883_707, 8));
     assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     let plan = plan_for(AUTO_SPLITS, &[("in", GB)], AutoSplit::Slots(8));
     assert_eq!((plan.split_size, plan.stages[0].tasks), (125_524_288, 8));
