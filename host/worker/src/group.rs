@@ -153,6 +153,54 @@ fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
     v.truncate(at + n);
 }
 
+/// Asks the CPU to bring the cache line at `at` in, without waiting for it.
+#[inline(always)]
+fn prefetch<T>(at: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(at.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
+/// Asks the kernel to back `v`'s memory with huge pages, before it is first written, when it is
+/// large enough to hold some: the hash table and the entries are read at random, and with 4 KiB
+/// pages nearly every read of a large table also misses the TLB, a page walk of its own. (Linux's
+/// transparent huge pages are often enabled only where asked for, `madvise`.) Best effort: a
+/// kernel that says no leaves ordinary pages.
+fn huge_pages<T>(v: &Vec<T>) {
+    const HUGE: usize = 2 << 20;
+    let bytes = v.capacity() * size_of::<T>();
+    if bytes < 2 * HUGE {
+        return;
+    }
+    let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+    let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
+    #[cfg(target_os = "linux")]
+    if end > start {
+        // SAFETY: the range lies within `v`'s allocation; the advice changes no contents.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, end);
+}
+
+/// Makes room in `v` for `extra` more, as `Vec` would (doubling: see [`grown`]), but in memory
+/// given [`huge_pages`] before it is written.
+fn reserve_huge<T: Copy>(v: &mut Vec<T>, extra: usize) {
+    if v.len() + extra <= v.capacity() {
+        return;
+    }
+    let mut more = Vec::with_capacity(grown(v.len(), v.capacity(), extra));
+    huge_pages(&more);
+    more.extend_from_slice(v);
+    *v = more;
+}
+
 /// Keys, their entries, and the hash table over them: open addressing with linear probing, at
 /// most three quarters full (`Place::len == EMPTY`: a free slot).
 #[derive(Debug, Default)]
@@ -218,20 +266,40 @@ impl Keys {
             return;
         }
         let at = hash as usize & (self.table.len() - 1);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                self.table.as_ptr().add(at).cast(),
-            );
+        prefetch(self.table.as_ptr().wrapping_add(at));
+    }
+
+    /// The second stage of [`Keys::prefetch`], some records later, when the slot has arrived:
+    /// asks for the entry of `key` (of hash `hash`), which the record will read if it opens a
+    /// group. The slot is found by its length and first 8 bytes only, a few steps at most: a
+    /// wrong guess costs one useless load.
+    #[inline]
+    fn prefetch_entry(&self, key: &[u8], hash: u64) {
+        if self.table.is_empty() {
+            return;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = at;
+        let (head, len) = (prefix(key), key.len() as u32);
+        let mask = self.table.len() - 1;
+        let mut at = hash as usize & mask;
+        for _ in 0..4 {
+            let place = &self.table[at];
+            if place.len == EMPTY {
+                return;
+            }
+            if place.len == len && place.prefix == head {
+                prefetch(self.entries.as_ptr().wrapping_add(place.entry as usize));
+                return;
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     fn grow(&mut self) {
         let size = (self.table.len() * 2).max(1 << 10);
-        let old = std::mem::replace(&mut self.table, vec![FREE; size]);
+        let mut table = Vec::with_capacity(size);
+        huge_pages(&table);
+        table.resize(size, FREE);
+        let old = std::mem::replace(&mut self.table, table);
         let mask = size - 1;
         for place in old.into_iter().filter(|p| p.len != EMPTY) {
             let mut at = self.entries[place.entry as usize].hash as usize & mask;
@@ -280,6 +348,7 @@ impl Keys {
             self.grow();
         }
         let e = self.entries.len() as u32;
+        reserve_huge(&mut self.entries, 1);
         self.entries.push(Entry {
             hash,
             key_at: self.bytes.len(),
@@ -426,6 +495,9 @@ struct Scratch {
     record_group: Vec<u32>,
     /// The entry of each group.
     group_entry: Vec<u32>,
+    /// Where each group's running value was when the group opened (copied from its entry then,
+    /// while the entry is in the cache, so that the rest of the call reads these in order).
+    group_value: Vec<ValueAt>,
     /// Per group: values, then (turned into cursors) where its next value goes.
     counts: Vec<u32>,
     /// Per group: bytes of values, then where its next value's bytes go.
@@ -435,6 +507,14 @@ struct Scratch {
     value_offsets: Vec<i32>,
     value_data: Vec<u8>,
     group_offsets: Vec<u32>,
+}
+
+/// Where an entry's running value lies in the arena (`Entry::val_at`, `val_len`, `val_cap`).
+#[derive(Debug, Clone, Copy)]
+struct ValueAt {
+    at: usize,
+    len: u32,
+    cap: u32,
 }
 
 /// A room for a running value of `len` bytes: a multiple of 8, so a count that gains a digit is
@@ -606,6 +686,7 @@ impl Grouper {
         let s = &mut self.scratch;
         s.record_group.clear();
         s.group_entry.clear();
+        s.group_value.clear();
         s.counts.clear();
         s.sizes.clear();
         s.key_offsets.clear();
@@ -617,7 +698,7 @@ impl Grouper {
         let mut end = start;
         // Hashes of the next records, computed ahead so that their slots are prefetched
         // `AHEAD` records before they are probed.
-        const AHEAD: usize = 16;
+        const AHEAD: usize = 32;
         let mut ahead = [0u64; AHEAD];
         for record in start..batch.len().min(start + AHEAD) {
             let h = self.keys.hash(keys.value(record));
@@ -632,6 +713,11 @@ impl Grouper {
                 let next = self.keys.hash(keys.value(end + AHEAD));
                 ahead[end % AHEAD] = next;
                 self.keys.prefetch(next);
+            }
+            // Halfway there, the slot prefetched for that record has arrived: its entry next.
+            if end + AHEAD / 2 < batch.len() {
+                let at = end + AHEAD / 2;
+                self.keys.prefetch_entry(keys.value(at), ahead[at % AHEAD]);
             }
             let probe = self.keys.probe_hashed(key, hash, |k| {
                 !bounded
@@ -650,14 +736,21 @@ impl Grouper {
             if new {
                 *pending += value_room(value.len());
             }
-            // A record never reads its key's entry: on a large table that is a cache miss, paid
-            // once per group in `call_reduce`'s loop, where the misses overlap.
+            // A record reads its key's entry only when it opens a group (once per key and call),
+            // and then from the cache: the entry was prefetched `AHEAD / 2` records before.
             let g = if place.stamp == epoch {
                 place.group as usize
             } else {
                 place.stamp = epoch;
                 place.group = s.group_entry.len() as u32;
-                s.group_entry.push(place.entry);
+                let e = place.entry;
+                s.group_entry.push(e);
+                let entry = &self.keys.entries[e as usize];
+                s.group_value.push(ValueAt {
+                    at: entry.val_at,
+                    len: entry.val_len,
+                    cap: entry.val_cap,
+                });
                 s.counts.push(0);
                 s.sizes.push(0);
                 // The group's key, from the batch (in cache) rather than from the arena. Its
@@ -700,11 +793,10 @@ impl Grouper {
         let groups = s.group_entry.len();
 
         // Running values lead their groups.
-        for (g, &e) in s.group_entry.iter().enumerate() {
-            let entry = &self.keys.entries[e as usize];
-            if entry.val_cap > 0 {
+        for (g, v) in s.group_value.iter().enumerate() {
+            if v.cap > 0 {
                 s.counts[g] += 1;
-                s.sizes[g] += entry.val_len as usize;
+                s.sizes[g] += v.len as usize;
             }
         }
 
@@ -728,11 +820,19 @@ impl Grouper {
         s.value_data.clear();
         s.value_data.resize(bytes, 0);
 
-        // Each group: its running value, then the batch's values in arrival order.
+        // Each group: its running value, then the batch's values in arrival order. The arena is
+        // cold on a large table: each value is asked for `AHEAD` groups before it is read.
+        const AHEAD: usize = 16;
+        for v in s.group_value.iter().take(AHEAD) {
+            prefetch(arena.as_ptr().wrapping_add(v.at));
+        }
         for g in 0..groups {
-            let entry = self.keys.entries[s.group_entry[g] as usize];
-            if entry.val_cap > 0 {
-                let value = &arena[entry.val_at..entry.val_at + entry.val_len as usize];
+            if let Some(next) = s.group_value.get(g + AHEAD) {
+                prefetch(arena.as_ptr().wrapping_add(next.at));
+            }
+            let v = s.group_value[g];
+            if v.cap > 0 {
+                let value = &arena[v.at..v.at + v.len as usize];
                 let (slot, at) = (s.counts[g] as usize, s.sizes[g]);
                 copy_short(&mut s.value_data[at..at + value.len()], value);
                 s.value_offsets[slot + 1] = (at + value.len()) as i32;
@@ -771,20 +871,30 @@ impl Grouper {
         }
         let reduced = call?;
 
-        // Store each group's result as its key's running value.
-        for (g, &e) in s.group_entry.iter().enumerate() {
+        // Store each group's result as its key's running value: in place when it fits (the
+        // entry is written only if the value's length changed), else in a new slot.
+        for (g, (&e, v)) in s.group_entry.iter().zip(&s.group_value).enumerate() {
+            if let Some(next) = s.group_value.get(g + AHEAD) {
+                prefetch(arena.as_ptr().wrapping_add(next.at));
+            }
             let value = reduced.value(g);
-            let entry = &mut self.keys.entries[e as usize];
-            if value.len() > entry.val_cap as usize {
+            if value.len() > v.cap as usize {
                 // Outgrown (or first value): a new slot at the end, at least twice the old one so
                 // a steadily growing value moves only a logarithmic number of times.
-                let room = value_room(value.len()).max(2 * entry.val_cap as usize);
+                let entry = &mut self.keys.entries[e as usize];
+                let room = value_room(value.len()).max(2 * v.cap as usize);
                 entry.val_at = arena.len();
                 entry.val_cap = u32::try_from(room).map_err(|_| too_big("values"))?;
+                entry.val_len = value.len() as u32;
+                reserve_huge(arena, room);
                 arena.resize(arena.len() + room, 0);
+                copy_short(&mut arena[entry.val_at..entry.val_at + value.len()], value);
+            } else {
+                copy_short(&mut arena[v.at..v.at + value.len()], value);
+                if value.len() != v.len as usize {
+                    self.keys.entries[e as usize].val_len = value.len() as u32;
+                }
             }
-            copy_short(&mut arena[entry.val_at..entry.val_at + value.len()], value);
-            entry.val_len = value.len() as u32;
         }
         *pending = 0;
         Ok(())
@@ -1128,5 +1238,35 @@ fn reclaim(array: BinaryArray, offsets: &mut Vec<i32>, data: &mut Vec<u8>) {
     }
     if let Ok(v) = d.into_vec::<u8>() {
         *data = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Growing into huge-page memory keeps what was there and grows as `Vec` would, which the
+    /// budget's [`grown`] predicts: from small vectors to ones past the size where pages are
+    /// asked for.
+    #[test]
+    fn reserving_huge_memory_keeps_the_contents_and_grows_as_the_budget_counts() {
+        let mut v: Vec<u64> = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..3_000_000u64 {
+            let (len, cap) = (v.len(), v.capacity());
+            reserve_huge(&mut v, 1);
+            assert_eq!(v.capacity(), grown(len, cap, 1), "at {i}");
+            v.push(i * 7);
+            expected.push(i * 7);
+        }
+        assert_eq!(v, expected);
+        // A reservation larger than doubling takes what it needs; one that fits changes nothing.
+        let mut bytes = vec![1u8; 10];
+        reserve_huge(&mut bytes, 9 << 20);
+        assert_eq!(bytes.capacity(), 10 + (9 << 20));
+        assert_eq!(bytes, [1u8; 10]);
+        let at = bytes.as_ptr();
+        reserve_huge(&mut bytes, 100);
+        assert_eq!(bytes.as_ptr(), at);
     }
 }
