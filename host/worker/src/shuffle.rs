@@ -22,7 +22,7 @@
 //! (BENCHMARKS.md, the shuffle-heavy job).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ use arrow_array::builder::BinaryBuilder;
 use arrow_array::{Array, BinaryArray, RecordBatch};
 use arrow_buffer::Buffer;
 use arrow_ipc::CompressionType;
-use arrow_ipc::reader::{FileReader, StreamDecoder};
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use weft_host::Records;
@@ -395,14 +395,27 @@ pub fn read_block_with(
     mut each: impl FnMut(Records) -> Result<(), TaskError>,
 ) -> Result<(), TaskError> {
     let fail = |e: DataError| TaskError::shuffle(path, e);
-    let file = File::open(path).map_err(|e| fail(e.into()))?;
-    let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| fail(e.into()))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| fail(e.into()))?;
-        each(batch_records(&batch).map_err(fail)?)?;
+    let mut file = File::open(path).map_err(|e| fail(e.into()))?;
+    // The decoder a fetched block goes through, so a local block gets the same checks.
+    let mut decoder = BlockDecoder::default();
+    loop {
+        let mut chunk = Vec::with_capacity(READ_CHUNK);
+        let n = Read::by_ref(&mut file)
+            .take(READ_CHUNK as u64)
+            .read_to_end(&mut chunk)
+            .map_err(|e| fail(e.into()))?;
+        if n == 0 {
+            break;
+        }
+        for records in decoder.push(chunk).map_err(fail)? {
+            each(records)?;
+        }
     }
-    Ok(())
+    decoder.finish().map_err(fail)
 }
+
+/// How much of a local shuffle file [`read_block_with`] reads at a time.
+const READ_CHUNK: usize = 1 << 20;
 
 /// The records of one batch of a shuffle file.
 fn batch_records(batch: &RecordBatch) -> Result<Records, DataError> {
@@ -415,6 +428,59 @@ fn batch_records(batch: &RecordBatch) -> Result<Records, DataError> {
             .ok_or_else(|| DataError::Malformed(format!("column {i} is missing or not binary")))
     };
     Records::new(column(0)?, column(1)?).map_err(|e| DataError::Malformed(e.to_string()))
+}
+
+/// The most a compressed buffer may claim to decompress to: a batch's columns are `Binary`, whose
+/// `i32` offsets address at most this much.
+const MAX_DECOMPRESSED: i64 = i32::MAX as i64;
+
+/// Checks a whole message (prefix, header, body) for what arrow's decoder would panic on or act on
+/// blindly, its header being the writer's word: a batch buffer lying outside the body (arrow
+/// slices it unchecked), a compressed buffer claiming an enormous decompressed size (arrow
+/// allocates what it claims), a dictionary batch (shuffle blocks have none). Costs a look at each
+/// buffer's place, not at the data.
+fn check_message(message: &[u8]) -> Result<(), DataError> {
+    let malformed = |what: String| Err(DataError::Malformed(what));
+    let meta = message
+        .get(4..8)
+        .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize);
+    let (Some(header), Some(body)) = (message.get(8..8 + meta), message.get(8 + meta..)) else {
+        return malformed("a message shorter than its header".into());
+    };
+    let header = arrow_ipc::root_as_message(header)
+        .map_err(|e| DataError::Malformed(format!("a malformed message header: {e}")))?;
+    if header.header_type() == arrow_ipc::MessageHeader::DictionaryBatch {
+        return malformed("a dictionary batch (shuffle blocks have none)".into());
+    }
+    let Some(batch) = header.header_as_record_batch() else {
+        return Ok(());
+    };
+    let compressed = batch.compression().is_some();
+    for buffer in batch.buffers().into_iter().flatten() {
+        let (offset, length) = (buffer.offset(), buffer.length());
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(length).ok())
+            .and_then(|(o, l)| Some(o..o.checked_add(l)?))
+            .filter(|r| r.end <= body.len());
+        let Some(range) = range else {
+            return malformed(format!(
+                "a batch buffer of {length} bytes at {offset} lies outside its body of {} bytes",
+                body.len()
+            ));
+        };
+        if let Some(claim) = body[range].get(..8).filter(|_| compressed) {
+            let claim = i64::from_le_bytes(claim.try_into().expect("8 bytes"));
+            // -1: stored uncompressed.
+            if claim != -1 && !(0..=MAX_DECOMPRESSED).contains(&claim) {
+                return malformed(format!(
+                    "a compressed buffer claims to decompress to {claim} bytes (at most \
+                     {MAX_DECOMPRESSED})"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a shuffle file received over the network, all at once.
@@ -546,6 +612,7 @@ impl BlockDecoder {
                 at += length;
                 Buffer::from(&self.pending[at - length..at])
             };
+            check_message(message.as_slice())?;
             while !message.is_empty() {
                 if let Some(batch) = self.decoder.decode(&mut message)? {
                     out.push(batch_records(&batch)?);

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use weft_host::{Records, SandboxLimits, UdfKind};
 use weft_io::OutputFormat;
-use weft_task::{BlockLocation, TaskId, TaskInput, TaskOutput, TaskSpec};
+use weft_task::{BlockLocation, ShuffleCompression, TaskId, TaskInput, TaskOutput, TaskSpec};
 use weft_worker::{
     BlockDecoder, Executor, Grouper, Pipeline, ShuffleWriter, TaskError, read_block,
     read_block_with,
@@ -462,4 +462,100 @@ fn a_grouper_that_spilled_gives_its_tables_back_before_merging() {
     );
     assert!(calls > 1, "the merge's results come in batches");
     assert_eq!(grouper.footprint(), 0, "the grouper kept its tables");
+}
+
+/// A block whose batch header points a buffer outside the batch's body, or whose compressed
+/// buffer claims an enormous decompressed size (a corrupt file, a broken or hostile peer), is
+/// refused with an error naming what was wrong: never a panic, nor an allocation of what the
+/// bytes claim.
+#[test]
+fn a_batch_with_a_buffer_outside_its_body_or_an_enormous_decompressed_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<(String, String)> = words(5, 2_000, 500)
+        .into_iter()
+        .map(|w| (w, "1".to_owned()))
+        .collect();
+    let block = |codec: ShuffleCompression| {
+        let out = dir.path().join(codec.to_string());
+        std::fs::create_dir_all(&out).unwrap();
+        let mut pipeline =
+            Pipeline::new(&Default::default(), &[], &SandboxLimits::default()).unwrap();
+        let mut writer = ShuffleWriter::new(&out, 1, None)
+            .unwrap()
+            .with_compression(codec);
+        writer
+            .write(
+                &mut pipeline,
+                &Records::from_pairs(records.iter().map(|(k, v)| (k, v))),
+            )
+            .unwrap();
+        let written = writer.finish(&mut pipeline).unwrap().pop().unwrap();
+        std::fs::read(written.path).unwrap()
+    };
+    // The first batch: its header's place and its buffers' (offset, length), from the header.
+    let first_batch = |bytes: &[u8]| {
+        let mut at = 6 + bytes[6..].iter().position(|&b| b != 0).unwrap();
+        loop {
+            let meta = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            let header = arrow_ipc::root_as_message(&bytes[at + 8..at + 8 + meta]).unwrap();
+            if let Some(batch) = header.header_as_record_batch() {
+                let buffers: Vec<(i64, i64)> = batch
+                    .buffers()
+                    .unwrap()
+                    .iter()
+                    .map(|b| (b.offset(), b.length()))
+                    .collect();
+                return (at, meta, header.bodyLength(), buffers);
+            }
+            at += 8 + meta + header.bodyLength() as usize;
+        }
+    };
+    // Fetched (the decoder) or read from this worker's disk (`read_block`): the same error.
+    let refused = |bytes: &[u8]| {
+        let mut decoder = BlockDecoder::default();
+        let fetched = decoder
+            .push_slice(bytes)
+            .and_then(|_| decoder.finish())
+            .unwrap_err()
+            .to_string();
+        let path = dir.path().join("corrupt.arrow");
+        std::fs::write(&path, bytes).unwrap();
+        let error = read_block(&path).unwrap_err();
+        let mut read = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            read = format!("{read}: {e}");
+            source = e.source();
+        }
+        assert!(read.contains(&fetched), "{read} / {fetched}");
+        fetched
+    };
+
+    for codec in [ShuffleCompression::None, ShuffleCompression::Lz4] {
+        let good = block(codec);
+        let (at, meta, body, buffers) = first_batch(&good);
+        // The last buffer (the values' bytes) made to run past the body.
+        let (offset, length) = *buffers.last().unwrap();
+        let mut bytes = good.clone();
+        let header = &mut bytes[at + 8..at + 8 + meta];
+        let pair = [offset.to_le_bytes(), length.to_le_bytes()].concat();
+        let field = header
+            .windows(16)
+            .rposition(|w| w == pair)
+            .expect("the buffer is in the header");
+        header[field + 8..field + 16].copy_from_slice(&(body - offset + 1).to_le_bytes());
+        let error = refused(&bytes);
+        assert!(error.contains("outside"), "{codec}: {error}");
+    }
+
+    // A compressed buffer's first 8 bytes give its decompressed length: claim 2^60.
+    let good = block(ShuffleCompression::Lz4);
+    let (at, meta, _, buffers) = first_batch(&good);
+    let (offset, length) = *buffers.iter().rev().find(|(_, l)| *l > 8).unwrap();
+    assert!(length > 8);
+    let mut bytes = good.clone();
+    let start = at + 8 + meta + offset as usize;
+    bytes[start..start + 8].copy_from_slice(&(1i64 << 60).to_le_bytes());
+    let error = refused(&bytes);
+    assert!(error.contains("decompress"), "{error}");
 }
