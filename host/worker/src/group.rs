@@ -714,7 +714,8 @@ impl Grouper {
                 ahead[end % AHEAD] = next;
                 self.keys.prefetch(next);
             }
-            // Halfway there, the slot prefetched for that record has arrived: its entry next.
+            // Halfway there, the slot prefetched for that record has most likely arrived: its
+            // entry next.
             if end + AHEAD / 2 < batch.len() {
                 let at = end + AHEAD / 2;
                 self.keys.prefetch_entry(keys.value(at), ahead[at % AHEAD]);
