@@ -1,16 +1,19 @@
 //! Small text UDFs of every kind, for demos and for the host's tests: they exercise each kind of
-//! UDF, the error path (`fail_on_boom`), a trap (`panic_on_boom`), large values (`echo`) and long
-//! tasks (`burn`).
+//! UDF, the error path (`fail_on_boom`), a trap (`panic_on_boom`), large values (`echo`), long
+//! tasks (`burn`), and running values that shrink and grow (`shortest`, `longest`).
 //!
 //! Build the module with `cargo build --release --target wasm32-wasip1 -p weft-example-textkit`; it
 //! is `target/wasm32-wasip1/release/weft_example_textkit.wasm` and exports `weft_map_upper`,
 //! `weft_filter_non_empty`, `weft_flat_map_words_with_line`, `weft_group_reduce_distinct_sorted`,
-//! `weft_map_fail_on_boom`, `weft_map_panic_on_boom`, `weft_map_echo` and `weft_map_burn`. Run the
+//! `weft_reduce_shortest`, `weft_reduce_longest`, `weft_map_fail_on_boom`, `weft_map_panic_on_boom`,
+//! `weft_map_echo` and `weft_map_burn`. Run the
 //! unit tests natively with `cargo test -p weft-example-textkit`.
 //!
 //! Keys and values are bytes throughout; none of these UDFs needs UTF-8.
 
-use weft_guest::{Decimal, Decode, Emitter, Encode, Values, filter, flat_map, group_reduce, map};
+use weft_guest::{
+    Decimal, Decode, Emitter, Encode, Values, filter, flat_map, group_reduce, map, reduce,
+};
 
 /// The whitespace of these UDFs: space, `\t`, `\n`, `\v` (0x0B), `\f`, `\r`, as C's `isspace` has
 /// it (`u8::is_ascii_whitespace` leaves out `\v`), the same set as the word count example.
@@ -69,6 +72,20 @@ pub fn distinct_sorted(key: &[u8], values: Values<'_, &[u8]>, out: &mut Emitter)
     values.sort_unstable();
     values.dedup();
     out.emit(key, values.join(&b","[..]));
+}
+
+/// Keeps the shorter of two values (of equal lengths, the bytewise smaller): a running value that
+/// shrinks, for the host's tests of reduce state kept in place.
+#[reduce]
+pub fn shortest(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
+    (a.len(), a).min((b.len(), b)).1
+}
+
+/// Keeps the longer of two values (of equal lengths, the bytewise larger): a running value that
+/// outgrows the room it was first given, for the host's tests of reduce state that moves.
+#[reduce]
+pub fn longest(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
+    (a.len(), a).max((b.len(), b)).1
 }
 
 /// Passes records through, but fails the call on a record whose value is `boom`, naming its key:

@@ -11,14 +11,18 @@
 //! of [`Place`]s (linear probing, at most three quarters full), and running values (or, for
 //! `group_reduce`, every value) in a second arena. A record costs one hash and one probe; a slot
 //! holds the key's length and first 8 bytes (so short keys, most words, are compared without
-//! leaving the table) and the key's group in the current call (so a record never reads its entry,
-//! a cache miss on a large table).
+//! leaving the table) and the key's group in the current call (so only a record that opens a
+//! group reads its entry, a cache miss on a large table).
 //!
-//! The table is our own rather than hashbrown's so that a `reduce` call can prefetch: it hashes
-//! each record 16 records ahead and asks the CPU for the slot where that record's probe will
-//! start. On a table larger than the cache (millions of keys: a shuffle-heavy reduce) every probe
-//! is a cache miss, and misses issued ahead overlap instead of queueing: the 1 GB shuffle-heavy
-//! word count took 35 s instead of 48 s (BENCHMARKS.md).
+//! The table is our own rather than hashbrown's so that a `reduce` call can prefetch. On a table
+//! larger than the cache (millions of keys: a shuffle-heavy reduce) every probe is a cache miss,
+//! and misses issued ahead overlap instead of queueing. So a call hashes each record 32 records
+//! ahead and asks for the slot where its probe will start; 16 records ahead, with that slot
+//! arrived, for the key's entry; and, once the groups are gathered, for each group's running value
+//! 16 groups ahead. Tables, entries and value arenas of 4 MiB or more are advised to huge pages
+//! before they are first written, so that random reads do not also miss the TLB. The 1 GB
+//! shuffle-heavy word count: 48 s with hashbrown, 35 s with the slot prefetch, 26 s with all of it
+//! (BENCHMARKS.md).
 //!
 //! Nothing is allocated per key, nothing is rebuilt per batch: the group arrays handed to the guest are
 //! built in buffers reused from call to call (wrapped as Arrow buffers without copying, and taken
@@ -879,7 +883,9 @@ impl Grouper {
                 prefetch(arena.as_ptr().wrapping_add(next.at));
             }
             let value = reduced.value(g);
-            if value.len() > v.cap as usize {
+            // A first value needs a slot even when it is empty: a capacity of 0 means "no
+            // running value yet", and an empty one kept without a slot would be forgotten.
+            if v.cap == 0 || value.len() > v.cap as usize {
                 // Outgrown (or first value): a new slot at the end, at least twice the old one so
                 // a steadily growing value moves only a logarithmic number of times.
                 let entry = &mut self.keys.entries[e as usize];
@@ -991,7 +997,14 @@ impl Grouper {
         }
         let path = spill.finish_run(run)?;
         self.runs.push(path);
-        self.clear();
+        // Kept for reuse unless what is kept is itself over the budget (running values that
+        // outgrew their slots grow the arena past what admitting keys counted): then every next
+        // key would be refused, and each run would hold a single key.
+        if self.footprint() > self.budget {
+            self.release();
+        } else {
+            self.clear();
+        }
         Ok(())
     }
 

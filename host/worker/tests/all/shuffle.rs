@@ -549,3 +549,89 @@ fn the_codec_crosses_the_protocol_and_an_unknown_one_is_refused() {
     let err = with_code(99).unwrap_err().to_string();
     assert!(err.contains("unknown shuffle compression 99"), "{err}");
 }
+
+/// Running values whose length changes from call to call: `shortest` shrinks them (rewritten in
+/// place, the entry's length updated) down to empty ones (which must still count as a value),
+/// `longest` outgrows the room a value was first given (moved to a new slot, the arena growing
+/// past what admitting keys counted). Many calls per key, in memory and spilling; each answer
+/// against a fold of the same rule written here, and a spill's runs holding many keys each.
+#[test]
+fn running_values_that_shrink_and_outgrow_their_room_stay_exact() {
+    let modules = modules();
+    // Deterministic values of 0 to 40 bytes, so each key's running value changes length often.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let records: Vec<(String, String)> = (0..40_000)
+        .map(|_| {
+            let key = format!("key-{}", next() % 2000);
+            let len = (next() % 41) as usize;
+            let value = (0..len)
+                .map(|_| char::from(b'a' + (next() % 26) as u8))
+                .collect();
+            (key, value)
+        })
+        .collect();
+    for (function, keep) in [
+        ("shortest", (|a, b| std::cmp::min(a, b)) as fn(_, _) -> _),
+        ("longest", |a, b| std::cmp::max(a, b)),
+    ] {
+        let mut reference: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+        for (k, v) in &records {
+            let v = (v.len(), v.as_str());
+            reference
+                .entry(k)
+                .and_modify(|r| *r = keep(*r, v))
+                .or_insert(v);
+        }
+        let reference: BTreeMap<String, String> = reference
+            .into_iter()
+            .map(|(k, (_, v))| (k.to_owned(), v.to_owned()))
+            .collect();
+        let reduce = step(UdfKind::Reduce, "textkit", function);
+        for budget in [None, Some(128 << 10)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut p = Pipeline::new(&modules, &[&reduce], &SandboxLimits::default()).unwrap();
+            let mut grouper = Grouper::new(reduce.clone()).unwrap();
+            if let Some(budget) = budget {
+                grouper = grouper.with_budget(budget).spill_to(dir.path());
+            }
+            for batch in records.chunks(97) {
+                let batch = Records::from_pairs(batch.iter().map(|(k, v)| (k, v)));
+                grouper.absorb(&mut p, &batch).unwrap();
+            }
+            let spilled = grouper.spill_stats().runs;
+            let mut got = BTreeMap::new();
+            grouper
+                .finish(&mut p, |out| {
+                    for (k, v) in out.iter() {
+                        let k = String::from_utf8(k.to_vec()).unwrap();
+                        let v = String::from_utf8(v.to_vec()).unwrap();
+                        assert!(got.insert(k, v).is_none(), "a key twice");
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            let wrong: Vec<_> = reference
+                .iter()
+                .filter(|(k, v)| got.get(*k) != Some(*v))
+                .map(|(k, v)| (k, v, got.get(k)))
+                .take(3)
+                .collect();
+            assert!(
+                got == reference,
+                "{function}, budget {budget:?}: {} keys of {}, wrong: {wrong:?}",
+                got.len(),
+                reference.len()
+            );
+            assert_eq!(spilled > 0, budget.is_some(), "{function}: {spilled} runs");
+            // About 1.2 MB of records over a 128 KiB budget: tens of runs. (Before the arena's
+            // growth was given back after a spill, `longest` wrote one run per record: 38 810.)
+            assert!(spilled < 100, "{function}: {spilled} runs");
+        }
+    }
+}
