@@ -435,7 +435,9 @@ impl Combiner {
             let result = &results.data[start..end];
             start = end;
             let entry = &mut entries[e as usize];
-            if result.len() <= entry.val_cap {
+            // A first result needs a room even when it is empty: a room of 0 means "no running
+            // value yet", and an empty one kept without a room would be forgotten.
+            if entry.val_cap > 0 && result.len() <= entry.val_cap {
                 values[entry.val_at..entry.val_at + result.len()].copy_from_slice(result);
             } else {
                 // New, or outgrown: a room at the end, twice as large as an outgrown one, so a
@@ -818,6 +820,40 @@ mod tests {
         assert_eq!(drained(&mut c), want);
         assert!(drained(&mut c).is_empty(), "a drain empties the combiner");
         assert_eq!(c.held(), 0);
+    }
+
+    /// An empty result is a running value like any other: the next call gets it, and so does the
+    /// drain (a fold keeping the shortest value, which reaches empty and stays there).
+    #[test]
+    fn an_empty_running_value_is_kept() {
+        let mut c = Combiner::new();
+        let mut shortest = |p: &Pending<'_>, out: &mut Results| {
+            let mut best: Vec<Option<Vec<u8>>> = (0..p.keys())
+                .map(|g| p.running(g).map(<[u8]>::to_vec))
+                .collect();
+            for (g, value) in p.records() {
+                let value = value?;
+                if best[g].as_ref().is_none_or(|b| value.len() < b.len()) {
+                    best[g] = Some(value.to_vec());
+                }
+            }
+            for value in best {
+                out.push(value.unwrap_or_default());
+            }
+            Ok(())
+        };
+        c.fold(
+            &batch(&[(b"a", b""), (b"b", b"xy")]).records(),
+            &mut shortest,
+        )
+        .unwrap();
+        c.fold(
+            &batch(&[(b"a", b"long"), (b"b", b"z")]).records(),
+            &mut shortest,
+        )
+        .unwrap();
+        let v = |s: &[u8]| s.to_vec();
+        assert_eq!(drained(&mut c), [(v(b"a"), v(b"")), (v(b"b"), v(b"z"))]);
     }
 
     /// A bad value or a failing sum names its record, and the combiner then holds nothing.
