@@ -827,7 +827,7 @@ mod tests {
     #[test]
     fn an_empty_running_value_is_kept() {
         let mut c = Combiner::new();
-        let mut shortest = |p: &Pending<'_>, out: &mut Results| {
+        let shortest = |p: &Pending<'_>, out: &mut Results| {
             let mut best: Vec<Option<Vec<u8>>> = (0..p.keys())
                 .map(|g| p.running(g).map(<[u8]>::to_vec))
                 .collect();
@@ -842,16 +842,10 @@ mod tests {
             }
             Ok(())
         };
-        c.fold(
-            &batch(&[(b"a", b""), (b"b", b"xy")]).records(),
-            &mut shortest,
-        )
-        .unwrap();
-        c.fold(
-            &batch(&[(b"a", b"long"), (b"b", b"z")]).records(),
-            &mut shortest,
-        )
-        .unwrap();
+        c.fold(&batch(&[(b"a", b""), (b"b", b"xy")]).records(), shortest)
+            .unwrap();
+        c.fold(&batch(&[(b"a", b"long"), (b"b", b"z")]).records(), shortest)
+            .unwrap();
         let v = |s: &[u8]| s.to_vec();
         assert_eq!(drained(&mut c), [(v(b"a"), v(b"")), (v(b"b"), v(b"z"))]);
     }
