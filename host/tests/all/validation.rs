@@ -270,8 +270,10 @@ fn every_example_module_is_accepted_with_its_udf_table() {
         ("distinct_sorted", GroupReduce),
         ("echo", Map),
         ("fail_on_boom", Map),
+        ("longest", Reduce),
         ("non_empty", Filter),
         ("panic_on_boom", Map),
+        ("shortest", Reduce),
         ("upper", Map),
         ("words_with_line", FlatMap),
     ];
