@@ -57,6 +57,72 @@ pub fn encoded_len<'a, N: AsRef<[u8]>>(
     8 + 4 * n + fields.map(<[u8]>::len).sum::<usize>() + names_len
 }
 
+/// The row encoding of many rows that share one set of names (a CSV file's header) or none, with
+/// the names' part built once. [`RowEncoder::encode`] appends a row whose fields lie one after
+/// another in one buffer (as a CSV parser leaves them) in three copies and a length per field,
+/// where [`encode_row`] makes two copies per field and two per name: a reader of a wide CSV file
+/// spent a fifth of its time in those copies.
+#[derive(Debug, Clone, Default)]
+pub struct RowEncoder {
+    /// The names' count, when the rows have names.
+    names: Option<usize>,
+    /// The names' lengths, encoded, then their bytes: the two runs the encoding puts after the
+    /// fields' lengths and after the fields' bytes.
+    name_lengths: Vec<u8>,
+    name_bytes: Vec<u8>,
+}
+
+impl RowEncoder {
+    /// An encoder of rows with these `names`, or of rows without names.
+    pub fn new<N: AsRef<[u8]>>(names: Option<&[N]>) -> RowEncoder {
+        let mut encoder = RowEncoder::default();
+        if let Some(names) = names {
+            encoder.names = Some(names.len());
+            for name in names {
+                let name = name.as_ref();
+                encoder
+                    .name_lengths
+                    .extend_from_slice(&(name.len() as u32).to_le_bytes());
+                encoder.name_bytes.extend_from_slice(name);
+            }
+        }
+        encoder
+    }
+
+    /// How many names each row carries, when it carries names.
+    pub fn names(&self) -> Option<usize> {
+        self.names
+    }
+
+    /// How many bytes [`RowEncoder::encode`] appends for `fields` fields of `bytes` bytes in all.
+    pub fn encoded_len(&self, fields: usize, bytes: usize) -> usize {
+        8 + 4 * fields + bytes + self.name_lengths.len() + self.name_bytes.len()
+    }
+
+    /// Appends the row whose fields are `data` cut at `ends`: field `i` is
+    /// `data[ends[i - 1]..ends[i]]` (the first from 0), so `ends` ascends and its last is at most
+    /// `data.len()`; bytes after it are not part of the row. The rows have as many fields as the
+    /// encoder has names, when it has names.
+    ///
+    /// # Panics
+    /// When an end is past `data` or before the end before it.
+    pub fn encode(&self, out: &mut Vec<u8>, data: &[u8], ends: &[usize]) {
+        let data = &data[..ends.last().copied().unwrap_or(0)];
+        out.reserve(self.encoded_len(ends.len(), data.len()));
+        out.extend_from_slice(&(ends.len() as u32).to_le_bytes());
+        out.extend_from_slice(&u32::from(self.names.is_some()).to_le_bytes());
+        let mut start = 0;
+        for &end in ends {
+            let len = end.checked_sub(start).expect("field ends ascend");
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            start = end;
+        }
+        out.extend_from_slice(&self.name_lengths);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&self.name_bytes);
+    }
+}
+
 /// A row read in place from its encoding.
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
@@ -207,6 +273,43 @@ mod tests {
         assert_eq!(row.get(2), Some(fields[2]));
         assert_eq!(row.name(0), None);
         assert_eq!(row.field(b"symbol"), None);
+    }
+
+    #[test]
+    fn a_row_encoder_writes_what_encode_row_writes() {
+        let rows: [&[&[u8]]; 5] = [
+            &[b"ACME", b"", b"a,\"b\"\nc"],
+            &[b"", b"", b""],
+            &[b"x", b"yy", b"zzz"],
+            &[b"only"],
+            &[],
+        ];
+        let names: [&[u8]; 3] = [b"symbol", b"", b"text"];
+        for row in rows {
+            // The fields one after another, as a CSV parser leaves them, with bytes after the
+            // record that are not part of it.
+            let mut data = Vec::new();
+            let mut ends = Vec::new();
+            for field in row {
+                data.extend_from_slice(field);
+                ends.push(data.len());
+            }
+            data.extend_from_slice(b"left over");
+            let named = (row.len() == names.len()).then_some(&names[..]);
+            for names in [named, None] {
+                let mut want = b"before".to_vec();
+                encode_row(&mut want, row.iter().copied(), names);
+                let encoder = RowEncoder::new(names);
+                let mut got = b"before".to_vec();
+                encoder.encode(&mut got, &data, &ends);
+                assert_eq!(got, want, "{row:?} {names:?}");
+                assert_eq!(
+                    encoder.encoded_len(ends.len(), ends.last().copied().unwrap_or(0)),
+                    encoded_len(row.iter().copied(), names)
+                );
+                assert_eq!(encoder.names(), names.map(<[&[u8]]>::len));
+            }
+        }
     }
 
     #[test]

@@ -118,6 +118,13 @@ impl RecordParser {
         })
     }
 
+    /// The record just completed as its fields' bytes, one after another, and where each field
+    /// ends in them (what [`weft_abi::row::RowEncoder::encode`] takes).
+    pub(crate) fn record(&self) -> (&[u8], &[usize]) {
+        let ends = &self.ends[..self.count];
+        (&self.fields[..ends.last().copied().unwrap_or(0)], ends)
+    }
+
     /// The unescaped bytes held for the record so far (to bound a runaway record).
     pub(crate) fn held(&self) -> usize {
         self.out

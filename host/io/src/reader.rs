@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::BinaryArray;
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use weft_abi::row::RowEncoder;
 use weft_batch::Records;
 
 use crate::csv::{Parsed, RecordParser};
@@ -230,8 +231,8 @@ fn quote_start(bytes: &[u8]) -> String {
 /// A CSV reader's own state.
 struct CsvState {
     parser: RecordParser,
-    /// The header's names, given with every row; `None` without a header.
-    names: Option<Vec<Vec<u8>>>,
+    /// Encodes each record as a row, with the header's names when the file has a header.
+    rows: RowEncoder,
     /// This split starts the file and its first record is the header: skip it.
     skip_header: bool,
     delimiter: u8,
@@ -347,20 +348,23 @@ impl SplitReader {
         let csv = match format {
             InputFormat::Csv { header, delimiter } => Some(Box::new(CsvState {
                 parser: RecordParser::new(delimiter),
-                names: if header {
-                    // From this very file: another handle on it, which shares its offset, read
-                    // from the start; then the reader's offset is put back.
-                    let mut own = file.try_clone().map_err(|source| Error::Open {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    seek(&mut own, &path, 0)?;
-                    let names = crate::csv::read_header_of(own, &path, delimiter)?;
-                    seek(&mut file, &path, read_from)?;
-                    Some(names)
-                } else {
-                    None
-                },
+                rows: RowEncoder::new(
+                    if header {
+                        // From this very file: another handle on it, which shares its offset, read
+                        // from the start; then the reader's offset is put back.
+                        let mut own = file.try_clone().map_err(|source| Error::Open {
+                            path: path.clone(),
+                            source,
+                        })?;
+                        seek(&mut own, &path, 0)?;
+                        let names = crate::csv::read_header_of(own, &path, delimiter)?;
+                        seek(&mut file, &path, read_from)?;
+                        Some(names)
+                    } else {
+                        None
+                    }
+                    .as_deref(),
+                ),
                 skip_header: header && split.start == 0,
                 delimiter,
                 pending: None,
@@ -645,8 +649,8 @@ impl SplitReader {
                 },
             };
             // Encoded straight into the batch's value column: no copy per record.
-            let names = csv.names.as_deref();
-            if !values.fits(weft_abi::row::encoded_len(csv.parser.fields(), names)) {
+            let (data, ends) = csv.parser.record();
+            if !values.fits(csv.rows.encoded_len(ends.len(), data.len())) {
                 if values.len() > 0 {
                     csv.pending = Some(offset);
                     self.csv = Some(csv);
@@ -659,7 +663,7 @@ impl SplitReader {
                     limit: MAX_COLUMN_BYTES,
                 });
             }
-            weft_abi::row::encode_row(&mut values.data, csv.parser.fields(), names);
+            csv.rows.encode(&mut values.data, data, ends);
             values.close_item();
             if self.keys {
                 keys.push_key(&self.key_prefix, offset);
@@ -724,10 +728,10 @@ impl SplitReader {
             if std::mem::take(&mut csv.skip_header) {
                 continue;
             }
-            if let Some(names) = &csv.names
-                && csv.parser.fields().len() != names.len()
+            if let Some(expected) = csv.rows.names()
+                && csv.parser.fields().len() != expected
             {
-                let (fields, expected) = (csv.parser.fields().len(), names.len());
+                let fields = csv.parser.fields().len();
                 let delimiter = [csv.delimiter];
                 let record = csv.parser.fields().collect::<Vec<_>>().join(&delimiter[..]);
                 let start = quote_start(&record);
