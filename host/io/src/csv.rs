@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
@@ -139,6 +140,8 @@ impl RecordParser {
 
 /// How much of a file the planner reads at a time.
 const SCAN_CHUNK: usize = 1 << 20;
+/// The most threads [`holds_a_quote`] scans a file with.
+const SCAN_THREADS: usize = 4;
 
 /// The start of the first record at or after each of `boundaries` (ascending offsets inside the
 /// file), or the file's size where no record starts after one: where the CSV file at `path` may
@@ -190,21 +193,75 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
 
 /// Whether the file holds a `"` anywhere. Without one no field is quoted, so every line ending
 /// ends a record and a split may start after any of them: a scan for a byte is some twenty times
-/// faster than parsing.
+/// faster than parsing. The file is scanned in parts, one per core (up to [`SCAN_THREADS`]), each
+/// stopping once any part has found a quote: a job waits for this scan before its first task.
 fn holds_a_quote(path: &Path) -> Result<bool> {
-    let mut file = open(path)?;
+    let size = open(path)?
+        .metadata()
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            offset: 0,
+            source,
+        })?
+        .len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = (cores.min(SCAN_THREADS) as u64)
+        .min(size.div_ceil(SCAN_CHUNK as u64))
+        .max(1);
+    let part = size.div_ceil(parts);
+    let found = AtomicBool::new(false);
+    let scan = |index: u64| {
+        // The last part reads on to the end, should the file have grown since its size was read.
+        let end = if index + 1 == parts {
+            u64::MAX
+        } else {
+            (index + 1) * part
+        };
+        scan_for_quote(path, index * part, end, &found)
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..parts).map(|i| scope.spawn(move || scan(i))).collect();
+        let mut result = scan(0);
+        for other in others {
+            let theirs = other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result = result.and(theirs);
+        }
+        result
+    })?;
+    Ok(found.load(Ordering::Relaxed))
+}
+
+/// Scans `[start, end)` of the file for a `"`, until one is found here or by another part.
+fn scan_for_quote(path: &Path, start: u64, end: u64, found: &AtomicBool) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = open(path)?;
     let mut chunk = vec![0; SCAN_CHUNK];
-    let mut offset = 0u64;
-    loop {
-        let n = read_some(&mut file, path, offset, &mut chunk)?;
+    let mut offset = start;
+    while offset < end && !found.load(Ordering::Relaxed) {
+        let want = usize::try_from(end - offset).map_or(SCAN_CHUNK, |left| left.min(SCAN_CHUNK));
+        let n = loop {
+            match file.read_at(&mut chunk[..want], offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => {
+                    break other.map_err(|source| Error::Read {
+                        path: path.to_owned(),
+                        offset,
+                        source,
+                    })?;
+                }
+            }
+        };
         if n == 0 {
-            return Ok(false);
+            break;
         }
         if memchr::memchr(b'"', &chunk[..n]).is_some() {
-            return Ok(true);
+            found.store(true, Ordering::Relaxed);
         }
         offset += n as u64;
     }
+    Ok(())
 }
 
 /// For a file without quotes: after the first `\n` or `\r` at or after the byte before each
@@ -399,5 +456,39 @@ mod tests {
         );
         std::fs::write(&path, b"").unwrap();
         assert!(read_header(&path, b';').unwrap().is_empty());
+    }
+
+    /// The scan for a quote, in parts on several threads, finds one wherever it lies: in the
+    /// first or last byte, on either side of where the parts meet, in a file that grew.
+    #[test]
+    fn a_quote_is_found_anywhere_in_a_file_scanned_in_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let size = 5 * SCAN_CHUNK + 123;
+        let plain: Vec<u8> = b"ab,cd\n".iter().copied().cycle().take(size).collect();
+        std::fs::write(&path, &plain).unwrap();
+        assert!(!holds_a_quote(&path).unwrap());
+        let mut places = vec![0, 1, size / 2 - 1, size / 2, size / 2 + 1, size - 1];
+        for parts in 2..=SCAN_THREADS {
+            let part = size.div_ceil(parts);
+            places.extend([part - 1, part, part + 1, (parts - 1) * part]);
+        }
+        for at in places {
+            let mut quoted = plain.clone();
+            quoted[at] = b'"';
+            std::fs::write(&path, &quoted).unwrap();
+            assert!(holds_a_quote(&path).unwrap(), "a quote at {at} of {size}");
+        }
+        std::fs::write(&path, b"").unwrap();
+        assert!(!holds_a_quote(&path).unwrap());
+        std::fs::write(&path, b"\"").unwrap();
+        assert!(holds_a_quote(&path).unwrap());
+        let missing = dir.path().join("missing.csv");
+        assert!(
+            holds_a_quote(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("missing.csv")
+        );
     }
 }
