@@ -273,12 +273,32 @@ fn generate(kind: Kind, name: &UdfName, function: &ItemFn, params: &[PatType]) -
                 None => combine_closure(function, params),
             };
             let export = syn::LitStr::new(&format!("weft_combine_{}", name.value), name.span);
+            // Names a reduce whose values and result are not one type in words, at its first
+            // value, before the type mismatches this makes in the glue below.
+            let user = &function.sig.ident;
+            let checker = if params.len() == 3 {
+                quote!(check_keyed_reduce)
+            } else {
+                quote!(check_reduce)
+            };
+            let first = params.len().saturating_sub(2);
+            let check = quote_spanned!(params[first].ty.span()=>
+                ::weft_guest::__private::#checker(#user)
+            );
             let (op, state) = (
                 Ident::new("op", Span::mixed_site()),
                 Ident::new("state", Span::mixed_site()),
             );
             (
                 quote! {
+                    const _: () = {
+                        // Never called: only type-checked.
+                        #[allow(dead_code)]
+                        fn __weft_check_reduce() {
+                            #check;
+                        }
+                    };
+
                     #[cfg(target_arch = "wasm32")]
                     const _: () = {
                         #[unsafe(export_name = #export)]

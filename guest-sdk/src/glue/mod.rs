@@ -288,6 +288,39 @@ pub fn reduce_output<R: IntoReduceOutput>(output: R) -> Result<R::Value, Failure
     output.into_reduce_output().map_err(Failure::user)
 }
 
+/// What makes a `reduce` whose value parameters and result differ fail to compile with a message
+/// that says so (the result is folded with the next value, so both values are of the type
+/// returned), rather than with the type mismatches this makes in the generated glue. Two
+/// implementations, so that the compiler checks both instead of equating the types.
+#[diagnostic::on_unimplemented(
+    message = "a #[reduce] UDF must return the type of its values: `{Self}` is not `{V}`",
+    label = "a value of type `{V}`, where the UDF returns `{Self}`",
+    note = "a reduce's result is folded with the next value, so it is `fn(a: V, b: V) -> V` or \
+            `-> Result<V, E>`; for bytes or text take owned `Vec<u8>` or `String`, not `&[u8]` \
+            or `&str`"
+)]
+pub trait ReduceOf<V> {}
+
+impl<V> ReduceOf<V> for V {}
+
+impl<V, E> ReduceOf<V> for Result<V, E> {}
+
+/// Type-checks a `reduce` of two values; never called.
+pub fn check_reduce<A, B, R, F>(_: F)
+where
+    F: FnOnce(A, B) -> R,
+    R: ReduceOf<A> + ReduceOf<B>,
+{
+}
+
+/// Type-checks a `reduce` of a key and two values; never called.
+pub fn check_keyed_reduce<K, A, B, R, F>(_: F)
+where
+    F: FnOnce(K, A, B) -> R,
+    R: ReduceOf<A> + ReduceOf<B>,
+{
+}
+
 /// Checks at compile time that the export name a macro wrote is `weft_<kind>_<name>` as `weft-abi`
 /// spells it: the macros crate cannot depend on `weft-abi`, so this keeps the two from drifting.
 pub const fn check_export_name(kind: UdfKind, name: &str, export: &str) {
