@@ -218,8 +218,10 @@ pub use weft_guest_macros::flat_map;
 ///
 /// The host combines values in any order and grouping, and feeds results back in as inputs, so the
 /// function must be associative and commutative, and its output must be a valid input: take and
-/// return the same `V`, an owned type (`Decimal<u64>`, `String`, `Vec<u8>`, ...). The key, when
-/// taken, is decoded once per group and cloned for each step, so `K` must be `Clone`.
+/// return the same `V`, an owned type (`Decimal<u64>`, `String`, `Vec<u8>`, ...); values of another
+/// type than the result (`a: &[u8]` with `-> Vec<u8>`, say) fail to compile with an error that says
+/// so. The key, when taken, is decoded once per group and cloned for each step, so `K` must be
+/// `Clone`.
 ///
 /// The attribute also makes the UDF's combiner, `weft_combine_<name>` (ABI.md §3a): a map task
 /// whose output feeds this reduce folds it inside the guest, record by record, keeping each key's
