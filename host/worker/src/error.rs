@@ -75,6 +75,11 @@ pub enum TaskError {
         #[source]
         source: DataError,
     },
+    /// The task's own code panicked: a bug in Weft, not in the user's code. The attempt fails with
+    /// the panic's message (and may be retried) instead of its thread ending silently, with the
+    /// task left "running" for ever.
+    #[error("the task panicked (a bug in Weft): {0}")]
+    Panicked(String),
     /// Writing or reading a sorted run spilled by a grouper over its memory budget failed.
     #[error("spilled run {}", path.display())]
     Spill {

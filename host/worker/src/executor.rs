@@ -413,8 +413,13 @@ impl Executor {
         let started = Instant::now();
         let cpu_started = thread_cpu_us();
         let mut pipeline = None;
-        let mut result =
-            self.run_with(spec, own_worker, remote, cancelled, progress, &mut pipeline);
+        let mut result = catching_panics(|| {
+            self.run_with(spec, own_worker, remote, cancelled, progress, &mut pipeline)
+        });
+        if matches!(result, Err(TaskError::Panicked(_))) {
+            // What a panic left half-done is not read: dropped, without its output or figures.
+            pipeline = None;
+        }
         let usage = TaskUsage {
             cpu_us: thread_cpu_us().saturating_sub(cpu_started),
             wall_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -911,9 +916,45 @@ fn key_of_record(
     None
 }
 
+/// Runs `task`, a panic in it becoming [`TaskError::Panicked`] with the panic's message.
+fn catching_panics<T>(task: impl FnOnce() -> Result<T, TaskError>) -> Result<T, TaskError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(TaskError::Panicked(message))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_in_a_task_is_its_failure_with_the_message() {
+        let index = 7;
+        let failed = catching_panics::<()>(|| panic!("index {index} out of bounds"));
+        let Err(TaskError::Panicked(message)) = &failed else {
+            panic!("{failed:?}");
+        };
+        assert_eq!(message, "index 7 out of bounds");
+        let failed = catching_panics::<()>(|| std::panic::panic_any(3u8));
+        assert!(matches!(&failed, Err(TaskError::Panicked(m)) if m == "no message"));
+        let error = failed.unwrap_err();
+        assert!(!error.is_guest_fault());
+        assert_eq!(
+            error.to_string(),
+            "the task panicked (a bug in Weft): no message"
+        );
+        // What does not panic goes through as it is.
+        assert_eq!(catching_panics(|| Ok::<_, TaskError>(5)).unwrap(), 5);
+        assert!(matches!(
+            catching_panics::<()>(|| Err(TaskError::Cancelled)),
+            Err(TaskError::Cancelled)
+        ));
+    }
 
     #[test]
     fn input_batches_shrink_with_the_task_or_sandbox_memory() {
