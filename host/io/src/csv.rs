@@ -14,7 +14,7 @@
 //! file when the job is planned (Spark's `multiLine` mode does not split such a file at all).
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -150,7 +150,7 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
     if !holds_a_quote(path)? {
         return line_starts(path, boundaries);
     }
-    let mut file = open(path)?;
+    let file = open(path)?;
     let mut parser = RecordParser::new(delimiter);
     let mut starts = Vec::with_capacity(boundaries.len());
     let mut chunk = vec![0; SCAN_CHUNK];
@@ -158,7 +158,7 @@ pub(crate) fn record_starts(path: &Path, delimiter: u8, boundaries: &[u64]) -> R
     let (mut offset, mut record_start) = (0u64, 0u64);
     let mut next = boundaries.iter().peekable();
     loop {
-        let n = read_some(&mut file, path, offset, &mut chunk)?;
+        let n = read_some(&file, path, offset, &mut chunk)?;
         if n == 0 {
             break;
         }
@@ -235,24 +235,12 @@ fn holds_a_quote(path: &Path) -> Result<bool> {
 
 /// Scans `[start, end)` of the file for a `"`, until one is found here or by another part.
 fn scan_for_quote(path: &Path, start: u64, end: u64, found: &AtomicBool) -> Result<()> {
-    use std::os::unix::fs::FileExt;
     let file = open(path)?;
     let mut chunk = vec![0; SCAN_CHUNK];
     let mut offset = start;
     while offset < end && !found.load(Ordering::Relaxed) {
         let want = usize::try_from(end - offset).map_or(SCAN_CHUNK, |left| left.min(SCAN_CHUNK));
-        let n = loop {
-            match file.read_at(&mut chunk[..want], offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => {
-                    break other.map_err(|source| Error::Read {
-                        path: path.to_owned(),
-                        offset,
-                        source,
-                    })?;
-                }
-            }
-        };
+        let n = read_some(&file, path, offset, &mut chunk[..want])?;
         if n == 0 {
             break;
         }
@@ -268,8 +256,7 @@ fn scan_for_quote(path: &Path, start: u64, end: u64, found: &AtomicBool) -> Resu
 /// boundary (or the file's end): where a record starts, or inside the line endings just before
 /// one. A boundary that starts a line stays where it is.
 fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = open(path)?;
+    let file = open(path)?;
     let size = file
         .metadata()
         .map_err(|source| Error::Read {
@@ -291,13 +278,7 @@ fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
         // From the byte before the boundary: if it ends a line, the boundary starts one.
         let mut offset = boundary - 1;
         let start = loop {
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|source| Error::Read {
-                    path: path.to_owned(),
-                    offset,
-                    source,
-                })?;
-            let n = read_some(&mut file, path, offset, &mut chunk)?;
+            let n = read_some(&file, path, offset, &mut chunk)?;
             if n == 0 {
                 break size;
             }
@@ -313,17 +294,18 @@ fn line_starts(path: &Path, boundaries: &[u64]) -> Result<Vec<u64>> {
 
 #[cfg(test)]
 fn read_header(path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
-    read_header_of(open(path)?, path, delimiter)
+    read_header_of(&open(path)?, path, delimiter)
 }
 
-/// The first record of the CSV file `file`, open on `path` and read from its start: its header,
-/// when it has one. An empty file has an empty header.
-pub(crate) fn read_header_of(mut file: File, path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
+/// The first record of the CSV file `file`, open on `path`, read from its start (the handle's own
+/// position is neither used nor moved): its header, when it has one. An empty file has an empty
+/// header.
+pub(crate) fn read_header_of(file: &File, path: &Path, delimiter: u8) -> Result<Vec<Vec<u8>>> {
     let mut parser = RecordParser::new(delimiter);
     let mut chunk = vec![0; 64 << 10];
     let mut offset = 0u64;
     loop {
-        let n = read_some(&mut file, path, offset, &mut chunk)?;
+        let n = read_some(file, path, offset, &mut chunk)?;
         offset += n as u64;
         let complete = if n == 0 {
             parser.finish()
@@ -353,10 +335,12 @@ fn open(path: &Path) -> Result<File> {
     })
 }
 
-/// One read into `buf` (0 at the end of the file); `offset` is where, for the error.
-fn read_some(file: &mut File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<usize> {
+/// One read into `buf` from `offset` of the file (0 at its end), whatever the handle's own
+/// position: a handle shared with a reader, or scanned by several threads, is never moved.
+fn read_some(file: &File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    use std::os::unix::fs::FileExt;
     loop {
-        match file.read(buf) {
+        match file.read_at(buf, offset) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => {
                 return other.map_err(|source| Error::Read {

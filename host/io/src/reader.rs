@@ -350,16 +350,8 @@ impl SplitReader {
                 parser: RecordParser::new(delimiter),
                 rows: RowEncoder::new(
                     if header {
-                        // From this very file: another handle on it, which shares its offset, read
-                        // from the start; then the reader's offset is put back.
-                        let mut own = file.try_clone().map_err(|source| Error::Open {
-                            path: path.clone(),
-                            source,
-                        })?;
-                        seek(&mut own, &path, 0)?;
-                        let names = crate::csv::read_header_of(own, &path, delimiter)?;
-                        seek(&mut file, &path, read_from)?;
-                        Some(names)
+                        // From this very file, by position: the reader's own offset stays put.
+                        Some(crate::csv::read_header_of(&file, &path, delimiter)?)
                     } else {
                         None
                     }
