@@ -22,6 +22,7 @@ use weft_task::{
     TaskSpec, TaskUsage,
 };
 
+use crate::radix::{self, Scatter};
 use crate::{
     DEFAULT_GROUP_BUDGET, FetchError, Grouper, ModuleError, Pipeline, ShuffleWriter, TaskError,
     read_block_with,
@@ -61,6 +62,8 @@ pub struct Executor {
     /// Bytes a task's grouping (map-side combiner, reduce-side tables) may hold before it hands
     /// partial results on or spills sorted runs to disk.
     task_memory: usize,
+    /// Input records per part of a reduce task that groups in parts ([`radix::fanout`]).
+    part_records: u64,
     /// Buffers finished map tasks' readers left, for the next ones (at most [`KEPT_READERS`]).
     read_buffers: Mutex<Vec<ReaderBuffers>>,
     counters: Counters,
@@ -84,6 +87,9 @@ struct Counters {
     memory_hits: AtomicU64,
     spills: AtomicU64,
     spilled_bytes: AtomicU64,
+    partitioned_reduces: AtomicU64,
+    reduce_parts: AtomicU64,
+    scatter_overflows: AtomicU64,
 }
 
 /// Where the executor's modules came from since it started: what a restarted worker saved, and what
@@ -100,6 +106,14 @@ pub struct ExecutorStats {
     pub spills: u64,
     /// Bytes of those runs.
     pub spilled_bytes: u64,
+    /// Reduce tasks that scattered their input into parts by key and grouped part by part
+    /// (many records, input within a quarter of the task memory).
+    pub partitioned_reduces: u64,
+    /// The parts those tasks grouped.
+    pub reduce_parts: u64,
+    /// Reduce tasks that began to scatter but whose blocks decoded to more than half the task
+    /// memory (compressed blocks say their compressed size), and grouped directly instead.
+    pub scatter_overflows: u64,
 }
 
 /// How a task run ended, and what its guests wrote meanwhile (empty when the task failed before
@@ -139,6 +153,7 @@ impl Executor {
             artifact_dir: None,
             compiler: Compiler::InProcess,
             task_memory: DEFAULT_GROUP_BUDGET,
+            part_records: radix::RECORDS_PER_PART,
             read_buffers: Mutex::new(Vec::new()),
             counters: Counters::default(),
         }
@@ -177,7 +192,15 @@ impl Executor {
         self
     }
 
-    /// Where modules came from so far, and what tasks spilled.
+    /// Gives each part of a reduce task that groups in parts about `records` input records
+    /// (default [`crate::RECORDS_PER_PART`], 2^18: with every key distinct, a part's tables are a few
+    /// megabytes, within a shared L3 cache). Fewer make more, smaller parts.
+    pub fn with_part_records(mut self, records: u64) -> Executor {
+        self.part_records = records.max(1);
+        self
+    }
+
+    /// Where modules came from so far, what tasks spilled, and how reduce tasks grouped.
     pub fn stats(&self) -> ExecutorStats {
         ExecutorStats {
             compiles: self.counters.compiles.load(Ordering::Relaxed),
@@ -185,6 +208,9 @@ impl Executor {
             memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
             spills: self.counters.spills.load(Ordering::Relaxed),
             spilled_bytes: self.counters.spilled_bytes.load(Ordering::Relaxed),
+            partitioned_reduces: self.counters.partitioned_reduces.load(Ordering::Relaxed),
+            reduce_parts: self.counters.reduce_parts.load(Ordering::Relaxed),
+            scatter_overflows: self.counters.scatter_overflows.load(Ordering::Relaxed),
         }
     }
 
@@ -578,8 +604,19 @@ impl Executor {
             TaskInput::Shuffle { wide, blocks } => {
                 // Blocks stream in batch by batch; the grouper keeps within the task's memory by
                 // spilling sorted runs, deleted when it is dropped (whether the task succeeds or not).
+                // An input of many records that fits in a quarter of the memory is scattered into
+                // parts by key first, and each part grouped on its own (`radix`).
+                let records: u64 = blocks.iter().map(|b| b.records).sum();
+                let bytes: u64 = blocks.iter().map(|b| b.bytes).sum();
+                let parts = radix::fanout(records, bytes, self.task_memory, self.part_records);
+                let mut scatter = (parts > 1).then(|| Scatter::new(wide, parts, bytes));
+                let budget = if scatter.is_some() {
+                    self.task_memory / 2
+                } else {
+                    self.task_memory
+                };
                 let mut grouper = Grouper::new(wide.clone())?
-                    .with_budget(self.task_memory)
+                    .with_budget(budget)
                     .spill_to(&self.spill_dir(&spec.id));
                 for block in blocks {
                     check()?;
@@ -593,7 +630,23 @@ impl Executor {
                         progress
                             .records_in
                             .store(result.records_in, Ordering::Relaxed);
-                        grouper.absorb(pipeline, &batch)
+                        let Some(parts) = scatter.as_mut() else {
+                            return grouper.absorb(pipeline, &batch);
+                        };
+                        parts.push(&batch)?;
+                        if parts.held() > self.task_memory / 2 {
+                            // The blocks decode to more than they said (compressed ones do):
+                            // what is held goes to the grouper, and the rest straight after it.
+                            self.counters
+                                .scatter_overflows
+                                .fetch_add(1, Ordering::Relaxed);
+                            for part in scatter.take().into_iter().flat_map(Scatter::into_parts) {
+                                for chunk in part? {
+                                    grouper.absorb(pipeline, &chunk)?;
+                                }
+                            }
+                        }
+                        Ok(())
                     };
                     if local {
                         read_block_with(
@@ -607,10 +660,31 @@ impl Executor {
                     progress.bytes_in.store(result.bytes_in, Ordering::Relaxed);
                 }
                 check()?;
-                // The grouper's output goes through the narrow steps after the wide one as it comes.
-                let finished = grouper.finish_with(pipeline, |pipeline, records| {
-                    sink.take(pipeline, &spec.steps, records)
-                });
+                // The grouper's output goes through the narrow steps after the wide one as it
+                // comes; with parts, part after part, the grouper emptied in between.
+                let mut finish = |grouper: &mut Grouper, pipeline: &mut Pipeline| {
+                    grouper
+                        .finish_with(pipeline, |pipeline, records| {
+                            sink.take(pipeline, &spec.steps, records)
+                        })
+                        .map(drop)
+                };
+                let finished = match scatter.take() {
+                    None => finish(&mut grouper, pipeline),
+                    Some(parts) => {
+                        self.counters
+                            .partitioned_reduces
+                            .fetch_add(1, Ordering::Relaxed);
+                        parts.into_parts().try_for_each(|part| {
+                            self.counters.reduce_parts.fetch_add(1, Ordering::Relaxed);
+                            for chunk in part? {
+                                check()?;
+                                grouper.absorb(pipeline, &chunk)?;
+                            }
+                            finish(&mut grouper, pipeline)
+                        })
+                    }
+                };
                 // Counted whether or not the task got through: the disk traffic happened.
                 let spilled = grouper.spill_stats();
                 self.counters

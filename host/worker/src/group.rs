@@ -146,7 +146,7 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 /// `v.extend_from_slice(src)`, by [`copy_short`], growing `v` exactly as `extend_from_slice`
 /// would (the budget's accounting predicts that growth).
 #[inline]
-fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
+pub(crate) fn extend_short(v: &mut Vec<u8>, src: &[u8]) {
     let (at, n) = (v.len(), src.len());
     if n > 16 || v.capacity() - at < 16 {
         v.extend_from_slice(src);

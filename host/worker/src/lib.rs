@@ -20,6 +20,7 @@ mod error;
 mod executor;
 mod group;
 mod pipeline;
+mod radix;
 pub mod service;
 mod shuffle;
 mod source;
@@ -31,6 +32,7 @@ pub use executor::{
 };
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
 pub use pipeline::Pipeline;
+pub use radix::RECORDS_PER_PART;
 pub use shuffle::{
     BlockDecoder, COMBINE_MAX_RATIO, COMBINE_PROBE_RECORDS, GUEST_COMBINE_MIN_MEMORY, ShuffleBlock,
     ShuffleWriter, partition_of, read_block, read_block_bytes, read_block_with,

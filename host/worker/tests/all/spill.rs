@@ -49,11 +49,24 @@ fn map_output(
     partition: u32,
     records: &[(String, String)],
 ) -> BlockLocation {
+    map_output_with(executor, job, partition, records, ShuffleCompression::None)
+}
+
+/// [`map_output`], compressed with `compression`.
+fn map_output_with(
+    executor: &Executor,
+    job: &str,
+    partition: u32,
+    records: &[(String, String)],
+    compression: ShuffleCompression,
+) -> BlockLocation {
     let id = task_id(job, 0, partition);
     let dir = executor.shuffle_dir(&id);
     std::fs::create_dir_all(&dir).unwrap();
     let mut pipeline = Pipeline::new(&Default::default(), &[], &SandboxLimits::default()).unwrap();
-    let mut writer = ShuffleWriter::new(&dir, 1, None).unwrap();
+    let mut writer = ShuffleWriter::new(&dir, 1, None)
+        .unwrap()
+        .with_compression(compression);
     for chunk in records.chunks(5000) {
         let batch = Records::from_pairs(chunk.iter().map(|(k, v)| (k, v)));
         writer.write(&mut pipeline, &batch).unwrap();
@@ -185,6 +198,10 @@ fn a_reduce_over_many_times_its_budget_spills_sorted_runs_and_is_exact() {
     let stats = executor.stats();
     assert!(stats.spills >= 4, "{stats:?}");
     assert!(stats.spilled_bytes > 0, "{stats:?}");
+    assert_eq!(
+        stats.partitioned_reduces, 0,
+        "an input over a quarter of the memory is not scattered"
+    );
     assert!(
         !executor.spill_dir(&spec.id).exists(),
         "the runs are deleted when the task ends"
@@ -558,4 +575,179 @@ fn a_batch_with_a_buffer_outside_its_body_or_an_enormous_decompressed_size_is_re
     bytes[start..start + 8].copy_from_slice(&(1i64 << 60).to_le_bytes());
     let error = refused(&bytes);
     assert!(error.contains("decompress"), "{error}");
+}
+
+/// `n` records of about `distinct` keys per block, three blocks, with values 1 to 5; the blocks
+/// and the reference sums.
+fn sum_blocks(
+    executor: &Executor,
+    job: &str,
+    n: usize,
+    distinct: u64,
+    compression: ShuffleCompression,
+    key: impl Fn(String) -> String,
+) -> (Vec<BlockLocation>, BTreeMap<String, u64>) {
+    let mut reference: BTreeMap<String, u64> = BTreeMap::new();
+    let mut blocks = Vec::new();
+    for map in 0..3 {
+        let records: Vec<(String, String)> = words(map + 40, n, distinct)
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (key(w), ((i % 5) + 1).to_string()))
+            .collect();
+        for (w, v) in &records {
+            *reference.entry(w.clone()).or_default() += v.parse::<u64>().unwrap();
+        }
+        blocks.push(map_output_with(
+            executor,
+            job,
+            map as u32,
+            &records,
+            compression,
+        ));
+    }
+    (blocks, reference)
+}
+
+fn sums(dir: &Path, job: &str) -> BTreeMap<String, u64> {
+    output(dir, job)
+        .into_iter()
+        .map(|(k, v)| (k, v.parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn issue_19_a_reduce_over_many_records_groups_them_in_parts_and_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wc, wc_id) = wordcount();
+    // Parts of about 1000 records: 120 000 records make 128 parts (a power of two).
+    let executor = Executor::new(
+        engine().clone(),
+        Modules::of(&[&wc]),
+        &dir.path().join("work"),
+    )
+    .with_task_memory(64 << 20)
+    .with_part_records(1000);
+    let (blocks, reference) = sum_blocks(
+        &executor,
+        "parts",
+        40_000,
+        30_000,
+        ShuffleCompression::None,
+        |w| w,
+    );
+
+    let spec = reduce_task(
+        dir.path(),
+        "parts",
+        (UdfKind::Reduce, &wc_id, "sum"),
+        blocks,
+    );
+    run(&executor, &spec).unwrap();
+
+    let got = sums(dir.path(), "parts");
+    assert_eq!(got.len(), reference.len());
+    assert!(
+        got == reference,
+        "the reduce in parts differs from the reference"
+    );
+    let stats = executor.stats();
+    assert_eq!(stats.partitioned_reduces, 1, "{stats:?}");
+    assert_eq!(stats.reduce_parts, 128, "{stats:?}");
+    assert_eq!((stats.scatter_overflows, stats.spills), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn issue_19_a_group_reduce_in_parts_sees_each_key_once_with_all_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tk, tk_id) = textkit();
+    let executor = Executor::new(
+        engine().clone(),
+        Modules::of(&[&tk]),
+        &dir.path().join("work"),
+    )
+    .with_task_memory(64 << 20)
+    .with_part_records(2000);
+    let mut reference: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut blocks = Vec::new();
+    for map in 0..3u32 {
+        let records: Vec<(String, String)> = words(u64::from(map) + 70, 20_000, 8_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (w, format!("m{map}l{}", i % 997)))
+            .collect();
+        for (w, v) in &records {
+            reference.entry(w.clone()).or_default().insert(v.clone());
+        }
+        blocks.push(map_output(&executor, "ginv", map, &records));
+    }
+    let spec = reduce_task(
+        dir.path(),
+        "ginv",
+        (UdfKind::GroupReduce, &tk_id, "distinct_sorted"),
+        blocks,
+    );
+    run(&executor, &spec).unwrap();
+
+    // `output` refuses a key written twice: a key split over two parts would be.
+    let got = output(dir.path(), "ginv");
+    let reference: BTreeMap<String, String> = reference
+        .into_iter()
+        .map(|(k, vs)| (k, vs.into_iter().collect::<Vec<_>>().join(",")))
+        .collect();
+    assert_eq!(got.len(), reference.len());
+    assert!(
+        got == reference,
+        "the group_reduce in parts differs from the reference"
+    );
+    let stats = executor.stats();
+    assert_eq!(
+        (stats.partitioned_reduces, stats.reduce_parts),
+        (1, 32),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn issue_19_blocks_that_decode_to_more_than_they_said_are_grouped_directly_and_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wc, wc_id) = wordcount();
+    let work = dir.path().join("work");
+    // Long, alike keys: zstd writes a fraction of what the scatter then holds.
+    let pad = |w: String| format!("{w:_>60}");
+    let probe = Executor::new(engine().clone(), Modules::of(&[&wc]), &work);
+    let (blocks, reference) = sum_blocks(
+        &probe,
+        "over",
+        40_000,
+        30_000,
+        ShuffleCompression::Zstd,
+        pad,
+    );
+    let claimed: u64 = blocks.iter().map(|b| b.bytes).sum();
+    // 120 000 records of a 60-byte key and a 1-byte value, without their offsets.
+    let decoded: u64 = 3 * 40_000 * 61;
+    assert!(
+        decoded > 2 * claimed,
+        "{decoded} bytes of records, {claimed} compressed"
+    );
+    // The blocks say a quarter of the memory at most, so the task starts to scatter; what it
+    // holds passes half the memory before the input ends.
+    let executor = Executor::new(engine().clone(), Modules::of(&[&wc]), &work)
+        .with_task_memory(4 * claimed)
+        .with_part_records(1000);
+
+    let spec = reduce_task(dir.path(), "over", (UdfKind::Reduce, &wc_id, "sum"), blocks);
+    run(&executor, &spec).unwrap();
+
+    let got = sums(dir.path(), "over");
+    assert_eq!(got.len(), reference.len());
+    assert!(got == reference, "the reduce differs from the reference");
+    let stats = executor.stats();
+    assert_eq!(
+        (stats.scatter_overflows, stats.partitioned_reduces),
+        (1, 0),
+        "{stats:?}"
+    );
+    assert!(!executor.spill_dir(&spec.id).exists());
 }
