@@ -641,8 +641,8 @@ impl Executor {
                                 .scatter_overflows
                                 .fetch_add(1, Ordering::Relaxed);
                             for part in scatter.take().into_iter().flat_map(Scatter::into_parts) {
-                                for chunk in part? {
-                                    grouper.absorb(pipeline, &chunk)?;
+                                for chunk in part {
+                                    grouper.absorb(pipeline, &chunk?)?;
                                 }
                             }
                         }
@@ -677,9 +677,9 @@ impl Executor {
                             .fetch_add(1, Ordering::Relaxed);
                         parts.into_parts().try_for_each(|part| {
                             self.counters.reduce_parts.fetch_add(1, Ordering::Relaxed);
-                            for chunk in part? {
+                            for chunk in part {
                                 check()?;
-                                grouper.absorb(pipeline, &chunk)?;
+                                grouper.absorb(pipeline, &chunk?)?;
                             }
                             finish(&mut grouper, pipeline)
                         })

@@ -48,64 +48,116 @@ pub(crate) fn fanout(records: u64, bytes: u64, budget: usize, per_part: u64) -> 
     }
 }
 
-/// One column of a part's open chunk: Arrow's binary layout, built without a `memcpy` call per item.
+/// A chunk of a part: records as they came, each a key and a value, each of those its length
+/// (one byte under 255, else 255 and four bytes) and its bytes. Half the memory of Arrow's layout
+/// for short records (a word and a count: 9 bytes against 15 and more), and this memory is
+/// written once and read once: on this kind of machine, fresh memory costs as much as the copy.
 #[derive(Debug, Default)]
-struct Column {
-    offsets: Vec<i32>,
-    data: Vec<u8>,
+struct Chunk {
+    bytes: Vec<u8>,
+    records: usize,
+    key_bytes: usize,
+    value_bytes: usize,
 }
 
-impl Column {
-    fn with_capacity(items: usize, bytes: usize) -> Column {
-        let mut offsets = Vec::with_capacity(items + 1);
-        offsets.push(0);
-        Column {
-            offsets,
-            data: Vec::with_capacity(bytes),
+/// A length of 255 or more takes this byte and four more.
+const LONG: u8 = u8::MAX;
+
+impl Chunk {
+    fn with_capacity(bytes: usize) -> Chunk {
+        Chunk {
+            bytes: Vec::with_capacity(bytes),
+            ..Chunk::default()
         }
     }
 
+    /// Bytes a record of a `key` and a `value` bytes takes, at most.
     #[inline]
-    fn push(&mut self, item: &[u8]) {
-        extend_short(&mut self.data, item);
-        // Fits: a chunk is closed before its bytes could pass `i32::MAX` (`Part::room`), and an
-        // item alone comes from an Arrow array.
-        self.offsets.push(self.data.len() as i32);
+    fn size(key: usize, value: usize) -> usize {
+        key + value + 10
     }
 
-    fn capacity(&self) -> usize {
-        self.offsets.capacity() * 4 + self.data.capacity()
+    #[inline]
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        for item in [key, value] {
+            match u8::try_from(item.len()) {
+                Ok(len) if len < LONG => self.bytes.push(len),
+                _ => {
+                    self.bytes.push(LONG);
+                    // Fits: an item comes from an Arrow array, under 2 GiB.
+                    self.bytes
+                        .extend_from_slice(&(item.len() as u32).to_le_bytes());
+                }
+            }
+            extend_short(&mut self.bytes, item);
+        }
+        self.records += 1;
+        self.key_bytes += key.len();
+        self.value_bytes += value.len();
+    }
+
+    /// The chunk as a batch (the one copy into Arrow's layout, in memory just freed by the
+    /// previous chunk's batch).
+    fn into_records(self, step: &StepRef) -> Result<Records, TaskError> {
+        let mut columns = [
+            (
+                Vec::with_capacity(self.records + 1),
+                Vec::with_capacity(self.key_bytes),
+            ),
+            (
+                Vec::with_capacity(self.records + 1),
+                Vec::with_capacity(self.value_bytes),
+            ),
+        ];
+        for (offsets, _) in &mut columns {
+            offsets.push(0i32);
+        }
+        let mut at = 0;
+        let bytes = &self.bytes;
+        while at < bytes.len() {
+            for (offsets, data) in &mut columns {
+                let mut len = usize::from(bytes[at]);
+                at += 1;
+                if len == usize::from(LONG) {
+                    let mut four = [0; 4];
+                    four.copy_from_slice(&bytes[at..at + 4]);
+                    len = u32::from_le_bytes(four) as usize;
+                    at += 4;
+                }
+                extend_short(data, &bytes[at..at + len]);
+                at += len;
+                // Fits: a column holds what one chunk's records had, under `i32::MAX`
+                // (`Part::room`).
+                offsets.push(data.len() as i32);
+            }
+        }
+        let [(key_offsets, keys), (value_offsets, values)] = columns;
+        Records::new(
+            binary_array(key_offsets, keys),
+            binary_array(value_offsets, values),
+        )
+        .map_err(|e| TaskError::step(step, e.into()))
     }
 }
 
 /// A part: its closed chunks, and the chunk being written.
 #[derive(Debug, Default)]
 struct Part {
-    chunks: Vec<Records>,
-    keys: Column,
-    values: Column,
+    chunks: Vec<Chunk>,
+    open: Chunk,
 }
 
 impl Part {
-    /// Whether the open chunk takes a record of a `key` and a `value` bytes within what its
-    /// columns have room for. A chunk that has none yet needs new columns; a chunk with
-    /// records is closed first.
+    /// Whether the open chunk takes `size` more bytes within its capacity (and each of its
+    /// columns, once in Arrow's layout, within `i32` offsets). A chunk that has no records takes
+    /// anything.
     #[inline]
-    fn room(&self, key: usize, value: usize) -> bool {
-        let fits = |c: &Column, item: usize| {
-            c.offsets.len() < c.offsets.capacity()
-                && c.data.len() + item <= c.data.capacity().min(i32::MAX as usize)
-        };
-        fits(&self.keys, key) && fits(&self.values, value)
+    fn room(&self, size: usize) -> bool {
+        let open = &self.open;
+        open.records == 0
+            || (open.bytes.len() + size <= open.bytes.capacity()
+                && open.bytes.len() + size < i32::MAX as usize)
     }
-}
-
-/// The capacities of a new chunk's columns.
-#[derive(Debug, Clone, Copy)]
-struct Shape {
-    items: usize,
-    key_bytes: usize,
-    value_bytes: usize,
 }
 
 /// Input records scattered into parts by key.
@@ -117,9 +169,9 @@ pub(crate) struct Scatter {
     /// A key's part is its hash shifted right by this much.
     shift: u32,
     parts: Vec<Part>,
-    /// Bytes of keys and values at which a part's chunk is closed.
+    /// Bytes of a chunk.
     chunk_bytes: usize,
-    /// Bytes held in closed chunks (offsets included).
+    /// Bytes held in closed chunks.
     closed: usize,
 }
 
@@ -129,7 +181,7 @@ impl Scatter {
         debug_assert!(parts.is_power_of_two() && parts >= 2);
         // A few chunks per part: each is one guest call when its part is grouped.
         let per_part = usize::try_from(input_bytes).unwrap_or(usize::MAX) / parts;
-        let chunk_bytes = (per_part / 4).clamp(16 << 10, BATCH_BYTES);
+        let chunk_bytes = (per_part / 4).clamp(16 << 10, BATCH_BYTES / 4);
         Scatter {
             step: step.clone(),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed_0f5e_ed0f),
@@ -146,70 +198,49 @@ impl Scatter {
             + self
                 .parts
                 .iter()
-                .map(|p| p.keys.capacity() + p.values.capacity())
+                .map(|p| p.open.bytes.capacity())
                 .sum::<usize>()
     }
 
     /// Copies every record of `batch` into its key's part.
     pub(crate) fn push(&mut self, batch: &Records) -> Result<(), TaskError> {
         let (keys, values) = (batch.keys(), batch.values());
-        let n = batch.len();
-        if n == 0 {
-            return Ok(());
-        }
-        // New chunks are sized by this batch's average record, so that one fills all its
-        // columns at about the same time and none of them is reallocated.
-        let bytes = |offsets: &[i32]| (offsets[n] - offsets[0]) as usize;
-        let (key_bytes, value_bytes) = (bytes(keys.value_offsets()), bytes(values.value_offsets()));
-        let items =
-            (self.chunk_bytes.saturating_mul(n) / (key_bytes + value_bytes + 8 * n)).max(16);
-        let shape = Shape {
-            items,
-            key_bytes: key_bytes.div_ceil(n) * items + 64,
-            value_bytes: value_bytes.div_ceil(n) * items + 64,
-        };
-        for i in 0..n {
+        for i in 0..batch.len() {
             let (key, value) = (keys.value(i), values.value(i));
             let p = (self.hasher.hash_one(key) >> self.shift) as usize;
             let part = &mut self.parts[p];
-            if !part.room(key.len(), value.len()) {
-                if part.keys.offsets.len() > 1 {
-                    self.closed += close(part, &self.step)?;
+            let size = Chunk::size(key.len(), value.len());
+            if !part.room(size) || part.open.bytes.capacity() == 0 {
+                let full = std::mem::replace(
+                    &mut part.open,
+                    // Room for the record whatever its size, and for `extend_short`'s 16 bytes.
+                    Chunk::with_capacity(self.chunk_bytes.max(size) + 16),
+                );
+                if full.records > 0 {
+                    self.closed += full.bytes.capacity();
+                    part.chunks.push(full);
                 }
-                part.keys = Column::with_capacity(shape.items, shape.key_bytes);
-                part.values = Column::with_capacity(shape.items, shape.value_bytes);
             }
-            part.keys.push(key);
-            part.values.push(value);
+            part.open.push(key, value);
         }
         Ok(())
     }
 
-    /// Every record held, part after part, chunk after chunk: the records of a key all lie in one
-    /// part, and no other part has any of them.
-    pub(crate) fn into_parts(self) -> impl Iterator<Item = Result<Vec<Records>, TaskError>> {
+    /// Every record held, part after part, batch after batch: the records of a key all lie in
+    /// one part, in the order they came, and no other part has any of them.
+    pub(crate) fn into_parts(
+        self,
+    ) -> impl Iterator<Item = impl Iterator<Item = Result<Records, TaskError>>> {
         let step = self.step;
-        self.parts.into_iter().map(move |mut part| {
-            if part.keys.offsets.len() > 1 {
-                close(&mut part, &step)?;
-            }
-            Ok(part.chunks)
+        self.parts.into_iter().map(move |part| {
+            let step = step.clone();
+            let open = (part.open.records > 0).then_some(part.open);
+            part.chunks
+                .into_iter()
+                .chain(open)
+                .map(move |chunk| chunk.into_records(&step))
         })
     }
-}
-
-/// Closes the open chunk of `part` into a batch; returns the bytes it holds.
-fn close(part: &mut Part, step: &StepRef) -> Result<usize, TaskError> {
-    let bytes = part.keys.capacity() + part.values.capacity();
-    let keys = std::mem::take(&mut part.keys);
-    let values = std::mem::take(&mut part.values);
-    let records = Records::new(
-        binary_array(keys.offsets, keys.data),
-        binary_array(values.offsets, values.data),
-    )
-    .map_err(|e| TaskError::step(step, e.into()))?;
-    part.chunks.push(records);
-    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -283,7 +314,8 @@ mod tests {
         let mut got: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut parts_used = BTreeSet::new();
         for (p, part) in scatter.into_parts().enumerate() {
-            for chunk in part.unwrap() {
+            for chunk in part {
+                let chunk = chunk.unwrap();
                 assert!(!chunk.is_empty(), "no empty chunk");
                 for i in 0..chunk.len() {
                     let (k, v) = chunk.get(i);
@@ -323,8 +355,7 @@ mod tests {
             scatter
                 .into_parts()
                 .map(|part| {
-                    part.unwrap()
-                        .iter()
+                    part.map(Result::unwrap)
                         .flat_map(|c| {
                             (0..c.len())
                                 .map(|i| c.get(i).0.to_vec())
