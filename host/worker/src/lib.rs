@@ -8,7 +8,9 @@
 //!   one, and writes one Arrow IPC file per reduce partition.
 //! - [`Grouper`] — the reduce side: merges shuffle blocks and runs the stage's `reduce` or
 //!   `group_reduce` over whole groups, batched, within a memory budget: over it, it spills sorted
-//!   runs to disk and merges them at the end (`spill`).
+//!   runs to disk and merges them at the end (`spill`). A reduce task over millions of records
+//!   scatters them by key into parts first and groups part by part (`radix`), each part's tables
+//!   small enough for the cache.
 //! - [`RegistryModuleSource`] — a cluster worker's modules: fetched from the scheduler's registry,
 //!   cached on disk by hash.
 //!

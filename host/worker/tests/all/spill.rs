@@ -151,6 +151,50 @@ fn words(seed: u64, n: usize, distinct: u64) -> Vec<String> {
         .collect()
 }
 
+/// Runs textkit's `distinct_sorted` over three blocks of `n` words (from `seed`) and distinct
+/// values, and checks its output against a reference set by set; returns the task.
+fn distinct_values_exactly(
+    executor: &Executor,
+    dir: &Path,
+    tk_id: &str,
+    job: &str,
+    seed: u64,
+    n: usize,
+) -> TaskSpec {
+    let mut reference: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut blocks = Vec::new();
+    for map in 0..3u32 {
+        let records: Vec<(String, String)> = words(u64::from(map) + seed, n, 8_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (w, format!("m{map}l{}", i % 997)))
+            .collect();
+        for (w, v) in &records {
+            reference.entry(w.clone()).or_default().insert(v.clone());
+        }
+        blocks.push(map_output(executor, job, map, &records));
+    }
+    let spec = reduce_task(
+        dir,
+        job,
+        (UdfKind::GroupReduce, tk_id, "distinct_sorted"),
+        blocks,
+    );
+    run(executor, &spec).unwrap();
+
+    let got = output(dir, job);
+    let reference: BTreeMap<String, String> = reference
+        .into_iter()
+        .map(|(k, vs)| (k, vs.into_iter().collect::<Vec<_>>().join(",")))
+        .collect();
+    assert_eq!(got.len(), reference.len());
+    assert!(
+        got == reference,
+        "{job}: the group_reduce differs from the reference"
+    );
+    spec
+}
+
 #[test]
 fn a_reduce_over_many_times_its_budget_spills_sorted_runs_and_is_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,38 +263,7 @@ fn a_group_reduce_over_many_times_its_budget_spills_and_is_exact() {
     )
     .with_task_memory(BUDGET);
 
-    let mut reference: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut blocks = Vec::new();
-    for map in 0..3u32 {
-        let records: Vec<(String, String)> = words(u64::from(map) + 7, 30_000, 8_000)
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| (w, format!("m{map}l{}", i % 997)))
-            .collect();
-        for (w, v) in &records {
-            reference.entry(w.clone()).or_default().insert(v.clone());
-        }
-        blocks.push(map_output(&executor, "inv", map, &records));
-    }
-
-    let spec = reduce_task(
-        dir.path(),
-        "inv",
-        (UdfKind::GroupReduce, &tk_id, "distinct_sorted"),
-        blocks,
-    );
-    run(&executor, &spec).unwrap();
-
-    let got = output(dir.path(), "inv");
-    let reference: BTreeMap<String, String> = reference
-        .into_iter()
-        .map(|(k, vs)| (k, vs.into_iter().collect::<Vec<_>>().join(",")))
-        .collect();
-    assert_eq!(got.len(), reference.len());
-    assert!(
-        got == reference,
-        "the spilled group_reduce differs from the reference"
-    );
+    let spec = distinct_values_exactly(&executor, dir.path(), &tk_id, "inv", 7, 30_000);
     assert!(executor.stats().spills >= 4, "{:?}", executor.stats());
     assert!(!executor.spill_dir(&spec.id).exists());
 }
@@ -609,6 +622,14 @@ fn sum_blocks(
     (blocks, reference)
 }
 
+/// An executor over `module` with `memory` per task, grouping in parts of about `records`
+/// records.
+fn in_parts(module: &[u8], dir: &Path, memory: u64, records: u64) -> Executor {
+    Executor::new(engine().clone(), Modules::of(&[module]), &dir.join("work"))
+        .with_task_memory(memory)
+        .with_part_records(records)
+}
+
 fn sums(dir: &Path, job: &str) -> BTreeMap<String, u64> {
     output(dir, job)
         .into_iter()
@@ -621,13 +642,7 @@ fn issue_19_a_reduce_over_many_records_groups_them_in_parts_and_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let (wc, wc_id) = wordcount();
     // Parts of about 1000 records: 120 000 records make 128 parts (a power of two).
-    let executor = Executor::new(
-        engine().clone(),
-        Modules::of(&[&wc]),
-        &dir.path().join("work"),
-    )
-    .with_task_memory(64 << 20)
-    .with_part_records(1000);
+    let executor = in_parts(&wc, dir.path(), 64 << 20, 1000);
     let (blocks, reference) = sum_blocks(
         &executor,
         "parts",
@@ -661,45 +676,9 @@ fn issue_19_a_reduce_over_many_records_groups_them_in_parts_and_is_exact() {
 fn issue_19_a_group_reduce_in_parts_sees_each_key_once_with_all_its_values() {
     let dir = tempfile::tempdir().unwrap();
     let (tk, tk_id) = textkit();
-    let executor = Executor::new(
-        engine().clone(),
-        Modules::of(&[&tk]),
-        &dir.path().join("work"),
-    )
-    .with_task_memory(64 << 20)
-    .with_part_records(2000);
-    let mut reference: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut blocks = Vec::new();
-    for map in 0..3u32 {
-        let records: Vec<(String, String)> = words(u64::from(map) + 70, 20_000, 8_000)
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| (w, format!("m{map}l{}", i % 997)))
-            .collect();
-        for (w, v) in &records {
-            reference.entry(w.clone()).or_default().insert(v.clone());
-        }
-        blocks.push(map_output(&executor, "ginv", map, &records));
-    }
-    let spec = reduce_task(
-        dir.path(),
-        "ginv",
-        (UdfKind::GroupReduce, &tk_id, "distinct_sorted"),
-        blocks,
-    );
-    run(&executor, &spec).unwrap();
-
+    let executor = in_parts(&tk, dir.path(), 64 << 20, 2000);
     // `output` refuses a key written twice: a key split over two parts would be.
-    let got = output(dir.path(), "ginv");
-    let reference: BTreeMap<String, String> = reference
-        .into_iter()
-        .map(|(k, vs)| (k, vs.into_iter().collect::<Vec<_>>().join(",")))
-        .collect();
-    assert_eq!(got.len(), reference.len());
-    assert!(
-        got == reference,
-        "the group_reduce in parts differs from the reference"
-    );
+    distinct_values_exactly(&executor, dir.path(), &tk_id, "ginv", 70, 20_000);
     let stats = executor.stats();
     assert_eq!(
         (stats.partitioned_reduces, stats.reduce_parts),
@@ -712,10 +691,9 @@ fn issue_19_a_group_reduce_in_parts_sees_each_key_once_with_all_its_values() {
 fn issue_19_blocks_that_decode_to_more_than_they_said_are_grouped_directly_and_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (wc, wc_id) = wordcount();
-    let work = dir.path().join("work");
     // Long, alike keys: zstd writes a fraction of what the scatter then holds.
     let pad = |w: String| format!("{w:_>60}");
-    let probe = Executor::new(engine().clone(), Modules::of(&[&wc]), &work);
+    let probe = in_parts(&wc, dir.path(), 64 << 20, 1000);
     let (blocks, reference) = sum_blocks(
         &probe,
         "over",
@@ -733,9 +711,7 @@ fn issue_19_blocks_that_decode_to_more_than_they_said_are_grouped_directly_and_e
     );
     // The blocks say a quarter of the memory at most, so the task starts to scatter; what it
     // holds passes half the memory before the input ends.
-    let executor = Executor::new(engine().clone(), Modules::of(&[&wc]), &work)
-        .with_task_memory(4 * claimed)
-        .with_part_records(1000);
+    let executor = in_parts(&wc, dir.path(), 4 * claimed, 1000);
 
     let spec = reduce_task(dir.path(), "over", (UdfKind::Reduce, &wc_id, "sum"), blocks);
     run(&executor, &spec).unwrap();
