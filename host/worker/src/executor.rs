@@ -606,8 +606,11 @@ impl Executor {
                 // spilling sorted runs, deleted when it is dropped (whether the task succeeds or not).
                 // An input of many records that fits in a quarter of the memory is scattered into
                 // parts by key first, and each part grouped on its own (`radix`).
-                let records: u64 = blocks.iter().map(|b| b.records).sum();
-                let bytes: u64 = blocks.iter().map(|b| b.bytes).sum();
+                // Sizes as map tasks reported them: summed without overflow, whatever they say.
+                let total = |size: fn(&BlockLocation) -> u64| {
+                    blocks.iter().map(size).fold(0u64, u64::saturating_add)
+                };
+                let (records, bytes) = (total(|b| b.records), total(|b| b.bytes));
                 let parts = radix::fanout(records, bytes, self.task_memory, self.part_records);
                 let mut scatter = (parts > 1).then(|| Scatter::new(wide, parts, bytes));
                 let budget = if scatter.is_some() {
@@ -656,7 +659,7 @@ impl Executor {
                     } else {
                         remote(block, &mut absorb)?;
                     }
-                    result.bytes_in += block.bytes;
+                    result.bytes_in = result.bytes_in.saturating_add(block.bytes);
                     progress.bytes_in.store(result.bytes_in, Ordering::Relaxed);
                 }
                 check()?;

@@ -727,3 +727,37 @@ fn issue_19_blocks_that_decode_to_more_than_they_said_are_grouped_directly_and_e
     );
     assert!(!executor.spill_dir(&spec.id).exists());
 }
+
+#[test]
+fn issue_19_blocks_claiming_absurd_sizes_are_read_for_what_they_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wc, wc_id) = wordcount();
+    let executor = in_parts(&wc, dir.path(), 64 << 20, 1000);
+    let (mut blocks, reference) = sum_blocks(
+        &executor,
+        "absurd",
+        20_000,
+        10_000,
+        ShuffleCompression::None,
+        |w| w,
+    );
+    // What map tasks reported is summed without overflowing, and decides nothing it cannot:
+    // the task groups directly and reads each block to its end.
+    for block in &mut blocks {
+        block.records = u64::MAX;
+        block.bytes = u64::MAX;
+    }
+    let spec = reduce_task(
+        dir.path(),
+        "absurd",
+        (UdfKind::Reduce, &wc_id, "sum"),
+        blocks,
+    );
+    run(&executor, &spec).unwrap();
+
+    assert!(
+        sums(dir.path(), "absurd") == reference,
+        "the reduce differs from the reference"
+    );
+    assert_eq!(executor.stats().partitioned_reduces, 0);
+}
