@@ -149,14 +149,12 @@ struct Part {
 
 impl Part {
     /// Whether the open chunk takes `size` more bytes within its capacity (and each of its
-    /// columns, once in Arrow's layout, within `i32` offsets). A chunk that has no records takes
-    /// anything.
+    /// columns, once in Arrow's layout, within `i32` offsets). A part's first chunk has no
+    /// capacity yet; a new one is made with room for the record that needs it.
     #[inline]
     fn room(&self, size: usize) -> bool {
-        let open = &self.open;
-        open.records == 0
-            || (open.bytes.len() + size <= open.bytes.capacity()
-                && open.bytes.len() + size < i32::MAX as usize)
+        let used = self.open.bytes.len() + size;
+        used <= self.open.bytes.capacity() && used < i32::MAX as usize
     }
 }
 
@@ -210,7 +208,7 @@ impl Scatter {
             let p = (self.hasher.hash_one(key) >> self.shift) as usize;
             let part = &mut self.parts[p];
             let size = Chunk::size(key.len(), value.len());
-            if !part.room(size) || part.open.bytes.capacity() == 0 {
+            if !part.room(size) {
                 let full = std::mem::replace(
                     &mut part.open,
                     // Room for the record whatever its size, and for `extend_short`'s 16 bytes.
