@@ -149,7 +149,7 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    tune_malloc();
+    weft_worker::tune_malloc();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {
@@ -166,26 +166,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// Gives glibc's malloc a fixed mmap threshold of 2 MiB.
-///
-/// By default glibc raises the threshold (up to 32 MiB) each time a large block is freed. After
-/// that, a worker's batch-sized buffers come from its per-thread heaps, and their memory stays
-/// resident once freed. The bounded-memory benchmark's worker peaked anywhere from 214 to
-/// 318 MiB over identical runs. With a fixed threshold, large buffers are mapped and unmapped, and
-/// the same runs peaked at 162 MiB every time when it was measured, with no measurable change in
-/// word-count speed (BENCHMARKS.md has the current figures).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_malloc() {
-    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread starts.
-    // If it fails (it returns 0), glibc's defaults stay, which are only less frugal.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_malloc() {}
 
 fn run(cli: Cli) -> Result<()> {
     let data_dir = match cli.data_dir {

@@ -151,6 +151,8 @@ const SCENARIOS: [&str; 8] = [
 ];
 
 fn main() -> Result<()> {
+    // Its shuffle fetch runs as a reduce task does, in a process with the worker's allocator.
+    weft_worker::tune_malloc();
     let cli = Cli::parse();
     if let Some(file) = &cli.serve_raw {
         return scenarios::shuffle::serve_raw(file);

@@ -21,6 +21,7 @@
 mod error;
 mod executor;
 mod group;
+mod malloc;
 mod pipeline;
 mod radix;
 pub mod service;
@@ -33,6 +34,7 @@ pub use executor::{
     Executor, ExecutorStats, ModuleSource, Progress, RemoteFetch, TaskRun, sandbox_limits,
 };
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
+pub use malloc::tune_malloc;
 pub use pipeline::Pipeline;
 pub use radix::RECORDS_PER_PART;
 pub use shuffle::{

@@ -6,13 +6,13 @@
 //! shuffle blocks to other workers.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -816,25 +816,41 @@ impl pb::worker_server::Worker for Service {
                 TaskId::try_from(t).map_err(|e| Status::invalid_argument(e.to_string()))
             })?;
         let path = self.0.executor.block_path(&task, request.reduce_partition);
-        let mut file = tokio::fs::File::open(&path)
+        let file = tokio::fs::File::open(&path)
             .await
-            .map_err(|e| Status::not_found(format!("shuffle block of {task}: {e}")))?;
+            .map_err(|e| Status::not_found(format!("shuffle block of {task}: {e}")))?
+            .into_std()
+            .await;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
-            loop {
-                // Read into fresh capacity, not into memory zeroed first.
-                let mut buf = Vec::with_capacity(SHUFFLE_FRAME);
-                let frame = match file.read_buf(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(_) => Ok(pb::ShuffleFrame {
-                        arrow_ipc: buf.into(),
-                    }),
+            let mut file = Some(file);
+            while let Some(open) = file.take() {
+                // Each frame is read on the blocking pool straight into its own buffer (tokio's
+                // `fs::File` would read into a buffer of its own and copy from there); the task
+                // gives the thread back between frames, so a reader that stops reading holds a
+                // channel's worth of frames, not a thread.
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::with_capacity(SHUFFLE_FRAME);
+                    let read = (&open).take(SHUFFLE_FRAME as u64).read_to_end(&mut buf);
+                    (open, read.map(|_| buf))
+                })
+                .await;
+                let frame = match read {
+                    Ok((_, Ok(buf))) if buf.is_empty() => break,
+                    Ok((open, Ok(buf))) => {
+                        file = Some(open);
+                        Ok(pb::ShuffleFrame {
+                            arrow_ipc: buf.into(),
+                        })
+                    }
+                    Ok((_, Err(e))) => Err(Status::internal(format!(
+                        "reading the shuffle block of {task}: {e}"
+                    ))),
                     Err(e) => Err(Status::internal(format!(
                         "reading the shuffle block of {task}: {e}"
                     ))),
                 };
-                let failed = frame.is_err();
-                if tx.send(frame).await.is_err() || failed {
+                if tx.send(frame).await.is_err() {
                     break;
                 }
             }
