@@ -21,7 +21,8 @@ pub enum Limit {
     TaskTime,
     /// `batch_output`: the most bytes (keys, values and their offsets) one call may return.
     BatchOutput,
-    /// `task_output`: the most bytes of records a task may write (its last step's output).
+    /// `task_output`: the most bytes of records a task may write (its last step's output): keys,
+    /// values, and 8 bytes a record for their offsets.
     TaskOutput,
     /// `log`: the bytes of stdout, and of stderr, kept of a task's guests; writes past it are
     /// dropped (the guest's writes still succeed).

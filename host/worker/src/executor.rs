@@ -752,7 +752,7 @@ impl Sink {
                 max_written,
             } => {
                 let out = pipeline.run(steps, batch)?;
-                *written += out.data_bytes();
+                *written += crate::shuffle::output_bytes(&out);
                 if *written > *max_written {
                     return Err(TaskError::TaskOutput {
                         limit: *max_written,

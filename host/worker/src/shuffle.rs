@@ -73,6 +73,17 @@ fn schema() -> SchemaRef {
     ]))
 }
 
+/// What a record costs beside its key's and value's bytes: their two offsets (`i32`) in a block's
+/// layout. A partition's buffer and a task's output count it, so that records with empty keys and
+/// values — which a UDF can emit by the million — still fill batches and meet the output limit.
+pub const RECORD_OVERHEAD: usize = 8;
+
+/// The bytes `records` count for against a task's output limit: their keys and values, and
+/// [`RECORD_OVERHEAD`] each.
+pub fn output_bytes(records: &Records) -> u64 {
+    records.data_bytes() + (RECORD_OVERHEAD * records.len()) as u64
+}
+
 /// Buffered records of one partition, and its file once the first batch is written.
 struct Partition {
     keys: BinaryBuilder,
@@ -171,8 +182,8 @@ impl ShuffleWriter {
         }
     }
 
-    /// Fails the task once the records it writes (keys and values, after any combine) come to
-    /// more than `bytes` ([`TaskError::TaskOutput`]).
+    /// Fails the task once the records it writes (after any combine) come to more than `bytes`
+    /// ([`TaskError::TaskOutput`]), counted as [`output_bytes`] counts them.
     pub fn with_output_limit(mut self, bytes: u64) -> ShuffleWriter {
         self.max_written = bytes;
         self
@@ -293,7 +304,7 @@ impl ShuffleWriter {
     }
 
     fn route(&mut self, batch: &Records) -> Result<(), TaskError> {
-        self.written += batch.data_bytes();
+        self.written += output_bytes(batch);
         if self.written > self.max_written {
             return Err(TaskError::TaskOutput {
                 limit: self.max_written,
@@ -305,7 +316,7 @@ impl ShuffleWriter {
             let part = &mut self.parts[p];
             part.keys.append_value(k);
             part.values.append_value(v);
-            part.buffered += k.len() + v.len();
+            part.buffered += k.len() + v.len() + RECORD_OVERHEAD;
             if part.buffered >= BATCH_BYTES {
                 self.flush(p)?;
             }

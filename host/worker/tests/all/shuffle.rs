@@ -635,3 +635,60 @@ fn running_values_that_shrink_and_outgrow_their_room_stay_exact() {
         }
     }
 }
+
+/// The size of each batch message of an Arrow IPC file (its metadata and body), from its footer.
+fn message_sizes(path: &std::path::Path) -> Vec<usize> {
+    let bytes = std::fs::read(path).unwrap();
+    let trailer = bytes.len() - 10;
+    let footer_len =
+        arrow_ipc::reader::read_footer_length(bytes[trailer..].try_into().unwrap()).unwrap();
+    let footer = arrow_ipc::root_as_footer(&bytes[trailer - footer_len..trailer]).unwrap();
+    footer
+        .recordBatches()
+        .unwrap()
+        .iter()
+        .map(|block| block.metaDataLength() as usize + block.bodyLength() as usize)
+        .collect()
+}
+
+/// Records with empty keys and values still cost their two offsets: they fill batches (a block's
+/// messages stay near `BATCH_BYTES` whatever its records hold) and count against the task's
+/// output limit. Counted by their bytes alone, a UDF emitting them by the million grew one
+/// partition's buffer without bound and never met the limit.
+#[test]
+fn empty_records_fill_batches_and_meet_the_output_limit() {
+    let n = 1_000_000;
+    let empty = Records::from_pairs((0..n).map(|_| (b"", b"")));
+    let mut p = Pipeline::new(&HashMap::new(), &[], &SandboxLimits::default()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = ShuffleWriter::new(dir.path(), 1, None).unwrap();
+    writer.write(&mut p, &empty).unwrap();
+    let blocks = writer.finish(&mut p).unwrap();
+    let sizes = message_sizes(&blocks[0].path);
+    assert!(sizes.len() >= 2, "one batch of {n} records: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&s| s <= weft_worker::BATCH_BYTES + 4096),
+        "{sizes:?}"
+    );
+    let read: usize = read_block(&blocks[0].path)
+        .unwrap()
+        .iter()
+        .map(|batch| {
+            assert!(batch.iter().all(|(k, v)| k.is_empty() && v.is_empty()));
+            batch.len()
+        })
+        .sum();
+    assert_eq!(read, n);
+
+    let limit = 8 * n as u64 - 1;
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = ShuffleWriter::new(dir.path(), 1, None)
+        .unwrap()
+        .with_output_limit(limit);
+    let error = writer.write(&mut p, &empty).unwrap_err();
+    assert!(
+        matches!(error, TaskError::TaskOutput { limit: l } if l == limit),
+        "{error}"
+    );
+}
