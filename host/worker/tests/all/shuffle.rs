@@ -381,15 +381,8 @@ fn a_failing_step_names_its_module_and_function() {
 /// The codec each record batch of an Arrow IPC file declares, read from the file's own metadata
 /// (the footer's block index, then each batch's message header), not through the reader under test.
 fn batch_codecs(path: &std::path::Path) -> Vec<Option<arrow_ipc::CompressionType>> {
-    let bytes = std::fs::read(path).unwrap();
-    // A file ends with the footer, its length (i32) and the magic `ARROW1`.
-    let trailer = bytes.len() - 10;
-    let footer_len =
-        arrow_ipc::reader::read_footer_length(bytes[trailer..].try_into().unwrap()).unwrap();
-    let footer = arrow_ipc::root_as_footer(&bytes[trailer - footer_len..trailer]).unwrap();
-    footer
-        .recordBatches()
-        .unwrap()
+    let (bytes, blocks) = batch_blocks(path);
+    blocks
         .iter()
         .map(|block| {
             let start = usize::try_from(block.offset()).unwrap();
@@ -400,6 +393,18 @@ fn batch_codecs(path: &std::path::Path) -> Vec<Option<arrow_ipc::CompressionType
             header.compression().map(|c| c.codec())
         })
         .collect()
+}
+
+/// An Arrow IPC file's bytes and its footer's index of record batches.
+fn batch_blocks(path: &std::path::Path) -> (Vec<u8>, Vec<arrow_ipc::Block>) {
+    let bytes = std::fs::read(path).unwrap();
+    // A file ends with the footer, its length (i32) and the magic `ARROW1`.
+    let trailer = bytes.len() - 10;
+    let footer_len =
+        arrow_ipc::reader::read_footer_length(bytes[trailer..].try_into().unwrap()).unwrap();
+    let footer = arrow_ipc::root_as_footer(&bytes[trailer - footer_len..trailer]).unwrap();
+    let blocks = footer.recordBatches().unwrap().iter().copied().collect();
+    (bytes, blocks)
 }
 
 /// Every codec: the files say they are compressed with it (and `none` that they are not), the
@@ -638,14 +643,8 @@ fn running_values_that_shrink_and_outgrow_their_room_stay_exact() {
 
 /// The size of each batch message of an Arrow IPC file (its metadata and body), from its footer.
 fn message_sizes(path: &std::path::Path) -> Vec<usize> {
-    let bytes = std::fs::read(path).unwrap();
-    let trailer = bytes.len() - 10;
-    let footer_len =
-        arrow_ipc::reader::read_footer_length(bytes[trailer..].try_into().unwrap()).unwrap();
-    let footer = arrow_ipc::root_as_footer(&bytes[trailer - footer_len..trailer]).unwrap();
-    footer
-        .recordBatches()
-        .unwrap()
+    batch_blocks(path)
+        .1
         .iter()
         .map(|block| block.metaDataLength() as usize + block.bodyLength() as usize)
         .collect()
