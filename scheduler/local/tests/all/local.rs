@@ -2,7 +2,8 @@
 //! loopback) running whole jobs over generated data, each result compared with a reference
 //! computed independently of Weft: word count over a 20 MiB corpus for 1, 2 and 7 input splits and
 //! 1 and 5 output partitions, stocks' max volume by symbol (comma- and semicolon-delimited), narrow
-//! steps fused before a reduce, and a group_reduce inverted index.
+//! steps fused before a reduce, a group_reduce inverted index, and a reduce over a million records
+//! grouped in parts.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -390,4 +391,77 @@ async fn wordcount_is_exact_with_each_shuffle_compression() {
     };
     assert!(lz4 < none && zstd < none, "shuffle bytes: {shuffled:?}");
     cluster.shutdown().await;
+}
+
+/// A reduce task over more records than a cache-sized part holds scatters them into parts by key
+/// and groups part after part (`weft_worker::radix`): the 1 GB shuffle-heavy job's reduce path,
+/// taken here at the default part size through real workers, a real shuffle and gRPC fetches.
+/// The corpus has 600 000 distinct six-letter words, word `i` occurring `i % 3 + 1` times, in an
+/// order that scatters each word's occurrences over both splits: the one reduce task gets each
+/// word once or twice, about a million records, and every count is known without Weft.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reduce_over_a_million_records_groups_in_parts_and_stays_exact() {
+    const DISTINCT: u64 = 600_000;
+    let word = |i: u64| -> Vec<u8> {
+        // Six base-26 letters of `i` times an odd constant: distinct for distinct `i < 26^6`.
+        let mut n = i.wrapping_mul(0x9E37_79B9) % 26u64.pow(6);
+        (0..6)
+            .map(|_| {
+                let letter = b'a' + (n % 26) as u8;
+                n /= 26;
+                letter
+            })
+            .collect()
+    };
+    let mut want = HashMap::new();
+    let mut occurrences = Vec::new();
+    for i in 0..DISTINCT {
+        let count = i % 3 + 1;
+        want.insert(word(i), count);
+        occurrences.extend(std::iter::repeat_n(i, count as usize));
+    }
+    assert_eq!(want.len() as u64, DISTINCT, "the generator repeats a word");
+    // A fixed permutation of the occurrences (stride coprime to their number) spreads each word's
+    // occurrences far apart, so most land in both splits.
+    let n = occurrences.len();
+    let stride = (1..).map(|k| n / 2 + k).find(|s| gcd(*s, n) == 1).unwrap();
+    let mut text = Vec::with_capacity(n * 7);
+    for (j, k) in (0..n).map(|j| (j, j * stride % n)) {
+        text.extend_from_slice(&word(occurrences[k]));
+        text.push(if j % 10 == 9 { b'\n' } else { b' ' });
+    }
+    let corpus = Corpus::new("distinct.txt", text);
+
+    let (_work, mut cluster) = start().await;
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().join("counts");
+    let job = submission(
+        out.path(),
+        &job_text(
+            "parts",
+            &corpus.path,
+            corpus.size().div_ceil(2),
+            WORDCOUNT_STEPS,
+            &output,
+            1,
+        ),
+    );
+    let report = run(&mut cluster, &job).await;
+    assert_same_map(&counts_of(output_of(&output, 1)), &want, "parts");
+    let reduce = &report.stages[1];
+    assert!(
+        reduce.records_in >= 2 * weft_worker::RECORDS_PER_PART,
+        "too few records for parts: {report:?}"
+    );
+    let (partitioned, parts) = cluster.workers().iter().fold((0, 0), |(p, n), worker| {
+        let stats = worker.executor_stats();
+        (p + stats.partitioned_reduces, n + stats.reduce_parts)
+    });
+    assert_eq!(partitioned, 1, "the reduce task did not group in parts");
+    assert!(parts >= 2, "{parts} parts");
+    cluster.shutdown().await;
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
