@@ -1,7 +1,8 @@
 //! The worker's side of the scheduler protocol, observed from a scheduler stand-in that records
 //! every call and answers as the test tells it: registration, heartbeats (ids, free slots, running
 //! attempts, compiled modules), registering again on request, kills carried by heartbeat replies,
-//! and the worker's `CheckPaths`.
+//! the worker's `CheckPaths`, and its `FetchShuffleBlock` for blocks larger than the flow-control
+//! windows.
 //!
 //! The stand-in is the tests' observation point, not a replacement for the real scheduler
 //! (`weft-scheduler` depends on this crate, so it cannot be a dev-dependency here).
@@ -611,5 +612,112 @@ async fn a_launch_of_an_attempt_still_running_here_is_refused() {
     let mut next = spec.clone();
     next.id.attempt += 1;
     launch(&worker, &next).await;
+    worker.shutdown().await;
+}
+
+/// The `i`th record of the planted block `block`: an 8-byte key and a value of 1–4 KiB whose
+/// bytes depend on both, so that a record out of place, cut or doubled is seen.
+fn planted_record(block: u8, i: u64) -> ([u8; 8], Vec<u8>) {
+    let len = 1024 + (i * 7919 % 3072) as usize;
+    let seed = (i as u8).wrapping_mul(31) ^ block;
+    (
+        i.to_be_bytes(),
+        (0..len).map(|j| seed.wrapping_add(j as u8)).collect(),
+    )
+}
+
+/// Shuffle blocks far larger than the HTTP/2 flow-control windows a peer opens (16 MiB a stream,
+/// 64 MiB a connection: `weft_task::link`) arrive whole and in order through `FetchShuffleBlock`,
+/// three at once over one connection, as a worker's reduce tasks fetch from one peer. Two readers
+/// stop after their first batch until the third has its 40 MB: a reduce task that stalls
+/// (grouping, spilling) holds at most its stream's window of the connection's, so two of them
+/// leave the third half of it. (Four stalled readers of one peer would hold all of it: the others
+/// then wait for them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blocks_larger_than_the_windows_arrive_whole_beside_stalled_readers() {
+    use weft_host::{Records, SandboxLimits};
+    use weft_task::TaskId;
+    use weft_worker::service::{connect_peer, fetch_block};
+    use weft_worker::{Executor, Pipeline, ShuffleWriter};
+
+    const RECORDS: u64 = 16_000; // ~40 MB of values a block
+    let scheduler = scheduler().await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker(&scheduler, dir.path(), WorkerConfig::default()).await;
+    // The worker keeps shuffle files under its work directory; an executor over the same
+    // directory knows where (as the benchmark plants its block in a `weft worker`).
+    let layout = Executor::new(engine().clone(), Modules::of(&[]), &dir.path().join("work"));
+    let mut tasks = Vec::new();
+    for block in 0..3u8 {
+        let task = TaskId {
+            job: "windows".into(),
+            stage: 0,
+            partition: u32::from(block),
+            attempt: 0,
+        };
+        let path = layout.block_path(&task, 0);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut writer = ShuffleWriter::new(path.parent().unwrap(), 1, None).unwrap();
+        let mut pipeline =
+            Pipeline::new(&Default::default(), &[], &SandboxLimits::default()).unwrap();
+        for start in (0..RECORDS).step_by(1000) {
+            let batch =
+                Records::from_pairs((start..start + 1000).map(|i| planted_record(block, i)));
+            writer.write(&mut pipeline, &batch).unwrap();
+        }
+        let written = writer.finish(&mut pipeline).unwrap();
+        assert_eq!(written[0].path, path);
+        // Over twice a stream's window, and the three over the connection's.
+        assert!(written[0].bytes > 32 << 20, "{} bytes", written[0].bytes);
+        tasks.push(task);
+    }
+
+    let url = format!("http://{}", worker.address);
+    let client = connect_peer(&url, &Default::default()).await.unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(Mutex::new(released));
+    // Each fetch on a thread of its own, as each reduce task runs on its own thread.
+    let runtime = tokio::runtime::Handle::current();
+    let fetches: Vec<_> = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(block, task)| {
+            let (mut client, url, runtime) = (client.clone(), url.clone(), runtime.clone());
+            let mut stall = (block < 2).then(|| released.clone());
+            std::thread::spawn(move || {
+                let mut next = 0u64;
+                let mut check = |records: Records| {
+                    for (key, value) in records.iter() {
+                        let (want_key, want_value) = planted_record(block as u8, next);
+                        assert_eq!(key, want_key, "block {block}: record {next}'s key");
+                        assert!(value == want_value, "block {block}: record {next}'s value");
+                        next += 1;
+                    }
+                    if let Some(stall) = stall.take() {
+                        stall
+                            .lock()
+                            .unwrap()
+                            .recv_timeout(Duration::from_secs(60))
+                            .expect("the other fetches did not finish while this one stalled");
+                    }
+                    Ok(())
+                };
+                runtime
+                    .block_on(fetch_block(&mut client, &url, &task, 0, &mut check))
+                    .unwrap_or_else(|e| panic!("block {block}: {}", weft_task::error_chain(&e)));
+                next
+            })
+        })
+        .collect();
+    let fetched = tokio::task::spawn_blocking(move || {
+        let mut fetches = fetches.into_iter().rev();
+        let going = fetches.next().unwrap().join().unwrap();
+        // Both stalled readers wait for this, one after the other.
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let stalled: Vec<u64> = fetches.map(|f| f.join().unwrap()).collect();
+        (going, stalled)
+    });
+    assert_eq!(fetched.await.unwrap(), (RECORDS, vec![RECORDS, RECORDS]));
     worker.shutdown().await;
 }
