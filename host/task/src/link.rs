@@ -17,7 +17,10 @@ use crate::auth::{AuthChannel, Secret, authed};
 /// while the batch before is decoded. What a stream may buffer is bounded by it all the same.
 const STREAM_WINDOW: u32 = 16 << 20;
 /// The same for all the streams of one connection together: room for a few bulk streams at once.
+/// A connection that carries more bulk streams at once has room for each ([`Link::connect_bulk`]).
 const CONNECTION_WINDOW: u32 = 64 << 20;
+/// The largest window HTTP/2 allows (RFC 9113, 6.9.1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// The largest HTTP/2 frame this client accepts (16 KiB by default): a 1 MiB shuffle frame then
 /// arrives in a few frames, not 64, each its own header and wake-up.
 const MAX_FRAME: u32 = 1 << 20;
@@ -135,6 +138,26 @@ impl Link {
         Ok(self.wrap(channel))
     }
 
+    /// A channel to `url` that up to `streams` bulk streams share at once (a worker's reduce tasks,
+    /// each fetching one shuffle block at a time from this peer), connected now: its connection's
+    /// window holds every stream's window and one more, so a stream whose reader stops (a task
+    /// spilling, or paused) holds back only itself, never its neighbours. Up to 127 streams; past
+    /// that the window is HTTP/2's largest.
+    pub async fn connect_bulk(
+        &self,
+        url: &str,
+        timeout: Duration,
+        streams: u32,
+    ) -> Result<AuthChannel, tonic::transport::Error> {
+        let channel = self
+            .endpoint(url)?
+            .initial_connection_window_size(bulk_connection_window(streams))
+            .connect_timeout(timeout)
+            .connect()
+            .await?;
+        Ok(self.wrap(channel))
+    }
+
     /// A channel to `url` that connects on first use.
     pub fn connect_lazy(
         &self,
@@ -147,5 +170,27 @@ impl Link {
 
     fn wrap(&self, channel: Channel) -> AuthChannel {
         authed(channel, self.secret.as_ref())
+    }
+}
+
+/// The connection window for `streams` bulk streams at once: one stream window more than they
+/// can hold together, at least [`CONNECTION_WINDOW`], at most HTTP/2's largest.
+fn bulk_connection_window(streams: u32) -> u32 {
+    let room = (u64::from(streams) + 1) * u64::from(STREAM_WINDOW);
+    room.clamp(u64::from(CONNECTION_WINDOW), u64::from(MAX_WINDOW)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_connection_holds_each_streams_window_and_one_more() {
+        assert_eq!(bulk_connection_window(0), CONNECTION_WINDOW);
+        assert_eq!(bulk_connection_window(3), CONNECTION_WINDOW);
+        assert_eq!(bulk_connection_window(4), 5 * STREAM_WINDOW);
+        assert_eq!(bulk_connection_window(126), 127 * STREAM_WINDOW);
+        assert_eq!(bulk_connection_window(127), MAX_WINDOW);
+        assert_eq!(bulk_connection_window(u32::MAX), MAX_WINDOW);
     }
 }

@@ -198,7 +198,7 @@ fn word_records(text: &Path) -> Result<Vec<Records>> {
 /// Fetches one block from a worker and decodes it, as a reduce task does: with the worker's own
 /// fetch, frame by frame, each batch handed on (here, to `check`) and dropped, not held.
 async fn fetch(url: &str, task: &TaskId, check: &mut Check<'_>) -> Result<()> {
-    let mut client = connect_peer(url, &weft_task::link::Link::default()).await?;
+    let mut client = connect_peer(url, &weft_task::link::Link::default(), 1).await?;
     fetch_block(&mut client, url, task, 0, &mut |records| {
         check.batch(&records);
         Ok(())

@@ -655,7 +655,7 @@ impl State {
         let mut client = match client {
             Some(c) => c,
             None => {
-                let c = connect_peer(&block.worker_address, &self.link).await?;
+                let c = connect_peer(&block.worker_address, &self.link, self.slots).await?;
                 self.peers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -692,16 +692,22 @@ fn require_secret(secret: Option<&Secret>) -> impl Interceptor + Clone + use<> {
 }
 
 /// A client of the worker at `address` (`http://host:port`, or `https://`), for fetching its
-/// shuffle blocks, over `link` (TLS, and the cluster secret).
+/// shuffle blocks, over `link` (TLS, and the cluster secret), shared by up to `fetches` fetches at
+/// once (this worker's slots: a reduce task fetches one block at a time). A fetch whose reader
+/// stalls holds back only itself ([`Link::connect_bulk`]).
 pub async fn connect_peer(
     address: &str,
     link: &Link,
+    fetches: u32,
 ) -> Result<WorkerClient<AuthChannel>, TaskError> {
     let fail = |e| TaskError::Fetch {
         from: address.to_owned(),
         source: PeerError::Connect(e),
     };
-    let channel = link.connect(address, CONTROL_TIMEOUT).await.map_err(fail)?;
+    let channel = link
+        .connect_bulk(address, CONTROL_TIMEOUT, fetches)
+        .await
+        .map_err(fail)?;
     Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
