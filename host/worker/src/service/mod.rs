@@ -840,18 +840,17 @@ impl pb::worker_server::Worker for Service {
                     let read = (&open).take(SHUFFLE_FRAME as u64).read_to_end(&mut buf);
                     (open, read.map(|_| buf))
                 })
-                .await;
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|(open, read)| read.map(|buf| (open, buf)).map_err(|e| e.to_string()));
                 let frame = match read {
-                    Ok((_, Ok(buf))) if buf.is_empty() => break,
-                    Ok((open, Ok(buf))) => {
+                    Ok((_, buf)) if buf.is_empty() => break,
+                    Ok((open, buf)) => {
                         file = Some(open);
                         Ok(pb::ShuffleFrame {
                             arrow_ipc: buf.into(),
                         })
                     }
-                    Ok((_, Err(e))) => Err(Status::internal(format!(
-                        "reading the shuffle block of {task}: {e}"
-                    ))),
                     Err(e) => Err(Status::internal(format!(
                         "reading the shuffle block of {task}: {e}"
                     ))),
