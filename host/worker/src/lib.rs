@@ -34,7 +34,7 @@ pub use executor::{
     Executor, ExecutorStats, ModuleSource, Progress, RemoteFetch, TaskRun, sandbox_limits,
 };
 pub use group::{DEFAULT_GROUP_BUDGET, Grouper};
-pub use malloc::tune_malloc;
+pub use malloc::{release_free_memory, tune_malloc};
 pub use pipeline::Pipeline;
 pub use radix::RECORDS_PER_PART;
 pub use shuffle::{

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -152,6 +152,12 @@ impl WorkerHandle {
         self.state.executor.stats()
     }
 
+    /// How many times this worker, idle for a while after running tasks, gave its allocator's free
+    /// memory back to the system (once per idle spell).
+    pub fn idle_trims(&self) -> u64 {
+        self.state.idle_trims.load(Ordering::Relaxed)
+    }
+
     /// Drains the worker, as before a restart: it takes no new task (and tells the scheduler so),
     /// lets the tasks it runs finish and report, and serves its shuffle blocks until the jobs that
     /// need them have released them — or until `timeout`, or until the scheduler has been out of
@@ -241,7 +247,18 @@ struct State {
     /// The session held open with the scheduler since the last registration (see
     /// [`State::open_session`]).
     session: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Attempts launched here so far: an idle spell is over when it changes.
+    launched: AtomicU64,
+    /// The value of `launched` when the worker last gave its free memory back (`u64::MAX`: never).
+    trimmed_at: AtomicU64,
+    /// How many idle spells ended with the free memory given back.
+    idle_trims: AtomicU64,
 }
+
+/// How long a worker stays without tasks before it gives its allocator's free memory back
+/// ([`crate::release_free_memory`]): long enough that the next task of a stage, launched within
+/// milliseconds, finds it still there.
+const IDLE_TRIM_DELAY: Duration = Duration::from_secs(2);
 
 /// An attempt running here: its kill flag and how far it has read.
 struct Running {
@@ -315,6 +332,9 @@ pub async fn start(
         draining: AtomicBool::new(false),
         last_heartbeat: Mutex::new(None),
         session: Mutex::new(None),
+        launched: AtomicU64::new(0),
+        trimmed_at: AtomicU64::new(u64::MAX),
+        idle_trims: AtomicU64::new(0),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -593,6 +613,38 @@ impl State {
     }
 
     /// Runs a task on this thread and reports its outcome.
+    /// Once no attempt has run here for [`IDLE_TRIM_DELAY`], gives the allocator's free memory back
+    /// to the system, once per idle spell. glibc keeps up to 32 MiB free at the top of each of its
+    /// heaps (one per task thread, up to eight per core) for the next task's buffers
+    /// ([`crate::tune_malloc`]); an idle worker of eight slots held ~135 MB of it after a
+    /// shuffle-heavy job. In `weft run`, where workers share a process, one worker's idle spell
+    /// trims the process's heaps: the busy ones fault back in what they need.
+    fn trim_when_idle(self: &Arc<State>) {
+        let idle =
+            |state: &State| lock(&state.running).is_empty() && lock(&state.reporting).is_empty();
+        if !idle(self) {
+            return;
+        }
+        let launched = self.launched.load(Ordering::Relaxed);
+        let state = self.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(IDLE_TRIM_DELAY).await;
+            if state.launched.load(Ordering::Relaxed) != launched || !idle(&state) {
+                return;
+            }
+            // Once per idle spell, however many attempts ended as it began.
+            if state.trimmed_at.swap(launched, Ordering::Relaxed) == launched {
+                return;
+            }
+            let released = tokio::task::spawn_blocking(crate::release_free_memory).await;
+            tracing::debug!(
+                ?released,
+                "idle: free heap memory handed back to the system"
+            );
+            state.idle_trims.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+
     fn run_and_report(
         self: &Arc<State>,
         spec: TaskSpec,
@@ -639,6 +691,7 @@ impl State {
             .runtime
             .block_on(async move { scheduler.report_task(status).await });
         lock(&self.reporting).remove(&spec.id);
+        self.trim_when_idle();
     }
 
     /// Streams a block from the worker that holds it, decoding batches as frames arrive and
@@ -787,6 +840,7 @@ impl pb::worker_server::Worker for Service {
                     progress: progress.clone(),
                 },
             );
+            self.0.launched.fetch_add(1, Ordering::Relaxed);
         }
         let state = self.0.clone();
         std::thread::Builder::new()

@@ -728,3 +728,55 @@ async fn blocks_larger_than_the_windows_arrive_whole_beside_stalled_readers() {
     assert_eq!(fetched.await.unwrap(), (RECORDS, stalled));
     worker.shutdown().await;
 }
+
+/// A worker gives its allocator's free memory back once it has run no task for a while, once per
+/// idle spell: not when the next task comes within the delay, not while tasks run, and not twice
+/// when two tasks end together.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_worker_gives_free_memory_back_once_per_idle_spell() {
+    let scheduler = scheduler().await;
+    let seen = &scheduler.seen;
+    let dir = tempfile::tempdir().unwrap();
+    let config = WorkerConfig {
+        slots: 2,
+        ..WorkerConfig::default()
+    };
+    let worker = worker(&scheduler, dir.path(), config).await;
+    let (_, textkit) = textkit();
+    let reports = |n: usize| move |s: &Recorder| s.reports.lock().unwrap().len() >= n;
+
+    // A short task, then at once two that run until killed: the first one's idle spell never
+    // began, and nothing is trimmed while the others run.
+    let short = text_task(
+        dir.path(),
+        "short",
+        b"a b\n",
+        &[(UdfKind::FlatMap, &textkit, "words_with_line")],
+    );
+    launch(&worker, &short).await;
+    until(seen, "the short task is reported", reports(1)).await;
+    let burns = [
+        burn_task(dir.path(), "burn-a", &textkit),
+        burn_task(dir.path(), "burn-b", &textkit),
+    ];
+    for burn in &burns {
+        launch(&worker, burn).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(worker.idle_trims(), 0, "trimmed while tasks ran");
+
+    // Both killed at once: the worker is idle, and trims once.
+    *seen.kill.lock().unwrap() = burns
+        .iter()
+        .map(|b| pb::TaskAttemptId::from(&b.id))
+        .collect();
+    until(seen, "the long tasks are reported", reports(3)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker.idle_trims() == 0 {
+        assert!(Instant::now() < deadline, "the idle worker never trimmed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(worker.idle_trims(), 1, "trimmed twice in one idle spell");
+    worker.shutdown().await;
+}
