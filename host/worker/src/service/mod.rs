@@ -612,7 +612,6 @@ impl State {
             .is_some()
     }
 
-    /// Runs a task on this thread and reports its outcome.
     /// Once no attempt has run here for [`IDLE_TRIM_DELAY`], gives the allocator's free memory back
     /// to the system, once per idle spell. glibc keeps up to 32 MiB free at the top of each of its
     /// heaps (one per task thread, up to eight per core) for the next task's buffers
@@ -645,6 +644,7 @@ impl State {
         });
     }
 
+    /// Runs a task on this thread and reports its outcome.
     fn run_and_report(
         self: &Arc<State>,
         spec: TaskSpec,
