@@ -130,12 +130,7 @@ impl Link {
         url: &str,
         timeout: Duration,
     ) -> Result<AuthChannel, tonic::transport::Error> {
-        let channel = self
-            .endpoint(url)?
-            .connect_timeout(timeout)
-            .connect()
-            .await?;
-        Ok(self.wrap(channel))
+        self.connect_to(self.endpoint(url)?, timeout).await
     }
 
     /// A channel to `url` that up to `streams` bulk streams share at once (a worker's reduce tasks,
@@ -149,12 +144,18 @@ impl Link {
         timeout: Duration,
         streams: u32,
     ) -> Result<AuthChannel, tonic::transport::Error> {
-        let channel = self
+        let endpoint = self
             .endpoint(url)?
-            .initial_connection_window_size(bulk_connection_window(streams))
-            .connect_timeout(timeout)
-            .connect()
-            .await?;
+            .initial_connection_window_size(bulk_connection_window(streams));
+        self.connect_to(endpoint, timeout).await
+    }
+
+    async fn connect_to(
+        &self,
+        endpoint: Endpoint,
+        timeout: Duration,
+    ) -> Result<AuthChannel, tonic::transport::Error> {
+        let channel = endpoint.connect_timeout(timeout).connect().await?;
         Ok(self.wrap(channel))
     }
 
